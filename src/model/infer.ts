@@ -1,0 +1,191 @@
+/**
+ * Inference forward (no autograd) over KV caches: the base model's full call on M new tokens and the
+ * recyclable module's call on M new (h_t, x_{t+1}) pairs (DESIGN.md §1.1). Every kernel used is
+ * row-independent, so a row computed in an M-token call equals the same row computed alone, bit for bit.
+ *
+ * Shapes: M new rows, C width, H heads, G kv heads, D head dim, I MLP width, V vocab.
+ */
+import type { Backend } from '../kernels/backend.js';
+import type { ModelConfig } from './config.js';
+import { KVCache } from './kv-cache.js';
+import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
+import type { Weights } from './weights.js';
+
+/** Reusable activations for calls of up to `rows` rows; grows on demand, never shrinks. */
+class Scratch {
+  rows = 0;
+  x = new Float32Array(0); norm = new Float32Array(0); q = new Float32Array(0); att = new Float32Array(0);
+  tmp = new Float32Array(0); up = new Float32Array(0); gate = new Float32Array(0); logits = new Float32Array(0);
+  cat = new Float32Array(0); qkv = new Float32Array(0); kNew = new Float32Array(0); vNew = new Float32Array(0);
+  mean = new Float32Array(0); rstd = new Float32Array(0); pos = new Int32Array(0); ids = new Int32Array(0);
+
+  constructor(private readonly c: ModelConfig) {}
+
+  ensure(M: number): void {
+    if (M <= this.rows) return;
+    const { hidden: C, intermediate: I, vocabSize: V } = this.c;
+    const kvw = this.c.nKvHeads * this.c.headDim;
+    this.rows = M;
+    this.x = new Float32Array(M * C); this.norm = new Float32Array(M * C); this.q = new Float32Array(M * C);
+    this.att = new Float32Array(M * C); this.tmp = new Float32Array(M * C); this.up = new Float32Array(M * I);
+    this.gate = new Float32Array(M * I); this.logits = new Float32Array(M * V); this.cat = new Float32Array(M * 2 * C);
+    this.qkv = new Float32Array(M * 3 * C); this.kNew = new Float32Array(M * kvw); this.vNew = new Float32Array(M * kvw);
+    this.mean = new Float32Array(M); this.rstd = new Float32Array(M); this.pos = new Int32Array(M); this.ids = new Int32Array(M);
+  }
+}
+
+export type LogitRows = 'all' | 'last' | 'none';
+
+export interface BaseOutput {
+  /** h: the last block's output (before the final norm), [M, C]. A view valid until the next base call. */
+  hidden: Float32Array;
+  /** Logits [R, V] for R = M ('all'), 1 ('last') or 0 rows. A view valid until the next base call. */
+  logits: Float32Array;
+}
+
+export class InferenceModel {
+  private readonly base: Scratch;
+  private readonly mod: Scratch;
+  private readonly baseBlocks: BlockNames[];
+  private readonly moduleBlocks: BlockNames[];
+
+  constructor(readonly config: ModelConfig, readonly weights: Weights, readonly backend: Backend) {
+    this.base = new Scratch(config);
+    this.mod = new Scratch(config);
+    this.baseBlocks = Array.from({ length: config.nLayers }, (_, l) => blockNames(config.arch, basePrefix(config.arch, l)));
+    this.moduleBlocks = Array.from({ length: config.recycle?.numLayers ?? 0 }, (_, l) => blockNames(config.arch, modulePrefix(l)));
+  }
+
+  get hasModule(): boolean {
+    return this.config.recycle !== null;
+  }
+
+  newBaseCache(maxT = this.config.maxPositions): KVCache {
+    return new KVCache(this.config.nLayers, Math.min(maxT, this.config.maxPositions), this.config.nKvHeads * this.config.headDim);
+  }
+
+  newModuleCache(maxT = this.config.maxPositions): KVCache {
+    if (!this.config.recycle) throw new Error('this model has no recyclable module (config.json has no "recycle" section)');
+    return new KVCache(this.config.recycle.numLayers, Math.min(maxT, this.config.maxPositions), this.config.nKvHeads * this.config.headDim);
+  }
+
+  /** Full call: run the base on `ids` at positions cache.length … cache.length+M−1 and advance the cache. */
+  forwardBase(ids: ArrayLike<number>, cache: KVCache, logitRows: LogitRows = 'last'): BaseOutput {
+    const c = this.config, b = this.backend, s = this.base, M = ids.length, C = c.hidden;
+    if (M === 0) throw new Error('forwardBase: no tokens');
+    cache.ensureRoom(M);
+    s.ensure(M);
+    const pos0 = cache.length;
+    const idArr = s.ids.subarray(0, M), pos = s.pos.subarray(0, M);
+    for (let i = 0; i < M; i++) {
+      const id = ids[i]!;
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`forwardBase: token id ${id} at index ${i} is outside the vocabulary (${c.vocabSize})`);
+      idArr[i] = id;
+      pos[i] = pos0 + i;
+    }
+    const t = topNames(c), x = s.x.subarray(0, M * C);
+    b.embeddingForward(M, C, c.vocabSize, idArr, this.weights.get(t.tokenEmbedding), x);
+    if (t.positionEmbedding) {
+      const wpe = this.weights.get(t.positionEmbedding);
+      b.add(M * C, x, wpe.subarray(pos0 * C, (pos0 + M) * C), x);
+    }
+    for (let l = 0; l < c.nLayers; l++) this.block(s, this.baseBlocks[l]!, M, pos0, pos, cache, l);
+    cache.advance(M);
+    return { hidden: x, logits: this.head(s, M, logitRows) };
+  }
+
+  /**
+   * Module call: rows i = 0..M−1 are (h[i], nextIds[i]) pairs for module positions cache.length + i; returns
+   * the logits for the token after nextIds[i] ('all' rows or the 'last').
+   */
+  forwardModule(hidden: Float32Array, nextIds: ArrayLike<number>, cache: KVCache, logitRows: LogitRows = 'last'): Float32Array {
+    const c = this.config, b = this.backend, s = this.mod, M = nextIds.length, C = c.hidden;
+    if (!c.recycle) throw new Error('this model has no recyclable module (config.json has no "recycle" section)');
+    if (M === 0) throw new Error('forwardModule: no rows');
+    if (hidden.length < M * C) throw new Error(`forwardModule: hidden has ${hidden.length} values, ${M} rows of ${C} need ${M * C}`);
+    cache.ensureRoom(M);
+    s.ensure(M);
+    const pos0 = cache.length, pos = s.pos.subarray(0, M), idArr = s.ids.subarray(0, M);
+    for (let i = 0; i < M; i++) {
+      const id = nextIds[i]!;
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`forwardModule: token id ${id} at index ${i} is outside the vocabulary (${c.vocabSize})`);
+      idArr[i] = id;
+      pos[i] = pos0 + i;
+    }
+    // m = W_in · concat(h, e(x_{t+1})) + b_in; concat order: h first, then e.
+    const emb = s.tmp.subarray(0, M * C), cat = s.cat.subarray(0, M * 2 * C), x = s.x.subarray(0, M * C);
+    b.embeddingForward(M, C, c.vocabSize, idArr, this.weights.get(topNames(c).tokenEmbedding), emb);
+    for (let i = 0; i < M; i++) {
+      cat.set(hidden.subarray(i * C, (i + 1) * C), i * 2 * C);
+      cat.set(emb.subarray(i * C, (i + 1) * C), i * 2 * C + C);
+    }
+    b.linear(M, C, 2 * C, cat, this.weights.get('recycle.in_proj.weight'), this.weights.get('recycle.in_proj.bias'), x);
+    for (let l = 0; l < this.moduleBlocks.length; l++) this.block(s, this.moduleBlocks[l]!, M, pos0, pos, cache, l);
+    cache.advance(M);
+    return this.head(s, M, logitRows);
+  }
+
+  /** Final norm + LM head on the rows of s.x that are asked for. */
+  private head(s: Scratch, M: number, rows: LogitRows): Float32Array {
+    if (rows === 'none') return s.logits.subarray(0, 0);
+    const c = this.config, C = c.hidden, t = topNames(c);
+    const first = rows === 'last' ? M - 1 : 0, R = M - first;
+    const xin = s.x.subarray(first * C, M * C), nrm = s.norm.subarray(0, R * C);
+    this.norm(R, xin, t.finalNorm, t.finalNormBias, nrm, s);
+    const logits = s.logits.subarray(0, R * c.vocabSize);
+    this.backend.linear(R, c.vocabSize, C, nrm, this.weights.get(t.head), null, logits);
+    return logits;
+  }
+
+  private norm(M: number, x: Float32Array, w: string, bias: string | null, out: Float32Array, s: Scratch): void {
+    const C = this.config.hidden;
+    if (this.config.arch === 'gpt2') {
+      this.backend.layerNormForward(M, C, x, this.weights.get(w), this.weights.get(bias!), this.config.normEps, out, s.mean, s.rstd);
+    } else {
+      this.backend.rmsNormForward(M, C, x, this.weights.get(w), this.config.normEps, out, s.rstd);
+    }
+  }
+
+  private bias(name: string | null): Float32Array | null {
+    return name ? this.weights.get(name) : null;
+  }
+
+  /** One pre-norm block on s.x[M, C] in place, writing this layer's K/V for positions pos0.. into the cache. */
+  private block(s: Scratch, n: BlockNames, M: number, pos0: number, pos: Int32Array, cache: KVCache, layer: number): void {
+    const c = this.config, b = this.backend, w = this.weights;
+    const C = c.hidden, H = c.nHeads, G = c.nKvHeads, D = c.headDim, I = c.intermediate, kvw = G * D;
+    const x = s.x.subarray(0, M * C), nrm = s.norm.subarray(0, M * C), q = s.q.subarray(0, M * C);
+    const kDst = cache.k[layer]!.subarray(pos0 * kvw, (pos0 + M) * kvw);
+    const vDst = cache.v[layer]!.subarray(pos0 * kvw, (pos0 + M) * kvw);
+    this.norm(M, x, n.norm1, n.norm1Bias, nrm, s);
+    if (n.qkv) {
+      // GPT-2's fused c_attn [3C, C]: rows 0..C are q, C..2C k, 2C..3C v. Three products read the same bytes.
+      const W = w.get(n.qkv), B = w.get(n.qkvBias!);
+      b.linear(M, C, C, nrm, W.subarray(0, C * C), B.subarray(0, C), q);
+      b.linear(M, C, C, nrm, W.subarray(C * C, 2 * C * C), B.subarray(C, 2 * C), kDst);
+      b.linear(M, C, C, nrm, W.subarray(2 * C * C), B.subarray(2 * C), vDst);
+    } else {
+      b.linear(M, C, C, nrm, w.get(n.q!), null, q);
+      b.linear(M, kvw, C, nrm, w.get(n.k!), null, kDst);
+      b.linear(M, kvw, C, nrm, w.get(n.v!), null, vDst);
+      b.rope(M, H, D, q, pos, c.ropeTheta, false);
+      b.rope(M, G, D, kDst, pos, c.ropeTheta, false);
+    }
+    const att = s.att.subarray(0, M * C), proj = s.tmp.subarray(0, M * C);
+    b.attentionDecode(M, H, G, D, q, cache.k[layer]!, cache.v[layer]!, pos0, att);
+    b.linear(M, C, C, att, w.get(n.o), this.bias(n.oBias), proj);
+    b.add(M * C, x, proj, x);
+    this.norm(M, x, n.norm2, n.norm2Bias, nrm, s);
+    const up = s.up.subarray(0, M * I);
+    b.linear(M, I, C, nrm, w.get(n.up), this.bias(n.upBias), up);
+    if (n.gate) {
+      const gate = s.gate.subarray(0, M * I);
+      b.linear(M, I, C, nrm, w.get(n.gate), null, gate);
+      b.swigluForward(M * I, gate, up, up);
+    } else {
+      b.geluForward(M * I, up, up);
+    }
+    b.linear(M, C, I, up, w.get(n.down), this.bias(n.downBias), proj);
+    b.add(M * C, x, proj, x);
+  }
+}
