@@ -1,0 +1,38 @@
+/**
+ * Named model shapes for from-scratch training and speed work. Vocabulary sizes of trained presets follow the
+ * tokenizer (set at training time); gpt2-small is the real GPT-2 124M shape for benchmarks.
+ */
+import { defaultRecycleLayers, validateConfig, type Arch, type ModelConfig } from './config.js';
+
+interface PresetShape { arch: Arch; hidden: number; nLayers: number; nHeads: number; nKvHeads?: number; intermediate?: number; maxPositions: number; vocabSize: number; recycleLayers?: number }
+
+const SHAPES: Record<string, PresetShape> = {
+  /** For tests: trains in seconds. */
+  tiny: { arch: 'gpt2', hidden: 64, nLayers: 2, nHeads: 4, maxPositions: 64, vocabSize: 512, recycleLayers: 1 },
+  /** Llama-style tiny, for tests. */
+  'tiny-llama': { arch: 'llama', hidden: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, intermediate: 172, maxPositions: 64, vocabSize: 512, recycleLayers: 1 },
+  /** The shipped-model size class: ≈ 10–20M parameters with a 4–8k vocabulary. */
+  small: { arch: 'gpt2', hidden: 384, nLayers: 6, nHeads: 6, maxPositions: 256, vocabSize: 8192, recycleLayers: 2 },
+  /** GPT-2 124M shape (12 layers, 768 wide, 50257 vocab) with a 1-block module (≈ +6%): speed work. */
+  'gpt2-small': { arch: 'gpt2', hidden: 768, nLayers: 12, nHeads: 12, maxPositions: 1024, vocabSize: 50257, recycleLayers: 1 },
+};
+
+export function presetNames(): string[] {
+  return Object.keys(SHAPES);
+}
+
+/** The config of a preset; `vocabSize` overrides the preset's (set from the tokenizer). */
+export function presetConfig(name: string, overrides: { vocabSize?: number; eosTokenId?: number | null } = {}): ModelConfig {
+  const p = SHAPES[name];
+  if (!p) throw new Error(`unknown preset "${name}" (known: ${presetNames().join(', ')})`);
+  const vocabSize = overrides.vocabSize ?? p.vocabSize;
+  const cfg: ModelConfig = {
+    arch: p.arch, vocabSize, hidden: p.hidden, nLayers: p.nLayers, nHeads: p.nHeads, nKvHeads: p.nKvHeads ?? p.nHeads,
+    headDim: p.hidden / p.nHeads, intermediate: p.intermediate ?? 4 * p.hidden, maxPositions: p.maxPositions,
+    normEps: p.arch === 'gpt2' ? 1e-5 : 1e-6, ropeTheta: 10000, tieEmbeddings: true,
+    bosTokenId: null, eosTokenId: overrides.eosTokenId ?? null,
+    recycle: { numLayers: p.recycleLayers ?? defaultRecycleLayers(p.nLayers), lossWeight: 1 },
+  };
+  validateConfig(cfg, `preset ${name}`);
+  return cfg;
+}
