@@ -1,0 +1,73 @@
+/**
+ * Tokenizers: the interface, GPT-2 BPE, Hugging Face tokenizer.json, our byte-level BPE and its trainer,
+ * and loadTokenizer(dir) which picks one for a model directory.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { gpt2Tokenizer, GPT2_VOCAB_SIZE } from './gpt2.js';
+import { byteLevelBpeFromJson, HfTokenizer, readTokenizerJson } from './hf.js';
+import type { Tokenizer } from './tokenizer.js';
+
+export { createStreamDecoder, checkIds, type Tokenizer, type StreamDecoder } from './tokenizer.js';
+export { Gpt2Tokenizer, gpt2Tokenizer, GPT2_EOS, GPT2_EOS_ID, GPT2_VOCAB_SIZE } from './gpt2.js';
+export { HfTokenizer, loadHfTokenizer, readTokenizerJson, byteLevelBpeFromJson, type HfLoadOptions } from './hf.js';
+export { ByteLevelBpe, type ByteLevelBpeSpec, type SpecialToken } from './bpe.js';
+export { trainBpe, countWords, toTokenizerJson, writeTokenizerJson, bpeFromTrained, type BpeTrainOptions, type TrainedBpe } from './bpe-trainer.js';
+
+export interface LoadTokenizerOptions {
+  /**
+   * 'auto' (default): our own byte-level BPE encoder when tokenizer.json is plain GPT-2-style byte-level BPE (same
+   * ids, faster), else @huggingface/tokenizers. 'hf': always the library.
+   */
+  engine?: 'auto' | 'hf';
+}
+
+function readJsonObject(file: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`${file}: not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${file}: must be a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+/**
+ * The tokenizer of a model directory (or a tokenizer.json path):
+ * - tokenizer.json that is the marker `{"type": "gpt2"}` -> GPT-2 BPE (offline);
+ * - any other tokenizer.json -> Hugging Face format (tokenizer_config.json, if present, supplies eos/bos names);
+ * - no tokenizer.json, config.json with model_type "gpt2" and vocab_size 50257 -> GPT-2 BPE;
+ * - otherwise an error saying what was looked for.
+ */
+export function loadTokenizer(dirOrFile: string, opts: LoadTokenizerOptions = {}): Tokenizer {
+  if (!fs.existsSync(dirOrFile)) throw new Error(`loadTokenizer: ${dirOrFile} does not exist`);
+  const isFile = fs.statSync(dirOrFile).isFile();
+  const dir = isFile ? path.dirname(dirOrFile) : dirOrFile;
+  const tokFile = isFile ? dirOrFile : path.join(dir, 'tokenizer.json');
+  if (fs.existsSync(tokFile)) {
+    const raw = readJsonObject(tokFile);
+    if (raw.type === 'gpt2' && raw.model === undefined) return gpt2Tokenizer();
+    if (raw.type !== undefined && raw.model === undefined) {
+      throw new Error(`${tokFile}: marker type ${JSON.stringify(raw.type)} is not known (known: "gpt2")`);
+    }
+    const cfgFile = path.join(dir, 'tokenizer_config.json');
+    const config = fs.existsSync(cfgFile) ? readJsonObject(cfgFile) : {};
+    const json = readTokenizerJson(tokFile);
+    if ((opts.engine ?? 'auto') === 'auto') {
+      const fast = byteLevelBpeFromJson(tokFile, json, { config });
+      if (fast) return fast;
+    }
+    return new HfTokenizer(tokFile, json, config);
+  }
+  const cfgFile = path.join(dir, 'config.json');
+  if (fs.existsSync(cfgFile)) {
+    const cfg = readJsonObject(cfgFile);
+    if (cfg.model_type === 'gpt2' && cfg.vocab_size === GPT2_VOCAB_SIZE) return gpt2Tokenizer();
+    throw new Error(
+      `${dir}: no tokenizer.json, and ${cfgFile} (model_type ${JSON.stringify(cfg.model_type)}, vocab_size ` +
+        `${JSON.stringify(cfg.vocab_size)}) is not GPT-2's 50257-token vocabulary, so no tokenizer can be chosen`,
+    );
+  }
+  throw new Error(`${dir}: no tokenizer.json and no config.json to choose a tokenizer from`);
+}

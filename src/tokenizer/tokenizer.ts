@@ -1,0 +1,81 @@
+/** The tokenizer interface every implementation provides, and a streaming decoder on top of it. */
+
+export interface Tokenizer {
+  encode(text: string): number[];
+  decode(ids: number[]): string;
+  readonly vocabSize: number;
+  readonly eosTokenId: number | null;
+  readonly bosTokenId: number | null;
+  /**
+   * Byte-level tokenizers expose the raw bytes of a token sequence; the stream decoder then splits output exactly at
+   * UTF-8 character boundaries. Others leave it out and the stream decoder works from decoded text.
+   */
+  decodeBytes?(ids: number[]): Uint8Array;
+}
+
+export interface StreamDecoder {
+  /** Adds token ids; returns the text they complete (possibly ""), never half a character. */
+  push(...ids: number[]): string;
+  /** Returns whatever is still held back (an incomplete character decodes as U+FFFD) and resets. */
+  flush(): string;
+}
+
+/** Checks that every id is an integer in [0, vocabSize); `who` names the tokenizer in the error. */
+export function checkIds(who: string, ids: readonly number[], vocabSize: number): void {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+      throw new Error(`${who}: token id ${id} at index ${i} is outside the vocabulary [0, ${vocabSize})`);
+    }
+  }
+}
+
+/**
+ * Streaming detokenization for generation. With decodeBytes it feeds bytes through a streaming TextDecoder.
+ * Otherwise it keeps a window of recent ids (prefix/read offsets, as text-generation-inference does): the new text is
+ * decode(window) minus decode(prefix), emitted only when it does not end in U+FFFD. Decoding a window, not single
+ * ids, keeps tokenizers whose decode depends on the neighbour (SentencePiece's leading space) correct.
+ */
+export function createStreamDecoder(tok: Tokenizer): StreamDecoder {
+  const decodeBytes = tok.decodeBytes?.bind(tok);
+  if (decodeBytes) {
+    let td = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+    return {
+      push(...ids: number[]): string {
+        return ids.length === 0 ? '' : td.decode(decodeBytes(ids), { stream: true });
+      },
+      flush(): string {
+        const rest = td.decode();
+        td = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+        return rest;
+      },
+    };
+  }
+  let ids: number[] = [];
+  let prefixOffset = 0;
+  let readOffset = 0;
+  return {
+    push(...more: number[]): string {
+      ids.push(...more);
+      const prefix = readOffset > prefixOffset ? tok.decode(ids.slice(prefixOffset, readOffset)) : '';
+      const text = tok.decode(ids.slice(prefixOffset));
+      if (text.length <= prefix.length || text.endsWith('\uFFFD')) return '';
+      prefixOffset = readOffset;
+      readOffset = ids.length;
+      if (prefixOffset > 64) {
+        // keep the window short: the ids before prefixOffset are never decoded again
+        ids = ids.slice(prefixOffset);
+        readOffset -= prefixOffset;
+        prefixOffset = 0;
+      }
+      return text.slice(prefix.length);
+    },
+    flush(): string {
+      const prefix = readOffset > prefixOffset ? tok.decode(ids.slice(prefixOffset, readOffset)) : '';
+      const text = ids.length > prefixOffset ? tok.decode(ids.slice(prefixOffset)) : '';
+      ids = [];
+      prefixOffset = readOffset = 0;
+      return text.slice(prefix.length);
+    },
+  };
+}
