@@ -109,6 +109,12 @@ test('BF16 is read and widened exactly', () => {
   const bits = new Uint16Array(vals.map((v) => f32ToBf16Bits(v)));
   const p = craft('bf16.safetensors', { x: { dtype: 'BF16', shape: [5], data_offsets: [0, 10] } }, new Uint8Array(bits.buffer));
   assert.deepEqual([...readSafetensors(p).tensors.get('x')!.data], vals);
+  const ints = new Int32Array([-3, 7, 2 ** 24]);
+  const pi = craft('i32.safetensors', { i: { dtype: 'I32', shape: [3], data_offsets: [0, 12] } }, new Uint8Array(ints.buffer));
+  assert.deepEqual([...readSafetensors(pi).tensors.get('i')!.data], [-3, 7, 2 ** 24]);
+  const inexact = new Int32Array([2 ** 24 + 1]);
+  const pe = craft('i32b.safetensors', { i: { dtype: 'I32', shape: [1], data_offsets: [0, 4] } }, new Uint8Array(inexact.buffer));
+  assert.throws(() => readSafetensors(pe), /"i": I32 value 16777217 at index 0 is not exact in float32/);
 });
 
 test('reads the tiny-gpt2 fixture, lazily too', () => {
