@@ -6,6 +6,12 @@
  */
 import type { Backend, F32 } from './backend.js';
 import { checkDims, checkDivides, checkLen } from './checks.js';
+import { refAttentionKernels } from './ref-attention.js';
+
+/** checkLen for several arrays of one shape; `shape` is the bracketed suffix, e.g. "[N=2,C=3]". */
+function checkLens(op: string, shape: string, need: number, arrays: Record<string, ArrayLike<number>>): void {
+  for (const [name, arr] of Object.entries(arrays)) checkLen(op, name, arr, need, `${name}${shape}`);
+}
 
 function checkFinite(op: string, name: string, v: number): void {
   if (!Number.isFinite(v)) throw new Error(`${op}: ${name} must be a finite number, got ${v}`);
@@ -27,48 +33,11 @@ function checkIds(op: string, ids: Int32Array, T: number, V: number): void {
   }
 }
 
-function checkAttentionHeads(op: string, H: number, G: number, D: number): void {
-  checkDivides(op, `H=${H} must be a multiple of G=${G}`, H, G);
-  if (D === 0) throw new Error(`${op}: D must be at least 1`);
-}
-
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const GELU_CUBIC = 0.044715;
 
 function sigmoid(x: number): number {
   return 1 / (1 + Math.exp(-x));
-}
-
-/**
- * Attention of one query row over n keys (positions 0..n−1, rows `kvStride` apart starting at `kvOff`):
- * scores·scale → softmax → weighted sum of values. Shared by attentionForward and attentionDecode so that a
- * decode row is bit-identical to the same row of the training forward.
- */
-function attendRow(
-  D: number, scale: number, q: F32, qOff: number, k: F32, v: F32, kvOff: number, kvStride: number, n: number,
-  out: F32, outOff: number, weights: Float64Array,
-): void {
-  let max = -Infinity;
-  for (let j = 0; j < n; j++) {
-    const kOff = kvOff + j * kvStride;
-    let dot = 0;
-    for (let d = 0; d < D; d++) dot += q[qOff + d] * k[kOff + d];
-    const s = dot * scale;
-    weights[j] = s;
-    if (s > max) max = s;
-  }
-  let sum = 0;
-  for (let j = 0; j < n; j++) {
-    const e = Math.exp(weights[j] - max);
-    weights[j] = e;
-    sum += e;
-  }
-  for (let j = 0; j < n; j++) weights[j] /= sum;
-  for (let d = 0; d < D; d++) {
-    let acc = 0;
-    for (let j = 0; j < n; j++) acc += weights[j] * v[kvOff + j * kvStride + d];
-    out[outOff + d] = acc;
-  }
 }
 
 export function createRefBackend(): Backend {
@@ -159,11 +128,9 @@ export function createRefBackend(): Backend {
       checkChannels(op, N, C);
       checkPositive(op, 'eps', eps);
       checkLen(op, 'x', x, N * C, `x[N=${N},C=${C}]`);
-      checkLen(op, 'w', w, C, `w[C=${C}]`);
-      checkLen(op, 'b', b, C, `b[C=${C}]`);
+      checkLens(op, `[C=${C}]`, C, { w, b });
       checkLen(op, 'out', out, N * C, `out[N=${N},C=${C}]`);
-      checkLen(op, 'mean', mean, N, `mean[N=${N}]`);
-      checkLen(op, 'rstd', rstd, N, `rstd[N=${N}]`);
+      checkLens(op, `[N=${N}]`, N, { mean, rstd });
       for (let n = 0; n < N; n++) {
         const o = n * C;
         let sum = 0;
@@ -182,10 +149,9 @@ export function createRefBackend(): Backend {
       const op = 'layerNormBackward';
       checkDims(op, { N, C });
       checkChannels(op, N, C);
-      for (const [name, arr] of [['dout', dout], ['x', x], ['dx', dx]] as const) checkLen(op, name, arr, N * C, `${name}[N=${N},C=${C}]`);
-      for (const [name, arr] of [['w', w], ['dw', dw], ['db', db]] as const) checkLen(op, name, arr, C, `${name}[C=${C}]`);
-      checkLen(op, 'mean', mean, N, `mean[N=${N}]`);
-      checkLen(op, 'rstd', rstd, N, `rstd[N=${N}]`);
+      checkLens(op, `[N=${N},C=${C}]`, N * C, { dout, x, dx });
+      checkLens(op, `[C=${C}]`, C, { w, dw, db });
+      checkLens(op, `[N=${N}]`, N, { mean, rstd });
       const dwAcc = new Float64Array(C);
       const dbAcc = new Float64Array(C);
       for (let n = 0; n < N; n++) {
@@ -240,9 +206,8 @@ export function createRefBackend(): Backend {
       const op = 'rmsNormBackward';
       checkDims(op, { N, C });
       checkChannels(op, N, C);
-      for (const [name, arr] of [['dout', dout], ['x', x], ['dx', dx]] as const) checkLen(op, name, arr, N * C, `${name}[N=${N},C=${C}]`);
-      checkLen(op, 'w', w, C, `w[C=${C}]`);
-      checkLen(op, 'dw', dw, C, `dw[C=${C}]`);
+      checkLens(op, `[N=${N},C=${C}]`, N * C, { dout, x, dx });
+      checkLens(op, `[C=${C}]`, C, { w, dw });
       checkLen(op, 'rstd', rstd, N, `rstd[N=${N}]`);
       const dwAcc = new Float64Array(C);
       for (let n = 0; n < N; n++) {
@@ -264,8 +229,7 @@ export function createRefBackend(): Backend {
     geluForward(n, x, out) {
       const op = 'geluForward';
       checkDims(op, { n });
-      checkLen(op, 'x', x, n, `x[n=${n}]`);
-      checkLen(op, 'out', out, n, `out[n=${n}]`);
+      checkLens(op, `[n=${n}]`, n, { x, out });
       for (let i = 0; i < n; i++) {
         const v = x[i];
         out[i] = 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v)));
@@ -275,7 +239,7 @@ export function createRefBackend(): Backend {
     geluBackward(n, x, dout, dx) {
       const op = 'geluBackward';
       checkDims(op, { n });
-      for (const [name, arr] of [['x', x], ['dout', dout], ['dx', dx]] as const) checkLen(op, name, arr, n, `${name}[n=${n}]`);
+      checkLens(op, `[n=${n}]`, n, { x, dout, dx });
       for (let i = 0; i < n; i++) {
         const v = x[i];
         const th = Math.tanh(SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v));
@@ -287,16 +251,14 @@ export function createRefBackend(): Backend {
     swigluForward(n, gate, up, out) {
       const op = 'swigluForward';
       checkDims(op, { n });
-      for (const [name, arr] of [['gate', gate], ['up', up], ['out', out]] as const) checkLen(op, name, arr, n, `${name}[n=${n}]`);
+      checkLens(op, `[n=${n}]`, n, { gate, up, out });
       for (let i = 0; i < n; i++) out[i] = gate[i] * sigmoid(gate[i]) * up[i];
     },
 
     swigluBackward(n, gate, up, dout, dgate, dup) {
       const op = 'swigluBackward';
       checkDims(op, { n });
-      for (const [name, arr] of [['gate', gate], ['up', up], ['dout', dout], ['dgate', dgate], ['dup', dup]] as const) {
-        checkLen(op, name, arr, n, `${name}[n=${n}]`);
-      }
+      checkLens(op, `[n=${n}]`, n, { gate, up, dout, dgate, dup });
       for (let i = 0; i < n; i++) {
         const g = gate[i];
         const s = sigmoid(g);
@@ -332,110 +294,15 @@ export function createRefBackend(): Backend {
       }
     },
 
-    // ---- attention ------------------------------------------------------------------------------------------
-    attentionForward(B, T, H, G, D, q, k, v, out, probs) {
-      const op = 'attentionForward';
-      checkDims(op, { B, T, H, G, D });
-      checkAttentionHeads(op, H, G, D);
-      checkLen(op, 'q', q, B * T * H * D, `q[B=${B},T=${T},H=${H},D=${D}]`);
-      checkLen(op, 'k', k, B * T * G * D, `k[B=${B},T=${T},G=${G},D=${D}]`);
-      checkLen(op, 'v', v, B * T * G * D, `v[B=${B},T=${T},G=${G},D=${D}]`);
-      checkLen(op, 'out', out, B * T * H * D, `out[B=${B},T=${T},H=${H},D=${D}]`);
-      checkLen(op, 'probs', probs, B * H * T * T, `probs[B=${B},H=${H},T=${T}]`);
-      const scale = 1 / Math.sqrt(D);
-      const headsPerKv = H / G;
-      const weights = new Float64Array(T);
-      for (let b = 0; b < B; b++) {
-        for (let h = 0; h < H; h++) {
-          const kvOff = (b * T * G + Math.floor(h / headsPerKv)) * D;
-          for (let t = 0; t < T; t++) {
-            const qOff = ((b * T + t) * H + h) * D;
-            attendRow(D, scale, q, qOff, k, v, kvOff, G * D, t + 1, out, qOff, weights);
-            const pOff = ((b * H + h) * T + t) * T;
-            for (let j = 0; j < T; j++) probs[pOff + j] = j <= t ? weights[j] : 0;
-          }
-        }
-      }
-    },
-
-    attentionBackward(B, T, H, G, D, q, k, v, probs, dout, dq, dk, dv) {
-      const op = 'attentionBackward';
-      checkDims(op, { B, T, H, G, D });
-      checkAttentionHeads(op, H, G, D);
-      for (const [name, arr] of [['q', q], ['dout', dout], ['dq', dq]] as const) checkLen(op, name, arr, B * T * H * D, `${name}[B=${B},T=${T},H=${H},D=${D}]`);
-      for (const [name, arr] of [['k', k], ['v', v], ['dk', dk], ['dv', dv]] as const) checkLen(op, name, arr, B * T * G * D, `${name}[B=${B},T=${T},G=${G},D=${D}]`);
-      checkLen(op, 'probs', probs, B * H * T * T, `probs[B=${B},H=${H},T=${T}]`);
-      const scale = 1 / Math.sqrt(D);
-      const headsPerKv = H / G;
-      const dkAcc = new Float64Array(B * T * G * D);
-      const dvAcc = new Float64Array(B * T * G * D);
-      const dScore = new Float64Array(T);
-      for (let b = 0; b < B; b++) {
-        for (let h = 0; h < H; h++) {
-          const kvBase = (b * T * G + Math.floor(h / headsPerKv)) * D;
-          for (let t = 0; t < T; t++) {
-            const qOff = ((b * T + t) * H + h) * D;
-            const pOff = ((b * H + h) * T + t) * T;
-            // dp_j = dout·v_j ; dv_j += p_j·dout ; dscore_j = p_j·(dp_j − Σ p·dp)
-            let pDotDp = 0;
-            for (let j = 0; j <= t; j++) {
-              const vOff = kvBase + j * G * D;
-              const p = probs[pOff + j];
-              let dp = 0;
-              for (let d = 0; d < D; d++) {
-                dp += dout[qOff + d] * v[vOff + d];
-                dvAcc[vOff + d] += p * dout[qOff + d];
-              }
-              dScore[j] = dp;
-              pDotDp += p * dp;
-            }
-            for (let j = 0; j <= t; j++) dScore[j] = probs[pOff + j] * (dScore[j] - pDotDp) * scale;
-            for (let d = 0; d < D; d++) {
-              let acc = 0;
-              for (let j = 0; j <= t; j++) acc += dScore[j] * k[kvBase + j * G * D + d];
-              dq[qOff + d] += acc;
-            }
-            for (let j = 0; j <= t; j++) {
-              const kOff = kvBase + j * G * D;
-              for (let d = 0; d < D; d++) dkAcc[kOff + d] += dScore[j] * q[qOff + d];
-            }
-          }
-        }
-      }
-      for (let i = 0; i < dkAcc.length; i++) {
-        dk[i] += dkAcc[i];
-        dv[i] += dvAcc[i];
-      }
-    },
-
-    attentionDecode(M, H, G, D, q, kCache, vCache, pos0, out) {
-      const op = 'attentionDecode';
-      checkDims(op, { M, H, G, D, pos0 });
-      checkAttentionHeads(op, H, G, D);
-      const len = pos0 + M;
-      checkLen(op, 'q', q, M * H * D, `q[M=${M},H=${H},D=${D}]`);
-      checkLen(op, 'kCache', kCache, len * G * D, `kCache[pos0+M=${len},G=${G},D=${D}]`);
-      checkLen(op, 'vCache', vCache, len * G * D, `vCache[pos0+M=${len},G=${G},D=${D}]`);
-      checkLen(op, 'out', out, M * H * D, `out[M=${M},H=${H},D=${D}]`);
-      const scale = 1 / Math.sqrt(D);
-      const headsPerKv = H / G;
-      const weights = new Float64Array(len);
-      for (let i = 0; i < M; i++) {
-        for (let h = 0; h < H; h++) {
-          const off = (i * H + h) * D;
-          const kvOff = Math.floor(h / headsPerKv) * D;
-          attendRow(D, scale, q, off, kCache, vCache, kvOff, G * D, pos0 + i + 1, out, off, weights);
-        }
-      }
-    },
+    // ---- attention (ref-attention.ts) ---------------------------------------------------------------------
+    ...refAttentionKernels,
 
     // ---- loss -----------------------------------------------------------------------------------------------
     crossEntropyForward(N, V, logits, targets, losses) {
       const op = 'crossEntropyForward';
       checkDims(op, { N, V });
       checkLen(op, 'logits', logits, N * V, `logits[N=${N},V=${V}]`);
-      checkLen(op, 'targets', targets, N, `targets[N=${N}]`);
-      checkLen(op, 'losses', losses, N, `losses[N=${N}]`);
+      checkLens(op, `[N=${N}]`, N, { targets, losses });
       checkTargets(op, targets, N, V);
       let total = 0;
       for (let n = 0; n < N; n++) {
@@ -475,7 +342,7 @@ export function createRefBackend(): Backend {
     adamw(n, param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step) {
       const op = 'adamw';
       checkDims(op, { n });
-      for (const [name, arr] of [['param', param], ['grad', grad], ['m', m], ['v', v]] as const) checkLen(op, name, arr, n, `${name}[n=${n}]`);
+      checkLens(op, `[n=${n}]`, n, { param, grad, m, v });
       for (const [name, val] of [['lr', lr], ['eps', eps], ['weightDecay', weightDecay]] as const) checkFinite(op, name, val);
       for (const [name, beta] of [['beta1', beta1], ['beta2', beta2]] as const) {
         if (!(beta >= 0 && beta < 1)) throw new Error(`${op}: ${name} must be in [0, 1), got ${beta}`);
@@ -497,7 +364,7 @@ export function createRefBackend(): Backend {
     add(n, a, b, out) {
       const op = 'add';
       checkDims(op, { n });
-      for (const [name, arr] of [['a', a], ['b', b], ['out', out]] as const) checkLen(op, name, arr, n, `${name}[n=${n}]`);
+      checkLens(op, `[n=${n}]`, n, { a, b, out });
       for (let i = 0; i < n; i++) out[i] = a[i] + b[i];
     },
 
@@ -505,8 +372,7 @@ export function createRefBackend(): Backend {
       const op = 'axpy';
       checkDims(op, { n });
       checkFinite(op, 'alpha', alpha);
-      checkLen(op, 'x', x, n, `x[n=${n}]`);
-      checkLen(op, 'y', y, n, `y[n=${n}]`);
+      checkLens(op, `[n=${n}]`, n, { x, y });
       for (let i = 0; i < n; i++) y[i] += alpha * x[i];
     },
 
