@@ -144,3 +144,12 @@ test('BatchSampler: shifted targets, exact resume from a saved state, eval batch
   const starts = batches.flatMap((b) => Array.from({ length: b.B }, (_, i) => b.inputs[i * 16]));
   assert.deepEqual(starts, Array.from({ length: windows }, (_, k) => k * 16), 'non-overlapping, in order');
 });
+
+test('a "+" combination keeps each part\'s own held-out split', () => {
+  const brown = loadCorpus('brown');
+  const nlp = loadCorpus('nlp-corpus');
+  const both = loadCorpus('brown+nlp-corpus');
+  assert.equal(both.train.length, brown.train.length + nlp.train.length);
+  assert.deepEqual(both.val, [...brown.val, ...nlp.val]);
+  assert.throws(() => loadCorpus('brown+'), /empty part/);
+});

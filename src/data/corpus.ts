@@ -182,6 +182,14 @@ export function loadDocuments(spec: string): NamedDoc[] {
 
 /** Loads SPEC and splits it into train and validation documents (see the top of this file). */
 export function loadCorpus(spec: string): Corpus {
+  // "brown+nlp-corpus": each part split on its own, so a part's held-out documents are the same as when it is
+  // used alone (a model trained on a combination can be evaluated on `--data brown`).
+  if (spec.includes('+') && !fs.existsSync(spec)) {
+    const parts = spec.split('+').map((p) => p.trim());
+    if (parts.some((p) => p === '')) throw new Error(`data spec "${spec}": empty part in a "+" combination`);
+    const splits = parts.map((p) => loadCorpus(p));
+    return { train: splits.flatMap((c) => c.train), val: splits.flatMap((c) => c.val) };
+  }
   const docs = loadDocuments(spec);
   const total = docs.reduce((n, d) => n + d.text.length, 0);
   if (total === 0) throw new Error(`data spec "${spec}": the corpus is empty`);
