@@ -1,0 +1,186 @@
+/**
+ * The training graph: the GPT-2 / Llama base and the recyclable module on the tape, for a batch of B sequences
+ * of T tokens (DESIGN.md §1.1–1.2). It computes the same function as InferenceModel (infer.ts), which matches
+ * PyTorch, but for all positions at once and with a backward.
+ *
+ *   x        = e(ids) (+ wpe[t] for GPT-2)                          [B*T, C]
+ *   h        = base blocks(x)                                       [B*T, C]   (pre final norm)
+ *   logits   = head(h)                                              [B*T, V]   → CE vs x_{t+1}
+ *   m_t      = W_in · concat(h_t, e(x_{t+1})) + b_in,  t = 0..T−2   [B*(T−1), C]
+ *   u        = module blocks(m)  (Llama: RoPE at position t)        [B*(T−1), C]
+ *   rlogits  = head(u)  (the base's final norm and head, shared)    [B*(T−1), V] → CE vs x_{t+2}
+ *   loss     = CE(next) + λ · CE(recycle)
+ *
+ * Which parameters train is decided by the ParamSource: a tensor with a `grad` collects gradients, one without
+ * (frozen base, evaluation) does not, and the tape records nothing that no gradient needs.
+ */
+import * as nn from '../nn/ops.js';
+import type { Tape } from '../nn/tape.js';
+import { Tensor, reshape, rowsView } from '../tensor/tensor.js';
+import type { ModelConfig } from './config.js';
+import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
+import type { Weights } from './weights.js';
+
+/** The parameters by Hugging Face name (internal [out, in] layout); a tensor with a grad trains. */
+export interface ParamSource {
+  get(name: string): Tensor;
+}
+
+/** Read-only parameters from inference Weights (no gradients): evaluation, frozen parts. */
+export function weightsSource(w: Weights): ParamSource {
+  const cache = new Map<string, Tensor>();
+  return {
+    get(name: string): Tensor {
+      let t = cache.get(name);
+      if (!t) {
+        t = new Tensor(w.spec(name).shape, w.get(name));
+        cache.set(name, t);
+      }
+      return t;
+    },
+  };
+}
+
+/**
+ * A batch in the layout of src/data/dataset.ts: row-major [B, T]; targets[b,t] = x_{t+1}, targets2[b,t] = x_{t+2}.
+ * Targets may be −1 (ignored). targets2 is read for t ≤ T−2 only (the module has no row for t = T−1).
+ */
+export interface GraphBatch {
+  B: number;
+  T: number;
+  inputs: Int32Array;
+  targets: Int32Array;
+  targets2: Int32Array;
+}
+
+export interface GraphOutput {
+  /** CE(next) + λ·CE(recycle), [1] (the recycle term is left out when the model has no module). */
+  loss: Tensor;
+  lmLoss: Tensor;
+  recycleLoss: Tensor | null;
+  /** Next-token logits [B*T, V]. */
+  logits: Tensor;
+  /** Recycle logits [B*(T−1), V]: row b*(T−1)+t predicts x_{t+2}. */
+  recycleLogits: Tensor | null;
+}
+
+export interface GraphOptions {
+  /** λ; default config.recycle.lossWeight. */
+  lossWeight?: number;
+  /** Run the module (default: when the config has one). */
+  module?: boolean;
+}
+
+/** Position ids 0..T−1 repeated for B rows; cached per shape (the tape holds them until backward). */
+class Positions {
+  private readonly cache = new Map<string, Int32Array>();
+
+  get(B: number, T: number): Int32Array {
+    const key = `${B}x${T}`;
+    let p = this.cache.get(key);
+    if (!p) {
+      p = new Int32Array(B * T);
+      for (let i = 0; i < p.length; i++) p[i] = i % T;
+      this.cache.set(key, p);
+    }
+    return p;
+  }
+}
+
+export class TrainGraph {
+  private readonly baseBlocks: BlockNames[];
+  private readonly moduleBlocks: BlockNames[];
+  private readonly positions = new Positions();
+
+  constructor(readonly config: ModelConfig) {
+    this.baseBlocks = Array.from({ length: config.nLayers }, (_, l) => blockNames(config.arch, basePrefix(config.arch, l)));
+    this.moduleBlocks = Array.from({ length: config.recycle?.numLayers ?? 0 }, (_, l) => blockNames(config.arch, modulePrefix(l)));
+  }
+
+  /** The forward pass on `tape`; call tape.backward(out.loss) for gradients. */
+  forward(tape: Tape, p: ParamSource, batch: GraphBatch, opts: GraphOptions = {}): GraphOutput {
+    const c = this.config, { B, T } = batch, C = c.hidden;
+    this.checkBatch(batch);
+    const top = topNames(c);
+    // ---- base: (B*T, C) residual stream
+    let x = nn.embedding(tape, batch.inputs, p.get(top.tokenEmbedding));
+    if (top.positionEmbedding) x = nn.add(tape, x, nn.embedding(tape, this.positions.get(B, T), p.get(top.positionEmbedding)));
+    const pos = this.positions.get(B, T);
+    for (const n of this.baseBlocks) x = this.block(tape, p, n, x, B, T, pos);
+    const h = x;
+    const logits = this.head(tape, p, h);
+    const lmLoss = nn.crossEntropy(tape, logits, batch.targets);
+
+    const runModule = (opts.module ?? true) && c.recycle !== null && T >= 2;
+    if (!runModule) return { loss: lmLoss, lmLoss, recycleLoss: null, logits, recycleLogits: null };
+
+    // ---- module: rows (b, t) for t = 0..T−2, i.e. B*(T−1) rows
+    const Tm = T - 1;
+    const hRows = reshape(nn.sliceCols(tape, reshape(h, [B, T * C]), 0, Tm * C), [B * Tm, C]);
+    const nextIds = new Int32Array(B * Tm);
+    const targets2 = new Int32Array(B * Tm);
+    for (let b = 0; b < B; b++) {
+      nextIds.set(batch.inputs.subarray(b * T + 1, b * T + T), b * Tm);
+      targets2.set(batch.targets2.subarray(b * T, b * T + Tm), b * Tm);
+    }
+    const e = nn.embedding(tape, nextIds, p.get(top.tokenEmbedding));
+    let m = nn.linear(tape, nn.concatCols(tape, hRows, e), p.get('recycle.in_proj.weight'), p.get('recycle.in_proj.bias'));
+    const mpos = this.positions.get(B, Tm);
+    for (const n of this.moduleBlocks) m = this.block(tape, p, n, m, B, Tm, mpos);
+    const recycleLogits = this.head(tape, p, m);
+    const recycleLoss = nn.crossEntropy(tape, recycleLogits, targets2);
+    const lambda = opts.lossWeight ?? c.recycle!.lossWeight;
+    const loss = nn.weightedSum(tape, lmLoss, recycleLoss, lambda);
+    return { loss, lmLoss, recycleLoss, logits, recycleLogits };
+  }
+
+  private checkBatch(batch: GraphBatch): void {
+    const { B, T } = batch, V = this.config.vocabSize;
+    if (!Number.isInteger(B) || B < 1 || !Number.isInteger(T) || T < 1) throw new Error(`TrainGraph: batch B=${B}, T=${T} must be positive integers`);
+    if (T > this.config.maxPositions) throw new Error(`TrainGraph: sequence length ${T} exceeds the context length ${this.config.maxPositions}`);
+    for (const [name, a, ignorable] of [['inputs', batch.inputs, false], ['targets', batch.targets, true], ['targets2', batch.targets2, true]] as const) {
+      if (a.length !== B * T) throw new Error(`TrainGraph: batch.${name} has ${a.length} ids, B·T = ${B * T}`);
+      for (let i = 0; i < a.length; i++) {
+        const id = a[i]!;
+        if (!(id >= 0 && id < V) && !(ignorable && id === -1)) throw new Error(`TrainGraph: batch.${name}[${i}] = ${id} is outside the vocabulary (${V})`);
+      }
+    }
+  }
+
+  private norm(tape: Tape, p: ParamSource, x: Tensor, w: string, b: string | null): Tensor {
+    const eps = this.config.normEps;
+    return b ? nn.layerNorm(tape, x, p.get(w), p.get(b), eps) : nn.rmsNorm(tape, x, p.get(w), eps);
+  }
+
+  /** Final norm + LM head: [R, C] → [R, V]. */
+  private head(tape: Tape, p: ParamSource, x: Tensor): Tensor {
+    const top = topNames(this.config);
+    return nn.linear(tape, this.norm(tape, p, x, top.finalNorm, top.finalNormBias), p.get(top.head), null);
+  }
+
+  /** One pre-norm block over x[B*T, C] (rows b*T + t sit at position t). */
+  private block(tape: Tape, p: ParamSource, n: BlockNames, x: Tensor, B: number, T: number, pos: Int32Array): Tensor {
+    const c = this.config, C = c.hidden, H = c.nHeads, G = c.nKvHeads, D = c.headDim;
+    const bias = (name: string | null): Tensor | null => (name ? p.get(name) : null);
+    const a = this.norm(tape, p, x, n.norm1, n.norm1Bias);
+    let q: Tensor, k: Tensor, v: Tensor;
+    if (n.qkv) {
+      // GPT-2's fused c_attn [3C, C]: rows 0..C are q, C..2C k, 2C..3C v (views share data and grad)
+      const W = p.get(n.qkv), Wb = p.get(n.qkvBias!);
+      q = nn.linear(tape, a, rowsView(W, 0, C), rowsView(Wb, 0, C));
+      k = nn.linear(tape, a, rowsView(W, C, C), rowsView(Wb, C, C));
+      v = nn.linear(tape, a, rowsView(W, 2 * C, C), rowsView(Wb, 2 * C, C));
+    } else {
+      const R = B * T;
+      q = nn.rope(tape, nn.linear(tape, a, p.get(n.q!), null), R, H, D, pos, c.ropeTheta);
+      k = nn.rope(tape, nn.linear(tape, a, p.get(n.k!), null), R, G, D, pos, c.ropeTheta);
+      v = nn.linear(tape, a, p.get(n.v!), null);
+    }
+    const att = nn.attention(tape, q, k, v, { B, T, H, G, D });
+    x = nn.add(tape, x, nn.linear(tape, att, p.get(n.o), bias(n.oBias)));
+    const f = this.norm(tape, p, x, n.norm2, n.norm2Bias);
+    const up = nn.linear(tape, f, p.get(n.up), bias(n.upBias));
+    const act = n.gate ? nn.swiglu(tape, nn.linear(tape, f, p.get(n.gate), null), up) : nn.gelu(tape, up);
+    return nn.add(tape, x, nn.linear(tape, act, p.get(n.down), bias(n.downBias)));
+  }
+}
