@@ -1,0 +1,94 @@
+/**
+ * Held-out evaluation of both heads (DESIGN.md §1.4): sequential, non-overlapping windows of T tokens; the
+ * next-token head is scored at every position (x_{t+1}), the recycle head at t ≤ T−2 (x_{t+2}), and top-1
+ * agreement counts argmax recycle at t == argmax base at t+1 (how often the module's guess is what the base
+ * itself would say next).
+ */
+import { evalBatches } from '../data/dataset.js';
+import type { Backend } from '../kernels/backend.js';
+import type { ModelConfig } from '../model/config.js';
+import { TrainGraph, weightsSource, type ParamSource } from '../model/graph.js';
+import type { Weights } from '../model/weights.js';
+import { Tape } from '../nn/tape.js';
+
+export interface EvalResult {
+  /** Mean CE of the next-token head (nats per token). */
+  loss_next: number;
+  ppl_next: number;
+  /** null when the model has no module. */
+  loss_recycle: number | null;
+  ppl_recycle: number | null;
+  agreement_top1: number | null;
+  /** Positions scored by the next-token head. */
+  tokens: number;
+  /** Positions scored by the recycle head. */
+  tokens_recycle: number;
+}
+
+export interface EvalOptions {
+  backend: Backend;
+  /** Window length T (default: the model's context). */
+  seqLen?: number;
+  /** Windows per forward (default 4). */
+  batchSize?: number;
+  /** Stop after this many batches (default: the whole stream). */
+  maxBatches?: number;
+  /** A no-grad tape to reuse between calls (its arena is recycled). */
+  tape?: Tape;
+}
+
+function argmax(a: Float32Array, from: number, n: number): number {
+  let best = 0, bestV = a[from]!;
+  for (let i = 1; i < n; i++) {
+    const v = a[from + i]!;
+    if (v > bestV) { bestV = v; best = i; }
+  }
+  return best;
+}
+
+/** Evaluate `params` (a training ParamSource; gradients are never taken) on a token stream. */
+export function evaluateParams(config: ModelConfig, params: ParamSource, tokens: Int32Array, opts: EvalOptions): EvalResult {
+  const T = Math.min(opts.seqLen ?? config.maxPositions, config.maxPositions);
+  const batchSize = opts.batchSize ?? 4;
+  const maxBatches = opts.maxBatches ?? Number.POSITIVE_INFINITY;
+  if (tokens.length < T + 2) {
+    throw new Error(`eval: the held-out split has ${tokens.length} tokens, fewer than one window of ${T} + 2; use a shorter --seq-len or more data`);
+  }
+  const graph = new TrainGraph(config);
+  const tape = opts.tape ?? new Tape(opts.backend, { grad: false });
+  if (tape.gradEnabled) throw new Error('eval: the tape must be created with {grad: false}');
+  const V = config.vocabSize;
+  let sumNext = 0, nNext = 0, sumRec = 0, nRec = 0, agree = 0, batches = 0;
+  for (const batch of evalBatches(tokens, batchSize, T)) {
+    if (batches++ >= maxBatches) break;
+    tape.reset();
+    const out = graph.forward(tape, params, batch);
+    const rowsNext = batch.B * T;
+    sumNext += out.lmLoss.data[0]! * rowsNext;
+    nNext += rowsNext;
+    if (out.recycleLoss && out.recycleLogits) {
+      const rowsRec = batch.B * (T - 1);
+      sumRec += out.recycleLoss.data[0]! * rowsRec;
+      nRec += rowsRec;
+      const base = out.logits.data, rec = out.recycleLogits.data;
+      for (let b = 0; b < batch.B; b++) {
+        for (let t = 0; t < T - 1; t++) {
+          if (argmax(rec, (b * (T - 1) + t) * V, V) === argmax(base, (b * T + t + 1) * V, V)) agree++;
+        }
+      }
+    }
+  }
+  tape.reset();
+  const lossNext = sumNext / nNext;
+  const lossRec = nRec > 0 ? sumRec / nRec : null;
+  return {
+    loss_next: lossNext, ppl_next: Math.exp(lossNext),
+    loss_recycle: lossRec, ppl_recycle: lossRec === null ? null : Math.exp(lossRec),
+    agreement_top1: nRec > 0 ? agree / nRec : null, tokens: nNext, tokens_recycle: nRec,
+  };
+}
+
+/** Evaluate a loaded model (loadModelDir) on a token stream. */
+export function evaluateModel(config: ModelConfig, weights: Weights, tokens: Int32Array, opts: EvalOptions): EvalResult {
+  return evaluateParams(config, weightsSource(weights), tokens, opts);
+}

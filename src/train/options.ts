@@ -1,0 +1,121 @@
+/**
+ * Training options: the user's choices (CLI flags or a caller's object), their defaults, validation with errors
+ * naming the option and the value, and the rules for --resume (the checkpoint's options win; only a few may
+ * change when continuing).
+ */
+
+export interface TrainOptions {
+  /** Corpus SPEC: a text file, a folder of .txt files, `brown` or `nlp-corpus`. */
+  data: string;
+  /** Model directory written as the checkpoint. */
+  out: string;
+  /** Model shape from a preset (default "tiny" when neither config nor base is given). */
+  preset: string | null;
+  /** An HF-style config.json for the model shape. */
+  config: string | null;
+  /** Start from this HF GPT-2/Llama model directory (a module is added when it has none). */
+  base: string | null;
+  /** Train only recycle.* (requires base). */
+  freezeBase: boolean;
+  /** "gpt2", a directory/tokenizer.json, or null: the base's tokenizer, else a new byte-level BPE. */
+  tokenizer: string | null;
+  /** Vocabulary of the trained BPE (null: the preset's / config's vocab_size). */
+  vocabSize: number | null;
+  /** N_r when a module is added to a base (null: ceil(L/4)). */
+  recycleLayers: number | null;
+  steps: number;
+  batchSize: number;
+  /** Tokens per sequence (null: min(context, 256)). */
+  seqLen: number | null;
+  gradAccum: number;
+  lr: number;
+  /** Cosine floor (null: lr/10). */
+  minLr: number | null;
+  /** Linear warm-up steps (null: min(100, steps/10)). */
+  warmup: number | null;
+  weightDecay: number;
+  gradClip: number;
+  /** λ of the recycle loss (null: the config's loss_weight). */
+  lambda: number | null;
+  /** Evaluate both heads every N steps (0: never, except at the end). */
+  evalEvery: number;
+  evalBatches: number;
+  /** Write a checkpoint every N steps (and at the end). */
+  ckptEvery: number;
+  seed: number;
+  /** Kernel threads (null: the backend's default). */
+  threads: number | null;
+}
+
+export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'data' | 'out'> = {
+  preset: null, config: null, base: null, freezeBase: false, tokenizer: null, vocabSize: null, recycleLayers: null,
+  steps: 1000, batchSize: 8, seqLen: null, gradAccum: 1, lr: 1e-3, minLr: null, warmup: null, weightDecay: 0.1,
+  gradClip: 1.0, lambda: null, evalEvery: 100, evalBatches: 20, ckptEvery: 200, seed: 1337, threads: null,
+};
+
+/** Options that may differ from the checkpoint's when resuming. */
+export const RESUME_OVERRIDABLE: readonly (keyof TrainOptions)[] = ['steps', 'evalEvery', 'evalBatches', 'ckptEvery', 'threads'];
+
+type Check = (v: unknown) => boolean;
+const isInt = (min: number): Check => (v) => Number.isInteger(v) && (v as number) >= min;
+const isNum = (min: number, open = false): Check => (v) => typeof v === 'number' && Number.isFinite(v) && (open ? v > min : v >= min);
+const isStr: Check = (v) => typeof v === 'string' && v.length > 0;
+const orNull = (c: Check): Check => (v) => v === null || c(v);
+
+const RULES: Record<keyof TrainOptions, [Check, string]> = {
+  data: [isStr, 'a non-empty string'], out: [isStr, 'a non-empty string'],
+  preset: [orNull(isStr), 'a preset name'], config: [orNull(isStr), 'a file path'], base: [orNull(isStr), 'a directory'],
+  freezeBase: [(v) => typeof v === 'boolean', 'true or false'], tokenizer: [orNull(isStr), '"gpt2" or a directory'],
+  vocabSize: [orNull(isInt(257)), 'an integer >= 257 (256 bytes + EOS)'], recycleLayers: [orNull(isInt(1)), 'an integer >= 1'],
+  steps: [isInt(1), 'an integer >= 1'], batchSize: [isInt(1), 'an integer >= 1'], seqLen: [orNull(isInt(2)), 'an integer >= 2'],
+  gradAccum: [isInt(1), 'an integer >= 1'], lr: [isNum(0, true), 'a number > 0'], minLr: [orNull(isNum(0)), 'a number >= 0'],
+  warmup: [orNull(isInt(0)), 'an integer >= 0'], weightDecay: [isNum(0), 'a number >= 0'], gradClip: [isNum(0, true), 'a number > 0'],
+  lambda: [orNull(isNum(0)), 'a number >= 0'], evalEvery: [isInt(0), 'an integer >= 0'], evalBatches: [isInt(1), 'an integer >= 1'],
+  ckptEvery: [isInt(1), 'an integer >= 1'], seed: [isInt(0), 'an integer >= 0'], threads: [orNull(isInt(1)), 'an integer >= 1'],
+};
+
+/** Throws naming the first option (as `where`.name) whose value is invalid or unknown. */
+export function validateOptions(o: Record<string, unknown>, where: string): TrainOptions {
+  for (const key of Object.keys(o)) {
+    if (!(key in RULES)) throw new Error(`${where}: unknown training option "${key}"`);
+  }
+  for (const [key, [ok, want]] of Object.entries(RULES)) {
+    if (!(key in o)) throw new Error(`${where}: training option "${key}" is missing`);
+    if (!ok(o[key])) throw new Error(`${where}: training option "${key}" must be ${want}, got ${JSON.stringify(o[key])}`);
+  }
+  const opts = o as unknown as TrainOptions;
+  const shapes = [opts.preset, opts.config, opts.base].filter((v) => v !== null);
+  if (shapes.length > 1) throw new Error(`${where}: give only one of preset (${opts.preset}), config (${opts.config}) and base (${opts.base})`);
+  if (opts.freezeBase && opts.base === null) throw new Error(`${where}: freezeBase needs a base model (--base DIR)`);
+  if (opts.minLr !== null && opts.minLr > opts.lr) throw new Error(`${where}: minLr ${opts.minLr} is above lr ${opts.lr}`);
+  if (opts.warmup !== null && opts.warmup > opts.steps) throw new Error(`${where}: warmup ${opts.warmup} is longer than steps ${opts.steps}`);
+  return opts;
+}
+
+/** Defaults + the given options, validated. */
+export function resolveOptions(given: Partial<TrainOptions> & Pick<TrainOptions, 'data' | 'out'>): TrainOptions {
+  const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+  return validateOptions({ ...DEFAULT_TRAIN_OPTIONS, ...defined }, 'train');
+}
+
+/**
+ * The options of a resumed run: the checkpoint's, with the given overridable ones applied. Any other given option
+ * that differs from the checkpoint is an error (it would silently change the run being continued).
+ */
+export function mergeResumeOptions(saved: TrainOptions, given: Partial<TrainOptions>, where: string): TrainOptions {
+  const merged: TrainOptions = { ...saved, out: given.out ?? saved.out };
+  for (const [key, value] of Object.entries(given) as [keyof TrainOptions, unknown][]) {
+    if (value === undefined || key === 'out') continue;
+    if (RESUME_OVERRIDABLE.includes(key)) (merged as unknown as Record<string, unknown>)[key] = value;
+    else if (JSON.stringify(value) !== JSON.stringify(saved[key])) {
+      throw new Error(`--resume: option ${key} = ${JSON.stringify(value)} differs from the checkpoint's ${JSON.stringify(saved[key])} (${where}); ` +
+        `only ${RESUME_OVERRIDABLE.join(', ')} may change when resuming`);
+    }
+  }
+  return validateOptions(merged as unknown as Record<string, unknown>, where);
+}
+
+/** Warm-up steps and the cosine floor after defaults. */
+export function scheduleOf(o: TrainOptions): { warmup: number; minLr: number } {
+  return { warmup: o.warmup ?? Math.min(100, Math.floor(o.steps / 10)), minLr: o.minLr ?? o.lr / 10 };
+}

@@ -1,0 +1,221 @@
+/**
+ * The training loop (nanoGPT's train.py in spirit): random windows from the training split, the joint loss of
+ * both heads (graph.ts), gradient accumulation, clipping, AdamW with warm-up + cosine decay, held-out evaluation
+ * of both heads, a JSONL log, and atomic checkpoints that --resume continues bit-exactly (same thread count).
+ *
+ * A non-finite loss, gradient norm or parameter stops training with a TrainingDivergedError; nothing is written
+ * after the last good checkpoint.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadCorpus } from '../data/corpus.js';
+import { BatchSampler } from '../data/dataset.js';
+import { getBackend } from '../kernels/index.js';
+import type { Backend } from '../kernels/backend.js';
+import { readConfig, type ModelConfig } from '../model/config.js';
+import { TrainGraph } from '../model/graph.js';
+import { loadModelDir } from '../model/load.js';
+import { AdamW, clipGradNorm, cosineSchedule } from '../nn/optim.js';
+import { Tape } from '../nn/tape.js';
+import { hasCheckpoint, readOptimizerState, readTrainState, saveCheckpoint } from './checkpoint.js';
+import { evaluateParams } from './eval.js';
+import { LOG_FILE, TrainLog, type EvalRow, type TrainRow } from './log.js';
+import { mergeResumeOptions, resolveOptions, scheduleOf, type TrainOptions } from './options.js';
+import { TrainParams } from './params.js';
+import { chooseTokenizer, initialModel, plannedVocab, tokenizeCorpus, tokenizerFromDir } from './setup.js';
+
+/** Options as given by a caller: `out` always; `data` may be left out when resuming. */
+export type GivenOptions = Partial<TrainOptions> & { out: string };
+
+export interface StartInfo {
+  resumed: boolean;
+  startStep: number;
+  options: TrainOptions;
+  config: ModelConfig;
+  trainableParams: number;
+  totalParams: number;
+  trainTokens: number;
+  valTokens: number;
+  backend: string;
+  threads: number;
+  messages: string[];
+}
+
+export interface TrainHooks {
+  /** Kernel backend (default getBackend()). */
+  backend?: Backend;
+  onStart?(info: StartInfo): void;
+  onStep?(row: TrainRow, totalSteps: number): void;
+  onEval?(row: EvalRow): void;
+  onCheckpoint?(step: number, dir: string): void;
+  /** Test hook: make the loss (or a gradient) of this step NaN. */
+  injectNaN?: { step: number; where: 'loss' | 'grad' };
+}
+
+export interface TrainSummary {
+  out: string;
+  /** Steps completed (= options.steps on success). */
+  step: number;
+  lastTrain: TrainRow | null;
+  lastEval: EvalRow | null;
+}
+
+/** Training hit a non-finite value; `checkpointStep` is the step of the intact checkpoint on disk. */
+export class TrainingDivergedError extends Error {
+  constructor(message: string, readonly step: number, readonly checkpointStep: number) {
+    super(message);
+    this.name = 'TrainingDivergedError';
+  }
+}
+
+interface Session {
+  options: TrainOptions;
+  config: ModelConfig;
+  params: TrainParams;
+  optimizer: AdamW;
+  sampler: BatchSampler;
+  train: Int32Array;
+  val: Int32Array;
+  tokenizerFiles: Record<string, string>;
+  step: number;
+  messages: string[];
+}
+
+function startFresh(given: GivenOptions, be: Backend): Session {
+  if (given.data === undefined) throw new Error('train: --data SPEC is required');
+  if (hasCheckpoint(given.out)) throw new Error(`${given.out} already holds a training checkpoint; pass --resume to continue it, or choose another --out`);
+  if (fs.existsSync(path.join(given.out, 'config.json'))) throw new Error(`${given.out} already holds a model (config.json); choose another --out`);
+  let o = resolveOptions({ ...given, data: given.data });
+  const corpus = loadCorpus(o.data);
+  const tok = chooseTokenizer(o, corpus, plannedVocab(o));
+  const init = initialModel(o, tok.tokenizer);
+  const config = init.config;
+  const sched = scheduleOf(o);
+  o = { ...o, seqLen: o.seqLen ?? Math.min(config.maxPositions, 256), warmup: sched.warmup, minLr: sched.minLr };
+  if (o.seqLen! > config.maxPositions) throw new Error(`--seq-len ${o.seqLen} exceeds the model's context length ${config.maxPositions}`);
+  const params = new TrainParams(config, o.freezeBase);
+  init.fill(params);
+  const { train, val } = tokenizeCorpus(corpus, tok.tokenizer, o.data);
+  const sampler = new BatchSampler(train, { batchSize: o.batchSize, seqLen: o.seqLen!, seed: o.seed });
+  const optimizer = new AdamW(be, params.store, { weightDecay: o.weightDecay });
+  const messages = [`model: ${init.source}`, `tokenizer: ${tok.source}`];
+  return { options: o, config, params, optimizer, sampler, train, val, tokenizerFiles: tok.files, step: 0, messages };
+}
+
+function resume(given: GivenOptions, be: Backend): Session {
+  const dir = given.out;
+  const state = readTrainState(dir);
+  const o = mergeResumeOptions(state.options, given, path.join(dir, 'train_state', 'state.json'));
+  const config = readConfig(path.join(dir, 'config.json'));
+  const { weights } = loadModelDir(dir, { config });
+  const tok = tokenizerFromDir(dir);
+  const params = new TrainParams(config, state.trainable === 'module');
+  params.copyFrom((n) => weights.get(n));
+  const optimizer = new AdamW(be, params.store, { weightDecay: o.weightDecay });
+  optimizer.importState(readOptimizerState(dir, state, params.store.size));
+  const { train, val } = tokenizeCorpus(loadCorpus(o.data), tok.tokenizer, o.data);
+  if (train.length !== state.data.train_tokens || val.length !== state.data.val_tokens) {
+    throw new Error(`--resume: data "${o.data}" now gives ${train.length} training / ${val.length} held-out tokens, ` +
+      `the checkpoint was trained on ${state.data.train_tokens} / ${state.data.val_tokens} (the data or tokenizer changed)`);
+  }
+  const sampler = BatchSampler.resume(train, state.sampler);
+  const messages = [`resumed from ${dir} at step ${state.step}`];
+  return { options: o, config, params, optimizer, sampler, train, val, tokenizerFiles: tok.files, step: state.step, messages };
+}
+
+function checkpoint(s: Session): void {
+  saveCheckpoint(s.options.out, {
+    config: s.config, params: s.params, tokenizerFiles: s.tokenizerFiles, optimizer: s.optimizer.exportState(),
+    state: {
+      step: s.step, options: s.options, sampler: s.sampler.state(), trainable: s.options.freezeBase ? 'module' : 'all',
+      data: { train_tokens: s.train.length, val_tokens: s.val.length },
+    },
+  });
+}
+
+/** Run (or resume) a training job; see TrainOptions. Synchronous: the kernels are. */
+export function train(given: GivenOptions, mode: { resume: boolean }, hooks: TrainHooks = {}): TrainSummary {
+  const be = hooks.backend ?? getBackend();
+  const out = given.out;
+  const s = mode.resume ? resume(given, be) : startFresh(given, be);
+  const o = s.options;
+  if (o.threads !== null) be.setThreads(o.threads);
+  const log = new TrainLog(path.join(out, LOG_FILE));
+  const graph = new TrainGraph(s.config);
+  const tape = new Tape(be);
+  const evalTape = new Tape(be, { grad: false });
+  const lr = cosineSchedule({ warmup: o.warmup!, total: o.steps, maxLr: o.lr, minLr: o.minLr! });
+  let lastTrain: TrainRow | null = null, lastEval: EvalRow | null = null, savedStep = s.step;
+
+  const evaluate = (): void => {
+    const r = evaluateParams(s.config, s.params, s.val, { backend: be, seqLen: o.seqLen!, batchSize: o.batchSize, maxBatches: o.evalBatches, tape: evalTape });
+    lastEval = {
+      type: 'eval', step: s.step, val_loss_next: r.loss_next, val_loss_recycle: r.loss_recycle, ppl_next: r.ppl_next,
+      ppl_recycle: r.ppl_recycle, agreement_top1: r.agreement_top1, tokens: r.tokens,
+    };
+    log.append(lastEval);
+    hooks.onEval?.(lastEval);
+  };
+  const save = (): void => {
+    checkpoint(s);
+    savedStep = s.step;
+    hooks.onCheckpoint?.(s.step, out);
+  };
+  const diverged = (what: string, step = s.step + 1): never => {
+    throw new TrainingDivergedError(`training stopped at step ${step}: ${what}. ` +
+      `The last good checkpoint (step ${savedStep}) in ${out} is intact; try a lower --lr or more --warmup`, step, savedStep);
+  };
+
+  if (mode.resume) log.truncateAfter(s.step);
+  else {
+    fs.mkdirSync(out, { recursive: true });
+    log.reset();
+    save(); // step 0: the tokenizer and initial weights are on disk, so --resume works from the start
+  }
+  hooks.onStart?.({
+    resumed: mode.resume, startStep: s.step, options: o, config: s.config, trainableParams: s.params.store.size,
+    totalParams: s.params.specs.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0),
+    trainTokens: s.train.length, valTokens: s.val.length, backend: be.name, threads: be.threads(), messages: s.messages,
+  });
+  if (!mode.resume && o.evalEvery > 0) evaluate();
+
+  const started = performance.now();
+  const tokensPerStep = o.batchSize * o.seqLen! * o.gradAccum;
+  while (s.step < o.steps) {
+    const t0 = performance.now();
+    const rate = lr(s.step);
+    s.params.store.zeroGrad();
+    let loss = 0, lmLoss = 0, recLoss = 0, hasRec = false;
+    for (let micro = 0; micro < o.gradAccum; micro++) {
+      tape.reset();
+      const outp = graph.forward(tape, s.params, s.sampler.next());
+      if (hooks.injectNaN?.step === s.step + 1 && hooks.injectNaN.where === 'loss') outp.loss.data[0] = Number.NaN;
+      const l = outp.loss.data[0]!;
+      if (!Number.isFinite(l)) diverged(`the loss is ${l} (lm ${outp.lmLoss.data[0]}, recycle ${outp.recycleLoss?.data[0] ?? '-'})`);
+      loss += l / o.gradAccum;
+      lmLoss += outp.lmLoss.data[0]! / o.gradAccum;
+      if (outp.recycleLoss) { recLoss += outp.recycleLoss.data[0]! / o.gradAccum; hasRec = true; }
+      tape.backward(outp.loss, 1 / o.gradAccum);
+    }
+    if (hooks.injectNaN?.step === s.step + 1 && hooks.injectNaN.where === 'grad') s.params.store.grad[0] = Number.NaN;
+    const gnorm = Math.sqrt(be.sumSquares(s.params.store.grad.length, s.params.store.grad));
+    if (!Number.isFinite(gnorm)) diverged(`the gradient norm is ${gnorm}`);
+    clipGradNorm(s.params.store, o.gradClip, be);
+    s.optimizer.step(rate);
+    s.step++;
+    const dt = (performance.now() - t0) / 1000;
+    lastTrain = {
+      type: 'train', step: s.step, loss, lm_loss: lmLoss, recycle_loss: hasRec ? recLoss : null, lr: rate, grad_norm: gnorm,
+      tokens_per_s: tokensPerStep / dt, elapsed_s: (performance.now() - started) / 1000,
+    };
+    log.append(lastTrain);
+    hooks.onStep?.(lastTrain, o.steps);
+    const last = s.step === o.steps;
+    if ((o.evalEvery > 0 && s.step % o.evalEvery === 0) || last) evaluate();
+    if (s.step % o.ckptEvery === 0 || last) {
+      if (s.params.firstNonFinite() >= 0) diverged('a parameter became non-finite after the update', s.step);
+      save();
+    }
+  }
+  return { out, step: s.step, lastTrain, lastEval };
+}
