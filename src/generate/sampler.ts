@@ -1,0 +1,155 @@
+/**
+ * The sampler of one generation: the logits processors composed in transformers' order, a seeded uniform
+ * source, and the three operations the decoding modes need — pick the next token (argmax or a draw), draft a
+ * token from the module (remembering its distribution q), and verify a draft against the base's distribution p
+ * (greedy: accept iff the draft is p's argmax; sampling: the speculative-sampling rule, accept with probability
+ * min(1, p(d)/q(d)), else draw from normalize(max(0, p − q)), which leaves the output distributed as p).
+ * p and q are always the distributions after the same processors with the same history.
+ */
+import { Rng } from '../data/rng.js';
+import type { TokenHistory } from './history.js';
+import { MinP, RepetitionPenalty, Temperature, TopK, TopP, type LogitsProcessor } from './processors.js';
+
+/** Uniform numbers in [0, 1). */
+export interface UniformSource {
+  next(): number;
+}
+
+/** The project's seeded generator (xoshiro128**, src/data/rng.ts) as a uniform source: 53-bit uniforms. */
+export function seededUniform(seed: number): UniformSource {
+  const rng = new Rng(seed);
+  return { next: () => rng.random() };
+}
+
+export interface SamplerSettings {
+  doSample: boolean;
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repetitionPenalty: number;
+}
+
+export interface Verdict {
+  accepted: boolean;
+  /** The token to emit: the draft when accepted, else the base's replacement. */
+  token: number;
+}
+
+export class Sampler {
+  readonly processors: readonly LogitsProcessor[];
+  private readonly work: Float32Array;
+  private readonly p: Float64Array;
+  private readonly q: Float64Array;
+  private draftId = -1;
+
+  constructor(readonly settings: SamplerSettings, readonly vocabSize: number, private readonly rng: UniformSource) {
+    const s = settings, list: LogitsProcessor[] = [];
+    if (s.repetitionPenalty !== 1) list.push(new RepetitionPenalty(s.repetitionPenalty));
+    if (s.doSample) {
+      if (s.temperature !== 1) list.push(new Temperature(s.temperature));
+      if (s.topK > 0 && s.topK < vocabSize) list.push(new TopK(s.topK));
+      if (s.topP < 1) list.push(new TopP(s.topP));
+      if (s.minP > 0) list.push(new MinP(s.minP));
+    }
+    this.processors = list;
+    this.work = new Float32Array(vocabSize);
+    this.p = new Float64Array(vocabSize);
+    this.q = new Float64Array(vocabSize);
+  }
+
+  get greedy(): boolean {
+    return !this.settings.doSample;
+  }
+
+  /** Copy a row of raw logits [V] and apply the processors. Returns a buffer valid until the next call. */
+  process(logits: Float32Array, history: TokenHistory): Float32Array {
+    const V = this.vocabSize, w = this.work;
+    if (logits.length < V) throw new Error(`sampler: a logits row has ${logits.length} values, the vocabulary ${V}`);
+    for (let i = 0; i < V; i++) {
+      const x = logits[i]!;
+      if (!Number.isFinite(x)) throw new Error(`sampler: the model produced a non-finite logit (${x}) for token ${i}`);
+      w[i] = x;
+    }
+    for (const proc of this.processors) proc.process(w, history);
+    return w;
+  }
+
+  /** The processed distribution (softmax in float64) into `out`. */
+  distribution(logits: Float32Array, history: TokenHistory, out: Float64Array = new Float64Array(this.vocabSize)): Float64Array {
+    const w = this.process(logits, history), V = this.vocabSize;
+    let max = -Infinity;
+    for (let i = 0; i < V; i++) if (w[i]! > max) max = w[i]!;
+    let sum = 0;
+    for (let i = 0; i < V; i++) {
+      const e = w[i] === -Infinity ? 0 : Math.exp(w[i]! - max);
+      out[i] = e;
+      sum += e;
+    }
+    const inv = 1 / sum;
+    for (let i = 0; i < V; i++) out[i]! *= inv;
+    return out;
+  }
+
+  /** The next token from a row of raw logits: the processed argmax (greedy) or a draw. */
+  pick(logits: Float32Array, history: TokenHistory): number {
+    if (this.greedy) return argmax(this.process(logits, history));
+    return this.draw(this.distribution(logits, history, this.p));
+  }
+
+  /** A draft from the module's logits row; its distribution q is kept for `verify`. */
+  draft(logits: Float32Array, history: TokenHistory): number {
+    this.draftId = this.greedy ? argmax(this.process(logits, history)) : this.draw(this.distribution(logits, history, this.q));
+    return this.draftId;
+  }
+
+  /** Verify the last draft against the base's logits row for the same position (same history as the draft). */
+  verify(logits: Float32Array, history: TokenHistory): Verdict {
+    const d = this.draftId;
+    if (d < 0) throw new Error('sampler.verify: no pending draft');
+    this.draftId = -1;
+    if (this.greedy) {
+      const a = argmax(this.process(logits, history));
+      return { accepted: a === d, token: a };
+    }
+    const p = this.distribution(logits, history, this.p), q = this.q;
+    const u = this.rng.next();
+    if (u * q[d]! < p[d]!) return { accepted: true, token: d }; // u < min(1, p/q); q[d] > 0 as d was drawn from q
+    let sum = 0;
+    for (let i = 0; i < this.vocabSize; i++) {
+      const r = p[i]! - q[i]!;
+      const v = r > 0 ? r : 0;
+      q[i] = v;
+      sum += v;
+    }
+    // sum > 0 whenever a rejection is possible; rounding could leave it 0 only when p ≈ q, where p is right.
+    return { accepted: false, token: sum > 0 ? this.draw(q, sum) : this.draw(p) };
+  }
+
+  /** Inverse-CDF draw from non-negative weights summing to `total`. */
+  private draw(w: Float64Array, total = 1): number {
+    const target = this.rng.next() * total;
+    let cum = 0, last = -1;
+    for (let i = 0; i < this.vocabSize; i++) {
+      const v = w[i]!;
+      if (v <= 0) continue;
+      cum += v;
+      last = i;
+      if (target < cum) return i;
+    }
+    if (last < 0) throw new Error('sampler: every token was filtered out');
+    return last; // rounding: the target fell past the last cumulative sum
+  }
+}
+
+/** Index of the first maximum. */
+export function argmax(x: ArrayLike<number>): number {
+  let best = 0, bv = -Infinity;
+  for (let i = 0; i < x.length; i++) {
+    if (x[i]! > bv) {
+      bv = x[i]!;
+      best = i;
+    }
+  }
+  return best;
+}

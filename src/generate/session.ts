@@ -1,0 +1,113 @@
+/**
+ * The state one generation shares between its steps, whatever the mode: the model, the base and module KV
+ * caches (kept in sync by position: module position t holds (h_t, x_{t+1})), the token history, the sampler,
+ * the stop conditions (EOS, max_new_tokens, context length), the AbortSignal and the live statistics.
+ */
+import type { KVCache } from '../model/kv-cache.js';
+import type { BaseOutput, InferenceModel, LogitRows } from '../model/infer.js';
+import { TokenHistory } from './history.js';
+import type { ResolvedOptions } from './options.js';
+import { Sampler, seededUniform } from './sampler.js';
+import { emptyStats, type GenerationStats, type TokenEvent, type TokenSource } from './types.js';
+
+export interface SessionCaches {
+  base: KVCache;
+  module: KVCache | null;
+}
+
+export class DecodeSession {
+  readonly history: TokenHistory;
+  readonly sampler: Sampler;
+  readonly stats: GenerationStats;
+  /** Generated ids so far. */
+  readonly output: number[] = [];
+  readonly maxLength: number;
+  private readonly eos: Set<number>;
+  private readonly t0 = performance.now();
+  private finished = false;
+
+  constructor(
+    readonly model: InferenceModel,
+    readonly prompt: readonly number[],
+    readonly options: ResolvedOptions,
+    eosIds: readonly number[],
+    readonly caches: SessionCaches,
+  ) {
+    const V = model.config.vocabSize;
+    this.history = new TokenHistory(V, prompt);
+    this.sampler = new Sampler(options, V, seededUniform(options.seed));
+    this.stats = emptyStats(options.mode, prompt.length, options.seed);
+    this.eos = new Set(eosIds);
+    this.maxLength = Math.min(model.config.maxPositions, caches.base.maxT, caches.module?.maxT ?? Infinity);
+    caches.base.reset();
+    caches.module?.reset();
+  }
+
+  /** True once EOS, max_new_tokens or the context length ended the generation. */
+  get done(): boolean {
+    return this.finished;
+  }
+
+  /** How many more tokens may be emitted (max_new_tokens and the context length). */
+  room(): number {
+    if (this.finished) return 0;
+    return Math.min(this.options.maxNewTokens - this.output.length, this.maxLength - this.history.length);
+  }
+
+  /** Throw the signal's reason if the caller aborted. */
+  checkAbort(): void {
+    const sig = this.options.signal;
+    if (sig?.aborted) throw sig.reason instanceof Error ? sig.reason : new Error(`generation aborted${sig.reason !== undefined ? `: ${String(sig.reason)}` : ''}`);
+  }
+
+  /** The prompt in one batched forward: h for every prompt position, logits for the last. */
+  prefill(): BaseOutput {
+    const out = this.full(this.prompt, 'last');
+    this.stats.prefill_seconds = (performance.now() - this.t0) / 1000;
+    return out;
+  }
+
+  /** A full call on `ids` at the next base positions. */
+  full(ids: ArrayLike<number>, rows: LogitRows): BaseOutput {
+    this.checkAbort();
+    this.stats.full_calls++;
+    return this.model.forwardBase(ids, this.caches.base, rows);
+  }
+
+  /** A module call on rows (h[i], nextIds[i]) at the next module positions; logits of the last row. */
+  module(hidden: Float32Array, nextIds: ArrayLike<number>): Float32Array {
+    this.checkAbort();
+    const cache = this.caches.module;
+    if (!cache) throw new Error('decode: this mode needs a module cache');
+    if (cache.length + nextIds.length !== this.caches.base.length) {
+      throw new Error(`decode: module cache (${cache.length} + ${nextIds.length}) out of step with the base cache (${this.caches.base.length})`);
+    }
+    this.stats.module_calls++;
+    return this.model.forwardModule(hidden, nextIds, cache, 'last');
+  }
+
+  /** Record a generated token; ends the generation on EOS or when no room is left. */
+  emit(id: number, source: TokenSource): TokenEvent {
+    if (this.finished) throw new Error('decode: emit after the generation ended');
+    const ev: TokenEvent = { id, source, index: this.output.length };
+    this.output.push(id);
+    this.history.push(id);
+    const s = this.stats;
+    s.tokens++;
+    if (source === 'accepted') s.accepted++;
+    else if (source === 'replaced') s.rejected++;
+    else if (source === 'recycled') s.recycled++;
+    s.seconds = (performance.now() - this.t0) / 1000;
+    s.tokens_per_s = s.seconds > 0 ? s.tokens / s.seconds : 0;
+    if (this.eos.has(id)) this.end('eos');
+    else if (this.output.length >= this.options.maxNewTokens) this.end('length');
+    else if (this.history.length >= this.maxLength) this.end('context');
+    return ev;
+  }
+
+  /** End the generation (also used by the caller for stop strings). */
+  end(reason: GenerationStats['finish_reason']): void {
+    this.finished = true;
+    this.stats.finish_reason ??= reason;
+  }
+}

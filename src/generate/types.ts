@@ -1,0 +1,60 @@
+/**
+ * Types shared by the decoding modes, the RecycleGPT API and the CLI: how each token was made, and the
+ * statistics of one generation (snake_case, as in the `generate --json` contract, DESIGN.md §4).
+ */
+
+/** The decoding modes of DESIGN.md §1.3. */
+export type DecodeMode = 'standard' | 'recycle' | 'verified';
+
+export const DECODE_MODES: readonly DecodeMode[] = ['standard', 'recycle', 'verified'];
+
+/**
+ * How a token was made:
+ * - `full`: sampled from the base model's distribution (every token of standard mode, the full-call token of
+ *   recycle mode, the token after an accepted draft in verified mode);
+ * - `recycled`: sampled from the recyclable module and emitted unverified (recycle mode);
+ * - `accepted`: the module's draft, verified by the base and accepted (verified mode);
+ * - `replaced`: the module's draft was rejected; this is the base's replacement (verified mode).
+ */
+export type TokenSource = 'full' | 'recycled' | 'accepted' | 'replaced';
+
+/** One generated token as the decoding modes yield it. */
+export interface TokenEvent {
+  id: number;
+  source: TokenSource;
+  /** 0 for the first generated token. */
+  index: number;
+}
+
+/** Why a generation ended. `stop`: a stop string matched; `context`: the context length was reached. */
+export type FinishReason = 'eos' | 'length' | 'context' | 'stop';
+
+export interface GenerationStats {
+  mode: DecodeMode;
+  prompt_tokens: number;
+  /** Generated tokens. */
+  tokens: number;
+  /** Base-model forwards, the prompt prefill included. */
+  full_calls: number;
+  /** Recyclable-module forwards, the one over the prompt included. */
+  module_calls: number;
+  /** Verified mode: drafts accepted / rejected (0 in the other modes). */
+  accepted: number;
+  rejected: number;
+  /** Recycle mode: tokens emitted from the module unverified. */
+  recycled: number;
+  /** Wall time of the whole generation (prefill included), seconds. */
+  seconds: number;
+  prefill_seconds: number;
+  tokens_per_s: number;
+  finish_reason: FinishReason | null;
+  /** The seed the sampler used (drawn at random when none was given), so a run can be repeated. */
+  seed: number;
+}
+
+export function emptyStats(mode: DecodeMode, promptTokens: number, seed: number): GenerationStats {
+  return {
+    mode, prompt_tokens: promptTokens, tokens: 0, full_calls: 0, module_calls: 0, accepted: 0, rejected: 0,
+    recycled: 0, seconds: 0, prefill_seconds: 0, tokens_per_s: 0, finish_reason: null, seed,
+  };
+}
