@@ -1,13 +1,15 @@
 /** The list of commands; each file exports `register(program)`. */
 import type { Command } from 'commander';
 import { register as forward } from './cmd-forward.js';
+import { register as generate } from './cmd-generate.js';
+import { register as bench } from './cmd-bench.js';
 import { register as train } from './cmd-train.js';
 import { register as evaluate } from './cmd-eval.js';
 import { register as plot } from './cmd-plot.js';
 
 type Register = (program: Command) => void;
 
-const registry: Register[] = [forward, train, evaluate, plot];
+const registry: Register[] = [forward, generate, bench, train, evaluate, plot];
 
 export function registerCommands(program: Command): void {
   for (const r of registry) r(program);

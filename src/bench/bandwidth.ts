@@ -1,0 +1,37 @@
+/**
+ * Memory read bandwidth, measured in the same process as the decode benchmark (machines are noisy; DESIGN.md
+ * §5): the native addon's streaming-read probe when the backend is native, else the backend's sumSquares over
+ * a 512 MB array (on the ref backend that measures the JS loop, not DRAM; the method says so).
+ */
+import type { Backend } from '../kernels/backend.js';
+import type { NativeBackend } from '../kernels/native.js';
+
+export interface Bandwidth {
+  /** Median over the repeats, GB/s (1e9 bytes per second). */
+  gbs: number;
+  method: string;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+export function measureReadBandwidth(backend: Backend, bytes = 512 * 2 ** 20, repeats = 5): Bandwidth {
+  const threads = backend.threads();
+  if (backend.name === 'native' && 'addon' in backend) {
+    const secs = (backend as NativeBackend).addon.readBandwidth(bytes, threads, repeats);
+    return { gbs: bytes / median(secs) / 1e9, method: `native readBandwidth, ${bytes >> 20} MB, ${threads} thread(s)` };
+  }
+  const n = bytes / 4, x = new Float32Array(n).fill(1); // fill touches every page (untouched pages read as one zero page)
+  const secs: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const t0 = performance.now();
+    backend.sumSquares(n, x);
+    secs.push((performance.now() - t0) / 1000);
+  }
+  const note = backend.name === 'ref' ? ' (ref backend: bounded by the JS loop, not by DRAM)' : '';
+  return { gbs: bytes / median(secs) / 1e9, method: `${backend.name} sumSquares, ${bytes >> 20} MB, ${threads} thread(s)${note}` };
+}
+
+export { median };

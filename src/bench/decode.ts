@@ -1,0 +1,176 @@
+/**
+ * Decode benchmark (`recyclegpt bench`, `npm run bench`): every mode on the same prompts in one process, greedy,
+ * EOS ignored so every run makes the same number of tokens; modes interleaved and rotated across repeats so drift
+ * on a shared machine hits them alike; medians over repeats. Reports tokens/s, the speedup over standard measured
+ * in this run, full calls per token, acceptance (verified), and the bandwidth roofline: measured read bandwidth ÷
+ * bytes of weights streamed per token (from the call counters: full calls × base bytes + module calls × module bytes).
+ */
+import type { Backend } from '../kernels/backend.js';
+import type { InferenceModel } from '../model/infer.js';
+import { createCaches, decodeAll } from '../generate/decode.js';
+import { seededUniform } from '../generate/sampler.js';
+import { DECODE_MODES, type DecodeMode } from '../generate/types.js';
+import { measureReadBandwidth, median, type Bandwidth } from './bandwidth.js';
+import { measureCallTimings, type CallTimings } from './call-timing.js';
+import { callBytes } from './weight-bytes.js';
+
+export interface DecodeBenchOptions {
+  /** Shown as `model` in the report (a directory or "preset:NAME"). */
+  name: string;
+  modes?: readonly DecodeMode[];
+  /** Prompts as token ids (default: `promptCount` random prompts of `promptLength` ids). */
+  prompts?: number[][];
+  promptCount?: number;
+  promptLength?: number;
+  /** New tokens per prompt (default 64). */
+  tokens?: number;
+  /** Repeats per mode; the median is reported (default 3). */
+  repeats?: number;
+  /** Measure the read bandwidth (default true). */
+  bandwidth?: boolean;
+  /** Time the single calls too (default true). */
+  callTimings?: boolean;
+  /** Progress lines (stderr in the CLI). */
+  log?: (line: string) => void;
+}
+
+export interface DecodeBenchRun {
+  dtype: 'f32';
+  mode: DecodeMode;
+  tokens_per_s: number;
+  /** Median tokens/s of this mode ÷ median tokens/s of standard, both from this run (null without standard). */
+  speedup_vs_standard: number | null;
+  full_calls_per_token: number;
+  /** Verified: accepted ÷ (accepted + rejected) drafts; null in other modes. */
+  acceptance: number | null;
+  bytes_per_token: number;
+  roofline_tokens_per_s: number | null;
+  /** tokens/s of each repeat. */
+  samples: number[];
+}
+
+export interface DecodeBenchResult {
+  model: string;
+  threads: number;
+  backend: string;
+  bandwidth_gbs: number | null;
+  bandwidth_method: string | null;
+  /** Standard decoding's roofline: bandwidth ÷ the bytes of one full call. */
+  roofline_tokens_per_s: number | null;
+  full_call_bytes: number;
+  module_call_bytes: number;
+  prompts: number;
+  prompt_tokens: number;
+  new_tokens: number;
+  repeats: number;
+  call_timings: CallTimings | null;
+  runs: DecodeBenchRun[];
+}
+
+interface Totals { seconds: number[]; rates: number[]; tokens: number; full: number; module: number; accepted: number; rejected: number }
+
+export function randomPrompts(count: number, length: number, vocab: number, seed = 1234): number[][] {
+  const u = seededUniform(seed);
+  return Array.from({ length: count }, () => Array.from({ length }, () => Math.floor(u.next() * vocab)));
+}
+
+export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): DecodeBenchResult {
+  const backend: Backend = model.backend, c = model.config, log = o.log ?? (() => {});
+  const modes = [...(o.modes ?? (model.hasModule ? DECODE_MODES : ['standard' as const]))];
+  for (const m of modes) {
+    if (!DECODE_MODES.includes(m)) throw new Error(`bench: unknown mode "${m}" (known: ${DECODE_MODES.join(', ')})`);
+    if (m !== 'standard' && !model.hasModule) throw new Error(`bench: mode "${m}" needs a recyclable module, and ${o.name} has none`);
+  }
+  const tokens = o.tokens ?? 64, repeats = o.repeats ?? 3;
+  if (!Number.isInteger(tokens) || tokens < 2) throw new Error(`bench: tokens must be an integer ≥ 2, got ${tokens}`);
+  if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`bench: repeats must be a positive integer, got ${repeats}`);
+  const prompts = o.prompts ?? randomPrompts(o.promptCount ?? 2, o.promptLength ?? 16, c.vocabSize);
+  for (const p of prompts) {
+    if (p.length + tokens > c.maxPositions) throw new Error(`bench: a ${p.length}-token prompt + ${tokens} new tokens exceed the context length ${c.maxPositions}`);
+  }
+  const bytes = callBytes(c);
+  let bw: Bandwidth | null = null;
+  if (o.bandwidth !== false) {
+    log('measuring read bandwidth…');
+    bw = measureReadBandwidth(backend);
+    log(`read bandwidth ${bw.gbs.toFixed(1)} GB/s (${bw.method})`);
+  }
+  let calls: CallTimings | null = null;
+  if (o.callTimings !== false) {
+    calls = measureCallTimings(model);
+    log(`calls: full M=1 ${calls.full_m1_ms.toFixed(2)} ms, M=2 ${calls.full_m2_ms.toFixed(2)} ms${calls.module_m2_ms !== null ? `, module M=1 ${calls.module_m1_ms!.toFixed(2)} ms, M=2 ${calls.module_m2_ms.toFixed(2)} ms` : ''}`);
+  }
+  const caches = createCaches(model);
+  const gen = (mode: DecodeMode, p: number[], n: number) => decodeAll(model, p, { mode, max_new_tokens: n, eos_token_id: [], seed: 1 }, caches);
+  for (const m of modes) gen(m, prompts[0]!, 8); // warm-up: JIT, page faults in the caches
+  const totals = new Map<DecodeMode, Totals>(modes.map((m) => [m, { seconds: [], rates: [], tokens: 0, full: 0, module: 0, accepted: 0, rejected: 0 }]));
+  for (let r = 0; r < repeats; r++) {
+    const order = modes.map((_, i) => modes[(i + r) % modes.length]!);
+    for (const mode of order) {
+      const t = totals.get(mode)!;
+      let made = 0;
+      const t0 = performance.now();
+      for (const p of prompts) {
+        const s = gen(mode, p, tokens).stats;
+        made += s.tokens;
+        t.full += s.full_calls;
+        t.module += s.module_calls;
+        t.accepted += s.accepted;
+        t.rejected += s.rejected;
+      }
+      const sec = (performance.now() - t0) / 1000;
+      t.tokens += made;
+      t.seconds.push(sec);
+      t.rates.push(made / sec);
+      log(`repeat ${r + 1}/${repeats} ${mode}: ${(made / sec).toFixed(1)} tokens/s`);
+    }
+  }
+  const std = totals.get('standard');
+  const stdRate = std ? median(std.rates) : null;
+  const runs: DecodeBenchRun[] = modes.map((mode) => {
+    const t = totals.get(mode)!, rate = median(t.rates);
+    const bpt = (t.full * bytes.full + t.module * bytes.module) / t.tokens;
+    const drafts = t.accepted + t.rejected;
+    return {
+      dtype: 'f32', mode, tokens_per_s: rate, speedup_vs_standard: stdRate ? rate / stdRate : null,
+      full_calls_per_token: t.full / t.tokens, acceptance: mode === 'verified' ? (drafts > 0 ? t.accepted / drafts : null) : null,
+      bytes_per_token: bpt, roofline_tokens_per_s: bw ? (bw.gbs * 1e9) / bpt : null, samples: t.rates,
+    };
+  });
+  return {
+    model: o.name, threads: backend.threads(), backend: backendLabel(backend), bandwidth_gbs: bw?.gbs ?? null, bandwidth_method: bw?.method ?? null,
+    roofline_tokens_per_s: bw ? (bw.gbs * 1e9) / bytes.full : null, full_call_bytes: bytes.full, module_call_bytes: bytes.module,
+    prompts: prompts.length, prompt_tokens: Math.round(prompts.reduce((s, p) => s + p.length, 0) / prompts.length), new_tokens: tokens, repeats, call_timings: calls, runs,
+  };
+}
+
+function backendLabel(b: Backend): string {
+  const simd = (b as { simd?: unknown }).simd;
+  return typeof simd === 'string' ? `${b.name} (${simd})` : b.name;
+}
+
+/** The human-readable report. */
+export function formatDecodeBench(r: DecodeBenchResult): string {
+  const mb = (x: number): string => `${(x / 1e6).toFixed(1)} MB`;
+  const lines = [
+    `model ${r.model}: full call ${mb(r.full_call_bytes)}${r.module_call_bytes ? `, module call ${mb(r.module_call_bytes)}` : ''} of f32 weights; ${r.backend}, ${r.threads} thread(s)`,
+    r.bandwidth_gbs !== null ? `read bandwidth ${r.bandwidth_gbs.toFixed(1)} GB/s (${r.bandwidth_method}) → standard roofline ${r.roofline_tokens_per_s!.toFixed(1)} tokens/s` : 'read bandwidth not measured',
+    ...(r.call_timings ? [callLine(r.call_timings)] : []),
+    `${r.prompts} prompt(s) of ~${r.prompt_tokens} tokens, ${r.new_tokens} new tokens each, greedy, median of ${r.repeats}`,
+    '',
+    'mode       tokens/s  speedup  full calls/token  acceptance  MB/token  roofline tok/s',
+  ];
+  for (const x of r.runs) {
+    lines.push([
+      x.mode.padEnd(9), x.tokens_per_s.toFixed(1).padStart(9), (x.speedup_vs_standard !== null ? `${x.speedup_vs_standard.toFixed(2)}x` : '-').padStart(8),
+      x.full_calls_per_token.toFixed(3).padStart(17), (x.acceptance !== null ? `${(100 * x.acceptance).toFixed(1)}%` : '-').padStart(11),
+      (x.bytes_per_token / 1e6).toFixed(1).padStart(9), (x.roofline_tokens_per_s !== null ? x.roofline_tokens_per_s.toFixed(1) : '-').padStart(15),
+    ].join(' '));
+  }
+  return lines.join('\n');
+}
+
+function callLine(t: CallTimings): string {
+  const mod = t.module_m2_ms !== null ? `; module call M=1 ${t.module_m1_ms!.toFixed(2)} ms, M=2 ${t.module_m2_ms.toFixed(2)} ms → recycle ideal ${t.recycle_ideal_speedup!.toFixed(2)}x` : '';
+  return `full call M=1 ${t.full_m1_ms.toFixed(2)} ms, M=2 ${t.full_m2_ms.toFixed(2)} ms (${(t.full_m2_ms / t.full_m1_ms).toFixed(2)}x)${mod}`;
+}
