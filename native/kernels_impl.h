@@ -1,0 +1,984 @@
+// Every kernel, written once against the vector primitives of simd_*.h (V, W, vload, vfma, vhsum, vexp, ...).
+// This file is included inside a per-ISA namespace (rg_avx512, rg_avx2, rg_scalar) by kernels_<isa>.cc, each
+// compiled for its instruction set; kernels.h's table is filled at the end.
+//
+// Rules that keep results reproducible:
+// - The files are compiled with -ffp-contract=off: a multiply-add is fused only where vfma says so.
+// - Every output element has one owner thread and one accumulation order, fixed by the shapes only (the
+//   order never depends on M for `linear` / attention rows, and threads split rows or columns, never a sum).
+// - No std:: templates here: an inline template instantiated in an AVX-512 unit could be picked by the linker
+//   for all units and run on a CPU without AVX-512.
+//
+// Shape letters as in src/kernels/backend.ts.
+
+static inline i64 imin(i64 a, i64 b) { return a < b ? a : b; }
+static inline i64 imax(i64 a, i64 b) { return a > b ? a : b; }
+
+// A per-thread growable scratch buffer (64-byte aligned, never freed: threads live as long as the process).
+struct Scratch {
+  float* p;
+  i64 cap;
+  float* get(i64 n) {
+    if (n > cap) {
+      free(p);
+      void* q = nullptr;
+      if (posix_memalign(&q, 64, static_cast<size_t>((n + 16) * 4)) != 0) abort();
+      p = static_cast<float*>(q);
+      cap = n;
+    }
+    return p;
+  }
+};
+static thread_local Scratch tls_s0 = {nullptr, 0};
+static thread_local Scratch tls_s1 = {nullptr, 0};
+
+// Runs body(tid, nth) on `use` threads, where `use` = min(nth, work / grain) but at least 1.
+template <class F>
+static inline void run_threads(int nth, double work, double grain, F& body) {
+  int use = nth;
+  if (work < grain * use) use = static_cast<int>(work / grain);
+  if (use < 1) use = 1;
+  rg::parallel(use, body);
+}
+
+// Elementwise helper: body(i0, i1) over [0, n) split into per-thread ranges aligned to 16 floats.
+template <class F>
+static inline void for_elems(int nth, i64 n, F body) {
+  auto job = [&](int tid, int k) {
+    i64 b = (n * tid / k) & ~static_cast<i64>(15), e = tid + 1 == k ? n : ((n * (tid + 1) / k) & ~static_cast<i64>(15));
+    if (e > b) body(b, e);
+  };
+  run_threads(nth, static_cast<double>(n), 65536.0, job);
+}
+
+// Row helper: body(r0, r1) over [0, rows) in contiguous per-thread ranges; `cost` ≈ work per row (flops).
+template <class F>
+static inline void for_rows(int nth, i64 rows, double cost, F body) {
+  auto job = [&](int tid, int k) {
+    i64 b, e;
+    rg::split_range(rows, tid, k, &b, &e);
+    if (e > b) body(b, e);
+  };
+  int use = static_cast<int>(imin(nth, imax(rows, 1)));
+  run_threads(use, static_cast<double>(rows) * cost, 100000.0, job);
+}
+
+// Σ a[i]·b[i], one accumulator, fixed chunk order, masked tail: the order depends on n only.
+static inline float dot(const float* a, const float* b, i64 n) {
+  V acc = vzero();
+  i64 i = 0;
+  for (; i + W <= n; i += W) acc = vfma(vload(a + i), vload(b + i), acc);
+  if (i < n) acc = vfma(vload_n(a + i, static_cast<int>(n - i)), vload_n(b + i, static_cast<int>(n - i)), acc);
+  return vhsum(acc);
+}
+
+// acc[0..n) += p·v[0..n)
+static inline void axpy_row(float* acc, float p, const float* v, i64 n) {
+  V pv = vset1(p);
+  i64 i = 0;
+  for (; i + W <= n; i += W) vstore(acc + i, vfma(pv, vload(v + i), vload(acc + i)));
+  if (i < n) {
+    int r = static_cast<int>(n - i);
+    vstore_n(acc + i, vfma(pv, vload_n(v + i, r), vload_n(acc + i, r)), r);
+  }
+}
+
+// ================================================================================================
+// GEMM: Goto/BLIS blocking. C is cut in MR×NR micro-tiles; A is packed in MR-row panels (K-major), B in
+// NR-column panels. Loops: jc (NC columns of B, packed block lives in L3) → pc (KC of K) → ic (MC rows of A,
+// packed block lives in L2) → jr (one B micro-panel, stays in L1) → ir (micro-kernel).
+// ================================================================================================
+constexpr int MR = GEMM_MR;
+constexpr int NR = GEMM_NV * W;
+constexpr i64 KC = 256;
+constexpr i64 MC = MR * ((240 + MR - 1) / MR);
+constexpr i64 NC = NR * ((3072 + NR - 1) / NR);
+
+// C[MR×NR] (= or +=) Ap(MR×kc) · Bp(kc×NR)
+static inline void micro_kernel(i64 kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
+                                i64 ldc, bool add) {
+  V acc[MR][GEMM_NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < GEMM_NV; ++j) acc[i][j] = vzero();
+  for (i64 k = 0; k < kc; ++k) {
+    V bv[GEMM_NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < GEMM_NV; ++j) bv[j] = vload(b + j * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      V av = vset1(a[i]);
+#pragma GCC unroll 4
+      for (int j = 0; j < GEMM_NV; ++j) acc[i][j] = vfma(av, bv[j], acc[i][j]);
+    }
+    a += MR;
+    b += NR;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < GEMM_NV; ++j) {
+      float* p = c + i * ldc + j * W;
+      vstore(p, add ? vadd(vload(p), acc[i][j]) : acc[i][j]);
+    }
+}
+
+// Packs rows [0,mc) × k [0,kc) of A (element (i,k) at a[i*rs + k*cs]) into MR-row panels, zero-padded.
+static void pack_a(i64 mc, i64 kc, const float* a, i64 rs, i64 cs, float* ap) {
+  for (i64 p = 0; p < mc; p += MR) {
+    const i64 mr = imin(MR, mc - p);
+    float* dst = ap + p * kc;
+    if (cs == 1) {  // rows are contiguous in k
+      for (i64 i = 0; i < mr; ++i) {
+        const float* src = a + (p + i) * rs;
+        for (i64 k = 0; k < kc; ++k) dst[k * MR + i] = src[k];
+      }
+      for (i64 i = mr; i < MR; ++i)
+        for (i64 k = 0; k < kc; ++k) dst[k * MR + i] = 0.0f;
+    } else {  // rs == 1: columns are contiguous in i
+      for (i64 k = 0; k < kc; ++k) {
+        const float* src = a + k * cs + p;
+        i64 i = 0;
+        for (; i < mr; ++i) dst[k * MR + i] = src[i];
+        for (; i < MR; ++i) dst[k * MR + i] = 0.0f;
+      }
+    }
+  }
+}
+
+// Packs k [0,kc) × columns [0,nc) of B (element (k,j) at b[k*rs + j*cs]) into NR-column panels, zero-padded.
+static void pack_b(i64 kc, i64 nc, const float* b, i64 rs, i64 cs, float* bp) {
+  for (i64 p = 0; p < nc; p += NR) {
+    const i64 nr = imin(NR, nc - p);
+    float* dst = bp + p * kc;
+    if (cs == 1) {  // rows of B contiguous in j
+      for (i64 k = 0; k < kc; ++k) {
+        const float* src = b + k * rs + p;
+        float* d = dst + k * NR;
+        if (nr == NR) {
+          for (int j = 0; j < NR; j += W) vstore(d + j, vload(src + j));
+        } else {
+          for (int j = 0; j < NR; j += W) {
+            const i64 left = nr - j;
+            vstore(d + j, left >= W ? vload(src + j) : (left > 0 ? vload_n(src + j, static_cast<int>(left)) : vzero()));
+          }
+        }
+      }
+    } else {  // rs == 1: columns of B contiguous in k (B given as [N,K], e.g. a weight matrix)
+      for (i64 j = 0; j < nr; ++j) {
+        const float* src = b + (p + j) * cs;
+        for (i64 k = 0; k < kc; ++k) dst[k * NR + j] = src[k];
+      }
+      for (i64 j = nr; j < NR; ++j)
+        for (i64 k = 0; k < kc; ++k) dst[k * NR + j] = 0.0f;
+    }
+  }
+}
+
+struct GemmArgs {
+  i64 M, N, K;
+  const float* a;
+  i64 ars, acs;  // A(i,k) = a[i*ars + k*acs]
+  const float* b;
+  i64 brs, bcs;  // B(k,j) = b[k*brs + j*bcs]
+  float* c;
+  bool accumulate;
+};
+
+// C[m0:m1, n0:n1] on the calling thread.
+static void gemm_block(const GemmArgs& g, i64 m0, i64 m1, i64 n0, i64 n1) {
+  float* ap = tls_s0.get(MC * KC);
+  float* bp = tls_s1.get(KC * NC);
+  const i64 ldc = g.N;
+  for (i64 jc = n0; jc < n1; jc += NC) {
+    const i64 nc = imin(NC, n1 - jc);
+    for (i64 pc = 0; pc < g.K; pc += KC) {
+      const i64 kc = imin(KC, g.K - pc);
+      const bool add = g.accumulate || pc > 0;
+      pack_b(kc, nc, g.b + pc * g.brs + jc * g.bcs, g.brs, g.bcs, bp);
+      for (i64 ic = m0; ic < m1; ic += MC) {
+        const i64 mc = imin(MC, m1 - ic);
+        pack_a(mc, kc, g.a + ic * g.ars + pc * g.acs, g.ars, g.acs, ap);
+        for (i64 jr = 0; jr < nc; jr += NR) {
+          const i64 nr = imin(NR, nc - jr);
+          for (i64 ir = 0; ir < mc; ir += MR) {
+            const i64 mr = imin(MR, mc - ir);
+            float* cp = g.c + (ic + ir) * ldc + jc + jr;
+            if (mr == MR && nr == NR) {
+              micro_kernel(kc, ap + ir * kc, bp + jr * kc, cp, ldc, add);
+            } else {  // edge tile: compute into a full tile, copy the valid part
+              alignas(64) float tmp[MR * NR];
+              micro_kernel(kc, ap + ir * kc, bp + jr * kc, tmp, NR, false);
+              for (i64 i = 0; i < mr; ++i)
+                for (i64 j = 0; j < nr; ++j) {
+                  float* p = cp + i * ldc + j;
+                  *p = add ? *p + tmp[i * NR + j] : tmp[i * NR + j];
+                }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+static void gemm_run(int nth, const GemmArgs& g) {
+  if (g.M == 0 || g.N == 0) return;
+  if (g.K == 0) {
+    if (!g.accumulate) memset(g.c, 0, static_cast<size_t>(g.M * g.N) * 4);
+    return;
+  }
+  // Threads take disjoint tiles of C (along N when there are enough column tiles, else along M): each C
+  // element is computed by one thread in one K order, so the result does not depend on the thread count.
+  const i64 tiles_n = (g.N + NR - 1) / NR, tiles_m = (g.M + MR - 1) / MR;
+  const bool split_n = tiles_n >= 2 * nth || tiles_n >= tiles_m;
+  const i64 tiles = split_n ? tiles_n : tiles_m;
+  auto job = [&](int tid, int k) {
+    i64 t0, t1;
+    rg::split_range(tiles, tid, k, &t0, &t1);
+    if (t1 <= t0) return;
+    if (split_n) gemm_block(g, 0, g.M, t0 * NR, imin(t1 * NR, g.N));
+    else gemm_block(g, t0 * MR, imin(t1 * MR, g.M), 0, g.N);
+  };
+  const int use = static_cast<int>(imin(nth, tiles));
+  run_threads(use, 2.0 * g.M * g.N * g.K, 4e6, job);
+}
+
+static void gemm(int nth, i64 M, i64 N, i64 K, const float* a, bool transA, const float* b, bool transB, float* c,
+                 bool accumulate) {
+  GemmArgs g;
+  g.M = M, g.N = N, g.K = K, g.a = a, g.b = b, g.c = c, g.accumulate = accumulate;
+  if (transA) g.ars = 1, g.acs = M;  // A stored [K,M]
+  else g.ars = K, g.acs = 1;
+  if (transB) g.brs = 1, g.bcs = K;  // B stored [N,K]
+  else g.brs = N, g.bcs = 1;
+  gemm_run(nth, g);
+}
+
+// ================================================================================================
+// linear, small M (1..8): the decode path. Each W row is loaded once and dotted with all M x rows while it
+// is in registers, so W streams from memory once per call. The per-(m,n) arithmetic is identical for every
+// M: two accumulators take alternate W-wide chunks of K (chunk c → acc[c & 1]), a masked chunk takes the
+// tail, then y = hsum(acc0 + acc1) + bias. Threads split N into contiguous ranges.
+// W rows are processed one at a time, so each thread reads W as a single sequential stream: interleaving 4
+// rows (4 short streams) was ~20% slower from DRAM on Zen 5, the hardware prefetcher prefers one stream.
+// ================================================================================================
+constexpr int LIN_PF = 1024;  // software prefetch distance (floats, 4 KB) ahead in the W stream, into L1
+
+template <int M>
+static inline void linear_row(i64 n, i64 N, i64 K, const float* x, const float* w, const float* bias, float* y) {
+  V a0[M], a1[M];
+#pragma GCC unroll 8
+  for (int m = 0; m < M; ++m) a0[m] = vzero(), a1[m] = vzero();
+  const float* wr = w + n * K;
+  const i64 nfull = K / W;
+  const int tail = static_cast<int>(K - nfull * W);
+  i64 c = 0;
+  for (; c + 2 <= nfull; c += 2) {
+    const i64 o = c * W;
+    prefetch_l1(wr + o + LIN_PF);
+    const V w0 = vload(wr + o), w1 = vload(wr + o + W);
+#pragma GCC unroll 8
+    for (int m = 0; m < M; ++m) {
+      a0[m] = vfma(vload(x + m * K + o), w0, a0[m]);
+      a1[m] = vfma(vload(x + m * K + o + W), w1, a1[m]);
+    }
+  }
+  if (c < nfull) {  // one full chunk left; c is even → acc0
+    const i64 o = c * W;
+    const V wv = vload(wr + o);
+#pragma GCC unroll 8
+    for (int m = 0; m < M; ++m) a0[m] = vfma(vload(x + m * K + o), wv, a0[m]);
+    ++c;
+  }
+  if (tail) {  // chunk c = nfull, masked; it goes to acc[c & 1] like any chunk
+    const i64 o = c * W;
+    const V wv = vload_n(wr + o, tail);
+#pragma GCC unroll 8
+    for (int m = 0; m < M; ++m) {
+      const V xv = vload_n(x + m * K + o, tail);
+      if (c & 1) a1[m] = vfma(xv, wv, a1[m]);
+      else a0[m] = vfma(xv, wv, a0[m]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < M; ++m) {
+    const float s = vhsum(vadd(a0[m], a1[m]));
+    y[m * N + n] = bias ? s + bias[n] : s;
+  }
+}
+
+template <int M>
+static void linear_small_rows(i64 n0, i64 n1, i64 N, i64 K, const float* x, const float* w, const float* bias,
+                              float* y) {
+  for (i64 n = n0; n < n1; ++n) linear_row<M>(n, N, K, x, w, bias, y);
+}
+
+static void linear_small(int nth, i64 M, i64 N, i64 K, const float* x, const float* w, const float* bias, float* y) {
+  auto job = [&](int tid, int k) {
+    i64 n0, n1;
+    rg::split_range(N, tid, k, &n0, &n1);
+    switch (M) {
+      case 1: linear_small_rows<1>(n0, n1, N, K, x, w, bias, y); break;
+      case 2: linear_small_rows<2>(n0, n1, N, K, x, w, bias, y); break;
+      case 3: linear_small_rows<3>(n0, n1, N, K, x, w, bias, y); break;
+      case 4: linear_small_rows<4>(n0, n1, N, K, x, w, bias, y); break;
+      case 5: linear_small_rows<5>(n0, n1, N, K, x, w, bias, y); break;
+      case 6: linear_small_rows<6>(n0, n1, N, K, x, w, bias, y); break;
+      case 7: linear_small_rows<7>(n0, n1, N, K, x, w, bias, y); break;
+      default: linear_small_rows<8>(n0, n1, N, K, x, w, bias, y); break;
+    }
+  };
+  const int use = static_cast<int>(imin(nth, imax(N, 1)));
+  run_threads(use, 2.0 * static_cast<double>(M) * N * K, 2e5, job);
+}
+
+static void linear(int nth, i64 M, i64 N, i64 K, const float* x, const float* w, const float* bias, float* y) {
+  if (M == 0 || N == 0) return;
+  if (M <= 8) {
+    linear_small(nth, M, N, K, x, w, bias, y);
+    return;
+  }
+  // Larger M: the GEMM with W as a transposed B; the bias pre-fills y and the product accumulates onto it.
+  if (bias) {
+    for (i64 m = 0; m < M; ++m) memcpy(y + m * N, bias, static_cast<size_t>(N) * 4);
+  }
+  gemm(nth, M, N, K, x, false, w, true, y, bias != nullptr);
+}
+
+// db[N] += Σ_m dy[m, :]; threads own column ranges.
+static void bias_backward(int nth, i64 M, i64 N, const float* dy, float* db) {
+  auto job = [&](int tid, int k) {
+    i64 c0, c1;
+    rg::split_range((N + 15) / 16, tid, k, &c0, &c1);
+    c0 *= 16, c1 = imin(c1 * 16, N);
+    for (i64 c = c0; c < c1; c += W) {
+      const int n = static_cast<int>(imin(W, c1 - c));
+      V acc = vzero();
+      for (i64 m = 0; m < M; ++m) acc = vadd(acc, vload_n(dy + m * N + c, n));
+      vstore_n(db + c, vadd(vload_n(db + c, n), acc), n);
+    }
+  };
+  run_threads(static_cast<int>(imin(nth, (N + 15) / 16)), static_cast<double>(M) * N, 65536.0, job);
+}
+
+// ================================================================================================
+// Embedding
+// ================================================================================================
+static void embedding_forward(int nth, i64 T, i64 C, const int32_t* ids, const float* table, float* out) {
+  for_rows(nth, T, static_cast<double>(C), [&](i64 t0, i64 t1) {
+    for (i64 t = t0; t < t1; ++t) memcpy(out + t * C, table + static_cast<i64>(ids[t]) * C, static_cast<size_t>(C) * 4);
+  });
+}
+
+// Threads own column ranges, so repeated ids accumulate in t order on one thread.
+static void embedding_backward(int nth, i64 T, i64 C, const int32_t* ids, const float* dout, float* dtable) {
+  auto job = [&](int tid, int k) {
+    i64 c0, c1;
+    rg::split_range((C + 15) / 16, tid, k, &c0, &c1);
+    c0 *= 16, c1 = imin(c1 * 16, C);
+    if (c1 > c0)
+      for (i64 t = 0; t < T; ++t) {
+        float* d = dtable + static_cast<i64>(ids[t]) * C;
+        const float* s = dout + t * C;
+        for (i64 c = c0; c < c1; c += W) {
+          const int n = static_cast<int>(imin(W, c1 - c));
+          vstore_n(d + c, vadd(vload_n(d + c, n), vload_n(s + c, n)), n);
+        }
+      }
+  };
+  run_threads(static_cast<int>(imin(nth, (C + 15) / 16)), static_cast<double>(T) * C, 65536.0, job);
+}
+
+// ================================================================================================
+// Norms: rows are independent (row-parallel); parameter gradients are column-parallel (each column sums its
+// rows in order on one thread).
+// ================================================================================================
+static inline float row_sum(const float* x, i64 C) {
+  V acc = vzero();
+  i64 c = 0;
+  for (; c + W <= C; c += W) acc = vadd(acc, vload(x + c));
+  if (c < C) acc = vadd(acc, vload_n(x + c, static_cast<int>(C - c)));
+  return vhsum(acc);
+}
+
+static void layernorm_forward(int nth, i64 N, i64 C, const float* x, const float* w, const float* b, float eps,
+                              float* out, float* mean, float* rstd) {
+  for_rows(nth, N, 8.0 * C, [&](i64 r0, i64 r1) {
+    for (i64 r = r0; r < r1; ++r) {
+      const float* xr = x + r * C;
+      float* o = out + r * C;
+      const float mu = row_sum(xr, C) / static_cast<float>(C);
+      const V muv = vset1(mu);
+      V acc = vzero();
+      i64 c = 0;
+      for (; c + W <= C; c += W) {
+        const V d = vsub(vload(xr + c), muv);
+        acc = vadd(acc, vmul(d, d));
+      }
+      if (c < C) {
+        const V d = vkeep_n(vsub(vload_n(xr + c, static_cast<int>(C - c)), muv), static_cast<int>(C - c));
+        acc = vadd(acc, vmul(d, d));
+      }
+      const float rs = static_cast<float>(1.0 / sqrt(static_cast<double>(vhsum(acc)) / C + eps));
+      const V rsv = vset1(rs);
+      for (c = 0; c + W <= C; c += W)
+        vstore(o + c, vadd(vmul(vmul(vsub(vload(xr + c), muv), rsv), vload(w + c)), vload(b + c)));
+      if (c < C) {
+        const int n = static_cast<int>(C - c);
+        vstore_n(o + c, vadd(vmul(vmul(vsub(vload_n(xr + c, n), muv), rsv), vload_n(w + c, n)), vload_n(b + c, n)), n);
+      }
+      mean[r] = mu;
+      rstd[r] = rs;
+    }
+  });
+}
+
+static void layernorm_backward(int nth, i64 N, i64 C, const float* dout, const float* x, const float* w,
+                               const float* mean, const float* rstd, float* dx, float* dw, float* db) {
+  // dx = rstd·(dnorm − mean(dnorm) − norm·mean(dnorm·norm)), dnorm = dout·w
+  for_rows(nth, N, 12.0 * C, [&](i64 r0, i64 r1) {
+    for (i64 r = r0; r < r1; ++r) {
+      const float* xr = x + r * C;
+      const float* dr = dout + r * C;
+      float* dxr = dx + r * C;
+      const V muv = vset1(mean[r]), rsv = vset1(rstd[r]);
+      V s1 = vzero(), s2 = vzero();
+      for (i64 c = 0; c < C; c += W) {
+        const int n = static_cast<int>(imin(W, C - c));
+        const V norm = vmul(vsub(vload_n(xr + c, n), muv), rsv);
+        const V dn = vmul(vload_n(dr + c, n), vload_n(w + c, n));
+        s1 = vadd(s1, dn);
+        s2 = vadd(s2, vmul(dn, norm));
+      }
+      const V m1 = vset1(vhsum(s1) / static_cast<float>(C)), m2 = vset1(vhsum(s2) / static_cast<float>(C));
+      for (i64 c = 0; c < C; c += W) {
+        const int n = static_cast<int>(imin(W, C - c));
+        const V norm = vmul(vsub(vload_n(xr + c, n), muv), rsv);
+        const V dn = vmul(vload_n(dr + c, n), vload_n(w + c, n));
+        const V g = vmul(vsub(vsub(dn, m1), vmul(norm, m2)), rsv);
+        vstore_n(dxr + c, vadd(vload_n(dxr + c, n), g), n);
+      }
+    }
+  });
+  auto cols = [&](int tid, int k) {
+    i64 c0, c1;
+    rg::split_range((C + 15) / 16, tid, k, &c0, &c1);
+    c0 *= 16, c1 = imin(c1 * 16, C);
+    for (i64 c = c0; c < c1; c += W) {
+      const int n = static_cast<int>(imin(W, c1 - c));
+      V aw = vzero(), ab = vzero();
+      for (i64 r = 0; r < N; ++r) {
+        const V d = vload_n(dout + r * C + c, n);
+        const V norm = vmul(vsub(vload_n(x + r * C + c, n), vset1(mean[r])), vset1(rstd[r]));
+        aw = vadd(aw, vmul(d, norm));
+        ab = vadd(ab, d);
+      }
+      vstore_n(dw + c, vadd(vload_n(dw + c, n), aw), n);
+      vstore_n(db + c, vadd(vload_n(db + c, n), ab), n);
+    }
+  };
+  run_threads(static_cast<int>(imin(nth, (C + 15) / 16)), 4.0 * N * C, 1e5, cols);
+}
+
+static void rmsnorm_forward(int nth, i64 N, i64 C, const float* x, const float* w, float eps, float* out,
+                            float* rstd) {
+  for_rows(nth, N, 4.0 * C, [&](i64 r0, i64 r1) {
+    for (i64 r = r0; r < r1; ++r) {
+      const float* xr = x + r * C;
+      float* o = out + r * C;
+      V acc = vzero();
+      for (i64 c = 0; c < C; c += W) {
+        const V v = vload_n(xr + c, static_cast<int>(imin(W, C - c)));
+        acc = vadd(acc, vmul(v, v));
+      }
+      const float rs = static_cast<float>(1.0 / sqrt(static_cast<double>(vhsum(acc)) / C + eps));
+      const V rsv = vset1(rs);
+      for (i64 c = 0; c < C; c += W) {
+        const int n = static_cast<int>(imin(W, C - c));
+        vstore_n(o + c, vmul(vmul(vload_n(xr + c, n), rsv), vload_n(w + c, n)), n);
+      }
+      rstd[r] = rs;
+    }
+  });
+}
+
+static void rmsnorm_backward(int nth, i64 N, i64 C, const float* dout, const float* x, const float* w,
+                             const float* rstd, float* dx, float* dw) {
+  // dx_i = r·w_i·dout_i − x_i·r³·mean(dout·w·x)
+  for_rows(nth, N, 8.0 * C, [&](i64 r0, i64 r1) {
+    for (i64 r = r0; r < r1; ++r) {
+      const float* xr = x + r * C;
+      const float* dr = dout + r * C;
+      float* dxr = dx + r * C;
+      V acc = vzero();
+      for (i64 c = 0; c < C; c += W) {
+        const int n = static_cast<int>(imin(W, C - c));
+        acc = vadd(acc, vmul(vmul(vload_n(dr + c, n), vload_n(w + c, n)), vload_n(xr + c, n)));
+      }
+      const double rs = rstd[r];
+      const V rsv = vset1(rstd[r]), kv = vset1(static_cast<float>(rs * rs * rs * vhsum(acc) / C));
+      for (i64 c = 0; c < C; c += W) {
+        const int n = static_cast<int>(imin(W, C - c));
+        const V g = vsub(vmul(vmul(rsv, vload_n(w + c, n)), vload_n(dr + c, n)), vmul(vload_n(xr + c, n), kv));
+        vstore_n(dxr + c, vadd(vload_n(dxr + c, n), g), n);
+      }
+    }
+  });
+  auto cols = [&](int tid, int k) {
+    i64 c0, c1;
+    rg::split_range((C + 15) / 16, tid, k, &c0, &c1);
+    c0 *= 16, c1 = imin(c1 * 16, C);
+    for (i64 c = c0; c < c1; c += W) {
+      const int n = static_cast<int>(imin(W, c1 - c));
+      V aw = vzero();
+      for (i64 r = 0; r < N; ++r)
+        aw = vadd(aw, vmul(vmul(vload_n(dout + r * C + c, n), vload_n(x + r * C + c, n)), vset1(rstd[r])));
+      vstore_n(dw + c, vadd(vload_n(dw + c, n), aw), n);
+    }
+  };
+  run_threads(static_cast<int>(imin(nth, (C + 15) / 16)), 3.0 * N * C, 1e5, cols);
+}
+
+// ================================================================================================
+// Activations
+// ================================================================================================
+// GELU (tanh form) through the logistic function: with u = a·(x + b·x³) and e = exp(−2u),
+// 1 + tanh(u) = 2/(1 + e) and 1 − tanh(u) = 2e/(1 + e), so gelu(x) = x·s with s = 1/(1 + e), and
+// gelu'(x) = s + 2x·s·(e·s)·du/dx. No cancellation for large |x| (1 − 2/(exp(2u)+1) would lose the tails).
+static const float kGeluA = 0.7978845608028654f;  // sqrt(2/pi)
+static const float kGeluB = 0.044715f;
+
+static inline V gelu_e(V v) {
+  const V u = vmul(vset1(kGeluA), vadd(v, vmul(vmul(vmul(vset1(kGeluB), v), v), v)));
+  return vexp(vmul(vset1(-2.0f), u));
+}
+
+static void gelu_forward(int nth, i64 n, const float* x, float* out) {
+  for_elems(nth, n, [&](i64 i0, i64 i1) {
+    const V one = vset1(1.0f);
+    for (i64 i = i0; i < i1; i += W) {
+      const int c = static_cast<int>(imin(W, i1 - i));
+      const V v = vload_n(x + i, c);
+      vstore_n(out + i, vdiv(v, vadd(one, gelu_e(v))), c);
+    }
+  });
+}
+
+static void gelu_backward(int nth, i64 n, const float* x, const float* dout, float* dx) {
+  for_elems(nth, n, [&](i64 i0, i64 i1) {
+    const V one = vset1(1.0f), two = vset1(2.0f), a = vset1(kGeluA), b3 = vset1(3.0f * kGeluB);
+    for (i64 i = i0; i < i1; i += W) {
+      const int c = static_cast<int>(imin(W, i1 - i));
+      const V v = vload_n(x + i, c);
+      const V e = gelu_e(v);
+      const V s = vdiv(one, vadd(one, e));
+      const V du = vmul(a, vadd(one, vmul(vmul(b3, v), v)));
+      const V g = vadd(s, vmul(vmul(vmul(two, v), vmul(s, vmul(e, s))), du));
+      vstore_n(dx + i, vadd(vload_n(dx + i, c), vmul(vload_n(dout + i, c), g)), c);
+    }
+  });
+}
+
+static inline V vsigmoid(V g) { return vdiv(vset1(1.0f), vadd(vset1(1.0f), vexp(vsub(vzero(), g)))); }
+
+static void swiglu_forward(int nth, i64 n, const float* gate, const float* up, float* out) {
+  for_elems(nth, n, [&](i64 i0, i64 i1) {
+    for (i64 i = i0; i < i1; i += W) {
+      const int c = static_cast<int>(imin(W, i1 - i));
+      const V g = vload_n(gate + i, c);
+      vstore_n(out + i, vmul(vmul(g, vsigmoid(g)), vload_n(up + i, c)), c);
+    }
+  });
+}
+
+static void swiglu_backward(int nth, i64 n, const float* gate, const float* up, const float* dout, float* dgate,
+                            float* dup) {
+  for_elems(nth, n, [&](i64 i0, i64 i1) {
+    const V one = vset1(1.0f);
+    for (i64 i = i0; i < i1; i += W) {
+      const int c = static_cast<int>(imin(W, i1 - i));
+      const V g = vload_n(gate + i, c), u = vload_n(up + i, c), d = vload_n(dout + i, c);
+      const V s = vsigmoid(g);
+      const V dg = vmul(vmul(vmul(d, u), s), vadd(one, vmul(g, vsub(one, s))));
+      vstore_n(dgate + i, vadd(vload_n(dgate + i, c), dg), c);
+      vstore_n(dup + i, vadd(vload_n(dup + i, c), vmul(vmul(d, g), s)), c);
+    }
+  });
+}
+
+// ================================================================================================
+// RoPE (rotate-half): x[r, h, i], x[r, h, i + D/2] rotated by the table angle of (pos[r], i).
+// ================================================================================================
+static void rope(int nth, i64 R, i64 H, i64 D, float* x, const int32_t* pos, const float* cosTab,
+                 const float* sinTab, bool inverse) {
+  const i64 half = D / 2;
+  const V sgn = vset1(inverse ? -1.0f : 1.0f);
+  for_rows(nth, R, 6.0 * H * D, [&](i64 r0, i64 r1) {
+    for (i64 r = r0; r < r1; ++r) {
+      const float* ct = cosTab + static_cast<i64>(pos[r]) * half;
+      const float* st = sinTab + static_cast<i64>(pos[r]) * half;
+      for (i64 h = 0; h < H; ++h) {
+        float* o = x + (r * H + h) * D;
+        for (i64 i = 0; i < half; i += W) {
+          const int c = static_cast<int>(imin(W, half - i));
+          const V cs = vload_n(ct + i, c), sn = vmul(vload_n(st + i, c), sgn);
+          const V x0 = vload_n(o + i, c), x1 = vload_n(o + half + i, c);
+          vstore_n(o + i, vsub(vmul(x0, cs), vmul(x1, sn)), c);
+          vstore_n(o + half + i, vadd(vmul(x1, cs), vmul(x0, sn)), c);
+        }
+      }
+    }
+  });
+}
+
+// ================================================================================================
+// Attention
+// ================================================================================================
+// s[0..n) ← exp(s − max(s)); returns Σ (fixed order for a given n).
+static float softmax_exp(float* s, i64 n) {
+  V mv = vset1(-3.402823466e38f);
+  i64 i = 0;
+  for (; i + W <= n; i += W) mv = vmax(mv, vload(s + i));
+  float mx = vhmax(mv);
+  for (; i < n; ++i) mx = s[i] > mx ? s[i] : mx;
+  const V mxv = vset1(mx);
+  V acc = vzero();
+  for (i = 0; i + W <= n; i += W) {
+    const V e = vexp(vsub(vload(s + i), mxv));
+    vstore(s + i, e);
+    acc = vadd(acc, e);
+  }
+  if (i < n) {
+    const int c = static_cast<int>(n - i);
+    const V e = vkeep_n(vexp(vsub(vload_n(s + i, c), mxv)), c);
+    vstore_n(s + i, e, c);
+    acc = vadd(acc, e);
+  }
+  return vhsum(acc);
+}
+
+static inline void scale_row(float* s, i64 n, float by) {
+  const V f = vset1(by);
+  for (i64 i = 0; i < n; i += W) {
+    const int c = static_cast<int>(imin(W, n - i));
+    vstore_n(s + i, vmul(vload_n(s + i, c), f), c);
+  }
+}
+
+// One query row against keys/values 0..n-1 (rows `stride` floats apart): probs p[0..n) and out[0..D).
+// Shared by attentionForward and attentionDecode, so a decode row equals the training row bit for bit.
+static void attend_row(i64 D, float scale, const float* q, const float* k, const float* v, i64 stride, i64 n,
+                       float* p, float* out, float* acc) {
+  for (i64 j = 0; j < n; ++j) p[j] = dot(q, k + j * stride, D) * scale;
+  const float sum = softmax_exp(p, n);
+  scale_row(p, n, 1.0f / sum);
+  memset(acc, 0, static_cast<size_t>(D) * 4);
+  for (i64 j = 0; j < n; ++j) axpy_row(acc, p[j], v + j * stride, D);
+  memcpy(out, acc, static_cast<size_t>(D) * 4);
+}
+
+static void attention_forward(int nth, i64 B, i64 T, i64 H, i64 G, i64 D, const float* q, const float* k,
+                              const float* v, float* out, float* probs) {
+  const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(D)));
+  const i64 hpk = H / G, rows = B * H * T;
+  // Rows (b, h, t) in blocks of 16 handed out round-robin: causal rows grow with t, this balances them.
+  const i64 blocks = (rows + 15) / 16;
+  auto job = [&](int tid, int nt) {
+    float* acc = tls_s0.get(D);
+    for (i64 blk = tid; blk < blocks; blk += nt) {
+      for (i64 row = blk * 16; row < imin(rows, blk * 16 + 16); ++row) {
+        const i64 t = row % T, bh = row / T, h = bh % H, b = bh / H;
+        const i64 kvoff = (b * T * G + h / hpk) * D;
+        float* p = probs + row * T;
+        const i64 qo = ((b * T + t) * H + h) * D;
+        attend_row(D, scale, q + qo, k + kvoff, v + kvoff, G * D, t + 1, p, out + qo, acc);
+        if (t + 1 < T) memset(p + t + 1, 0, static_cast<size_t>(T - t - 1) * 4);
+      }
+    }
+  };
+  run_threads(static_cast<int>(imin(nth, blocks)), 2.0 * B * H * T * T * D, 2e5, job);
+}
+
+static void attention_backward(int nth, i64 B, i64 T, i64 H, i64 G, i64 D, const float* q, const float* k,
+                               const float* v, const float* probs, const float* dout, float* dq, float* dk,
+                               float* dv) {
+  const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(D)));
+  const i64 hpk = H / G, rows = B * H * T;
+  float* rowdot = static_cast<float*>(malloc(static_cast<size_t>(imax(rows, 1)) * 4));
+  // Phase 1, per query row (b,h,t): dp_j = dout·v_j, rd = Σ p_j·dp_j, ds_j = p_j·(dp_j − rd)·scale,
+  // dq += Σ ds_j·k_j.
+  const i64 blocks = (rows + 15) / 16;
+  auto phase1 = [&](int tid, int nt) {
+    float* dp = tls_s0.get(T);
+    float* acc = tls_s1.get(D);
+    for (i64 blk = tid; blk < blocks; blk += nt) {
+      for (i64 row = blk * 16; row < imin(rows, blk * 16 + 16); ++row) {
+        const i64 t = row % T, bh = row / T, h = bh % H, b = bh / H;
+        const i64 kvoff = (b * T * G + h / hpk) * D, stride = G * D;
+        const float* p = probs + row * T;
+        const i64 qo = ((b * T + t) * H + h) * D;
+        for (i64 j = 0; j <= t; ++j) dp[j] = dot(dout + qo, v + kvoff + j * stride, D);
+        const float rd = dot(p, dp, t + 1);
+        rowdot[row] = rd;
+        memset(acc, 0, static_cast<size_t>(D) * 4);
+        for (i64 j = 0; j <= t; ++j) axpy_row(acc, p[j] * (dp[j] - rd) * scale, k + kvoff + j * stride, D);
+        float* dqr = dq + qo;
+        for (i64 d = 0; d < D; d += W) {
+          const int c = static_cast<int>(imin(W, D - d));
+          vstore_n(dqr + d, vadd(vload_n(dqr + d, c), vload_n(acc + d, c)), c);
+        }
+      }
+    }
+  };
+  const double work = 4.0 * B * H * T * T * D;
+  run_threads(static_cast<int>(imin(nth, blocks)), work, 2e5, phase1);
+  // Phase 2, per key position block (b, g, j0..j0+16): dv_j += Σ_h Σ_{t≥j} p_tj·dout_t,
+  // dk_j += Σ_h Σ_{t≥j} ds_tj·q_t (ds recomputed exactly as in phase 1). Order: h, then t.
+  constexpr i64 JB = 16;
+  const i64 jblocks = (T + JB - 1) / JB, tasks = B * G * jblocks;
+  auto phase2 = [&](int tid, int nt) {
+    float* dkl = tls_s0.get(JB * D);
+    float* dvl = tls_s1.get(JB * D);
+    for (i64 task = tid; task < tasks; task += nt) {
+      const i64 jb = task % jblocks, bg = task / jblocks, g = bg % G, b = bg / G;
+      const i64 j0 = jb * JB, j1 = imin(T, j0 + JB), stride = G * D;
+      memset(dkl, 0, static_cast<size_t>(JB * D) * 4);
+      memset(dvl, 0, static_cast<size_t>(JB * D) * 4);
+      const float* kv_v = v + (b * T * G + g) * D;
+      for (i64 h = g * hpk; h < (g + 1) * hpk; ++h) {
+        for (i64 t = j0; t < T; ++t) {
+          const i64 row = (b * H + h) * T + t;
+          const float* p = probs + row * T;
+          const i64 qo = ((b * T + t) * H + h) * D;
+          const float rd = rowdot[row];
+          for (i64 j = j0; j < imin(j1, t + 1); ++j) {
+            const float dpv = dot(dout + qo, kv_v + j * stride, D);
+            axpy_row(dvl + (j - j0) * D, p[j], dout + qo, D);
+            axpy_row(dkl + (j - j0) * D, p[j] * (dpv - rd) * scale, q + qo, D);
+          }
+        }
+      }
+      for (i64 j = j0; j < j1; ++j) {
+        float* dkr = dk + ((b * T + j) * G + g) * D;
+        float* dvr = dv + ((b * T + j) * G + g) * D;
+        for (i64 d = 0; d < D; d += W) {
+          const int c = static_cast<int>(imin(W, D - d));
+          vstore_n(dkr + d, vadd(vload_n(dkr + d, c), vload_n(dkl + (j - j0) * D + d, c)), c);
+          vstore_n(dvr + d, vadd(vload_n(dvr + d, c), vload_n(dvl + (j - j0) * D + d, c)), c);
+        }
+      }
+    }
+  };
+  run_threads(static_cast<int>(imin(nth, tasks)), work, 2e5, phase2);
+  free(rowdot);
+}
+
+// Decode: head h's task handles all M query rows, so each cached key/value row is read once per head for
+// all rows. Per row the arithmetic is attend_row's, whatever M is (row independence).
+static void attention_decode(int nth, i64 M, i64 H, i64 G, i64 D, const float* q, const float* kCache,
+                             const float* vCache, i64 pos0, float* out) {
+  const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(D)));
+  const i64 hpk = H / G, len = pos0 + M, stride = G * D;
+  auto job = [&](int tid, int nt) {
+    i64 h0, h1;
+    rg::split_range(H, tid, nt, &h0, &h1);
+    float* s = tls_s0.get(M * len);
+    float* acc = tls_s1.get(M * D);
+    for (i64 h = h0; h < h1; ++h) {
+      const float* kb = kCache + (h / hpk) * D;
+      const float* vb = vCache + (h / hpk) * D;
+      // scores: key row j is used by query rows m with pos0 + m >= j
+      for (i64 j = 0; j < len; ++j) {
+        const float* kr = kb + j * stride;
+        for (i64 m = imax(0, j - pos0); m < M; ++m) s[m * len + j] = dot(q + (m * H + h) * D, kr, D) * scale;
+      }
+      for (i64 m = 0; m < M; ++m) {
+        const i64 n = pos0 + m + 1;
+        const float sum = softmax_exp(s + m * len, n);
+        scale_row(s + m * len, n, 1.0f / sum);
+      }
+      memset(acc, 0, static_cast<size_t>(M * D) * 4);
+      for (i64 j = 0; j < len; ++j) {
+        const float* vr = vb + j * stride;
+        for (i64 m = imax(0, j - pos0); m < M; ++m) axpy_row(acc + m * D, s[m * len + j], vr, D);
+      }
+      for (i64 m = 0; m < M; ++m) memcpy(out + (m * H + h) * D, acc + m * D, static_cast<size_t>(D) * 4);
+    }
+  };
+  run_threads(static_cast<int>(imin(nth, H)), 4.0 * M * H * len * D, 1e5, job);
+}
+
+// ================================================================================================
+// Cross-entropy (row-parallel; the returned sum is taken in row order, so it is thread-count independent)
+// ================================================================================================
+// max and Σ exp(x − max) of one row.
+static void row_max_sumexp(const float* x, i64 V_, float* mx_out, float* sum_out) {
+  V mv = vset1(-3.402823466e38f);
+  i64 i = 0;
+  for (; i + W <= V_; i += W) mv = vmax(mv, vload(x + i));
+  float mx = vhmax(mv);
+  for (; i < V_; ++i) mx = x[i] > mx ? x[i] : mx;
+  const V mxv = vset1(mx);
+  V acc = vzero();
+  for (i = 0; i + W <= V_; i += W) acc = vadd(acc, vexp(vsub(vload(x + i), mxv)));
+  if (i < V_) {
+    const int c = static_cast<int>(V_ - i);
+    acc = vadd(acc, vkeep_n(vexp(vsub(vload_n(x + i, c), mxv)), c));
+  }
+  *mx_out = mx;
+  *sum_out = vhsum(acc);
+}
+
+static double cross_entropy_forward(int nth, i64 N, i64 V_, const float* logits, const int32_t* targets,
+                                    float* losses) {
+  double* rl = static_cast<double*>(malloc(static_cast<size_t>(imax(N, 1)) * 8));
+  for_rows(nth, N, 6.0 * V_, [&](i64 r0, i64 r1) {
+    for (i64 r = r0; r < r1; ++r) {
+      if (targets[r] == -1) {
+        losses[r] = 0.0f;
+        rl[r] = 0.0;
+        continue;
+      }
+      const float* x = logits + r * V_;
+      float mx, sum;
+      row_max_sumexp(x, V_, &mx, &sum);
+      const double loss = static_cast<double>(mx) + log(static_cast<double>(sum)) - x[targets[r]];
+      rl[r] = loss;
+      losses[r] = static_cast<float>(loss);
+    }
+  });
+  double total = 0.0;
+  for (i64 r = 0; r < N; ++r) total += rl[r];
+  free(rl);
+  return total;
+}
+
+static void cross_entropy_backward(int nth, i64 N, i64 V_, const float* logits, const int32_t* targets, float scale,
+                                   float* dlogits) {
+  for_rows(nth, N, 10.0 * V_, [&](i64 r0, i64 r1) {
+    for (i64 r = r0; r < r1; ++r) {
+      const int32_t tg = targets[r];
+      if (tg == -1) continue;
+      const float* x = logits + r * V_;
+      float* d = dlogits + r * V_;
+      float mx, sum;
+      row_max_sumexp(x, V_, &mx, &sum);
+      const V mxv = vset1(mx), f = vset1(scale / sum);
+      for (i64 i = 0; i < V_; i += W) {
+        const int c = static_cast<int>(imin(W, V_ - i));
+        const V p = vmul(vexp(vsub(vload_n(x + i, c), mxv)), f);  // scale·softmax
+        vstore_n(d + i, vadd(vload_n(d + i, c), p), c);
+      }
+      d[tg] -= scale;
+    }
+  });
+}
+
+// ================================================================================================
+// Optimizer and elementwise
+// ================================================================================================
+static void adamw(int nth, i64 n, float* param, const float* grad, float* m, float* v, float lr, float beta1,
+                  float beta2, float eps, float wd, float bc1, float bc2) {
+  for_elems(nth, n, [&](i64 i0, i64 i1) {
+    const V b1 = vset1(beta1), b2 = vset1(beta2), c1 = vset1(1.0f - beta1), c2 = vset1(1.0f - beta2);
+    const V bc1v = vset1(bc1), bc2v = vset1(bc2), lrv = vset1(lr), epsv = vset1(eps), wdv = vset1(wd);
+    for (i64 i = i0; i < i1; i += W) {
+      const int c = static_cast<int>(imin(W, i1 - i));
+      const V g = vload_n(grad + i, c), p = vload_n(param + i, c);
+      const V mn = vadd(vmul(b1, vload_n(m + i, c)), vmul(c1, g));
+      const V vn = vadd(vmul(b2, vload_n(v + i, c)), vmul(vmul(c2, g), g));
+      const V upd = vadd(vdiv(vdiv(mn, bc1v), vadd(vsqrt(vdiv(vn, bc2v)), epsv)), vmul(wdv, p));
+      vstore_n(m + i, mn, c);
+      vstore_n(v + i, vn, c);
+      vstore_n(param + i, vsub(p, vmul(lrv, upd)), c);
+    }
+  });
+}
+
+static void add(int nth, i64 n, const float* a, const float* b, float* out) {
+  for_elems(nth, n, [&](i64 i0, i64 i1) {
+    for (i64 i = i0; i < i1; i += W) {
+      const int c = static_cast<int>(imin(W, i1 - i));
+      vstore_n(out + i, vadd(vload_n(a + i, c), vload_n(b + i, c)), c);
+    }
+  });
+}
+
+static void axpy(int nth, i64 n, float alpha, const float* x, float* y) {
+  for_elems(nth, n, [&](i64 i0, i64 i1) {
+    const V av = vset1(alpha);
+    for (i64 i = i0; i < i1; i += W) {
+      const int c = static_cast<int>(imin(W, i1 - i));
+      vstore_n(y + i, vadd(vload_n(y + i, c), vmul(av, vload_n(x + i, c))), c);
+    }
+  });
+}
+
+static void scale(int nth, i64 n, float* x, float alpha) {
+  for_elems(nth, n, [&](i64 i0, i64 i1) {
+    const V av = vset1(alpha);
+    for (i64 i = i0; i < i1; i += W) {
+      const int c = static_cast<int>(imin(W, i1 - i));
+      vstore_n(x + i, vmul(vload_n(x + i, c), av), c);
+    }
+  });
+}
+
+// Σ x² in float64 over fixed chunks of 8192, chunk sums added in order: independent of the thread count.
+static double sum_squares(int nth, i64 n, const float* x) {
+  constexpr i64 CH = 8192;
+  const i64 chunks = (n + CH - 1) / CH;
+  if (chunks == 0) return 0.0;
+  double* part = static_cast<double*>(malloc(static_cast<size_t>(chunks) * 8));
+  auto job = [&](int tid, int nt) {
+    i64 c0, c1;
+    rg::split_range(chunks, tid, nt, &c0, &c1);
+    for (i64 ch = c0; ch < c1; ++ch) {
+      VD2 lo = vd_zero(), hi = vd_zero();
+      const i64 e = imin(n, (ch + 1) * CH);
+      for (i64 i = ch * CH; i < e; i += W) vsq_acc_f64(vload_n(x + i, static_cast<int>(imin(W, e - i))), &lo, &hi);
+      part[ch] = vd_hsum(lo) + vd_hsum(hi);
+    }
+  };
+  run_threads(static_cast<int>(imin(nth, chunks)), static_cast<double>(n), 65536.0, job);
+  double s = 0.0;
+  for (i64 ch = 0; ch < chunks; ++ch) s += part[ch];
+  free(part);
+  return s;
+}
+
+// The bandwidth probe: each thread sums its contiguous part with 4 independent accumulators.
+static double read_sum(int nth, i64 n, const float* x) {
+  double part[256] = {0};
+  auto job = [&](int tid, int nt) {
+    i64 b, e;
+    rg::split_range(n / (4 * W), tid, nt, &b, &e);
+    V a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
+    for (i64 i = b * 4 * W; i < e * 4 * W; i += 4 * W) {
+      a0 = vadd(a0, vload(x + i));
+      a1 = vadd(a1, vload(x + i + W));
+      a2 = vadd(a2, vload(x + i + 2 * W));
+      a3 = vadd(a3, vload(x + i + 3 * W));
+    }
+    part[tid] = vhsum(vadd(vadd(a0, a1), vadd(a2, a3)));
+  };
+  rg::parallel(nth > 256 ? 256 : nth, job);
+  double s = 0.0;
+  for (int t = 0; t < 256; ++t) s += part[t];
+  return s;
+}
+
+static const rg::KernelTable kTable = {
+    RG_ISA_NAME, W,
+    gemm, linear, bias_backward,
+    embedding_forward, embedding_backward,
+    layernorm_forward, layernorm_backward, rmsnorm_forward, rmsnorm_backward,
+    gelu_forward, gelu_backward, swiglu_forward, swiglu_backward,
+    rope,
+    attention_forward, attention_backward, attention_decode,
+    cross_entropy_forward, cross_entropy_backward,
+    adamw, add, axpy, scale, sum_squares,
+    read_sum,
+};

@@ -1,0 +1,39 @@
+// A small persistent thread pool: a job runs on the calling thread (tid 0) plus nth-1 workers.
+// Kernels partition their work statically by (tid, nth), so a result depends only on the thread count
+// (most kernels here go further and give every output element one fixed owner and order: the result does
+// not depend on the thread count at all).
+//
+// Workers spin for a short while after each job (consecutive kernel calls arrive microseconds apart while
+// decoding), then block on a condition variable: the machine is shared, and a worker that spins forever
+// steals a core another process needs.
+//
+// This header is included by the per-ISA translation units, so it holds no std:: templates that could be
+// instantiated there with AVX-512 code and then picked by the linker for a scalar caller.
+#pragma once
+#include <stdint.h>
+
+namespace rg {
+
+typedef void (*TaskFn)(void* ctx, int tid, int nth);
+
+// Runs fn(ctx, tid, nth) for tid = 0..nth-1 and returns when all are done. Safe to call from several
+// threads at once (a second caller runs its job's parts one after another on its own thread).
+void pool_run(int nth, TaskFn fn, void* ctx);
+
+// Convenience for lambdas: f(tid, nth).
+template <class F>
+inline void parallel(int nth, F& f) {
+  if (nth <= 1) {
+    f(0, 1);
+    return;
+  }
+  pool_run(nth, [](void* c, int tid, int n) { (*static_cast<F*>(c))(tid, n); }, &f);
+}
+
+// [begin, end) of part `tid` of `n` items split into `nth` contiguous, nearly equal parts.
+static inline void split_range(int64_t n, int tid, int nth, int64_t* begin, int64_t* end) {
+  *begin = n * tid / nth;
+  *end = n * (tid + 1) / nth;
+}
+
+}  // namespace rg

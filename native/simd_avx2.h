@@ -1,0 +1,78 @@
+// Vector primitives for AVX2 + FMA (8 floats). Included inside the rg_avx2 namespace by kernels_avx2.cc,
+// which is compiled with -mavx2 -mfma.
+
+#define RG_HAVE_FMA 1
+constexpr int W = 8;
+typedef __m256 V;
+
+// GEMM micro-tile: 6 rows × 2 vectors = 12 accumulators of the 16 ymm registers.
+constexpr int GEMM_MR = 6;
+constexpr int GEMM_NV = 2;
+
+static inline V vzero() { return _mm256_setzero_ps(); }
+static inline V vset1(float a) { return _mm256_set1_ps(a); }
+static inline V vload(const float* p) { return _mm256_loadu_ps(p); }
+static inline void vstore(float* p, V a) { _mm256_storeu_ps(p, a); }
+static inline __m256i tail_mask(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+// First n (0 <= n <= W) lanes from p, zero elsewhere; masked lanes are not read.
+static inline V vload_n(const float* p, int n) { return _mm256_maskload_ps(p, tail_mask(n)); }
+static inline void vstore_n(float* p, V a, int n) { _mm256_maskstore_ps(p, tail_mask(n), a); }
+static inline V vkeep_n(V a, int n) { return _mm256_and_ps(a, _mm256_castsi256_ps(tail_mask(n))); }
+static inline V vadd(V a, V b) { return _mm256_add_ps(a, b); }
+static inline V vsub(V a, V b) { return _mm256_sub_ps(a, b); }
+static inline V vmul(V a, V b) { return _mm256_mul_ps(a, b); }
+static inline V vdiv(V a, V b) { return _mm256_div_ps(a, b); }
+static inline V vmax(V a, V b) { return _mm256_max_ps(a, b); }
+static inline V vmin(V a, V b) { return _mm256_min_ps(a, b); }
+static inline V vsqrt(V a) { return _mm256_sqrt_ps(a); }
+static inline V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+static inline V vfnma(V a, V b, V c) { return _mm256_fnmadd_ps(a, b, c); }
+static inline float vhsum(V a) {
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  __m128 s1 = _mm_add_ss(s2, _mm_movehdup_ps(s2));
+  return _mm_cvtss_f32(s1);
+}
+static inline float vhmax(V a) {
+  __m128 s4 = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  __m128 s2 = _mm_max_ps(s4, _mm_movehl_ps(s4, s4));
+  __m128 s1 = _mm_max_ss(s2, _mm_movehdup_ps(s2));
+  return _mm_cvtss_f32(s1);
+}
+typedef __m256d VD2;
+static inline VD2 vd_zero() { return _mm256_setzero_pd(); }
+static inline void vsq_acc_f64(V a, VD2* lo, VD2* hi) {
+  __m256d l = _mm256_cvtps_pd(_mm256_castps256_ps128(a));
+  __m256d h = _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1));
+  *lo = _mm256_fmadd_pd(l, l, *lo);
+  *hi = _mm256_fmadd_pd(h, h, *hi);
+}
+static inline double vd_hsum(VD2 a) {
+  __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+}
+
+// exp(x), Cephes polynomial; inputs are clamped to [-87.3, 88] so that 2^n can be built from exponent bits
+// (below -87.3 gives ~1e-38 instead of a denormal or 0).
+static inline V vexp(V x) {
+  x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365478515625f));
+  V n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  V r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  V p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  V r2 = _mm256_mul_ps(r, r);
+  V y = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  // n in [-126, 127] after the clamps: 2^n = (n + 127) << 23
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+static inline void prefetch_l1(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }

@@ -1,0 +1,76 @@
+// Vector primitives for AVX-512 (16 floats). Included inside the rg_avx512 namespace by kernels_avx512.cc,
+// which is compiled with -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma.
+// All kernels in kernels_impl.h are written against this small set of primitives.
+
+#define RG_HAVE_FMA 1
+constexpr int W = 16;
+typedef __m512 V;
+
+// GEMM micro-tile: MR rows × NV vectors. 14×2 uses 28 of the 32 zmm registers for accumulators.
+constexpr int GEMM_MR = 14;
+constexpr int GEMM_NV = 2;
+
+static inline V vzero() { return _mm512_setzero_ps(); }
+static inline V vset1(float a) { return _mm512_set1_ps(a); }
+static inline V vload(const float* p) { return _mm512_loadu_ps(p); }
+static inline void vstore(float* p, V a) { _mm512_storeu_ps(p, a); }
+static inline __mmask16 tail_mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
+// First n (0 <= n <= W) lanes from p, zero elsewhere; never touches memory past p[n-1].
+static inline V vload_n(const float* p, int n) { return _mm512_maskz_loadu_ps(tail_mask(n), p); }
+static inline void vstore_n(float* p, V a, int n) { _mm512_mask_storeu_ps(p, tail_mask(n), a); }
+static inline V vkeep_n(V a, int n) { return _mm512_maskz_mov_ps(tail_mask(n), a); }
+static inline V vadd(V a, V b) { return _mm512_add_ps(a, b); }
+static inline V vsub(V a, V b) { return _mm512_sub_ps(a, b); }
+static inline V vmul(V a, V b) { return _mm512_mul_ps(a, b); }
+static inline V vdiv(V a, V b) { return _mm512_div_ps(a, b); }
+static inline V vmax(V a, V b) { return _mm512_max_ps(a, b); }
+static inline V vmin(V a, V b) { return _mm512_min_ps(a, b); }
+static inline V vsqrt(V a) { return _mm512_sqrt_ps(a); }
+// a·b + c (fused)
+static inline V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+// c − a·b (fused)
+static inline V vfnma(V a, V b, V c) { return _mm512_fnmadd_ps(a, b, c); }
+// Horizontal sum in a fixed tree order (256+256, 128+128, ...): deterministic.
+static inline float vhsum(V a) {
+  __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  __m128 s1 = _mm_add_ss(s2, _mm_movehdup_ps(s2));
+  return _mm_cvtss_f32(s1);
+}
+static inline float vhmax(V a) { return _mm512_reduce_max_ps(a); }
+// Σ of the lanes squared, in float64 (8+8 lanes).
+static inline void vsq_acc_f64(V a, __m512d* lo, __m512d* hi) {
+  __m512d l = _mm512_maskz_cvtps_pd(0xff, _mm512_castps512_ps256(a));
+  __m512d h = _mm512_maskz_cvtps_pd(0xff, _mm512_extractf32x8_ps(a, 1));
+  *lo = _mm512_fmadd_pd(l, l, *lo);
+  *hi = _mm512_fmadd_pd(h, h, *hi);
+}
+typedef __m512d VD2;
+static inline VD2 vd_zero() { return _mm512_setzero_pd(); }
+static inline double vd_hsum(VD2 a) {
+  __m256d s4 = _mm256_add_pd(_mm512_castpd512_pd256(a), _mm512_maskz_extractf64x4_pd(0xff, a, 1));
+  __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+}
+
+// exp(x), Cephes single-precision polynomial (about 1 ulp); 2^n applied with scalef so that large negative
+// inputs underflow gradually to 0 instead of wrapping.
+static inline V vexp(V x) {
+  x = _mm512_min_ps(x, _mm512_set1_ps(88.7228f));
+  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+  V n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  V r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  V p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  V r2 = _mm512_mul_ps(r, r);
+  V y = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(y, n);
+}
+
+static inline void prefetch_l1(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }

@@ -1,0 +1,71 @@
+// Portable "vector" of 8 floats in plain C++ for the scalar fallback (any CPU; compilers may auto-vectorize
+// the fixed-size loops with the baseline ISA). Included inside the rg_scalar namespace. No fused multiply-add:
+// the file is compiled with -ffp-contract=off like the others, so results are the same on every compiler.
+
+constexpr int W = 8;
+struct V {
+  float v[W];
+};
+
+constexpr int GEMM_MR = 4;
+constexpr int GEMM_NV = 2;
+
+#define RG_VMAP1(expr)              \
+  V r;                              \
+  for (int i = 0; i < W; ++i) r.v[i] = (expr); \
+  return r
+
+static inline V vzero() { RG_VMAP1(0.0f); }
+static inline V vset1(float a) { RG_VMAP1(a); }
+static inline V vload(const float* p) { RG_VMAP1(p[i]); }
+static inline void vstore(float* p, V a) {
+  for (int i = 0; i < W; ++i) p[i] = a.v[i];
+}
+static inline V vload_n(const float* p, int n) { RG_VMAP1(i < n ? p[i] : 0.0f); }
+static inline void vstore_n(float* p, V a, int n) {
+  for (int i = 0; i < n; ++i) p[i] = a.v[i];
+}
+static inline V vkeep_n(V a, int n) { RG_VMAP1(i < n ? a.v[i] : 0.0f); }
+static inline V vadd(V a, V b) { RG_VMAP1(a.v[i] + b.v[i]); }
+static inline V vsub(V a, V b) { RG_VMAP1(a.v[i] - b.v[i]); }
+static inline V vmul(V a, V b) { RG_VMAP1(a.v[i] * b.v[i]); }
+static inline V vdiv(V a, V b) { RG_VMAP1(a.v[i] / b.v[i]); }
+static inline V vmax(V a, V b) { RG_VMAP1(a.v[i] > b.v[i] ? a.v[i] : b.v[i]); }
+static inline V vmin(V a, V b) { RG_VMAP1(a.v[i] < b.v[i] ? a.v[i] : b.v[i]); }
+static inline V vsqrt(V a) { RG_VMAP1(sqrtf(a.v[i])); }
+// Not fused on this path: a·b rounded, then + c.
+static inline V vfma(V a, V b, V c) { RG_VMAP1(a.v[i] * b.v[i] + c.v[i]); }
+static inline V vfnma(V a, V b, V c) { RG_VMAP1(c.v[i] - a.v[i] * b.v[i]); }
+static inline V vexp(V a) { RG_VMAP1(expf(a.v[i])); }
+#undef RG_VMAP1
+
+// Fixed pairwise order, like the SIMD paths.
+static inline float vhsum(V a) {
+  float s4[4], s2[2];
+  for (int i = 0; i < 4; ++i) s4[i] = a.v[i] + a.v[i + 4];
+  for (int i = 0; i < 2; ++i) s2[i] = s4[i] + s4[i + 2];
+  return s2[0] + s2[1];
+}
+static inline float vhmax(V a) {
+  float m = a.v[0];
+  for (int i = 1; i < W; ++i) m = a.v[i] > m ? a.v[i] : m;
+  return m;
+}
+struct VD2 {
+  double v[W / 2];
+};
+static inline VD2 vd_zero() {
+  VD2 r;
+  for (int i = 0; i < W / 2; ++i) r.v[i] = 0.0;
+  return r;
+}
+static inline void vsq_acc_f64(V a, VD2* lo, VD2* hi) {
+  for (int i = 0; i < W / 2; ++i) {
+    double l = a.v[i], h = a.v[i + W / 2];
+    lo->v[i] += l * l;
+    hi->v[i] += h * h;
+  }
+}
+static inline double vd_hsum(VD2 a) { return (a.v[0] + a.v[2]) + (a.v[1] + a.v[3]); }
+
+static inline void prefetch_l1(const void* p) { __builtin_prefetch(p, 0, 3); }

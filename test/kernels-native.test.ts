@@ -1,0 +1,478 @@
+/**
+ * The native backend against the ref backend (the oracle): every kernel on random inputs of many shapes
+ * (odd sizes, block edges), for every SIMD path this CPU has (switched in-process with setSimd; one child
+ * process checks RECYCLEGPT_SIMD) at 1 and 2 threads; bitwise row independence of linear (M = 1..8) and
+ * attentionDecode; determinism across thread counts; argument errors identical to ref's.
+ * Seeds are fresh each run and printed on failure (SEED=… reproduces). Fails if the addon is not built,
+ * unless RECYCLEGPT_BACKEND=ref.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createRefBackend } from '../src/kernels/ref.js';
+import { tryLoadNativeBackend, type NativeBackend, type SimdPath } from '../src/kernels/native.js';
+import type { Backend } from '../src/kernels/backend.js';
+
+const skipAll = process.env.RECYCLEGPT_BACKEND === 'ref';
+const loaded = skipAll ? { backend: null, error: 'skipped' } : tryLoadNativeBackend();
+const ref = createRefBackend();
+
+function native(): NativeBackend {
+  if (!loaded.backend) throw new Error(`the native addon did not load: ${loaded.error} (set RECYCLEGPT_BACKEND=ref to skip these tests)`);
+  return loaded.backend;
+}
+
+// ---- random inputs ------------------------------------------------------------------------------------------------
+class Rng {
+  private s: number;
+  constructor(seed: number) {
+    this.s = seed >>> 0;
+  }
+  next(): number {
+    this.s = (this.s + 0x6d2b79f5) >>> 0;
+    let t = this.s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[Math.floor(this.next() * xs.length)];
+  }
+  f32(n: number, scale = 1): Float32Array {
+    const a = new Float32Array(n);
+    for (let i = 0; i < n; i++) a[i] = (this.next() * 2 - 1) * scale;
+    return a;
+  }
+  ints(n: number, lo: number, hi: number): Int32Array {
+    const a = new Int32Array(n);
+    for (let i = 0; i < n; i++) a[i] = this.int(lo, hi);
+    return a;
+  }
+}
+
+/** A test with a fresh seed (or SEED=…), reported in the failure message; fails if the addon is missing. */
+function seeded(name: string, body: (rng: Rng, be: NativeBackend) => void): void {
+  test(name, { skip: skipAll ? 'RECYCLEGPT_BACKEND=ref' : false }, () => {
+    const seed = process.env.SEED !== undefined ? Number(process.env.SEED) : Math.floor(Math.random() * 2 ** 31);
+    try {
+      body(new Rng(seed), native());
+    } catch (err) {
+      if (err instanceof Error) err.message = `[seed ${seed}; rerun with SEED=${seed}] ${err.message}`;
+      throw err;
+    }
+  });
+}
+
+/** Runs `fn` for every SIMD path × threads 1, 2 (restoring the defaults afterwards). */
+function eachConfig(be: NativeBackend, fn: (label: string) => void): void {
+  const simd0 = be.simd;
+  const th0 = be.threads();
+  try {
+    for (const simd of be.availableSimd()) {
+      be.setSimd(simd);
+      for (const th of [1, 2]) {
+        be.setThreads(th);
+        fn(`${simd}/${th}t`);
+      }
+    }
+  } finally {
+    be.setSimd(simd0);
+    be.setThreads(th0);
+  }
+}
+
+/** |got − want| ≤ rtol·(|want| + rms(want)) elementwise; reports the worst element. */
+function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  let rms = 0;
+  for (let i = 0; i < want.length; i++) rms += want[i] * want[i];
+  rms = Math.sqrt(rms / Math.max(1, want.length)) || 1e-30;
+  let worst = -1;
+  let worstErr = 0;
+  for (let i = 0; i < want.length; i++) {
+    const err = Math.abs(got[i] - want[i]) / (Math.abs(want[i]) + rms);
+    if (!(err <= worstErr)) {
+      worstErr = Number.isNaN(err) ? Infinity : err;
+      worst = i;
+    }
+  }
+  if (worstErr > rtol) {
+    assert.fail(`${what}: element ${worst} is ${got[worst]}, want ${want[worst]} (relative error ${worstErr.toExponential(2)} > ${rtol.toExponential(2)})`);
+  }
+}
+
+function assertBitwise(got: Float32Array, want: Float32Array, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  const a = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const b = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) assert.fail(`${what}: element ${i} differs: ${got[i]} vs ${want[i]}`);
+  }
+}
+
+const prodTol = (K: number): number => 1e-5 * Math.max(1, Math.sqrt(K));
+const ODD = [1, 2, 3, 7, 16, 17, 31, 33, 64, 65, 100] as const;
+
+// ---- matrix products ----------------------------------------------------------------------------------------------
+seeded('gemm: all transposes, accumulate, odd sizes and block edges vs ref', (rng, be) => {
+  const shapes: [number, number, number][] = [
+    [1, 1, 1], [0, 3, 4], [3, 0, 4], [2, 3, 0], [rng.pick(ODD), rng.pick(ODD), rng.pick(ODD)], [rng.pick(ODD), rng.pick(ODD), rng.pick(ODD)],
+    [15, 33, 257], [29, 65, 300], [rng.int(250, 270), rng.int(30, 70), rng.int(250, 530)], [3, rng.int(3070, 3110), 5], [64, 96, 767],
+  ];
+  for (const [M, N, K] of shapes) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        const a = rng.f32(M * K), b = rng.f32(K * N), c0 = rng.f32(M * N);
+        for (const accumulate of [false, true]) {
+          const want = c0.slice();
+          ref.gemm(M, N, K, a, transA, b, transB, want, accumulate);
+          let first: Float32Array | null = null;
+          eachConfig(be, (cfg) => {
+            const got = c0.slice();
+            be.gemm(M, N, K, a, transA, b, transB, got, accumulate);
+            const what = `gemm ${M}x${N}x${K} tA=${transA} tB=${transB} acc=${accumulate} ${cfg}`;
+            assertClose(got, want, prodTol(K), what);
+            if (cfg.endsWith('/1t')) first = got;
+            else if (first) assertBitwise(got, first, `${what}: 2 threads vs 1`);
+          });
+        }
+      }
+    }
+  }
+});
+
+seeded('linear: small-M and GEMM paths, with and without bias, vs ref', (rng, be) => {
+  const shapes: [number, number, number][] = [[1, 1, 1], [1, 17, 767], [2, 33, 768], [3, 65, 17], [8, 100, 31], [5, 7, 1]];
+  shapes.push([rng.int(1, 8), rng.int(1, 300), rng.int(1, 800)], [9, 40, 64], [rng.int(9, 70), rng.int(1, 200), rng.int(1, 300)]);
+  for (const [M, N, K] of shapes) {
+    const x = rng.f32(M * K), w = rng.f32(N * K), bias = rng.f32(N);
+    for (const b of [null, bias]) {
+      const want = new Float32Array(M * N);
+      ref.linear(M, N, K, x, w, b, want);
+      eachConfig(be, (cfg) => {
+        const got = new Float32Array(M * N).fill(NaN);
+        be.linear(M, N, K, x, w, b, got);
+        assertClose(got, want, prodTol(K), `linear ${M}x${N}x${K} bias=${b !== null} ${cfg}`);
+      });
+    }
+  }
+});
+
+seeded('linear: a row is bit-identical whatever M (1..8) and the thread count', (rng, be) => {
+  for (let trial = 0; trial < 3; trial++) {
+    const N = rng.pick([1, 3, 17, 64, rng.int(1, 400)]), K = rng.pick([1, 15, 16, 17, 32, 33, 767, 768, rng.int(1, 1000)]);
+    const x = rng.f32(8 * K), w = rng.f32(N * K), bias = rng.f32(N);
+    const simd0 = be.simd;
+    for (const simd of be.availableSimd()) {
+      be.setSimd(simd);
+      be.setThreads(1);
+      const alone: Float32Array[] = [];
+      for (let m = 0; m < 8; m++) {
+        const y = new Float32Array(N);
+        be.linear(1, N, K, x.subarray(m * K, (m + 1) * K), w, bias, y);
+        alone.push(y);
+      }
+      for (const th of [1, 2]) {
+        be.setThreads(th);
+        for (let M = 1; M <= 8; M++) {
+          const start = rng.int(0, 8 - M);
+          const y = new Float32Array(M * N);
+          be.linear(M, N, K, x.subarray(start * K, (start + M) * K), w, bias, y);
+          for (let m = 0; m < M; m++) assertBitwise(y.subarray(m * N, (m + 1) * N), alone[start + m], `linear ${simd} ${th}t N=${N} K=${K}: row ${m} of M=${M} vs alone`);
+        }
+      }
+    }
+    be.setSimd(simd0);
+  }
+});
+
+seeded('biasBackward, embedding forward/backward vs ref', (rng, be) => {
+  const M = rng.pick(ODD), N = rng.pick([1, 17, 100, 767]);
+  const dy = rng.f32(M * N), db0 = rng.f32(N);
+  const wantDb = db0.slice();
+  ref.biasBackward(M, N, dy, wantDb);
+  const T = rng.pick(ODD), C = rng.pick([1, 3, 16, 17, 48, 100]), V = rng.int(1, 20);
+  const ids = rng.ints(T, 0, V - 1), table = rng.f32(V * C), dout = rng.f32(T * C), dt0 = rng.f32(V * C);
+  const wantE = new Float32Array(T * C), wantDt = dt0.slice();
+  ref.embeddingForward(T, C, V, ids, table, wantE);
+  ref.embeddingBackward(T, C, V, ids, dout, wantDt);
+  eachConfig(be, (cfg) => {
+    const db = db0.slice();
+    be.biasBackward(M, N, dy, db);
+    assertClose(db, wantDb, prodTol(M), `biasBackward ${cfg}`);
+    const e = new Float32Array(T * C);
+    be.embeddingForward(T, C, V, ids, table, e);
+    assertBitwise(e, wantE, `embeddingForward ${cfg}`);
+    const dt = dt0.slice();
+    be.embeddingBackward(T, C, V, ids, dout, dt);
+    assertClose(dt, wantDt, prodTol(T), `embeddingBackward ${cfg}`);
+  });
+});
+
+// ---- norms, activations, rope ---------------------------------------------------------------------------------------
+seeded('layerNorm and rmsNorm forward/backward vs ref, rows independent', (rng, be) => {
+  for (const C of [1, 3, 17, rng.pick([64, 100, 767, 768])]) {
+    const N = rng.pick(ODD), eps = 1e-5;
+    const x = rng.f32(N * C, 2), w = rng.f32(C), b = rng.f32(C), dout = rng.f32(N * C);
+    const dx0 = rng.f32(N * C), dw0 = rng.f32(C), db0 = rng.f32(C);
+    const out = new Float32Array(N * C), mean = new Float32Array(N), rstd = new Float32Array(N);
+    ref.layerNormForward(N, C, x, w, b, eps, out, mean, rstd);
+    const [dx, dw, db] = [dx0.slice(), dw0.slice(), db0.slice()];
+    ref.layerNormBackward(N, C, dout, x, w, mean, rstd, dx, dw, db);
+    const rOut = new Float32Array(N * C), rRstd = new Float32Array(N);
+    ref.rmsNormForward(N, C, x, w, eps, rOut, rRstd);
+    const [rdx, rdw] = [dx0.slice(), dw0.slice()];
+    ref.rmsNormBackward(N, C, dout, x, w, rRstd, rdx, rdw);
+    eachConfig(be, (cfg) => {
+      const o = new Float32Array(N * C), mu = new Float32Array(N), rs = new Float32Array(N);
+      be.layerNormForward(N, C, x, w, b, eps, o, mu, rs);
+      assertClose(o, out, prodTol(C), `layerNormForward C=${C} ${cfg}`);
+      assertClose(mu, mean, prodTol(C), `layerNorm mean ${cfg}`);
+      assertClose(rs, rstd, prodTol(C), `layerNorm rstd ${cfg}`);
+      const [gx, gw, gb] = [dx0.slice(), dw0.slice(), db0.slice()];
+      be.layerNormBackward(N, C, dout, x, w, mean, rstd, gx, gw, gb);
+      assertClose(gx, dx, prodTol(C), `layerNormBackward dx C=${C} ${cfg}`);
+      assertClose(gw, dw, prodTol(N), `layerNormBackward dw ${cfg}`);
+      assertClose(gb, db, prodTol(N), `layerNormBackward db ${cfg}`);
+      const ro = new Float32Array(N * C), rr = new Float32Array(N);
+      be.rmsNormForward(N, C, x, w, eps, ro, rr);
+      assertClose(ro, rOut, prodTol(C), `rmsNormForward C=${C} ${cfg}`);
+      assertClose(rr, rRstd, prodTol(C), `rmsNorm rstd ${cfg}`);
+      const [hx, hw] = [dx0.slice(), dw0.slice()];
+      be.rmsNormBackward(N, C, dout, x, w, rRstd, hx, hw);
+      assertClose(hx, rdx, prodTol(C), `rmsNormBackward dx ${cfg}`);
+      assertClose(hw, rdw, prodTol(N), `rmsNormBackward dw ${cfg}`);
+      // row independence: the last row alone
+      const r = N - 1;
+      const o1 = new Float32Array(C), m1 = new Float32Array(1), s1 = new Float32Array(1);
+      be.layerNormForward(1, C, x.subarray(r * C), w, b, eps, o1, m1, s1);
+      assertBitwise(o1, o.subarray(r * C, (r + 1) * C), `layerNormForward row alone ${cfg}`);
+      be.rmsNormForward(1, C, x.subarray(r * C), w, eps, o1, s1);
+      assertBitwise(o1, ro.subarray(r * C, (r + 1) * C), `rmsNormForward row alone ${cfg}`);
+    });
+  }
+});
+
+seeded('gelu, swiglu forward/backward vs ref', (rng, be) => {
+  const n = rng.pick([1, 7, 16, 17, 1000, 70001]);
+  const x = rng.f32(n, 6), up = rng.f32(n, 2), dout = rng.f32(n), d0 = rng.f32(n), u0 = rng.f32(n);
+  const g = new Float32Array(n), s = new Float32Array(n);
+  ref.geluForward(n, x, g);
+  ref.swigluForward(n, x, up, s);
+  const gd = d0.slice();
+  ref.geluBackward(n, x, dout, gd);
+  const [sd, su] = [d0.slice(), u0.slice()];
+  ref.swigluBackward(n, x, up, dout, sd, su);
+  eachConfig(be, (cfg) => {
+    const o = new Float32Array(n);
+    be.geluForward(n, x, o);
+    assertClose(o, g, 1e-5, `geluForward n=${n} ${cfg}`);
+    const inPlace = x.slice();
+    be.geluForward(n, inPlace, inPlace);
+    assertBitwise(inPlace, o, `geluForward in place ${cfg}`);
+    be.swigluForward(n, x, up, o);
+    assertClose(o, s, 1e-5, `swigluForward ${cfg}`);
+    const d = d0.slice();
+    be.geluBackward(n, x, dout, d);
+    assertClose(d, gd, 1e-5, `geluBackward ${cfg}`);
+    const [a, b] = [d0.slice(), u0.slice()];
+    be.swigluBackward(n, x, up, dout, a, b);
+    assertClose(a, sd, 1e-5, `swigluBackward dgate ${cfg}`);
+    assertClose(b, su, 1e-5, `swigluBackward dup ${cfg}`);
+  });
+});
+
+seeded('rope forward and inverse vs ref (cached and uncached positions)', (rng, be) => {
+  for (const D of [2, 6, 64, rng.pick([32, 34, 128])]) {
+    const R = rng.pick(ODD), H = rng.int(1, 5), theta = rng.pick([10000, 500000]);
+    const pos = rng.ints(R, 0, 5000);
+    if (R > 1) pos[1] = -3;  // ref accepts any position; native computes such rows outside its table
+    const x = rng.f32(R * H * D);
+    for (const inverse of [false, true]) {
+      const want = x.slice();
+      ref.rope(R, H, D, want, pos, theta, inverse);
+      eachConfig(be, (cfg) => {
+        const got = x.slice();
+        be.rope(R, H, D, got, pos, theta, inverse);
+        assertClose(got, want, 1e-5, `rope D=${D} inverse=${inverse} ${cfg}`);
+      });
+    }
+  }
+});
+
+// ---- attention ------------------------------------------------------------------------------------------------------
+seeded('attentionForward and attentionBackward vs ref (grouped heads)', (rng, be) => {
+  for (const [G, hpk] of [[1, 1], [2, 2], [1, 3]]) {
+    const B = rng.int(1, 2), T = rng.pick([1, 5, 17, 33]), H = G * hpk, D = rng.pick([1, 8, 16, 17, 64]);
+    const q = rng.f32(B * T * H * D), k = rng.f32(B * T * G * D), v = rng.f32(B * T * G * D), dout = rng.f32(B * T * H * D);
+    const out = new Float32Array(B * T * H * D), probs = new Float32Array(B * H * T * T);
+    ref.attentionForward(B, T, H, G, D, q, k, v, out, probs);
+    const dq0 = rng.f32(q.length), dk0 = rng.f32(k.length), dv0 = rng.f32(v.length);
+    const [dq, dk, dv] = [dq0.slice(), dk0.slice(), dv0.slice()];
+    ref.attentionBackward(B, T, H, G, D, q, k, v, probs, dout, dq, dk, dv);
+    eachConfig(be, (cfg) => {
+      const what = `B=${B} T=${T} H=${H} G=${G} D=${D} ${cfg}`;
+      const o = new Float32Array(out.length), p = new Float32Array(probs.length).fill(NaN);
+      be.attentionForward(B, T, H, G, D, q, k, v, o, p);
+      assertClose(o, out, prodTol(T * D), `attentionForward out ${what}`);
+      assertClose(p, probs, prodTol(D), `attentionForward probs ${what}`);
+      const [gq, gk, gv] = [dq0.slice(), dk0.slice(), dv0.slice()];
+      be.attentionBackward(B, T, H, G, D, q, k, v, probs, dout, gq, gk, gv);
+      assertClose(gq, dq, prodTol(T * D), `attentionBackward dq ${what}`);
+      assertClose(gk, dk, prodTol(T * D * hpk), `attentionBackward dk ${what}`);
+      assertClose(gv, dv, prodTol(T * hpk), `attentionBackward dv ${what}`);
+    });
+  }
+});
+
+seeded('attentionDecode vs ref; rows bit-identical alone, in any M, at any thread count, and to the forward row', (rng, be) => {
+  for (const [G, hpk] of [[1, 1], [3, 1], [2, 2], [1, 4]]) {
+    const H = G * hpk, D = rng.pick([1, 16, 17, 64]), M = rng.int(1, 8), pos0 = rng.pick([0, 1, 5, rng.int(0, 300)]);
+    const len = pos0 + M;
+    const q = rng.f32(M * H * D), kc = rng.f32(len * G * D), vc = rng.f32(len * G * D);
+    const want = new Float32Array(M * H * D);
+    ref.attentionDecode(M, H, G, D, q, kc, vc, pos0, want);
+    // the training forward over the whole sequence (B=1, T=len) with q placed at the last M positions
+    const qAll = rng.f32(len * H * D);
+    qAll.set(q, pos0 * H * D);
+    const simd0 = be.simd;
+    eachConfig(be, (cfg) => {
+      const what = `M=${M} H=${H} G=${G} D=${D} pos0=${pos0} ${cfg}`;
+      const got = new Float32Array(M * H * D);
+      be.attentionDecode(M, H, G, D, q, kc, vc, pos0, got);
+      assertClose(got, want, prodTol(len * D), `attentionDecode ${what}`);
+      for (let i = 0; i < M; i++) {
+        const one = new Float32Array(H * D);
+        be.attentionDecode(1, H, G, D, q.subarray(i * H * D), kc, vc, pos0 + i, one);
+        assertBitwise(one, got.subarray(i * H * D, (i + 1) * H * D), `attentionDecode row ${i} alone vs in M=${M}, ${what}`);
+      }
+      const out = new Float32Array(len * H * D), probs = new Float32Array(H * len * len);
+      be.attentionForward(1, len, H, G, D, qAll, kc, vc, out, probs);
+      assertBitwise(out.subarray(pos0 * H * D), got, `attentionDecode vs attentionForward rows, ${what}`);
+    });
+    be.setSimd(simd0);
+  }
+});
+
+// ---- loss, optimizer, elementwise -----------------------------------------------------------------------------------
+seeded('crossEntropy forward/backward vs ref (ignored rows)', (rng, be) => {
+  const N = rng.pick(ODD), V = rng.pick([1, 2, 17, 1000, 4099]);
+  const logits = rng.f32(N * V, 8), targets = rng.ints(N, -1, V - 1), scale = 1 / N;
+  const losses = new Float32Array(N);
+  const total = ref.crossEntropyForward(N, V, logits, targets, losses);
+  const d0 = rng.f32(N * V, 0.01);
+  const dl = d0.slice();
+  ref.crossEntropyBackward(N, V, logits, targets, scale, dl);
+  eachConfig(be, (cfg) => {
+    const l = new Float32Array(N).fill(NaN);
+    const t = be.crossEntropyForward(N, V, logits, targets, l);
+    assertClose(l, losses, prodTol(V), `crossEntropyForward losses V=${V} ${cfg}`);
+    assertClose([t], [total], prodTol(V), `crossEntropyForward total ${cfg}`);
+    const g = d0.slice();
+    be.crossEntropyBackward(N, V, logits, targets, scale, g);
+    assertClose(g, dl, prodTol(V), `crossEntropyBackward V=${V} ${cfg}`);
+  });
+});
+
+seeded('adamw, add, axpy, scale, sumSquares vs ref', (rng, be) => {
+  const n = rng.pick([1, 15, 17, 1000, 100003]);
+  const p0 = rng.f32(n), g = rng.f32(n, 0.1), m0 = rng.f32(n, 0.01), v0 = rng.f32(n, 1e-4).map(Math.abs);
+  const step = rng.int(1, 50);
+  const [p, m, v] = [p0.slice(), m0.slice(), v0.slice()];
+  ref.adamw(n, p, g, m, v, 1e-3, 0.9, 0.95, 1e-8, 0.1, step);
+  const sum = new Float32Array(n), y0 = rng.f32(n), y = y0.slice(), sc = p0.slice();
+  ref.add(n, p0, g, sum);
+  ref.axpy(n, 0.37, g, y);
+  ref.scale(n, sc, -1.7);
+  const ss = ref.sumSquares(n, p0);
+  let firstSs: number | null = null;
+  eachConfig(be, (cfg) => {
+    const [bp, bm, bv] = [p0.slice(), m0.slice(), v0.slice()];
+    be.adamw(n, bp, g, bm, bv, 1e-3, 0.9, 0.95, 1e-8, 0.1, step);
+    assertClose(bm, m, 1e-6, `adamw m ${cfg}`);
+    assertClose(bv, v, 1e-6, `adamw v ${cfg}`);
+    assertClose(bp, p, 1e-6, `adamw param ${cfg}`);
+    const s = new Float32Array(n);
+    be.add(n, p0, g, s);
+    assertBitwise(s, sum, `add ${cfg}`);
+    const alias = p0.slice();
+    be.add(n, alias, g, alias);
+    assertBitwise(alias, sum, `add in place ${cfg}`);
+    const yy = y0.slice();
+    be.axpy(n, 0.37, g, yy);
+    assertClose(yy, y, 1e-6, `axpy ${cfg}`);
+    const c = p0.slice();
+    be.scale(n, c, -1.7);
+    assertClose(c, sc, 1e-6, `scale ${cfg}`);
+    const got = be.sumSquares(n, p0);
+    assertClose([got], [ss], 1e-12, `sumSquares ${cfg}`);
+    if (firstSs === null) firstSs = got;
+    else if (cfg.startsWith(be.availableSimd()[0])) assert.equal(got, firstSs, `sumSquares ${cfg}: same value at every thread count`);
+  });
+});
+
+// ---- argument errors and loading -------------------------------------------------------------------------------------
+function errorOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+  return '(no error)';
+}
+
+seeded('argument errors: same messages as ref', (_rng, be) => {
+  const f = (n: number): Float32Array => new Float32Array(n);
+  const cases: [string, (b: Backend) => unknown][] = [
+    ['gemm short c', (b) => b.gemm(2, 3, 4, f(8), false, f(12), false, f(5), false)],
+    ['gemm negative', (b) => b.gemm(-1, 3, 4, f(8), false, f(12), false, f(5), false)],
+    ['linear short w', (b) => b.linear(1, 3, 4, f(4), f(11), null, f(3))],
+    ['linear short bias', (b) => b.linear(1, 3, 4, f(4), f(12), f(2), f(3))],
+    ['embedding bad id', (b) => b.embeddingForward(2, 3, 4, Int32Array.from([1, 4]), f(12), f(6))],
+    ['embedding backward bad id', (b) => b.embeddingBackward(2, 3, 4, Int32Array.from([-1, 0]), f(6), f(12))],
+    ['layerNorm eps', (b) => b.layerNormForward(1, 2, f(2), f(2), f(2), 0, f(2), f(1), f(1))],
+    ['layerNorm C=0', (b) => b.layerNormForward(1, 0, f(2), f(2), f(2), 1e-5, f(2), f(1), f(1))],
+    ['rmsNorm backward short dx', (b) => b.rmsNormBackward(2, 2, f(4), f(4), f(2), f(2), f(3), f(2))],
+    ['rope odd D', (b) => b.rope(1, 1, 3, f(3), Int32Array.from([0]), 10000, false)],
+    ['rope theta', (b) => b.rope(1, 1, 2, f(2), Int32Array.from([0]), -1, false)],
+    ['attention G', (b) => b.attentionForward(1, 2, 3, 2, 4, f(24), f(16), f(16), f(24), f(12))],
+    ['attention D=0', (b) => b.attentionDecode(1, 2, 1, 0, f(0), f(0), f(0), 0, f(0))],
+    ['attentionDecode short cache', (b) => b.attentionDecode(2, 2, 1, 4, f(16), f(11), f(12), 1, f(16))],
+    ['crossEntropy target', (b) => b.crossEntropyForward(2, 3, f(6), Int32Array.from([0, 3]), f(2))],
+    ['crossEntropy scale', (b) => b.crossEntropyBackward(1, 3, f(3), Int32Array.from([0]), NaN, f(3))],
+    ['adamw beta', (b) => b.adamw(1, f(1), f(1), f(1), f(1), 1e-3, 1, 0.9, 1e-8, 0, 1)],
+    ['adamw step', (b) => b.adamw(1, f(1), f(1), f(1), f(1), 1e-3, 0.9, 0.9, 1e-8, 0, 0)],
+    ['axpy alpha', (b) => b.axpy(1, Infinity, f(1), f(1))],
+    ['sumSquares short', (b) => b.sumSquares(3, f(2))],
+    ['setThreads', (b) => b.setThreads(0)],
+  ];
+  for (const [name, call] of cases) {
+    const want = errorOf(() => call(ref));
+    assert.notEqual(want, '(no error)', `${name}: ref throws`);
+    assert.equal(errorOf(() => call(be)), want, name);
+  }
+  assert.throws(() => be.setSimd('avx9000' as SimdPath), /not available/);
+});
+
+test('addon loads (fails when not built unless RECYCLEGPT_BACKEND=ref) and RECYCLEGPT_SIMD picks the path', { skip: skipAll ? 'RECYCLEGPT_BACKEND=ref' : false }, () => {
+  const be = native();
+  assert.equal(be.name, 'native');
+  const paths = be.availableSimd();
+  assert.ok(paths.includes('scalar'));
+  assert.equal(be.simd, paths[0], 'the best path is the default');
+  const nativeTs = fileURLToPath(new URL('../src/kernels/native.ts', import.meta.url));
+  const script = `import { tryLoadNativeBackend } from ${JSON.stringify(nativeTs)}; const r = tryLoadNativeBackend(); console.log(JSON.stringify({ simd: r.backend?.simd, error: r.error }));`;
+  for (const want of [paths[paths.length - 2] ?? 'scalar', 'scalar']) {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      env: { ...process.env, RECYCLEGPT_SIMD: want },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.deepEqual(JSON.parse(lines[lines.length - 1]), { simd: want });
+  }
+});
