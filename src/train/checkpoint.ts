@@ -40,6 +40,8 @@ export interface TrainStateJson {
   /** Which parameters train: all, or only recycle.* (frozen base). */
   trainable: 'all' | 'module';
   data: { train_tokens: number; val_tokens: number };
+  /** Kernel backend and threads: resuming with the same pair repeats the uninterrupted run bit for bit. */
+  runtime: { backend: string; threads: number };
 }
 
 const u32 = z.number().int().min(0).max(0xffffffff);
@@ -56,6 +58,7 @@ const stateSchema = z.object({
   optimizer: z.object({ step: z.number().int().min(0), params: z.number().int().min(0) }),
   trainable: z.enum(['all', 'module']),
   data: z.object({ train_tokens: z.number().int().min(0), val_tokens: z.number().int().min(0) }),
+  runtime: z.object({ backend: z.string(), threads: z.number().int().min(1) }),
 });
 
 export interface CheckpointContent {

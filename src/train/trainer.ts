@@ -79,6 +79,13 @@ interface Session {
   tokenizerFiles: Record<string, string>;
   step: number;
   messages: string[];
+  /** Backend and threads of this process (saved; compared on resume). */
+  runtime: { backend: string; threads: number };
+}
+
+/** The backend and thread count this run will use (threads are set before training starts). */
+function runtimeOf(be: Backend, o: TrainOptions): { backend: string; threads: number } {
+  return { backend: be.name, threads: o.threads ?? be.threads() };
 }
 
 function startFresh(given: GivenOptions, be: Backend): Session {
@@ -99,7 +106,7 @@ function startFresh(given: GivenOptions, be: Backend): Session {
   const sampler = new BatchSampler(train, { batchSize: o.batchSize, seqLen: o.seqLen!, seed: o.seed });
   const optimizer = new AdamW(be, params.store, { weightDecay: o.weightDecay });
   const messages = [`model: ${init.source}`, `tokenizer: ${tok.source}`];
-  return { options: o, config, params, optimizer, sampler, train, val, tokenizerFiles: tok.files, step: 0, messages };
+  return { options: o, config, params, optimizer, sampler, train, val, tokenizerFiles: tok.files, step: 0, messages, runtime: runtimeOf(be, o) };
 }
 
 function resume(given: GivenOptions, be: Backend): Session {
@@ -120,7 +127,12 @@ function resume(given: GivenOptions, be: Backend): Session {
   }
   const sampler = BatchSampler.resume(train, state.sampler);
   const messages = [`resumed from ${dir} at step ${state.step}`];
-  return { options: o, config, params, optimizer, sampler, train, val, tokenizerFiles: tok.files, step: state.step, messages };
+  const runtime = runtimeOf(be, o);
+  if (runtime.backend !== state.runtime.backend || runtime.threads !== state.runtime.threads) {
+    messages.push(`note: the checkpoint was trained with the ${state.runtime.backend} backend on ${state.runtime.threads} thread(s), this run uses ` +
+      `${runtime.backend} on ${runtime.threads}: losses will not repeat an uninterrupted run bit for bit`);
+  }
+  return { options: o, config, params, optimizer, sampler, train, val, tokenizerFiles: tok.files, step: state.step, messages, runtime };
 }
 
 function checkpoint(s: Session): void {
@@ -128,7 +140,7 @@ function checkpoint(s: Session): void {
     config: s.config, params: s.params, tokenizerFiles: s.tokenizerFiles, optimizer: s.optimizer.exportState(),
     state: {
       step: s.step, options: s.options, sampler: s.sampler.state(), trainable: s.options.freezeBase ? 'module' : 'all',
-      data: { train_tokens: s.train.length, val_tokens: s.val.length },
+      data: { train_tokens: s.train.length, val_tokens: s.val.length }, runtime: s.runtime,
     },
   });
 }
