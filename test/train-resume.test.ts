@@ -31,9 +31,10 @@ const trainArgs = (out: string): string[] => [
   '--batch-size', '4', '--seq-len', '48', '--eval-every', '25', '--eval-batches', '4', '--ckpt-every', String(CKPT), '--no-progress',
 ];
 
-function runCli(args: string[]): void {
+function runCli(args: string[]): string {
   const r = spawnSync(process.execPath, [...cli, ...args], { cwd: root, env, encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, `recyclegpt ${args.join(' ')} failed:\n${r.stderr}`);
+  return r.stdout;
 }
 
 /** Log rows without the timing fields (which differ between runs). */
@@ -75,8 +76,26 @@ test('kill -9 mid-training, then --resume: at most one checkpoint interval lost,
   assert.ok(saved % CKPT === 0 && killedAt - saved <= CKPT, `checkpoint at step ${saved}, killed at ${killedAt}`);
 
   runCli(['train', '--out', out, '--resume', '--no-progress']);
-  const rows = readLog(logFile);
-  assert.deepEqual(comparable(rows), comparable(refRows));
+  assert.deepEqual(readTrainState(out).runtime, readTrainState(ref).runtime, 'both runs must use the same backend and thread count');
+  const [got, want] = [comparable(readLog(logFile)), comparable(refRows)];
+  assert.equal(got.length, want.length, 'log rows');
+  for (let i = 0; i < want.length; i++) assert.deepEqual(got[i], want[i], `log row ${i} (checkpoint ${saved}, killed at ${killedAt})`);
   assert.equal(readTrainState(out).step, STEPS);
   assert.ok(fs.readFileSync(path.join(out, 'model.safetensors')).equals(fs.readFileSync(path.join(ref, 'model.safetensors'))), 'final weights are bit-identical');
+});
+
+test('eval --json and plot on the trained model directory', () => {
+  const model = path.join(tmp, 'uninterrupted');
+  assert.ok(fs.existsSync(path.join(model, 'model.safetensors')), 'needs the model of the previous test');
+  const lines = runCli(['eval', '--model', model, '--data', data, '--seq-len', '48', '--batch-size', '4', '--max-batches', '4', '--json']).trim().split('\n');
+  const r = JSON.parse(lines[lines.length - 1]!) as Record<string, number>;
+  const lastEval = readLog(path.join(model, 'train_log.jsonl')).filter((x) => x.type === 'eval').pop()!;
+  assert.ok(lastEval.type === 'eval');
+  assert.ok(Math.abs(r.ppl_next! - lastEval.ppl_next) < 1e-3 && Math.abs(r.ppl_recycle! - lastEval.ppl_recycle!) < 1e-3, JSON.stringify(r));
+  assert.equal(r.agreement_top1, lastEval.agreement_top1);
+  assert.equal(r.tokens, 4 * 4 * 48);
+  const svg = path.join(tmp, 'loss.svg');
+  runCli(['plot', '--log', path.join(model, 'train_log.jsonl'), '--out', svg]);
+  const text = fs.readFileSync(svg, 'utf8');
+  assert.ok(text.startsWith('<svg') && text.trimEnd().endsWith('</svg>') && text.includes('val recycle'));
 });
