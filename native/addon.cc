@@ -429,24 +429,32 @@ Napi::Value SumSquares(const Napi::CallbackInfo& info) {
 // ---- benchmark helper (not part of the Backend interface) ---------------------------------------------------------------
 volatile double g_sink = 0;
 
-// readBandwidth(bytes, threads, repeats) -> seconds of each streaming read of a fresh `bytes` buffer.
+// readBandwidth(bytes, threads, repeats) -> seconds of each streaming read of a `bytes` buffer. The buffer
+// is kept between calls of the same size (a benchmark interleaves calls), and freed by readBandwidth(0, 1, 0).
+float* g_bw_buf = nullptr;
+i64 g_bw_n = 0;
+
 Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
   Op op{info, "readBandwidth"};
   i64 bytes = op.dim(0), nth = op.dim(1), reps = op.dim(2);
   if (nth < 1 || nth > 256) op.fail("threads must be 1..256");
   const i64 n = bytes / 4;
-  void* mem = nullptr;
-  if (n <= 0 || posix_memalign(&mem, 4096, static_cast<size_t>(n) * 4) != 0) op.fail("cannot allocate the buffer");
-  float* buf = static_cast<float*>(mem);
-  for (i64 i = 0; i < n; ++i) buf[i] = static_cast<float>(i & 1023) * 1e-3f;  // touch every page
+  if (n != g_bw_n) {
+    free(g_bw_buf);
+    g_bw_buf = nullptr, g_bw_n = 0;
+    if (n == 0) return Napi::Array::New(info.Env(), 0);
+    void* mem = nullptr;
+    if (posix_memalign(&mem, 4096, static_cast<size_t>(n) * 4) != 0) op.fail("cannot allocate the buffer");
+    g_bw_buf = static_cast<float*>(mem), g_bw_n = n;
+    for (i64 i = 0; i < n; ++i) g_bw_buf[i] = static_cast<float>(i & 1023) * 1e-3f;  // touch every page
+  }
   Napi::Array out = Napi::Array::New(info.Env(), static_cast<size_t>(reps));
   for (i64 r = 0; r < reps; ++r) {
     auto t0 = std::chrono::steady_clock::now();
-    g_sink = g_sink + g_k->read_sum(static_cast<int>(nth), n, buf);
+    g_sink = g_sink + g_k->read_sum(static_cast<int>(nth), n, g_bw_buf);
     auto t1 = std::chrono::steady_clock::now();
     out.Set(static_cast<uint32_t>(r), Napi::Number::New(info.Env(), std::chrono::duration<double>(t1 - t0).count()));
   }
-  free(mem);
   return out;
 }
 

@@ -4,8 +4,10 @@
 //
 // Rules that keep results reproducible:
 // - The files are compiled with -ffp-contract=off: a multiply-add is fused only where vfma says so.
-// - Every output element has one owner thread and one accumulation order, fixed by the shapes only (the
-//   order never depends on M for `linear` / attention rows, and threads split rows or columns, never a sum).
+// - Work is cut into chunks that threads take dynamically (rg::parallel_chunks). Every output element
+//   belongs to one chunk and a chunk is computed the same way on any thread, with an accumulation order fixed
+//   by the shapes only: results do not depend on the thread count or on scheduling. The order never depends
+//   on M for `linear` / attention rows; chunks split rows or columns, never a sum.
 // - No std:: templates here: an inline template instantiated in an AVX-512 unit could be picked by the linker
 //   for all units and run on a CPU without AVX-512.
 //
@@ -31,36 +33,53 @@ struct Scratch {
 };
 static thread_local Scratch tls_s0 = {nullptr, 0};
 static thread_local Scratch tls_s1 = {nullptr, 0};
+static thread_local Scratch tls_s2 = {nullptr, 0};
+static thread_local Scratch tls_s3 = {nullptr, 0};
 
-// Runs body(tid, nth) on `use` threads, where `use` = min(nth, work / grain) but at least 1.
-template <class F>
-static inline void run_threads(int nth, double work, double grain, F& body) {
+// How many threads a job of `work` flops deserves: about 100 kflop (~30 us) each at least.
+static inline int threads_for(int nth, double work) {
   int use = nth;
-  if (work < grain * use) use = static_cast<int>(work / grain);
-  if (use < 1) use = 1;
-  rg::parallel(use, body);
+  if (work < 1e5 * use) use = static_cast<int>(work / 1e5);
+  return use < 1 ? 1 : use;
 }
 
-// Elementwise helper: body(i0, i1) over [0, n) split into per-thread ranges aligned to 16 floats.
+// body(c) for chunks c = 0..chunks-1, on up to nth threads (fewer for small work).
+template <class F>
+static inline void run_chunks(int nth, i64 chunks, double work, F& body) {
+  rg::parallel_chunks(threads_for(nth, work), chunks, body);
+}
+
+// Chunk length for `n` items of `cost` flops: about 200 kflop per chunk, and at least 4 chunks per thread.
+static inline i64 chunk_len(i64 n, double cost, int nth) {
+  i64 len = static_cast<i64>(2e5 / (cost > 1 ? cost : 1));
+  const i64 most = (n + 4 * nth - 1) / (4 * nth);
+  if (len > most) len = most;
+  return len < 1 ? 1 : len;
+}
+
+// Elementwise helper: body(i0, i1) over [0, n) in chunks of 16384 floats.
 template <class F>
 static inline void for_elems(int nth, i64 n, F body) {
-  auto job = [&](int tid, int k) {
-    i64 b = (n * tid / k) & ~static_cast<i64>(15), e = tid + 1 == k ? n : ((n * (tid + 1) / k) & ~static_cast<i64>(15));
-    if (e > b) body(b, e);
-  };
-  run_threads(nth, static_cast<double>(n), 65536.0, job);
+  constexpr i64 CE = 16384;
+  auto chunk = [&](i64 c) { body(c * CE, imin(n, (c + 1) * CE)); };
+  run_chunks(nth, (n + CE - 1) / CE, static_cast<double>(n), chunk);
 }
 
-// Row helper: body(r0, r1) over [0, rows) in contiguous per-thread ranges; `cost` ≈ work per row (flops).
+// Row helper: body(r0, r1) over [0, rows); `cost` ≈ flops per row.
 template <class F>
 static inline void for_rows(int nth, i64 rows, double cost, F body) {
-  auto job = [&](int tid, int k) {
-    i64 b, e;
-    rg::split_range(rows, tid, k, &b, &e);
-    if (e > b) body(b, e);
-  };
-  int use = static_cast<int>(imin(nth, imax(rows, 1)));
-  run_threads(use, static_cast<double>(rows) * cost, 100000.0, job);
+  const i64 len = chunk_len(rows, cost, nth);
+  auto chunk = [&](i64 c) { body(c * len, imin(rows, (c + 1) * len)); };
+  run_chunks(nth, (rows + len - 1) / len, static_cast<double>(rows) * cost, chunk);
+}
+
+// Column helper for reductions over rows: body(c0, c1) over column ranges of 64 (each column summed over all
+// rows, in row order, by one chunk). `rows` only sizes the work.
+template <class F>
+static inline void for_cols(int nth, i64 cols, i64 rows, F body) {
+  constexpr i64 CC = 64;
+  auto chunk = [&](i64 c) { body(c * CC, imin(cols, (c + 1) * CC)); };
+  run_chunks(nth, (cols + CC - 1) / CC, static_cast<double>(cols) * rows, chunk);
 }
 
 // Σ a[i]·b[i], one accumulator, fixed chunk order, masked tail: the order depends on n only.
@@ -93,6 +112,7 @@ constexpr int NR = GEMM_NV * W;
 constexpr i64 KC = 256;
 constexpr i64 MC = MR * ((240 + MR - 1) / MR);
 constexpr i64 NC = NR * ((3072 + NR - 1) / NR);
+constexpr i64 GEMM_CHUNK_TILES_N = 16;  // multi-threaded GEMM: at most 16·NR columns per chunk
 
 // C[MR×NR] (= or +=) Ap(MR×kc) · Bp(kc×NR)
 static inline void micro_kernel(i64 kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
@@ -124,19 +144,31 @@ static inline void micro_kernel(i64 kc, const float* __restrict a, const float* 
     }
 }
 
+// Loads n (<= W) floats, zero-padded; a full vector when n == W.
+static inline V vload_upto(const float* p, int n) { return n >= W ? vload(p) : vload_n(p, n); }
+
 // Packs rows [0,mc) × k [0,kc) of A (element (i,k) at a[i*rs + k*cs]) into MR-row panels, zero-padded.
+// Panel layout: for each k, MR consecutive values of rows i.
 static void pack_a(i64 mc, i64 kc, const float* a, i64 rs, i64 cs, float* ap) {
   for (i64 p = 0; p < mc; p += MR) {
     const i64 mr = imin(MR, mc - p);
     float* dst = ap + p * kc;
-    if (cs == 1) {  // rows are contiguous in k
-      for (i64 i = 0; i < mr; ++i) {
-        const float* src = a + (p + i) * rs;
-        for (i64 k = 0; k < kc; ++k) dst[k * MR + i] = src[k];
+    if (cs == 1) {  // rows contiguous in k: transpose W×W blocks in registers
+      for (int i0 = 0; i0 < MR; i0 += W) {
+        const int rows = static_cast<int>(imax(0, imin(W, mr - i0)));
+        const int lanes = MR - i0 < W ? MR - i0 : W;
+        for (i64 k0 = 0; k0 < kc; k0 += W) {
+          const int kn = static_cast<int>(imin(W, kc - k0));
+          V t[W];
+          for (int i = 0; i < W; ++i) t[i] = i < rows ? vload_upto(a + (p + i0 + i) * rs + k0, kn) : vzero();
+          vtranspose(t);
+          for (int kk = 0; kk < kn; ++kk) {
+            if (lanes == W) vstore(dst + (k0 + kk) * MR + i0, t[kk]);
+            else vstore_n(dst + (k0 + kk) * MR + i0, t[kk], lanes);
+          }
+        }
       }
-      for (i64 i = mr; i < MR; ++i)
-        for (i64 k = 0; k < kc; ++k) dst[k * MR + i] = 0.0f;
-    } else {  // rs == 1: columns are contiguous in i
+    } else {  // rs == 1: columns contiguous in i
       for (i64 k = 0; k < kc; ++k) {
         const float* src = a + k * cs + p;
         i64 i = 0;
@@ -148,6 +180,7 @@ static void pack_a(i64 mc, i64 kc, const float* a, i64 rs, i64 cs, float* ap) {
 }
 
 // Packs k [0,kc) × columns [0,nc) of B (element (k,j) at b[k*rs + j*cs]) into NR-column panels, zero-padded.
+// Panel layout: for each k, NR consecutive values of columns j.
 static void pack_b(i64 kc, i64 nc, const float* b, i64 rs, i64 cs, float* bp) {
   for (i64 p = 0; p < nc; p += NR) {
     const i64 nr = imin(NR, nc - p);
@@ -156,22 +189,22 @@ static void pack_b(i64 kc, i64 nc, const float* b, i64 rs, i64 cs, float* bp) {
       for (i64 k = 0; k < kc; ++k) {
         const float* src = b + k * rs + p;
         float* d = dst + k * NR;
-        if (nr == NR) {
-          for (int j = 0; j < NR; j += W) vstore(d + j, vload(src + j));
-        } else {
-          for (int j = 0; j < NR; j += W) {
-            const i64 left = nr - j;
-            vstore(d + j, left >= W ? vload(src + j) : (left > 0 ? vload_n(src + j, static_cast<int>(left)) : vzero()));
-          }
+        for (int j = 0; j < NR; j += W) {
+          const i64 left = nr - j;
+          vstore(d + j, left > 0 ? vload_upto(src + j, static_cast<int>(imin(W, left))) : vzero());
         }
       }
-    } else {  // rs == 1: columns of B contiguous in k (B given as [N,K], e.g. a weight matrix)
-      for (i64 j = 0; j < nr; ++j) {
-        const float* src = b + (p + j) * cs;
-        for (i64 k = 0; k < kc; ++k) dst[k * NR + j] = src[k];
+    } else {  // rs == 1: B given as [N,K] (a weight matrix), columns contiguous in k: W×W transposes
+      for (int j0 = 0; j0 < NR; j0 += W) {
+        const int cols = static_cast<int>(imax(0, imin(W, nr - j0)));
+        for (i64 k0 = 0; k0 < kc; k0 += W) {
+          const int kn = static_cast<int>(imin(W, kc - k0));
+          V t[W];
+          for (int j = 0; j < W; ++j) t[j] = j < cols ? vload_upto(b + (p + j0 + j) * cs + k0, kn) : vzero();
+          vtranspose(t);
+          for (int kk = 0; kk < kn; ++kk) vstore(dst + (k0 + kk) * NR + j0, t[kk]);
+        }
       }
-      for (i64 j = nr; j < NR; ++j)
-        for (i64 k = 0; k < kc; ++k) dst[k * NR + j] = 0.0f;
     }
   }
 }
@@ -183,14 +216,21 @@ struct GemmArgs {
   const float* b;
   i64 brs, bcs;  // B(k,j) = b[k*brs + j*bcs]
   float* c;
+  i64 ldc;  // C(i,j) = c[i*ldc + j]
   bool accumulate;
 };
 
-// C[m0:m1, n0:n1] on the calling thread.
+// C[m0:m1, n0:n1] on the calling thread. Each C element is one sum over k in order (KC blocks in order, the
+// micro-kernel's k loop in order), whatever the tiling: the result does not depend on how C is cut.
 static void gemm_block(const GemmArgs& g, i64 m0, i64 m1, i64 n0, i64 n1) {
+  if (g.K == 0) {
+    if (!g.accumulate)
+      for (i64 i = m0; i < m1; ++i) memset(g.c + i * g.ldc + n0, 0, static_cast<size_t>(n1 - n0) * 4);
+    return;
+  }
   float* ap = tls_s0.get(MC * KC);
   float* bp = tls_s1.get(KC * NC);
-  const i64 ldc = g.N;
+  const i64 ldc = g.ldc;
   for (i64 jc = n0; jc < n1; jc += NC) {
     const i64 nc = imin(NC, n1 - jc);
     for (i64 pc = 0; pc < g.K; pc += KC) {
@@ -223,32 +263,101 @@ static void gemm_block(const GemmArgs& g, i64 m0, i64 m1, i64 n0, i64 n1) {
   }
 }
 
+// Multi-threaded GEMM. The smaller of the two operands ("shared") is packed once, in parallel, into the
+// panel layout of all its K blocks; then chunks of the other dimension are taken dynamically, each packing
+// its own part of the other operand. Nothing is packed twice, and a thread the OS parks costs only its chunk.
+// Each C element is the same micro-kernel sequence as in gemm_block, so results equal the 1-thread ones.
+static void gemm_parallel(int nth, const GemmArgs& g) {
+  const bool wide = g.N > g.M;  // wide: share A, chunk N; tall: share B, chunk M
+  const i64 kblocks = (g.K + KC - 1) / KC;
+  const i64 span = wide ? (g.M + MR - 1) / MR * MR : (g.N + NR - 1) / NR * NR;  // padded shared extent
+  void* mem = nullptr;
+  if (posix_memalign(&mem, 64, static_cast<size_t>(span * kblocks * KC + 16) * 4) != 0) abort();
+  float* shared = static_cast<float*>(mem);
+  // Phase 1: pack the shared operand, one chunk per (K block, group of 16 panels).
+  const i64 panel = wide ? MR : NR, groups = (span / panel + 15) / 16;
+  auto pack = [&](i64 c) {
+    const i64 kb = c / groups, grp = c % groups, pc = kb * KC, kc = imin(KC, g.K - pc);
+    const i64 x0 = grp * 16 * panel, x1 = imin(wide ? g.M : g.N, x0 + 16 * panel);
+    if (x1 <= x0) return;
+    float* dst = shared + pc * span + x0 * kc;
+    if (wide) pack_a(x1 - x0, kc, g.a + x0 * g.ars + pc * g.acs, g.ars, g.acs, dst);
+    else pack_b(kc, x1 - x0, g.b + pc * g.brs + x0 * g.bcs, g.brs, g.bcs, dst);
+  };
+  rg::parallel_chunks(nth, kblocks * groups, pack);
+  // Phase 2: the other dimension in tiles (NR columns or MR rows), cut into a multiple of nth chunks of
+  // (nearly) equal tile counts, at most GEMM_CHUNK_TILES_N (columns) or MC/MR (rows) tiles each.
+  const i64 tile = wide ? NR : MR, other = wide ? g.N : g.M, tiles = (other + tile - 1) / tile;
+  const i64 cap = wide ? GEMM_CHUNK_TILES_N : MC / MR;
+  i64 chunks = imax(4 * nth, (tiles + cap - 1) / cap);
+  chunks = imin(tiles, (chunks + nth - 1) / nth * nth);
+  auto compute = [&](i64 c) {
+    i64 t0, t1;
+    rg::split_range(tiles, static_cast<int>(c), static_cast<int>(chunks), &t0, &t1);
+    const i64 x0 = t0 * tile, x1 = imin(other, t1 * tile), ext = x1 - x0;
+    float* own = wide ? tls_s1.get(KC * GEMM_CHUNK_TILES_N * NR) : tls_s0.get(MC * KC);
+    alignas(64) float tmp[MR * NR];
+    for (i64 pc = 0; pc < g.K; pc += KC) {
+      const i64 kc = imin(KC, g.K - pc);
+      const bool add = g.accumulate || pc > 0;
+      const float* sh = shared + pc * span;
+      const float *ap, *bp;
+      i64 m0, m1, n0, n1;
+      if (wide) {
+        pack_b(kc, ext, g.b + pc * g.brs + x0 * g.bcs, g.brs, g.bcs, own);
+        ap = sh, bp = own, m0 = 0, m1 = g.M, n0 = x0, n1 = x1;
+      } else {
+        pack_a(ext, kc, g.a + x0 * g.ars + pc * g.acs, g.ars, g.acs, own);
+        ap = own, bp = sh, m0 = x0, m1 = x1, n0 = 0, n1 = g.N;
+      }
+      // jr outer, ir inner: one B micro-panel stays in L1 while the A panels stream from L2.
+      for (i64 jr = n0; jr < n1; jr += NR) {
+        const i64 nr = imin(NR, n1 - jr);
+        const float* bpp = bp + (jr - (wide ? n0 : 0)) * kc;
+        for (i64 ir = m0; ir < m1; ir += MR) {
+          const i64 mr = imin(MR, m1 - ir);
+          const float* app = ap + (ir - (wide ? 0 : m0)) * kc;
+          float* cp = g.c + ir * g.ldc + jr;
+          if (mr == MR && nr == NR) {
+            micro_kernel(kc, app, bpp, cp, g.ldc, add);
+          } else {
+            micro_kernel(kc, app, bpp, tmp, NR, false);
+            for (i64 i = 0; i < mr; ++i)
+              for (i64 j = 0; j < nr; ++j) {
+                float* p = cp + i * g.ldc + j;
+                *p = add ? *p + tmp[i * NR + j] : tmp[i * NR + j];
+              }
+          }
+        }
+      }
+    }
+  };
+  rg::parallel_chunks(nth, chunks, compute);
+  free(mem);
+}
+
 static void gemm_run(int nth, const GemmArgs& g) {
   if (g.M == 0 || g.N == 0) return;
-  if (g.K == 0) {
-    if (!g.accumulate) memset(g.c, 0, static_cast<size_t>(g.M * g.N) * 4);
-    return;
-  }
-  // Threads take disjoint tiles of C (along N when there are enough column tiles, else along M): each C
-  // element is computed by one thread in one K order, so the result does not depend on the thread count.
-  const i64 tiles_n = (g.N + NR - 1) / NR, tiles_m = (g.M + MR - 1) / MR;
-  const bool split_n = tiles_n >= 2 * nth || tiles_n >= tiles_m;
-  const i64 tiles = split_n ? tiles_n : tiles_m;
-  auto job = [&](int tid, int k) {
-    i64 t0, t1;
-    rg::split_range(tiles, tid, k, &t0, &t1);
-    if (t1 <= t0) return;
-    if (split_n) gemm_block(g, 0, g.M, t0 * NR, imin(t1 * NR, g.N));
-    else gemm_block(g, t0 * MR, imin(t1 * MR, g.M), 0, g.N);
-  };
-  const int use = static_cast<int>(imin(nth, tiles));
-  run_threads(use, 2.0 * g.M * g.N * g.K, 4e6, job);
+  const int use = threads_for(nth, 2.0 * g.M * g.N * imax(g.K, 1) / 40.0);  // ≥ 4 Mflop per thread
+  const i64 tiles = g.N > g.M ? (g.N + NR - 1) / NR : (g.M + MR - 1) / MR;
+  if (use <= 1 || tiles < 2 || g.K == 0) gemm_block(g, 0, g.M, 0, g.N);
+  else gemm_parallel(use, g);
+}
+
+// A GEMM with explicit strides, on the calling thread (attention uses it inside its own parallel loop).
+static inline void gemm_strided(i64 M, i64 N, i64 K, const float* a, i64 ars, i64 acs, const float* b, i64 brs,
+                                i64 bcs, float* c, i64 ldc, bool accumulate) {
+  if (M == 0 || N == 0) return;
+  GemmArgs g;
+  g.M = M, g.N = N, g.K = K, g.a = a, g.ars = ars, g.acs = acs, g.b = b, g.brs = brs, g.bcs = bcs;
+  g.c = c, g.ldc = ldc, g.accumulate = accumulate;
+  gemm_block(g, 0, M, 0, N);
 }
 
 static void gemm(int nth, i64 M, i64 N, i64 K, const float* a, bool transA, const float* b, bool transB, float* c,
                  bool accumulate) {
   GemmArgs g;
-  g.M = M, g.N = N, g.K = K, g.a = a, g.b = b, g.c = c, g.accumulate = accumulate;
+  g.M = M, g.N = N, g.K = K, g.a = a, g.b = b, g.c = c, g.ldc = N, g.accumulate = accumulate;
   if (transA) g.ars = 1, g.acs = M;  // A stored [K,M]
   else g.ars = K, g.acs = 1;
   if (transB) g.brs = 1, g.bcs = K;  // B stored [N,K]
@@ -316,9 +425,10 @@ static void linear_small_rows(i64 n0, i64 n1, i64 N, i64 K, const float* x, cons
 }
 
 static void linear_small(int nth, i64 M, i64 N, i64 K, const float* x, const float* w, const float* bias, float* y) {
-  auto job = [&](int tid, int k) {
-    i64 n0, n1;
-    rg::split_range(N, tid, k, &n0, &n1);
+  // Chunks of rows holding ~256 KB of W: long sequential streams, cheap to hand out.
+  const i64 len = imax(8, 65536 / imax(K, 1));
+  auto chunk = [&](i64 c) {
+    const i64 n0 = c * len, n1 = imin(N, n0 + len);
     switch (M) {
       case 1: linear_small_rows<1>(n0, n1, N, K, x, w, bias, y); break;
       case 2: linear_small_rows<2>(n0, n1, N, K, x, w, bias, y); break;
@@ -330,8 +440,8 @@ static void linear_small(int nth, i64 M, i64 N, i64 K, const float* x, const flo
       default: linear_small_rows<8>(n0, n1, N, K, x, w, bias, y); break;
     }
   };
-  const int use = static_cast<int>(imin(nth, imax(N, 1)));
-  run_threads(use, 2.0 * static_cast<double>(M) * N * K, 2e5, job);
+  // Memory-bound: ~1 flop per byte counts as work here, so a 768×768 layer (2.4 MB) uses both threads.
+  run_chunks(nth, (N + len - 1) / len, 2.0 * static_cast<double>(M) * N * K, chunk);
 }
 
 static void linear(int nth, i64 M, i64 N, i64 K, const float* x, const float* w, const float* bias, float* y) {
@@ -347,20 +457,16 @@ static void linear(int nth, i64 M, i64 N, i64 K, const float* x, const float* w,
   gemm(nth, M, N, K, x, false, w, true, y, bias != nullptr);
 }
 
-// db[N] += Σ_m dy[m, :]; threads own column ranges.
+// db[N] += Σ_m dy[m, :]; each column range sums its rows in order.
 static void bias_backward(int nth, i64 M, i64 N, const float* dy, float* db) {
-  auto job = [&](int tid, int k) {
-    i64 c0, c1;
-    rg::split_range((N + 15) / 16, tid, k, &c0, &c1);
-    c0 *= 16, c1 = imin(c1 * 16, N);
+  for_cols(nth, N, M, [&](i64 c0, i64 c1) {
     for (i64 c = c0; c < c1; c += W) {
       const int n = static_cast<int>(imin(W, c1 - c));
       V acc = vzero();
       for (i64 m = 0; m < M; ++m) acc = vadd(acc, vload_n(dy + m * N + c, n));
       vstore_n(db + c, vadd(vload_n(db + c, n), acc), n);
     }
-  };
-  run_threads(static_cast<int>(imin(nth, (N + 15) / 16)), static_cast<double>(M) * N, 65536.0, job);
+  });
 }
 
 // ================================================================================================
@@ -372,23 +478,18 @@ static void embedding_forward(int nth, i64 T, i64 C, const int32_t* ids, const f
   });
 }
 
-// Threads own column ranges, so repeated ids accumulate in t order on one thread.
+// Column ranges: repeated ids accumulate in t order within one chunk.
 static void embedding_backward(int nth, i64 T, i64 C, const int32_t* ids, const float* dout, float* dtable) {
-  auto job = [&](int tid, int k) {
-    i64 c0, c1;
-    rg::split_range((C + 15) / 16, tid, k, &c0, &c1);
-    c0 *= 16, c1 = imin(c1 * 16, C);
-    if (c1 > c0)
-      for (i64 t = 0; t < T; ++t) {
-        float* d = dtable + static_cast<i64>(ids[t]) * C;
-        const float* s = dout + t * C;
-        for (i64 c = c0; c < c1; c += W) {
-          const int n = static_cast<int>(imin(W, c1 - c));
-          vstore_n(d + c, vadd(vload_n(d + c, n), vload_n(s + c, n)), n);
-        }
+  for_cols(nth, C, T, [&](i64 c0, i64 c1) {
+    for (i64 t = 0; t < T; ++t) {
+      float* d = dtable + static_cast<i64>(ids[t]) * C;
+      const float* s = dout + t * C;
+      for (i64 c = c0; c < c1; c += W) {
+        const int n = static_cast<int>(imin(W, c1 - c));
+        vstore_n(d + c, vadd(vload_n(d + c, n), vload_n(s + c, n)), n);
       }
-  };
-  run_threads(static_cast<int>(imin(nth, (C + 15) / 16)), static_cast<double>(T) * C, 65536.0, job);
+    }
+  });
 }
 
 // ================================================================================================
@@ -462,10 +563,7 @@ static void layernorm_backward(int nth, i64 N, i64 C, const float* dout, const f
       }
     }
   });
-  auto cols = [&](int tid, int k) {
-    i64 c0, c1;
-    rg::split_range((C + 15) / 16, tid, k, &c0, &c1);
-    c0 *= 16, c1 = imin(c1 * 16, C);
+  for_cols(nth, C, 4 * N, [&](i64 c0, i64 c1) {
     for (i64 c = c0; c < c1; c += W) {
       const int n = static_cast<int>(imin(W, c1 - c));
       V aw = vzero(), ab = vzero();
@@ -478,8 +576,7 @@ static void layernorm_backward(int nth, i64 N, i64 C, const float* dout, const f
       vstore_n(dw + c, vadd(vload_n(dw + c, n), aw), n);
       vstore_n(db + c, vadd(vload_n(db + c, n), ab), n);
     }
-  };
-  run_threads(static_cast<int>(imin(nth, (C + 15) / 16)), 4.0 * N * C, 1e5, cols);
+  });
 }
 
 static void rmsnorm_forward(int nth, i64 N, i64 C, const float* x, const float* w, float eps, float* out,
@@ -526,10 +623,7 @@ static void rmsnorm_backward(int nth, i64 N, i64 C, const float* dout, const flo
       }
     }
   });
-  auto cols = [&](int tid, int k) {
-    i64 c0, c1;
-    rg::split_range((C + 15) / 16, tid, k, &c0, &c1);
-    c0 *= 16, c1 = imin(c1 * 16, C);
+  for_cols(nth, C, 3 * N, [&](i64 c0, i64 c1) {
     for (i64 c = c0; c < c1; c += W) {
       const int n = static_cast<int>(imin(W, c1 - c));
       V aw = vzero();
@@ -537,8 +631,7 @@ static void rmsnorm_backward(int nth, i64 N, i64 C, const float* dout, const flo
         aw = vadd(aw, vmul(vmul(vload_n(dout + r * C + c, n), vload_n(x + r * C + c, n)), vset1(rstd[r])));
       vstore_n(dw + c, vadd(vload_n(dw + c, n), aw), n);
     }
-  };
-  run_threads(static_cast<int>(imin(nth, (C + 15) / 16)), 3.0 * N * C, 1e5, cols);
+  });
 }
 
 // ================================================================================================
@@ -667,147 +760,121 @@ static inline void scale_row(float* s, i64 n, float by) {
   }
 }
 
-// One query row against keys/values 0..n-1 (rows `stride` floats apart): probs p[0..n) and out[0..D).
-// Shared by attentionForward and attentionDecode, so a decode row equals the training row bit for bit.
-static void attend_row(i64 D, float scale, const float* q, const float* k, const float* v, i64 stride, i64 n,
-                       float* p, float* out, float* acc) {
-  for (i64 j = 0; j < n; ++j) p[j] = dot(q, k + j * stride, D) * scale;
+// Training attention as small GEMMs per (batch, head), in blocks of ATT_RB query rows so that the causal
+// upper triangle is (mostly) skipped: S = Q·Kᵀ, P = softmax(scale·S) (written to probs), out = P·V.
+constexpr i64 ATT_RB = 64;
+
+// p[0..n) ← softmax(scale·p[0..n)), like softmax_exp + normalisation.
+static void softmax_scaled(float* p, i64 n, float scale) {
+  scale_row(p, n, scale);
   const float sum = softmax_exp(p, n);
   scale_row(p, n, 1.0f / sum);
-  memset(acc, 0, static_cast<size_t>(D) * 4);
-  for (i64 j = 0; j < n; ++j) axpy_row(acc, p[j], v + j * stride, D);
-  memcpy(out, acc, static_cast<size_t>(D) * 4);
 }
 
 static void attention_forward(int nth, i64 B, i64 T, i64 H, i64 G, i64 D, const float* q, const float* k,
                               const float* v, float* out, float* probs) {
   const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(D)));
-  const i64 hpk = H / G, rows = B * H * T;
-  // Rows (b, h, t) in blocks of 16 handed out round-robin: causal rows grow with t, this balances them.
-  const i64 blocks = (rows + 15) / 16;
-  auto job = [&](int tid, int nt) {
-    float* acc = tls_s0.get(D);
-    for (i64 blk = tid; blk < blocks; blk += nt) {
-      for (i64 row = blk * 16; row < imin(rows, blk * 16 + 16); ++row) {
-        const i64 t = row % T, bh = row / T, h = bh % H, b = bh / H;
-        const i64 kvoff = (b * T * G + h / hpk) * D;
-        float* p = probs + row * T;
-        const i64 qo = ((b * T + t) * H + h) * D;
-        attend_row(D, scale, q + qo, k + kvoff, v + kvoff, G * D, t + 1, p, out + qo, acc);
-        if (t + 1 < T) memset(p + t + 1, 0, static_cast<size_t>(T - t - 1) * 4);
-      }
+  const i64 hpk = H / G, rblocks = (T + ATT_RB - 1) / ATT_RB, tasks = B * H * rblocks;
+  // Chunks (b, h, row block), the costly late row blocks first so that the cheap ones fill the gaps.
+  auto job = [&](i64 c) {
+    const i64 rb = rblocks - 1 - c / (B * H), bh = c % (B * H), h = bh % H, b = bh / H, g = h / hpk;
+    const i64 r0 = rb * ATT_RB, r1 = imin(T, r0 + ATT_RB), rows = r1 - r0;
+    const float* qb = q + ((b * T + r0) * H + h) * D;  // Q rows r0..r1, stride H·D
+    const float* kb = k + (b * T * G + g) * D;          // K rows 0..r1, stride G·D
+    const float* vb = v + (b * T * G + g) * D;
+    float* pb = probs + ((b * H + h) * T + r0) * T;     // probs rows r0..r1, stride T
+    gemm_strided(rows, r1, D, qb, H * D, 1, kb, 1, G * D, pb, T, false);
+    for (i64 i = 0; i < rows; ++i) {
+      float* pr = pb + i * T;
+      const i64 t = r0 + i;
+      softmax_scaled(pr, t + 1, scale);
+      if (t + 1 < T) memset(pr + t + 1, 0, static_cast<size_t>(T - t - 1) * 4);
     }
+    gemm_strided(rows, D, r1, pb, T, 1, vb, G * D, 1, out + ((b * T + r0) * H + h) * D, H * D, false);
   };
-  run_threads(static_cast<int>(imin(nth, blocks)), 2.0 * B * H * T * T * D, 2e5, job);
+  run_chunks(nth, tasks, 2.0 * B * H * T * T * D, job);
 }
 
+// Backward per (b, g): the task owns dK, dV of KV head g and dQ of its query heads, and takes those heads in
+// order, so every sum has one fixed order (independent of the thread count). Per head h:
+//   dP = dO·Vᵀ, rd_t = Σ_j P_tj·dP_tj, dS = P ⊙ (dP − rd)·scale, dQ += dS·K, dK += dSᵀ·Q, dV += Pᵀ·dO.
 static void attention_backward(int nth, i64 B, i64 T, i64 H, i64 G, i64 D, const float* q, const float* k,
                                const float* v, const float* probs, const float* dout, float* dq, float* dk,
                                float* dv) {
   const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(D)));
-  const i64 hpk = H / G, rows = B * H * T;
-  float* rowdot = static_cast<float*>(malloc(static_cast<size_t>(imax(rows, 1)) * 4));
-  // Phase 1, per query row (b,h,t): dp_j = dout·v_j, rd = Σ p_j·dp_j, ds_j = p_j·(dp_j − rd)·scale,
-  // dq += Σ ds_j·k_j.
-  const i64 blocks = (rows + 15) / 16;
-  auto phase1 = [&](int tid, int nt) {
-    float* dp = tls_s0.get(T);
-    float* acc = tls_s1.get(D);
-    for (i64 blk = tid; blk < blocks; blk += nt) {
-      for (i64 row = blk * 16; row < imin(rows, blk * 16 + 16); ++row) {
-        const i64 t = row % T, bh = row / T, h = bh % H, b = bh / H;
-        const i64 kvoff = (b * T * G + h / hpk) * D, stride = G * D;
-        const float* p = probs + row * T;
-        const i64 qo = ((b * T + t) * H + h) * D;
-        for (i64 j = 0; j <= t; ++j) dp[j] = dot(dout + qo, v + kvoff + j * stride, D);
-        const float rd = dot(p, dp, t + 1);
-        rowdot[row] = rd;
-        memset(acc, 0, static_cast<size_t>(D) * 4);
-        for (i64 j = 0; j <= t; ++j) axpy_row(acc, p[j] * (dp[j] - rd) * scale, k + kvoff + j * stride, D);
-        float* dqr = dq + qo;
-        for (i64 d = 0; d < D; d += W) {
-          const int c = static_cast<int>(imin(W, D - d));
-          vstore_n(dqr + d, vadd(vload_n(dqr + d, c), vload_n(acc + d, c)), c);
-        }
-      }
-    }
-  };
-  const double work = 4.0 * B * H * T * T * D;
-  run_threads(static_cast<int>(imin(nth, blocks)), work, 2e5, phase1);
-  // Phase 2, per key position block (b, g, j0..j0+16): dv_j += Σ_h Σ_{t≥j} p_tj·dout_t,
-  // dk_j += Σ_h Σ_{t≥j} ds_tj·q_t (ds recomputed exactly as in phase 1). Order: h, then t.
-  constexpr i64 JB = 16;
-  const i64 jblocks = (T + JB - 1) / JB, tasks = B * G * jblocks;
-  auto phase2 = [&](int tid, int nt) {
-    float* dkl = tls_s0.get(JB * D);
-    float* dvl = tls_s1.get(JB * D);
-    for (i64 task = tid; task < tasks; task += nt) {
-      const i64 jb = task % jblocks, bg = task / jblocks, g = bg % G, b = bg / G;
-      const i64 j0 = jb * JB, j1 = imin(T, j0 + JB), stride = G * D;
-      memset(dkl, 0, static_cast<size_t>(JB * D) * 4);
-      memset(dvl, 0, static_cast<size_t>(JB * D) * 4);
-      const float* kv_v = v + (b * T * G + g) * D;
-      for (i64 h = g * hpk; h < (g + 1) * hpk; ++h) {
-        for (i64 t = j0; t < T; ++t) {
-          const i64 row = (b * H + h) * T + t;
-          const float* p = probs + row * T;
-          const i64 qo = ((b * T + t) * H + h) * D;
-          const float rd = rowdot[row];
-          for (i64 j = j0; j < imin(j1, t + 1); ++j) {
-            const float dpv = dot(dout + qo, kv_v + j * stride, D);
-            axpy_row(dvl + (j - j0) * D, p[j], dout + qo, D);
-            axpy_row(dkl + (j - j0) * D, p[j] * (dpv - rd) * scale, q + qo, D);
+  const i64 hpk = H / G, tasks = B * G, rblocks = (T + ATT_RB - 1) / ATT_RB;
+  auto job = [&](i64 task) {
+    float* ds = tls_s2.get(T * T);
+    const i64 g = task % G, b = task / G;
+    const float* kb = k + (b * T * G + g) * D;
+    const float* vb = v + (b * T * G + g) * D;
+    float* dkb = dk + (b * T * G + g) * D;
+    float* dvb = dv + (b * T * G + g) * D;
+    for (i64 h = g * hpk; h < (g + 1) * hpk; ++h) {
+      const float* pb = probs + (b * H + h) * T * T;
+      const float* qb = q + (b * T * H + h) * D;
+      const float* dob = dout + (b * T * H + h) * D;
+      float* dqb = dq + (b * T * H + h) * D;
+      // dS, row block by row block (keys 0..r1 only), then dQ for those rows
+      for (i64 rb = 0; rb < rblocks; ++rb) {
+        const i64 r0 = rb * ATT_RB, r1 = imin(T, r0 + ATT_RB), rows = r1 - r0;
+        float* dsb = ds + r0 * T;
+        gemm_strided(rows, r1, D, dob + r0 * H * D, H * D, 1, vb, 1, G * D, dsb, T, false);
+        for (i64 i = 0; i < rows; ++i) {
+          const i64 t = r0 + i, n = t + 1;
+          const float* pr = pb + t * T;
+          float* dr = dsb + i * T;
+          const float rd = dot(pr, dr, n);
+          const V rdv = vset1(rd), sv = vset1(scale);
+          for (i64 j = 0; j < n; j += W) {
+            const int c = static_cast<int>(imin(W, n - j));
+            vstore_n(dr + j, vmul(vmul(vload_n(pr + j, c), vsub(vload_n(dr + j, c), rdv)), sv), c);
           }
+          if (n < T) memset(dr + n, 0, static_cast<size_t>(T - n) * 4);
         }
+        gemm_strided(rows, D, r1, dsb, T, 1, kb, G * D, 1, dqb + r0 * H * D, H * D, true);
       }
-      for (i64 j = j0; j < j1; ++j) {
-        float* dkr = dk + ((b * T + j) * G + g) * D;
-        float* dvr = dv + ((b * T + j) * G + g) * D;
-        for (i64 d = 0; d < D; d += W) {
-          const int c = static_cast<int>(imin(W, D - d));
-          vstore_n(dkr + d, vadd(vload_n(dkr + d, c), vload_n(dkl + (j - j0) * D + d, c)), c);
-          vstore_n(dvr + d, vadd(vload_n(dvr + d, c), vload_n(dvl + (j - j0) * D + d, c)), c);
-        }
+      // dK, dV for key block [j0, j1): only query rows t >= j0 contribute
+      for (i64 jb = 0; jb < rblocks; ++jb) {
+        const i64 j0 = jb * ATT_RB, j1 = imin(T, j0 + ATT_RB), cols = j1 - j0, trows = T - j0;
+        gemm_strided(cols, D, trows, ds + j0 * T + j0, 1, T, qb + j0 * H * D, H * D, 1, dkb + j0 * G * D, G * D, true);
+        gemm_strided(cols, D, trows, pb + j0 * T + j0, 1, T, dob + j0 * H * D, H * D, 1, dvb + j0 * G * D, G * D, true);
       }
     }
   };
-  run_threads(static_cast<int>(imin(nth, tasks)), work, 2e5, phase2);
-  free(rowdot);
+  run_chunks(nth, tasks, 4.0 * B * H * T * T * D, job);
 }
 
 // Decode: head h's task handles all M query rows, so each cached key/value row is read once per head for
-// all rows. Per row the arithmetic is attend_row's, whatever M is (row independence).
+// all rows. Per (row, head) the arithmetic is fixed whatever M is (row independence): scores
+// dot(q, k_j)·scale in j order, softmax_exp, normalisation, then Σ_j p_j·v_j in j order.
 static void attention_decode(int nth, i64 M, i64 H, i64 G, i64 D, const float* q, const float* kCache,
                              const float* vCache, i64 pos0, float* out) {
   const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(D)));
   const i64 hpk = H / G, len = pos0 + M, stride = G * D;
-  auto job = [&](int tid, int nt) {
-    i64 h0, h1;
-    rg::split_range(H, tid, nt, &h0, &h1);
-    float* s = tls_s0.get(M * len);
-    float* acc = tls_s1.get(M * D);
-    for (i64 h = h0; h < h1; ++h) {
-      const float* kb = kCache + (h / hpk) * D;
-      const float* vb = vCache + (h / hpk) * D;
-      // scores: key row j is used by query rows m with pos0 + m >= j
-      for (i64 j = 0; j < len; ++j) {
-        const float* kr = kb + j * stride;
-        for (i64 m = imax(0, j - pos0); m < M; ++m) s[m * len + j] = dot(q + (m * H + h) * D, kr, D) * scale;
-      }
-      for (i64 m = 0; m < M; ++m) {
-        const i64 n = pos0 + m + 1;
-        const float sum = softmax_exp(s + m * len, n);
-        scale_row(s + m * len, n, 1.0f / sum);
-      }
-      memset(acc, 0, static_cast<size_t>(M * D) * 4);
-      for (i64 j = 0; j < len; ++j) {
-        const float* vr = vb + j * stride;
-        for (i64 m = imax(0, j - pos0); m < M; ++m) axpy_row(acc + m * D, s[m * len + j], vr, D);
-      }
-      for (i64 m = 0; m < M; ++m) memcpy(out + (m * H + h) * D, acc + m * D, static_cast<size_t>(D) * 4);
+  auto job = [&](i64 h) {
+    float* s = tls_s2.get(M * len);
+    float* acc = tls_s3.get(M * D);
+    const float* kb = kCache + (h / hpk) * D;
+    const float* vb = vCache + (h / hpk) * D;
+    // scores: key row j is used by query rows m with pos0 + m >= j
+    for (i64 j = 0; j < len; ++j) {
+      const float* kr = kb + j * stride;
+      for (i64 m = imax(0, j - pos0); m < M; ++m) s[m * len + j] = dot(q + (m * H + h) * D, kr, D) * scale;
     }
+    for (i64 m = 0; m < M; ++m) {
+      const i64 n = pos0 + m + 1;
+      const float sum = softmax_exp(s + m * len, n);
+      scale_row(s + m * len, n, 1.0f / sum);
+    }
+    memset(acc, 0, static_cast<size_t>(M * D) * 4);
+    for (i64 j = 0; j < len; ++j) {
+      const float* vr = vb + j * stride;
+      for (i64 m = imax(0, j - pos0); m < M; ++m) axpy_row(acc + m * D, s[m * len + j], vr, D);
+    }
+    for (i64 m = 0; m < M; ++m) memcpy(out + (m * H + h) * D, acc + m * D, static_cast<size_t>(D) * 4);
   };
-  run_threads(static_cast<int>(imin(nth, H)), 4.0 * M * H * len * D, 1e5, job);
+  run_chunks(nth, H, 4.0 * M * H * len * D, job);
 }
 
 // ================================================================================================
@@ -932,17 +999,13 @@ static double sum_squares(int nth, i64 n, const float* x) {
   const i64 chunks = (n + CH - 1) / CH;
   if (chunks == 0) return 0.0;
   double* part = static_cast<double*>(malloc(static_cast<size_t>(chunks) * 8));
-  auto job = [&](int tid, int nt) {
-    i64 c0, c1;
-    rg::split_range(chunks, tid, nt, &c0, &c1);
-    for (i64 ch = c0; ch < c1; ++ch) {
-      VD2 lo = vd_zero(), hi = vd_zero();
-      const i64 e = imin(n, (ch + 1) * CH);
-      for (i64 i = ch * CH; i < e; i += W) vsq_acc_f64(vload_n(x + i, static_cast<int>(imin(W, e - i))), &lo, &hi);
-      part[ch] = vd_hsum(lo) + vd_hsum(hi);
-    }
+  auto job = [&](i64 ch) {
+    VD2 lo = vd_zero(), hi = vd_zero();
+    const i64 e = imin(n, (ch + 1) * CH);
+    for (i64 i = ch * CH; i < e; i += W) vsq_acc_f64(vload_n(x + i, static_cast<int>(imin(W, e - i))), &lo, &hi);
+    part[ch] = vd_hsum(lo) + vd_hsum(hi);
   };
-  run_threads(static_cast<int>(imin(nth, chunks)), static_cast<double>(n), 65536.0, job);
+  run_chunks(nth, chunks, static_cast<double>(n), job);
   double s = 0.0;
   for (i64 ch = 0; ch < chunks; ++ch) s += part[ch];
   free(part);

@@ -30,6 +30,27 @@ inline void parallel(int nth, F& f) {
   pool_run(nth, [](void* c, int tid, int n) { (*static_cast<F*>(c))(tid, n); }, &f);
 }
 
+// Dynamic scheduling: f(chunk) for chunk = 0..chunks-1, each chunk taken by whichever of the nth threads
+// asks next (an atomic counter). Kernels give every output element to one chunk and compute a chunk the same
+// way on any thread, so results stay deterministic (and independent of the thread count), while a thread
+// that the OS has parked (the machine is shared) does not hold the others up: they take its chunks.
+template <class F>
+inline void parallel_chunks(int nth, int64_t chunks, F& f) {
+  if (nth <= 1 || chunks <= 1) {
+    for (int64_t c = 0; c < chunks; ++c) f(c);
+    return;
+  }
+  int64_t next = 0;
+  auto job = [&](int, int) {
+    for (;;) {
+      const int64_t c = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED);
+      if (c >= chunks) break;
+      f(c);
+    }
+  };
+  parallel(nth < chunks ? nth : static_cast<int>(chunks), job);
+}
+
 // [begin, end) of part `tid` of `n` items split into `nth` contiguous, nearly equal parts.
 static inline void split_range(int64_t n, int tid, int nth, int64_t* begin, int64_t* end) {
   *begin = n * tid / nth;

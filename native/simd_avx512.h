@@ -73,4 +73,31 @@ static inline V vexp(V x) {
   return _mm512_scalef_ps(y, n);
 }
 
+// In-register transpose of a 16×16 block: r[i] lane j ↔ r[j] lane i (GEMM packing).
+static inline void vtranspose(V r[16]) {
+  V t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // r[4i + c], 128-bit lane L: rows 4i..4i+3 of column 4L + c
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    t[4 * c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
+    t[4 * c + 1] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
+    t[4 * c + 2] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+    t[4 * c + 3] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
+  }
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm512_shuffle_f32x4(t[4 * c], t[4 * c + 2], 0x88);
+    r[c + 8] = _mm512_shuffle_f32x4(t[4 * c], t[4 * c + 2], 0xDD);
+    r[c + 4] = _mm512_shuffle_f32x4(t[4 * c + 1], t[4 * c + 3], 0x88);
+    r[c + 12] = _mm512_shuffle_f32x4(t[4 * c + 1], t[4 * c + 3], 0xDD);
+  }
+}
+
 static inline void prefetch_l1(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }

@@ -68,4 +68,13 @@ static inline void vsq_acc_f64(V a, VD2* lo, VD2* hi) {
 }
 static inline double vd_hsum(VD2 a) { return (a.v[0] + a.v[2]) + (a.v[1] + a.v[3]); }
 
+static inline void vtranspose(V r[W]) {
+  for (int i = 0; i < W; ++i)
+    for (int j = i + 1; j < W; ++j) {
+      float t = r[i].v[j];
+      r[i].v[j] = r[j].v[i];
+      r[j].v[i] = t;
+    }
+}
+
 static inline void prefetch_l1(const void* p) { __builtin_prefetch(p, 0, 3); }

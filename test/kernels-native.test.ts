@@ -307,7 +307,7 @@ seeded('rope forward and inverse vs ref (cached and uncached positions)', (rng, 
 // ---- attention ------------------------------------------------------------------------------------------------------
 seeded('attentionForward and attentionBackward vs ref (grouped heads)', (rng, be) => {
   for (const [G, hpk] of [[1, 1], [2, 2], [1, 3]]) {
-    const B = rng.int(1, 2), T = rng.pick([1, 5, 17, 33]), H = G * hpk, D = rng.pick([1, 8, 16, 17, 64]);
+    const B = rng.int(1, 2), T = rng.pick([1, 5, 17, 33, 64, 65, rng.int(66, 140)]), H = G * hpk, D = rng.pick([1, 8, 16, 17, 64]);
     const q = rng.f32(B * T * H * D), k = rng.f32(B * T * G * D), v = rng.f32(B * T * G * D), dout = rng.f32(B * T * H * D);
     const out = new Float32Array(B * T * H * D), probs = new Float32Array(B * H * T * T);
     ref.attentionForward(B, T, H, G, D, q, k, v, out, probs);
@@ -329,7 +329,7 @@ seeded('attentionForward and attentionBackward vs ref (grouped heads)', (rng, be
   }
 });
 
-seeded('attentionDecode vs ref; rows bit-identical alone, in any M, at any thread count, and to the forward row', (rng, be) => {
+seeded('attentionDecode vs ref and vs the forward; rows bit-identical alone, in any M, at any thread count', (rng, be) => {
   for (const [G, hpk] of [[1, 1], [3, 1], [2, 2], [1, 4]]) {
     const H = G * hpk, D = rng.pick([1, 16, 17, 64]), M = rng.int(1, 8), pos0 = rng.pick([0, 1, 5, rng.int(0, 300)]);
     const len = pos0 + M;
@@ -352,7 +352,7 @@ seeded('attentionDecode vs ref; rows bit-identical alone, in any M, at any threa
       }
       const out = new Float32Array(len * H * D), probs = new Float32Array(H * len * len);
       be.attentionForward(1, len, H, G, D, qAll, kc, vc, out, probs);
-      assertBitwise(out.subarray(pos0 * H * D), got, `attentionDecode vs attentionForward rows, ${what}`);
+      assertClose(out.subarray(pos0 * H * D), got, prodTol(len * D), `attentionDecode vs attentionForward rows, ${what}`);
     });
     be.setSimd(simd0);
   }

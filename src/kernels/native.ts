@@ -44,7 +44,10 @@ export interface NativeAddon {
   axpy(n: number, alpha: number, x: F32, y: F32): void;
   scale(n: number, x: F32, alpha: number): void;
   sumSquares(n: number, x: F32): number;
-  /** Seconds of each of `repeats` streaming reads of a fresh `bytes` buffer on `threads` threads (benchmarks). */
+  /**
+   * Seconds of each of `repeats` streaming reads of a `bytes` buffer on `threads` threads (benchmarks). The buffer
+   * is kept for the next call of the same size; readBandwidth(0, 1, 0) frees it.
+   */
   readBandwidth(bytes: number, threads: number, repeats: number): number[];
 }
 

@@ -1,0 +1,148 @@
+/**
+ * Kernel benchmark of the native backend (DESIGN.md §4, §5): DRAM read bandwidth measured in the same run, fp32
+ * GEMM 256×768×3072 and training-step shapes, the 50257×768 matvec (M = 1) against that bandwidth and the M = 2
+ * product's time over it, a few training kernels — at 1 and 2 threads, medians over repeats (the machine is
+ * shared and noisy: compare ratios inside one run). Measurements of one thread count are interleaved round by
+ * round so that a burst of load from another process hits all of them alike.
+ *
+ *   npm run bench:kernels [-- --json] [-- --quick]
+ *
+ * With --json the last line of stdout is one JSON object:
+ *   {simd, bandwidth_gbs: {"1", "2"}, gemm_gflops: {"1", "2"}, matvec_gbs: {"1", "2"}, matvec_fraction_of_bw,
+ *    m2_over_m1: {"1", "2"}, shapes: {name: {"1", "2"} GFLOP/s or GB/s}}
+ */
+import { createNativeBackend, type NativeBackend } from '../src/kernels/native.js';
+
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const quick = args.includes('--quick');
+const ROUNDS = quick ? 5 : 15;
+const THREADS = [1, 2] as const;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function rand(n: number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  let s = 12345;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    a[i] = ((s >>> 8) / 16777216 - 0.5) * scale;
+  }
+  return a;
+}
+
+function seconds(f: () => void): number {
+  const t0 = process.hrtime.bigint();
+  f();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/** One benchmarked case: `run` does one call; `amount` is FLOPs (unit GFLOP/s) or bytes (unit GB/s). */
+interface Case {
+  name: string;
+  unit: 'GFLOP/s' | 'GB/s';
+  amount: number;
+  run: () => void;
+}
+
+function cases(be: NativeBackend): Case[] {
+  const out: Case[] = [];
+  const gemm = (name: string, M: number, N: number, K: number, tA: boolean, tB: boolean): void => {
+    const a = rand(M * K), b = rand(K * N), c = new Float32Array(M * N);
+    out.push({ name, unit: 'GFLOP/s', amount: 2 * M * N * K, run: () => be.gemm(M, N, K, a, tA, b, tB, c, false) });
+  };
+  const linear = (name: string, M: number, N: number, K: number): void => {
+    const x = rand(M * K), w = rand(N * K), bias = rand(N), y = new Float32Array(M * N);
+    out.push({ name, unit: 'GFLOP/s', amount: 2 * M * N * K, run: () => be.linear(M, N, K, x, w, bias, y) });
+  };
+  gemm('gemm 256x768x3072', 256, 3072, 768, false, false);
+  linear('linear 1024x2304x768 (qkv fwd)', 1024, 2304, 768);
+  linear('linear 1024x768x3072 (proj fwd)', 1024, 768, 3072);
+  gemm('gemm NN 1024x768x3072 (dx)', 1024, 768, 3072, false, false);
+  gemm('gemm TN 3072x768x1024 (dW)', 3072, 768, 1024, true, false);
+  linear('linear 2048x8192x512 (lm head)', 2048, 8192, 512);
+
+  // The decode matvec: W [50257, 768] (154 MB) streamed once per call.
+  const N = 50257, K = 768;
+  const w = rand(N * K), x = rand(2 * K), y = new Float32Array(2 * N);
+  out.push({ name: 'matvec 50257x768 M=1', unit: 'GB/s', amount: N * K * 4, run: () => be.linear(1, N, K, x, w, null, y) });
+  out.push({ name: 'matvec 50257x768 M=2', unit: 'GB/s', amount: N * K * 4, run: () => be.linear(2, N, K, x, w, null, y) });
+
+  // Training kernels (gpt2-small-like step, B=4, T=256, H=12, D=64; CE over 1024 rows × 8192).
+  const B = 4, T = 256, H = 12, D = 64;
+  const q = rand(B * T * H * D), k = rand(B * T * H * D), v = rand(B * T * H * D), o = new Float32Array(B * T * H * D);
+  const probs = new Float32Array(B * H * T * T), dq = new Float32Array(q.length), dk = new Float32Array(q.length), dv = new Float32Array(q.length);
+  const attnFlops = 2 * 2 * B * H * ((T * (T + 1)) / 2) * D;
+  out.push({ name: 'attentionForward B4 T256 H12 D64', unit: 'GFLOP/s', amount: attnFlops, run: () => be.attentionForward(B, T, H, H, D, q, k, v, o, probs) });
+  out.push({ name: 'attentionBackward B4 T256 H12 D64', unit: 'GFLOP/s', amount: 2 * attnFlops, run: () => be.attentionBackward(B, T, H, H, D, q, k, v, probs, o, dq, dk, dv) });
+  const NV = 1024, V = 8192;
+  const logits = rand(NV * V, 8), targets = new Int32Array(NV).map((_, i) => (i * 7919) % V), losses = new Float32Array(NV), dl = new Float32Array(NV * V);
+  out.push({ name: 'crossEntropy fwd+bwd 1024x8192', unit: 'GB/s', amount: 3 * NV * V * 4, run: () => { be.crossEntropyForward(NV, V, logits, targets, losses); be.crossEntropyBackward(NV, V, logits, targets, 1 / NV, dl); } });
+  return out;
+}
+
+function main(): void {
+  const be = createNativeBackend();
+  const log = (s: string): void => {
+    if (!json) console.log(s);
+    else process.stderr.write(s + '\n');
+  };
+  log(`native kernels, simd=${be.simd}, ${ROUNDS} rounds, medians`);
+  const all = cases(be);
+  const result: Record<string, Record<string, number>> = {};
+  const bandwidth: Record<string, number> = {};
+  for (const th of THREADS) {
+    be.setThreads(th);
+    for (const c of all) c.run(); // warm-up (page faults, pool start)
+    const times = all.map((): number[] => []);
+    const bw: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      bw.push(...be.addon.readBandwidth(512 * 2 ** 20, th, 1).map((s) => (512 * 2 ** 20) / s / 1e9));
+      all.forEach((c, i) => times[i].push(seconds(c.run)));
+    }
+    bandwidth[th] = median(bw);
+    be.addon.readBandwidth(0, 1, 0);
+    all.forEach((c, i) => {
+      (result[c.name] ??= {})[th] = c.amount / median(times[i]) / 1e9;
+      (result[`${c.name} ms`] ??= {})[th] = median(times[i]) * 1e3;
+    });
+  }
+
+  const per = (name: string): Record<string, number> => ({ '1': result[name][1], '2': result[name][2] });
+  const m1 = 'matvec 50257x768 M=1', m2 = 'matvec 50257x768 M=2';
+  const m2OverM1 = { '1': result[`${m2} ms`][1] / result[`${m1} ms`][1], '2': result[`${m2} ms`][2] / result[`${m1} ms`][2] };
+  const fraction = { '1': result[m1][1] / bandwidth[1], '2': result[m1][2] / bandwidth[2] };
+
+  const row = (name: string, a: string, b: string): string => `${name.padEnd(40)}${a.padStart(12)}${b.padStart(12)}`;
+  log(row('', '1 thread', '2 threads'));
+  log(row('DRAM read bandwidth 512 MB (GB/s)', bandwidth[1].toFixed(1), bandwidth[2].toFixed(1)));
+  for (const c of all) {
+    const ms = result[`${c.name} ms`];
+    log(row(`${c.name} (${c.unit})`, `${result[c.name][1].toFixed(1)}`, `${result[c.name][2].toFixed(1)}`));
+    log(row('    ms', ms[1].toFixed(3), ms[2].toFixed(3)));
+  }
+  log(row('matvec M=1 / bandwidth', fraction[1].toFixed(3), fraction[2].toFixed(3)));
+  log(row('matvec time M=2 / M=1', m2OverM1[1].toFixed(3), m2OverM1[2].toFixed(3)));
+  log(row('gemm scaling 2 threads / 1', '', (result['gemm 256x768x3072'][2] / result['gemm 256x768x3072'][1]).toFixed(2)));
+
+  if (json) {
+    const shapes: Record<string, Record<string, number>> = {};
+    for (const c of all) shapes[`${c.name} (${c.unit})`] = per(c.name);
+    const round = (o: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
+    console.log(JSON.stringify({
+      simd: be.simd,
+      bandwidth_gbs: round({ '1': bandwidth[1], '2': bandwidth[2] }),
+      gemm_gflops: round(per('gemm 256x768x3072')),
+      matvec_gbs: round(per(m1)),
+      matvec_fraction_of_bw: round(fraction),
+      m2_over_m1: round(m2OverM1),
+      shapes: Object.fromEntries(Object.entries(shapes).map(([k, v]) => [k, round(v)])),
+    }));
+  }
+}
+
+main();
