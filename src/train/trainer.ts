@@ -15,7 +15,7 @@ import type { Backend } from '../kernels/backend.js';
 import { readConfig, type ModelConfig } from '../model/config.js';
 import { TrainGraph } from '../model/graph.js';
 import { loadModelDir } from '../model/load.js';
-import { AdamW, clipGradNorm, cosineSchedule } from '../nn/optim.js';
+import { AdamW, cosineSchedule } from '../nn/optim.js';
 import { Tape } from '../nn/tape.js';
 import { hasCheckpoint, readOptimizerState, readTrainState, saveCheckpoint } from './checkpoint.js';
 import { evaluateParams } from './eval.js';
@@ -145,6 +145,15 @@ function checkpoint(s: Session): void {
   });
 }
 
+/** Clip the gradients and return their norm; a non-finite norm stops training (nothing has been updated yet). */
+function clipOrStop(s: Session, maxNorm: number, be: Backend, diverged: (what: string) => never): number {
+  const grad = s.params.store.grad;
+  const norm = Math.sqrt(be.sumSquares(grad.length, grad));
+  if (!Number.isFinite(norm)) diverged(`the gradient norm is ${norm}`);
+  if (norm > maxNorm) be.scale(grad.length, grad, maxNorm / norm);
+  return norm;
+}
+
 /** Run (or resume) a training job; see TrainOptions. Synchronous: the kernels are. */
 export function train(given: GivenOptions, mode: { resume: boolean }, hooks: TrainHooks = {}): TrainSummary {
   const be = hooks.backend ?? getBackend();
@@ -210,9 +219,7 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
       tape.backward(outp.loss, 1 / o.gradAccum);
     }
     if (hooks.injectNaN?.step === s.step + 1 && hooks.injectNaN.where === 'grad') s.params.store.grad[0] = Number.NaN;
-    const gnorm = Math.sqrt(be.sumSquares(s.params.store.grad.length, s.params.store.grad));
-    if (!Number.isFinite(gnorm)) diverged(`the gradient norm is ${gnorm}`);
-    clipGradNorm(s.params.store, o.gradClip, be);
+    const gnorm = clipOrStop(s, o.gradClip, be, diverged);
     s.optimizer.step(rate);
     s.step++;
     const dt = (performance.now() - t0) / 1000;
