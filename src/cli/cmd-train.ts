@@ -49,6 +49,7 @@ class Progress {
 
   eval(row: EvalRow): void {
     this.val = `${fmt(row.val_loss_next)}/${fmt(row.val_loss_recycle)}`;
+    this.bar?.update({ val: this.val });
     if (this.enabled && !this.bar) {
       process.stderr.write(`step ${row.step}: val loss next ${fmt(row.val_loss_next)}, recycle ${fmt(row.val_loss_recycle)}, agreement ${fmt(row.agreement_top1)}\n`);
     }
