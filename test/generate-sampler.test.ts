@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TokenHistory } from '../src/generate/history.js';
 import { resolveOptions } from '../src/generate/options.js';
-import { MinP, RepetitionPenalty, Temperature, TopK, TopP } from '../src/generate/processors.js';
+import { MinP, RepetitionPenalty, Temperature, TopK, TopP, nucleusSelect } from '../src/generate/processors.js';
 import { Sampler, argmax, seededUniform } from '../src/generate/sampler.js';
 import { StopStringFilter } from '../src/generate/stop-strings.js';
 
@@ -46,6 +46,28 @@ test('top-k on a large random row matches a sort', () => {
   new TopK(37).process(x);
   assert.equal(kept(x).length, 37);
   for (const i of kept(x)) assert.ok(x[i]! >= sorted[36]!);
+});
+
+test('top-p selection equals the sort-based definition (random rows with ties)', () => {
+  const u = seededUniform(8);
+  for (let trial = 0; trial < 200; trial++) {
+    const V = 1 + Math.floor(u.next() * 300), e = new Float64Array(V);
+    for (let i = 0; i < V; i++) e[i] = trial % 3 === 0 ? Math.floor(u.next() * 5) + 1 : Math.exp(4 * u.next()); // ties in every third row
+    let sum = 0;
+    for (const v of e) sum += v;
+    const p = 0.05 + 0.9 * u.next();
+    const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => e[b]! - e[a]! || a - b);
+    const want: number[] = [];
+    let cum = 0;
+    for (const i of order) {
+      if (cum >= p * sum) break;
+      want.push(i);
+      cum += e[i]!;
+    }
+    const idx = Int32Array.from({ length: V }, (_, i) => i);
+    const k = nucleusSelect(e, idx, V, p * sum);
+    assert.deepEqual([...idx.subarray(0, k)].sort((a, b) => a - b), want.sort((a, b) => a - b), `trial ${trial}, p ${p}`);
+  }
 });
 
 test('the sampler composes processors in order and draws from the processed distribution', () => {

@@ -76,19 +76,26 @@ export class TopK implements LogitsProcessor {
 }
 
 /**
- * Nucleus: keep the shortest prefix of the tokens sorted by probability (descending, ties by id) whose mass
+ * Nucleus: keep the shortest prefix of the tokens ordered by probability (descending, ties by id) whose mass
  * reaches p — a token is kept iff the mass strictly before it is < p (transformers' rule, mirrored).
- * Only tokens with probability ≥ (1 − p)/V can be in it (the rest together hold < 1 − p), so only they are sorted.
+ * Only tokens with probability ≥ (1 − p)/V can be in it (the rest together hold < 1 − p), and the prefix is found
+ * by a quickselect on mass (expected O(V)), not a sort: flat distributions have tens of thousands of candidates.
  */
 export class TopP implements LogitsProcessor {
   readonly name = 'top_p';
   private exps = new Float64Array(0);
+  private idx = new Int32Array(0);
+  private keep = new Uint8Array(0);
   constructor(readonly p: number) {}
   process(logits: Float32Array): void {
     const V = logits.length, p = this.p;
     if (p >= 1) return;
-    if (this.exps.length < V) this.exps = new Float64Array(V);
-    const e = this.exps;
+    if (this.exps.length < V) {
+      this.exps = new Float64Array(V);
+      this.idx = new Int32Array(V);
+      this.keep = new Uint8Array(V);
+    }
+    const e = this.exps, idx = this.idx, keep = this.keep;
     let max = -Infinity;
     for (let i = 0; i < V; i++) if (logits[i]! > max) max = logits[i]!;
     let sum = 0;
@@ -98,22 +105,49 @@ export class TopP implements LogitsProcessor {
       sum += v;
     }
     const floor = ((1 - p) / V) * sum;
-    const cand: number[] = [];
-    for (let i = 0; i < V; i++) if (e[i]! >= floor) cand.push(i);
-    cand.sort((a, b) => e[b]! - e[a]! || a - b);
-    const target = p * sum;
-    let cum = 0, kept = cand.length;
-    for (let j = 0; j < cand.length; j++) {
-      if (cum >= target) {
-        kept = j;
-        break;
-      }
-      cum += e[cand[j]!]!;
-    }
-    const keep = new Uint8Array(V);
-    for (let j = 0; j < kept; j++) keep[cand[j]!] = 1;
+    let n = 0;
+    for (let i = 0; i < V; i++) if (e[i]! >= floor) idx[n++] = i;
+    const kept = nucleusSelect(e, idx, n, p * sum);
+    keep.fill(0, 0, V);
+    for (let j = 0; j < kept; j++) keep[idx[j]!] = 1;
     for (let i = 0; i < V; i++) if (!keep[i]) logits[i] = -Infinity;
   }
+}
+
+/** a comes before b in the nucleus order: larger weight first, then smaller id. */
+const before = (e: Float64Array, a: number, b: number): boolean => e[a]! > e[b]! || (e[a] === e[b] && a < b);
+
+/**
+ * Reorders idx[0..n) so that idx[0..k) is the nucleus of mass `target` (the tokens whose preceding mass in the
+ * nucleus order is < target) and returns k. Quickselect: partition around a pivot; if the part before it already
+ * holds the target, the nucleus lies inside it; otherwise that part and the pivot are kept and the rest is searched
+ * for the remaining mass.
+ */
+export function nucleusSelect(e: Float64Array, idx: Int32Array, n: number, target: number): number {
+  let lo = 0, hi = n, need = target;
+  while (hi > lo && need > 0) {
+    const mid = (lo + hi) >> 1;
+    const pv = idx[mid]!;
+    idx[mid] = idx[hi - 1]!;
+    idx[hi - 1] = pv;
+    let store = lo, mass = 0;
+    for (let j = lo; j < hi - 1; j++) {
+      const t = idx[j]!;
+      if (before(e, t, pv)) {
+        idx[j] = idx[store]!;
+        idx[store++] = t;
+        mass += e[t]!;
+      }
+    }
+    idx[hi - 1] = idx[store]!;
+    idx[store] = pv;
+    if (mass >= need) hi = store; // the pivot and everything after it are out
+    else {
+      need -= mass + e[pv]!;
+      lo = store + 1; // idx[lo0..store] are in; search the rest
+    }
+  }
+  return lo;
 }
 
 /** Keep tokens with probability ≥ min_p · max probability, i.e. logit ≥ max logit + ln(min_p). */
