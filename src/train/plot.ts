@@ -51,7 +51,7 @@ export function lossCurvesSvg(rows: readonly LogRow[], title = 'RecycleGPT train
     { label: `train recycle (avg ${window})`, color: '#e6550d', points: smooth(rec, window), kind: 'line' },
     { label: 'val next', color: '#08306b', points: evalRows.filter((r) => finite(r.val_loss_next)).map((r) => [r.step, r.val_loss_next]), kind: 'markers' },
     { label: 'val recycle', color: '#7f2704', points: evalRows.filter((r) => finite(r.val_loss_recycle)).map((r) => [r.step, r.val_loss_recycle!]), kind: 'markers' },
-  ].filter((s): s is Series => s.points.length > 0) as Series[];
+  ].filter((s): s is Series => s.points.length > 0 && (s.kind !== 'raw' || window > 1)) as Series[];
   const all = series.flatMap((s) => s.points);
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
