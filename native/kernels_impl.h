@@ -168,12 +168,15 @@ static void pack_a(i64 mc, i64 kc, const float* a, i64 rs, i64 cs, float* ap) {
           }
         }
       }
-    } else {  // rs == 1: columns contiguous in i
+    } else {  // rs == 1 (A given as [K,M]): columns contiguous in i, a (masked) vector copy per k
       for (i64 k = 0; k < kc; ++k) {
         const float* src = a + k * cs + p;
-        i64 i = 0;
-        for (; i < mr; ++i) dst[k * MR + i] = src[i];
-        for (; i < MR; ++i) dst[k * MR + i] = 0.0f;
+        for (int i0 = 0; i0 < MR; i0 += W) {
+          const int lanes = MR - i0 < W ? MR - i0 : W;
+          const V v = mr > i0 ? vload_upto(src + i0, static_cast<int>(imin(W, mr - i0))) : vzero();
+          if (lanes == W) vstore(dst + k * MR + i0, v);
+          else vstore_n(dst + k * MR + i0, v, lanes);
+        }
       }
     }
   }
@@ -386,7 +389,8 @@ static inline void linear_row(i64 n, i64 N, i64 K, const float* x, const float* 
   i64 c = 0;
   for (; c + 2 <= nfull; c += 2) {
     const i64 o = c * W;
-    prefetch_l1(wr + o + LIN_PF);
+#pragma GCC unroll 2
+    for (int l = 0; l < 2 * W; l += 16) prefetch_l1(wr + o + LIN_PF + l);  // every 64-byte line
     const V w0 = vload(wr + o), w1 = vload(wr + o + W);
 #pragma GCC unroll 8
     for (int m = 0; m < M; ++m) {
