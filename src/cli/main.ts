@@ -3,13 +3,19 @@
  * `recyclegpt` command line (DESIGN.md §4). Each command lives in its own file and registers itself here.
  * `--json` commands print one JSON object on the last line of stdout; errors go to stderr with exit code 1.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { registerCommands } from './commands.js';
+import { packageRoot } from './default-model.js';
+
+const { version } = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
 
 const program = new Command();
 program
   .name('recyclegpt')
   .description('RecycleGPT: a language model with a recyclable module — train, generate, evaluate, benchmark')
+  .version(version)
   .showHelpAfterError()
   .exitOverride();
 registerCommands(program);
