@@ -49,6 +49,10 @@ static inline void vsq_acc_f64(V a, VD2* lo, VD2* hi) {
   *lo = _mm256_fmadd_pd(l, l, *lo);
   *hi = _mm256_fmadd_pd(h, h, *hi);
 }
+static inline void vacc_f64(V a, VD2* lo, VD2* hi) {
+  *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));
+  *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
+}
 static inline double vd_hsum(VD2 a) {
   __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
   return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
@@ -93,5 +97,12 @@ static inline void vtranspose(V r[8]) {
     r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
   }
 }
+
+// No cheap two-source permute here: misaligned streams use plain unaligned loads (see simd_avx512.h).
+constexpr bool HAVE_COMBINE = false;
+typedef int VIdx;
+static inline int misalign(const float*) { return 0; }
+static inline VIdx combine_index(int s) { return s; }
+static inline V vcombine(V lo, V, VIdx) { return lo; }
 
 static inline void prefetch_l1(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }

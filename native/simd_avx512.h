@@ -47,6 +47,11 @@ static inline void vsq_acc_f64(V a, __m512d* lo, __m512d* hi) {
   *hi = _mm512_fmadd_pd(h, h, *hi);
 }
 typedef __m512d VD2;
+// lo += lanes 0..7, hi += lanes 8..15, in float64
+static inline void vacc_f64(V a, __m512d* lo, __m512d* hi) {
+  *lo = _mm512_add_pd(*lo, _mm512_maskz_cvtps_pd(0xff, _mm512_castps512_ps256(a)));
+  *hi = _mm512_add_pd(*hi, _mm512_maskz_cvtps_pd(0xff, _mm512_extractf32x8_ps(a, 1)));
+}
 static inline VD2 vd_zero() { return _mm512_setzero_pd(); }
 static inline double vd_hsum(VD2 a) {
   __m256d s4 = _mm256_add_pd(_mm512_castpd512_pd256(a), _mm512_maskz_extractf64x4_pd(0xff, a, 1));
@@ -99,5 +104,16 @@ static inline void vtranspose(V r[16]) {
     r[c + 12] = _mm512_shuffle_f32x4(t[4 * c + 1], t[4 * c + 3], 0xDD);
   }
 }
+
+// Misaligned streams without split loads: a vector starting `s` floats past a 64-byte boundary is built
+// from the two aligned vectors around it with one two-source permute. Same values as an unaligned load.
+constexpr bool HAVE_COMBINE = true;
+typedef __m512i VIdx;
+static inline int misalign(const float* p) { return static_cast<int>((reinterpret_cast<uintptr_t>(p) & 63) >> 2); }
+static inline VIdx combine_index(int s) {
+  return _mm512_add_epi32(_mm512_set1_epi32(s), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+}
+// lanes s..W-1 of lo, then lanes 0..s-1 of hi
+static inline V vcombine(V lo, V hi, VIdx idx) { return _mm512_permutex2var_ps(lo, idx, hi); }
 
 static inline void prefetch_l1(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }

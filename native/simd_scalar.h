@@ -66,6 +66,12 @@ static inline void vsq_acc_f64(V a, VD2* lo, VD2* hi) {
     hi->v[i] += h * h;
   }
 }
+static inline void vacc_f64(V a, VD2* lo, VD2* hi) {
+  for (int i = 0; i < W / 2; ++i) {
+    lo->v[i] += a.v[i];
+    hi->v[i] += a.v[i + W / 2];
+  }
+}
 static inline double vd_hsum(VD2 a) { return (a.v[0] + a.v[2]) + (a.v[1] + a.v[3]); }
 
 static inline void vtranspose(V r[W]) {
@@ -76,5 +82,12 @@ static inline void vtranspose(V r[W]) {
       r[j].v[i] = t;
     }
 }
+
+// No cheap two-source permute here: misaligned streams use plain unaligned loads (see simd_avx512.h).
+constexpr bool HAVE_COMBINE = false;
+typedef int VIdx;
+static inline int misalign(const float*) { return 0; }
+static inline VIdx combine_index(int s) { return s; }
+static inline V vcombine(V lo, V, VIdx) { return lo; }
 
 static inline void prefetch_l1(const void* p) { __builtin_prefetch(p, 0, 3); }

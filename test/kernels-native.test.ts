@@ -162,7 +162,7 @@ seeded('linear: small-M and GEMM paths, with and without bias, vs ref', (rng, be
   }
 });
 
-seeded('linear: a row is bit-identical whatever M (1..8) and the thread count', (rng, be) => {
+seeded('linear: a row is bit-identical whatever M (1..8), the thread count and the alignment of W', (rng, be) => {
   for (let trial = 0; trial < 3; trial++) {
     const N = rng.pick([1, 3, 17, 64, rng.int(1, 400)]), K = rng.pick([1, 15, 16, 17, 32, 33, 767, 768, rng.int(1, 1000)]);
     const x = rng.f32(8 * K), w = rng.f32(N * K), bias = rng.f32(N);
@@ -175,6 +175,15 @@ seeded('linear: a row is bit-identical whatever M (1..8) and the thread count', 
         const y = new Float32Array(N);
         be.linear(1, N, K, x.subarray(m * K, (m + 1) * K), w, bias, y);
         alone.push(y);
+      }
+      // the same rows from a W copy at another alignment (the AVX-512 path streams misaligned W differently)
+      const off = rng.int(1, 15);
+      const wShifted = new Float32Array(N * K + 16);
+      wShifted.set(w, off);
+      for (const M of [2, 5, 8]) {
+        const yShifted = new Float32Array(M * N);
+        be.linear(M, N, K, x, wShifted.subarray(off, off + N * K), bias, yShifted);
+        for (let m = 0; m < M; m++) assertBitwise(yShifted.subarray(m * N, (m + 1) * N), alone[m], `linear ${simd} N=${N} K=${K} M=${M}: W at offset ${off} floats, row ${m}`);
       }
       for (const th of [1, 2]) {
         be.setThreads(th);
