@@ -1,7 +1,9 @@
-// A small persistent thread pool: a job runs on the calling thread (tid 0) plus nth-1 workers.
-// Kernels partition their work statically by (tid, nth), so a result depends only on the thread count
-// (most kernels here go further and give every output element one fixed owner and order: the result does
-// not depend on the thread count at all).
+// A small persistent thread pool: a job runs on the calling thread plus up to nth-1 workers. A job is
+// fn(ctx, tid, nth) for tid = 0..nth-1, each tid run once by whichever thread claims it first (the caller
+// takes the ones no worker has picked up, so a worker the OS has parked never stalls a call).
+// Kernels either give each tid a fixed share (a result that depends only on nth) or, mostly, take chunks
+// dynamically with parallel_chunks, giving every output element one fixed chunk and order (a result that
+// does not depend on the thread count at all).
 //
 // Workers spin for a short while after each job (consecutive kernel calls arrive microseconds apart while
 // decoding), then block on a condition variable: the machine is shared, and a worker that spins forever
