@@ -9,7 +9,8 @@
  *
  * With --json the last line of stdout is one JSON object:
  *   {simd, bandwidth_gbs: {"1", "2"}, gemm_gflops: {"1", "2"}, matvec_gbs: {"1", "2"}, matvec_fraction_of_bw,
- *    m2_over_m1: {"1", "2"}, shapes: {name: {"1", "2"} GFLOP/s or GB/s}}
+ *    m2_over_m1: {"1", "2"}, cores_used: {"1", "2"}, shapes: {name: {"1", "2"} GFLOP/s or GB/s}}
+ * cores_used (process CPU time / wall time while measuring) tells whether the second core was actually free.
  */
 import { createNativeBackend, type NativeBackend } from '../src/kernels/native.js';
 
@@ -95,15 +96,22 @@ function main(): void {
   const all = cases(be);
   const result: Record<string, Record<string, number>> = {};
   const bandwidth: Record<string, number> = {};
+  // CPU time of this process over wall time while measuring: ~2 at 2 threads when the second core was free,
+  // ~1 when another process held it (then 2-thread figures say nothing about scaling).
+  const coresUsed: Record<string, number> = {};
   for (const th of THREADS) {
     be.setThreads(th);
     for (const c of all) c.run(); // warm-up (page faults, pool start)
     const times = all.map((): number[] => []);
     const bw: number[] = [];
+    const cpu0 = process.cpuUsage();
+    const wall0 = performance.now();
     for (let r = 0; r < ROUNDS; r++) {
       bw.push(...be.addon.readBandwidth(512 * 2 ** 20, th, 1).map((s) => (512 * 2 ** 20) / s / 1e9));
       all.forEach((c, i) => times[i].push(seconds(c.run)));
     }
+    const cpu = process.cpuUsage(cpu0);
+    coresUsed[th] = (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
     bandwidth[th] = median(bw);
     be.addon.readBandwidth(0, 1, 0);
     all.forEach((c, i) => {
@@ -128,6 +136,7 @@ function main(): void {
   log(row('matvec M=1 / bandwidth', fraction[1].toFixed(3), fraction[2].toFixed(3)));
   log(row('matvec time M=2 / M=1', m2OverM1[1].toFixed(3), m2OverM1[2].toFixed(3)));
   log(row('gemm scaling 2 threads / 1', '', (result['gemm 256x768x3072'][2] / result['gemm 256x768x3072'][1]).toFixed(2)));
+  log(row('cores used while measuring (cpu/wall)', coresUsed[1].toFixed(2), coresUsed[2].toFixed(2)));
 
   if (json) {
     const shapes: Record<string, Record<string, number>> = {};
@@ -140,6 +149,7 @@ function main(): void {
       matvec_gbs: round(per(m1)),
       matvec_fraction_of_bw: round(fraction),
       m2_over_m1: round(m2OverM1),
+      cores_used: round({ '1': coresUsed[1], '2': coresUsed[2] }),
       shapes: Object.fromEntries(Object.entries(shapes).map(([k, v]) => [k, round(v)])),
     }));
   }
