@@ -6,13 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { RecycleGPT, type StreamToken } from '../src/generate/recyclegpt.js';
 import { randomModel, writeModelDir } from './helpers/models.js';
+import { fixturesDir } from './helpers/fixtures.js';
 
-const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'fixtures');
+const fixtures = fixturesDir;
 const text = 'the cat sat on the mat. the dog sat on the log. a cat and a dog met on a mat by the log. '.repeat(4);
 const dir = mkdtempSync(join(tmpdir(), 'recyclegpt-api-'));
 writeModelDir(dir, randomModel({ vocabSize: 300, scale: 6, seed: 5 }), text);

@@ -1,19 +1,19 @@
 /**
- * HF import + forward against PyTorch golden outputs (../shared/fixtures): base logits for every position and
+ * HF import + forward against PyTorch golden outputs (test/fixtures, copied from the shared fixtures): base logits for every position and
  * the module's recycle logits for t = 0..T−2 (DESIGN.md §6), tolerance 1e-4.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { getBackend } from '../src/kernels/index.js';
 import type { Backend } from '../src/kernels/backend.js';
 import { loadModelDir } from '../src/model/load.js';
 import { InferenceModel } from '../src/model/infer.js';
+import { fixturesDir } from './helpers/fixtures.js';
 
-const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'fixtures');
+const fixtures = fixturesDir;
 
 interface Expected { input_ids: number[]; logits: number[][]; recycle_logits?: number[][]; tolerance?: number }
 

@@ -3,14 +3,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { openSafetensors, readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../src/io/half.js';
 import { loadTensorsFromDir } from '../src/io/sharded.js';
 import { recoverReplacedDir, replaceDirAtomic, writeFileAtomic } from '../src/io/atomic.js';
+import { fixturesDir } from './helpers/fixtures.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const fixtures = path.resolve(here, '../../shared/fixtures');
+const fixtures = fixturesDir;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'st-test-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 

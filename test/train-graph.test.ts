@@ -6,8 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { getBackend } from '../src/kernels/index.js';
 import type { Backend } from '../src/kernels/backend.js';
@@ -18,8 +17,9 @@ import { presetConfig } from '../src/model/presets.js';
 import { initParams } from '../src/model/init.js';
 import { Tape } from '../src/nn/tape.js';
 import { TrainParams } from '../src/train/params.js';
+import { fixturesDir } from './helpers/fixtures.js';
 
-const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'fixtures');
+const fixtures = fixturesDir;
 
 interface Expected { input_ids: number[]; logits: number[][]; recycle_logits: number[][] }
 

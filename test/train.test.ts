@@ -10,7 +10,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { loadCorpus } from '../src/data/corpus.js';
 import { tokenizeDocuments } from '../src/data/dataset.js';
 import { getBackend } from '../src/kernels/index.js';
@@ -21,8 +20,9 @@ import { readLog, type EvalRow } from '../src/train/log.js';
 import { lossCurvesSvg } from '../src/train/plot.js';
 import { readTrainState } from '../src/train/checkpoint.js';
 import { train, TrainingDivergedError } from '../src/train/trainer.js';
+import { fixturesDir } from './helpers/fixtures.js';
 
-const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'fixtures');
+const fixtures = fixturesDir;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'train-test-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 const quiet = { backend: getBackend() };
