@@ -2,6 +2,7 @@
 // Everything lives in namespace rg_avx2, so no symbol is shared with the other instruction sets.
 #include <immintrin.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

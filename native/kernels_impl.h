@@ -16,6 +16,20 @@
 static inline i64 imin(i64 a, i64 b) { return a < b ? a : b; }
 static inline i64 imax(i64 a, i64 b) { return a > b ? a : b; }
 
+// Kernels cannot throw (the ISA units build without exceptions) and a failed allocation leaves no sane result:
+// say what happened, then stop.
+[[noreturn]] static void out_of_memory(size_t bytes) {
+  fprintf(stderr, "recyclegpt native kernels: out of memory allocating %zu bytes\n", bytes);
+  abort();
+}
+
+static float* alloc_floats(i64 n) {
+  void* q = nullptr;
+  const size_t bytes = static_cast<size_t>(n + 16) * 4;
+  if (posix_memalign(&q, 64, bytes) != 0) out_of_memory(bytes);
+  return static_cast<float*>(q);
+}
+
 // A per-thread growable scratch buffer (64-byte aligned, never freed: threads live as long as the process).
 struct Scratch {
   float* p;
@@ -23,9 +37,7 @@ struct Scratch {
   float* get(i64 n) {
     if (n > cap) {
       free(p);
-      void* q = nullptr;
-      if (posix_memalign(&q, 64, static_cast<size_t>((n + 16) * 4)) != 0) abort();
-      p = static_cast<float*>(q);
+      p = alloc_floats(n);
       cap = n;
     }
     return p;
@@ -274,9 +286,7 @@ static void gemm_parallel(int nth, const GemmArgs& g) {
   const bool wide = g.N > g.M;  // wide: share A, chunk N; tall: share B, chunk M
   const i64 kblocks = (g.K + KC - 1) / KC;
   const i64 span = wide ? (g.M + MR - 1) / MR * MR : (g.N + NR - 1) / NR * NR;  // padded shared extent
-  void* mem = nullptr;
-  if (posix_memalign(&mem, 64, static_cast<size_t>(span * kblocks * KC + 16) * 4) != 0) abort();
-  float* shared = static_cast<float*>(mem);
+  float* shared = alloc_floats(span * kblocks * KC);
   // Phase 1: pack the shared operand, one chunk per (K block, group of 16 panels).
   const i64 panel = wide ? MR : NR, groups = (span / panel + 15) / 16;
   auto pack = [&](i64 c) {
@@ -336,7 +346,7 @@ static void gemm_parallel(int nth, const GemmArgs& g) {
     }
   };
   rg::parallel_chunks(nth, chunks, compute);
-  free(mem);
+  free(shared);
 }
 
 static void gemm_run(int nth, const GemmArgs& g) {
@@ -962,7 +972,7 @@ static inline float exp1(float v) {  // the vector exp on one value, so e_t matc
 
 static double cross_entropy_forward(int nth, i64 N, i64 V_, const float* logits, const int32_t* targets,
                                     float* losses) {
-  double* rl = static_cast<double*>(malloc(static_cast<size_t>(imax(N, 1)) * 8));
+  double* rl = reinterpret_cast<double*>(alloc_floats(2 * imax(N, 1)));
   for_rows(nth, N, 6.0 * V_, [&](i64 r0, i64 r1) {
     for (i64 r = r0; r < r1; ++r) {
       if (targets[r] == -1) {
@@ -1065,7 +1075,7 @@ static double sum_squares(int nth, i64 n, const float* x) {
   constexpr i64 CH = 8192;
   const i64 chunks = (n + CH - 1) / CH;
   if (chunks == 0) return 0.0;
-  double* part = static_cast<double*>(malloc(static_cast<size_t>(chunks) * 8));
+  double* part = reinterpret_cast<double*>(alloc_floats(2 * chunks));
   auto job = [&](i64 ch) {
     VD2 lo = vd_zero(), hi = vd_zero();
     const i64 e = imin(n, (ch + 1) * CH);
