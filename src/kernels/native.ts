@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, F32 } from './backend.js';
-import { checkDims, checkDivides, checkLen } from './checks.js';
+import { checkAttentionHeads, checkChannels, checkDims, checkDivides, checkFinite, checkIds, checkLen, checkPositive, checkTargets } from './checks.js';
 
 export type SimdPath = 'avx512' | 'avx2' | 'scalar';
 
@@ -65,31 +65,6 @@ export interface NativeBackend extends Backend {
 }
 
 // ---- the same argument checks as ref.ts, with the same messages -----------------------------------------------
-function checkFinite(op: string, name: string, v: number): void {
-  if (!Number.isFinite(v)) throw new Error(`${op}: ${name} must be a finite number, got ${v}`);
-}
-function checkPositive(op: string, name: string, v: number): void {
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${op}: ${name} must be a positive finite number, got ${v}`);
-}
-function checkChannels(op: string, N: number, C: number): void {
-  if (N > 0 && C === 0) throw new Error(`${op}: C must be at least 1 when N=${N} > 0`);
-}
-function checkIds(op: string, ids: Int32Array, T: number, V: number): void {
-  for (let t = 0; t < T; t++) {
-    const id = ids[t];
-    if (id < 0 || id >= V) throw new Error(`${op}: ids[${t}] = ${id} is outside [0, V=${V})`);
-  }
-}
-function checkTargets(op: string, targets: Int32Array, N: number, V: number): void {
-  for (let n = 0; n < N; n++) {
-    const t = targets[n];
-    if (t !== -1 && (t < 0 || t >= V)) throw new Error(`${op}: targets[${n}] = ${t} is outside [0, V=${V}) and is not -1 (ignore)`);
-  }
-}
-function checkAttentionHeads(op: string, H: number, G: number, D: number): void {
-  checkDivides(op, `H=${H} must be a multiple of G=${G}`, H, G);
-  if (D === 0) throw new Error(`${op}: D must be at least 1`);
-}
 function checkAll(op: string, arrays: ReadonlyArray<readonly [string, ArrayLike<number>]>, need: number, shape: (name: string) => string): void {
   for (const [name, arr] of arrays) checkLen(op, name, arr, need, shape(name));
 }

@@ -3,17 +3,7 @@
  * attendRow, so a decode row is bit-identical to the same row of the training forward.
  */
 import type { Backend, F32 } from './backend.js';
-import { checkDims, checkDivides, checkLen } from './checks.js';
-
-/** checkLen for several arrays of one shape; `shape` is the bracketed suffix, e.g. "[B=1,T=2,G=1,D=4]". */
-function checkLens(op: string, shape: string, need: number, arrays: Record<string, ArrayLike<number>>): void {
-  for (const [name, arr] of Object.entries(arrays)) checkLen(op, name, arr, need, `${name}${shape}`);
-}
-
-function checkAttentionHeads(op: string, H: number, G: number, D: number): void {
-  checkDivides(op, `H=${H} must be a multiple of G=${G}`, H, G);
-  if (D === 0) throw new Error(`${op}: D must be at least 1`);
-}
+import { checkAttentionHeads, checkDims, checkLen, checkLens } from './checks.js';
 
 /**
  * Attention of one query row over n keys (positions 0..n−1, rows `kvStride` apart starting at `kvOff`):

@@ -5,33 +5,8 @@
  * deterministic and one row never depends on the others (row independence holds trivially).
  */
 import type { Backend, F32 } from './backend.js';
-import { checkDims, checkDivides, checkLen } from './checks.js';
+import { checkChannels, checkDims, checkDivides, checkFinite, checkIds, checkLen, checkLens, checkPositive, checkTargets } from './checks.js';
 import { refAttentionKernels } from './ref-attention.js';
-
-/** checkLen for several arrays of one shape; `shape` is the bracketed suffix, e.g. "[N=2,C=3]". */
-function checkLens(op: string, shape: string, need: number, arrays: Record<string, ArrayLike<number>>): void {
-  for (const [name, arr] of Object.entries(arrays)) checkLen(op, name, arr, need, `${name}${shape}`);
-}
-
-function checkFinite(op: string, name: string, v: number): void {
-  if (!Number.isFinite(v)) throw new Error(`${op}: ${name} must be a finite number, got ${v}`);
-}
-
-function checkPositive(op: string, name: string, v: number): void {
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${op}: ${name} must be a positive finite number, got ${v}`);
-}
-
-/** A norm over zero channels is undefined (division by C). */
-function checkChannels(op: string, N: number, C: number): void {
-  if (N > 0 && C === 0) throw new Error(`${op}: C must be at least 1 when N=${N} > 0`);
-}
-
-function checkIds(op: string, ids: Int32Array, T: number, V: number): void {
-  for (let t = 0; t < T; t++) {
-    const id = ids[t];
-    if (id < 0 || id >= V) throw new Error(`${op}: ids[${t}] = ${id} is outside [0, V=${V})`);
-  }
-}
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const GELU_CUBIC = 0.044715;
@@ -393,13 +368,6 @@ export function createRefBackend(): Backend {
       return s;
     },
   };
-}
-
-function checkTargets(op: string, targets: Int32Array, N: number, V: number): void {
-  for (let n = 0; n < N; n++) {
-    const t = targets[n];
-    if (t !== -1 && (t < 0 || t >= V)) throw new Error(`${op}: targets[${n}] = ${t} is outside [0, V=${V}) and is not -1 (ignore)`);
-  }
 }
 
 function logSumExp(x: F32, off: number, n: number): number {
