@@ -4,6 +4,7 @@
  * `AbortSignal`. `resolveOptions` checks types and ranges and names the option and the value on error.
  */
 import { DECODE_MODES, type DecodeMode } from './types.js';
+import type { SamplerSettings } from './sampler.js';
 
 export interface GenerationOptions {
   /** standard (default), recycle (the paper, lossy) or verified (lossless). */
@@ -32,15 +33,10 @@ export interface GenerationOptions {
   signal?: AbortSignal;
 }
 
-export interface ResolvedOptions {
+/** Validated options: the sampler's settings plus what the decoding loop needs. */
+export interface ResolvedOptions extends SamplerSettings {
   mode: DecodeMode;
   maxNewTokens: number;
-  doSample: boolean;
-  temperature: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  repetitionPenalty: number;
   seed: number;
   /** null: use the model's default. */
   eosTokenIds: number[] | null;
