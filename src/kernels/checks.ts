@@ -1,4 +1,4 @@
-/** Argument validation shared by all backends: every error names the kernel and the sizes that disagree. */
+/** Argument-check helpers for validate.ts (and the tokenizers' id checks): errors name the op and the values. */
 
 export function checkDims(op: string, dims: Record<string, number>): void {
   for (const [name, v] of Object.entries(dims)) {
@@ -15,11 +15,6 @@ export function checkLen(op: string, name: string, arr: ArrayLike<number>, need:
 
 export function checkDivides(op: string, what: string, a: number, b: number): void {
   if (b === 0 || a % b !== 0) throw new Error(`${op}: ${what}: ${a} is not a multiple of ${b}`);
-}
-
-/** checkLen for several arrays of one shape; `shape` is the bracketed suffix, e.g. "[N=2,C=3]". */
-export function checkLens(op: string, shape: string, need: number, arrays: Record<string, ArrayLike<number>>): void {
-  for (const [name, arr] of Object.entries(arrays)) checkLen(op, name, arr, need, `${name}${shape}`);
 }
 
 export function checkFinite(op: string, name: string, v: number): void {

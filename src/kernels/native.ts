@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, F32 } from './backend.js';
-import { checkAttentionHeads, checkChannels, checkDims, checkDivides, checkFinite, checkIds, checkLen, checkPositive, checkTargets } from './checks.js';
+import { withArgChecks } from './validate.js';
 
 export type SimdPath = 'avx512' | 'avx2' | 'scalar';
 
@@ -64,11 +64,6 @@ export interface NativeBackend extends Backend {
   readonly addon: NativeAddon;
 }
 
-// ---- the same argument checks as ref.ts, with the same messages -----------------------------------------------
-function checkAll(op: string, arrays: ReadonlyArray<readonly [string, ArrayLike<number>]>, need: number, shape: (name: string) => string): void {
-  for (const [name, arr] of arrays) checkLen(op, name, arr, need, shape(name));
-}
-
 // ---- loading ------------------------------------------------------------------------------------------------------
 /** The package root: the nearest folder above this file with binding.gyp (src/kernels/ under tsx, dist/kernels/ compiled). */
 function packageRoot(): string {
@@ -95,7 +90,7 @@ export function loadNativeAddon(): NativeAddon {
 
 export function createNativeBackend(addon: NativeAddon = loadNativeAddon()): NativeBackend {
   const lib = addon;
-  return {
+  return withArgChecks<NativeBackend>({
     name: 'native',
     get simd(): SimdPath {
       return lib.simd();
@@ -112,221 +107,85 @@ export function createNativeBackend(addon: NativeAddon = loadNativeAddon()): Nat
     },
 
     gemm(M, N, K, a, transA, b, transB, c, accumulate) {
-      const op = 'gemm';
-      checkDims(op, { M, N, K });
-      checkLen(op, 'a', a, M * K, transA ? `A[K=${K},M=${M}]` : `A[M=${M},K=${K}]`);
-      checkLen(op, 'b', b, K * N, transB ? `B[N=${N},K=${K}]` : `B[K=${K},N=${N}]`);
-      checkLen(op, 'c', c, M * N, `C[M=${M},N=${N}]`);
       lib.gemm(M, N, K, a, transA, b, transB, c, accumulate);
     },
     linear(M, N, K, x, w, bias, y) {
-      const op = 'linear';
-      checkDims(op, { M, N, K });
-      checkLen(op, 'x', x, M * K, `x[M=${M},K=${K}]`);
-      checkLen(op, 'w', w, N * K, `w[N=${N},K=${K}]`);
-      if (bias) checkLen(op, 'bias', bias, N, `bias[N=${N}]`);
-      checkLen(op, 'y', y, M * N, `y[M=${M},N=${N}]`);
       lib.linear(M, N, K, x, w, bias, y);
     },
     biasBackward(M, N, dy, db) {
-      const op = 'biasBackward';
-      checkDims(op, { M, N });
-      checkLen(op, 'dy', dy, M * N, `dy[M=${M},N=${N}]`);
-      checkLen(op, 'db', db, N, `db[N=${N}]`);
       lib.biasBackward(M, N, dy, db);
     },
 
     embeddingForward(T, C, V, ids, table, out) {
-      const op = 'embeddingForward';
-      checkDims(op, { T, C, V });
-      checkLen(op, 'ids', ids, T, `ids[T=${T}]`);
-      checkLen(op, 'table', table, V * C, `table[V=${V},C=${C}]`);
-      checkLen(op, 'out', out, T * C, `out[T=${T},C=${C}]`);
-      checkIds(op, ids, T, V);
       lib.embeddingForward(T, C, V, ids, table, out);
     },
     embeddingBackward(T, C, V, ids, dout, dtable) {
-      const op = 'embeddingBackward';
-      checkDims(op, { T, C, V });
-      checkLen(op, 'ids', ids, T, `ids[T=${T}]`);
-      checkLen(op, 'dout', dout, T * C, `dout[T=${T},C=${C}]`);
-      checkLen(op, 'dtable', dtable, V * C, `dtable[V=${V},C=${C}]`);
-      checkIds(op, ids, T, V);
       lib.embeddingBackward(T, C, V, ids, dout, dtable);
     },
 
     layerNormForward(N, C, x, w, b, eps, out, mean, rstd) {
-      const op = 'layerNormForward';
-      checkDims(op, { N, C });
-      checkChannels(op, N, C);
-      checkPositive(op, 'eps', eps);
-      checkLen(op, 'x', x, N * C, `x[N=${N},C=${C}]`);
-      checkLen(op, 'w', w, C, `w[C=${C}]`);
-      checkLen(op, 'b', b, C, `b[C=${C}]`);
-      checkLen(op, 'out', out, N * C, `out[N=${N},C=${C}]`);
-      checkLen(op, 'mean', mean, N, `mean[N=${N}]`);
-      checkLen(op, 'rstd', rstd, N, `rstd[N=${N}]`);
       lib.layerNormForward(N, C, x, w, b, eps, out, mean, rstd);
     },
     layerNormBackward(N, C, dout, x, w, mean, rstd, dx, dw, db) {
-      const op = 'layerNormBackward';
-      checkDims(op, { N, C });
-      checkChannels(op, N, C);
-      checkAll(op, [['dout', dout], ['x', x], ['dx', dx]], N * C, (n) => `${n}[N=${N},C=${C}]`);
-      checkAll(op, [['w', w], ['dw', dw], ['db', db]], C, (n) => `${n}[C=${C}]`);
-      checkLen(op, 'mean', mean, N, `mean[N=${N}]`);
-      checkLen(op, 'rstd', rstd, N, `rstd[N=${N}]`);
       lib.layerNormBackward(N, C, dout, x, w, mean, rstd, dx, dw, db);
     },
     rmsNormForward(N, C, x, w, eps, out, rstd) {
-      const op = 'rmsNormForward';
-      checkDims(op, { N, C });
-      checkChannels(op, N, C);
-      checkPositive(op, 'eps', eps);
-      checkLen(op, 'x', x, N * C, `x[N=${N},C=${C}]`);
-      checkLen(op, 'w', w, C, `w[C=${C}]`);
-      checkLen(op, 'out', out, N * C, `out[N=${N},C=${C}]`);
-      checkLen(op, 'rstd', rstd, N, `rstd[N=${N}]`);
       lib.rmsNormForward(N, C, x, w, eps, out, rstd);
     },
     rmsNormBackward(N, C, dout, x, w, rstd, dx, dw) {
-      const op = 'rmsNormBackward';
-      checkDims(op, { N, C });
-      checkChannels(op, N, C);
-      checkAll(op, [['dout', dout], ['x', x], ['dx', dx]], N * C, (n) => `${n}[N=${N},C=${C}]`);
-      checkLen(op, 'w', w, C, `w[C=${C}]`);
-      checkLen(op, 'dw', dw, C, `dw[C=${C}]`);
-      checkLen(op, 'rstd', rstd, N, `rstd[N=${N}]`);
       lib.rmsNormBackward(N, C, dout, x, w, rstd, dx, dw);
     },
 
     geluForward(n, x, out) {
-      const op = 'geluForward';
-      checkDims(op, { n });
-      checkLen(op, 'x', x, n, `x[n=${n}]`);
-      checkLen(op, 'out', out, n, `out[n=${n}]`);
       lib.geluForward(n, x, out);
     },
     geluBackward(n, x, dout, dx) {
-      const op = 'geluBackward';
-      checkDims(op, { n });
-      checkAll(op, [['x', x], ['dout', dout], ['dx', dx]], n, (s) => `${s}[n=${n}]`);
       lib.geluBackward(n, x, dout, dx);
     },
     swigluForward(n, gate, up, out) {
-      const op = 'swigluForward';
-      checkDims(op, { n });
-      checkAll(op, [['gate', gate], ['up', up], ['out', out]], n, (s) => `${s}[n=${n}]`);
       lib.swigluForward(n, gate, up, out);
     },
     swigluBackward(n, gate, up, dout, dgate, dup) {
-      const op = 'swigluBackward';
-      checkDims(op, { n });
-      checkAll(op, [['gate', gate], ['up', up], ['dout', dout], ['dgate', dgate], ['dup', dup]], n, (s) => `${s}[n=${n}]`);
       lib.swigluBackward(n, gate, up, dout, dgate, dup);
     },
 
     rope(R, H, D, x, pos, theta, inverse) {
-      const op = 'rope';
-      checkDims(op, { R, H, D });
-      checkDivides(op, `D=${D} must be even`, D, 2);
-      checkPositive(op, 'theta', theta);
-      checkLen(op, 'x', x, R * H * D, `x[R=${R},H=${H},D=${D}]`);
-      checkLen(op, 'pos', pos, R, `pos[R=${R}]`);
       lib.rope(R, H, D, x, pos, theta, inverse);
     },
 
     attentionForward(B, T, H, G, D, q, k, v, out, probs) {
-      const op = 'attentionForward';
-      checkDims(op, { B, T, H, G, D });
-      checkAttentionHeads(op, H, G, D);
-      checkLen(op, 'q', q, B * T * H * D, `q[B=${B},T=${T},H=${H},D=${D}]`);
-      checkLen(op, 'k', k, B * T * G * D, `k[B=${B},T=${T},G=${G},D=${D}]`);
-      checkLen(op, 'v', v, B * T * G * D, `v[B=${B},T=${T},G=${G},D=${D}]`);
-      checkLen(op, 'out', out, B * T * H * D, `out[B=${B},T=${T},H=${H},D=${D}]`);
-      checkLen(op, 'probs', probs, B * H * T * T, `probs[B=${B},H=${H},T=${T}]`);
       lib.attentionForward(B, T, H, G, D, q, k, v, out, probs);
     },
     attentionBackward(B, T, H, G, D, q, k, v, probs, dout, dq, dk, dv) {
-      const op = 'attentionBackward';
-      checkDims(op, { B, T, H, G, D });
-      checkAttentionHeads(op, H, G, D);
-      checkAll(op, [['q', q], ['dout', dout], ['dq', dq]], B * T * H * D, (n) => `${n}[B=${B},T=${T},H=${H},D=${D}]`);
-      checkAll(op, [['k', k], ['v', v], ['dk', dk], ['dv', dv]], B * T * G * D, (n) => `${n}[B=${B},T=${T},G=${G},D=${D}]`);
-      checkLen(op, 'probs', probs, B * H * T * T, `probs[B=${B},H=${H},T=${T}]`);
       lib.attentionBackward(B, T, H, G, D, q, k, v, probs, dout, dq, dk, dv);
     },
     attentionDecode(M, H, G, D, q, kCache, vCache, pos0, out) {
-      const op = 'attentionDecode';
-      checkDims(op, { M, H, G, D, pos0 });
-      checkAttentionHeads(op, H, G, D);
-      const len = pos0 + M;
-      checkLen(op, 'q', q, M * H * D, `q[M=${M},H=${H},D=${D}]`);
-      checkLen(op, 'kCache', kCache, len * G * D, `kCache[pos0+M=${len},G=${G},D=${D}]`);
-      checkLen(op, 'vCache', vCache, len * G * D, `vCache[pos0+M=${len},G=${G},D=${D}]`);
-      checkLen(op, 'out', out, M * H * D, `out[M=${M},H=${H},D=${D}]`);
       lib.attentionDecode(M, H, G, D, q, kCache, vCache, pos0, out);
     },
 
     crossEntropyForward(N, V, logits, targets, losses) {
-      const op = 'crossEntropyForward';
-      checkDims(op, { N, V });
-      checkLen(op, 'logits', logits, N * V, `logits[N=${N},V=${V}]`);
-      checkLen(op, 'targets', targets, N, `targets[N=${N}]`);
-      checkLen(op, 'losses', losses, N, `losses[N=${N}]`);
-      checkTargets(op, targets, N, V);
       return lib.crossEntropyForward(N, V, logits, targets, losses);
     },
     crossEntropyBackward(N, V, logits, targets, scale, dlogits) {
-      const op = 'crossEntropyBackward';
-      checkDims(op, { N, V });
-      checkFinite(op, 'scale', scale);
-      checkLen(op, 'logits', logits, N * V, `logits[N=${N},V=${V}]`);
-      checkLen(op, 'targets', targets, N, `targets[N=${N}]`);
-      checkLen(op, 'dlogits', dlogits, N * V, `dlogits[N=${N},V=${V}]`);
-      checkTargets(op, targets, N, V);
       lib.crossEntropyBackward(N, V, logits, targets, scale, dlogits);
     },
 
     adamw(n, param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step) {
-      const op = 'adamw';
-      checkDims(op, { n });
-      checkAll(op, [['param', param], ['grad', grad], ['m', m], ['v', v]], n, (s) => `${s}[n=${n}]`);
-      for (const [name, val] of [['lr', lr], ['eps', eps], ['weightDecay', weightDecay]] as const) checkFinite(op, name, val);
-      for (const [name, beta] of [['beta1', beta1], ['beta2', beta2]] as const) {
-        if (!(beta >= 0 && beta < 1)) throw new Error(`${op}: ${name} must be in [0, 1), got ${beta}`);
-      }
-      if (!Number.isInteger(step) || step < 1) throw new Error(`${op}: step must be an integer >= 1, got ${step}`);
       lib.adamw(n, param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step);
     },
     add(n, a, b, out) {
-      const op = 'add';
-      checkDims(op, { n });
-      checkAll(op, [['a', a], ['b', b], ['out', out]], n, (s) => `${s}[n=${n}]`);
       lib.add(n, a, b, out);
     },
     axpy(n, alpha, x, y) {
-      const op = 'axpy';
-      checkDims(op, { n });
-      checkFinite(op, 'alpha', alpha);
-      checkLen(op, 'x', x, n, `x[n=${n}]`);
-      checkLen(op, 'y', y, n, `y[n=${n}]`);
       lib.axpy(n, alpha, x, y);
     },
     scale(n, x, alpha) {
-      const op = 'scale';
-      checkDims(op, { n });
-      checkFinite(op, 'alpha', alpha);
-      checkLen(op, 'x', x, n, `x[n=${n}]`);
       lib.scale(n, x, alpha);
     },
     sumSquares(n, x) {
-      const op = 'sumSquares';
-      checkDims(op, { n });
-      checkLen(op, 'x', x, n, `x[n=${n}]`);
       return lib.sumSquares(n, x);
     },
-  };
+  });
 }
 
 /**

@@ -3,7 +3,6 @@
  * attendRow, so a decode row is bit-identical to the same row of the training forward.
  */
 import type { Backend, F32 } from './backend.js';
-import { checkAttentionHeads, checkDims, checkLen, checkLens } from './checks.js';
 
 /**
  * Attention of one query row over n keys (positions 0..n−1, rows `kvStride` apart starting at `kvOff`):
@@ -39,13 +38,6 @@ function attendRow(
 
 export const refAttentionKernels: Pick<Backend, 'attentionForward' | 'attentionBackward' | 'attentionDecode'> = {
   attentionForward(B, T, H, G, D, q, k, v, out, probs) {
-    const op = 'attentionForward';
-    checkDims(op, { B, T, H, G, D });
-    checkAttentionHeads(op, H, G, D);
-    checkLen(op, 'q', q, B * T * H * D, `q[B=${B},T=${T},H=${H},D=${D}]`);
-    checkLens(op, `[B=${B},T=${T},G=${G},D=${D}]`, B * T * G * D, { k, v });
-    checkLen(op, 'out', out, B * T * H * D, `out[B=${B},T=${T},H=${H},D=${D}]`);
-    checkLen(op, 'probs', probs, B * H * T * T, `probs[B=${B},H=${H},T=${T}]`);
     const scale = 1 / Math.sqrt(D);
     const headsPerKv = H / G;
     const weights = new Float64Array(T);
@@ -63,12 +55,6 @@ export const refAttentionKernels: Pick<Backend, 'attentionForward' | 'attentionB
   },
 
   attentionBackward(B, T, H, G, D, q, k, v, probs, dout, dq, dk, dv) {
-    const op = 'attentionBackward';
-    checkDims(op, { B, T, H, G, D });
-    checkAttentionHeads(op, H, G, D);
-    checkLens(op, `[B=${B},T=${T},H=${H},D=${D}]`, B * T * H * D, { q, dout, dq });
-    checkLens(op, `[B=${B},T=${T},G=${G},D=${D}]`, B * T * G * D, { k, v, dk, dv });
-    checkLen(op, 'probs', probs, B * H * T * T, `probs[B=${B},H=${H},T=${T}]`);
     const scale = 1 / Math.sqrt(D);
     const headsPerKv = H / G;
     const dkAcc = new Float64Array(B * T * G * D);
@@ -113,13 +99,7 @@ export const refAttentionKernels: Pick<Backend, 'attentionForward' | 'attentionB
   },
 
   attentionDecode(M, H, G, D, q, kCache, vCache, pos0, out) {
-    const op = 'attentionDecode';
-    checkDims(op, { M, H, G, D, pos0 });
-    checkAttentionHeads(op, H, G, D);
     const len = pos0 + M;
-    checkLen(op, 'q', q, M * H * D, `q[M=${M},H=${H},D=${D}]`);
-    checkLens(op, `[pos0+M=${len},G=${G},D=${D}]`, len * G * D, { kCache, vCache });
-    checkLen(op, 'out', out, M * H * D, `out[M=${M},H=${H},D=${D}]`);
     const scale = 1 / Math.sqrt(D);
     const headsPerKv = H / G;
     const weights = new Float64Array(len);

@@ -2,11 +2,12 @@
  * The "ref" backend: every kernel of the Backend interface in plain TypeScript. It is the oracle the native
  * addon is tested against, so it favours the obvious formula over speed. Sums are accumulated in float64 (JS
  * numbers) and rounded to float32 once on store; loops always run in the same order, so results are
- * deterministic and one row never depends on the others (row independence holds trivially).
+ * deterministic and one row never depends on the others (row independence holds trivially). Arguments are
+ * validated by validate.ts, as for every backend.
  */
 import type { Backend, F32 } from './backend.js';
-import { checkChannels, checkDims, checkDivides, checkFinite, checkIds, checkLen, checkLens, checkPositive, checkTargets } from './checks.js';
 import { refAttentionKernels } from './ref-attention.js';
+import { withArgChecks } from './validate.js';
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const GELU_CUBIC = 0.044715;
@@ -16,7 +17,7 @@ function sigmoid(x: number): number {
 }
 
 export function createRefBackend(): Backend {
-  return {
+  return withArgChecks<Backend>({
     name: 'ref',
     threads: () => 1,
     setThreads(n: number): void {
@@ -26,11 +27,6 @@ export function createRefBackend(): Backend {
 
     // ---- matrix products ----------------------------------------------------------------------------------
     gemm(M, N, K, a, transA, b, transB, c, accumulate) {
-      const op = 'gemm';
-      checkDims(op, { M, N, K });
-      checkLen(op, 'a', a, M * K, transA ? `A[K=${K},M=${M}]` : `A[M=${M},K=${K}]`);
-      checkLen(op, 'b', b, K * N, transB ? `B[N=${N},K=${K}]` : `B[K=${K},N=${N}]`);
-      checkLen(op, 'c', c, M * N, `C[M=${M},N=${N}]`);
       for (let i = 0; i < M; i++) {
         for (let j = 0; j < N; j++) {
           let s = 0;
@@ -45,12 +41,6 @@ export function createRefBackend(): Backend {
     },
 
     linear(M, N, K, x, w, bias, y) {
-      const op = 'linear';
-      checkDims(op, { M, N, K });
-      checkLen(op, 'x', x, M * K, `x[M=${M},K=${K}]`);
-      checkLen(op, 'w', w, N * K, `w[N=${N},K=${K}]`);
-      if (bias) checkLen(op, 'bias', bias, N, `bias[N=${N}]`);
-      checkLen(op, 'y', y, M * N, `y[M=${M},N=${N}]`);
       for (let m = 0; m < M; m++) {
         for (let n = 0; n < N; n++) {
           let s = 0;
@@ -61,10 +51,6 @@ export function createRefBackend(): Backend {
     },
 
     biasBackward(M, N, dy, db) {
-      const op = 'biasBackward';
-      checkDims(op, { M, N });
-      checkLen(op, 'dy', dy, M * N, `dy[M=${M},N=${N}]`);
-      checkLen(op, 'db', db, N, `db[N=${N}]`);
       for (let n = 0; n < N; n++) {
         let s = 0;
         for (let m = 0; m < M; m++) s += dy[m * N + n];
@@ -73,23 +59,11 @@ export function createRefBackend(): Backend {
     },
 
     // ---- embedding ------------------------------------------------------------------------------------------
-    embeddingForward(T, C, V, ids, table, out) {
-      const op = 'embeddingForward';
-      checkDims(op, { T, C, V });
-      checkLen(op, 'ids', ids, T, `ids[T=${T}]`);
-      checkLen(op, 'table', table, V * C, `table[V=${V},C=${C}]`);
-      checkLen(op, 'out', out, T * C, `out[T=${T},C=${C}]`);
-      checkIds(op, ids, T, V);
+    embeddingForward(T, C, _V, ids, table, out) {
       for (let t = 0; t < T; t++) out.set(table.subarray(ids[t] * C, ids[t] * C + C), t * C);
     },
 
-    embeddingBackward(T, C, V, ids, dout, dtable) {
-      const op = 'embeddingBackward';
-      checkDims(op, { T, C, V });
-      checkLen(op, 'ids', ids, T, `ids[T=${T}]`);
-      checkLen(op, 'dout', dout, T * C, `dout[T=${T},C=${C}]`);
-      checkLen(op, 'dtable', dtable, V * C, `dtable[V=${V},C=${C}]`);
-      checkIds(op, ids, T, V);
+    embeddingBackward(T, C, _V, ids, dout, dtable) {
       for (let t = 0; t < T; t++) {
         const row = ids[t] * C;
         for (let c = 0; c < C; c++) dtable[row + c] += dout[t * C + c];
@@ -98,14 +72,6 @@ export function createRefBackend(): Backend {
 
     // ---- norms ----------------------------------------------------------------------------------------------
     layerNormForward(N, C, x, w, b, eps, out, mean, rstd) {
-      const op = 'layerNormForward';
-      checkDims(op, { N, C });
-      checkChannels(op, N, C);
-      checkPositive(op, 'eps', eps);
-      checkLen(op, 'x', x, N * C, `x[N=${N},C=${C}]`);
-      checkLens(op, `[C=${C}]`, C, { w, b });
-      checkLen(op, 'out', out, N * C, `out[N=${N},C=${C}]`);
-      checkLens(op, `[N=${N}]`, N, { mean, rstd });
       for (let n = 0; n < N; n++) {
         const o = n * C;
         let sum = 0;
@@ -121,12 +87,6 @@ export function createRefBackend(): Backend {
     },
 
     layerNormBackward(N, C, dout, x, w, mean, rstd, dx, dw, db) {
-      const op = 'layerNormBackward';
-      checkDims(op, { N, C });
-      checkChannels(op, N, C);
-      checkLens(op, `[N=${N},C=${C}]`, N * C, { dout, x, dx });
-      checkLens(op, `[C=${C}]`, C, { w, dw, db });
-      checkLens(op, `[N=${N}]`, N, { mean, rstd });
       const dwAcc = new Float64Array(C);
       const dbAcc = new Float64Array(C);
       for (let n = 0; n < N; n++) {
@@ -159,14 +119,6 @@ export function createRefBackend(): Backend {
     },
 
     rmsNormForward(N, C, x, w, eps, out, rstd) {
-      const op = 'rmsNormForward';
-      checkDims(op, { N, C });
-      checkChannels(op, N, C);
-      checkPositive(op, 'eps', eps);
-      checkLen(op, 'x', x, N * C, `x[N=${N},C=${C}]`);
-      checkLen(op, 'w', w, C, `w[C=${C}]`);
-      checkLen(op, 'out', out, N * C, `out[N=${N},C=${C}]`);
-      checkLen(op, 'rstd', rstd, N, `rstd[N=${N}]`);
       for (let n = 0; n < N; n++) {
         const o = n * C;
         let sq = 0;
@@ -178,12 +130,6 @@ export function createRefBackend(): Backend {
     },
 
     rmsNormBackward(N, C, dout, x, w, rstd, dx, dw) {
-      const op = 'rmsNormBackward';
-      checkDims(op, { N, C });
-      checkChannels(op, N, C);
-      checkLens(op, `[N=${N},C=${C}]`, N * C, { dout, x, dx });
-      checkLens(op, `[C=${C}]`, C, { w, dw });
-      checkLen(op, 'rstd', rstd, N, `rstd[N=${N}]`);
       const dwAcc = new Float64Array(C);
       for (let n = 0; n < N; n++) {
         const o = n * C;
@@ -202,9 +148,6 @@ export function createRefBackend(): Backend {
 
     // ---- activations ----------------------------------------------------------------------------------------
     geluForward(n, x, out) {
-      const op = 'geluForward';
-      checkDims(op, { n });
-      checkLens(op, `[n=${n}]`, n, { x, out });
       for (let i = 0; i < n; i++) {
         const v = x[i];
         out[i] = 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v)));
@@ -212,9 +155,6 @@ export function createRefBackend(): Backend {
     },
 
     geluBackward(n, x, dout, dx) {
-      const op = 'geluBackward';
-      checkDims(op, { n });
-      checkLens(op, `[n=${n}]`, n, { x, dout, dx });
       for (let i = 0; i < n; i++) {
         const v = x[i];
         const th = Math.tanh(SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v));
@@ -224,16 +164,10 @@ export function createRefBackend(): Backend {
     },
 
     swigluForward(n, gate, up, out) {
-      const op = 'swigluForward';
-      checkDims(op, { n });
-      checkLens(op, `[n=${n}]`, n, { gate, up, out });
       for (let i = 0; i < n; i++) out[i] = gate[i] * sigmoid(gate[i]) * up[i];
     },
 
     swigluBackward(n, gate, up, dout, dgate, dup) {
-      const op = 'swigluBackward';
-      checkDims(op, { n });
-      checkLens(op, `[n=${n}]`, n, { gate, up, dout, dgate, dup });
       for (let i = 0; i < n; i++) {
         const g = gate[i];
         const s = sigmoid(g);
@@ -244,12 +178,6 @@ export function createRefBackend(): Backend {
 
     // ---- rotary embedding -----------------------------------------------------------------------------------
     rope(R, H, D, x, pos, theta, inverse) {
-      const op = 'rope';
-      checkDims(op, { R, H, D });
-      checkDivides(op, `D=${D} must be even`, D, 2);
-      checkPositive(op, 'theta', theta);
-      checkLen(op, 'x', x, R * H * D, `x[R=${R},H=${H},D=${D}]`);
-      checkLen(op, 'pos', pos, R, `pos[R=${R}]`);
       const half = D / 2;
       const sign = inverse ? -1 : 1;
       for (let r = 0; r < R; r++) {
@@ -274,11 +202,6 @@ export function createRefBackend(): Backend {
 
     // ---- loss -----------------------------------------------------------------------------------------------
     crossEntropyForward(N, V, logits, targets, losses) {
-      const op = 'crossEntropyForward';
-      checkDims(op, { N, V });
-      checkLen(op, 'logits', logits, N * V, `logits[N=${N},V=${V}]`);
-      checkLens(op, `[N=${N}]`, N, { targets, losses });
-      checkTargets(op, targets, N, V);
       let total = 0;
       for (let n = 0; n < N; n++) {
         const target = targets[n];
@@ -294,13 +217,6 @@ export function createRefBackend(): Backend {
     },
 
     crossEntropyBackward(N, V, logits, targets, scale, dlogits) {
-      const op = 'crossEntropyBackward';
-      checkDims(op, { N, V });
-      checkFinite(op, 'scale', scale);
-      checkLen(op, 'logits', logits, N * V, `logits[N=${N},V=${V}]`);
-      checkLen(op, 'targets', targets, N, `targets[N=${N}]`);
-      checkLen(op, 'dlogits', dlogits, N * V, `dlogits[N=${N},V=${V}]`);
-      checkTargets(op, targets, N, V);
       for (let n = 0; n < N; n++) {
         const target = targets[n];
         if (target === -1) continue;
@@ -315,14 +231,6 @@ export function createRefBackend(): Backend {
 
     // ---- optimizer and elementwise ----------------------------------------------------------------------
     adamw(n, param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step) {
-      const op = 'adamw';
-      checkDims(op, { n });
-      checkLens(op, `[n=${n}]`, n, { param, grad, m, v });
-      for (const [name, val] of [['lr', lr], ['eps', eps], ['weightDecay', weightDecay]] as const) checkFinite(op, name, val);
-      for (const [name, beta] of [['beta1', beta1], ['beta2', beta2]] as const) {
-        if (!(beta >= 0 && beta < 1)) throw new Error(`${op}: ${name} must be in [0, 1), got ${beta}`);
-      }
-      if (!Number.isInteger(step) || step < 1) throw new Error(`${op}: step must be an integer >= 1, got ${step}`);
       const bc1 = 1 - Math.pow(beta1, step);
       const bc2 = 1 - Math.pow(beta2, step);
       for (let i = 0; i < n; i++) {
@@ -337,37 +245,23 @@ export function createRefBackend(): Backend {
     },
 
     add(n, a, b, out) {
-      const op = 'add';
-      checkDims(op, { n });
-      checkLens(op, `[n=${n}]`, n, { a, b, out });
       for (let i = 0; i < n; i++) out[i] = a[i] + b[i];
     },
 
     axpy(n, alpha, x, y) {
-      const op = 'axpy';
-      checkDims(op, { n });
-      checkFinite(op, 'alpha', alpha);
-      checkLens(op, `[n=${n}]`, n, { x, y });
       for (let i = 0; i < n; i++) y[i] += alpha * x[i];
     },
 
     scale(n, x, alpha) {
-      const op = 'scale';
-      checkDims(op, { n });
-      checkFinite(op, 'alpha', alpha);
-      checkLen(op, 'x', x, n, `x[n=${n}]`);
       for (let i = 0; i < n; i++) x[i] *= alpha;
     },
 
     sumSquares(n, x) {
-      const op = 'sumSquares';
-      checkDims(op, { n });
-      checkLen(op, 'x', x, n, `x[n=${n}]`);
       let s = 0;
       for (let i = 0; i < n; i++) s += x[i] * x[i];
       return s;
     },
-  };
+  });
 }
 
 function logSumExp(x: F32, off: number, n: number): number {
