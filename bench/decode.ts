@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { getBackend } from '../src/kernels/index.js';
 import { InferenceModel } from '../src/model/infer.js';
-import { loadModelDir } from '../src/model/load.js';
+import { loadModelDir } from '../src/io/model-dir.js';
 import { formatDecodeBench, runDecodeBench, type DecodeBenchResult } from '../src/bench/decode.js';
 import { randomPresetModel } from '../src/bench/random-model.js';
 

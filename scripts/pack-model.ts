@@ -6,7 +6,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModelDir, saveWeights } from '../src/model/load.js';
+import { loadModelDir, saveWeights } from '../src/io/model-dir.js';
 
 const [src, dst] = process.argv.slice(2);
 if (!src || !dst) {

@@ -15,7 +15,7 @@ import { loadCorpus } from '../src/data/corpus.js';
 import { tokenizeDocuments } from '../src/data/dataset.js';
 import { getBackend } from '../src/kernels/index.js';
 import { InferenceModel } from '../src/model/infer.js';
-import { loadModelDir } from '../src/model/load.js';
+import { loadModelDir } from '../src/io/model-dir.js';
 import { loadTokenizer } from '../src/tokenizer/index.js';
 import { checkVerifiedGreedy } from './helpers/decoding.js';
 import { trainingSkipReason, trainTinyOnBrown } from './helpers/trained.js';

@@ -17,7 +17,7 @@ import { tokenizeDocuments } from '../src/data/dataset.js';
 import { getBackend } from '../src/kernels/index.js';
 import { toHfConfig } from '../src/model/config.js';
 import { InferenceModel } from '../src/model/infer.js';
-import { loadModelDir, saveWeights } from '../src/model/load.js';
+import { loadModelDir, saveWeights } from '../src/io/model-dir.js';
 import { loadTokenizer } from '../src/tokenizer/index.js';
 import { trainingSkipReason, trainTinyOnBrown } from './helpers/trained.js';
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { getBackend } from '../src/kernels/index.js';
 import type { Backend } from '../src/kernels/backend.js';
-import { loadModelDir } from '../src/model/load.js';
+import { loadModelDir } from '../src/io/model-dir.js';
 import { InferenceModel } from '../src/model/infer.js';
 import { fixturesDir } from './helpers/fixtures.js';
 

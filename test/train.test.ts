@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { loadCorpus } from '../src/data/corpus.js';
 import { tokenizeDocuments } from '../src/data/dataset.js';
 import { getBackend } from '../src/kernels/index.js';
-import { loadModelDir } from '../src/model/load.js';
+import { loadModelDir } from '../src/io/model-dir.js';
 import { trainBpe, writeTokenizerJson, loadTokenizer } from '../src/tokenizer/index.js';
 import { evaluateModel } from '../src/train/eval.js';
 import { readLog, type EvalRow } from '../src/train/log.js';

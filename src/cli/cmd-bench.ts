@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import { getBackend } from '../kernels/index.js';
 import { InferenceModel } from '../model/infer.js';
-import { loadModelDir } from '../model/load.js';
+import { loadModelDir } from '../io/model-dir.js';
 import { presetNames } from '../model/presets.js';
 import { loadTokenizer } from '../tokenizer/index.js';
 import { DECODE_MODES, type DecodeMode } from '../generate/types.js';

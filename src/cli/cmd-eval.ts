@@ -14,7 +14,7 @@ import { loadCorpus } from '../data/corpus.js';
 import { tokenizeDocuments } from '../data/dataset.js';
 import { getBackend } from '../kernels/index.js';
 import { InferenceModel } from '../model/infer.js';
-import { loadModelDir } from '../model/load.js';
+import { loadModelDir } from '../io/model-dir.js';
 import { loadTokenizer } from '../tokenizer/index.js';
 import { evaluateModel } from '../train/eval.js';
 import { resolveModelDir } from './default-model.js';

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { getBackend } from '../kernels/index.js';
 import { InferenceModel } from '../model/infer.js';
-import { loadModelDir } from '../model/load.js';
+import { loadModelDir } from '../io/model-dir.js';
 import { resolveModelDir } from './default-model.js';
 import { printJson } from './options.js';
 

@@ -16,7 +16,7 @@ import type { Backend } from '../kernels/backend.js';
 import { getBackend } from '../kernels/index.js';
 import type { ModelConfig } from '../model/config.js';
 import { InferenceModel } from '../model/infer.js';
-import { loadModelDir } from '../model/load.js';
+import { loadModelDir } from '../io/model-dir.js';
 import { createStreamDecoder, loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { checkMode, checkPrompt, createCaches, decode, eosIds } from './decode.js';
 import { resolveOptions, type GenerationOptions, type ResolvedOptions } from './options.js';

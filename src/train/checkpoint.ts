@@ -18,7 +18,7 @@ import type { SamplerState } from '../data/dataset.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { recoverReplacedDir, replaceDirAtomic } from '../io/atomic.js';
 import { toHfConfig, type ModelConfig } from '../model/config.js';
-import { saveWeights } from '../model/load.js';
+import { saveWeights } from '../io/model-dir.js';
 import type { AdamWState } from '../nn/optim.js';
 import { validateOptions, type TrainOptions } from './options.js';
 import type { TrainParams } from './params.js';

@@ -9,7 +9,7 @@ import type { Corpus } from '../data/corpus.js';
 import { tokenizeDocuments } from '../data/dataset.js';
 import { defaultRecycleLayers, readConfig, validateConfig, type ModelConfig } from '../model/config.js';
 import { initParams } from '../model/init.js';
-import { loadModelDir } from '../model/load.js';
+import { loadModelDir } from '../io/model-dir.js';
 import { moduleParamSpecs } from '../model/names.js';
 import { presetConfig } from '../model/presets.js';
 import { bpeFromTrained, gpt2Tokenizer, loadTokenizer, toTokenizerJson, trainBpe, type Tokenizer } from '../tokenizer/index.js';

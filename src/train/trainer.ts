@@ -14,7 +14,7 @@ import { getBackend } from '../kernels/index.js';
 import type { Backend } from '../kernels/backend.js';
 import { readConfig, type ModelConfig } from '../model/config.js';
 import { TrainGraph } from '../model/graph.js';
-import { loadModelDir } from '../model/load.js';
+import { loadModelDir } from '../io/model-dir.js';
 import { AdamW, cosineSchedule } from '../nn/optim.js';
 import { Tape } from '../nn/tape.js';
 import { hasCheckpoint, readOptimizerState, readTrainState, saveCheckpoint } from './checkpoint.js';

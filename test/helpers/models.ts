@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Backend } from '../../src/kernels/backend.js';
 import { createRefBackend } from '../../src/kernels/ref.js';
 import { toHfConfig, type ModelConfig } from '../../src/model/config.js';
-import { saveWeights } from '../../src/model/load.js';
+import { saveWeights } from '../../src/io/model-dir.js';
 import { InferenceModel } from '../../src/model/infer.js';
 import { initParams } from '../../src/model/init.js';
 import { allParamSpecs } from '../../src/model/names.js';

@@ -5,11 +5,11 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeSafetensors, type LoadedTensor, type WriteTensor } from '../io/safetensors.js';
-import { openTensorsFromDir, type TensorSource } from '../io/sharded.js';
-import { readConfig, type ModelConfig } from './config.js';
-import { allParamSpecs, type ParamSpec } from './names.js';
-import { Weights } from './weights.js';
+import { writeSafetensors, type LoadedTensor, type WriteTensor } from './safetensors.js';
+import { openTensorsFromDir, type TensorSource } from './sharded.js';
+import { readConfig, type ModelConfig } from '../model/config.js';
+import { allParamSpecs, type ParamSpec } from '../model/names.js';
+import { Weights } from '../model/weights.js';
 
 /** Tensors HF checkpoints carry that are buffers or duplicates, not parameters: skipped on load. */
 function isIgnorable(name: string, c: ModelConfig): boolean {
