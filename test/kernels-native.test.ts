@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { tryLoadNativeBackend, type NativeBackend, type SimdPath } from '../src/kernels/native.js';
 import type { Backend } from '../src/kernels/backend.js';
+import { Rng, seededTest } from './helpers/check.js';
 
 const skipAll = process.env.RECYCLEGPT_BACKEND === 'ref';
 const loaded = skipAll ? { backend: null, error: 'skipped' } : tryLoadNativeBackend();
@@ -23,48 +24,9 @@ function native(): NativeBackend {
   return loaded.backend;
 }
 
-// ---- random inputs ------------------------------------------------------------------------------------------------
-class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[Math.floor(this.next() * xs.length)];
-  }
-  f32(n: number, scale = 1): Float32Array {
-    const a = new Float32Array(n);
-    for (let i = 0; i < n; i++) a[i] = (this.next() * 2 - 1) * scale;
-    return a;
-  }
-  ints(n: number, lo: number, hi: number): Int32Array {
-    const a = new Int32Array(n);
-    for (let i = 0; i < n; i++) a[i] = this.int(lo, hi);
-    return a;
-  }
-}
-
 /** A test with a fresh seed (or SEED=…), reported in the failure message; fails if the addon is missing. */
 function seeded(name: string, body: (rng: Rng, be: NativeBackend) => void): void {
-  test(name, { skip: skipAll ? 'RECYCLEGPT_BACKEND=ref' : false }, () => {
-    const seed = process.env.SEED !== undefined ? Number(process.env.SEED) : Math.floor(Math.random() * 2 ** 31);
-    try {
-      body(new Rng(seed), native());
-    } catch (err) {
-      if (err instanceof Error) err.message = `[seed ${seed}; rerun with SEED=${seed}] ${err.message}`;
-      throw err;
-    }
-  });
+  seededTest(name, (rng) => body(rng, native()), { skip: skipAll ? 'RECYCLEGPT_BACKEND=ref' : false });
 }
 
 /** Runs `fn` for every SIMD path × threads 1, 2 (restoring the defaults afterwards). */
@@ -126,7 +88,7 @@ seeded('gemm: all transposes, accumulate, odd sizes and block edges vs ref', (rn
   for (const [M, N, K] of shapes) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
-        const a = rng.f32(M * K), b = rng.f32(K * N), c0 = rng.f32(M * N);
+        const a = rng.uniform(M * K), b = rng.uniform(K * N), c0 = rng.uniform(M * N);
         for (const accumulate of [false, true]) {
           const want = c0.slice();
           ref.gemm(M, N, K, a, transA, b, transB, want, accumulate);
@@ -149,7 +111,7 @@ seeded('linear: small-M and GEMM paths, with and without bias, vs ref', (rng, be
   const shapes: [number, number, number][] = [[1, 1, 1], [1, 17, 767], [2, 33, 768], [3, 65, 17], [8, 100, 31], [5, 7, 1]];
   shapes.push([rng.int(1, 8), rng.int(1, 300), rng.int(1, 800)], [9, 40, 64], [rng.int(9, 70), rng.int(1, 200), rng.int(1, 300)]);
   for (const [M, N, K] of shapes) {
-    const x = rng.f32(M * K), w = rng.f32(N * K), bias = rng.f32(N);
+    const x = rng.uniform(M * K), w = rng.uniform(N * K), bias = rng.uniform(N);
     for (const b of [null, bias]) {
       const want = new Float32Array(M * N);
       ref.linear(M, N, K, x, w, b, want);
@@ -165,7 +127,7 @@ seeded('linear: small-M and GEMM paths, with and without bias, vs ref', (rng, be
 seeded('linear: a row is bit-identical whatever M (1..8), the thread count and the alignment of W', (rng, be) => {
   for (let trial = 0; trial < 3; trial++) {
     const N = rng.pick([1, 3, 17, 64, rng.int(1, 400)]), K = rng.pick([1, 15, 16, 17, 32, 33, 767, 768, rng.int(1, 1000)]);
-    const x = rng.f32(8 * K), w = rng.f32(N * K), bias = rng.f32(N);
+    const x = rng.uniform(8 * K), w = rng.uniform(N * K), bias = rng.uniform(N);
     const simd0 = be.simd;
     for (const simd of be.availableSimd()) {
       be.setSimd(simd);
@@ -201,11 +163,11 @@ seeded('linear: a row is bit-identical whatever M (1..8), the thread count and t
 
 seeded('biasBackward, embedding forward/backward vs ref', (rng, be) => {
   const M = rng.pick(ODD), N = rng.pick([1, 17, 100, 767]);
-  const dy = rng.f32(M * N), db0 = rng.f32(N);
+  const dy = rng.uniform(M * N), db0 = rng.uniform(N);
   const wantDb = db0.slice();
   ref.biasBackward(M, N, dy, wantDb);
   const T = rng.pick(ODD), C = rng.pick([1, 3, 16, 17, 48, 100]), V = rng.int(1, 20);
-  const ids = rng.ints(T, 0, V - 1), table = rng.f32(V * C), dout = rng.f32(T * C), dt0 = rng.f32(V * C);
+  const ids = rng.ints(T, 0, V - 1), table = rng.uniform(V * C), dout = rng.uniform(T * C), dt0 = rng.uniform(V * C);
   const wantE = new Float32Array(T * C), wantDt = dt0.slice();
   ref.embeddingForward(T, C, V, ids, table, wantE);
   ref.embeddingBackward(T, C, V, ids, dout, wantDt);
@@ -226,8 +188,8 @@ seeded('biasBackward, embedding forward/backward vs ref', (rng, be) => {
 seeded('layerNorm and rmsNorm forward/backward vs ref, rows independent', (rng, be) => {
   for (const C of [1, 3, 17, rng.pick([64, 100, 767, 768])]) {
     const N = rng.pick(ODD), eps = 1e-5;
-    const x = rng.f32(N * C, 2), w = rng.f32(C), b = rng.f32(C), dout = rng.f32(N * C);
-    const dx0 = rng.f32(N * C), dw0 = rng.f32(C), db0 = rng.f32(C);
+    const x = rng.uniform(N * C, 2), w = rng.uniform(C), b = rng.uniform(C), dout = rng.uniform(N * C);
+    const dx0 = rng.uniform(N * C), dw0 = rng.uniform(C), db0 = rng.uniform(C);
     const out = new Float32Array(N * C), mean = new Float32Array(N), rstd = new Float32Array(N);
     ref.layerNormForward(N, C, x, w, b, eps, out, mean, rstd);
     const [dx, dw, db] = [dx0.slice(), dw0.slice(), db0.slice()];
@@ -268,7 +230,7 @@ seeded('layerNorm and rmsNorm forward/backward vs ref, rows independent', (rng, 
 
 seeded('gelu, swiglu forward/backward vs ref', (rng, be) => {
   const n = rng.pick([1, 7, 16, 17, 1000, 70001]);
-  const x = rng.f32(n, 6), up = rng.f32(n, 2), dout = rng.f32(n), d0 = rng.f32(n), u0 = rng.f32(n);
+  const x = rng.uniform(n, 6), up = rng.uniform(n, 2), dout = rng.uniform(n), d0 = rng.uniform(n), u0 = rng.uniform(n);
   const g = new Float32Array(n), s = new Float32Array(n);
   ref.geluForward(n, x, g);
   ref.swigluForward(n, x, up, s);
@@ -300,7 +262,7 @@ seeded('rope forward and inverse vs ref (cached and uncached positions)', (rng, 
     const R = rng.pick(ODD), H = rng.int(1, 5), theta = rng.pick([10000, 500000]);
     const pos = rng.ints(R, 0, 5000);
     if (R > 1) pos[1] = -3;  // ref accepts any position; native computes such rows outside its table
-    const x = rng.f32(R * H * D);
+    const x = rng.uniform(R * H * D);
     for (const inverse of [false, true]) {
       const want = x.slice();
       ref.rope(R, H, D, want, pos, theta, inverse);
@@ -317,10 +279,10 @@ seeded('rope forward and inverse vs ref (cached and uncached positions)', (rng, 
 seeded('attentionForward and attentionBackward vs ref (grouped heads)', (rng, be) => {
   for (const [G, hpk] of [[1, 1], [2, 2], [1, 3]]) {
     const B = rng.int(1, 2), T = rng.pick([1, 5, 17, 33, 64, 65, rng.int(66, 140)]), H = G * hpk, D = rng.pick([1, 8, 16, 17, 64]);
-    const q = rng.f32(B * T * H * D), k = rng.f32(B * T * G * D), v = rng.f32(B * T * G * D), dout = rng.f32(B * T * H * D);
+    const q = rng.uniform(B * T * H * D), k = rng.uniform(B * T * G * D), v = rng.uniform(B * T * G * D), dout = rng.uniform(B * T * H * D);
     const out = new Float32Array(B * T * H * D), probs = new Float32Array(B * H * T * T);
     ref.attentionForward(B, T, H, G, D, q, k, v, out, probs);
-    const dq0 = rng.f32(q.length), dk0 = rng.f32(k.length), dv0 = rng.f32(v.length);
+    const dq0 = rng.uniform(q.length), dk0 = rng.uniform(k.length), dv0 = rng.uniform(v.length);
     const [dq, dk, dv] = [dq0.slice(), dk0.slice(), dv0.slice()];
     ref.attentionBackward(B, T, H, G, D, q, k, v, probs, dout, dq, dk, dv);
     eachConfig(be, (cfg) => {
@@ -342,11 +304,11 @@ seeded('attentionDecode vs ref and vs the forward; rows bit-identical alone, in 
   for (const [G, hpk] of [[1, 1], [3, 1], [2, 2], [1, 4]]) {
     const H = G * hpk, D = rng.pick([1, 16, 17, 64]), M = rng.int(1, 8), pos0 = rng.pick([0, 1, 5, rng.int(0, 300)]);
     const len = pos0 + M;
-    const q = rng.f32(M * H * D), kc = rng.f32(len * G * D), vc = rng.f32(len * G * D);
+    const q = rng.uniform(M * H * D), kc = rng.uniform(len * G * D), vc = rng.uniform(len * G * D);
     const want = new Float32Array(M * H * D);
     ref.attentionDecode(M, H, G, D, q, kc, vc, pos0, want);
     // the training forward over the whole sequence (B=1, T=len) with q placed at the last M positions
-    const qAll = rng.f32(len * H * D);
+    const qAll = rng.uniform(len * H * D);
     qAll.set(q, pos0 * H * D);
     const simd0 = be.simd;
     eachConfig(be, (cfg) => {
@@ -370,10 +332,10 @@ seeded('attentionDecode vs ref and vs the forward; rows bit-identical alone, in 
 // ---- loss, optimizer, elementwise -----------------------------------------------------------------------------------
 seeded('crossEntropy forward/backward vs ref (ignored rows)', (rng, be) => {
   const N = rng.pick(ODD), V = rng.pick([1, 2, 17, 1000, 4099]);
-  const logits = rng.f32(N * V, 8), targets = rng.ints(N, -1, V - 1), scale = 1 / N;
+  const logits = rng.uniform(N * V, 8), targets = rng.ints(N, -1, V - 1), scale = 1 / N;
   const losses = new Float32Array(N);
   const total = ref.crossEntropyForward(N, V, logits, targets, losses);
-  const d0 = rng.f32(N * V, 0.01);
+  const d0 = rng.uniform(N * V, 0.01);
   const dl = d0.slice();
   ref.crossEntropyBackward(N, V, logits, targets, scale, dl);
   eachConfig(be, (cfg) => {
@@ -389,11 +351,11 @@ seeded('crossEntropy forward/backward vs ref (ignored rows)', (rng, be) => {
 
 seeded('adamw, add, axpy, scale, sumSquares vs ref', (rng, be) => {
   const n = rng.pick([1, 15, 17, 1000, 100003]);
-  const p0 = rng.f32(n), g = rng.f32(n, 0.1), m0 = rng.f32(n, 0.01), v0 = rng.f32(n, 1e-4).map(Math.abs);
+  const p0 = rng.uniform(n), g = rng.uniform(n, 0.1), m0 = rng.uniform(n, 0.01), v0 = rng.uniform(n, 1e-4).map(Math.abs);
   const step = rng.int(1, 50);
   const [p, m, v] = [p0.slice(), m0.slice(), v0.slice()];
   ref.adamw(n, p, g, m, v, 1e-3, 0.9, 0.95, 1e-8, 0.1, step);
-  const sum = new Float32Array(n), y0 = rng.f32(n), y = y0.slice(), sc = p0.slice();
+  const sum = new Float32Array(n), y0 = rng.uniform(n), y = y0.slice(), sc = p0.slice();
   ref.add(n, p0, g, sum);
   ref.axpy(n, 0.37, g, y);
   ref.scale(n, sc, -1.7);

@@ -37,11 +37,20 @@ export class Rng {
     for (let i = 0; i < n; i++) out[i] = this.int(lo, hi);
     return out;
   }
+  /** n values uniform in [−scale, scale), rounded to float32. */
+  uniform(n: number, scale = 1): Float32Array {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = (this.next() * 2 - 1) * scale;
+    return out;
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[Math.floor(this.next() * xs.length)];
+  }
 }
 
 /** A node:test test with a fresh random seed; the seed is put into the failure message. */
-export function seededTest(name: string, body: (rng: Rng) => void): void {
-  test(name, () => {
+export function seededTest(name: string, body: (rng: Rng) => void, opts: { skip?: string | false } = {}): void {
+  test(name, { skip: opts.skip ?? false }, () => {
     const seed = process.env.SEED !== undefined ? Number(process.env.SEED) : Math.floor(Math.random() * 2 ** 31);
     try {
       body(new Rng(seed));
