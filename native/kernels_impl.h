@@ -917,29 +917,47 @@ static void attention_decode(int nth, i64 M, i64 H, i64 G, i64 D, const float* q
                              const float* vCache, i64 pos0, float* out) {
   const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(D)));
   const i64 hpk = H / G, len = pos0 + M, stride = G * D;
-  auto job = [&](i64 h) {
-    float* s = tls_s2.get(M * len);
-    float* acc = tls_s3.get(M * D);
-    const float* kb = kCache + (h / hpk) * D;
-    const float* vb = vCache + (h / hpk) * D;
-    // scores: key row j is used by query rows m with pos0 + m >= j
+  // A chunk is a range of kv heads (with their hpk query heads). It walks the cache key row by key row, reading
+  // the chunk's part of each row, so the reads are one sequential stream rather than a strided walk per head
+  // (the cache is [T, G*D]; per-head walks were latency-bound). Every head's arithmetic is the same whatever
+  // the chunking: scores by one dot each, softmax per row, values accumulated in key order.
+  const i64 chunks = imin(G, imax(1, static_cast<i64>(nth)) * 2);
+  auto job = [&](i64 c) {
+    i64 g0, g1;
+    rg::split_range(G, static_cast<int>(c), static_cast<int>(chunks), &g0, &g1);
+    const i64 nh = (g1 - g0) * hpk, h0 = g0 * hpk;
+    float* s = tls_s2.get(nh * M * len);  // s[(h - h0) * M + m][j]
+    float* acc = tls_s3.get(nh * M * D);  // acc[(h - h0) * M + m][d]
     for (i64 j = 0; j < len; ++j) {
-      const float* kr = kb + j * stride;
-      for (i64 m = imax(0, j - pos0); m < M; ++m) s[m * len + j] = dot(q + (m * H + h) * D, kr, D) * scale;
+      const i64 m0 = imax(0, j - pos0);  // query rows m with pos0 + m >= j see key j
+      const float* krow = kCache + j * stride;
+      for (i64 h = h0; h < h0 + nh; ++h) {
+        const float* kr = krow + (h / hpk) * D;
+        float* sh = s + (h - h0) * M * len;
+        for (i64 m = m0; m < M; ++m) sh[m * len + j] = dot(q + (m * H + h) * D, kr, D) * scale;
+      }
     }
-    for (i64 m = 0; m < M; ++m) {
-      const i64 n = pos0 + m + 1;
-      const float sum = softmax_exp(s + m * len, n);
-      scale_row(s + m * len, n, 1.0f / sum);
+    for (i64 r = 0; r < nh * M; ++r) {
+      const i64 n = pos0 + r % M + 1;
+      const float sum = softmax_exp(s + r * len, n);
+      scale_row(s + r * len, n, 1.0f / sum);
     }
-    memset(acc, 0, static_cast<size_t>(M * D) * 4);
+    memset(acc, 0, static_cast<size_t>(nh * M * D) * 4);
     for (i64 j = 0; j < len; ++j) {
-      const float* vr = vb + j * stride;
-      for (i64 m = imax(0, j - pos0); m < M; ++m) axpy_row(acc + m * D, s[m * len + j], vr, D);
+      const i64 m0 = imax(0, j - pos0);
+      const float* vrow = vCache + j * stride;
+      for (i64 h = h0; h < h0 + nh; ++h) {
+        const float* vr = vrow + (h / hpk) * D;
+        const i64 r0 = (h - h0) * M;
+        for (i64 m = m0; m < M; ++m) axpy_row(acc + (r0 + m) * D, s[(r0 + m) * len + j], vr, D);
+      }
     }
-    for (i64 m = 0; m < M; ++m) memcpy(out + (m * H + h) * D, acc + m * D, static_cast<size_t>(D) * 4);
+    for (i64 h = h0; h < h0 + nh; ++h) {
+      for (i64 m = 0; m < M; ++m) memcpy(out + (m * H + h) * D, acc + ((h - h0) * M + m) * D, static_cast<size_t>(D) * 4);
+    }
   };
-  run_chunks(nth, H, 4.0 * M * H * len * D, job);
+  // Memory-bound when M is small: count the bytes of K and V read as work too, so long caches use every thread.
+  run_chunks(nth, chunks, 4.0 * M * H * len * D + 8.0 * len * stride, job);
 }
 
 // ================================================================================================

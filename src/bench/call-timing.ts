@@ -16,31 +16,36 @@ export interface CallTimings {
   recycle_ideal_speedup: number | null;
 }
 
-function time(f: () => void, reps: number): number {
-  const xs: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    f();
-    xs.push(performance.now() - t0);
-  }
-  return median(xs);
-}
-
+/**
+ * The four calls are timed round-robin (t1, t2, m1, m2, t1, …) rather than one after another, so a change in
+ * what the shared machine gives us during the measurement hits all four alike; medians over the rounds.
+ */
 export function measureCallTimings(model: InferenceModel, contextTokens = 16, reps = 15): CallTimings {
   const c = model.config, base = model.newBaseCache();
   const ctx = Array.from({ length: contextTokens }, (_, i) => (i * 7919) % c.vocabSize);
   model.forwardBase(ctx, base, 'none');
-  const full = (ids: number[]) => time(() => {
+  const calls: Array<() => void> = [[1], [1, 2]].map((ids) => () => {
     model.forwardBase(ids, base, 'last');
     base.rollback(ids.length);
-  }, reps);
-  const t1 = full([1]), t2 = full([1, 2]);
-  if (!model.hasModule) return { full_m1_ms: t1, full_m2_ms: t2, module_m1_ms: null, module_m2_ms: null, recycle_ideal_speedup: null };
-  const mod = model.newModuleCache(), h = new Float32Array(2 * c.hidden);
-  const module = (ids: number[]) => time(() => {
-    model.forwardModule(h, ids, mod, 'last');
-    mod.rollback(ids.length);
-  }, reps);
-  const m1 = module([1]), m2 = module([1, 2]);
+  });
+  if (model.hasModule) {
+    const mod = model.newModuleCache(), h = new Float32Array(2 * c.hidden);
+    for (const ids of [[1], [1, 2]]) {
+      calls.push(() => {
+        model.forwardModule(h, ids, mod, 'last');
+        mod.rollback(ids.length);
+      });
+    }
+  }
+  const ms: number[][] = calls.map(() => []);
+  for (let r = 0; r < reps; r++) {
+    calls.forEach((f, i) => {
+      const t0 = performance.now();
+      f();
+      ms[i]!.push(performance.now() - t0);
+    });
+  }
+  const [t1, t2, m1, m2] = ms.map(median) as [number, number, number?, number?];
+  if (m1 === undefined || m2 === undefined) return { full_m1_ms: t1, full_m2_ms: t2, module_m1_ms: null, module_m2_ms: null, recycle_ideal_speedup: null };
   return { full_m1_ms: t1, full_m2_ms: t2, module_m1_ms: m1, module_m2_ms: m2, recycle_ideal_speedup: (2 * t1) / (t2 + m2) };
 }

@@ -4,6 +4,11 @@
  * on a shared machine hits them alike; medians over repeats. Reports tokens/s, the speedup over standard measured
  * in this run, full calls per token, acceptance (verified), and the bandwidth roofline: measured read bandwidth ÷
  * bytes of weights streamed per token (from the call counters: full calls × base bytes + module calls × module bytes).
+ *
+ * The memory bandwidth a shared machine gives us moves by ±30% within a minute (neighbours), so one probe before
+ * the runs can be far from what the runs saw: the probe runs at the start of every repeat, next to the decode
+ * runs, and the roofline uses the median of those probes. Likewise a mode's speedup is the median over repeats of
+ * its rate ÷ standard's rate in the same repeat (back-to-back runs share the machine's state).
  */
 import type { Backend } from '../kernels/backend.js';
 import type { InferenceModel } from '../model/infer.js';
@@ -13,6 +18,9 @@ import { DECODE_MODES, type DecodeMode } from '../generate/types.js';
 import { measureReadBandwidth, median, type Bandwidth } from './bandwidth.js';
 import { measureCallTimings, type CallTimings } from './call-timing.js';
 import { callBytes } from './weight-bytes.js';
+
+/** Probe size: 8x the last-level cache of common CPUs, small enough to repeat at every repeat (~10 ms a pass). */
+const PROBE_BYTES = 256 * 2 ** 20;
 
 export interface DecodeBenchOptions {
   /** Shown as `model` in the report (a directory or "preset:NAME"). */
@@ -26,7 +34,7 @@ export interface DecodeBenchOptions {
   tokens?: number;
   /** Repeats per mode; the median is reported (default 3). */
   repeats?: number;
-  /** Measure the read bandwidth (default true). */
+  /** Measure the read bandwidth at every repeat (default true). */
   bandwidth?: boolean;
   /** Time the single calls too (default true). */
   callTimings?: boolean;
@@ -38,13 +46,15 @@ export interface DecodeBenchRun {
   dtype: 'f32';
   mode: DecodeMode;
   tokens_per_s: number;
-  /** Median tokens/s of this mode ÷ median tokens/s of standard, both from this run (null without standard). */
+  /** Median over repeats of (this mode's tokens/s ÷ standard's tokens/s in the same repeat); null without standard. */
   speedup_vs_standard: number | null;
   full_calls_per_token: number;
   /** Verified: accepted ÷ (accepted + rejected) drafts; null in other modes. */
   acceptance: number | null;
   bytes_per_token: number;
   roofline_tokens_per_s: number | null;
+  /** tokens/s ÷ roofline tokens/s (the fraction of the measured bandwidth the mode's weight reads reach). */
+  roofline_fraction: number | null;
   /** tokens/s of each repeat. */
   samples: number[];
 }
@@ -53,7 +63,9 @@ export interface DecodeBenchResult {
   model: string;
   threads: number;
   backend: string;
+  /** Median of the probes taken at the start of every repeat. */
   bandwidth_gbs: number | null;
+  bandwidth_samples_gbs: number[];
   bandwidth_method: string | null;
   /** Standard decoding's roofline: bandwidth ÷ the bytes of one full call. */
   roofline_tokens_per_s: number | null;
@@ -89,12 +101,7 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
     if (p.length + tokens > c.maxPositions) throw new Error(`bench: a ${p.length}-token prompt + ${tokens} new tokens exceed the context length ${c.maxPositions}`);
   }
   const bytes = callBytes(c);
-  let bw: Bandwidth | null = null;
-  if (o.bandwidth !== false) {
-    log('measuring read bandwidth…');
-    bw = measureReadBandwidth(backend);
-    log(`read bandwidth ${bw.gbs.toFixed(1)} GB/s (${bw.method})`);
-  }
+  const probe = (): Bandwidth | null => (o.bandwidth === false ? null : measureReadBandwidth(backend, PROBE_BYTES, 3));
   let calls: CallTimings | null = null;
   if (o.callTimings !== false) {
     calls = measureCallTimings(model);
@@ -104,7 +111,15 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
   const gen = (mode: DecodeMode, p: number[], n: number) => decodeAll(model, p, { mode, max_new_tokens: n, eos_token_id: [], seed: 1 }, caches);
   for (const m of modes) gen(m, prompts[0]!, 8); // warm-up: JIT, page faults in the caches
   const totals = new Map<DecodeMode, Totals>(modes.map((m) => [m, { seconds: [], rates: [], tokens: 0, full: 0, module: 0, accepted: 0, rejected: 0 }]));
+  const bwSamples: number[] = [];
+  let bwMethod: string | null = null;
   for (let r = 0; r < repeats; r++) {
+    const bw = probe();
+    if (bw) {
+      bwSamples.push(bw.gbs);
+      bwMethod = bw.method;
+      log(`repeat ${r + 1}/${repeats} read bandwidth ${bw.gbs.toFixed(1)} GB/s`);
+    }
     const order = modes.map((_, i) => modes[(i + r) % modes.length]!);
     for (const mode of order) {
       const t = totals.get(mode)!;
@@ -126,20 +141,21 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
     }
   }
   const std = totals.get('standard');
-  const stdRate = std ? median(std.rates) : null;
+  const gbs = bwSamples.length > 0 ? median(bwSamples) : null;
   const runs: DecodeBenchRun[] = modes.map((mode) => {
     const t = totals.get(mode)!, rate = median(t.rates);
     const bpt = (t.full * bytes.full + t.module * bytes.module) / t.tokens;
     const drafts = t.accepted + t.rejected;
+    const roof = gbs !== null ? (gbs * 1e9) / bpt : null;
     return {
-      dtype: 'f32', mode, tokens_per_s: rate, speedup_vs_standard: stdRate ? rate / stdRate : null,
+      dtype: 'f32', mode, tokens_per_s: rate, speedup_vs_standard: std ? median(t.rates.map((x, i) => x / std.rates[i]!)) : null,
       full_calls_per_token: t.full / t.tokens, acceptance: mode === 'verified' ? (drafts > 0 ? t.accepted / drafts : null) : null,
-      bytes_per_token: bpt, roofline_tokens_per_s: bw ? (bw.gbs * 1e9) / bpt : null, samples: t.rates,
+      bytes_per_token: bpt, roofline_tokens_per_s: roof, roofline_fraction: roof !== null ? rate / roof : null, samples: t.rates,
     };
   });
   return {
-    model: o.name, threads: backend.threads(), backend: backendLabel(backend), bandwidth_gbs: bw?.gbs ?? null, bandwidth_method: bw?.method ?? null,
-    roofline_tokens_per_s: bw ? (bw.gbs * 1e9) / bytes.full : null, full_call_bytes: bytes.full, module_call_bytes: bytes.module,
+    model: o.name, threads: backend.threads(), backend: backendLabel(backend), bandwidth_gbs: gbs, bandwidth_samples_gbs: bwSamples, bandwidth_method: bwMethod,
+    roofline_tokens_per_s: gbs !== null ? (gbs * 1e9) / bytes.full : null, full_call_bytes: bytes.full, module_call_bytes: bytes.module,
     prompts: prompts.length, prompt_tokens: Math.round(prompts.reduce((s, p) => s + p.length, 0) / prompts.length), new_tokens: tokens, repeats, call_timings: calls, runs,
   };
 }
@@ -154,17 +170,20 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
   const mb = (x: number): string => `${(x / 1e6).toFixed(1)} MB`;
   const lines = [
     `model ${r.model}: full call ${mb(r.full_call_bytes)}${r.module_call_bytes ? `, module call ${mb(r.module_call_bytes)}` : ''} of f32 weights; ${r.backend}, ${r.threads} thread(s)`,
-    r.bandwidth_gbs !== null ? `read bandwidth ${r.bandwidth_gbs.toFixed(1)} GB/s (${r.bandwidth_method}) → standard roofline ${r.roofline_tokens_per_s!.toFixed(1)} tokens/s` : 'read bandwidth not measured',
+    r.bandwidth_gbs !== null
+      ? `read bandwidth ${r.bandwidth_gbs.toFixed(1)} GB/s (median of ${r.bandwidth_samples_gbs.length} probes, ${r.bandwidth_samples_gbs.map((x) => x.toFixed(1)).join(' / ')}; ${r.bandwidth_method}) → standard roofline ${r.roofline_tokens_per_s!.toFixed(1)} tokens/s`
+      : 'read bandwidth not measured',
     ...(r.call_timings ? [callLine(r.call_timings)] : []),
     `${r.prompts} prompt(s) of ~${r.prompt_tokens} tokens, ${r.new_tokens} new tokens each, greedy, median of ${r.repeats}`,
     '',
-    'mode       tokens/s  speedup  full calls/token  acceptance  MB/token  roofline tok/s',
+    'mode       tokens/s  speedup  full calls/token  acceptance  MB/token  roofline tok/s  of roofline',
   ];
   for (const x of r.runs) {
     lines.push([
       x.mode.padEnd(9), x.tokens_per_s.toFixed(1).padStart(9), (x.speedup_vs_standard !== null ? `${x.speedup_vs_standard.toFixed(2)}x` : '-').padStart(8),
       x.full_calls_per_token.toFixed(3).padStart(17), (x.acceptance !== null ? `${(100 * x.acceptance).toFixed(1)}%` : '-').padStart(11),
       (x.bytes_per_token / 1e6).toFixed(1).padStart(9), (x.roofline_tokens_per_s !== null ? x.roofline_tokens_per_s.toFixed(1) : '-').padStart(15),
+      (x.roofline_fraction !== null ? `${(100 * x.roofline_fraction).toFixed(0)}%` : '-').padStart(12),
     ].join(' '));
   }
   return lines.join('\n');

@@ -159,11 +159,16 @@ export class InferenceModel {
     const vDst = cache.v[layer]!.subarray(pos0 * kvw, (pos0 + M) * kvw);
     this.norm(M, x, n.norm1, n.norm1Bias, nrm, s);
     if (n.qkv) {
-      // GPT-2's fused c_attn [3C, C]: rows 0..C are q, C..2C k, 2C..3C v. Three products read the same bytes.
-      const W = w.get(n.qkv), B = w.get(n.qkvBias!);
-      b.linear(M, C, C, nrm, W.subarray(0, C * C), B.subarray(0, C), q);
-      b.linear(M, C, C, nrm, W.subarray(C * C, 2 * C * C), B.subarray(C, 2 * C), kDst);
-      b.linear(M, C, C, nrm, W.subarray(2 * C * C), B.subarray(2 * C), vDst);
+      // GPT-2's fused c_attn [3C, C]: one product (one pass over W, one kernel call), then each row's q, k, v
+      // parts go to q and to this layer's cache rows.
+      const qkv = s.qkv.subarray(0, M * 3 * C);
+      b.linear(M, 3 * C, C, nrm, w.get(n.qkv), w.get(n.qkvBias!), qkv);
+      for (let i = 0; i < M; i++) {
+        const r = i * 3 * C;
+        q.set(qkv.subarray(r, r + C), i * C);
+        kDst.set(qkv.subarray(r + C, r + 2 * C), i * C);
+        vDst.set(qkv.subarray(r + 2 * C, r + 3 * C), i * C);
+      }
     } else {
       b.linear(M, C, C, nrm, w.get(n.q!), null, q);
       b.linear(M, kvw, C, nrm, w.get(n.k!), null, kDst);
