@@ -381,11 +381,14 @@ static void gemm(int nth, i64 M, i64 N, i64 K, const float* a, bool transA, cons
 // ================================================================================================
 // linear, small M (1..8): the decode path. Each W row is loaded once and dotted with all M x rows while it
 // is in registers, so W streams from memory once per call. The per-(m,n) arithmetic is identical for every
-// M: two accumulators take alternate W-wide chunks of K (chunk c → acc[c & 1]), a masked chunk takes the
-// tail, then y = hsum(acc0 + acc1) + bias. Threads split N into contiguous ranges.
+// M: four accumulators take W-wide chunks of K in turn (chunk c → acc[c % 4]: four FMA chains, so the loop is
+// not held to one FMA per latency per chain; two chains kept M = 2 at 1.24x the M = 1 time even from L2), a
+// masked chunk takes the tail, then y = hsum((acc0 + acc1) + (acc2 + acc3)) + bias. Threads split N into
+// contiguous ranges. At M > 4 (prefill of short prompts only) the accumulators spill; correct, a little slower.
 // W rows are processed one at a time, so each thread reads W as a single sequential stream: interleaving 4
 // rows (4 short streams) was ~20% slower from DRAM on Zen 5, the hardware prefetcher prefers one stream.
 // ================================================================================================
+constexpr int LIN_ACC = 4;    // accumulators per x row (see above)
 constexpr int LIN_PF = 1024;  // software prefetch distance (floats, 4 KB) ahead in the W stream, into L1
 
 // x arrives as a JS typed array (16-byte aligned at best): linear_small copies it to xs with a row stride
@@ -403,9 +406,13 @@ enum LinMode { LIN_PLAIN, LIN_AHEAD, LIN_COMBINE };
 template <int M, int MODE>
 static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs, const float* w, const float* bias,
                               float* y) {
-  V a0[M], a1[M];
+  constexpr int A = LIN_ACC;
+  V acc[A][M];
 #pragma GCC unroll 8
-  for (int m = 0; m < M; ++m) a0[m] = vzero(), a1[m] = vzero();
+  for (int m = 0; m < M; ++m) {
+#pragma GCC unroll 4
+    for (int a = 0; a < A; ++a) acc[a][m] = vzero();
+  }
   const float* wr = w + n * K;
   const int sh = MODE == LIN_COMBINE ? misalign(wr) : 0;
   const float* wa = wr - sh;  // the aligned block holding wr[0] (MODE != LIN_PLAIN)
@@ -414,45 +421,54 @@ static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs, cons
   const i64 nfull = K / W;
   const int tail = static_cast<int>(K - nfull * W);
   i64 c = 0;
-  for (; c + 2 <= nfull; c += 2) {
+  for (; c + A <= nfull; c += A) {  // chunks c .. c+A-1 → acc[0 .. A-1]
     const i64 o = c * W;
-#pragma GCC unroll 2
-    for (int l = 0; l < 2 * W; l += 16) prefetch_l1(wr + o + LIN_PF + l);  // every 64-byte line
-    V w0, w1;
+#pragma GCC unroll 4
+    for (int l = 0; l < A * W; l += 16) prefetch_l1(wr + o + LIN_PF + l);  // every 64-byte line
+    V wv[A];
     if (MODE == LIN_PLAIN) {
-      w0 = vload(wr + o), w1 = vload(wr + o + W);
+#pragma GCC unroll 4
+      for (int a = 0; a < A; ++a) wv[a] = vload(wr + o + a * W);
     } else {
-      const V h0 = vload(wa + o + W), h1 = vload(wa + o + 2 * W);
-      if (MODE == LIN_AHEAD) w0 = prev, w1 = h0;
-      else w0 = vcombine(prev, h0, idx), w1 = vcombine(h0, h1, idx);
-      prev = h1;
+      V h[A];
+#pragma GCC unroll 4
+      for (int a = 0; a < A; ++a) h[a] = vload(wa + o + (a + 1) * W);
+      wv[0] = MODE == LIN_AHEAD ? prev : vcombine(prev, h[0], idx);
+#pragma GCC unroll 4
+      for (int a = 1; a < A; ++a) wv[a] = MODE == LIN_AHEAD ? h[a - 1] : vcombine(h[a - 1], h[a], idx);
+      prev = h[A - 1];
     }
 #pragma GCC unroll 8
     for (int m = 0; m < M; ++m) {
-      a0[m] = vfma(vload(xs + m * Kp + o), w0, a0[m]);
-      a1[m] = vfma(vload(xs + m * Kp + o + W), w1, a1[m]);
+#pragma GCC unroll 4
+      for (int a = 0; a < A; ++a) acc[a][m] = vfma(vload(xs + m * Kp + o + a * W), wv[a], acc[a][m]);
     }
   }
-  if (c < nfull) {  // one full chunk left; c is even → acc0
+  for (; c < nfull; ++c) {  // fewer than A full chunks left: chunk c → acc[c % A]
     const i64 o = c * W;
-    const V wv = MODE == LIN_PLAIN ? vload(wr + o) : MODE == LIN_AHEAD ? prev : vcombine(prev, vload(wa + o + W), idx);
+    V wv;
+    if (MODE == LIN_PLAIN) {
+      wv = vload(wr + o);
+    } else if (MODE == LIN_AHEAD) {
+      wv = prev;
+      if (c + 1 < nfull) prev = vload(wa + o + W);
+    } else {
+      const V h = vload(wa + o + W);
+      wv = vcombine(prev, h, idx);
+      prev = h;
+    }
 #pragma GCC unroll 8
-    for (int m = 0; m < M; ++m) a0[m] = vfma(vload(xs + m * Kp + o), wv, a0[m]);
-    ++c;
+    for (int m = 0; m < M; ++m) acc[c % A][m] = vfma(vload(xs + m * Kp + o), wv, acc[c % A][m]);
   }
-  if (tail) {  // chunk c = nfull, masked; it goes to acc[c & 1] like any chunk
+  if (tail) {  // chunk c = nfull, masked; it goes to acc[c % A] like any chunk
     const i64 o = c * W;
     const V wv = vload_n(wr + o, tail);
 #pragma GCC unroll 8
-    for (int m = 0; m < M; ++m) {
-      const V xv = vload_n(xs + m * Kp + o, tail);
-      if (c & 1) a1[m] = vfma(xv, wv, a1[m]);
-      else a0[m] = vfma(xv, wv, a0[m]);
-    }
+    for (int m = 0; m < M; ++m) acc[c % A][m] = vfma(vload_n(xs + m * Kp + o, tail), wv, acc[c % A][m]);
   }
 #pragma GCC unroll 8
   for (int m = 0; m < M; ++m) {
-    const float s = vhsum(vadd(a0[m], a1[m]));
+    const float s = vhsum(vadd(vadd(acc[0][m], acc[1][m]), vadd(acc[2][m], acc[3][m])));
     y[m * N + n] = bias ? s + bias[n] : s;
   }
 }

@@ -28,9 +28,9 @@ test('decode bench reports every mode with consistent counters, paired speedups 
   assert.ok(ver.acceptance !== null && ver.acceptance >= 0 && ver.acceptance <= 1);
   assert.equal(rec.acceptance, null);
   if (probe) {
-    assert.equal(r.bandwidth_samples_gbs.length, 3);
-    assert.equal(r.bandwidth_gbs, [...r.bandwidth_samples_gbs].sort((a, b) => a - b)[1]);
-    assert.ok(std.roofline_fraction !== null && Math.abs(std.roofline_fraction - std.tokens_per_s / std.roofline_tokens_per_s!) < 1e-12);
+    assert.equal(r.bandwidth_samples_gbs.length, 9); // one probe before every run
+    assert.equal(r.bandwidth_gbs, [...r.bandwidth_samples_gbs].sort((a, b) => a - b)[4]);
+    for (const x of r.runs) assert.ok(x.roofline_fraction !== null && x.roofline_fraction > 0, `${x.mode} roofline fraction`);
   } else {
     assert.equal(r.bandwidth_gbs, null);
     assert.equal(std.roofline_fraction, null);

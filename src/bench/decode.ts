@@ -5,10 +5,11 @@
  * in this run, full calls per token, acceptance (verified), and the bandwidth roofline: measured read bandwidth ÷
  * bytes of weights streamed per token (from the call counters: full calls × base bytes + module calls × module bytes).
  *
- * The memory bandwidth a shared machine gives us moves by ±30% within a minute (neighbours), so one probe before
- * the runs can be far from what the runs saw: the probe runs at the start of every repeat, next to the decode
- * runs, and the roofline uses the median of those probes. Likewise a mode's speedup is the median over repeats of
- * its rate ÷ standard's rate in the same repeat (back-to-back runs share the machine's state).
+ * The memory bandwidth this shared machine gives us switches between ~37 and ~70 GB/s from one second to the next
+ * (neighbours; seen in this bench's own probes), so one probe before the runs says little about what a run saw:
+ * a probe (best of 3 passes over 256 MB: the peak, as a roofline wants) runs just before every mode's run, each
+ * run is compared with its own probe, and the reported bandwidth is the median of all probes. Likewise a mode's
+ * speedup is the median over repeats of its rate ÷ standard's rate in the same repeat.
  */
 import type { Backend } from '../kernels/backend.js';
 import type { InferenceModel } from '../model/infer.js';
@@ -53,7 +54,10 @@ export interface DecodeBenchRun {
   acceptance: number | null;
   bytes_per_token: number;
   roofline_tokens_per_s: number | null;
-  /** tokens/s ÷ roofline tokens/s (the fraction of the measured bandwidth the mode's weight reads reach). */
+  /**
+   * The fraction of the read bandwidth this mode's weight reads reach: median over repeats of tokens/s × bytes per
+   * token ÷ the bandwidth probed just before that repeat's run.
+   */
   roofline_fraction: number | null;
   /** tokens/s of each repeat. */
   samples: number[];
@@ -63,7 +67,7 @@ export interface DecodeBenchResult {
   model: string;
   threads: number;
   backend: string;
-  /** Median of the probes taken at the start of every repeat. */
+  /** Median of the probes (one just before every mode's run in every repeat). */
   bandwidth_gbs: number | null;
   bandwidth_samples_gbs: number[];
   bandwidth_method: string | null;
@@ -79,7 +83,7 @@ export interface DecodeBenchResult {
   runs: DecodeBenchRun[];
 }
 
-interface Totals { seconds: number[]; rates: number[]; tokens: number; full: number; module: number; accepted: number; rejected: number }
+interface Totals { seconds: number[]; rates: number[]; bw: number[]; tokens: number; full: number; module: number; accepted: number; rejected: number }
 
 export function randomPrompts(count: number, length: number, vocab: number, seed = 1234): number[][] {
   const u = seededUniform(seed);
@@ -101,7 +105,7 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
     if (p.length + tokens > c.maxPositions) throw new Error(`bench: a ${p.length}-token prompt + ${tokens} new tokens exceed the context length ${c.maxPositions}`);
   }
   const bytes = callBytes(c);
-  const probe = (): Bandwidth | null => (o.bandwidth === false ? null : measureReadBandwidth(backend, PROBE_BYTES, 3));
+  const probe = (): Bandwidth | null => (o.bandwidth === false ? null : measureReadBandwidth(backend, PROBE_BYTES, 3, 'best'));
   let calls: CallTimings | null = null;
   if (o.callTimings !== false) {
     calls = measureCallTimings(model);
@@ -110,19 +114,19 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
   const caches = createCaches(model);
   const gen = (mode: DecodeMode, p: number[], n: number) => decodeAll(model, p, { mode, max_new_tokens: n, eos_token_id: [], seed: 1 }, caches);
   for (const m of modes) gen(m, prompts[0]!, 8); // warm-up: JIT, page faults in the caches
-  const totals = new Map<DecodeMode, Totals>(modes.map((m) => [m, { seconds: [], rates: [], tokens: 0, full: 0, module: 0, accepted: 0, rejected: 0 }]));
+  const totals = new Map<DecodeMode, Totals>(modes.map((m) => [m, { seconds: [], rates: [], bw: [], tokens: 0, full: 0, module: 0, accepted: 0, rejected: 0 }]));
   const bwSamples: number[] = [];
   let bwMethod: string | null = null;
   for (let r = 0; r < repeats; r++) {
-    const bw = probe();
-    if (bw) {
-      bwSamples.push(bw.gbs);
-      bwMethod = bw.method;
-      log(`repeat ${r + 1}/${repeats} read bandwidth ${bw.gbs.toFixed(1)} GB/s`);
-    }
     const order = modes.map((_, i) => modes[(i + r) % modes.length]!);
     for (const mode of order) {
       const t = totals.get(mode)!;
+      const bw = probe();
+      if (bw) {
+        bwSamples.push(bw.gbs);
+        t.bw.push(bw.gbs);
+        bwMethod = bw.method;
+      }
       let made = 0;
       const t0 = performance.now();
       for (const p of prompts) {
@@ -137,7 +141,7 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
       t.tokens += made;
       t.seconds.push(sec);
       t.rates.push(made / sec);
-      log(`repeat ${r + 1}/${repeats} ${mode}: ${(made / sec).toFixed(1)} tokens/s`);
+      log(`repeat ${r + 1}/${repeats} ${mode}: ${(made / sec).toFixed(1)} tokens/s${bw ? ` (read bandwidth just before: ${bw.gbs.toFixed(1)} GB/s)` : ''}`);
     }
   }
   const std = totals.get('standard');
@@ -147,10 +151,12 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
     const bpt = (t.full * bytes.full + t.module * bytes.module) / t.tokens;
     const drafts = t.accepted + t.rejected;
     const roof = gbs !== null ? (gbs * 1e9) / bpt : null;
+    // Each run against the probe taken just before it (the machine's bandwidth moves between runs).
+    const fraction = t.bw.length === t.rates.length && t.bw.length > 0 ? median(t.rates.map((x, i) => (x * bpt) / (t.bw[i]! * 1e9))) : null;
     return {
       dtype: 'f32', mode, tokens_per_s: rate, speedup_vs_standard: std ? median(t.rates.map((x, i) => x / std.rates[i]!)) : null,
       full_calls_per_token: t.full / t.tokens, acceptance: mode === 'verified' ? (drafts > 0 ? t.accepted / drafts : null) : null,
-      bytes_per_token: bpt, roofline_tokens_per_s: roof, roofline_fraction: roof !== null ? rate / roof : null, samples: t.rates,
+      bytes_per_token: bpt, roofline_tokens_per_s: roof, roofline_fraction: fraction, samples: t.rates,
     };
   });
   return {
