@@ -1,5 +1,5 @@
 /** Where the shipped default model lives: <package root>/models/<DEFAULT_MODEL_NAME>. */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,9 +15,24 @@ export function packageRoot(): string {
   throw new Error('cannot find the recyclegpt package root');
 }
 
-/** Resolve `--model`: the given directory, or the shipped default (with a clear error if it is absent). */
+/** The models shipped in <package root>/models (each a folder with a config.json). */
+export function shippedModelNames(): string[] {
+  const dir = join(packageRoot(), 'models');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((n) => existsSync(join(dir, n, 'config.json'))).sort();
+}
+
+/**
+ * Resolve `--model`: a directory; else the name of a shipped model (`--model recycle-deep`); nothing: the shipped
+ * default. A name that is neither gives an error listing the shipped models.
+ */
 export function resolveModelDir(model: string | undefined): string {
-  if (model) return model;
+  if (model) {
+    if (existsSync(model)) return model;
+    const shipped = join(packageRoot(), 'models', model);
+    if (!/[\\/]/.test(model) && existsSync(join(shipped, 'config.json'))) return shipped;
+    throw new Error(`--model ${model}: no such directory, and no shipped model of that name (shipped: ${shippedModelNames().join(', ') || 'none'})`);
+  }
   const dir = join(packageRoot(), 'models', DEFAULT_MODEL_NAME);
   if (!existsSync(join(dir, 'config.json'))) {
     throw new Error(`no --model given and the default model is not installed at ${dir}`);
