@@ -62,3 +62,16 @@ test(`verified greedy == standard greedy on ${PROMPTS} held-out Brown prompts ($
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+const deep = shipped ? path.join(path.dirname(shipped), 'recycle-deep') : null;
+const deepSkip = getBackend().name === 'ref' ? 'the native addon is not built' : deep && fs.existsSync(path.join(deep, 'config.json')) ? false : 'models/recycle-deep is not installed';
+
+test('verified greedy == standard greedy on 30 held-out Brown prompts of models/recycle-deep (1-block module)', { skip: deepSkip }, (t) => {
+  const { config, weights } = loadModelDir(deep!);
+  const model = new InferenceModel(config, weights, getBackend());
+  const tokens = tokenizeDocuments(loadCorpus('brown').val, loadTokenizer(deep!));
+  const prompts = heldoutPrompts(tokens, 30, 32, 48).map((p) => p.prompt);
+  const { accepted, rejected } = checkVerifiedGreedy(model, prompts, { max_new_tokens: 48 });
+  t.diagnostic(`recycle-deep: drafts accepted ${accepted}, rejected ${rejected}`);
+  assert.ok(accepted > 0 && rejected > 0, `both paths must run (accepted ${accepted}, rejected ${rejected})`);
+});
