@@ -381,10 +381,12 @@ static void gemm(int nth, i64 M, i64 N, i64 K, const float* a, bool transA, cons
 // ================================================================================================
 // linear, small M (1..8): the decode path. Each W row is loaded once and dotted with all M x rows while it
 // is in registers, so W streams from memory once per call. The per-(m,n) arithmetic is identical for every
-// M: four accumulators take W-wide chunks of K in turn (chunk c → acc[c % 4]: four FMA chains, so the loop is
-// not held to one FMA per latency per chain; two chains kept M = 2 at 1.24x the M = 1 time even from L2), a
-// masked chunk takes the tail, then y = hsum((acc0 + acc1) + (acc2 + acc3)) + bias. Threads split N into
-// contiguous ranges. At M > 4 (prefill of short prompts only) the accumulators spill; correct, a little slower.
+// M: four accumulators take W-wide chunks of K in turn (chunk c → acc[c % 4]), a masked chunk takes the tail,
+// then y = hsum((acc0 + acc1) + (acc2 + acc3)) + bias. Threads split N into contiguous ranges. Four FMA chains
+// instead of two: from DRAM (320..4096 × 320 weights, 1 and 2 threads) M = 2 took 1.12-1.20x the M = 1 time
+// with two and 1.01-1.07x with four, which is what the 2-token full calls of recycle/verified decoding need
+// (from L2 the ratio stayed ~1.25x). At M > 4 (prefill of short prompts only) the accumulators spill: correct,
+// a little slower.
 // W rows are processed one at a time, so each thread reads W as a single sequential stream: interleaving 4
 // rows (4 short streams) was ~20% slower from DRAM on Zen 5, the hardware prefetcher prefers one stream.
 // ================================================================================================
@@ -935,8 +937,8 @@ static void attention_decode(int nth, i64 M, i64 H, i64 G, i64 D, const float* q
   const i64 hpk = H / G, len = pos0 + M, stride = G * D;
   // A chunk is a range of kv heads (with their hpk query heads). It walks the cache key row by key row, reading
   // the chunk's part of each row, so the reads are one sequential stream rather than a strided walk per head
-  // (the cache is [T, G*D]; per-head walks were latency-bound). Every head's arithmetic is the same whatever
-  // the chunking: scores by one dot each, softmax per row, values accumulated in key order.
+  // (the cache is [T, G*D]). Every head's arithmetic is the same whatever the chunking (and the same as a
+  // head-by-head walk): scores by one dot each, softmax per row, values accumulated in key order.
   const i64 chunks = imin(G, imax(1, static_cast<i64>(nth)) * 2);
   auto job = [&](i64 c) {
     i64 g0, g1;
