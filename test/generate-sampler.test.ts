@@ -85,6 +85,15 @@ test('the sampler composes processors in order and draws from the processed dist
   assert.equal(greedy.pick(f32([1, 5, 4, 0]), new TokenHistory(4, [1])), 2);
   assert.equal(argmax([1, 3, 3, 2]), 1, 'first maximum');
   assert.throws(() => greedy.pick(f32([0, Number.NaN, 0, 0]), new TokenHistory(4)), /non-finite logit/);
+  // Plain greedy (no processors) takes a one-pass path: same first-maximum rule, same errors.
+  const plain = new Sampler({ ...settings, doSample: false, repetitionPenalty: 1 }, 4, seededUniform(1));
+  assert.equal(plain.processors.length, 0);
+  assert.equal(plain.pick(f32([1, 5, 5, 0]), new TokenHistory(4)), 1, 'first maximum');
+  assert.equal(plain.pick(f32([-3, -2, -9, -2.5]), new TokenHistory(4)), 1);
+  for (const bad of [Number.NaN, Infinity, -Infinity]) {
+    assert.throws(() => plain.pick(f32([0, 1, bad, 0]), new TokenHistory(4)), new RegExp(`non-finite logit \\(${bad}\\) for token 2`));
+  }
+  assert.throws(() => plain.pick(f32([0, 1, 2]), new TokenHistory(4)), /a logits row has 3 values, the vocabulary 4/);
 });
 
 test('speculative verification keeps the target distribution (exact, one step)', () => {

@@ -91,15 +91,36 @@ export class Sampler {
     return out;
   }
 
+  /**
+   * The processed argmax. With no processors (plain greedy) it is one pass over the raw row, checking for
+   * non-finite logits on the way, rather than a checked copy and then a second pass (a 50k vocabulary: ~90 → ~45 µs
+   * a token).
+   */
+  private greedyPick(logits: Float32Array, history: TokenHistory): number {
+    if (this.processors.length > 0) return argmax(this.process(logits, history));
+    const V = this.vocabSize;
+    if (logits.length < V) throw new Error(`sampler: a logits row has ${logits.length} values, the vocabulary ${V}`);
+    let best = 0, bv = -Infinity;
+    for (let i = 0; i < V; i++) {
+      const x = logits[i]!;
+      if (x - x !== 0) throw new Error(`sampler: the model produced a non-finite logit (${x}) for token ${i}`); // NaN, ±Infinity
+      if (x > bv) {
+        bv = x;
+        best = i;
+      }
+    }
+    return best;
+  }
+
   /** The next token from a row of raw logits: the processed argmax (greedy) or a draw. */
   pick(logits: Float32Array, history: TokenHistory): number {
-    if (this.greedy) return argmax(this.process(logits, history));
+    if (this.greedy) return this.greedyPick(logits, history);
     return this.draw(this.distribution(logits, history, this.p));
   }
 
   /** A draft from the module's logits row; its distribution q is kept for `verify`. */
   draft(logits: Float32Array, history: TokenHistory): number {
-    this.draftId = this.greedy ? argmax(this.process(logits, history)) : this.draw(this.distribution(logits, history, this.q));
+    this.draftId = this.greedy ? this.greedyPick(logits, history) : this.draw(this.distribution(logits, history, this.q));
     return this.draftId;
   }
 
@@ -109,7 +130,7 @@ export class Sampler {
     if (d < 0) throw new Error('sampler.verify: no pending draft');
     this.draftId = -1;
     if (this.greedy) {
-      const a = argmax(this.process(logits, history));
+      const a = this.greedyPick(logits, history);
       return { accepted: a === d, token: a };
     }
     const p = this.distribution(logits, history, this.p), q = this.q;
