@@ -1,15 +1,19 @@
 /** Argument-check helpers for validate.ts (and the tokenizers' id checks): errors name the op and the values. */
 
 export function checkDims(op: string, dims: Record<string, number>): void {
-  for (const [name, v] of Object.entries(dims)) {
+  for (const name in dims) {
+    const v = dims[name]!;
     if (!Number.isInteger(v) || v < 0) throw new Error(`${op}: ${name} must be a non-negative integer, got ${v}`);
   }
 }
 
-/** Throws unless `arr` holds at least `need` elements. */
-export function checkLen(op: string, name: string, arr: ArrayLike<number>, need: number, shape: string): void {
+/**
+ * Throws unless `arr` holds at least `need` elements. `shape` (e.g. "x[M=2,K=768]") is built only for the
+ * message: these checks run on every kernel call, ~100 a decoded token, so the happy path builds no strings.
+ */
+export function checkLen(op: string, name: string, arr: ArrayLike<number>, need: number, shape: () => string): void {
   if (arr.length < need) {
-    throw new Error(`${op}: ${name} has ${arr.length} elements but ${shape} needs ${need}`);
+    throw new Error(`${op}: ${name} has ${arr.length} elements but ${shape()} needs ${need}`);
   }
 }
 
