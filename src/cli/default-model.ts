@@ -29,8 +29,9 @@ export function shippedModelNames(): string[] {
 export function resolveModelDir(model: string | undefined): string {
   if (model) {
     if (existsSync(model)) return model;
+    if (/[\\/]/.test(model)) throw new Error(`--model ${model}: no such directory`);
     const shipped = join(packageRoot(), 'models', model);
-    if (!/[\\/]/.test(model) && existsSync(join(shipped, 'config.json'))) return shipped;
+    if (existsSync(join(shipped, 'config.json'))) return shipped;
     throw new Error(`--model ${model}: no such directory, and no shipped model of that name (shipped: ${shippedModelNames().join(', ') || 'none'})`);
   }
   const dir = join(packageRoot(), 'models', DEFAULT_MODEL_NAME);
