@@ -10,6 +10,7 @@ import { InferenceModel } from '../src/model/infer.js';
 import { loadModelDir } from '../src/io/model-dir.js';
 import { formatDecodeBench, runDecodeBench, type DecodeBenchResult } from '../src/bench/decode.js';
 import { randomPresetModel } from '../src/bench/random-model.js';
+import { textPromptsFor } from '../src/bench/prompts.js';
 
 export interface BenchDecodeOptions {
   preset?: string;
@@ -23,17 +24,18 @@ export interface BenchDecodeOptions {
 export function benchDecode(o: BenchDecodeOptions = {}): DecodeBenchResult {
   const backend = getBackend();
   if (o.threads !== undefined) backend.setThreads(o.threads);
-  let model: InferenceModel, name: string;
+  let model: InferenceModel, name: string, prompts: number[][] | undefined;
   if (o.model) {
     const { config, weights } = loadModelDir(o.model);
     model = new InferenceModel(config, weights, backend);
     name = o.model;
+    prompts = textPromptsFor(o.model, 3) ?? undefined;
   } else {
     const preset = o.preset ?? 'gpt2-small';
     model = randomPresetModel(preset, backend);
     name = `preset:${preset}`;
   }
-  return runDecodeBench(model, { name, tokens: o.tokens, repeats: o.repeats, log: o.log });
+  return runDecodeBench(model, { name, prompts, tokens: o.tokens, repeats: o.repeats, log: o.log });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

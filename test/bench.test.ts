@@ -8,6 +8,11 @@ import assert from 'node:assert/strict';
 import { getBackend } from '../src/kernels/index.js';
 import { randomPresetModel } from '../src/bench/random-model.js';
 import { formatDecodeBench, runDecodeBench } from '../src/bench/decode.js';
+import { BENCH_TEXT_PROMPTS, textPromptsFor } from '../src/bench/prompts.js';
+import { loadTokenizer } from '../src/tokenizer/index.js';
+import { packageRoot } from '../src/cli/default-model.js';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 
 test('decode bench reports every mode with consistent counters, paired speedups and per-repeat bandwidth probes', () => {
   const backend = getBackend();
@@ -39,4 +44,12 @@ test('decode bench reports every mode with consistent counters, paired speedups 
   const text = formatDecodeBench(r);
   assert.match(text, /^verified /m);
   assert.match(text, /of roofline/);
+});
+
+test('bench text prompts: tokenized with the model directory\'s tokenizer; none without one; at most four', () => {
+  const dir = join(packageRoot(), 'models', 'recycle-small');
+  const got = textPromptsFor(dir, 2);
+  assert.deepEqual(got, BENCH_TEXT_PROMPTS.slice(0, 2).map((t) => loadTokenizer(dir).encode(t)));
+  assert.equal(textPromptsFor(tmpdir(), 1), null);
+  assert.throws(() => textPromptsFor(dir, BENCH_TEXT_PROMPTS.length + 1), /text prompts asked for/);
 });

@@ -11,20 +11,12 @@ import { getBackend } from '../kernels/index.js';
 import { InferenceModel } from '../model/infer.js';
 import { loadModelDir } from '../io/model-dir.js';
 import { presetNames } from '../model/presets.js';
-import { loadTokenizer } from '../tokenizer/index.js';
 import { DECODE_MODES, type DecodeMode } from '../generate/types.js';
 import { formatDecodeBench, runDecodeBench } from '../bench/decode.js';
 import { randomPresetModel } from '../bench/random-model.js';
+import { BENCH_TEXT_PROMPTS, textPromptsFor } from '../bench/prompts.js';
 import { resolveModelDir } from './default-model.js';
 import { intOption, printJson } from './options.js';
-
-/** Prompts for a trained model with a tokenizer (its acceptance depends on real text). */
-export const BENCH_TEXT_PROMPTS = [
-  'The history of the city begins in the early years of the',
-  'She opened the door and looked out at the',
-  'In the morning the children walked to school along the',
-  'The committee said on Tuesday that the new rules would',
-];
 
 function parseModes(v: string): DecodeMode[] {
   const list = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -45,7 +37,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'kernel threads', intOption('--threads', 1, 256))
     .option('--tokens <n>', 'new tokens per prompt', intOption('--tokens', 2, 100_000), 64)
     .option('--repeats <n>', 'repeats per mode (median reported)', intOption('--repeats', 1, 1000), 3)
-    .option('--prompts <n>', 'number of prompts', intOption('--prompts', 1, 100), 2)
+    .option('--prompts <n>', `number of prompts (a model with a tokenizer: English openings, at most ${BENCH_TEXT_PROMPTS.length})`, intOption('--prompts', 1, 100), 2)
     .option('--no-bandwidth', 'skip the read-bandwidth measurement')
     .option('--json', 'print one JSON object on the last line')
     .action((o: BenchCliOptions) => {
@@ -63,13 +55,8 @@ export function register(program: Command): void {
         const { config, weights } = loadModelDir(dir);
         model = new InferenceModel(config, weights, backend);
         name = dir;
-        let tok = null;
-        try {
-          tok = loadTokenizer(dir);
-        } catch {
-          log(`${dir}: no tokenizer; benchmarking on random token ids`);
-        }
-        if (tok) prompts = BENCH_TEXT_PROMPTS.slice(0, o.prompts).map((t) => tok.encode(t));
+        prompts = textPromptsFor(dir, Math.min(o.prompts, BENCH_TEXT_PROMPTS.length)) ?? undefined;
+        if (!prompts) log(`${dir}: no tokenizer; benchmarking on random token ids`);
       }
       const modes = o.modes ? parseModes(o.modes) : undefined;
       const result = runDecodeBench(model, { name, modes, prompts, promptCount: o.prompts, tokens: o.tokens, repeats: o.repeats, bandwidth: o.bandwidth, log });
