@@ -931,6 +931,30 @@ static void attention_backward(int nth, i64 B, i64 T, i64 H, i64 G, i64 D, const
 // Decode: head h's task handles all M query rows, so each cached key/value row is read once per head for
 // all rows. Per (row, head) the arithmetic is fixed whatever M is (row independence): scores
 // dot(q, k_j)·scale in j order, softmax_exp, normalisation, then Σ_j p_j·v_j in j order.
+// out[m, h] = Σ_{j ≤ pos0+m} p[m][j] · v_j for one head, D = ND·W: the same FMAs in the same key order as
+// axpy_row into a buffer, with the ND accumulators in registers instead of a load-add-store chain through memory
+// (1 thread, H=5 D=64, 48 keys: 6.5 → 3.8 µs from cache, 42 → 26 µs with the cache cold).
+template <int ND>
+static inline void attention_values(i64 M, i64 H, i64 h, i64 D, i64 pos0, i64 len, i64 stride, const float* vcol,
+                                    const float* p, float* out) {
+  for (i64 m = 0; m < M; ++m) {
+    V a[ND];
+#pragma GCC unroll 8
+    for (int k = 0; k < ND; ++k) a[k] = vzero();
+    const float* pm = p + m * len;
+    const i64 n = pos0 + m + 1;
+    for (i64 j = 0; j < n; ++j) {
+      const V pv = vset1(pm[j]);
+      const float* vr = vcol + j * stride;
+#pragma GCC unroll 8
+      for (int k = 0; k < ND; ++k) a[k] = vfma(pv, vload(vr + k * W), a[k]);
+    }
+    float* o = out + (m * H + h) * D;
+#pragma GCC unroll 8
+    for (int k = 0; k < ND; ++k) vstore(o + k * W, a[k]);
+  }
+}
+
 static void attention_decode(int nth, i64 M, i64 H, i64 G, i64 D, const float* q, const float* kCache,
                              const float* vCache, i64 pos0, float* out) {
   const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(D)));
@@ -959,6 +983,24 @@ static void attention_decode(int nth, i64 M, i64 H, i64 G, i64 D, const float* q
       const i64 n = pos0 + r % M + 1;
       const float sum = softmax_exp(s + r * len, n);
       scale_row(s + r * len, n, 1.0f / sum);
+    }
+    const i64 nd = D / W;
+    if (D % W == 0 && nd <= 8) {  // accumulators in registers, one head and query row at a time
+      for (i64 h = h0; h < h0 + nh; ++h) {
+        const float* vcol = vCache + (h / hpk) * D;
+        const float* sh = s + (h - h0) * M * len;
+        switch (nd) {
+          case 1: attention_values<1>(M, H, h, D, pos0, len, stride, vcol, sh, out); break;
+          case 2: attention_values<2>(M, H, h, D, pos0, len, stride, vcol, sh, out); break;
+          case 3: attention_values<3>(M, H, h, D, pos0, len, stride, vcol, sh, out); break;
+          case 4: attention_values<4>(M, H, h, D, pos0, len, stride, vcol, sh, out); break;
+          case 5: attention_values<5>(M, H, h, D, pos0, len, stride, vcol, sh, out); break;
+          case 6: attention_values<6>(M, H, h, D, pos0, len, stride, vcol, sh, out); break;
+          case 7: attention_values<7>(M, H, h, D, pos0, len, stride, vcol, sh, out); break;
+          default: attention_values<8>(M, H, h, D, pos0, len, stride, vcol, sh, out); break;
+        }
+      }
+      return;
     }
     memset(acc, 0, static_cast<size_t>(nh * M * D) * 4);
     for (i64 j = 0; j < len; ++j) {
