@@ -5,7 +5,7 @@
  * in this run, full calls per token, acceptance (verified), and the bandwidth roofline: measured read bandwidth ÷
  * bytes of weights streamed per token (from the call counters: full calls × base bytes + module calls × module bytes).
  *
- * The memory bandwidth this shared machine gives us switches between ~37 and ~70 GB/s from one second to the next
+ * The memory bandwidth this shared machine gives us switches between ~40 and ~80 GB/s from one second to the next
  * (neighbours; seen in this bench's own probes), so one probe before the runs says little about what a run saw:
  * a probe (best of 3 passes over 256 MB: the peak, as a roofline wants) runs just before every mode's run, each
  * run is compared with its own probe, and the reported bandwidth is the median of all probes. Likewise a mode's
@@ -35,7 +35,7 @@ export interface DecodeBenchOptions {
   tokens?: number;
   /** Repeats per mode; the median is reported (default 3). */
   repeats?: number;
-  /** Measure the read bandwidth at every repeat (default true). */
+  /** Probe the read bandwidth before every run (default true). */
   bandwidth?: boolean;
   /** Time the single calls too (default true). */
   callTimings?: boolean;
