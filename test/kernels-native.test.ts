@@ -302,7 +302,7 @@ seeded('attentionForward and attentionBackward vs ref (grouped heads)', (rng, be
 
 seeded('attentionDecode vs ref and vs the forward; rows bit-identical alone, in any M, at any thread count', (rng, be) => {
   for (const [G, hpk] of [[1, 1], [3, 1], [2, 2], [1, 4]]) {
-    const H = G * hpk, D = rng.pick([1, 16, 17, 64]), M = rng.int(1, 8), pos0 = rng.pick([0, 1, 5, rng.int(0, 300)]);
+    const H = G * hpk, D = rng.pick([1, 16, 17, 64, 200]), M = rng.int(1, 8), pos0 = rng.pick([0, 1, 5, rng.int(0, 300)]);
     const len = pos0 + M;
     const q = rng.uniform(M * H * D), kc = rng.uniform(len * G * D), vc = rng.uniform(len * G * D);
     const want = new Float32Array(M * H * D);
