@@ -16,6 +16,7 @@ import { tokenizeDocuments } from '../src/data/dataset.js';
 import { getBackend } from '../src/kernels/index.js';
 import { InferenceModel } from '../src/model/infer.js';
 import { loadModelDir } from '../src/io/model-dir.js';
+import { readConfig } from '../src/model/config.js';
 import { loadTokenizer } from '../src/tokenizer/index.js';
 import { checkVerifiedGreedy } from './helpers/decoding.js';
 import { trainingSkipReason, trainTinyOnBrown } from './helpers/trained.js';
@@ -31,6 +32,21 @@ function shippedModel(): string | null {
   }
 }
 
+/**
+ * Verified greedy vs standard greedy (checkVerifiedGreedy asserts equality) on `count` held-out Brown prompts of
+ * P tokens with K new tokens each, for the model in `dir`; the draft counts and the decoding time.
+ */
+function verifiedOnHeldout(dir: string, count: number, P: number, K: number): { accepted: number; rejected: number; seconds: number } {
+  const { config, weights } = loadModelDir(dir);
+  assert.ok(config.recycle, `${dir} has no recyclable module`);
+  const model = new InferenceModel(config, weights, getBackend());
+  const tokens = tokenizeDocuments(loadCorpus('brown').val, loadTokenizer(dir));
+  const prompts = heldoutPrompts(tokens, count, P, K).map((p) => p.prompt);
+  const t0 = performance.now();
+  const drafts = checkVerifiedGreedy(model, prompts, { max_new_tokens: K });
+  return { ...drafts, seconds: (performance.now() - t0) / 1000 };
+}
+
 const shipped = shippedModel();
 const skip = getBackend().name === 'ref' ? (shipped ? 'the native addon is not built; the ref backend is too slow for 60 generations with the shipped model' : trainingSkipReason()) : false;
 
@@ -44,17 +60,12 @@ test(`verified greedy == standard greedy on ${PROMPTS} held-out Brown prompts ($
     which = `a tiny model trained here on Brown's training split (models/recycle-small is not installed), ${((performance.now() - t0) / 1000).toFixed(1)} s of training`;
   }
   try {
-    const { config, weights } = loadModelDir(dir);
-    assert.ok(config.recycle, `${dir} has no recyclable module`);
-    const model = new InferenceModel(config, weights, getBackend());
-    const tokens = tokenizeDocuments(loadCorpus('brown').val, loadTokenizer(dir));
+    const maxPositions = readConfig(path.join(dir, 'config.json')).maxPositions;
     // 32 + 48 tokens where the context allows (the shipped model), else 16 + 40 (the tiny model's 64).
-    const [P, K] = config.maxPositions >= 80 ? [32, 48] : [16, 40];
-    const prompts = heldoutPrompts(tokens, PROMPTS, P, K).map((p) => p.prompt);
-    const t1 = performance.now();
-    const { accepted, rejected } = checkVerifiedGreedy(model, prompts, { max_new_tokens: K });
+    const [P, K] = maxPositions >= 80 ? [32, 48] : [16, 40];
+    const { accepted, rejected, seconds } = verifiedOnHeldout(dir, PROMPTS, P, K);
     const msg = `model: ${which}; ${PROMPTS} prompts of ${P} tokens, ${K} new tokens each; drafts accepted ${accepted}, rejected ${rejected} ` +
-      `(acceptance ${((100 * accepted) / (accepted + rejected)).toFixed(1)}%); decoding ${((performance.now() - t1) / 1000).toFixed(1)} s`;
+      `(acceptance ${((100 * accepted) / (accepted + rejected)).toFixed(1)}%); decoding ${seconds.toFixed(1)} s`;
     t.diagnostic(msg);
     assert.ok(accepted > 0, 'no draft was accepted: the accept path did not run');
     assert.ok(rejected > 0, 'no draft was rejected: the reject / rollback path did not run');
@@ -67,11 +78,7 @@ const deep = shipped ? path.join(path.dirname(shipped), 'recycle-deep') : null;
 const deepSkip = getBackend().name === 'ref' ? 'the native addon is not built' : deep && fs.existsSync(path.join(deep, 'config.json')) ? false : 'models/recycle-deep is not installed';
 
 test('verified greedy == standard greedy on 30 held-out Brown prompts of models/recycle-deep (1-block module)', { skip: deepSkip }, (t) => {
-  const { config, weights } = loadModelDir(deep!);
-  const model = new InferenceModel(config, weights, getBackend());
-  const tokens = tokenizeDocuments(loadCorpus('brown').val, loadTokenizer(deep!));
-  const prompts = heldoutPrompts(tokens, 30, 32, 48).map((p) => p.prompt);
-  const { accepted, rejected } = checkVerifiedGreedy(model, prompts, { max_new_tokens: 48 });
+  const { accepted, rejected } = verifiedOnHeldout(deep!, 30, 32, 48);
   t.diagnostic(`recycle-deep: drafts accepted ${accepted}, rejected ${rejected}`);
   assert.ok(accepted > 0 && rejected > 0, `both paths must run (accepted ${accepted}, rejected ${rejected})`);
 });
