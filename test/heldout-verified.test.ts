@@ -16,7 +16,7 @@ import { tokenizeDocuments } from '../src/data/dataset.js';
 import { getBackend } from '../src/kernels/index.js';
 import { InferenceModel } from '../src/model/infer.js';
 import { loadModelDir } from '../src/io/model-dir.js';
-import { readConfig } from '../src/model/config.js';
+import { readConfig } from '../src/io/model-dir.js';
 import { loadTokenizer } from '../src/tokenizer/index.js';
 import { checkVerifiedGreedy } from './helpers/decoding.js';
 import { trainingSkipReason, trainTinyOnBrown } from './helpers/trained.js';

@@ -5,9 +5,10 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { readJsonFile } from './files.js';
 import { writeSafetensors, type LoadedTensor, type WriteTensor } from './safetensors.js';
 import { openTensorsFromDir, type TensorSource } from './sharded.js';
-import { readConfig, type ModelConfig } from '../model/config.js';
+import { parseConfig, type ModelConfig } from '../model/config.js';
 import { allParamSpecs, type ParamSpec } from '../model/names.js';
 import { Weights } from '../model/weights.js';
 
@@ -35,12 +36,13 @@ function fileShape(s: ParamSpec): number[] {
 /**
  * Copy the tensors of `src` into new Weights for `config`. With `allowMissingModule`, a checkpoint without
  * "recycle.*" tensors loads (the module keeps the values `initModule` gives it); otherwise every parameter must
- * be present.
+ * be present. Names, shapes and the set of tensors are checked against the config from the file headers alone,
+ * before anything is allocated or read: a config or header that claims huge sizes fails here, cheaply.
  */
 export function loadWeights(config: ModelConfig, src: TensorSource, where: string, opts: { allowMissingModule?: boolean } = {}): { weights: Weights; missing: string[] } {
   const specs = allParamSpecs(config);
-  const weights = new Weights(specs);
   const byName = new Map(specs.map((s) => [s.name, s]));
+  const plan: Array<{ raw: string; spec: ParamSpec }> = [];
   const seen = new Set<string>();
   for (const raw of src.names()) {
     const name = canonicalName(raw);
@@ -51,17 +53,12 @@ export function loadWeights(config: ModelConfig, src: TensorSource, where: strin
     }
     if (seen.has(name)) throw new Error(`${where}: tensor "${name}" appears twice`);
     seen.add(name);
-    const t: LoadedTensor = src.get(raw);
+    const shape = src.info(raw).shape;
     const want = fileShape(spec);
-    if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
-      throw new Error(`${where}: tensor "${raw}" has shape [${t.shape.join(', ')}], config.json implies [${want.join(', ')}]`);
+    if (shape.length !== want.length || shape.some((d, i) => d !== want[i])) {
+      throw new Error(`${where}: tensor "${raw}" has shape [${shape.join(', ')}], config.json implies [${want.join(', ')}]`);
     }
-    const dst = weights.get(name);
-    if (spec.fileTransposed) transpose(t.data, want[0]!, want[1]!, dst);
-    else dst.set(t.data);
-    for (let i = 0; i < dst.length; i++) {
-      if (!Number.isFinite(dst[i]!)) throw new Error(`${where}: tensor "${raw}" holds a non-finite value at index ${i}`);
-    }
+    plan.push({ raw, spec });
   }
   const missing = specs.filter((s) => !seen.has(s.name)).map((s) => s.name);
   const missingBase = missing.filter((n) => !n.startsWith('recycle.'));
@@ -69,7 +66,28 @@ export function loadWeights(config: ModelConfig, src: TensorSource, where: strin
     const list = (missingBase.length > 0 ? missingBase : missing);
     throw new Error(`${where}: missing ${list.length} tensor(s): ${list.slice(0, 5).join(', ')}${list.length > 5 ? ', …' : ''}`);
   }
+  const weights = allocateWeights(specs, where);
+  for (const { raw, spec } of plan) {
+    const t: LoadedTensor = src.get(raw);
+    const dst = weights.get(spec.name);
+    if (spec.fileTransposed) transpose(t.data, spec.shape[1]!, spec.shape[0]!, dst);
+    else dst.set(t.data);
+    for (let i = 0; i < dst.length; i++) {
+      if (!Number.isFinite(dst[i]!)) throw new Error(`${where}: tensor "${raw}" holds a non-finite value at index ${i}`);
+    }
+  }
   return { weights, missing };
+}
+
+/** Weights for `specs`, or an error that says how much memory the model needs (instead of a bare RangeError). */
+function allocateWeights(specs: readonly ParamSpec[], where: string): Weights {
+  try {
+    return new Weights(specs);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    const n = specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+    throw new Error(`${where}: cannot allocate ${n} float32 parameters (${(n * 4 / 2 ** 30).toFixed(1)} GiB): ${e.message}`);
+  }
 }
 
 export interface LoadedModel {
@@ -77,6 +95,11 @@ export interface LoadedModel {
   weights: Weights;
   /** Module parameters absent from the checkpoint (only with allowMissingModule). */
   missing: string[];
+}
+
+/** Read and validate a config.json file (a regular file of strict JSON; errors name the file and field). */
+export function readConfig(file: string): ModelConfig {
+  return parseConfig(readJsonFile(file, 'config'), file);
 }
 
 /** Load config.json and the weights of a model directory. */

@@ -8,6 +8,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { writeAll, writeFileAtomicWith } from './atomic.js';
+import { openRegularFile } from './files.js';
+import { parseJson } from './json.js';
 import { bf16ToF32Array, f16ToF32Array, f32ToF16Array } from './half.js';
 
 /** dtypes we read (all upcast to float32); anything else is rejected by name. */
@@ -127,19 +129,24 @@ export function parseHeader(
     }
     infos.set(name, { dtype, shape: shape as number[], begin: dataStart + begin, end: dataStart + end });
   }
-  // No two tensors may share bytes (empty tensors occupy nothing and cannot overlap).
-  const sorted = [...infos.entries()].filter(([, i]) => i.end > i.begin).sort((x, y) => x[1].begin - y[1].begin);
-  for (let i = 1; i < sorted.length; i++) {
-    const [pn, p] = sorted[i - 1];
-    const [cn, c] = sorted[i];
-    if (c.begin < p.end) {
-      throw new Error(
-        `${where}: tensors "${pn}" [${p.begin - dataStart}, ${p.end - dataStart}] and "${cn}" ` +
-          `[${c.begin - dataStart}, ${c.end - dataStart}] overlap`,
-      );
+  // As the reference reader: the tensors tile the data section exactly, in offset order. No two share bytes, no
+  // byte belongs to none (a hole could hide data), and nothing follows the last tensor.
+  const sorted = [...infos.entries()].sort((x, y) => x[1].begin - y[1].begin || x[1].end - y[1].end);
+  let next = dataStart;
+  let prev = '';
+  for (const [n, i] of sorted) {
+    const range = (x: TensorInfo): string => `[${x.begin - dataStart}, ${x.end - dataStart}]`;
+    if (i.begin < next) throw new Error(`${where}: tensors "${prev}" and "${n}" ${range(i)} overlap`);
+    if (i.begin > next) {
+      throw new Error(`${where}: data bytes [${next - dataStart}, ${i.begin - dataStart}) before tensor "${n}" belong to no tensor`);
     }
+    next = i.end;
+    prev = n;
   }
-  return { infos: new Map([...infos.entries()].sort((x, y) => x[1].begin - y[1].begin)), metadata };
+  if (next !== dataStart + dataSize) {
+    throw new Error(`${where}: ${dataStart + dataSize - next} trailing bytes after the last tensor (data section is ${dataSize} bytes)`);
+  }
+  return { infos: new Map(sorted), metadata };
 }
 
 function readExact(fd: number, file: string, what: string, buf: Uint8Array, pos: number): void {
@@ -163,9 +170,8 @@ export class SafetensorsReader {
 
   constructor(file: string) {
     this.file = file;
-    const fd = fs.openSync(file, 'r');
+    const { fd, size } = openRegularFile(file, 'safetensors file');
     try {
-      const size = fs.fstatSync(fd).size;
       if (size < 8) throw new Error(`safetensors ${file}: file is ${size} bytes, too short for the 8-byte header length`);
       const lenBuf = new Uint8Array(8);
       readExact(fd, file, 'header length', lenBuf, 0);
@@ -182,16 +188,12 @@ export class SafetensorsReader {
       readExact(fd, file, 'header', hb, 8);
       let text: string;
       try {
-        text = new TextDecoder('utf-8', { fatal: true }).decode(hb);
+        // ignoreBOM: a byte-order mark stays in the text and is rejected by the parser, as the reference does.
+        text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(hb);
       } catch {
         throw new Error(`safetensors ${file}: header is not valid UTF-8`);
       }
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch (err) {
-        throw new Error(`safetensors ${file}: header is not valid JSON (${(err as Error).message}): ${describe(text)}`);
-      }
+      const json = parseJson(text, `safetensors ${file}: header`, { maxDepth: 8 });
       const parsed = parseHeader(file, json, 8 + headerLen, size);
       this.infos = parsed.infos;
       this.metadata = parsed.metadata;

@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readJsonFile } from './files.js';
 import { SafetensorsReader, type LoadedTensor, type SafetensorsFile, type TensorInfo } from './safetensors.js';
 
 export const SINGLE_FILE = 'model.safetensors';
@@ -21,12 +22,7 @@ export interface TensorSource {
 
 /** Reads and checks an index file; returns tensor -> shard file name. */
 export function readShardIndex(indexPath: string): Map<string, string> {
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(indexPath, 'utf8'));
-  } catch (err) {
-    throw new Error(`${indexPath}: cannot read shard index as JSON: ${(err as Error).message}`);
-  }
+  const json = readJsonFile(indexPath, 'shard index');
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${indexPath}: must be a JSON object`);
   const wm = (json as Record<string, unknown>).weight_map;
   if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) {

@@ -3,7 +3,6 @@
  * (DESIGN.md §3). `parseConfig` validates a parsed JSON object and names the file and field on error;
  * `toHfConfig` writes it back in the same HF-style layout.
  */
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 export type Arch = 'gpt2' | 'llama';
@@ -38,23 +37,40 @@ export interface ModelConfig {
   recycle: RecycleConfig | null;
 }
 
-const int = (min: number) => z.number().int().min(min);
+/**
+ * Upper bounds on every size a config can set. Sizes drive allocation, so a config is checked against them (and
+ * its weights file against the config) before anything is allocated. Each is far above any model this library can
+ * run on a CPU, and each product of them stays exact in float64.
+ */
+export const CONFIG_LIMITS = {
+  vocab: 1 << 22,
+  width: 1 << 16,
+  layers: 1024,
+  heads: 1024,
+  headDim: 4096,
+  intermediate: 1 << 20,
+  positions: 1 << 24,
+  moduleLayers: 256,
+} as const;
+
+const int = (min: number, max = 0x7fffffff) => z.number().int().min(min).max(max);
 const tokenId = z.union([int(0), z.array(int(0)).nonempty(), z.null()]).optional();
+const L = CONFIG_LIMITS;
 
 const recycleSchema = z.object({
-  num_layers: int(1),
+  num_layers: int(1, L.moduleLayers),
   loss_weight: z.number().nonnegative().default(1),
   hidden: z.literal('pre_norm').default('pre_norm'),
 });
 
 const gpt2Schema = z.object({
   model_type: z.literal('gpt2'),
-  vocab_size: int(1),
-  n_embd: int(1),
-  n_layer: int(1),
-  n_head: int(1),
-  n_positions: int(1),
-  n_inner: int(1).nullable().optional(),
+  vocab_size: int(1, L.vocab),
+  n_embd: int(1, L.width),
+  n_layer: int(1, L.layers),
+  n_head: int(1, L.heads),
+  n_positions: int(1, L.positions),
+  n_inner: int(1, L.intermediate).nullable().optional(),
   layer_norm_epsilon: z.number().positive().default(1e-5),
   activation_function: z.enum(['gelu_new', 'gelu_pytorch_tanh']).default('gelu_new'),
   tie_word_embeddings: z.literal(true).default(true),
@@ -65,15 +81,15 @@ const gpt2Schema = z.object({
 
 const llamaSchema = z.object({
   model_type: z.literal('llama'),
-  vocab_size: int(1),
-  hidden_size: int(1),
-  intermediate_size: int(1),
-  num_hidden_layers: int(1),
-  num_attention_heads: int(1),
-  num_key_value_heads: int(1).optional(),
-  head_dim: int(1).nullable().optional(),
+  vocab_size: int(1, L.vocab),
+  hidden_size: int(1, L.width),
+  intermediate_size: int(1, L.intermediate),
+  num_hidden_layers: int(1, L.layers),
+  num_attention_heads: int(1, L.heads),
+  num_key_value_heads: int(1, L.heads).optional(),
+  head_dim: int(1, L.headDim).nullable().optional(),
   hidden_act: z.literal('silu').default('silu'),
-  max_position_embeddings: int(1),
+  max_position_embeddings: int(1, L.positions),
   rms_norm_eps: z.number().positive().default(1e-6),
   rope_theta: z.number().positive().default(10000),
   rope_scaling: z.null().optional(),
@@ -140,6 +156,15 @@ export function validateConfig(c: ModelConfig, where = 'config'): void {
     throw new Error(`${where}: ${field}: ${msg}`);
   };
   if (!Number.isInteger(c.headDim)) bad('hidden/heads', `width ${c.hidden} is not a multiple of ${c.nHeads} heads`);
+  const sizes: Array<[string, number, number, number]> = [
+    ['vocab_size', c.vocabSize, 1, L.vocab], ['hidden', c.hidden, 1, L.width], ['layers', c.nLayers, 1, L.layers],
+    ['heads', c.nHeads, 1, L.heads], ['kv_heads', c.nKvHeads, 1, L.heads], ['head_dim', c.headDim, 1, L.headDim],
+    ['intermediate', c.intermediate, 1, L.intermediate], ['positions', c.maxPositions, 1, L.positions],
+  ];
+  if (c.recycle) sizes.push(['recycle.num_layers', c.recycle.numLayers, 1, L.moduleLayers]);
+  for (const [field, v, min, max] of sizes) {
+    if (!Number.isInteger(v) || v < min || v > max) bad(field, `${v} is outside [${min}, ${max}]`);
+  }
   if (c.nHeads % c.nKvHeads !== 0) bad('num_key_value_heads', `${c.nKvHeads} does not divide ${c.nHeads} heads`);
   if (c.arch === 'llama' && c.headDim % 2 !== 0) bad('head_dim', `RoPE needs an even head dim, got ${c.headDim}`);
   if (c.arch === 'llama' && c.nHeads * c.headDim !== c.hidden) {
@@ -148,22 +173,6 @@ export function validateConfig(c: ModelConfig, where = 'config'): void {
   for (const [k, v] of [['bos_token_id', c.bosTokenId], ['eos_token_id', c.eosTokenId]] as const) {
     if (v !== null && v >= c.vocabSize) bad(k, `${v} is outside the vocabulary (${c.vocabSize})`);
   }
-}
-
-export function readConfig(path: string): ModelConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`${path}: cannot read config: ${(e as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${path}: not valid JSON: ${(e as Error).message}`);
-  }
-  return parseConfig(json, path);
 }
 
 /** The HF-style config.json object for a config (inverse of parseConfig). */

@@ -3,7 +3,7 @@
  * The file is checked before the library sees it, so a malformed or unsupported file fails with an error naming the
  * file and the field instead of a TypeError deep inside the library.
  */
-import * as fs from 'node:fs';
+import { readJsonFile } from '../io/files.js';
 import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
 import { ByteLevelBpe, type SpecialToken } from './bpe.js';
 import { concatBytes, fromByteLevel, utf8Bytes } from './bytes.js';
@@ -32,18 +32,7 @@ function show(v: unknown): string {
 
 /** Reads and checks the parts of a tokenizer.json we and the library rely on. */
 export function readTokenizerJson(file: string): Json {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`${file}: cannot read tokenizer file: ${(err as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${file}: not valid JSON: ${(err as Error).message}`);
-  }
+  const json = readJsonFile(file, 'tokenizer file');
   if (!isObj(json)) throw new Error(`${file}: a tokenizer.json must be a JSON object, got ${show(json)}`);
   const model = json.model;
   if (!isObj(model)) throw new Error(`${file}: field "model" must be an object, got ${show(model)}`);

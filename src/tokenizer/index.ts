@@ -3,6 +3,7 @@
  * and loadTokenizer(dir) which picks one for a model directory.
  */
 import * as fs from 'node:fs';
+import { readJsonFile } from '../io/files.js';
 import * as path from 'node:path';
 import { gpt2Tokenizer, GPT2_VOCAB_SIZE } from './gpt2.js';
 import { byteLevelBpeFromJson, HfTokenizer, readTokenizerJson } from './hf.js';
@@ -23,12 +24,7 @@ export interface LoadTokenizerOptions {
 }
 
 function readJsonObject(file: string): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new Error(`${file}: not valid JSON: ${(err as Error).message}`);
-  }
+  const v = readJsonFile(file);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${file}: must be a JSON object`);
   return v as Record<string, unknown>;
 }
