@@ -24,9 +24,17 @@ export interface DecodeRun extends Iterable<TokenEvent> {
   readonly session: DecodeSession;
 }
 
-/** Preallocated caches for a model (the module's only when it has one); reused across generations. */
+/**
+ * Preallocated caches and scratch for a model (the module's only when it has one); reusable by one generation
+ * after another, and each of several interleaved generations needs its own.
+ */
 export function createCaches(model: InferenceModel, maxT = model.config.maxPositions): SessionCaches {
-  return { base: model.newBaseCache(maxT), module: model.hasModule ? model.newModuleCache(maxT) : null };
+  const mod = model.hasModule;
+  return {
+    base: model.newBaseCache(maxT),
+    module: mod ? model.newModuleCache(maxT) : null,
+    scratch: { base: model.newScratch(), module: mod ? model.newScratch() : null },
+  };
 }
 
 /** Throws a clear error when the prompt cannot be decoded by this model. */

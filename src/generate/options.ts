@@ -4,7 +4,7 @@
  * `AbortSignal`. `resolveOptions` checks types and ranges and names the option and the value on error.
  */
 import { DECODE_MODES, type DecodeMode } from './types.js';
-import type { SamplerSettings } from './sampler.js';
+import { MAX_REPETITION_PENALTY, MIN_REPETITION_PENALTY, type SamplerSettings } from './sampler.js';
 
 export interface GenerationOptions {
   /** standard (default), recycle (the paper, lossy) or verified (lossless). */
@@ -13,7 +13,7 @@ export interface GenerationOptions {
   max_new_tokens?: number;
   /** Sample (true) or take the argmax (false, the default). */
   do_sample?: boolean;
-  /** Softmax temperature, > 0 (default 1; sampling only). */
+  /** Softmax temperature, any finite number > 0 (default 1; sampling only; → 0 tends to greedy). */
   temperature?: number;
   /** Keep the k most likely tokens (default 50, as transformers; 0 turns it off; sampling only). */
   top_k?: number;
@@ -21,7 +21,7 @@ export interface GenerationOptions {
   top_p?: number;
   /** Keep tokens with probability ≥ min_p · the top probability (default 0 = off). */
   min_p?: number;
-  /** CTRL repetition penalty over the prompt and the generated tokens (default 1 = off; greedy too). */
+  /** CTRL repetition penalty on the prompt and generated tokens, in [1e-100, 1e100] (default 1 = off; greedy too). */
   repetition_penalty?: number;
   /** Seed of the sampler's random numbers; a random one is drawn (and reported in the stats) when absent. */
   seed?: number;
@@ -95,7 +95,8 @@ export function resolveOptions(opts: GenerationOptions = {}): ResolvedOptions {
     topK: int(o, 'top_k', 50, 0, 2 ** 31 - 1),
     topP: num(o, 'top_p', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]'),
     minP: num(o, 'min_p', 0, (v) => v >= 0 && v <= 1, 'a number in [0, 1]'),
-    repetitionPenalty: num(o, 'repetition_penalty', 1, (v) => v > 0, 'a number > 0'),
+    repetitionPenalty: num(o, 'repetition_penalty', 1,
+      (v) => v >= MIN_REPETITION_PENALTY && v <= MAX_REPETITION_PENALTY, 'a number in [1e-100, 1e100]'),
     seed,
     eosTokenIds: eos,
     stopStrings: stops as string[],

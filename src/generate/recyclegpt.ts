@@ -5,9 +5,10 @@
  *     const { text, stats } = await m.generate('Once upon a time', { mode: 'verified', max_new_tokens: 50 });
  *     for await (const tok of m.stream(prompt, opts)) process.stdout.write(tok.text);   // tok.source: how it was made
  *
- * One RecycleGPT owns the model's preallocated KV caches, so it runs one generation at a time (a second one
- * started while another streams is an error). Streams yield to the event loop between tokens, so an AbortSignal
- * fired from a timer, a socket or a UI cancels them.
+ * Each generation takes its own KV caches and forward scratch from a small pool (given back when it ends, so
+ * sequential generations reuse the buffers): several streams over one loaded model can be iterated interleaved,
+ * each giving what it would alone, and a stream abandoned mid-way holds only its own set. Streams yield to the
+ * event loop between tokens, so an AbortSignal fired from a timer, a socket or a UI cancels them.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -44,9 +45,11 @@ export interface LoadOptions {
   tokenizer?: Tokenizer | null;
 }
 
+/** Idle cache sets kept for reuse; more concurrent generations allocate more, the extra ones are then dropped. */
+const POOL_MAX = 2;
+
 export class RecycleGPT {
-  private caches: SessionCaches | null = null;
-  private busy = false;
+  private readonly free: SessionCaches[] = [];
 
   constructor(readonly model: InferenceModel, readonly tokenizer: Tokenizer | null, readonly name = 'model') {}
 
@@ -98,17 +101,14 @@ export class RecycleGPT {
     return { text: s.text, ids: [...s.ids], stats: s.stats };
   }
 
-  /** @internal Take the model for one generation; returns its caches. */
+  /** @internal Caches and scratch for one generation: an idle set, else a new one (generations never wait). */
   acquire(): SessionCaches {
-    if (this.busy) throw new Error(`${this.name} is already generating: one generation at a time per RecycleGPT (await or abort the other)`);
-    this.busy = true;
-    this.caches ??= createCaches(this.model);
-    return this.caches;
+    return this.free.pop() ?? createCaches(this.model);
   }
 
-  /** @internal */
-  release(): void {
-    this.busy = false;
+  /** @internal Give back a finished generation's set (an abandoned stream never does: it keeps only its own). */
+  release(caches: SessionCaches): void {
+    if (this.free.length < POOL_MAX && !this.free.includes(caches)) this.free.push(caches);
   }
 }
 
@@ -158,7 +158,7 @@ export class GenerationStream implements AsyncIterable<StreamToken> {
         run.session.checkAbort();
       }
     } finally {
-      this.owner.release();
+      this.owner.release(caches);
     }
   }
 }

@@ -5,6 +5,12 @@
  * (greedy: accept iff the draft is p's argmax; sampling: the speculative-sampling rule, accept with probability
  * min(1, p(d)/q(d)), else draw from normalize(max(0, p − q)), which leaves the output distributed as p).
  * p and q are always the distributions after the same processors with the same history.
+ *
+ * Numerics: the processors work on a float32 row. The rescaling ones (repetition penalty, temperature) can overflow
+ * it at extreme settings (temperature 1e-38, penalty 1e-50: ±Infinity, then NaN), so a row they leave non-finite is
+ * recomputed in float64, shifted by its max (see `rescaleStably`): every accepted setting gives the right
+ * distribution, a temperature → 0 gives the argmax (greedy), and a non-finite distribution is an error, never a
+ * token.
  */
 import { Rng } from '../data/rng.js';
 import type { TokenHistory } from './history.js';
@@ -20,6 +26,13 @@ export function seededUniform(seed: number): UniformSource {
   const rng = new Rng(seed);
   return { next: () => rng.random() };
 }
+
+/**
+ * repetition_penalty's accepted range. Far beyond any useful value (transformers' are 1–2), and small enough that a
+ * penalized float32 logit (|l| < 3.5e38) and the difference of two of them stay finite in float64 (< 1e139).
+ */
+export const MIN_REPETITION_PENALTY = 1e-100;
+export const MAX_REPETITION_PENALTY = 1e100;
 
 export interface SamplerSettings {
   doSample: boolean;
@@ -41,13 +54,27 @@ export class Sampler {
   private readonly work: Float32Array;
   private readonly p: Float64Array;
   private readonly q: Float64Array;
+  /** The stable path's float64 row (allocated on first use). */
+  private wide: Float64Array | null = null;
+  /** How many leading processors rescale the row (penalty, temperature); the others only filter it. */
+  private readonly scaling: number;
   private draftId = -1;
 
   constructor(readonly settings: SamplerSettings, readonly vocabSize: number, private readonly rng: UniformSource) {
     const s = settings, list: LogitsProcessor[] = [];
-    if (s.repetitionPenalty !== 1) list.push(new RepetitionPenalty(s.repetitionPenalty));
+    const rp = s.repetitionPenalty;
+    if (!(rp >= MIN_REPETITION_PENALTY && rp <= MAX_REPETITION_PENALTY)) {
+      throw new RangeError(`sampler: repetition_penalty must be in [1e-100, 1e100], got ${rp}`);
+    }
+    if (s.doSample && !(s.temperature > 0 && s.temperature < Infinity)) {
+      throw new RangeError(`sampler: temperature must be a finite number > 0, got ${s.temperature}`);
+    }
+    if (rp !== 1) list.push(new RepetitionPenalty(rp));
     if (s.doSample) {
       if (s.temperature !== 1) list.push(new Temperature(s.temperature));
+    }
+    this.scaling = list.length;
+    if (s.doSample) {
       if (s.topK > 0 && s.topK < vocabSize) list.push(new TopK(s.topK));
       if (s.topP < 1) list.push(new TopP(s.topP));
       if (s.minP > 0) list.push(new MinP(s.minP));
@@ -64,15 +91,43 @@ export class Sampler {
 
   /** Copy a row of raw logits [V] and apply the processors. Returns a buffer valid until the next call. */
   process(logits: Float32Array, history: TokenHistory): Float32Array {
-    const V = this.vocabSize, w = this.work;
+    const V = this.vocabSize, w = this.work, procs = this.processors, n = this.scaling;
     if (logits.length < V) throw new Error(`sampler: a logits row has ${logits.length} values, the vocabulary ${V}`);
     for (let i = 0; i < V; i++) {
       const x = logits[i]!;
       if (!Number.isFinite(x)) throw new Error(`sampler: the model produced a non-finite logit (${x}) for token ${i}`);
       w[i] = x;
     }
-    for (const proc of this.processors) proc.process(w, history);
+    // The float32 path first: ordinary settings keep exactly the values they always had.
+    for (let i = 0; i < n; i++) procs[i]!.process(w, history);
+    if (n > 0 && !allFinite(w, V)) this.rescaleStably(logits, history);
+    for (let i = n; i < procs.length; i++) procs[i]!.process(w, history);
     return w;
+  }
+
+  /**
+   * The penalty and the temperature again, in float64, shifted before dividing: w_i = (pen_i − max pen) / T. The
+   * softmax, the argmax and the filters after it are shift-invariant, so this is the float32 row's distribution
+   * without its overflow: the max maps to 0, the rest to ≤ 0, −Infinity only where exp() is 0 anyway (a
+   * temperature → 0 leaves the argmax alone: greedy). pen is finite as the penalty is bounded
+   * (MAX_REPETITION_PENALTY).
+   */
+  private rescaleStably(logits: Float32Array, history: TokenHistory): void {
+    const V = this.vocabSize, w = this.work, s = this.settings;
+    const z = (this.wide ??= new Float64Array(V));
+    for (let i = 0; i < V; i++) z[i] = logits[i]!;
+    const p = s.repetitionPenalty;
+    if (p !== 1) {
+      for (const id of history.distinct) {
+        const l = z[id]!;
+        z[id] = l > 0 ? l / p : l * p;
+      }
+    }
+    let max = -Infinity;
+    for (let i = 0; i < V; i++) if (z[i]! > max) max = z[i]!;
+    const T = s.doSample ? s.temperature : 1;
+    if (!(max > -Infinity && max < Infinity)) throw new Error(`sampler: the rescaled logits are not finite (max ${max})`);
+    for (let i = 0; i < V; i++) w[i] = (z[i]! - max) / T;
   }
 
   /** The processed distribution (softmax in float64) into `out`. */
@@ -85,6 +140,11 @@ export class Sampler {
       const e = w[i] === -Infinity ? 0 : Math.exp(w[i]! - max);
       out[i] = e;
       sum += e;
+    }
+    // Never a token from a broken distribution: NaN or an empty row is an error here.
+    if (!(sum >= 1 && sum < Infinity)) {
+      if (max === -Infinity) throw new Error('sampler: every token was filtered out');
+      throw new Error(`sampler: the distribution is not finite (max ${max}, sum ${sum})`);
     }
     const inv = 1 / sum;
     for (let i = 0; i < V; i++) out[i]! *= inv;
@@ -149,11 +209,15 @@ export class Sampler {
 
   /** Inverse-CDF draw from non-negative weights summing to `total`. */
   private draw(w: Float64Array, total = 1): number {
+    if (!(total > 0 && total < Infinity)) throw new Error(`sampler: cannot draw from weights summing to ${total}`);
     const target = this.rng.next() * total;
     let cum = 0, last = -1;
     for (let i = 0; i < this.vocabSize; i++) {
       const v = w[i]!;
-      if (v <= 0) continue;
+      if (!(v > 0)) {
+        if (v !== 0) throw new Error(`sampler: token ${i} has weight ${v}: the distribution is not finite`);
+        continue;
+      }
       cum += v;
       last = i;
       if (target < cum) return i;
@@ -161,6 +225,12 @@ export class Sampler {
     if (last < 0) throw new Error('sampler: every token was filtered out');
     return last; // rounding: the target fell past the last cumulative sum
   }
+}
+
+/** True when the first n values are all finite. */
+function allFinite(x: Float32Array, n: number): boolean {
+  for (let i = 0; i < n; i++) if (x[i]! - x[i]! !== 0) return false; // NaN, ±Infinity
+  return true;
 }
 
 /** Index of the first maximum. */

@@ -1,18 +1,25 @@
 /**
  * The state one generation shares between its steps, whatever the mode: the model, the base and module KV
- * caches (kept in sync by position: module position t holds (h_t, x_{t+1})), the token history, the sampler,
- * the stop conditions (EOS, max_new_tokens, context length), the AbortSignal and the live statistics.
+ * caches (kept in sync by position: module position t holds (h_t, x_{t+1})), the forward scratch, the token
+ * history, the sampler, the stop conditions (EOS, max_new_tokens, context length), the AbortSignal and the live
+ * statistics.
  */
 import type { KVCache } from '../model/kv-cache.js';
-import type { BaseOutput, InferenceModel, LogitRows } from '../model/infer.js';
+import type { BaseOutput, ForwardScratch, InferenceModel, LogitRows } from '../model/infer.js';
 import { TokenHistory } from './history.js';
 import type { ResolvedOptions } from './options.js';
 import { Sampler, seededUniform } from './sampler.js';
 import { emptyStats, type GenerationStats, type TokenEvent, type TokenSource } from './types.js';
 
+/**
+ * What one generation writes: its KV caches and the scratch its forward outputs live in. The modes keep outputs
+ * across a `yield` (recycle and verified hold h, verified a second logits row), so generations that interleave need
+ * a set each; without `scratch` the model's shared one is used (fine for one generation run to the end).
+ */
 export interface SessionCaches {
   base: KVCache;
   module: KVCache | null;
+  scratch?: { base: ForwardScratch; module: ForwardScratch | null };
 }
 
 export class DecodeSession {
@@ -71,7 +78,7 @@ export class DecodeSession {
   full(ids: ArrayLike<number>, rows: LogitRows): BaseOutput {
     this.checkAbort();
     this.stats.full_calls++;
-    return this.model.forwardBase(ids, this.caches.base, rows);
+    return this.model.forwardBase(ids, this.caches.base, rows, this.caches.scratch?.base);
   }
 
   /** A module call on rows (h[i], nextIds[i]) at the next module positions; logits of the last row. */
@@ -83,7 +90,7 @@ export class DecodeSession {
       throw new Error(`decode: module cache (${cache.length} + ${nextIds.length}) out of step with the base cache (${this.caches.base.length})`);
     }
     this.stats.module_calls++;
-    return this.model.forwardModule(hidden, nextIds, cache, 'last');
+    return this.model.forwardModule(hidden, nextIds, cache, 'last', this.caches.scratch?.module ?? undefined);
   }
 
   /** Record a generated token; ends the generation on EOS or when no room is left. */

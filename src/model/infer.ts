@@ -11,8 +11,12 @@ import { KVCache } from './kv-cache.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
 import type { Weights } from './weights.js';
 
-/** Reusable activations for calls of up to `rows` rows; grows on demand, never shrinks. */
-class Scratch {
+/**
+ * Reusable activations for calls of up to `rows` rows; grows on demand, never shrinks. A forward's outputs (hidden,
+ * logits) are views into it, so a caller that keeps them across other calls (a generation suspended at a `yield`
+ * while another one runs) passes its own scratch to forwardBase / forwardModule.
+ */
+export class ForwardScratch {
   rows = 0;
   x = new Float32Array(0); norm = new Float32Array(0); q = new Float32Array(0); att = new Float32Array(0);
   tmp = new Float32Array(0); up = new Float32Array(0); gate = new Float32Array(0); logits = new Float32Array(0);
@@ -37,21 +41,22 @@ class Scratch {
 export type LogitRows = 'all' | 'last' | 'none';
 
 export interface BaseOutput {
-  /** h: the last block's output (before the final norm), [M, C]. A view valid until the next base call. */
+  /** h: the last block's output (before the final norm), [M, C]. A view valid until the next call on its scratch. */
   hidden: Float32Array;
-  /** Logits [R, V] for R = M ('all'), 1 ('last') or 0 rows. A view valid until the next base call. */
+  /** Logits [R, V] for R = M ('all'), 1 ('last') or 0 rows. A view valid until the next call on its scratch. */
   logits: Float32Array;
 }
 
 export class InferenceModel {
-  private readonly base: Scratch;
-  private readonly mod: Scratch;
+  /** The scratch of calls that bring none (one set per model: such callers must not interleave). */
+  private readonly base: ForwardScratch;
+  private readonly mod: ForwardScratch;
   private readonly baseBlocks: BlockNames[];
   private readonly moduleBlocks: BlockNames[];
 
   constructor(readonly config: ModelConfig, readonly weights: Weights, readonly backend: Backend) {
-    this.base = new Scratch(config);
-    this.mod = new Scratch(config);
+    this.base = new ForwardScratch(config);
+    this.mod = new ForwardScratch(config);
     this.baseBlocks = Array.from({ length: config.nLayers }, (_, l) => blockNames(config.arch, basePrefix(config.arch, l)));
     this.moduleBlocks = Array.from({ length: config.recycle?.numLayers ?? 0 }, (_, l) => blockNames(config.arch, modulePrefix(l)));
   }
@@ -69,9 +74,19 @@ export class InferenceModel {
     return new KVCache(this.config.recycle.numLayers, Math.min(maxT, this.config.maxPositions), this.config.nKvHeads * this.config.headDim);
   }
 
-  /** Full call: run the base on `ids` at positions cache.length … cache.length+M−1 and advance the cache. */
-  forwardBase(ids: ArrayLike<number>, cache: KVCache, logitRows: LogitRows = 'last'): BaseOutput {
-    const c = this.config, b = this.backend, s = this.base, M = ids.length, C = c.hidden;
+  /** Scratch for one caller's calls (see ForwardScratch); it grows with the rows of the calls made with it. */
+  newScratch(): ForwardScratch {
+    return new ForwardScratch(this.config);
+  }
+
+  /**
+   * Full call: run the base on `ids` at positions cache.length … cache.length+M−1 and advance the cache. The outputs
+   * live in `scratch` (default: the model's shared one).
+   */
+  forwardBase(
+    ids: ArrayLike<number>, cache: KVCache, logitRows: LogitRows = 'last', scratch: ForwardScratch = this.base,
+  ): BaseOutput {
+    const c = this.config, b = this.backend, s = scratch, M = ids.length, C = c.hidden;
     if (M === 0) throw new Error('forwardBase: no tokens');
     cache.ensureRoom(M);
     s.ensure(M);
@@ -96,10 +111,14 @@ export class InferenceModel {
 
   /**
    * Module call: rows i = 0..M−1 are (h[i], nextIds[i]) pairs for module positions cache.length + i; returns
-   * the logits for the token after nextIds[i] ('all' rows or the 'last').
+   * the logits for the token after nextIds[i] ('all' rows or the 'last'), a view into `scratch` (default: the model's
+   * shared module scratch; it must not be the one `hidden` lives in).
    */
-  forwardModule(hidden: Float32Array, nextIds: ArrayLike<number>, cache: KVCache, logitRows: LogitRows = 'last'): Float32Array {
-    const c = this.config, b = this.backend, s = this.mod, M = nextIds.length, C = c.hidden;
+  forwardModule(
+    hidden: Float32Array, nextIds: ArrayLike<number>, cache: KVCache, logitRows: LogitRows = 'last',
+    scratch: ForwardScratch = this.mod,
+  ): Float32Array {
+    const c = this.config, b = this.backend, s = scratch, M = nextIds.length, C = c.hidden;
     if (!c.recycle) throw new Error('this model has no recyclable module (config.json has no "recycle" section)');
     if (M === 0) throw new Error('forwardModule: no rows');
     if (hidden.length < M * C) throw new Error(`forwardModule: hidden has ${hidden.length} values, ${M} rows of ${C} need ${M * C}`);
@@ -126,7 +145,7 @@ export class InferenceModel {
   }
 
   /** Final norm + LM head on the rows of s.x that are asked for. */
-  private head(s: Scratch, M: number, rows: LogitRows): Float32Array {
+  private head(s: ForwardScratch, M: number, rows: LogitRows): Float32Array {
     if (rows === 'none') return s.logits.subarray(0, 0);
     const c = this.config, C = c.hidden, t = topNames(c);
     const first = rows === 'last' ? M - 1 : 0, R = M - first;
@@ -137,7 +156,7 @@ export class InferenceModel {
     return logits;
   }
 
-  private norm(M: number, x: Float32Array, w: string, bias: string | null, out: Float32Array, s: Scratch): void {
+  private norm(M: number, x: Float32Array, w: string, bias: string | null, out: Float32Array, s: ForwardScratch): void {
     const C = this.config.hidden;
     if (this.config.arch === 'gpt2') {
       this.backend.layerNormForward(M, C, x, this.weights.get(w), this.weights.get(bias!), this.config.normEps, out, s.mean, s.rstd);
@@ -151,7 +170,7 @@ export class InferenceModel {
   }
 
   /** One pre-norm block on s.x[M, C] in place, writing this layer's K/V for positions pos0.. into the cache. */
-  private block(s: Scratch, n: BlockNames, M: number, pos0: number, pos: Int32Array, cache: KVCache, layer: number): void {
+  private block(s: ForwardScratch, n: BlockNames, M: number, pos0: number, pos: Int32Array, cache: KVCache, layer: number): void {
     const c = this.config, b = this.backend, w = this.weights;
     const C = c.hidden, H = c.nHeads, G = c.nKvHeads, D = c.headDim, I = c.intermediate, kvw = G * D;
     const x = s.x.subarray(0, M * C), nrm = s.norm.subarray(0, M * C), q = s.q.subarray(0, M * C);
