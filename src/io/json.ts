@@ -19,15 +19,13 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | { [key:
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const WS = /[ \t\n\r]*/y;
 
-class JsonError extends Error {}
-
 /** Parses `text` as JSON; errors start with `where` and give the character position. */
 export function parseJson(text: string, where: string, opts: JsonOptions = {}): JsonValue {
   const maxDepth = opts.maxDepth ?? 128;
   let pos = 0;
 
   const fail = (msg: string): never => {
-    throw new JsonError(`${where}: not valid JSON: ${msg} at position ${pos}`);
+    throw new Error(`${where}: not valid JSON: ${msg} at position ${pos}`);
   };
   const skipWs = (): void => {
     WS.lastIndex = pos;

@@ -1,0 +1,81 @@
+/**
+ * One fuzz case: load a (possibly corrupt) directory the way a user would and say what happened. Run inside a
+ * worker process (fuzz/worker.ts) or by fuzz/replay.ts for a saved reproducer.
+ *
+ *   case {id, dir, kind: 'model'}        RecycleGPT.load(dir), then a 4-token greedy generation
+ *   case {id, dir, kind: 'checkpoint'}   everything `train --resume` reads: train_state, the model, the moments
+ */
+import * as path from 'node:path';
+import { RecycleGPT } from '../src/index.js';
+import { loadModelDir, readConfig } from '../src/io/model-dir.js';
+import { readOptimizerState, readTrainState } from '../src/train/checkpoint.js';
+import { TrainParams } from '../src/train/params.js';
+
+export interface FuzzCase {
+  id: number;
+  dir: string;
+  kind: 'model' | 'checkpoint';
+}
+
+export interface CaseResult {
+  /** 'loaded': everything worked; 'error': a thrown error (clean or not, the parent judges); 'broken': loaded, then
+   *  generation failed or returned something impossible. */
+  outcome: 'loaded' | 'error' | 'broken';
+  message: string;
+  errorType: string;
+  /** What the load produced, to compare with the unmutated input (same = the mutation changed nothing that counts). */
+  digest: string;
+}
+
+/** Engine errors and messages that mean bad data reached code that did not expect it. */
+const UNCLEAR = /Cannot read propert|is not a function|is not iterable|Maximum call stack|Invalid typed array length|Invalid array length|Array buffer allocation failed|(undefined|null) is not (an object|a function|iterable)/;
+const ENGINE_ERRORS = new Set(['TypeError', 'RangeError', 'SyntaxError', 'ReferenceError', 'EvalError', 'URIError']);
+
+/** A clean rejection: one of our errors (not the engine's), whose message names the file or directory. */
+export function isCleanError(r: CaseResult, dir: string): boolean {
+  return r.outcome === 'error' && r.errorType !== '' && !ENGINE_ERRORS.has(r.errorType) && !UNCLEAR.test(r.message) && r.message.includes(dir);
+}
+
+export async function runCase(c: FuzzCase): Promise<CaseResult> {
+  let digest: string;
+  try {
+    if (c.kind === 'checkpoint') {
+      digest = loadCheckpoint(c.dir);
+    } else {
+      const m = await RecycleGPT.load(c.dir, { threads: 1 });
+      const mode = m.hasModule ? 'verified' : 'standard';
+      const prompt = m.tokenizer ? 'the cat' : [1, 2];
+      try {
+        const r = await m.generate(prompt, { mode, max_new_tokens: 4 });
+        const V = m.config.vocabSize;
+        if (r.ids.some((id) => !Number.isInteger(id) || id < 0 || id >= V)) {
+          return { outcome: 'broken', message: `generated ids outside [0, ${V}): ${r.ids.join(',')}`, errorType: '', digest: '' };
+        }
+        digest = JSON.stringify({ ids: r.ids, text: r.text, mode });
+      } catch (e) {
+        return { outcome: 'broken', message: `loaded, then generation failed: ${(e as Error).message}`, errorType: errName(e), digest: '' };
+      }
+    }
+  } catch (e) {
+    return { outcome: 'error', message: e instanceof Error ? e.message : String(e), errorType: errName(e), digest: '' };
+  }
+  return { outcome: 'loaded', message: '', errorType: '', digest };
+}
+
+/** What `train --resume` reads before it touches the data: state, config, weights, optimizer moments. */
+function loadCheckpoint(dir: string): string {
+  const state = readTrainState(dir);
+  const config = readConfig(path.join(dir, 'config.json'));
+  const { weights } = loadModelDir(dir, { config });
+  const params = new TrainParams(config, state.trainable === 'module');
+  params.copyFrom((n) => weights.get(n));
+  const opt = readOptimizerState(dir, state, params.store.size);
+  let sum = 0;
+  for (let i = 0; i < opt.m.length; i++) sum += opt.m[i]! + opt.v[i]!;
+  return JSON.stringify({ step: state.step, optStep: opt.step, params: params.store.size, sum });
+}
+
+function errName(e: unknown): string {
+  return e instanceof Error ? e.constructor.name : typeof e;
+}
+
