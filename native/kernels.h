@@ -1,6 +1,7 @@
 // The kernel table: one instance per instruction set (kernels_avx512.cc, kernels_avx2.cc, kernels_scalar.cc,
-// all generated from kernels_impl.h). addon.cc picks one at load time with cpuid. Arguments arrive validated
-// (sizes, ids, targets) from src/kernels/native.ts; `nth` is the thread count for this call.
+// all generated from kernels_impl.h). addon.cc picks one at load time with cpuid. Arguments arrive validated by
+// addon.cc (types, each dimension in [0, 2^31-1], array lengths against overflow-checked products, ids, targets),
+// and calls that write nothing never arrive; `nth` is the thread count for this call.
 #pragma once
 #include <stdint.h>
 

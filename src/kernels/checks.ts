@@ -1,20 +1,61 @@
 /** Argument-check helpers for validate.ts (and the tokenizers' id checks): errors name the op and the values. */
 
+/**
+ * The largest dimension (size letter, element count, pos0) any kernel accepts. The native addon enforces the same
+ * bound (kMaxDim in native/addon.cc): its kernels index in int64, but thread, chunk and tail counts pass through
+ * int. With every dimension bounded, each size product fits a float64 exactly or is far above any array length,
+ * so the length checks below cannot be fooled by rounding.
+ */
+export const MAX_DIM = 2 ** 31 - 1;
+
+/** How a value that is not the expected array is named in messages (the addon names them the same way). */
+export function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (ArrayBuffer.isView(v)) return v.constructor.name;
+  return typeof v;
+}
+
 export function checkDims(op: string, dims: Record<string, number>): void {
   for (const name in dims) {
     const v = dims[name]!;
-    if (!Number.isInteger(v) || v < 0) throw new Error(`${op}: ${name} must be a non-negative integer, got ${v}`);
+    if (!(Number.isInteger(v) && v >= 0 && v <= MAX_DIM)) {
+      const msg = `${op}: ${name} must be an integer in [0, ${MAX_DIM}], got`;
+      throw typeof v === 'number' ? new RangeError(`${msg} ${v}`) : new TypeError(`${msg} ${describeValue(v)}`);
+    }
   }
 }
 
 /**
- * Throws unless `arr` holds at least `need` elements. `shape` (e.g. "x[M=2,K=768]") is built only for the
- * message: these checks run on every kernel call, ~100 a decoded token, so the happy path builds no strings.
+ * Throws unless `arr` is a Float32Array (or, with `nullable`, null) of at least `need` elements. `shape` (e.g.
+ * "x[M=2,K=768]") is built only for the message: these checks run on every kernel call, ~100 a decoded token,
+ * so the happy path builds no strings.
  */
-export function checkLen(op: string, name: string, arr: ArrayLike<number>, need: number, shape: () => string): void {
-  if (arr.length < need) {
-    throw new Error(`${op}: ${name} has ${arr.length} elements but ${shape()} needs ${need}`);
-  }
+export function checkF32(op: string, name: string, arr: unknown, need: number, shape: () => string): void {
+  if (!(arr instanceof Float32Array)) throw typeError(op, name, 'a Float32Array', arr);
+  if (arr.length < need) throw lengthError(op, name, arr.length, need, shape);
+}
+
+/** checkF32 for Int32Array arguments (ids, positions, targets). */
+export function checkI32(op: string, name: string, arr: unknown, need: number, shape: () => string): void {
+  if (!(arr instanceof Int32Array)) throw typeError(op, name, 'an Int32Array', arr);
+  if (arr.length < need) throw lengthError(op, name, arr.length, need, shape);
+}
+
+/** checkF32 for an optional array: null (or undefined) passes. */
+export function checkF32OrNull(op: string, name: string, arr: unknown, need: number, shape: () => string): void {
+  if (arr === null || arr === undefined) return;
+  if (!(arr instanceof Float32Array)) throw typeError(op, name, 'a Float32Array or null', arr);
+  if (arr.length < need) throw lengthError(op, name, arr.length, need, shape);
+}
+
+function typeError(op: string, name: string, want: string, got: unknown): TypeError {
+  return new TypeError(`${op}: argument ${name} must be ${want}, got ${describeValue(got)}`);
+}
+
+function lengthError(op: string, name: string, len: number, need: number, shape: () => string): RangeError {
+  // a product of dimensions above 2^53 is rounded: say only that it is out of reach
+  const needs = Number.isSafeInteger(need) ? String(need) : `more than ${Number.MAX_SAFE_INTEGER}`;
+  return new RangeError(`${op}: ${name} has ${len} elements but ${shape()} needs ${needs}`);
 }
 
 export function checkDivides(op: string, what: string, a: number, b: number): void {

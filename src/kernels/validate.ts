@@ -5,7 +5,8 @@
  */
 import type { Backend } from './backend.js';
 import {
-  checkAttentionHeads, checkChannels, checkDims, checkDivides, checkFinite, checkIds, checkLen, checkPositive, checkTargets,
+  checkAttentionHeads, checkChannels, checkDims, checkDivides, checkF32, checkF32OrNull, checkFinite, checkI32,
+  checkIds, checkPositive, checkTargets,
 } from './checks.js';
 
 export type KernelName = Exclude<keyof Backend, 'name' | 'threads' | 'setThreads'>;
@@ -39,46 +40,48 @@ export const KERNEL_NAMES: readonly KernelName[] = [
 
 type ArgChecks = { [K in KernelName]: (...args: Parameters<Backend[K]>) => void };
 
-function checkAll(op: string, arrays: ReadonlyArray<readonly [string, ArrayLike<number>]>, need: number, shape: (name: string) => string): void {
-  for (const [name, arr] of arrays) checkLen(op, name, arr, need, () => shape(name));
+function checkAll(
+  op: string, arrays: ReadonlyArray<readonly [string, unknown]>, need: number, shape: (name: string) => string,
+): void {
+  for (const [name, arr] of arrays) checkF32(op, name, arr, need, () => shape(name));
 }
 
 const argChecks: ArgChecks = {
   gemm(M, N, K, a, transA, b, transB, c) {
     const op = 'gemm';
     checkDims(op, { M, N, K });
-    checkLen(op, 'a', a, M * K, () => transA ? `A[K=${K},M=${M}]` : `A[M=${M},K=${K}]`);
-    checkLen(op, 'b', b, K * N, () => transB ? `B[N=${N},K=${K}]` : `B[K=${K},N=${N}]`);
-    checkLen(op, 'c', c, M * N, () => `C[M=${M},N=${N}]`);
+    checkF32(op, 'a', a, M * K, () => transA ? `A[K=${K},M=${M}]` : `A[M=${M},K=${K}]`);
+    checkF32(op, 'b', b, K * N, () => transB ? `B[N=${N},K=${K}]` : `B[K=${K},N=${N}]`);
+    checkF32(op, 'c', c, M * N, () => `C[M=${M},N=${N}]`);
   },
   linear(M, N, K, x, w, bias, y) {
     const op = 'linear';
     checkDims(op, { M, N, K });
-    checkLen(op, 'x', x, M * K, () => `x[M=${M},K=${K}]`);
-    checkLen(op, 'w', w, N * K, () => `w[N=${N},K=${K}]`);
-    if (bias) checkLen(op, 'bias', bias, N, () => `bias[N=${N}]`);
-    checkLen(op, 'y', y, M * N, () => `y[M=${M},N=${N}]`);
+    checkF32(op, 'x', x, M * K, () => `x[M=${M},K=${K}]`);
+    checkF32(op, 'w', w, N * K, () => `w[N=${N},K=${K}]`);
+    checkF32OrNull(op, 'bias', bias, N, () => `bias[N=${N}]`);
+    checkF32(op, 'y', y, M * N, () => `y[M=${M},N=${N}]`);
   },
   biasBackward(M, N, dy, db) {
     const op = 'biasBackward';
     checkDims(op, { M, N });
-    checkLen(op, 'dy', dy, M * N, () => `dy[M=${M},N=${N}]`);
-    checkLen(op, 'db', db, N, () => `db[N=${N}]`);
+    checkF32(op, 'dy', dy, M * N, () => `dy[M=${M},N=${N}]`);
+    checkF32(op, 'db', db, N, () => `db[N=${N}]`);
   },
   embeddingForward(T, C, V, ids, table, out) {
     const op = 'embeddingForward';
     checkDims(op, { T, C, V });
-    checkLen(op, 'ids', ids, T, () => `ids[T=${T}]`);
-    checkLen(op, 'table', table, V * C, () => `table[V=${V},C=${C}]`);
-    checkLen(op, 'out', out, T * C, () => `out[T=${T},C=${C}]`);
+    checkI32(op, 'ids', ids, T, () => `ids[T=${T}]`);
+    checkF32(op, 'table', table, V * C, () => `table[V=${V},C=${C}]`);
+    checkF32(op, 'out', out, T * C, () => `out[T=${T},C=${C}]`);
     checkIds(op, ids, T, V);
   },
   embeddingBackward(T, C, V, ids, dout, dtable) {
     const op = 'embeddingBackward';
     checkDims(op, { T, C, V });
-    checkLen(op, 'ids', ids, T, () => `ids[T=${T}]`);
-    checkLen(op, 'dout', dout, T * C, () => `dout[T=${T},C=${C}]`);
-    checkLen(op, 'dtable', dtable, V * C, () => `dtable[V=${V},C=${C}]`);
+    checkI32(op, 'ids', ids, T, () => `ids[T=${T}]`);
+    checkF32(op, 'dout', dout, T * C, () => `dout[T=${T},C=${C}]`);
+    checkF32(op, 'dtable', dtable, V * C, () => `dtable[V=${V},C=${C}]`);
     checkIds(op, ids, T, V);
   },
   layerNormForward(N, C, x, w, b, eps, out, mean, rstd) {
@@ -86,12 +89,12 @@ const argChecks: ArgChecks = {
     checkDims(op, { N, C });
     checkChannels(op, N, C);
     checkPositive(op, 'eps', eps);
-    checkLen(op, 'x', x, N * C, () => `x[N=${N},C=${C}]`);
-    checkLen(op, 'w', w, C, () => `w[C=${C}]`);
-    checkLen(op, 'b', b, C, () => `b[C=${C}]`);
-    checkLen(op, 'out', out, N * C, () => `out[N=${N},C=${C}]`);
-    checkLen(op, 'mean', mean, N, () => `mean[N=${N}]`);
-    checkLen(op, 'rstd', rstd, N, () => `rstd[N=${N}]`);
+    checkF32(op, 'x', x, N * C, () => `x[N=${N},C=${C}]`);
+    checkF32(op, 'w', w, C, () => `w[C=${C}]`);
+    checkF32(op, 'b', b, C, () => `b[C=${C}]`);
+    checkF32(op, 'out', out, N * C, () => `out[N=${N},C=${C}]`);
+    checkF32(op, 'mean', mean, N, () => `mean[N=${N}]`);
+    checkF32(op, 'rstd', rstd, N, () => `rstd[N=${N}]`);
   },
   layerNormBackward(N, C, dout, x, w, mean, rstd, dx, dw, db) {
     const op = 'layerNormBackward';
@@ -99,33 +102,33 @@ const argChecks: ArgChecks = {
     checkChannels(op, N, C);
     checkAll(op, [['dout', dout], ['x', x], ['dx', dx]], N * C, (n) => `${n}[N=${N},C=${C}]`);
     checkAll(op, [['w', w], ['dw', dw], ['db', db]], C, (n) => `${n}[C=${C}]`);
-    checkLen(op, 'mean', mean, N, () => `mean[N=${N}]`);
-    checkLen(op, 'rstd', rstd, N, () => `rstd[N=${N}]`);
+    checkF32(op, 'mean', mean, N, () => `mean[N=${N}]`);
+    checkF32(op, 'rstd', rstd, N, () => `rstd[N=${N}]`);
   },
   rmsNormForward(N, C, x, w, eps, out, rstd) {
     const op = 'rmsNormForward';
     checkDims(op, { N, C });
     checkChannels(op, N, C);
     checkPositive(op, 'eps', eps);
-    checkLen(op, 'x', x, N * C, () => `x[N=${N},C=${C}]`);
-    checkLen(op, 'w', w, C, () => `w[C=${C}]`);
-    checkLen(op, 'out', out, N * C, () => `out[N=${N},C=${C}]`);
-    checkLen(op, 'rstd', rstd, N, () => `rstd[N=${N}]`);
+    checkF32(op, 'x', x, N * C, () => `x[N=${N},C=${C}]`);
+    checkF32(op, 'w', w, C, () => `w[C=${C}]`);
+    checkF32(op, 'out', out, N * C, () => `out[N=${N},C=${C}]`);
+    checkF32(op, 'rstd', rstd, N, () => `rstd[N=${N}]`);
   },
   rmsNormBackward(N, C, dout, x, w, rstd, dx, dw) {
     const op = 'rmsNormBackward';
     checkDims(op, { N, C });
     checkChannels(op, N, C);
     checkAll(op, [['dout', dout], ['x', x], ['dx', dx]], N * C, (n) => `${n}[N=${N},C=${C}]`);
-    checkLen(op, 'w', w, C, () => `w[C=${C}]`);
-    checkLen(op, 'dw', dw, C, () => `dw[C=${C}]`);
-    checkLen(op, 'rstd', rstd, N, () => `rstd[N=${N}]`);
+    checkF32(op, 'w', w, C, () => `w[C=${C}]`);
+    checkF32(op, 'dw', dw, C, () => `dw[C=${C}]`);
+    checkF32(op, 'rstd', rstd, N, () => `rstd[N=${N}]`);
   },
   geluForward(n, x, out) {
     const op = 'geluForward';
     checkDims(op, { n });
-    checkLen(op, 'x', x, n, () => `x[n=${n}]`);
-    checkLen(op, 'out', out, n, () => `out[n=${n}]`);
+    checkF32(op, 'x', x, n, () => `x[n=${n}]`);
+    checkF32(op, 'out', out, n, () => `out[n=${n}]`);
   },
   geluBackward(n, x, dout, dx) {
     const op = 'geluBackward';
@@ -147,18 +150,18 @@ const argChecks: ArgChecks = {
     checkDims(op, { R, H, D });
     checkDivides(op, `D=${D} must be even`, D, 2);
     checkPositive(op, 'theta', theta);
-    checkLen(op, 'x', x, R * H * D, () => `x[R=${R},H=${H},D=${D}]`);
-    checkLen(op, 'pos', pos, R, () => `pos[R=${R}]`);
+    checkF32(op, 'x', x, R * H * D, () => `x[R=${R},H=${H},D=${D}]`);
+    checkI32(op, 'pos', pos, R, () => `pos[R=${R}]`);
   },
   attentionForward(B, T, H, G, D, q, k, v, out, probs) {
     const op = 'attentionForward';
     checkDims(op, { B, T, H, G, D });
     checkAttentionHeads(op, H, G, D);
-    checkLen(op, 'q', q, B * T * H * D, () => `q[B=${B},T=${T},H=${H},D=${D}]`);
-    checkLen(op, 'k', k, B * T * G * D, () => `k[B=${B},T=${T},G=${G},D=${D}]`);
-    checkLen(op, 'v', v, B * T * G * D, () => `v[B=${B},T=${T},G=${G},D=${D}]`);
-    checkLen(op, 'out', out, B * T * H * D, () => `out[B=${B},T=${T},H=${H},D=${D}]`);
-    checkLen(op, 'probs', probs, B * H * T * T, () => `probs[B=${B},H=${H},T=${T}]`);
+    checkF32(op, 'q', q, B * T * H * D, () => `q[B=${B},T=${T},H=${H},D=${D}]`);
+    checkF32(op, 'k', k, B * T * G * D, () => `k[B=${B},T=${T},G=${G},D=${D}]`);
+    checkF32(op, 'v', v, B * T * G * D, () => `v[B=${B},T=${T},G=${G},D=${D}]`);
+    checkF32(op, 'out', out, B * T * H * D, () => `out[B=${B},T=${T},H=${H},D=${D}]`);
+    checkF32(op, 'probs', probs, B * H * T * T, () => `probs[B=${B},H=${H},T=${T}]`);
   },
   attentionBackward(B, T, H, G, D, q, k, v, probs, dout, dq, dk, dv) {
     const op = 'attentionBackward';
@@ -166,33 +169,33 @@ const argChecks: ArgChecks = {
     checkAttentionHeads(op, H, G, D);
     checkAll(op, [['q', q], ['dout', dout], ['dq', dq]], B * T * H * D, (n) => `${n}[B=${B},T=${T},H=${H},D=${D}]`);
     checkAll(op, [['k', k], ['v', v], ['dk', dk], ['dv', dv]], B * T * G * D, (n) => `${n}[B=${B},T=${T},G=${G},D=${D}]`);
-    checkLen(op, 'probs', probs, B * H * T * T, () => `probs[B=${B},H=${H},T=${T}]`);
+    checkF32(op, 'probs', probs, B * H * T * T, () => `probs[B=${B},H=${H},T=${T}]`);
   },
   attentionDecode(M, H, G, D, q, kCache, vCache, pos0, out) {
     const op = 'attentionDecode';
     checkDims(op, { M, H, G, D, pos0 });
     checkAttentionHeads(op, H, G, D);
     const len = pos0 + M;
-    checkLen(op, 'q', q, M * H * D, () => `q[M=${M},H=${H},D=${D}]`);
-    checkLen(op, 'kCache', kCache, len * G * D, () => `kCache[pos0+M=${len},G=${G},D=${D}]`);
-    checkLen(op, 'vCache', vCache, len * G * D, () => `vCache[pos0+M=${len},G=${G},D=${D}]`);
-    checkLen(op, 'out', out, M * H * D, () => `out[M=${M},H=${H},D=${D}]`);
+    checkF32(op, 'q', q, M * H * D, () => `q[M=${M},H=${H},D=${D}]`);
+    checkF32(op, 'kCache', kCache, len * G * D, () => `kCache[pos0+M=${len},G=${G},D=${D}]`);
+    checkF32(op, 'vCache', vCache, len * G * D, () => `vCache[pos0+M=${len},G=${G},D=${D}]`);
+    checkF32(op, 'out', out, M * H * D, () => `out[M=${M},H=${H},D=${D}]`);
   },
   crossEntropyForward(N, V, logits, targets, losses) {
     const op = 'crossEntropyForward';
     checkDims(op, { N, V });
-    checkLen(op, 'logits', logits, N * V, () => `logits[N=${N},V=${V}]`);
-    checkLen(op, 'targets', targets, N, () => `targets[N=${N}]`);
-    checkLen(op, 'losses', losses, N, () => `losses[N=${N}]`);
+    checkF32(op, 'logits', logits, N * V, () => `logits[N=${N},V=${V}]`);
+    checkI32(op, 'targets', targets, N, () => `targets[N=${N}]`);
+    checkF32(op, 'losses', losses, N, () => `losses[N=${N}]`);
     checkTargets(op, targets, N, V);
   },
   crossEntropyBackward(N, V, logits, targets, scale, dlogits) {
     const op = 'crossEntropyBackward';
     checkDims(op, { N, V });
     checkFinite(op, 'scale', scale);
-    checkLen(op, 'logits', logits, N * V, () => `logits[N=${N},V=${V}]`);
-    checkLen(op, 'targets', targets, N, () => `targets[N=${N}]`);
-    checkLen(op, 'dlogits', dlogits, N * V, () => `dlogits[N=${N},V=${V}]`);
+    checkF32(op, 'logits', logits, N * V, () => `logits[N=${N},V=${V}]`);
+    checkI32(op, 'targets', targets, N, () => `targets[N=${N}]`);
+    checkF32(op, 'dlogits', dlogits, N * V, () => `dlogits[N=${N},V=${V}]`);
     checkTargets(op, targets, N, V);
   },
   adamw(n, param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step) {
@@ -214,20 +217,44 @@ const argChecks: ArgChecks = {
     const op = 'axpy';
     checkDims(op, { n });
     checkFinite(op, 'alpha', alpha);
-    checkLen(op, 'x', x, n, () => `x[n=${n}]`);
-    checkLen(op, 'y', y, n, () => `y[n=${n}]`);
+    checkF32(op, 'x', x, n, () => `x[n=${n}]`);
+    checkF32(op, 'y', y, n, () => `y[n=${n}]`);
   },
   scale(n, x, alpha) {
     const op = 'scale';
     checkDims(op, { n });
     checkFinite(op, 'alpha', alpha);
-    checkLen(op, 'x', x, n, () => `x[n=${n}]`);
+    checkF32(op, 'x', x, n, () => `x[n=${n}]`);
   },
   sumSquares(n, x) {
     const op = 'sumSquares';
     checkDims(op, { n });
-    checkLen(op, 'x', x, n, () => `x[n=${n}]`);
+    checkF32(op, 'x', x, n, () => `x[n=${n}]`);
   },
+};
+
+type EmptyWhen = { [K in KernelName]?: (...args: Parameters<Backend[K]>) => boolean };
+
+/**
+ * Calls that write nothing at all (after their checks pass) are not handed to the kernel. A zero dimension
+ * empties every product it is in, so the length checks no longer bound the other dimensions: a kernel looping
+ * over them (attentionBackward with B = 2^31−1 and T = 0 loops over B·H heads) would spin for nothing, or size a
+ * scratch buffer by them. Kernels left out write something whenever they are called (a bias gradient, losses) or
+ * loop only over dimensions their arrays bound. The addon skips the same calls (native/addon.cc).
+ */
+const emptyWhen: EmptyWhen = {
+  gemm: (M, N) => M === 0 || N === 0,
+  linear: (M, N) => M === 0 || N === 0,
+  embeddingForward: (T, C) => T === 0 || C === 0,
+  embeddingBackward: (T, C) => T === 0 || C === 0,
+  layerNormForward: (N) => N === 0,
+  layerNormBackward: (_N, C) => C === 0,
+  rmsNormForward: (N) => N === 0,
+  rmsNormBackward: (_N, C) => C === 0,
+  rope: (R, H, D) => R === 0 || H === 0 || D === 0,
+  attentionForward: (B, T, H) => B === 0 || T === 0 || H === 0,
+  attentionBackward: (B, T, H) => B === 0 || T === 0 || H === 0,
+  attentionDecode: (M, H) => M === 0 || H === 0,
 };
 
 /** `raw` with every kernel call validated first; name and thread controls pass through. */
@@ -235,11 +262,17 @@ export function withArgChecks<B extends Backend>(raw: B): B {
   const checked: Record<string, unknown> = {};
   for (const k of KERNEL_NAMES) {
     const check = argChecks[k] as (...args: unknown[]) => void;
+    const empty = emptyWhen[k] as ((...args: unknown[]) => boolean) | undefined;
     const kernel = (raw[k] as (...args: unknown[]) => unknown).bind(raw);
-    checked[k] = (...args: unknown[]) => {
-      check(...args);
-      return kernel(...args);
-    };
+    checked[k] = empty
+      ? (...args: unknown[]) => {
+          check(...args);
+          return empty(...args) ? undefined : kernel(...args);
+        }
+      : (...args: unknown[]) => {
+          check(...args);
+          return kernel(...args);
+        };
   }
   return Object.assign(Object.create(raw) as B, checked);
 }
