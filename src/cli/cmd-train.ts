@@ -6,7 +6,7 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import type { EvalRow, TrainRow } from '../train/log.js';
-import type { TrainOptions } from '../train/options.js';
+import { LIMITS, type TrainOptions } from '../train/options.js';
 import { train, type GivenOptions, type StartInfo } from '../train/trainer.js';
 import { floatOption, intOption, printJson } from './options.js';
 
@@ -72,23 +72,30 @@ export function register(program: Command): void {
     .option('--base <dir>', 'start from this HF GPT-2/Llama model directory (a module is added if it has none)')
     .option('--freeze-base', 'train only the module (recycle.*); the base stays bit-identical')
     .option('--resume', 'continue from the checkpoint in --out')
-    .option('--steps <n>', 'optimizer steps (default 1000)', intOption('--steps', 1))
-    .option('--batch-size <n>', 'sequences per micro-batch (default 8)', intOption('--batch-size', 1))
-    .option('--seq-len <n>', 'tokens per sequence (default min(context, 256))', intOption('--seq-len', 2))
-    .option('--grad-accum <n>', 'micro-batches per step (default 1)', intOption('--grad-accum', 1))
+    .option('--steps <n>', 'optimizer steps (default 1000)', intOption('--steps', 1, LIMITS.steps))
+    .option('--batch-size <n>', 'sequences per micro-batch (default 8)', intOption('--batch-size', 1, LIMITS.batchSize))
+    .option('--seq-len <n>', 'tokens per sequence (default min(context, 256))',
+      intOption('--seq-len', 2, LIMITS.seqLen))
+    .option('--grad-accum <n>', 'micro-batches per step (default 1)', intOption('--grad-accum', 1, LIMITS.gradAccum))
     .option('--lr <x>', 'peak learning rate (default 1e-3)', floatOption('--lr', 0))
     .option('--min-lr <x>', 'cosine floor (default lr/10)', floatOption('--min-lr', 0))
     .option('--warmup <n>', 'linear warm-up steps (default min(100, steps/10))', intOption('--warmup', 0))
     .option('--weight-decay <x>', 'AdamW weight decay (default 0.1)', floatOption('--weight-decay', 0))
     .option('--grad-clip <x>', 'clip the global gradient norm (default 1)', floatOption('--grad-clip', 0))
     .option('--lambda <x>', 'weight λ of the recycle loss (default: the config\'s, 1)', floatOption('--lambda', 0))
-    .option('--recycle-layers <n>', 'module blocks when adding a module (default ceil(L/4))', intOption('--recycle-layers', 1))
-    .option('--eval-every <n>', 'evaluate both heads every N steps, 0: only at the end (default 100)', intOption('--eval-every', 0))
-    .option('--eval-batches <n>', 'held-out batches per evaluation (default 20)', intOption('--eval-batches', 1))
-    .option('--ckpt-every <n>', 'checkpoint every N steps (default 200)', intOption('--ckpt-every', 1))
+    .option('--recycle-layers <n>', 'module blocks when adding a module (default ceil(L/4))',
+      intOption('--recycle-layers', 1, LIMITS.recycleLayers))
+    .option('--eval-every <n>', 'evaluate both heads every N steps, 0: only at the end (default 100)',
+      intOption('--eval-every', 0, LIMITS.evalEvery))
+    .option('--eval-batches <n>', 'held-out batches per evaluation (default 20)',
+      intOption('--eval-batches', 1, LIMITS.evalBatches))
+    .option('--ckpt-every <n>', 'checkpoint every N steps (default 200)',
+      intOption('--ckpt-every', 1, LIMITS.ckptEvery))
     .option('--seed <n>', 'seed for init and batch sampling (default 1337)', intOption('--seed', 0))
-    .option('--threads <n>', 'kernel threads (default: RECYCLEGPT_THREADS or all cores)', intOption('--threads', 1, 256))
-    .option('--vocab-size <n>', 'vocabulary of the trained BPE (default: the preset\'s)', intOption('--vocab-size', 257))
+    .option('--threads <n>', 'kernel threads (default: RECYCLEGPT_THREADS or all cores)',
+      intOption('--threads', 1, LIMITS.threads))
+    .option('--vocab-size <n>', 'vocabulary of the trained BPE (default: the preset\'s)',
+      intOption('--vocab-size', 257, LIMITS.vocabSize))
     .option('--tokenizer <dir|gpt2>', 'use this tokenizer instead of training a BPE')
     .option('--no-progress', 'no progress output on stderr')
     .option('--json', 'print one JSON summary object on the last line of stdout')

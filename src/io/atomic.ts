@@ -83,81 +83,261 @@ function fsyncTree(dir: string): void {
   fsyncDir(dir);
 }
 
-function stagingDirs(dir: string): { tmp: string; old: string } {
-  const s = tmpSuffix();
-  return { tmp: `${dir}.tmp-${s}`, old: `${dir}.old-${s}` };
+/**
+ * The marker that makes a staging folder provably ours. It is the first thing written into `DIR.tmp-ID`, names the
+ * target and the exact `DIR.old-ID` the swap will use, and says whether the contents are complete (fsynced).
+ * Recovery touches only folders whose marker parses and matches their own name, so a user's `DIR.tmp-mine` or
+ * `DIR.old-backup` is never deleted or renamed. It is removed from DIR once the swap is finished.
+ */
+export const SWAP_MARKER = '.recyclegpt-swap.json';
+const SWAP_FORMAT = 'recyclegpt-dir-swap';
+
+interface SwapMarker {
+  format: typeof SWAP_FORMAT;
+  version: 1;
+  /** Base name of the directory being replaced. */
+  target: string;
+  /** Base name of the folder the previous version is renamed to during the swap. */
+  old: string;
+  /** True once the staging folder's contents are complete and on disk. */
+  complete: boolean;
+  /** Milliseconds since the epoch when the swap began (the newest complete one wins if several are left). */
+  created: number;
 }
 
-function swapIn(dir: string, tmp: string, old: string): void {
-  fsyncTree(tmp);
-  const hadOld = fs.existsSync(dir);
-  if (hadOld) fs.renameSync(dir, old);
+/** The marker file `file` when it is well-formed, else null (missing, unreadable, not ours). */
+function parseSwapMarker(file: string): SwapMarker | null {
+  let v: unknown;
   try {
-    fs.renameSync(tmp, dir);
+    v = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return null; // no marker (or not a folder, or unreadable): not provably ours
+  }
+  if (typeof v !== 'object' || v === null) return null;
+  const m = v as Partial<SwapMarker>;
+  const ok = m.format === SWAP_FORMAT && m.version === 1 && typeof m.target === 'string' && typeof m.old === 'string' &&
+    typeof m.complete === 'boolean' && typeof m.created === 'number' && Number.isFinite(m.created);
+  return ok ? (m as SwapMarker) : null;
+}
+
+/** The marker in `folder` (named `BASE.tmp-ID`) when it was written for that exact folder, else null. */
+function readSwapMarker(folder: string, base: string, id: string): SwapMarker | null {
+  const m = parseSwapMarker(path.join(folder, SWAP_MARKER));
+  return m !== null && m.target === base && m.old === `${base}.old-${id}` ? m : null;
+}
+
+function writeSwapMarker(folder: string, m: SwapMarker): void {
+  writeFileAtomic(path.join(folder, SWAP_MARKER), `${JSON.stringify(m)}\n`);
+}
+
+/**
+ * One replacement of directory `dir`, as separate steps so each crash point can be reproduced (tests call them one
+ * by one and stop, as a kill would). In order: {@link DirSwap.begin} creates `DIR.tmp-ID` with an incomplete
+ * marker; the caller fills `tmp`; {@link seal} fsyncs it and marks it complete; {@link moveOldAway} renames DIR
+ * to `DIR.old-ID`; {@link moveNewIn} renames the staging folder to DIR; {@link finish} removes the old folder and
+ * then the marker. {@link recoverReplacedDir} completes or undoes a swap stopped between any two of these.
+ */
+export class DirSwap {
+  readonly parent: string;
+  readonly base: string;
+  readonly tmp: string;
+  readonly old: string;
+  private marker: SwapMarker;
+  private hadOld = false;
+
+  private constructor(readonly target: string) {
+    this.parent = path.dirname(target);
+    this.base = path.basename(target);
+    const id = tmpSuffix();
+    this.tmp = path.join(this.parent, `${this.base}.tmp-${id}`);
+    this.old = path.join(this.parent, `${this.base}.old-${id}`);
+    this.marker = {
+      format: SWAP_FORMAT, version: 1, target: this.base, old: path.basename(this.old), complete: false,
+      created: Date.now(),
+    };
+  }
+
+  /** Creates the staging folder (exclusively: never one that exists) with an incomplete marker. */
+  static begin(dir: string): DirSwap {
+    const swap = new DirSwap(path.resolve(dir));
+    fs.mkdirSync(swap.parent, { recursive: true });
+    fs.mkdirSync(swap.tmp); // throws EEXIST rather than adopt someone else's folder
+    try {
+      writeSwapMarker(swap.tmp, swap.marker);
+    } catch (err) {
+      fs.rmSync(swap.tmp, { recursive: true, force: true });
+      throw err;
+    }
+    return swap;
+  }
+
+  /** The contents are complete: flush them, then mark the staging folder complete. */
+  seal(): void {
+    fsyncTree(this.tmp);
+    this.marker = { ...this.marker, complete: true };
+    writeSwapMarker(this.tmp, this.marker);
+  }
+
+  /** Renames the current DIR (if any) to `DIR.old-ID`. */
+  moveOldAway(): void {
+    if (!this.marker.complete) {
+      throw new Error(`DirSwap: ${this.tmp} is not sealed; refusing to move ${this.target} away`);
+    }
+    this.hadOld = fs.existsSync(this.target);
+    if (this.hadOld) fs.renameSync(this.target, this.old);
+  }
+
+  /** Renames the staging folder to DIR; on failure the previous DIR is put back. */
+  moveNewIn(): void {
+    try {
+      fs.renameSync(this.tmp, this.target);
+    } catch (err) {
+      if (this.hadOld) fs.renameSync(this.old, this.target);
+      throw err;
+    }
+    fsyncDir(this.parent);
+  }
+
+  /** Removes the previous version, then the marker (in this order, so the old folder stays provably ours). */
+  finish(): void {
+    fs.rmSync(this.old, { recursive: true, force: true });
+    fs.rmSync(path.join(this.target, SWAP_MARKER), { force: true });
+    fsyncDir(this.target);
+  }
+
+  /** Gives up before {@link moveNewIn}: DIR is put back if it was moved, the staging folder removed. */
+  abort(): void {
+    if (this.hadOld && !fs.existsSync(this.target) && fs.existsSync(this.old)) fs.renameSync(this.old, this.target);
+    fs.rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
+
+function runSwap(swap: DirSwap): void {
+  try {
+    swap.seal();
+    swap.moveOldAway();
+    swap.moveNewIn();
   } catch (err) {
-    if (hadOld) fs.renameSync(old, dir); // put the previous version back
+    swap.abort();
     throw err;
   }
-  fsyncDir(path.dirname(dir));
-  if (hadOld) fs.rmSync(old, { recursive: true, force: true });
+  swap.finish();
 }
 
 /**
  * Replaces directory `dir` as a whole: `fill` writes the new contents into a fresh staging folder
- * (`DIR.tmp-XXXX`, same parent so the rename is atomic); then the old folder is renamed away, the new one renamed in,
- * and the old one removed. If `fill` throws, `dir` is untouched. A crash between the two renames leaves `DIR.old-XXXX`,
- * which {@link recoverReplacedDir} restores.
+ * (`DIR.tmp-ID`, same parent so the rename is atomic); then the old folder is renamed away, the new one renamed in,
+ * and the old one removed (see {@link DirSwap}). If `fill` throws, `dir` is untouched and the staging folder is
+ * removed. An earlier interrupted swap of `dir` is recovered first.
  */
 export function replaceDirAtomic(dir: string, fill: (tmpDir: string) => void): void {
-  const abs = path.resolve(dir);
-  const { tmp, old } = stagingDirs(abs);
-  fs.mkdirSync(tmp, { recursive: true });
+  recoverReplacedDir(dir);
+  const swap = DirSwap.begin(dir);
   try {
-    fill(tmp);
-    swapIn(abs, tmp, old);
+    fill(swap.tmp);
   } catch (err) {
-    fs.rmSync(tmp, { recursive: true, force: true });
+    swap.abort();
     throw err;
   }
+  runSwap(swap);
 }
 
 /** As {@link replaceDirAtomic}, for an asynchronous `fill`. */
 export async function replaceDirAtomicAsync(dir: string, fill: (tmpDir: string) => Promise<void>): Promise<void> {
-  const abs = path.resolve(dir);
-  const { tmp, old } = stagingDirs(abs);
-  fs.mkdirSync(tmp, { recursive: true });
+  recoverReplacedDir(dir);
+  const swap = DirSwap.begin(dir);
   try {
-    await fill(tmp);
-    swapIn(abs, tmp, old);
+    await fill(swap.tmp);
   } catch (err) {
-    fs.rmSync(tmp, { recursive: true, force: true });
+    swap.abort();
     throw err;
   }
+  runSwap(swap);
+}
+
+interface Staging {
+  tmp: string;
+  old: string;
+  marker: SwapMarker;
 }
 
 /**
- * Cleans up after an interrupted {@link replaceDirAtomic}: if `dir` is missing but a `DIR.old-*` exists, the newest
- * one is renamed back; leftover `DIR.tmp-*` staging folders (never complete by construction) are removed.
- * Returns true when something was restored.
+ * Completes or undoes an interrupted {@link replaceDirAtomic} of `dir`, touching only folders that carry our marker
+ * (a `DIR.tmp-ID` whose marker names `dir` and `DIR.old-ID`, and the `DIR.old-ID` it names):
+ *  - DIR missing, a complete staging folder: the swap is finished (renamed in, its old folder removed);
+ *  - DIR missing, only an incomplete one: its old folder (if any) is renamed back, the staging folder removed;
+ *  - DIR present: leftover staging folders and the old folders they name are removed, and a marker left inside DIR
+ *    (a crash after the last rename) has its old folder and then itself removed.
+ * Anything else next to DIR is left alone. Returns true when DIR was put back (restored or rolled forward).
  */
 export function recoverReplacedDir(dir: string): boolean {
   const abs = path.resolve(dir);
   const parent = path.dirname(abs);
   const base = path.basename(abs);
-  if (!fs.existsSync(parent)) return false;
-  const olds: Array<{ p: string; mtime: number }> = [];
-  for (const name of fs.readdirSync(parent)) {
-    const p = path.join(parent, name);
-    if (name.startsWith(`${base}.tmp-`)) fs.rmSync(p, { recursive: true, force: true });
-    else if (name.startsWith(`${base}.old-`)) olds.push({ p, mtime: fs.statSync(p).mtimeMs });
+  let names: string[];
+  try {
+    names = fs.readdirSync(parent);
+  } catch {
+    return false; // no parent folder: nothing was ever staged there
   }
+  const stagings: Staging[] = [];
+  const prefix = `${base}.tmp-`;
+  for (const name of names) {
+    if (!name.startsWith(prefix) || name.length === prefix.length) continue;
+    const tmp = path.join(parent, name);
+    const marker = readSwapMarker(tmp, base, name.slice(prefix.length));
+    if (marker) stagings.push({ tmp, old: path.join(parent, marker.old), marker });
+  }
+  // newest first: if several complete ones were left, the newest is the latest checkpoint
+  stagings.sort((a, b) => b.marker.created - a.marker.created);
+
   let restored = false;
-  olds.sort((a, b) => b.mtime - a.mtime);
-  if (!fs.existsSync(abs) && olds.length > 0) {
-    fs.renameSync(olds[0].p, abs);
-    olds.shift();
-    restored = true;
+  if (!fs.existsSync(abs)) {
+    const complete = stagings.find((s) => s.marker.complete);
+    const moved = stagings.find((s) => fs.existsSync(s.old));
+    if (complete) {
+      fs.renameSync(complete.tmp, abs); // roll forward: the new contents were complete and flushed
+      fsyncDir(parent);
+      fs.rmSync(complete.old, { recursive: true, force: true });
+      restored = true;
+    } else if (moved) {
+      fs.renameSync(moved.old, abs); // roll back: put the previous version where it was
+      fsyncDir(parent);
+      restored = true;
+    }
   }
-  for (const o of olds) fs.rmSync(o.p, { recursive: true, force: true });
+  for (const s of stagings) {
+    if (!fs.existsSync(s.tmp)) continue; // the one rolled forward
+    fs.rmSync(s.old, { recursive: true, force: true });
+    fs.rmSync(s.tmp, { recursive: true, force: true });
+  }
+  // a crash after the last rename leaves the marker in DIR, naming the old folder still to remove
+  if (fs.existsSync(abs)) {
+    const own = path.join(abs, SWAP_MARKER);
+    const m = parseSwapMarker(own);
+    if (m !== null) {
+      // only a plain sibling name of the form BASE.old-ID, never a path that leads elsewhere
+      const oldPrefix = `${base}.old-`;
+      const plain = m.old.length > oldPrefix.length && m.old.startsWith(oldPrefix) && path.basename(m.old) === m.old;
+      if (m.target === base && plain) {
+        fs.rmSync(path.join(parent, m.old), { recursive: true, force: true });
+      }
+      fs.rmSync(own, { force: true });
+      fsyncDir(abs);
+    }
+  }
   return restored;
+}
+
+/**
+ * True when `err` (or an error it wraps as its cause) is a full disk or quota (ENOSPC, EDQUOT): callers replace the
+ * raw "ENOSPC: no space left on device, write", which names neither the file nor what to do.
+ */
+export function isDiskFull(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+    if (/\bENOSPC\b|\bEDQUOT\b|no space left on device|disk quota exceeded/i.test(e.message)) return true; // wrapped
+  }
+  return false;
 }

@@ -8,19 +8,21 @@
  *   train_state/optimizer.safetensors   AdamW moments "adamw.m", "adamw.v" over the trainable parameters
  *
  * The whole directory is replaced atomically (io/atomic.ts): the new checkpoint is written next to it and swapped
- * in only when complete, so a crash leaves the previous one. Files of the directory that are not part of the
- * checkpoint (the training log, plots) are carried over.
+ * in only when complete; a crash during the swap is completed or undone by {@link recoverCheckpoint} before the
+ * directory is read or written again, so it always holds the previous or the new checkpoint. Files of the directory
+ * that are not part of the checkpoint (the training log, plots) are carried over. train_state/state.json is checked
+ * for consistency on reading (steps, sampler and options agree), not only for shape.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import type { SamplerState } from '../data/dataset.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import { recoverReplacedDir, replaceDirAtomic } from '../io/atomic.js';
+import { isDiskFull, recoverReplacedDir, replaceDirAtomic, SWAP_MARKER } from '../io/atomic.js';
 import { toHfConfig, type ModelConfig } from '../model/config.js';
 import { saveWeights } from '../io/model-dir.js';
 import type { AdamWState } from '../nn/optim.js';
-import { validateOptions, type TrainOptions } from './options.js';
+import { MAX_THREADS, validateOptions, type TrainOptions } from './options.js';
 import type { TrainParams } from './params.js';
 
 export const STATE_DIR = 'train_state';
@@ -45,20 +47,21 @@ export interface TrainStateJson {
 }
 
 const u32 = z.number().int().min(0).max(0xffffffff);
+/** Counts: integers that a double holds exactly (1e300 would parse, then break every comparison). */
+const count = (min: number): z.ZodNumber => z.number().int().min(min).max(Number.MAX_SAFE_INTEGER);
 const stateSchema = z.object({
   format: z.literal(FORMAT),
   version: z.literal(1),
-  step: z.number().int().min(0),
+  step: count(0),
   options: z.record(z.string(), z.unknown()),
   sampler: z.object({
-    kind: z.literal('random-windows'), batchSize: z.number().int().min(1), seqLen: z.number().int().min(1),
-    tokens: z.number().int().min(0), step: z.number().int().min(0),
+    kind: z.literal('random-windows'), batchSize: count(1), seqLen: count(1), tokens: count(0), step: count(0),
     rng: z.object({ algo: z.literal('xoshiro128**'), s: z.tuple([u32, u32, u32, u32]) }),
   }),
-  optimizer: z.object({ step: z.number().int().min(0), params: z.number().int().min(0) }),
+  optimizer: z.object({ step: count(0), params: count(0) }),
   trainable: z.enum(['all', 'module']),
-  data: z.object({ train_tokens: z.number().int().min(0), val_tokens: z.number().int().min(0) }),
-  runtime: z.object({ backend: z.string(), threads: z.number().int().min(1) }),
+  data: z.object({ train_tokens: count(0), val_tokens: count(0) }),
+  runtime: z.object({ backend: z.string(), threads: z.number().int().min(1).max(MAX_THREADS) }),
 });
 
 export interface CheckpointContent {
@@ -70,7 +73,10 @@ export interface CheckpointContent {
   optimizer: AdamWState;
 }
 
-const CHECKPOINT_ENTRIES = new Set(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', STATE_DIR]);
+const CHECKPOINT_ENTRIES = new Set([
+  'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', STATE_DIR,
+  SWAP_MARKER, // the staging folder's own marker; never carried from one checkpoint into the next
+]);
 
 /** Carry the files of `from` that are not checkpoint entries into `to` (hard links; copies where links fail). */
 function carryOver(from: string, to: string): void {
@@ -86,30 +92,73 @@ function carryOver(from: string, to: string): void {
   }
 }
 
-/** Write a checkpoint into `dir`, atomically replacing the previous one. */
+/** The step of the checkpoint in `dir`, or null when there is none (or its state cannot be read). */
+function savedStep(dir: string): number | null {
+  try {
+    const json = JSON.parse(fs.readFileSync(path.join(dir, STATE_DIR, STATE_FILE), 'utf8')) as { step?: unknown };
+    const step = json.step;
+    return typeof step === 'number' ? step : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Write a checkpoint into `dir`, atomically replacing the previous one. A failure (a full disk above all) leaves the
+ * previous checkpoint as it was and says which file of the checkpoint was being written.
+ */
 export function saveCheckpoint(dir: string, c: CheckpointContent): void {
   const bad = c.params.firstNonFinite();
   if (bad >= 0) throw new Error(`checkpoint ${dir}: parameter value ${bad} is not finite; refusing to overwrite the last good checkpoint`);
-  replaceDirAtomic(dir, (tmp) => {
-    fs.writeFileSync(path.join(tmp, 'config.json'), `${JSON.stringify(toHfConfig(c.config), null, 2)}\n`);
-    saveWeights(path.join(tmp, 'model.safetensors'), c.config, (n) => c.params.data(n));
-    for (const [name, text] of Object.entries(c.tokenizerFiles)) fs.writeFileSync(path.join(tmp, name), text);
-    const stateDir = path.join(tmp, STATE_DIR);
-    fs.mkdirSync(stateDir);
-    const n = c.params.store.size;
-    writeSafetensors(path.join(stateDir, OPTIMIZER_FILE), [
-      { name: 'adamw.m', shape: [n], data: c.optimizer.m },
-      { name: 'adamw.v', shape: [n], data: c.optimizer.v },
-    ]);
-    const json: TrainStateJson = { format: FORMAT, version: 1, ...c.state, optimizer: { step: c.optimizer.step, params: n } };
-    fs.writeFileSync(path.join(stateDir, STATE_FILE), `${JSON.stringify(json, null, 2)}\n`);
-    carryOver(dir, tmp);
-  });
+  let writing = `${dir} (its staging folder next to it)`;
+  const stage = (tmp: string, rel: string): string => {
+    writing = path.join(dir, rel);
+    return path.join(tmp, rel);
+  };
+  try {
+    replaceDirAtomic(dir, (tmp) => {
+      fs.writeFileSync(stage(tmp, 'config.json'), `${JSON.stringify(toHfConfig(c.config), null, 2)}\n`);
+      saveWeights(stage(tmp, 'model.safetensors'), c.config, (n) => c.params.data(n));
+      for (const [name, text] of Object.entries(c.tokenizerFiles)) fs.writeFileSync(stage(tmp, name), text);
+      fs.mkdirSync(stage(tmp, STATE_DIR));
+      const n = c.params.store.size;
+      writeSafetensors(stage(tmp, path.join(STATE_DIR, OPTIMIZER_FILE)), [
+        { name: 'adamw.m', shape: [n], data: c.optimizer.m },
+        { name: 'adamw.v', shape: [n], data: c.optimizer.v },
+      ]);
+      const json: TrainStateJson = {
+        format: FORMAT, version: 1, ...c.state, optimizer: { step: c.optimizer.step, params: n },
+      };
+      fs.writeFileSync(stage(tmp, path.join(STATE_DIR, STATE_FILE)), `${JSON.stringify(json, null, 2)}\n`);
+      writing = `the files carried over from ${dir}`;
+      carryOver(dir, tmp);
+      writing = `${dir} (swapping the new checkpoint in)`;
+    });
+  } catch (err) {
+    const prev = savedStep(dir);
+    const kept = prev === null
+      ? `${dir} holds no checkpoint yet`
+      : `the last good checkpoint (step ${prev}) in ${dir} is intact`;
+    const msg = (err as Error).message.replace(/\s*\n\s*/g, ' ');
+    if (isDiskFull(err)) {
+      throw new Error(`cannot write checkpoint ${dir}: the disk is full (no space left on device) ` +
+        `while writing ${writing}; ${kept}; free some space, then continue with --resume`, { cause: err });
+    }
+    throw new Error(`cannot write checkpoint ${dir}: ${msg} (while writing ${writing}); ${kept}`, { cause: err });
+  }
+}
+
+/**
+ * Completes or undoes a checkpoint swap of `dir` that a crash interrupted (io/atomic.ts), so that `dir` holds the
+ * last complete checkpoint; folders next to `dir` that this program did not make are left alone.
+ */
+export function recoverCheckpoint(dir: string): void {
+  recoverReplacedDir(dir);
 }
 
 /** True when `dir` holds a training checkpoint (after repairing an interrupted swap). */
 export function hasCheckpoint(dir: string): boolean {
-  recoverReplacedDir(dir);
+  recoverCheckpoint(dir);
   return fs.existsSync(path.join(dir, STATE_DIR, STATE_FILE));
 }
 
@@ -129,7 +178,47 @@ export function readTrainState(dir: string): TrainStateJson {
     throw new Error(`${file}: field "${issue.path.join('.') || '(root)'}": ${issue.message}`);
   }
   const options = validateOptions(r.data.options, `${file} options`);
-  return { ...r.data, options } as TrainStateJson;
+  const state = { ...r.data, options } as TrainStateJson;
+  checkConsistency(state, file);
+  return state;
+}
+
+/**
+ * The fields of a train state that must agree with each other: a hand-edited or mixed-up state would otherwise
+ * resume silently into a different run (or "finish" a billion steps without training one).
+ */
+function checkConsistency(st: TrainStateJson, file: string): void {
+  const bad = (msg: string): never => {
+    throw new Error(`${file}: ${msg}`);
+  };
+  const o = st.options, sp = st.sampler;
+  if (o.seqLen === null || o.warmup === null || o.minLr === null) {
+    const key = o.seqLen === null ? 'seqLen' : o.warmup === null ? 'warmup' : 'minLr';
+    bad(`field "options.${key}" is null; a checkpoint records the value the run used`);
+  }
+  if (st.step > o.steps) bad(`field "step" is ${st.step}, more than options.steps ${o.steps}`);
+  if (st.optimizer.step !== st.step) {
+    bad(`field "optimizer.step" is ${st.optimizer.step}, field "step" is ${st.step} (they must agree)`);
+  }
+  if (sp.step !== st.step * o.gradAccum) {
+    bad(`field "sampler.step" is ${sp.step}, expected step × options.gradAccum = ${st.step * o.gradAccum}`);
+  }
+  if (sp.batchSize !== o.batchSize) {
+    bad(`field "options.batchSize" is ${o.batchSize}, field "sampler.batchSize" is ${sp.batchSize}`);
+  }
+  if (sp.seqLen !== o.seqLen) bad(`field "options.seqLen" is ${o.seqLen}, field "sampler.seqLen" is ${sp.seqLen}`);
+  if (sp.tokens !== st.data.train_tokens) {
+    bad(`field "sampler.tokens" is ${sp.tokens}, field "data.train_tokens" is ${st.data.train_tokens}`);
+  }
+  if (sp.tokens < sp.seqLen + 2) {
+    bad(`field "sampler.tokens" is ${sp.tokens}, fewer than sampler.seqLen + 2 = ${sp.seqLen + 2}`);
+  }
+  if (sp.rng.s.every((w) => w === 0)) bad('field "sampler.rng.s" is all zeros (not a valid xoshiro128** state)');
+  const trainable = o.freezeBase ? 'module' : 'all';
+  if (st.trainable !== trainable) bad(`field "trainable" is "${st.trainable}", options.freezeBase is ${o.freezeBase}`);
+  if (o.threads !== null && st.runtime.threads !== o.threads) {
+    bad(`field "runtime.threads" is ${st.runtime.threads}, options.threads is ${o.threads}`);
+  }
 }
 
 /** The AdamW moments of a checkpoint, checked against the number of trainable parameters. */

@@ -56,8 +56,20 @@ export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'data' | 'out'> = {
 /** Options that may differ from the checkpoint's when resuming. */
 export const RESUME_OVERRIDABLE: readonly (keyof TrainOptions)[] = ['steps', 'evalEvery', 'evalBatches', 'ckptEvery', 'threads'];
 
+/**
+ * Upper bounds: far beyond any run this CPU trainer can do, low enough that a typo or a hand-edited checkpoint
+ * (batchSize 1e6, steps 1e12) is refused with the option's name instead of exhausting memory or running for ever.
+ */
+export const MAX_THREADS = 256;
+export const LIMITS = {
+  steps: 1_000_000_000, batchSize: 65_536, seqLen: 1 << 20, gradAccum: 65_536, evalEvery: 1_000_000_000,
+  evalBatches: 1_000_000, ckptEvery: 1_000_000_000, vocabSize: 1 << 24, recycleLayers: 1024, threads: MAX_THREADS,
+} as const;
+
 type Check = (v: unknown) => boolean;
-const isInt = (min: number): Check => (v) => Number.isInteger(v) && (v as number) >= min;
+const isInt = (min: number, max = Number.MAX_SAFE_INTEGER): Check => (v) =>
+  Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+const inRange = (min: number, max: number): string => `an integer in [${min}, ${max}]`;
 const isNum = (min: number, open = false): Check => (v) => typeof v === 'number' && Number.isFinite(v) && (open ? v > min : v >= min);
 const isStr: Check = (v) => typeof v === 'string' && v.length > 0;
 const orNull = (c: Check): Check => (v) => v === null || c(v);
@@ -66,12 +78,19 @@ const RULES: Record<keyof TrainOptions, [Check, string]> = {
   data: [isStr, 'a non-empty string'], out: [isStr, 'a non-empty string'],
   preset: [orNull(isStr), 'a preset name'], config: [orNull(isStr), 'a file path'], base: [orNull(isStr), 'a directory'],
   freezeBase: [(v) => typeof v === 'boolean', 'true or false'], tokenizer: [orNull(isStr), '"gpt2" or a directory'],
-  vocabSize: [orNull(isInt(257)), 'an integer >= 257 (256 bytes + EOS)'], recycleLayers: [orNull(isInt(1)), 'an integer >= 1'],
-  steps: [isInt(1), 'an integer >= 1'], batchSize: [isInt(1), 'an integer >= 1'], seqLen: [orNull(isInt(2)), 'an integer >= 2'],
-  gradAccum: [isInt(1), 'an integer >= 1'], lr: [isNum(0, true), 'a number > 0'], minLr: [orNull(isNum(0)), 'a number >= 0'],
-  warmup: [orNull(isInt(0)), 'an integer >= 0'], weightDecay: [isNum(0), 'a number >= 0'], gradClip: [isNum(0, true), 'a number > 0'],
-  lambda: [orNull(isNum(0)), 'a number >= 0'], evalEvery: [isInt(0), 'an integer >= 0'], evalBatches: [isInt(1), 'an integer >= 1'],
-  ckptEvery: [isInt(1), 'an integer >= 1'], seed: [isInt(0), 'an integer >= 0'], threads: [orNull(isInt(1)), 'an integer >= 1'],
+  vocabSize: [orNull(isInt(257, LIMITS.vocabSize)), `${inRange(257, LIMITS.vocabSize)} (256 bytes + EOS at least)`],
+  recycleLayers: [orNull(isInt(1, LIMITS.recycleLayers)), inRange(1, LIMITS.recycleLayers)],
+  steps: [isInt(1, LIMITS.steps), inRange(1, LIMITS.steps)],
+  batchSize: [isInt(1, LIMITS.batchSize), inRange(1, LIMITS.batchSize)],
+  seqLen: [orNull(isInt(2, LIMITS.seqLen)), inRange(2, LIMITS.seqLen)],
+  gradAccum: [isInt(1, LIMITS.gradAccum), inRange(1, LIMITS.gradAccum)], lr: [isNum(0, true), 'a number > 0'],
+  minLr: [orNull(isNum(0)), 'a number >= 0'], warmup: [orNull(isInt(0)), 'an integer >= 0'],
+  weightDecay: [isNum(0), 'a number >= 0'], gradClip: [isNum(0, true), 'a number > 0'],
+  lambda: [orNull(isNum(0)), 'a number >= 0'],
+  evalEvery: [isInt(0, LIMITS.evalEvery), inRange(0, LIMITS.evalEvery)],
+  evalBatches: [isInt(1, LIMITS.evalBatches), inRange(1, LIMITS.evalBatches)],
+  ckptEvery: [isInt(1, LIMITS.ckptEvery), inRange(1, LIMITS.ckptEvery)], seed: [isInt(0), 'an integer >= 0'],
+  threads: [orNull(isInt(1, LIMITS.threads)), inRange(1, LIMITS.threads)],
 };
 
 /** Throws naming the first option (as `where`.name) whose value is invalid or unknown. */

@@ -17,7 +17,8 @@ import { TrainGraph } from '../model/graph.js';
 import { loadModelDir, readConfig } from '../io/model-dir.js';
 import { AdamW, cosineSchedule } from '../nn/optim.js';
 import { Tape } from '../nn/tape.js';
-import { hasCheckpoint, readOptimizerState, readTrainState, saveCheckpoint } from './checkpoint.js';
+import { isDiskFull } from '../io/atomic.js';
+import { hasCheckpoint, readOptimizerState, readTrainState, recoverCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { evaluateParams } from './eval.js';
 import { LOG_FILE, TrainLog, type EvalRow, type TrainRow } from './log.js';
 import { mergeResumeOptions, resolveOptions, scheduleOf, type TrainOptions } from './options.js';
@@ -111,11 +112,27 @@ function startFresh(given: GivenOptions, be: Backend): Session {
 
 function resume(given: GivenOptions, be: Backend): Session {
   const dir = given.out;
+  // a kill between the renames of a checkpoint swap leaves dir missing: finish or undo that swap first
+  recoverCheckpoint(dir);
   const state = readTrainState(dir);
-  const o = mergeResumeOptions(state.options, given, path.join(dir, 'train_state', 'state.json'));
-  const config = readConfig(path.join(dir, 'config.json'));
+  const stateFile = path.join(dir, 'train_state', 'state.json');
+  const o = mergeResumeOptions(state.options, given, stateFile);
+  if (o.steps < state.step) {
+    throw new Error(`--resume: --steps ${o.steps} is below the checkpoint's step ${state.step} (${stateFile}); ` +
+      `give --steps ${state.step} or more`);
+  }
+  const cfgFile = path.join(dir, 'config.json');
+  const config = readConfig(cfgFile);
+  if (o.seqLen! > config.maxPositions) {
+    throw new Error(`${stateFile}: options.seqLen ${o.seqLen} exceeds the model's context length ` +
+      `${config.maxPositions} (${cfgFile})`);
+  }
   const { weights } = loadModelDir(dir, { config });
   const tok = tokenizerFromDir(dir);
+  if (tok.tokenizer.vocabSize > config.vocabSize) {
+    throw new Error(`${cfgFile}: vocab_size ${config.vocabSize} is smaller than the checkpoint tokenizer's ` +
+      `${tok.tokenizer.vocabSize} tokens`);
+  }
   const params = new TrainParams(config, state.trainable === 'module');
   params.copyFrom((n) => weights.get(n));
   const optimizer = new AdamW(be, params.store, { weightDecay: o.weightDecay });
@@ -166,7 +183,20 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
   const tape = new Tape(be);
   const evalTape = new Tape(be, { grad: false });
   const lr = cosineSchedule({ warmup: o.warmup!, total: o.steps, maxLr: o.lr, minLr: o.minLr! });
-  let lastTrain: TrainRow | null = null, lastEval: EvalRow | null = null, savedStep = s.step;
+  let lastTrain: TrainRow | null = null, lastEval: EvalRow | null = null, savedStep = s.step, saved = mode.resume;
+  /** Log writes: a full disk is named, with what is safe on disk (the raw ENOSPC names neither). */
+  const logged = (write: () => void): void => {
+    try {
+      write();
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      const kept = saved
+        ? `the last good checkpoint (step ${savedStep}) in ${out} is intact`
+        : `${out} holds no checkpoint yet`;
+      throw new Error(`cannot write the training log ${log.file}: the disk is full (no space left on device); ` +
+        `${kept}; free some space, then continue with --resume`, { cause: err });
+    }
+  };
 
   const evaluate = (): void => {
     const r = evaluateParams(s.config, s.params, s.val, { backend: be, seqLen: o.seqLen!, batchSize: o.batchSize, maxBatches: o.evalBatches, tape: evalTape });
@@ -174,12 +204,14 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
       type: 'eval', step: s.step, val_loss_next: r.loss_next, val_loss_recycle: r.loss_recycle, ppl_next: r.ppl_next,
       ppl_recycle: r.ppl_recycle, agreement_top1: r.agreement_top1, tokens: r.tokens,
     };
-    log.append(lastEval);
+    const row = lastEval;
+    logged(() => log.append(row));
     hooks.onEval?.(lastEval);
   };
   const save = (): void => {
     checkpoint(s);
     savedStep = s.step;
+    saved = true;
     hooks.onCheckpoint?.(s.step, out);
   };
   const diverged = (what: string, step = s.step + 1): never => {
@@ -187,10 +219,10 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
       `The last good checkpoint (step ${savedStep}) in ${out} is intact; try a lower --lr or more --warmup`, step, savedStep);
   };
 
-  if (mode.resume) log.truncateAfter(s.step);
+  if (mode.resume) logged(() => log.truncateAfter(s.step));
   else {
     fs.mkdirSync(out, { recursive: true });
-    log.reset();
+    logged(() => log.reset());
     save(); // step 0: the tokenizer and initial weights are on disk, so --resume works from the start
   }
   hooks.onStart?.({
@@ -227,7 +259,8 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
       type: 'train', step: s.step, loss, lm_loss: lmLoss, recycle_loss: hasRec ? recLoss : null, lr: rate, grad_norm: gnorm,
       tokens_per_s: tokensPerStep / dt, elapsed_s: (performance.now() - started) / 1000,
     };
-    log.append(lastTrain);
+    const row = lastTrain;
+    logged(() => log.append(row));
     hooks.onStep?.(lastTrain, o.steps);
     const last = s.step === o.steps;
     if ((o.evalEvery > 0 && s.step % o.evalEvery === 0) || last) evaluate();
