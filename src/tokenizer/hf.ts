@@ -7,6 +7,7 @@ import { readJsonFile } from '../io/files.js';
 import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
 import { ByteLevelBpe, type SpecialToken } from './bpe.js';
 import { concatBytes, fromByteLevel, utf8Bytes } from './bytes.js';
+import { checkTokenizerRegexes } from './regex-safety.js';
 import { checkIds, type Tokenizer } from './tokenizer.js';
 
 /** Model types the library implements. */
@@ -50,6 +51,8 @@ export function readTokenizerJson(file: string): Json {
     if (!isObj(t) || typeof t.content !== 'string' || !Number.isInteger(t.id) || (t.id as number) < 0) {
       throw new Error(`${file}: added_tokens[${i}] must have a string "content" and a non-negative integer "id", got ${show(t)}`);
     }
+    // An empty added token matches everywhere: the library splits the text at every character around it.
+    if (t.content === '') throw new Error(`${file}: added_tokens[${i}] (id ${t.id as number}) has an empty "content"`);
   });
   return { ...json, added_tokens: added };
 }
@@ -86,6 +89,7 @@ export class HfTokenizer implements Tokenizer {
   private readonly addedById = new Map<number, string>();
 
   constructor(readonly file: string, json: Json, config: Json = {}) {
+    checkTokenizerRegexes(file, json); // before the library compiles them: a pattern could hang encode()
     try {
       this.lib = new HfLibTokenizer(json, config);
     } catch (err) {
