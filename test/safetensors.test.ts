@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { openSafetensors, readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../src/io/half.js';
 import { loadTensorsFromDir } from '../src/io/sharded.js';
-import { recoverReplacedDir, replaceDirAtomic, writeFileAtomic } from '../src/io/atomic.js';
+import { DirSwap, recoverReplacedDir, replaceDirAtomic, writeFileAtomic } from '../src/io/atomic.js';
 import { fixturesDir } from './helpers/fixtures.js';
 
 const fixtures = fixturesDir;
@@ -199,10 +199,17 @@ test('replaceDirAtomic swaps whole folders and keeps the old one on failure', ()
   assert.throws(() => replaceDirAtomic(dir, (d) => { fs.writeFileSync(path.join(d, 'v'), '3'); throw new Error('disk full'); }), /disk full/);
   assert.equal(fs.readFileSync(path.join(dir, 'v'), 'utf8'), '2');
   assert.deepEqual(fs.readdirSync(tmp).filter((n) => n.startsWith('ckpt.')), []);
-  // simulate a crash between the two renames
-  fs.renameSync(dir, `${dir}.old-123`);
-  fs.mkdirSync(`${dir}.tmp-456`);
+  // a crash between the two renames of a sealed swap: recovery completes it
+  const swap = DirSwap.begin(dir);
+  fs.writeFileSync(path.join(swap.tmp, 'v'), '3');
+  swap.seal();
+  swap.moveOldAway();
   assert.equal(recoverReplacedDir(dir), true);
-  assert.equal(fs.readFileSync(path.join(dir, 'v'), 'utf8'), '2');
+  assert.equal(fs.readFileSync(path.join(dir, 'v'), 'utf8'), '3');
   assert.deepEqual(fs.readdirSync(tmp).filter((n) => n.startsWith('ckpt.')), []);
+  // folders of the same names that we did not make are never touched
+  fs.mkdirSync(`${dir}.old-123`);
+  fs.mkdirSync(`${dir}.tmp-456`);
+  recoverReplacedDir(dir);
+  assert.deepEqual(fs.readdirSync(tmp).filter((n) => n.startsWith('ckpt.')).sort(), ['ckpt.old-123', 'ckpt.tmp-456']);
 });

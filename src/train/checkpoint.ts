@@ -17,7 +17,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import type { SamplerState } from '../data/dataset.js';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { SafetensorsReader, writeSafetensors } from '../io/safetensors.js';
+import { readJsonFile } from '../io/files.js';
 import { isDiskFull, recoverReplacedDir, replaceDirAtomic, SWAP_MARKER } from '../io/atomic.js';
 import { toHfConfig, type ModelConfig } from '../model/config.js';
 import { saveWeights } from '../io/model-dir.js';
@@ -95,8 +96,8 @@ function carryOver(from: string, to: string): void {
 /** The step of the checkpoint in `dir`, or null when there is none (or its state cannot be read). */
 function savedStep(dir: string): number | null {
   try {
-    const json = JSON.parse(fs.readFileSync(path.join(dir, STATE_DIR, STATE_FILE), 'utf8')) as { step?: unknown };
-    const step = json.step;
+    const json = readJsonFile(path.join(dir, STATE_DIR, STATE_FILE));
+    const step = typeof json === 'object' && json !== null && !Array.isArray(json) ? json.step : undefined;
     return typeof step === 'number' ? step : null;
   } catch {
     return null;
@@ -166,13 +167,7 @@ export function hasCheckpoint(dir: string): boolean {
 export function readTrainState(dir: string): TrainStateJson {
   const file = path.join(dir, STATE_DIR, STATE_FILE);
   if (!fs.existsSync(file)) throw new Error(`--resume: ${dir} holds no checkpoint (${file} not found)`);
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON: ${(e as Error).message}`);
-  }
-  const r = stateSchema.safeParse(json);
+  const r = stateSchema.safeParse(readJsonFile(file, 'training state'));
   if (!r.success) {
     const issue = r.error.issues[0]!;
     throw new Error(`${file}: field "${issue.path.join('.') || '(root)'}": ${issue.message}`);
@@ -225,18 +220,26 @@ function checkConsistency(st: TrainStateJson, file: string): void {
 export function readOptimizerState(dir: string, state: TrainStateJson, params: number): AdamWState {
   const file = path.join(dir, STATE_DIR, OPTIMIZER_FILE);
   if (!fs.existsSync(file)) throw new Error(`${file}: missing (the checkpoint is incomplete)`);
-  const { tensors } = readSafetensors(file);
-  const get = (name: string): Float32Array => {
-    const t = tensors.get(name);
-    if (!t) throw new Error(`${file}: tensor "${name}" is missing`);
-    if (t.shape.length !== 1 || t.shape[0] !== params) {
-      throw new Error(`${file}: tensor "${name}" has shape [${t.shape.join(', ')}], the model has ${params} trainable parameters`);
-    }
-    for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i]!)) throw new Error(`${file}: tensor "${name}" holds a non-finite value at index ${i}`);
-    return t.data;
-  };
   if (state.optimizer.params !== params) {
     throw new Error(`${path.join(dir, STATE_DIR, STATE_FILE)}: field "optimizer.params" is ${state.optimizer.params}, the model has ${params} trainable parameters`);
   }
-  return { step: state.optimizer.step, m: get('adamw.m'), v: get('adamw.v') };
+  const reader = new SafetensorsReader(file);
+  try {
+    // Shapes from the header first: no moment is read before it is known to be the right size.
+    for (const name of ['adamw.m', 'adamw.v']) {
+      if (!reader.has(name)) throw new Error(`${file}: tensor "${name}" is missing`);
+      const shape = reader.info(name).shape;
+      if (shape.length !== 1 || shape[0] !== params) {
+        throw new Error(`${file}: tensor "${name}" has shape [${shape.join(', ')}], the model has ${params} trainable parameters`);
+      }
+    }
+    const get = (name: string): Float32Array => {
+      const data = reader.get(name).data;
+      for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) throw new Error(`${file}: tensor "${name}" holds a non-finite value at index ${i}`);
+      return data;
+    };
+    return { step: state.optimizer.step, m: get('adamw.m'), v: get('adamw.v') };
+  } finally {
+    reader.close();
+  }
 }
