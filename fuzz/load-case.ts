@@ -18,9 +18,10 @@ export interface FuzzCase {
 }
 
 export interface CaseResult {
-  /** 'loaded': everything worked; 'error': a thrown error (clean or not, the parent judges); 'broken': loaded, then
-   *  generation failed or returned something impossible. */
-  outcome: 'loaded' | 'error' | 'broken';
+  /** 'loaded': everything worked; 'error': a thrown error (clean or not, the parent judges); 'refused_at_generation':
+   *  loaded, then generation stopped with a clear error; 'broken': loaded, then generation failed otherwise or
+   *  returned something impossible. */
+  outcome: 'loaded' | 'error' | 'refused_at_generation' | 'broken';
   message: string;
   errorType: string;
   /** What the load produced, to compare with the unmutated input (same = the mutation changed nothing that counts). */
@@ -44,16 +45,24 @@ export async function runCase(c: FuzzCase): Promise<CaseResult> {
     } else {
       const m = await RecycleGPT.load(c.dir, { threads: 1 });
       const mode = m.hasModule ? 'verified' : 'standard';
-      const prompt = m.tokenizer ? 'the cat' : [1, 2];
+      // A prompt and a length that fit any context the config may set (a tiny one is valid, if useless).
+      const ctx = m.config.maxPositions;
+      const prompt = (m.tokenizer ? m.encode('the cat') : [1, 2]).slice(0, Math.max(1, ctx - 1));
+      const maxNew = Math.min(4, ctx - prompt.length);
+      if (maxNew < 1) return { outcome: 'loaded', message: '', errorType: '', digest: `context ${ctx}: no room to generate` };
       try {
-        const r = await m.generate(prompt, { mode, max_new_tokens: 4 });
+        const r = await m.generate(prompt, { mode, max_new_tokens: maxNew });
         const V = m.config.vocabSize;
         if (r.ids.some((id) => !Number.isInteger(id) || id < 0 || id >= V)) {
           return { outcome: 'broken', message: `generated ids outside [0, ${V}): ${r.ids.join(',')}`, errorType: '', digest: '' };
         }
         digest = JSON.stringify({ ids: r.ids, text: r.text, mode });
       } catch (e) {
-        return { outcome: 'broken', message: `loaded, then generation failed: ${(e as Error).message}`, errorType: errName(e), digest: '' };
+        // Weights can be finite and still overflow float32 logits (a changed byte): the sampler refuses that with
+        // a clear error, which is right. Anything else failing after a good load is a defect.
+        const clean = !ENGINE_ERRORS.has(errName(e)) && !UNCLEAR.test((e as Error).message);
+        const outcome = clean ? 'refused_at_generation' : 'broken';
+        return { outcome, message: `loaded, then generation failed: ${(e as Error).message}`, errorType: errName(e), digest: '' };
       }
     }
   } catch (e) {

@@ -7,7 +7,9 @@
  *   loaded_same     it loaded and generated exactly what the unmutated files give (the change did not matter)
  *   loaded_changed  it loaded and generated something else (e.g. a changed weight byte: there are no checksums, as
  *                   in Hugging Face, so this is allowed, and counted)
- *   broken          it loaded, then generation failed or produced impossible ids
+ *   refused_at_generation   it loaded, then generation stopped with a clear error (finite weights can still
+ *                   overflow float32 logits; the sampler refuses a non-finite logit instead of picking a token)
+ *   broken          it loaded, then generation failed otherwise or produced impossible ids
  *   crash           the worker died (signal, abort, out of memory)
  *   hang            no answer within --timeout-ms (default 10 s)
  *   blowup          the worker's resident memory passed --max-rss-mb (default 2048)
@@ -29,7 +31,9 @@ import { buildSeeds, type Seed } from './seeds.js';
 import { isCleanError, type FuzzCase } from './load-case.js';
 import type { WorkerReply } from './worker.js';
 
-export const OUTCOMES = ['rejected', 'unclear', 'loaded_same', 'loaded_changed', 'broken', 'crash', 'hang', 'blowup'] as const;
+export const OUTCOMES = [
+  'rejected', 'unclear', 'loaded_same', 'loaded_changed', 'refused_at_generation', 'broken', 'crash', 'hang', 'blowup',
+] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 export const FAILURES: readonly Outcome[] = ['unclear', 'broken', 'crash', 'hang', 'blowup'];
 
@@ -69,7 +73,7 @@ export interface FuzzReport {
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 function judge(reply: WorkerReply, dir: string, reference: string): Outcome {
-  if (reply.outcome === 'broken') return 'broken';
+  if (reply.outcome === 'broken' || reply.outcome === 'refused_at_generation') return reply.outcome;
   if (reply.outcome === 'loaded') return reply.digest === reference ? 'loaded_same' : 'loaded_changed';
   return isCleanError(reply, dir) ? 'rejected' : 'unclear';
 }
@@ -263,7 +267,7 @@ async function main(): Promise<void> {
   if (values.json) console.log(JSON.stringify(report));
   else {
     console.log(`fuzz: ${report.iterations} inputs, seed ${report.seed}, ${report.seconds.toFixed(1)} s`);
-    for (const k of OUTCOMES) console.log(`  ${k.padEnd(15)} ${report.counts[k]}`);
+    for (const k of OUTCOMES) console.log(`  ${k.padEnd(22)} ${report.counts[k]}`);
     for (const f of report.failures.slice(0, 20)) console.log(`  FAIL ${f.outcome} ${f.seed}/${f.file} (${f.mutation}): ${f.message}`);
     if (report.failures.length > 0) console.log(`  ${report.failures.length} failing case(s) saved under ${values.save}/`);
   }

@@ -42,12 +42,28 @@ function randomWeights(config: ModelConfig): Weights {
   const specs = allParamSpecs(config);
   const w = new Weights(specs);
   initParams(specs, (n) => w.get(n), config, 1);
+  // Scaled up from the N(0, 0.02) init, so that outputs depend on every weight and a changed byte shows.
+  for (const s of specs) if (s.init === 'normal' || s.init === 'residual') w.get(s.name).forEach((x, i, a) => (a[i] = x * 10));
   return w;
 }
 
 function writeTokenizer(dir: string, vocab: number): void {
   const bpe = trainBpe([text(1)], { vocabSize: vocab, minFrequency: 1 });
   writeTokenizerJson(path.join(dir, 'tokenizer.json'), bpe);
+}
+
+/** Llama-3's pre-tokenizer layout (a Split regex, then ByteLevel without its own regex), so regexes get fuzzed. */
+function useSplitPreTokenizer(file: string): void {
+  const tok = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const pattern = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+  tok.pre_tokenizer = {
+    type: 'Sequence',
+    pretokenizers: [
+      { type: 'Split', pattern: { Regex: pattern }, behavior: 'Isolated', invert: false },
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+    ],
+  };
+  fs.writeFileSync(file, JSON.stringify(tok));
 }
 
 /** Builds every seed under `root` (created if needed). */
@@ -70,6 +86,7 @@ export function buildSeeds(root: string, opts: { checkpoint: boolean } = { check
   fs.mkdirSync(llama, { recursive: true });
   const l = presetConfig('tiny-llama', { vocabSize: 320 });
   writeTokenizer(llama, l.vocabSize);
+  useSplitPreTokenizer(path.join(llama, 'tokenizer.json'));
   fs.writeFileSync(path.join(llama, 'tokenizer_config.json'), JSON.stringify({ eos_token: '<|endoftext|>', add_bos_token: false }));
   fs.writeFileSync(path.join(llama, 'config.json'), JSON.stringify(toHfConfig(l), null, 2));
   const lw = randomWeights(l);

@@ -4,6 +4,7 @@
  * file and the field instead of a TypeError deep inside the library.
  */
 import { readJsonFile } from '../io/files.js';
+import { CONFIG_LIMITS } from '../model/config.js';
 import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
 import { ByteLevelBpe, type SpecialToken } from './bpe.js';
 import { concatBytes, fromByteLevel, utf8Bytes } from './bytes.js';
@@ -45,16 +46,81 @@ export function readTokenizerJson(file: string): Json {
     throw new Error(`${file}: model.vocab has the wrong form for a ${type} model: ${show(model.vocab)}`);
   }
   if (type === 'BPE' && !Array.isArray(model.merges)) throw new Error(`${file}: model.merges must be an array, got ${show(model.merges)}`);
+  checkVocabIds(file, type, model.vocab);
+  checkComponents(file, json);
   const added = json.added_tokens ?? [];
   if (!Array.isArray(added)) throw new Error(`${file}: field "added_tokens" must be an array, got ${show(added)}`);
   added.forEach((t: unknown, i: number) => {
-    if (!isObj(t) || typeof t.content !== 'string' || !Number.isInteger(t.id) || (t.id as number) < 0) {
-      throw new Error(`${file}: added_tokens[${i}] must have a string "content" and a non-negative integer "id", got ${show(t)}`);
+    if (!isObj(t) || typeof t.content !== 'string' || !Number.isInteger(t.id) || (t.id as number) < 0 || (t.id as number) >= MAX_ID) {
+      throw new Error(`${file}: added_tokens[${i}] must have a string "content" and an integer "id" in [0, ${MAX_ID}), got ${show(t)}`);
     }
     // An empty added token matches everywhere: the library splits the text at every character around it.
     if (t.content === '') throw new Error(`${file}: added_tokens[${i}] (id ${t.id as number}) has an empty "content"`);
   });
   return { ...json, added_tokens: added };
+}
+
+/** Ids bound what the library allocates (a table up to the largest id): the bound of a model's vocabulary. */
+const MAX_ID = CONFIG_LIMITS.vocab;
+
+/**
+ * Every id of the model's vocabulary is an integer in [0, MAX_ID); Unigram pieces are [string, score]. Two tokens
+ * with one id are left alone, as the Hugging Face library does.
+ */
+function checkVocabIds(file: string, type: string, vocab: unknown): void {
+  if (type === 'Unigram') {
+    (vocab as unknown[]).forEach((e, i) => {
+      if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || typeof e[1] !== 'number' || !Number.isFinite(e[1])) {
+        throw new Error(`${file}: model.vocab[${i}] must be [piece, score], got ${show(e)}`);
+      }
+    });
+    return;
+  }
+  for (const [token, id] of Object.entries(vocab as Json)) {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= MAX_ID) {
+      throw new Error(`${file}: model.vocab[${show(token)}] = ${show(id)} is not an integer id in [0, ${MAX_ID})`);
+    }
+  }
+}
+
+/** Lists of sub-components in a Sequence (normalizers, pre-tokenizers, decoders, post-processors). */
+const SEQUENCE_KEYS = ['normalizers', 'pretokenizers', 'decoders', 'processors'];
+const BOOLEAN_KEYS = ['add_prefix_space', 'trim_offsets', 'use_regex', 'invert', 'lowercase', 'clean_text', 'handle_chinese_chars', 'cleanup'];
+const STRING_KEYS = ['content', 'prepend', 'replacement', 'behavior', 'prefix', 'suffix', 'prepend_scheme'];
+
+/**
+ * The pipeline components (normalizer, pre_tokenizer, post_processor, decoder) have the form the library expects:
+ * null or an object with a string "type"; Sequence lists are arrays of such objects; a pattern is {String} or
+ * {Regex}; the common flags and strings have their types. The library itself would fail on these with engine
+ * errors ("x.map is not a function") that name no field.
+ */
+function checkComponents(file: string, json: Json): void {
+  const todo: Array<[unknown, string]> = ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder'].map((k) => [json[k], k]);
+  while (todo.length > 0) {
+    const [node, where] = todo.pop()!;
+    if (node === null || node === undefined) {
+      if (!where.includes('[')) continue; // a missing top-level component is allowed, a null list entry is not
+    }
+    if (!isObj(node) || typeof node.type !== 'string') {
+      throw new Error(`${file}: ${where} must be an object with a string "type", got ${show(node)}`);
+    }
+    for (const key of SEQUENCE_KEYS) {
+      const list = node[key];
+      if (list === undefined) continue;
+      if (!Array.isArray(list)) throw new Error(`${file}: ${where}.${key} must be an array, got ${show(list)}`);
+      list.forEach((v, i) => todo.push([v, `${where}.${key}[${i}]`]));
+    }
+    const pattern = node.pattern;
+    if (pattern !== undefined && !(isObj(pattern) && (typeof pattern.String === 'string' || typeof pattern.Regex === 'string'))) {
+      throw new Error(`${file}: ${where}.pattern must be {"String": ...} or {"Regex": ...}, got ${show(pattern)}`);
+    }
+    for (const key of BOOLEAN_KEYS) {
+      if (node[key] !== undefined && typeof node[key] !== 'boolean') throw new Error(`${file}: ${where}.${key} must be true or false, got ${show(node[key])}`);
+    }
+    for (const key of STRING_KEYS) {
+      if (node[key] !== undefined && typeof node[key] !== 'string') throw new Error(`${file}: ${where}.${key} must be a string, got ${show(node[key])}`);
+    }
+  }
 }
 
 function tokenName(v: unknown): string | null {
