@@ -20,7 +20,9 @@ const runs: Array<[string, string[]]> = [
 ];
 for (const [name, args] of runs) {
   process.stdout.write(`\n=== bench: ${[name, ...args].join(' ')} ===\n`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, `${name}.ts`), ...args, ...extra], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, `${name}.ts`), ...args, ...extra], {
+    stdio: 'inherit',
+  });
   if (r.status !== 0) {
     failed++;
     process.stderr.write(`bench ${name} failed (exit ${r.status ?? r.signal})\n`);

@@ -40,10 +40,24 @@ export function benchDecode(o: BenchDecodeOptions = {}): DecodeBenchResult {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { values } = parseArgs({
-    options: { preset: { type: 'string' }, model: { type: 'string' }, threads: { type: 'string' }, tokens: { type: 'string' }, repeats: { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      preset: { type: 'string' },
+      model: { type: 'string' },
+      threads: { type: 'string' },
+      tokens: { type: 'string' },
+      repeats: { type: 'string' },
+      json: { type: 'boolean' },
+    },
   });
   const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
-  const r = benchDecode({ preset: values.preset, model: values.model, threads: num(values.threads), tokens: num(values.tokens), repeats: num(values.repeats), log: (l) => void process.stderr.write(`${l}\n`) });
+  const r = benchDecode({
+    preset: values.preset,
+    model: values.model,
+    threads: num(values.threads),
+    tokens: num(values.tokens),
+    repeats: num(values.repeats),
+    log: (l) => void process.stderr.write(`${l}\n`),
+  });
   process.stdout.write(`${formatDecodeBench(r)}\n`);
   if (values.json) process.stdout.write(`${JSON.stringify(r)}\n`);
 }

@@ -53,11 +53,16 @@ interface Case {
 function cases(be: NativeBackend): Case[] {
   const out: Case[] = [];
   const gemm = (name: string, M: number, N: number, K: number, tA: boolean, tB: boolean): void => {
-    const a = rand(M * K), b = rand(K * N), c = new Float32Array(M * N);
+    const a = rand(M * K),
+      b = rand(K * N),
+      c = new Float32Array(M * N);
     out.push({ name, unit: 'GFLOP/s', amount: 2 * M * N * K, run: () => be.gemm(M, N, K, a, tA, b, tB, c, false) });
   };
   const linear = (name: string, M: number, N: number, K: number): void => {
-    const x = rand(M * K), w = rand(N * K), bias = rand(N), y = new Float32Array(M * N);
+    const x = rand(M * K),
+      w = rand(N * K),
+      bias = rand(N),
+      y = new Float32Array(M * N);
     out.push({ name, unit: 'GFLOP/s', amount: 2 * M * N * K, run: () => be.linear(M, N, K, x, w, bias, y) });
   };
   gemm('gemm 256x768x3072', 256, 3072, 768, false, false);
@@ -68,21 +73,65 @@ function cases(be: NativeBackend): Case[] {
   linear('linear 2048x8192x512 (lm head)', 2048, 8192, 512);
 
   // The decode matvec: W [50257, 768] (154 MB) streamed once per call.
-  const N = 50257, K = 768;
-  const w = rand(N * K), x = rand(2 * K), y = new Float32Array(2 * N);
-  out.push({ name: 'matvec 50257x768 M=1', unit: 'GB/s', amount: N * K * 4, run: () => be.linear(1, N, K, x, w, null, y) });
-  out.push({ name: 'matvec 50257x768 M=2', unit: 'GB/s', amount: N * K * 4, run: () => be.linear(2, N, K, x, w, null, y) });
+  const N = 50257,
+    K = 768;
+  const w = rand(N * K),
+    x = rand(2 * K),
+    y = new Float32Array(2 * N);
+  out.push({
+    name: 'matvec 50257x768 M=1',
+    unit: 'GB/s',
+    amount: N * K * 4,
+    run: () => be.linear(1, N, K, x, w, null, y),
+  });
+  out.push({
+    name: 'matvec 50257x768 M=2',
+    unit: 'GB/s',
+    amount: N * K * 4,
+    run: () => be.linear(2, N, K, x, w, null, y),
+  });
 
   // Training kernels (gpt2-small-like step, B=4, T=256, H=12, D=64; CE over 1024 rows × 8192).
-  const B = 4, T = 256, H = 12, D = 64;
-  const q = rand(B * T * H * D), k = rand(B * T * H * D), v = rand(B * T * H * D), o = new Float32Array(B * T * H * D);
-  const probs = new Float32Array(B * H * T * T), dq = new Float32Array(q.length), dk = new Float32Array(q.length), dv = new Float32Array(q.length);
+  const B = 4,
+    T = 256,
+    H = 12,
+    D = 64;
+  const q = rand(B * T * H * D),
+    k = rand(B * T * H * D),
+    v = rand(B * T * H * D),
+    o = new Float32Array(B * T * H * D);
+  const probs = new Float32Array(B * H * T * T),
+    dq = new Float32Array(q.length),
+    dk = new Float32Array(q.length),
+    dv = new Float32Array(q.length);
   const attnFlops = 2 * 2 * B * H * ((T * (T + 1)) / 2) * D;
-  out.push({ name: 'attentionForward B4 T256 H12 D64', unit: 'GFLOP/s', amount: attnFlops, run: () => be.attentionForward(B, T, H, H, D, q, k, v, o, probs) });
-  out.push({ name: 'attentionBackward B4 T256 H12 D64', unit: 'GFLOP/s', amount: 2 * attnFlops, run: () => be.attentionBackward(B, T, H, H, D, q, k, v, probs, o, dq, dk, dv) });
-  const NV = 1024, V = 8192;
-  const logits = rand(NV * V, 8), targets = new Int32Array(NV).map((_, i) => (i * 7919) % V), losses = new Float32Array(NV), dl = new Float32Array(NV * V);
-  out.push({ name: 'crossEntropy fwd+bwd 1024x8192', unit: 'GB/s', amount: 3 * NV * V * 4, run: () => { be.crossEntropyForward(NV, V, logits, targets, losses); be.crossEntropyBackward(NV, V, logits, targets, 1 / NV, dl); } });
+  out.push({
+    name: 'attentionForward B4 T256 H12 D64',
+    unit: 'GFLOP/s',
+    amount: attnFlops,
+    run: () => be.attentionForward(B, T, H, H, D, q, k, v, o, probs),
+  });
+  out.push({
+    name: 'attentionBackward B4 T256 H12 D64',
+    unit: 'GFLOP/s',
+    amount: 2 * attnFlops,
+    run: () => be.attentionBackward(B, T, H, H, D, q, k, v, probs, o, dq, dk, dv),
+  });
+  const NV = 1024,
+    V = 8192;
+  const logits = rand(NV * V, 8),
+    targets = new Int32Array(NV).map((_, i) => (i * 7919) % V),
+    losses = new Float32Array(NV),
+    dl = new Float32Array(NV * V);
+  out.push({
+    name: 'crossEntropy fwd+bwd 1024x8192',
+    unit: 'GB/s',
+    amount: 3 * NV * V * 4,
+    run: () => {
+      be.crossEntropyForward(NV, V, logits, targets, losses);
+      be.crossEntropyBackward(NV, V, logits, targets, 1 / NV, dl);
+    },
+  });
   return out;
 }
 
@@ -121,8 +170,12 @@ function main(): void {
   }
 
   const per = (name: string): Record<string, number> => ({ '1': result[name][1], '2': result[name][2] });
-  const m1 = 'matvec 50257x768 M=1', m2 = 'matvec 50257x768 M=2';
-  const m2OverM1 = { '1': result[`${m2} ms`][1] / result[`${m1} ms`][1], '2': result[`${m2} ms`][2] / result[`${m1} ms`][2] };
+  const m1 = 'matvec 50257x768 M=1',
+    m2 = 'matvec 50257x768 M=2';
+  const m2OverM1 = {
+    '1': result[`${m2} ms`][1] / result[`${m1} ms`][1],
+    '2': result[`${m2} ms`][2] / result[`${m1} ms`][2],
+  };
   const fraction = { '1': result[m1][1] / bandwidth[1], '2': result[m1][2] / bandwidth[2] };
 
   const row = (name: string, a: string, b: string): string => `${name.padEnd(40)}${a.padStart(12)}${b.padStart(12)}`;
@@ -135,23 +188,28 @@ function main(): void {
   }
   log(row('matvec M=1 / bandwidth', fraction[1].toFixed(3), fraction[2].toFixed(3)));
   log(row('matvec time M=2 / M=1', m2OverM1[1].toFixed(3), m2OverM1[2].toFixed(3)));
-  log(row('gemm scaling 2 threads / 1', '', (result['gemm 256x768x3072'][2] / result['gemm 256x768x3072'][1]).toFixed(2)));
+  log(
+    row('gemm scaling 2 threads / 1', '', (result['gemm 256x768x3072'][2] / result['gemm 256x768x3072'][1]).toFixed(2)),
+  );
   log(row('cores used while measuring (cpu/wall)', coresUsed[1].toFixed(2), coresUsed[2].toFixed(2)));
 
   if (json) {
     const shapes: Record<string, Record<string, number>> = {};
     for (const c of all) shapes[`${c.name} (${c.unit})`] = per(c.name);
-    const round = (o: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
-    console.log(JSON.stringify({
-      simd: be.simd,
-      bandwidth_gbs: round({ '1': bandwidth[1], '2': bandwidth[2] }),
-      gemm_gflops: round(per('gemm 256x768x3072')),
-      matvec_gbs: round(per(m1)),
-      matvec_fraction_of_bw: round(fraction),
-      m2_over_m1: round(m2OverM1),
-      cores_used: round({ '1': coresUsed[1], '2': coresUsed[2] }),
-      shapes: Object.fromEntries(Object.entries(shapes).map(([k, v]) => [k, round(v)])),
-    }));
+    const round = (o: Record<string, number>): Record<string, number> =>
+      Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
+    console.log(
+      JSON.stringify({
+        simd: be.simd,
+        bandwidth_gbs: round({ '1': bandwidth[1], '2': bandwidth[2] }),
+        gemm_gflops: round(per('gemm 256x768x3072')),
+        matvec_gbs: round(per(m1)),
+        matvec_fraction_of_bw: round(fraction),
+        m2_over_m1: round(m2OverM1),
+        cores_used: round({ '1': coresUsed[1], '2': coresUsed[2] }),
+        shapes: Object.fromEntries(Object.entries(shapes).map(([k, v]) => [k, round(v)])),
+      }),
+    );
   }
 }
 

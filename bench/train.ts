@@ -85,7 +85,13 @@ function randomBatch(B: number, T: number, V: number, seed: number): GraphBatch 
   let s = seed >>> 0;
   const id = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) % V;
   const stream = Int32Array.from({ length: B * (T + 2) }, id);
-  const batch: GraphBatch = { B, T, inputs: new Int32Array(B * T), targets: new Int32Array(B * T), targets2: new Int32Array(B * T) };
+  const batch: GraphBatch = {
+    B,
+    T,
+    inputs: new Int32Array(B * T),
+    targets: new Int32Array(B * T),
+    targets2: new Int32Array(B * T),
+  };
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       const o = b * (T + 2) + t;
@@ -98,19 +104,26 @@ function randomBatch(B: number, T: number, V: number, seed: number): GraphBatch 
 }
 
 const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
+  const s = [...xs].sort((a, b) => a - b),
+    m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
 export function benchTrain(o: BenchTrainOptions = {}): BenchTrainResult {
-  const preset = o.preset ?? 'small', threads = o.threads ?? [1, 2];
-  const B = o.batchSize ?? 4, steps = o.steps ?? 6;
-  const base = getBackend(), timer = new GemmTimer(), be = timer.wrap(base);
+  const preset = o.preset ?? 'small',
+    threads = o.threads ?? [1, 2];
+  const B = o.batchSize ?? 4,
+    steps = o.steps ?? 6;
+  const base = getBackend(),
+    timer = new GemmTimer(),
+    be = timer.wrap(base);
   const config = presetConfig(preset);
   const T = Math.min(o.seqLen ?? 128, config.maxPositions);
   const params = new TrainParams(config, false);
   initParams(params.specs, (n) => params.data(n), config, 1);
-  const graph = new TrainGraph(config), tape = new Tape(be), optimizer = new AdamW(be, params.store);
+  const graph = new TrainGraph(config),
+    tape = new Tape(be),
+    optimizer = new AdamW(be, params.store);
   const step = (seed: number): { ms: number; gemmMs: number; flops: number } => {
     const [ms0, fl0] = [timer.ms, timer.flops];
     const t0 = performance.now();
@@ -124,7 +137,10 @@ export function benchTrain(o: BenchTrainOptions = {}): BenchTrainResult {
   };
   o.log?.(`${preset}: ${(params.store.size / 1e6).toFixed(2)}M parameters, batch ${B}×${T}, ${base.name} backend`);
   const samples = new Map<number, { ms: number; gemmMs: number; flops: number }[]>(threads.map((n) => [n, []]));
-  for (const n of threads) { base.setThreads(n); step(0); } // warm-up: arena, caches, thread pool
+  for (const n of threads) {
+    base.setThreads(n);
+    step(0);
+  } // warm-up: arena, caches, thread pool
   for (let i = 0; i < steps; i++) {
     for (const n of threads) {
       base.setThreads(n);
@@ -132,14 +148,21 @@ export function benchTrain(o: BenchTrainOptions = {}): BenchTrainResult {
     }
   }
   const runs = threads.map((n): BenchTrainRun => {
-    const xs = samples.get(n)!, ms = median(xs.map((x) => x.ms));
-    const gemmMs = xs.reduce((a, x) => a + x.gemmMs, 0), totalMs = xs.reduce((a, x) => a + x.ms, 0);
+    const xs = samples.get(n)!,
+      ms = median(xs.map((x) => x.ms));
+    const gemmMs = xs.reduce((a, x) => a + x.gemmMs, 0),
+      totalMs = xs.reduce((a, x) => a + x.ms, 0);
     const run = {
-      threads: n, tokens_per_s: (B * T) / (ms / 1000), step_ms: ms, gemm_share: gemmMs / totalMs,
+      threads: n,
+      tokens_per_s: (B * T) / (ms / 1000),
+      step_ms: ms,
+      gemm_share: gemmMs / totalMs,
       gemm_gflops: xs.reduce((a, x) => a + x.flops, 0) / (gemmMs / 1000) / 1e9,
     };
-    o.log?.(`  ${n} thread(s): ${run.tokens_per_s.toFixed(0)} tokens/s (${ms.toFixed(0)} ms/step), ` +
-      `GEMM ${(100 * run.gemm_share).toFixed(1)}% of the step at ${run.gemm_gflops.toFixed(1)} GFLOP/s`);
+    o.log?.(
+      `  ${n} thread(s): ${run.tokens_per_s.toFixed(0)} tokens/s (${ms.toFixed(0)} ms/step), ` +
+        `GEMM ${(100 * run.gemm_share).toFixed(1)}% of the step at ${run.gemm_gflops.toFixed(1)} GFLOP/s`,
+    );
     return run;
   });
   return { preset, backend: base.name, params: params.store.size, tokens_per_step: B * T, runs };
@@ -148,8 +171,12 @@ export function benchTrain(o: BenchTrainOptions = {}): BenchTrainResult {
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const { values } = parseArgs({
     options: {
-      preset: { type: 'string' }, threads: { type: 'string' }, 'batch-size': { type: 'string' }, 'seq-len': { type: 'string' },
-      steps: { type: 'string' }, json: { type: 'boolean' },
+      preset: { type: 'string' },
+      threads: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'seq-len': { type: 'string' },
+      steps: { type: 'string' },
+      json: { type: 'boolean' },
     },
   });
   const int = (name: string, v: string | undefined): number | undefined => {
@@ -159,8 +186,11 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     return n;
   };
   const result = benchTrain({
-    preset: values.preset, threads: values.threads?.split(',').map((t) => int('threads', t)!),
-    batchSize: int('batch-size', values['batch-size']), seqLen: int('seq-len', values['seq-len']), steps: int('steps', values.steps),
+    preset: values.preset,
+    threads: values.threads?.split(',').map((t) => int('threads', t)!),
+    batchSize: int('batch-size', values['batch-size']),
+    seqLen: int('seq-len', values['seq-len']),
+    steps: int('steps', values.steps),
     log: (line) => void process.stderr.write(`${line}\n`),
   });
   if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);

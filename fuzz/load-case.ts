@@ -29,12 +29,19 @@ export interface CaseResult {
 }
 
 /** Engine errors and messages that mean bad data reached code that did not expect it. */
-const UNCLEAR = /Cannot read propert|is not a function|is not iterable|Maximum call stack|Invalid typed array length|Invalid array length|Array buffer allocation failed|(undefined|null) is not (an object|a function|iterable)/;
+const UNCLEAR =
+  /Cannot read propert|is not a function|is not iterable|Maximum call stack|Invalid typed array length|Invalid array length|Array buffer allocation failed|(undefined|null) is not (an object|a function|iterable)/;
 const ENGINE_ERRORS = new Set(['TypeError', 'RangeError', 'SyntaxError', 'ReferenceError', 'EvalError', 'URIError']);
 
 /** A clean rejection: one of our errors (not the engine's), whose message names the file or directory. */
 export function isCleanError(r: CaseResult, dir: string): boolean {
-  return r.outcome === 'error' && r.errorType !== '' && !ENGINE_ERRORS.has(r.errorType) && !UNCLEAR.test(r.message) && r.message.includes(dir);
+  return (
+    r.outcome === 'error' &&
+    r.errorType !== '' &&
+    !ENGINE_ERRORS.has(r.errorType) &&
+    !UNCLEAR.test(r.message) &&
+    r.message.includes(dir)
+  );
 }
 
 export async function runCase(c: FuzzCase): Promise<CaseResult> {
@@ -49,12 +56,18 @@ export async function runCase(c: FuzzCase): Promise<CaseResult> {
       const ctx = m.config.maxPositions;
       const prompt = (m.tokenizer ? m.encode('the cat') : [1, 2]).slice(0, Math.max(1, ctx - 1));
       const maxNew = Math.min(4, ctx - prompt.length);
-      if (maxNew < 1) return { outcome: 'loaded', message: '', errorType: '', digest: `context ${ctx}: no room to generate` };
+      if (maxNew < 1)
+        return { outcome: 'loaded', message: '', errorType: '', digest: `context ${ctx}: no room to generate` };
       try {
         const r = await m.generate(prompt, { mode, max_new_tokens: maxNew });
         const V = m.config.vocabSize;
         if (r.ids.some((id) => !Number.isInteger(id) || id < 0 || id >= V)) {
-          return { outcome: 'broken', message: `generated ids outside [0, ${V}): ${r.ids.join(',')}`, errorType: '', digest: '' };
+          return {
+            outcome: 'broken',
+            message: `generated ids outside [0, ${V}): ${r.ids.join(',')}`,
+            errorType: '',
+            digest: '',
+          };
         }
         digest = JSON.stringify({ ids: r.ids, text: r.text, mode });
       } catch (e) {
@@ -62,7 +75,12 @@ export async function runCase(c: FuzzCase): Promise<CaseResult> {
         // a clear error, which is right. Anything else failing after a good load is a defect.
         const clean = !ENGINE_ERRORS.has(errName(e)) && !UNCLEAR.test((e as Error).message);
         const outcome = clean ? 'refused_at_generation' : 'broken';
-        return { outcome, message: `loaded, then generation failed: ${(e as Error).message}`, errorType: errName(e), digest: '' };
+        return {
+          outcome,
+          message: `loaded, then generation failed: ${(e as Error).message}`,
+          errorType: errName(e),
+          digest: '',
+        };
       }
     }
   } catch (e) {
@@ -87,4 +105,3 @@ function loadCheckpoint(dir: string): string {
 function errName(e: unknown): string {
   return e instanceof Error ? e.constructor.name : typeof e;
 }
-

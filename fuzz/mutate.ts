@@ -15,10 +15,57 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 /** Values that break size arithmetic, types and ranges. */
 const INTERESTING: Json[] = [
-  0, -1, 1, 2, 3, 7, 255, 256, 65535, 65536, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 32 + 1, 2 ** 40, 2 ** 53, 2 ** 53 + 2,
-  1e9, 123456789, 1e308, -1e308, 1e-38, 1e-300, 5e-324, 0.5, -0.5, 1.5, -(2 ** 31), '', 'x', 'NaN', 'Infinity', '1',
-  '\u0000', '..', '../../etc/passwd', '(a+)+$', 'F16', 'BF16', 'F32', 'I8', 'gpt2', 'llama', null, true, false, [], {},
-  [0], [2 ** 32, 2 ** 32], { a: 1 },
+  0,
+  -1,
+  1,
+  2,
+  3,
+  7,
+  255,
+  256,
+  65535,
+  65536,
+  2 ** 31 - 1,
+  2 ** 31,
+  2 ** 32,
+  2 ** 32 + 1,
+  2 ** 40,
+  2 ** 53,
+  2 ** 53 + 2,
+  1e9,
+  123456789,
+  1e308,
+  -1e308,
+  1e-38,
+  1e-300,
+  5e-324,
+  0.5,
+  -0.5,
+  1.5,
+  -(2 ** 31),
+  '',
+  'x',
+  'NaN',
+  'Infinity',
+  '1',
+  '\u0000',
+  '..',
+  '../../etc/passwd',
+  '(a+)+$',
+  'F16',
+  'BF16',
+  'F32',
+  'I8',
+  'gpt2',
+  'llama',
+  null,
+  true,
+  false,
+  [],
+  {},
+  [0],
+  [2 ** 32, 2 ** 32],
+  { a: 1 },
 ];
 
 const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[rng.int(xs.length)]!;
@@ -56,7 +103,10 @@ export function mutateBytes(b: Uint8Array, rng: Rng): Mutation {
       const i = at();
       const ins = new Uint8Array(1 + rng.int(16));
       for (let k = 0; k < ins.length; k++) ins[k] = rng.int(256);
-      return { bytes: out([b.subarray(0, i), ins, b.subarray(i)]), what: `${ins.length} random bytes inserted at ${i}` };
+      return {
+        bytes: out([b.subarray(0, i), ins, b.subarray(i)]),
+        what: `${ins.length} random bytes inserted at ${i}`,
+      };
     }
     case 3: {
       const i = at();
@@ -70,7 +120,10 @@ export function mutateBytes(b: Uint8Array, rng: Rng): Mutation {
     case 5: {
       const i = at();
       const len = 1 + rng.int(Math.max(1, Math.min(256, n - i)));
-      return { bytes: out([b.subarray(0, i + len), b.subarray(i, i + len), b.subarray(i + len)]), what: `${len} bytes at ${i} duplicated` };
+      return {
+        bytes: out([b.subarray(0, i + len), b.subarray(i, i + len), b.subarray(i + len)]),
+        what: `${len} bytes at ${i} duplicated`,
+      };
     }
     default: {
       const junk = new Uint8Array(1 + rng.int(64));
@@ -83,7 +136,11 @@ export function mutateBytes(b: Uint8Array, rng: Rng): Mutation {
 // ---- JSON --------------------------------------------------------------------------------------------------------
 
 /** Every path to a value inside `v` (the root is []). */
-function paths(v: Json, prefix: Array<string | number> = [], acc: Array<Array<string | number>> = []): Array<Array<string | number>> {
+function paths(
+  v: Json,
+  prefix: Array<string | number> = [],
+  acc: Array<Array<string | number>> = [],
+): Array<Array<string | number>> {
   acc.push(prefix);
   if (acc.length > 20000) return acc; // big vocabularies: a sample of paths is enough
   if (Array.isArray(v)) v.forEach((x, i) => paths(x, [...prefix, i], acc));
@@ -99,7 +156,8 @@ function getAt(v: Json, p: ReadonlyArray<string | number>): Json {
 
 /** The text of a value nested `depth` levels deep (built as text: JSON.stringify would overflow the stack). */
 function deepNestText(depth: number): string {
-  let open = '', close = '';
+  let open = '',
+    close = '';
   for (let i = 0; i < depth; i++) {
     open += i % 2 === 0 ? '[' : '{"a":';
     close = (i % 2 === 0 ? ']' : '}') + close;
@@ -166,7 +224,10 @@ export function mutateJsonText(text: string, rng: Rng): Mutation | null {
     }
     case 6: {
       if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) break;
-      (cur as Record<string, Json>)[pick(rng, ['extra', '__proto__', 'constructor', 'model_type', 'dtype', ''])] = pick(rng, INTERESTING);
+      (cur as Record<string, Json>)[pick(rng, ['extra', '__proto__', 'constructor', 'model_type', 'dtype', ''])] = pick(
+        rng,
+        INTERESTING,
+      );
       return { bytes: enc(JSON.stringify(doc)), what: `${where}: key added` };
     }
     case 7: {
@@ -178,7 +239,8 @@ export function mutateJsonText(text: string, rng: Rng): Mutation | null {
     }
     default: {
       if (!Array.isArray(cur) || cur.length < 2) break;
-      const i = rng.int(cur.length), j = rng.int(cur.length);
+      const i = rng.int(cur.length),
+        j = rng.int(cur.length);
       [cur[i], cur[j]] = [cur[j]!, cur[i]!];
       return { bytes: enc(JSON.stringify(doc)), what: `${where}: elements ${i} and ${j} swapped` };
     }
@@ -221,8 +283,18 @@ export function mutateSafetensors(b: Uint8Array, rng: Rng): Mutation {
   const hb = b.subarray(8, 8 + parts.headerLen);
   switch (rng.int(6)) {
     case 0: {
-      const lens = [0n, 1n, 2n, 2n ** 63n, 2n ** 64n - 1n, BigInt(parts.headerLen + 1), BigInt(parts.headerLen - 1),
-        BigInt(parts.headerLen + 8), BigInt(b.length), 100_000_001n];
+      const lens = [
+        0n,
+        1n,
+        2n,
+        2n ** 63n,
+        2n ** 64n - 1n,
+        BigInt(parts.headerLen + 1),
+        BigInt(parts.headerLen - 1),
+        BigInt(parts.headerLen + 8),
+        BigInt(b.length),
+        100_000_001n,
+      ];
       const len = pick(rng, lens);
       return { bytes: joinSafetensors(hb, parts.body, len), what: `header length := ${len}` };
     }
@@ -234,7 +306,10 @@ export function mutateSafetensors(b: Uint8Array, rng: Rng): Mutation {
     }
     case 3: {
       const m = mutateBytes(hb, rng);
-      return { bytes: joinSafetensors(m.bytes, parts.body, BigInt(parts.headerLen)), what: `header bytes (length kept): ${m.what}` };
+      return {
+        bytes: joinSafetensors(m.bytes, parts.body, BigInt(parts.headerLen)),
+        what: `header bytes (length kept): ${m.what}`,
+      };
     }
     case 4: {
       const m = mutateBytes(parts.body, rng);

@@ -32,7 +32,15 @@ import { isCleanError, type FuzzCase } from './load-case.js';
 import type { WorkerReply } from './worker.js';
 
 export const OUTCOMES = [
-  'rejected', 'unclear', 'loaded_same', 'loaded_changed', 'refused_at_generation', 'broken', 'crash', 'hang', 'blowup',
+  'rejected',
+  'unclear',
+  'loaded_same',
+  'loaded_changed',
+  'refused_at_generation',
+  'broken',
+  'crash',
+  'hang',
+  'blowup',
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 export const FAILURES: readonly Outcome[] = ['unclear', 'broken', 'crash', 'hang', 'blowup'];
@@ -216,18 +224,31 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
         }
         if (FAILURES.includes(outcome)) {
           const f: FuzzFailure = {
-            iteration: i, seed: seed.name, file, mutation: m.what, outcome,
+            iteration: i,
+            seed: seed.name,
+            file,
+            mutation: m.what,
+            outcome,
             message: typeof reply === 'string' ? '' : reply.message.slice(0, 500),
           };
           failures.push(f);
           if (o.save) saveRepro(o.save, dir, seed, f, o.seed);
         }
         fs.writeFileSync(path.join(dir, file), read(path.join(seed.dir, file))); // loads only read: one file to put back
-        if (o.verbose && (i + 1) % 500 === 0) process.stderr.write(`fuzz: ${i + 1}/${o.iterations} ${JSON.stringify(counts)}\n`);
+        if (o.verbose && (i + 1) % 500 === 0)
+          process.stderr.write(`fuzz: ${i + 1}/${o.iterations} ${JSON.stringify(counts)}\n`);
       }
     };
     await Promise.all(workers.map((w, k) => runOne(w, k)));
-    return { iterations: o.iterations, seed: o.seed, seconds: (performance.now() - t0) / 1000, counts, byTarget, failures, samples };
+    return {
+      iterations: o.iterations,
+      seed: o.seed,
+      seconds: (performance.now() - t0) / 1000,
+      counts,
+      byTarget,
+      failures,
+      samples,
+    };
   } finally {
     for (const w of workers) w.stop();
     fs.rmSync(work, { recursive: true, force: true });
@@ -256,20 +277,27 @@ async function main(): Promise<void> {
   });
   const int = (name: string, v: string, min: number): number => {
     const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < min) throw new Error(`fuzz: --${name} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+    if (!Number.isSafeInteger(n) || n < min)
+      throw new Error(`fuzz: --${name} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
     return n;
   };
   const report = await runFuzz({
-    iterations: int('iterations', values.iterations, 1), seed: int('seed', values.seed, 0),
-    workers: int('workers', values.workers, 1), timeoutMs: int('timeout-ms', values['timeout-ms'], 100),
-    maxRssMb: int('max-rss-mb', values['max-rss-mb'], 64), save: values.save || null, verbose: !values.json,
+    iterations: int('iterations', values.iterations, 1),
+    seed: int('seed', values.seed, 0),
+    workers: int('workers', values.workers, 1),
+    timeoutMs: int('timeout-ms', values['timeout-ms'], 100),
+    maxRssMb: int('max-rss-mb', values['max-rss-mb'], 64),
+    save: values.save || null,
+    verbose: !values.json,
   });
   if (values.json) console.log(JSON.stringify(report));
   else {
     console.log(`fuzz: ${report.iterations} inputs, seed ${report.seed}, ${report.seconds.toFixed(1)} s`);
     for (const k of OUTCOMES) console.log(`  ${k.padEnd(22)} ${report.counts[k]}`);
-    for (const f of report.failures.slice(0, 20)) console.log(`  FAIL ${f.outcome} ${f.seed}/${f.file} (${f.mutation}): ${f.message}`);
-    if (report.failures.length > 0) console.log(`  ${report.failures.length} failing case(s) saved under ${values.save}/`);
+    for (const f of report.failures.slice(0, 20))
+      console.log(`  FAIL ${f.outcome} ${f.seed}/${f.file} (${f.mutation}): ${f.message}`);
+    if (report.failures.length > 0)
+      console.log(`  ${report.failures.length} failing case(s) saved under ${values.save}/`);
   }
   process.exitCode = report.failures.length > 0 ? 1 : 0;
 }

@@ -24,11 +24,12 @@ export interface Seed {
   targets: Array<{ file: string; weight: number }>;
 }
 
-const WORDS = ('the of and to a in that is was he for it with as his on be at by had not are but from or have an ' +
+const WORDS = (
+  'the of and to a in that is was he for it with as his on be at by had not are but from or have an ' +
   'they which one you were her all she there would their we him been has when who will more no if out so said what ' +
   'up its about into than them can only other new some could time these two may then do first any my now such like ' +
-  'our over man me even most made after also did many before must through back years where much your way well down')
-  .split(' ');
+  'our over man me even most made after also did many before must through back years where much your way well down'
+).split(' ');
 
 /** A few KB of word salad from a fixed list: enough for a byte-level BPE to find its merges. */
 function text(seed: number): string {
@@ -43,7 +44,8 @@ function randomWeights(config: ModelConfig): Weights {
   const w = new Weights(specs);
   initParams(specs, (n) => w.get(n), config, 1);
   // Scaled up from the N(0, 0.02) init, so that outputs depend on every weight and a changed byte shows.
-  for (const s of specs) if (s.init === 'normal' || s.init === 'residual') w.get(s.name).forEach((x, i, a) => (a[i] = x * 10));
+  for (const s of specs)
+    if (s.init === 'normal' || s.init === 'residual') w.get(s.name).forEach((x, i, a) => (a[i] = x * 10));
   return w;
 }
 
@@ -55,7 +57,8 @@ function writeTokenizer(dir: string, vocab: number): void {
 /** Llama-3's pre-tokenizer layout (a Split regex, then ByteLevel without its own regex), so regexes get fuzzed. */
 function useSplitPreTokenizer(file: string): void {
   const tok = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  const pattern = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+  const pattern =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
   tok.pre_tokenizer = {
     type: 'Sequence',
     pretokenizers: [
@@ -78,16 +81,26 @@ export function buildSeeds(root: string, opts: { checkpoint: boolean } = { check
   fs.writeFileSync(path.join(gpt2, 'config.json'), JSON.stringify(toHfConfig(g), null, 2));
   const gw = randomWeights(g);
   saveWeights(path.join(gpt2, 'model.safetensors'), g, (n) => gw.get(n));
-  seeds.push({ name: 'gpt2-f32', dir: gpt2, kind: 'model', targets: [
-    { file: 'model.safetensors', weight: 4 }, { file: 'config.json', weight: 3 }, { file: 'tokenizer.json', weight: 3 },
-  ] });
+  seeds.push({
+    name: 'gpt2-f32',
+    dir: gpt2,
+    kind: 'model',
+    targets: [
+      { file: 'model.safetensors', weight: 4 },
+      { file: 'config.json', weight: 3 },
+      { file: 'tokenizer.json', weight: 3 },
+    ],
+  });
 
   const llama = path.join(root, 'llama-f16-sharded');
   fs.mkdirSync(llama, { recursive: true });
   const l = presetConfig('tiny-llama', { vocabSize: 320 });
   writeTokenizer(llama, l.vocabSize);
   useSplitPreTokenizer(path.join(llama, 'tokenizer.json'));
-  fs.writeFileSync(path.join(llama, 'tokenizer_config.json'), JSON.stringify({ eos_token: '<|endoftext|>', add_bos_token: false }));
+  fs.writeFileSync(
+    path.join(llama, 'tokenizer_config.json'),
+    JSON.stringify({ eos_token: '<|endoftext|>', add_bos_token: false }),
+  );
   fs.writeFileSync(path.join(llama, 'config.json'), JSON.stringify(toHfConfig(l), null, 2));
   const lw = randomWeights(l);
   const tensors = exportTensors(allParamSpecs(l), (n) => lw.get(n));
@@ -99,22 +112,44 @@ export function buildSeeds(root: string, opts: { checkpoint: boolean } = { check
     writeSafetensors(path.join(llama, file), ts, { dtype: 'F16', metadata: { format: 'pt' } });
     for (const t of ts) weightMap[t.name] = file;
   });
-  fs.writeFileSync(path.join(llama, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 2));
-  seeds.push({ name: 'llama-f16-sharded', dir: llama, kind: 'model', targets: [
-    { file: 'model-00001-of-00002.safetensors', weight: 2 }, { file: 'model-00002-of-00002.safetensors', weight: 1 },
-    { file: 'model.safetensors.index.json', weight: 2 }, { file: 'config.json', weight: 2 },
-    { file: 'tokenizer.json', weight: 1 }, { file: 'tokenizer_config.json', weight: 1 },
-  ] });
+  fs.writeFileSync(
+    path.join(llama, 'model.safetensors.index.json'),
+    JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 2),
+  );
+  seeds.push({
+    name: 'llama-f16-sharded',
+    dir: llama,
+    kind: 'model',
+    targets: [
+      { file: 'model-00001-of-00002.safetensors', weight: 2 },
+      { file: 'model-00002-of-00002.safetensors', weight: 1 },
+      { file: 'model.safetensors.index.json', weight: 2 },
+      { file: 'config.json', weight: 2 },
+      { file: 'tokenizer.json', weight: 1 },
+      { file: 'tokenizer_config.json', weight: 1 },
+    ],
+  });
 
   if (opts.checkpoint) {
     const data = path.join(root, 'corpus.txt');
     fs.writeFileSync(data, `${text(2)}\n\n${text(3)}`);
     const ckpt = path.join(root, 'checkpoint');
-    train({ data, out: ckpt, preset: 'tiny', steps: 2, batchSize: 2, seqLen: 16, evalEvery: 0, vocabSize: 300 }, { resume: false }, {});
-    seeds.push({ name: 'checkpoint', dir: ckpt, kind: 'checkpoint', targets: [
-      { file: 'train_state/state.json', weight: 4 }, { file: 'train_state/optimizer.safetensors', weight: 2 },
-      { file: 'config.json', weight: 1 }, { file: 'model.safetensors', weight: 1 },
-    ] });
+    train(
+      { data, out: ckpt, preset: 'tiny', steps: 2, batchSize: 2, seqLen: 16, evalEvery: 0, vocabSize: 300 },
+      { resume: false },
+      {},
+    );
+    seeds.push({
+      name: 'checkpoint',
+      dir: ckpt,
+      kind: 'checkpoint',
+      targets: [
+        { file: 'train_state/state.json', weight: 4 },
+        { file: 'train_state/optimizer.safetensors', weight: 2 },
+        { file: 'config.json', weight: 1 },
+        { file: 'model.safetensors', weight: 1 },
+      ],
+    });
   }
   return seeds;
 }

@@ -1,9 +1,28 @@
 /** recyclegpt's public API. */
-export { RecycleGPT, GenerationStream, type GenerateResult, type LoadOptions, type StreamToken } from './generate/recyclegpt.js';
+export {
+  RecycleGPT,
+  GenerationStream,
+  type GenerateResult,
+  type LoadOptions,
+  type StreamToken,
+} from './generate/recyclegpt.js';
 export type { GenerationOptions } from './generate/options.js';
-export { DECODE_MODES, type DecodeMode, type FinishReason, type GenerationStats, type TokenEvent, type TokenSource } from './generate/types.js';
+export {
+  DECODE_MODES,
+  type DecodeMode,
+  type FinishReason,
+  type GenerationStats,
+  type TokenEvent,
+  type TokenSource,
+} from './generate/types.js';
 export { decode, decodeAll, createCaches, type DecodeRun } from './generate/decode.js';
 export { Sampler, argmax, type SamplerSettings, type UniformSource, type Verdict } from './generate/sampler.js';
 export { MinP, RepetitionPenalty, Temperature, TopK, TopP, type LogitsProcessor } from './generate/processors.js';
 export { TokenHistory } from './generate/history.js';
-export { runDecodeBench, formatDecodeBench, type DecodeBenchOptions, type DecodeBenchResult, type DecodeBenchRun } from './bench/decode.js';
+export {
+  runDecodeBench,
+  formatDecodeBench,
+  type DecodeBenchOptions,
+  type DecodeBenchResult,
+  type DecodeBenchRun,
+} from './bench/decode.js';

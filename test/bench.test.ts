@@ -18,9 +18,19 @@ test('decode bench reports every mode with consistent counters, paired speedups 
   const backend = getBackend();
   const model = randomPresetModel('tiny', backend);
   const probe = backend.name === 'native'; // the ref probe would time a JS loop over 256 MB
-  const r = runDecodeBench(model, { name: 'preset:tiny', tokens: 9, repeats: 3, promptCount: 2, promptLength: 5, bandwidth: probe });
-  assert.deepEqual(r.runs.map((x) => x.mode), ['standard', 'recycle', 'verified']);
-  const [std, rec, ver] = r.runs as [typeof r.runs[0], typeof r.runs[0], typeof r.runs[0]];
+  const r = runDecodeBench(model, {
+    name: 'preset:tiny',
+    tokens: 9,
+    repeats: 3,
+    promptCount: 2,
+    promptLength: 5,
+    bandwidth: probe,
+  });
+  assert.deepEqual(
+    r.runs.map((x) => x.mode),
+    ['standard', 'recycle', 'verified'],
+  );
+  const [std, rec, ver] = r.runs as [(typeof r.runs)[0], (typeof r.runs)[0], (typeof r.runs)[0]];
   assert.equal(std.speedup_vs_standard, 1);
   assert.equal(std.full_calls_per_token, 1);
   // Recycle: the prefill makes token 1 and the module token 2, then each full call makes one full + one recycled.
@@ -35,7 +45,8 @@ test('decode bench reports every mode with consistent counters, paired speedups 
   if (probe) {
     assert.equal(r.bandwidth_samples_gbs.length, 9); // one probe before every run
     assert.equal(r.bandwidth_gbs, [...r.bandwidth_samples_gbs].sort((a, b) => a - b)[4]);
-    for (const x of r.runs) assert.ok(x.roofline_fraction !== null && x.roofline_fraction > 0, `${x.mode} roofline fraction`);
+    for (const x of r.runs)
+      assert.ok(x.roofline_fraction !== null && x.roofline_fraction > 0, `${x.mode} roofline fraction`);
   } else {
     assert.equal(r.bandwidth_gbs, null);
     assert.equal(std.roofline_fraction, null);
@@ -46,10 +57,13 @@ test('decode bench reports every mode with consistent counters, paired speedups 
   assert.match(text, /of roofline/);
 });
 
-test('bench text prompts: tokenized with the model directory\'s tokenizer; none without one; at most four', () => {
+test("bench text prompts: tokenized with the model directory's tokenizer; none without one; at most four", () => {
   const dir = join(packageRoot(), 'models', 'recycle-small');
   const got = textPromptsFor(dir, 2);
-  assert.deepEqual(got, BENCH_TEXT_PROMPTS.slice(0, 2).map((t) => loadTokenizer(dir).encode(t)));
+  assert.deepEqual(
+    got,
+    BENCH_TEXT_PROMPTS.slice(0, 2).map((t) => loadTokenizer(dir).encode(t)),
+  );
   assert.equal(textPromptsFor(tmpdir(), 1), null);
   assert.throws(() => textPromptsFor(dir, BENCH_TEXT_PROMPTS.length + 1), /text prompts asked for/);
 });

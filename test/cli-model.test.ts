@@ -11,6 +11,9 @@ test('--model takes a directory, a shipped model name, or nothing (the default);
   assert.equal(resolveModelDir(undefined), join(models, DEFAULT_MODEL_NAME));
   assert.equal(resolveModelDir('recycle-deep'), join(models, 'recycle-deep'));
   assert.equal(resolveModelDir(join(models, 'recycle-deep')), join(models, 'recycle-deep'));
-  assert.throws(() => resolveModelDir('no-such-model'), /--model no-such-model: no such directory, and no shipped model of that name \(shipped: .*recycle-deep.*\)/);
+  assert.throws(
+    () => resolveModelDir('no-such-model'),
+    /--model no-such-model: no such directory, and no shipped model of that name \(shipped: .*recycle-deep.*\)/,
+  );
   assert.throws(() => resolveModelDir('runs/missing'), /^Error: --model runs\/missing: no such directory$/);
 });

@@ -4,7 +4,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadCorpus, loadDocuments, splitDocuments } from '../src/data/corpus.js';
-import { BatchSampler, countEvalWindows, evalBatches, tokenizeDocuments, tokenizeDocumentsCached } from '../src/data/dataset.js';
+import {
+  BatchSampler,
+  countEvalWindows,
+  evalBatches,
+  tokenizeDocuments,
+  tokenizeDocumentsCached,
+} from '../src/data/dataset.js';
 import { Rng } from '../src/data/rng.js';
 import { gpt2Tokenizer, type Tokenizer } from '../src/tokenizer/index.js';
 
@@ -24,7 +30,8 @@ test('brown: tags stripped, readable text, stable disjoint split', () => {
     ),
   );
   const text = all.join('\n');
-  for (const bad of [' the/at ', '/nn ', '``', " '' ", ' ,', ' .\n']) assert.ok(!text.includes(bad), `found ${JSON.stringify(bad)}`);
+  for (const bad of [' the/at ', '/nn ', '``', " '' ", ' ,', ' .\n'])
+    assert.ok(!text.includes(bad), `found ${JSON.stringify(bad)}`);
   const words = text.split(/\s+/).length;
   assert.ok(words > 900_000 && words < 1_200_000, `${words} words`);
   const again = loadCorpus('brown');
@@ -57,12 +64,18 @@ test('text file and folder specs; bad spec errors', () => {
   fs.writeFileSync(path.join(dir, 'a.txt'), 'alpha '.repeat(50));
   fs.writeFileSync(path.join(dir, 'sub', 'c.txt'), 'charlie '.repeat(50));
   fs.writeFileSync(path.join(dir, 'skip.md'), 'not text');
-  assert.deepEqual(loadDocuments(dir).map((d) => d.text.split(' ')[0]), ['alpha', 'bravo', 'charlie']);
+  assert.deepEqual(
+    loadDocuments(dir).map((d) => d.text.split(' ')[0]),
+    ['alpha', 'bravo', 'charlie'],
+  );
   const fc = loadCorpus(dir);
   assert.ok(fc.train.length > 0 && fc.val.length > 0, 'a small folder still gets a validation part');
   assert.equal(fc.train.join('|').includes('skip'), false);
 
-  assert.throws(() => loadCorpus('no-such-corpus'), /data spec "no-such-corpus": not a file or folder, and not one of brown, nlp-corpus/);
+  assert.throws(
+    () => loadCorpus('no-such-corpus'),
+    /data spec "no-such-corpus": not a file or folder, and not one of brown, nlp-corpus/,
+  );
   fs.mkdirSync(path.join(tmp, 'empty'));
   assert.throws(() => loadCorpus(path.join(tmp, 'empty')), /holds no \.txt files/);
   const split = splitDocuments(Array.from({ length: 400 }, (_, i) => `document number ${i}`));
@@ -72,12 +85,22 @@ test('text file and folder specs; bad spec errors', () => {
 test('rng: pinned stream, state round trip, ranges', () => {
   const r = new Rng(42);
   const firstFew = [r.nextU32(), r.nextU32(), r.nextU32()];
-  assert.deepEqual(firstFew, [new Rng(42).nextU32(), ...(() => { const q = new Rng(42); q.nextU32(); return [q.nextU32(), q.nextU32()]; })()]);
+  assert.deepEqual(firstFew, [
+    new Rng(42).nextU32(),
+    ...(() => {
+      const q = new Rng(42);
+      q.nextU32();
+      return [q.nextU32(), q.nextU32()];
+    })(),
+  ]);
   assert.deepEqual(firstFew, PINNED_42);
   const st = JSON.parse(JSON.stringify(r.state()));
   const a = Array.from({ length: 10 }, () => r.random());
   const b = Rng.fromState(st);
-  assert.deepEqual(Array.from({ length: 10 }, () => b.random()), a);
+  assert.deepEqual(
+    Array.from({ length: 10 }, () => b.random()),
+    a,
+  );
   assert.notDeepEqual(new Rng(1).state(), new Rng(2).state());
   assert.notDeepEqual(new Rng(2 ** 40).state(), new Rng(0).state());
   const counts = new Array(7).fill(0);
@@ -100,7 +123,13 @@ test('tokenizeDocuments puts EOS after each document; cache reuses the result', 
   const ids = tokenizeDocuments(['Hello world', 'Bye'], tok);
   assert.deepEqual([...ids], [15496, 995, 50256, ...tok.encode('Bye'), 50256]);
   let calls = 0;
-  const counting: Tokenizer = { encode: (s) => (calls++, tok.encode(s)), decode: (x) => tok.decode(x), vocabSize: tok.vocabSize, eosTokenId: tok.eosTokenId, bosTokenId: null };
+  const counting: Tokenizer = {
+    encode: (s) => (calls++, tok.encode(s)),
+    decode: (x) => tok.decode(x),
+    vocabSize: tok.vocabSize,
+    eosTokenId: tok.eosTokenId,
+    bosTokenId: null,
+  };
   const cache = path.join(tmp, 'tokens.bin');
   const a = tokenizeDocumentsCached(['Hello world', 'Bye'], counting, cache, 'gpt2');
   const b = tokenizeDocumentsCached(['Hello world', 'Bye'], counting, cache, 'gpt2');
@@ -133,16 +162,29 @@ test('BatchSampler: shifted targets, exact resume from a saved state, eval batch
   for (const b of rest) assert.deepEqual(r.next(), b);
   const same = new BatchSampler(tokens, { batchSize: 4, seqLen: 16, seed: 7 });
   assert.deepEqual(same.next(), b0, 'same seed, same batches');
-  assert.throws(() => BatchSampler.resume(tokens.subarray(0, 900), saved), /state.tokens is 1000 but the token stream has 900/);
-  assert.throws(() => new BatchSampler(tokens.subarray(0, 10), { batchSize: 1, seqLen: 16, seed: 0 }), /fewer than seqLen \+ 2 = 18/);
+  assert.throws(
+    () => BatchSampler.resume(tokens.subarray(0, 900), saved),
+    /state.tokens is 1000 but the token stream has 900/,
+  );
+  assert.throws(
+    () => new BatchSampler(tokens.subarray(0, 10), { batchSize: 1, seqLen: 16, seed: 0 }),
+    /fewer than seqLen \+ 2 = 18/,
+  );
 
   const batches = [...evalBatches(tokens, 8, 16)];
   const windows = countEvalWindows(tokens, 16);
   assert.equal(windows, Math.floor(998 / 16));
-  assert.equal(batches.reduce((n, b) => n + b.B, 0), windows);
+  assert.equal(
+    batches.reduce((n, b) => n + b.B, 0),
+    windows,
+  );
   assert.equal(batches[batches.length - 1].B, windows % 8 || 8);
   const starts = batches.flatMap((b) => Array.from({ length: b.B }, (_, i) => b.inputs[i * 16]));
-  assert.deepEqual(starts, Array.from({ length: windows }, (_, k) => k * 16), 'non-overlapping, in order');
+  assert.deepEqual(
+    starts,
+    Array.from({ length: windows }, (_, k) => k * 16),
+    'non-overlapping, in order',
+  );
 });
 
 test('a "+" combination keeps each part\'s own held-out split', () => {

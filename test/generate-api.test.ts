@@ -43,7 +43,10 @@ test('stream: each token says how it was made; texts add up', async () => {
   const toks: StreamToken[] = [];
   const s = m.stream('a dog', { mode: 'recycle', max_new_tokens: 9, eos_token_id: [] });
   for await (const t of s) toks.push(t);
-  assert.deepEqual(toks.map((t) => t.source), ['full', 'recycled', 'full', 'recycled', 'full', 'recycled', 'full', 'recycled', 'full']);
+  assert.deepEqual(
+    toks.map((t) => t.source),
+    ['full', 'recycled', 'full', 'recycled', 'full', 'recycled', 'full', 'recycled', 'full'],
+  );
   assert.equal(toks.map((t) => t.text).join(''), s.text);
   assert.equal(s.stats.module_calls, 4);
   const ver: StreamToken[] = [];
@@ -53,7 +56,8 @@ test('stream: each token says how it was made; texts add up', async () => {
 
 test('sampling with a seed is reproducible; EOS from the tokenizer ends generation', async () => {
   const o = { do_sample: true, temperature: 0.9, top_k: 20, seed: 7, max_new_tokens: 16, mode: 'verified' as const };
-  const a = await m.generate('the', o), b = await m.generate('the', o);
+  const a = await m.generate('the', o),
+    b = await m.generate('the', o);
   assert.deepEqual(a.ids, b.ids);
   assert.equal(a.stats.seed, 7);
   const eos = m.tokenizer!.eosTokenId!;

@@ -30,18 +30,35 @@ function check(name: string, opts: GenerationOptions, runs: number): void {
   test(`verified sampling has standard decoding's distribution (${name})`, () => {
     const exact = exactJoint(model, prompt, opts, 3);
     const got = empiricalJoint(model, prompt, { ...opts, mode: 'verified' }, 3, runs);
-    assert.ok(got.accepted > runs / 10 && got.rejected > runs / 10, `both paths: accepted ${got.accepted}, rejected ${got.rejected}`);
-    for (const keep of [[0, 1], [1, 2], [0, 2]]) {
+    assert.ok(
+      got.accepted > runs / 10 && got.rejected > runs / 10,
+      `both paths: accepted ${got.accepted}, rejected ${got.rejected}`,
+    );
+    for (const keep of [
+      [0, 1],
+      [1, 2],
+      [0, 2],
+    ]) {
       const r = chiSquare(project(got.counts, keep), project(exact, keep));
-      assert.ok(r.stat < r.critical, `tokens ${keep}: chi-square ${r.stat.toFixed(1)} ≥ ${r.critical.toFixed(1)} (df ${r.df}), TV ${r.tv.toFixed(3)}`);
+      assert.ok(
+        r.stat < r.critical,
+        `tokens ${keep}: chi-square ${r.stat.toFixed(1)} ≥ ${r.critical.toFixed(1)} (df ${r.df}), TV ${r.tv.toFixed(3)}`,
+      );
     }
     const all = chiSquare(got.counts, exact);
-    assert.ok(all.stat < all.critical, `3-token joint: chi-square ${all.stat.toFixed(1)} ≥ ${all.critical.toFixed(1)} (df ${all.df})`);
+    assert.ok(
+      all.stat < all.critical,
+      `3-token joint: chi-square ${all.stat.toFixed(1)} ≥ ${all.critical.toFixed(1)} (df ${all.df})`,
+    );
   });
 }
 
 check('temperature 1', { do_sample: true, top_k: 0 }, 3000);
-check('temperature 0.8, top-k 6, top-p 0.9, min-p 0.05, repetition penalty 1.3', { do_sample: true, temperature: 0.8, top_k: 6, top_p: 0.9, min_p: 0.05, repetition_penalty: 1.3 }, 2500);
+check(
+  'temperature 0.8, top-k 6, top-p 0.9, min-p 0.05, repetition penalty 1.3',
+  { do_sample: true, temperature: 0.8, top_k: 6, top_p: 0.9, min_p: 0.05, repetition_penalty: 1.3 },
+  2500,
+);
 
 test('the test has power: standard sampling passes it, lossy recycle sampling fails it', () => {
   const opts: GenerationOptions = { do_sample: true, top_k: 0 };

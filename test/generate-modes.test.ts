@@ -11,7 +11,13 @@ import { createRefBackend } from '../src/kernels/ref.js';
 import { decode, decodeAll } from '../src/generate/decode.js';
 import { argmax } from '../src/generate/sampler.js';
 import { randomModel } from './helpers/models.js';
-import { baseLogitsFresh, checkVerifiedGreedy, greedyWithoutCache, moduleLogitsFresh, randomPrompts } from './helpers/decoding.js';
+import {
+  baseLogitsFresh,
+  checkVerifiedGreedy,
+  greedyWithoutCache,
+  moduleLogitsFresh,
+  randomPrompts,
+} from './helpers/decoding.js';
 
 const backends: Backend[] = [createRefBackend()];
 const def = getBackend();
@@ -32,13 +38,18 @@ for (const backend of backends) {
         const run = decodeAll(model, prompt, { max_new_tokens: 20 });
         assert.deepEqual(run.ids, greedyWithoutCache(model, prompt, 20), `prompt [${prompt}]`);
         // And the logits themselves, step by step: cached 1-row calls vs fresh whole-sequence forwards.
-        const cache = model.newBaseCache(), seq = [...prompt, ...run.ids];
+        const cache = model.newBaseCache(),
+          seq = [...prompt, ...run.ids];
         let logits = model.forwardBase(prompt, cache, 'last').logits;
         for (let t = prompt.length; t < seq.length; t++) {
           const fresh = baseLogitsFresh(model, seq.slice(0, t));
           let d = 0;
           for (let i = 0; i < fresh.length; i++) d = Math.max(d, Math.abs(fresh[i]! - logits[i]!));
-          assert.equal(d, 0, `position ${t}: cached logits differ from recomputed ones by ${d} (rows must be bit-identical)`);
+          assert.equal(
+            d,
+            0,
+            `position ${t}: cached logits differ from recomputed ones by ${d} (rows must be bit-identical)`,
+          );
           logits = model.forwardBase([seq[t]!], cache, 'last').logits;
         }
       }
@@ -48,8 +59,12 @@ for (const backend of backends) {
       const model = randomModel({ preset, scale, seed: 3, backend });
       const prompts = randomPrompts(24, 12, 8, 9);
       const plain = checkVerifiedGreedy(model, prompts, { max_new_tokens: 24 });
-      const penalised = checkVerifiedGreedy(model, prompts.slice(0, 8), { max_new_tokens: 24, repetition_penalty: 1.5 });
-      const accepted = plain.accepted + penalised.accepted, rejected = plain.rejected + penalised.rejected;
+      const penalised = checkVerifiedGreedy(model, prompts.slice(0, 8), {
+        max_new_tokens: 24,
+        repetition_penalty: 1.5,
+      });
+      const accepted = plain.accepted + penalised.accepted,
+        rejected = plain.rejected + penalised.rejected;
       assert.ok(accepted > 0 && rejected > 0, `both draft paths must run: accepted ${accepted}, rejected ${rejected}`);
     });
 
@@ -81,13 +96,17 @@ test('verified mode counters and sources', () => {
   assert.equal(stats.rejected, events.filter((e) => e.source === 'replaced').length);
   // every full call after the prefill yields 2 tokens on acceptance, 1 on rejection (+ a final 1-token step)
   assert.ok(stats.full_calls <= 1 + stats.accepted + stats.rejected + 1);
-  assert.deepEqual(events.map((e) => e.index), events.map((_, i) => i));
+  assert.deepEqual(
+    events.map((e) => e.index),
+    events.map((_, i) => i),
+  );
 });
 
 test('max_new_tokens, the context length and EOS end generation in every mode', () => {
   const model = randomModel({ scale: 10, seed: 3, maxPositions: 16 });
   for (const mode of ['standard', 'recycle', 'verified'] as const) {
-    for (const n of [1, 2, 3, 4, 7]) assert.equal(decodeAll(model, [1, 2], { mode, max_new_tokens: n }).ids.length, n, `${mode} ${n}`);
+    for (const n of [1, 2, 3, 4, 7])
+      assert.equal(decodeAll(model, [1, 2], { mode, max_new_tokens: n }).ids.length, n, `${mode} ${n}`);
     const ctx = decodeAll(model, [1, 2, 3], { mode, max_new_tokens: 100 });
     assert.equal(ctx.ids.length, 13, `${mode}: stops at the context length`);
     assert.equal(ctx.stats.finish_reason, 'context');
@@ -106,7 +125,8 @@ test('clear errors: long or empty prompt, no module, bad options', () => {
   assert.throws(() => go(model, [], {}), /prompt is empty/);
   assert.throws(() => go(model, Array(16).fill(1), {}), /prompt has 16 tokens but the context length is 16/);
   assert.throws(() => go(model, [1, 99], {}), /prompt token 1 is 99, outside the vocabulary/);
-  for (const mode of ['recycle', 'verified']) assert.throws(() => go(plain, [1], { mode }), new RegExp(`mode "${mode}" needs a recyclable module`));
+  for (const mode of ['recycle', 'verified'])
+    assert.throws(() => go(plain, [1], { mode }), new RegExp(`mode "${mode}" needs a recyclable module`));
   assert.equal(decodeAll(plain, [1], { max_new_tokens: 3 }).ids.length, 3);
   const bad: [Record<string, unknown>, RegExp][] = [
     [{ temperature: 0 }, /temperature must be a number > 0/],
@@ -163,18 +183,23 @@ test(`KV-cache decoding equals recomputation on a wider model, prompts of 3..40 
   for (const plen of [3, 12, 40]) {
     const prompt = Array.from({ length: plen }, (_, i) => (i * 13 + 5) % 96);
     const run = decodeAll(model, prompt, { max_new_tokens: 6 });
-    const seq = [...prompt, ...run.ids], cache = model.newBaseCache();
+    const seq = [...prompt, ...run.ids],
+      cache = model.newBaseCache();
     let logits = model.forwardBase(prompt, cache, 'last').logits;
     for (let t = prompt.length; t < seq.length; t++) {
       const fresh = baseLogitsFresh(model, seq.slice(0, t));
-      let d = 0, scale = 0;
+      let d = 0,
+        scale = 0;
       for (let i = 0; i < fresh.length; i++) {
         d = Math.max(d, Math.abs(fresh[i]! - logits[i]!));
         scale = Math.max(scale, Math.abs(fresh[i]!));
       }
       const exact = def.name === 'ref' || (t <= 8 && plen <= 8);
       if (!exact) {
-        assert.ok(d <= 1e-5 * Math.max(1, scale), `prompt of ${plen}, position ${t}: cached logits differ from recomputed ones by ${d}`);
+        assert.ok(
+          d <= 1e-5 * Math.max(1, scale),
+          `prompt of ${plen}, position ${t}: cached logits differ from recomputed ones by ${d}`,
+        );
         logits = model.forwardBase([seq[t]!], cache, 'last').logits;
         continue;
       }

@@ -29,7 +29,13 @@ test('temperature, top-k (ties kept), top-p (nucleus), min-p', () => {
   assert.deepEqual(kept(k3), [0, 2, 3, 4], 'ties at the k-th value are kept');
   // probabilities 0.5, 0.25, 0.125, 0.125 (logits ln p)
   const lp = [0.5, 0.25, 0.125, 0.125].map(Math.log);
-  for (const [p, want] of [[0.5, [0]], [0.6, [0, 1]], [0.75, [0, 1]], [0.8, [0, 1, 2]], [1, [0, 1, 2, 3]]] as const) {
+  for (const [p, want] of [
+    [0.5, [0]],
+    [0.6, [0, 1]],
+    [0.75, [0, 1]],
+    [0.8, [0, 1, 2]],
+    [1, [0, 1, 2, 3]],
+  ] as const) {
     const x = f32(lp);
     new TopP(p).process(x);
     assert.equal(kept(x).length, want.length, `top_p ${p}: kept ${kept(x)}`);
@@ -40,7 +46,9 @@ test('temperature, top-k (ties kept), top-p (nucleus), min-p', () => {
 });
 
 test('top-k on a large random row matches a sort', () => {
-  const u = seededUniform(4), V = 5000, x = new Float32Array(V);
+  const u = seededUniform(4),
+    V = 5000,
+    x = new Float32Array(V);
   for (let i = 0; i < V; i++) x[i] = u.next() * 10;
   const sorted = [...x].sort((a, b) => b - a);
   new TopK(37).process(x);
@@ -51,7 +59,8 @@ test('top-k on a large random row matches a sort', () => {
 test('top-p selection equals the sort-based definition (random rows with ties)', () => {
   const u = seededUniform(8);
   for (let trial = 0; trial < 200; trial++) {
-    const V = 1 + Math.floor(u.next() * 300), e = new Float64Array(V);
+    const V = 1 + Math.floor(u.next() * 300),
+      e = new Float64Array(V);
     for (let i = 0; i < V; i++) e[i] = trial % 3 === 0 ? Math.floor(u.next() * 5) + 1 : Math.exp(4 * u.next()); // ties in every third row
     let sum = 0;
     for (const v of e) sum += v;
@@ -66,13 +75,20 @@ test('top-p selection equals the sort-based definition (random rows with ties)',
     }
     const idx = Int32Array.from({ length: V }, (_, i) => i);
     const k = nucleusSelect(e, idx, V, p * sum);
-    assert.deepEqual([...idx.subarray(0, k)].sort((a, b) => a - b), want.sort((a, b) => a - b), `trial ${trial}, p ${p}`);
+    assert.deepEqual(
+      [...idx.subarray(0, k)].sort((a, b) => a - b),
+      want.sort((a, b) => a - b),
+      `trial ${trial}, p ${p}`,
+    );
   }
 });
 
 test('the sampler composes processors in order and draws from the processed distribution', () => {
   const s = new Sampler({ ...settings, temperature: 0.5, topK: 3 }, 5, seededUniform(1));
-  assert.deepEqual(s.processors.map((p) => p.name), ['temperature', 'top_k']);
+  assert.deepEqual(
+    s.processors.map((p) => p.name),
+    ['temperature', 'top_k'],
+  );
   const h = new TokenHistory(5, []);
   const d = s.distribution(f32([0, 1, 2, 3, -5]), h);
   const z = Math.exp(2) + Math.exp(4) + Math.exp(6);
@@ -81,7 +97,11 @@ test('the sampler composes processors in order and draws from the processed dist
   for (let i = 0; i < 20000; i++) counts[s.pick(f32([0, 1, 2, 3, -5]), h)]!++;
   for (let v = 0; v < 5; v++) assert.ok(Math.abs(counts[v]! / 20000 - d[v]!) < 0.015, `token ${v}: ${counts[v]}`);
   const greedy = new Sampler({ ...settings, doSample: false, repetitionPenalty: 10 }, 4, seededUniform(1));
-  assert.deepEqual(greedy.processors.map((p) => p.name), ['repetition_penalty'], 'greedy applies only the penalty');
+  assert.deepEqual(
+    greedy.processors.map((p) => p.name),
+    ['repetition_penalty'],
+    'greedy applies only the penalty',
+  );
   assert.equal(greedy.pick(f32([1, 5, 4, 0]), new TokenHistory(4, [1])), 2);
   assert.equal(argmax([1, 3, 3, 2]), 1, 'first maximum');
   assert.throws(() => greedy.pick(f32([0, Number.NaN, 0, 0]), new TokenHistory(4)), /non-finite logit/);
@@ -91,14 +111,18 @@ test('the sampler composes processors in order and draws from the processed dist
   assert.equal(plain.pick(f32([1, 5, 5, 0]), new TokenHistory(4)), 1, 'first maximum');
   assert.equal(plain.pick(f32([-3, -2, -9, -2.5]), new TokenHistory(4)), 1);
   for (const bad of [Number.NaN, Infinity, -Infinity]) {
-    assert.throws(() => plain.pick(f32([0, 1, bad, 0]), new TokenHistory(4)), new RegExp(`non-finite logit \\(${bad}\\) for token 2`));
+    assert.throws(
+      () => plain.pick(f32([0, 1, bad, 0]), new TokenHistory(4)),
+      new RegExp(`non-finite logit \\(${bad}\\) for token 2`),
+    );
   }
   assert.throws(() => plain.pick(f32([0, 1, 2]), new TokenHistory(4)), /a logits row has 3 values, the vocabulary 4/);
 });
 
 test('speculative verification keeps the target distribution (exact, one step)', () => {
   // Draft from q, verify against p: P(emit v) must equal p(v).
-  const p = f32([0, 1, 2, -1].map((x) => x * 1.5)), q = f32([2, 0, -1, 1]);
+  const p = f32([0, 1, 2, -1].map((x) => x * 1.5)),
+    q = f32([2, 0, -1, 1]);
   const s = new Sampler(settings, 4, seededUniform(9));
   const h = new TokenHistory(4, []);
   const target = s.distribution(p, h).slice();
@@ -111,7 +135,8 @@ test('speculative verification keeps the target distribution (exact, one step)',
     counts[v.token]!++;
     if (v.accepted) accepted++;
   }
-  for (let v = 0; v < 4; v++) assert.ok(Math.abs(counts[v]! / N - target[v]!) < 0.01, `token ${v}: ${counts[v]! / N} vs ${target[v]}`);
+  for (let v = 0; v < 4; v++)
+    assert.ok(Math.abs(counts[v]! / N - target[v]!) < 0.01, `token ${v}: ${counts[v]! / N} vs ${target[v]}`);
   assert.ok(accepted > 0 && accepted < N);
   assert.throws(() => s.verify(p, h), /no pending draft/);
 });

@@ -39,8 +39,17 @@ const small = (() => {
 
 const STEPS = 4;
 const run = (out: string, extra: Partial<GivenOptions> = {}): GivenOptions => ({
-  out, data: small.file, preset: 'tiny', tokenizer: small.tokDir, steps: STEPS, batchSize: 2, seqLen: 16, evalEvery: 0,
-  evalBatches: 1, ckptEvery: 1, ...extra,
+  out,
+  data: small.file,
+  preset: 'tiny',
+  tokenizer: small.tokDir,
+  steps: STEPS,
+  batchSize: 2,
+  seqLen: 16,
+  evalEvery: 0,
+  evalBatches: 1,
+  ckptEvery: 1,
+  ...extra,
 });
 const sha = (file: string): string => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 /** Log rows without the timing fields. */
@@ -48,20 +57,27 @@ const comparable = (rows: LogRow[]): unknown[] =>
   rows.map((r) => (r.type === 'train' ? { ...r, tokens_per_s: 0, elapsed_s: 0 } : r));
 /** Names next to `dir` that start with its name and a dot (staging and old folders, ours or not). */
 const siblings = (dir: string): string[] =>
-  fs.readdirSync(path.dirname(dir)).filter((n) => n.startsWith(`${path.basename(dir)}.`)).sort();
+  fs
+    .readdirSync(path.dirname(dir))
+    .filter((n) => n.startsWith(`${path.basename(dir)}.`))
+    .sort();
 
 /** The uninterrupted reference run, with copies of its checkpoints of steps 1 and 2. */
 const ref = (() => {
   const out = path.join(tmp, 'ref');
   const copies: Record<number, string> = {};
-  train(run(out), { resume: false }, {
-    ...quiet,
-    onCheckpoint: (step, dir) => {
-      if (step !== 1 && step !== 2) return;
-      copies[step] = path.join(tmp, `ref-step${step}`);
-      fs.cpSync(dir, copies[step]!, { recursive: true });
+  train(
+    run(out),
+    { resume: false },
+    {
+      ...quiet,
+      onCheckpoint: (step, dir) => {
+        if (step !== 1 && step !== 2) return;
+        copies[step] = path.join(tmp, `ref-step${step}`);
+        fs.cpSync(dir, copies[step]!, { recursive: true });
+      },
     },
-  });
+  );
   const log = comparable(readLog(path.join(out, 'train_log.jsonl')));
   return { out, step1: copies[1]!, step2: copies[2]!, log, weights: sha(path.join(out, 'model.safetensors')) };
 })();
@@ -77,16 +93,24 @@ test('train --out X leaves folders named X.tmp-* / X.old-* that it did not make 
   }
   // a marker of ours copied into another folder does not make that folder ours (its name does not match)
   const forged = {
-    format: 'recyclegpt-dir-swap', version: 1, target: 'res', old: 'res.old-1234-abcd', complete: true,
+    format: 'recyclegpt-dir-swap',
+    version: 1,
+    target: 'res',
+    old: 'res.old-1234-abcd',
+    complete: true,
     created: Date.now(),
   };
   fs.writeFileSync(path.join(parent, 'res.tmp-copy', SWAP_MARKER), JSON.stringify(forged));
 
   train(run(out, { steps: 2 }), { resume: false }, quiet); // res did not exist: nothing may be "restored" into it
-  assert.deepEqual(fs.readdirSync(out).filter((n) => n === 'notes.txt'), [], 'no user folder was renamed into --out');
+  assert.deepEqual(
+    fs.readdirSync(out).filter((n) => n === 'notes.txt'),
+    [],
+    'no user folder was renamed into --out',
+  );
   train(run(out, { steps: 3 }), { resume: true }, quiet);
   assert.equal(readTrainState(out).step, 3);
-  assert.deepEqual(siblings(out), theirs, 'only the user\'s folders are next to --out');
+  assert.deepEqual(siblings(out), theirs, "only the user's folders are next to --out");
   for (const name of theirs) {
     assert.equal(fs.readFileSync(path.join(parent, name, 'notes.txt'), 'utf8'), `precious ${name}`);
   }
@@ -98,7 +122,12 @@ const CRASH_POINTS = ['begun', 'filled', 'sealed', 'old-moved', 'new-moved', 'ol
 type CrashPoint = (typeof CRASH_POINTS)[number];
 /** The checkpoint step found after recovery: before the new folder is sealed the swap is undone, after it finished. */
 const RECOVERED_STEP: Record<CrashPoint, number> = {
-  'begun': 1, 'filled': 1, 'sealed': 1, 'old-moved': 2, 'new-moved': 2, 'old-removed': 2,
+  begun: 1,
+  filled: 1,
+  sealed: 1,
+  'old-moved': 2,
+  'new-moved': 2,
+  'old-removed': 2,
 };
 
 /** `dir` holds the step-1 checkpoint and a swap to the step-2 one was stopped after `point`. */
@@ -179,26 +208,92 @@ test('an inconsistent train_state is refused, naming the file and the fields tha
     runtime: { threads: number };
   }
   const cases: Array<[string, (s: State) => void, RegExp]> = [
-    ['step past the run', (s) => { s.step = 1e9; }, /field "step" is 1000000000, more than options\.steps 4/],
-    ['optimizer step', (s) => { s.optimizer.step = 7; }, /field "optimizer\.step" is 7, field "step" is 2/],
-    ['sampler step', (s) => { s.sampler.step = 5; },
-      /field "sampler\.step" is 5, expected step × options\.gradAccum = 2/],
-    ['huge batch', (s) => { s.options.batchSize = 1e6; },
-      /training option "batchSize" must be an integer in \[1, 65536\], got 1000000/],
-    ['batch size', (s) => { s.options.batchSize = 3; },
-      /field "options\.batchSize" is 3, field "sampler\.batchSize" is 2/],
-    ['sequence length', (s) => { s.sampler.seqLen = 17; },
-      /field "options\.seqLen" is 16, field "sampler\.seqLen" is 17/],
-    ['token count', (s) => { s.sampler.tokens = 99; },
-      /field "sampler\.tokens" is 99, field "data\.train_tokens" is \d+/],
-    ['trainable', (s) => { s.trainable = 'module'; }, /field "trainable" is "module", options\.freezeBase is false/],
-    ['threads', (s) => { s.options.threads = 3; s.runtime.threads = 2; },
-      /field "runtime\.threads" is 2, options\.threads is 3/],
-    ['rng', (s) => { s.sampler.rng.s = [0, 0, 0, 0]; }, /field "sampler\.rng\.s" is all zeros/],
-    ['parameters', (s) => { s.optimizer.params += 1; },
-      /field "optimizer\.params" is \d+, the model has \d+ trainable parameters/],
-    ['context', (s) => { s.options.seqLen = 4096; s.sampler.seqLen = 4096; },
-      /options\.seqLen 4096 exceeds the model's context length \d+/],
+    [
+      'step past the run',
+      (s) => {
+        s.step = 1e9;
+      },
+      /field "step" is 1000000000, more than options\.steps 4/,
+    ],
+    [
+      'optimizer step',
+      (s) => {
+        s.optimizer.step = 7;
+      },
+      /field "optimizer\.step" is 7, field "step" is 2/,
+    ],
+    [
+      'sampler step',
+      (s) => {
+        s.sampler.step = 5;
+      },
+      /field "sampler\.step" is 5, expected step × options\.gradAccum = 2/,
+    ],
+    [
+      'huge batch',
+      (s) => {
+        s.options.batchSize = 1e6;
+      },
+      /training option "batchSize" must be an integer in \[1, 65536\], got 1000000/,
+    ],
+    [
+      'batch size',
+      (s) => {
+        s.options.batchSize = 3;
+      },
+      /field "options\.batchSize" is 3, field "sampler\.batchSize" is 2/,
+    ],
+    [
+      'sequence length',
+      (s) => {
+        s.sampler.seqLen = 17;
+      },
+      /field "options\.seqLen" is 16, field "sampler\.seqLen" is 17/,
+    ],
+    [
+      'token count',
+      (s) => {
+        s.sampler.tokens = 99;
+      },
+      /field "sampler\.tokens" is 99, field "data\.train_tokens" is \d+/,
+    ],
+    [
+      'trainable',
+      (s) => {
+        s.trainable = 'module';
+      },
+      /field "trainable" is "module", options\.freezeBase is false/,
+    ],
+    [
+      'threads',
+      (s) => {
+        s.options.threads = 3;
+        s.runtime.threads = 2;
+      },
+      /field "runtime\.threads" is 2, options\.threads is 3/,
+    ],
+    [
+      'rng',
+      (s) => {
+        s.sampler.rng.s = [0, 0, 0, 0];
+      },
+      /field "sampler\.rng\.s" is all zeros/,
+    ],
+    [
+      'parameters',
+      (s) => {
+        s.optimizer.params += 1;
+      },
+      /field "optimizer\.params" is \d+, the model has \d+ trainable parameters/,
+    ],
+    [
+      'context',
+      (s) => {
+        s.options.seqLen = 4096;
+        s.sampler.seqLen = 4096;
+      },
+      /options\.seqLen 4096 exceeds the model's context length \d+/,
+    ],
   ];
   for (const [what, mutate, want] of cases) {
     const dir = path.join(tmp, `bad-state-${what.replace(/ /g, '-')}`);
@@ -208,28 +303,39 @@ test('an inconsistent train_state is refused, naming the file and the fields tha
     mutate(state);
     fs.writeFileSync(file, JSON.stringify(state));
     const before = sha(path.join(dir, 'model.safetensors'));
-    assert.throws(() => train({ out: dir }, { resume: true }, quiet), (e: Error) => {
-      assert.match(e.message, want, what);
-      assert.ok(e.message.includes(file) || /model's context/.test(e.message), `${what}: names ${file}: ${e.message}`);
-      assert.ok(!e.message.includes('\n'), `${what}: one line`);
-      return true;
-    });
+    assert.throws(
+      () => train({ out: dir }, { resume: true }, quiet),
+      (e: Error) => {
+        assert.match(e.message, want, what);
+        assert.ok(
+          e.message.includes(file) || /model's context/.test(e.message),
+          `${what}: names ${file}: ${e.message}`,
+        );
+        assert.ok(!e.message.includes('\n'), `${what}: one line`);
+        return true;
+      },
+    );
     assert.equal(sha(path.join(dir, 'model.safetensors')), before, `${what}: the checkpoint is untouched`);
   }
   const dir = path.join(tmp, 'resume-fewer-steps');
   fs.cpSync(ref.step2, dir, { recursive: true });
-  assert.throws(() => train({ out: dir, steps: 1 }, { resume: true }, quiet),
-    /--steps 1 is below the checkpoint's step 2/);
+  assert.throws(
+    () => train({ out: dir, steps: 1 }, { resume: true }, quiet),
+    /--steps 1 is below the checkpoint's step 2/,
+  );
 });
 
 test('CLI: a train_state with step 1e9 fails in one line, exit 1 (it printed "trained 1000000000 steps")', () => {
   const dir = path.join(tmp, 'cli-bad-step');
   fs.cpSync(ref.step2, dir, { recursive: true });
   const file = path.join(dir, 'train_state', 'state.json');
-  fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')) as object, step: 1e9 }));
+  fs.writeFileSync(file, JSON.stringify({ ...(JSON.parse(fs.readFileSync(file, 'utf8')) as object), step: 1e9 }));
   const cli = ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts')];
-  const r = spawnSync(process.execPath, [...cli, 'train', '--out', dir, '--resume', '--no-progress'],
-    { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [...cli, 'train', '--out', dir, '--resume', '--no-progress'], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.equal(r.status, 1, r.stdout + r.stderr);
   assert.equal(r.stdout, '');
   assert.match(r.stderr, /^recyclegpt: .*state\.json: field "step" is 1000000000, more than options\.steps 4\n$/);
@@ -273,8 +379,12 @@ test('a full disk while checkpointing or logging: the error names the file and t
   ];
   for (const [what, fail, names] of cases) {
     const out = path.join(tmp, `enospc-${what}`);
-    let armed = false, hash2 = '';
-    const restore = fullDisk(() => armed, (f) => fail(f, out));
+    let armed = false,
+      hash2 = '';
+    const restore = fullDisk(
+      () => armed,
+      (f) => fail(f, out),
+    );
     try {
       const onCheckpoint = (step: number, dir: string): void => {
         if (step !== 2) return;
@@ -282,14 +392,17 @@ test('a full disk while checkpointing or logging: the error names the file and t
         armed = true;
       };
       const hooks = { ...quiet, onCheckpoint };
-      assert.throws(() => train(run(out, { ckptEvery: 2 }), { resume: false }, hooks), (e: Error) => {
-        assert.match(e.message, /the disk is full/, what);
-        assert.match(e.message, names, what);
-        assert.ok(e.message.includes(out), `${what}: names ${out}: ${e.message}`);
-        assert.match(e.message, /checkpoint \(step 2\) in .* is intact/, what);
-        assert.ok(!e.message.includes('\n'), `${what}: one line`);
-        return true;
-      });
+      assert.throws(
+        () => train(run(out, { ckptEvery: 2 }), { resume: false }, hooks),
+        (e: Error) => {
+          assert.match(e.message, /the disk is full/, what);
+          assert.match(e.message, names, what);
+          assert.ok(e.message.includes(out), `${what}: names ${out}: ${e.message}`);
+          assert.match(e.message, /checkpoint \(step 2\) in .* is intact/, what);
+          assert.ok(!e.message.includes('\n'), `${what}: one line`);
+          return true;
+        },
+      );
     } finally {
       restore();
     }

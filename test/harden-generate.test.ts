@@ -19,13 +19,16 @@ const sampler = (s: Partial<SamplerSettings>, V: number, seed = 1): Sampler =>
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-9): boolean =>
   a.length === b.length && Array.from(a).every((v, i) => Math.abs(v - b[i]!) <= tol);
 const softmax = (xs: number[]): number[] => {
-  const m = Math.max(...xs), e = xs.map((x) => Math.exp(x - m)), z = e.reduce((a, b) => a + b, 0);
+  const m = Math.max(...xs),
+    e = xs.map((x) => Math.exp(x - m)),
+    z = e.reduce((a, b) => a + b, 0);
   return e.map((v) => v / z);
 };
 
 const model = randomModel({ vocabSize: 64, scale: 6, seed: 11 });
 const m = new RecycleGPT(model, null, 'harden-model');
-const P1 = [3, 17, 5, 40, 8], P2 = [22, 9, 61, 2];
+const P1 = [3, 17, 5, 40, 8],
+  P2 = [22, 9, 61, 2];
 
 async function collect(it: AsyncIterator<{ id: number }>): Promise<number[]> {
   const ids: number[] = [];
@@ -62,7 +65,8 @@ test('huge temperatures give the uniform distribution over the kept tokens', () 
 
 test('extreme repetition penalties: exact within the accepted range, refused outside it', () => {
   // A tiny penalty makes seen positive logits dominate: the largest of them takes all the mass (greedy too).
-  const row = f32([5, 1, 2, -1]), h = new TokenHistory(4, [1, 2]);
+  const row = f32([5, 1, 2, -1]),
+    h = new TokenHistory(4, [1, 2]);
   for (const p of [1e-30, 1e-50, 1e-100]) {
     assert.ok(close(sampler({ repetitionPenalty: p }, 4).distribution(row, h), [0, 0, 1, 0]), `penalty ${p}`);
     assert.equal(sampler({ repetitionPenalty: p, doSample: false }, 4).pick(row, h), 2, `greedy, penalty ${p}`);
@@ -71,7 +75,8 @@ test('extreme repetition penalties: exact within the accepted range, refused out
   const d = sampler({ repetitionPenalty: 1e-50, temperature: 1e50 }, 4).distribution(row, h);
   assert.ok(close(d, softmax([0, 1, 2, 0]), 1e-6), `${[...d]}`);
   // A huge penalty on a fully seen row of negative logits: the least negative one wins (the old code drew V−1).
-  const neg = f32([-1, -2, -3]), all = new TokenHistory(3, [0, 1, 2]);
+  const neg = f32([-1, -2, -3]),
+    all = new TokenHistory(3, [0, 1, 2]);
   for (const p of [1e40, 1e100]) {
     const s = sampler({ repetitionPenalty: p }, 3);
     assert.ok(close(s.distribution(neg, all), [1, 0, 0]), `penalty ${p}: ${[...s.distribution(neg, all)]}`);
@@ -85,7 +90,8 @@ test('extreme repetition penalties: exact within the accepted range, refused out
 });
 
 test('verified sampling (speculative residual) at extreme settings stays finite and equals greedy at T → 0', () => {
-  const p = f32([0, 4, 1, 3.5]), q = f32([0, 3.5, 1, 4]);
+  const p = f32([0, 4, 1, 3.5]),
+    q = f32([0, 3.5, 1, 4]);
   for (const t of [1e-38, 1e-300]) {
     const s = sampler({ temperature: t }, 4);
     const h = new TokenHistory(4);
@@ -118,8 +124,15 @@ test('streams over one model interleave token by token and each equals its run a
   const settings: GenerationOptions[] = [
     { max_new_tokens: 24, eos_token_id: [] },
     { do_sample: true, temperature: 0.9, top_k: 20, seed: 7, max_new_tokens: 24, eos_token_id: [] },
-    { do_sample: true, temperature: 1.3, top_p: 0.9, repetition_penalty: 1.2, seed: 99, max_new_tokens: 24,
-      eos_token_id: [] },
+    {
+      do_sample: true,
+      temperature: 1.3,
+      top_p: 0.9,
+      repetition_penalty: 1.2,
+      seed: 99,
+      max_new_tokens: 24,
+      eos_token_id: [],
+    },
   ];
   for (const mode of DECODE_MODES) {
     for (const o of settings) {
@@ -127,7 +140,8 @@ test('streams over one model interleave token by token and each equals its run a
       const alone2 = (await m.generate(P2, { ...o, mode, seed: (o.seed ?? 0) + 1 })).ids;
       const a = m.stream(P1, { ...o, mode })[Symbol.asyncIterator]();
       const b = m.stream(P2, { ...o, mode, seed: (o.seed ?? 0) + 1 })[Symbol.asyncIterator]();
-      const ga: number[] = [], gb: number[] = [];
+      const ga: number[] = [],
+        gb: number[] = [];
       for (let doneA = false, doneB = false; !doneA || !doneB;) {
         if (!doneA) {
           const r = await a.next();

@@ -42,14 +42,16 @@ const CALLS: readonly Call[] = [
   ['rope', '#R #H #D @x @pos theta inverse', '2 2 4 f(16) i(0,1) 10000 false'],
   ['attentionForward', '#B #T #H #G #D @q @k @v @out @probs', '1 2 2 1 4 f(16) f(8) f(8) f(16) f(8)'],
   [
-    'attentionBackward', '#B #T #H #G #D @q @k @v @probs @dout @dq @dk @dv',
+    'attentionBackward',
+    '#B #T #H #G #D @q @k @v @probs @dout @dq @dk @dv',
     '1 2 2 1 4 f(16) f(8) f(8) f(8) f(16) f(16) f(8) f(8)',
   ],
   ['attentionDecode', '#M #H #G #D @q @kCache @vCache #pos0 @out', '1 2 1 4 f(8) f(8) f(8) 1 f(8)'],
   ['crossEntropyForward', '#N #V @logits @targets @losses', '2 3 f(6) i(0,2) f(2)'],
   ['crossEntropyBackward', '#N #V @logits @targets scale @dlogits', '2 3 f(6) i(0,2) 1 f(6)'],
   [
-    'adamw', '#n @param @grad @m @v lr beta1 beta2 eps weightDecay step',
+    'adamw',
+    '#n @param @grad @m @v lr beta1 beta2 eps weightDecay step',
     '3 f(3) f(3) f(3) f(3) 1e-3 0.9 0.999 1e-8 0 1',
   ],
   ['add', '#n @a @b @out', '3 f(3) f(3) f(3)'],
@@ -89,14 +91,15 @@ function argumentCases(): Case[] {
     const args = argText.split(' ');
     cases.push({ name: `${op} valid`, op, args, want: 'returns' });
     names.split(' ').forEach((tagged, i) => {
-      const kind = tagged[0], name = tagged.slice(1);
+      const kind = tagged[0],
+        name = tagged.slice(1);
       if (kind === '@' || kind === '?') {
         const int = args[i].startsWith('i(');
         const type = int ? 'Int32Array' : 'Float32Array';
         const must = `${op}: argument ${name} must be an? ${type}${kind === '?' ? ' or null' : ''}, got`;
         const wrong = int ? ['f(4)', 'Float32Array'] : ['i(0)', 'Int32Array'];
         for (const [v, got] of [['null', 'null'], ['undefined', 'undefined'], wrong, ['[0, 0, 0, 0]', 'object']]) {
-          if (kind === '?' && (v === 'null' || v === 'undefined')) continue;  // no bias is valid
+          if (kind === '?' && (v === 'null' || v === 'undefined')) continue; // no bias is valid
           const want = new RegExp(`^${must} ${got}$`);
           cases.push({ name: `${op} ${name}=${v}`, op, args: replaced(args, i, v), want });
         }
@@ -115,107 +118,128 @@ function argumentCases(): Case[] {
 /** The calls of issue 9 (item 5) and neighbours: size products that wrapped, scratch that could not be allocated. */
 const ISSUE_CASES: Case[] = [
   {
-    name: 'gemm 2^32 dims, 1-element arrays (segfaulted)', op: 'gemm',
+    name: 'gemm 2^32 dims, 1-element arrays (segfaulted)',
+    op: 'gemm',
     args: ['2**32', '2**32', '2**32', 'f(1)', 'false', 'f(1)', 'false', 'f(1)', 'false'],
     want: /^gemm: M must be an integer in \[0, 2147483647\], got 4294967296$/,
   },
   {
-    name: 'gemm largest dims, 1-element arrays', op: 'gemm',
+    name: 'gemm largest dims, 1-element arrays',
+    op: 'gemm',
     args: ['2**31-1', '2**31-1', '2**31-1', 'f(1)', 'false', 'f(1)', 'false', 'f(1)', 'false'],
     want: /^gemm: a has 1 elements? but .* needs (4611686014132420609|more than 9007199254740991)$/,
   },
   {
-    name: 'linear 2^32 dims (segfaulted)', op: 'linear',
+    name: 'linear 2^32 dims (segfaulted)',
+    op: 'linear',
     args: ['2**32', '2**32', '2**32', 'f(1)', 'f(1)', 'null', 'f(1)'],
     want: /^linear: M must be an integer/,
   },
   {
-    name: 'linear largest dims', op: 'linear',
+    name: 'linear largest dims',
+    op: 'linear',
     args: ['2**31-1', '2**31-1', '2**31-1', 'f(1)', 'f(1)', 'null', 'f(1)'],
     want: /^linear: x has 1 elements? but/,
   },
   {
-    name: 'attentionForward 2^32 dims (segfaulted)', op: 'attentionForward',
+    name: 'attentionForward 2^32 dims (segfaulted)',
+    op: 'attentionForward',
     args: ['2**32', '2**32', '2**32', '1', '2**32', 'f(1)', 'f(1)', 'f(1)', 'f(1)', 'f(1)'],
     want: /^attentionForward: B must be an integer/,
   },
   {
-    name: 'attentionForward: B·T·H·D and B·H·T·T overflow 64 bits', op: 'attentionForward',
+    name: 'attentionForward: B·T·H·D and B·H·T·T overflow 64 bits',
+    op: 'attentionForward',
     args: ['2**31-1', '2**31-1', '2**31-1', '1', '2**31-1', 'f(1)', 'f(1)', 'f(1)', 'f(1)', 'f(1)'],
     want: /^attentionForward: q has 1 elements? but .* needs (more than )?\d+/,
   },
   {
-    name: 'attentionDecode: M·H·D wraps to 0 (aborted allocating)', op: 'attentionDecode',
+    name: 'attentionDecode: M·H·D wraps to 0 (aborted allocating)',
+    op: 'attentionDecode',
     args: ['1', '2**32', '1', '2**32', 'f(1)', 'f(1)', 'f(1)', '2**32-1', 'f(1)'],
     want: /^attentionDecode: H must be an integer/,
   },
   {
-    name: 'attentionDecode largest dims', op: 'attentionDecode',
+    name: 'attentionDecode largest dims',
+    op: 'attentionDecode',
     args: ['1', '2**31-1', '1', '2**31-1', 'f(1)', 'f(1)', 'f(1)', '2**31-2', 'f(1)'],
     want: /^attentionDecode: q has 1 elements? but/,
   },
   {
-    name: 'attentionBackward B=2^40 T=0 (hung)', op: 'attentionBackward',
+    name: 'attentionBackward B=2^40 T=0 (hung)',
+    op: 'attentionBackward',
     args: ['2**40', '0', '1', '1', '1', 'f(0)', 'f(0)', 'f(0)', 'f(0)', 'f(0)', 'f(0)', 'f(0)', 'f(0)'],
     want: /^attentionBackward: B must be an integer in \[0, 2147483647\], got 1099511627776$/,
   },
   {
-    name: 'attentionBackward largest B and H, T=0: nothing to do, returns at once', op: 'attentionBackward',
+    name: 'attentionBackward largest B and H, T=0: nothing to do, returns at once',
+    op: 'attentionBackward',
     args: ['2**31-1', '0', '2**31-1', '1', '1', 'f(0)', 'f(0)', 'f(0)', 'f(0)', 'f(0)', 'f(0)', 'f(0)', 'f(0)'],
     want: 'returns',
   },
   {
-    name: 'attentionDecode M=0 H=2^40 (hung)', op: 'attentionDecode',
+    name: 'attentionDecode M=0 H=2^40 (hung)',
+    op: 'attentionDecode',
     args: ['0', '2**40', '1', '1', 'f(0)', 'f(0)', 'f(0)', '0', 'f(0)'],
     want: /^attentionDecode: H must be an integer in \[0, 2147483647\], got 1099511627776$/,
   },
   {
-    name: 'attentionDecode M=0, largest H: returns at once', op: 'attentionDecode',
+    name: 'attentionDecode M=0, largest H: returns at once',
+    op: 'attentionDecode',
     args: ['0', '2**31-1', '1', '1', 'f(0)', 'f(0)', 'f(0)', '0', 'f(0)'],
     want: 'returns',
   },
   {
-    name: 'attentionForward B=0, largest T: returns at once', op: 'attentionForward',
+    name: 'attentionForward B=0, largest T: returns at once',
+    op: 'attentionForward',
     args: ['0', '2**31-1', '1', '1', '1', 'f(0)', 'f(0)', 'f(0)', 'f(0)', 'f(0)'],
     want: 'returns',
   },
   {
-    name: 'attentionForward B=0 T=2^40 (ref: "Invalid typed array length")', op: 'attentionForward',
+    name: 'attentionForward B=0 T=2^40 (ref: "Invalid typed array length")',
+    op: 'attentionForward',
     args: ['0', '2**40', '1', '1', '1', 'f(0)', 'f(0)', 'f(0)', 'f(0)', 'f(0)'],
     want: /^attentionForward: T must be an integer/,
   },
   {
-    name: 'gemm N=0, largest M: returns at once', op: 'gemm',
+    name: 'gemm N=0, largest M: returns at once',
+    op: 'gemm',
     args: ['2**31-1', '0', '0', 'f(0)', 'false', 'f(0)', 'false', 'f(0)', 'false'],
     want: 'returns',
   },
   {
-    name: 'rope H=0, largest D (odd)', op: 'rope',
+    name: 'rope H=0, largest D (odd)',
+    op: 'rope',
     args: ['1', '0', '2**31-1', 'f(0)', 'i(0)', '10000', 'false'],
     want: /^rope: D=2147483647 must be even/,
   },
   {
-    name: 'rope H=0, largest even D: returns at once', op: 'rope',
+    name: 'rope H=0, largest even D: returns at once',
+    op: 'rope',
     args: ['1', '0', '2**31-2', 'f(0)', 'i(0)', '10000', 'false'],
     want: 'returns',
   },
   {
-    name: 'embeddingBackward T=0, largest C: returns at once', op: 'embeddingBackward',
+    name: 'embeddingBackward T=0, largest C: returns at once',
+    op: 'embeddingBackward',
     args: ['0', '2**31-1', '0', 'i()', 'f(0)', 'f(0)'],
     want: 'returns',
   },
   {
-    name: 'layerNormBackward: dw shorter than the largest C', op: 'layerNormBackward',
+    name: 'layerNormBackward: dw shorter than the largest C',
+    op: 'layerNormBackward',
     args: ['0', '2**31-1', 'f(0)', 'f(0)', 'f(1)', 'f(0)', 'f(0)', 'f(0)', 'f(1)', 'f(1)'],
     want: /^layerNormBackward: w has 1 elements? but/,
   },
   {
-    name: 'crossEntropyForward largest dims, short logits', op: 'crossEntropyForward',
+    name: 'crossEntropyForward largest dims, short logits',
+    op: 'crossEntropyForward',
     args: ['2**31-1', '2**31-1', 'f(1)', 'i(0)', 'f(1)'],
     want: /^crossEntropyForward: logits has 1 elements? but/,
   },
   {
-    name: 'sumSquares n=2^53', op: 'sumSquares',
+    name: 'sumSquares n=2^53',
+    op: 'sumSquares',
     args: ['2**53', 'f(1)'],
     want: /^sumSquares: n must be an integer in \[0, 2147483647\], got 9007199254740992$/,
   },
@@ -225,30 +249,40 @@ const ISSUE_CASES: Case[] = [
 const ADDON_CASES: Case[] = [
   {
     // 4 MB arrays, but 2^40 floats of score scratch: the kernel aborted when the allocation failed.
-    name: 'attentionDecode: score scratch M·H·(pos0+M) too large (aborted)', op: 'attentionDecode',
+    name: 'attentionDecode: score scratch M·H·(pos0+M) too large (aborted)',
+    op: 'attentionDecode',
     args: ['1', '2**20', '1', '1', 'f(2**20)', 'f(2**20)', 'f(2**20)', '2**20-1', 'f(2**20)'],
     want: /^attentionDecode: .*scores/,
   },
   { name: 'gemm without arguments', op: 'gemm', args: [], want: /^gemm: expected 9 arguments, got 0$/ },
   {
-    name: 'linear with 3 arguments', op: 'linear', args: ['1', '1', '1'],
+    name: 'linear with 3 arguments',
+    op: 'linear',
+    args: ['1', '1', '1'],
     want: /^linear: expected 7 arguments, got 3$/,
   },
   {
-    name: 'gemm string dim', op: 'gemm',
+    name: 'gemm string dim',
+    op: 'gemm',
     args: ['"2"', '3', '4', 'f(8)', 'false', 'f(12)', 'false', 'f(6)', 'false'],
     want: /^gemm: M must be an integer in \[0, 2147483647\], got string$/,
   },
   {
-    name: 'embeddingForward id outside [0, V)', op: 'embeddingForward',
-    args: ['2', '3', '4', 'i(0,4)', 'f(12)', 'f(6)'], want: /^embeddingForward: ids\[1\] = 4 is outside \[0, V=4\)$/,
+    name: 'embeddingForward id outside [0, V)',
+    op: 'embeddingForward',
+    args: ['2', '3', '4', 'i(0,4)', 'f(12)', 'f(6)'],
+    want: /^embeddingForward: ids\[1\] = 4 is outside \[0, V=4\)$/,
   },
   {
-    name: 'crossEntropyBackward target outside [0, V)', op: 'crossEntropyBackward',
-    args: ['2', '3', 'f(6)', 'i(0,-2)', '1', 'f(6)'], want: /^crossEntropyBackward: targets\[1\] = -2 is outside/,
+    name: 'crossEntropyBackward target outside [0, V)',
+    op: 'crossEntropyBackward',
+    args: ['2', '3', 'f(6)', 'i(0,-2)', '1', 'f(6)'],
+    want: /^crossEntropyBackward: targets\[1\] = -2 is outside/,
   },
   {
-    name: 'readBandwidth 2^40 repeats', op: 'readBandwidth', args: ['4', '1', '2**40'],
+    name: 'readBandwidth 2^40 repeats',
+    op: 'readBandwidth',
+    args: ['4', '1', '2**40'],
     want: /^readBandwidth: repeats/,
   },
   { name: 'readBandwidth 2^53 bytes', op: 'readBandwidth', args: ['2**53', '1', '1'], want: /^readBandwidth: bytes/ },
@@ -344,7 +378,6 @@ test('checked backends: huge dims throw at once, empty calls next to huge dims r
   const targets = ['ref.createRefBackend()', ...(skipNative ? [] : ['native.createNativeBackend()'])];
   for (const target of targets) assertOutcomes(target, ISSUE_CASES, runInChild(target, ISSUE_CASES));
 });
-
 
 test('checked backends: argument types and dimensions, same messages for ref and native', () => {
   const backends: Backend[] = [createRefBackend()];

@@ -38,9 +38,15 @@ function craft(file: string, header: unknown, data: Uint8Array): string {
 }
 
 /** Runs `code` (TypeScript, imports relative to the repo) in a child; returns its exit status, stdout and stderr. */
-function inChild(code: string, timeoutMs = 20_000): { status: number | null; out: string; err: string; signal: string | null } {
+function inChild(
+  code: string,
+  timeoutMs = 20_000,
+): { status: number | null; out: string; err: string; signal: string | null } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
-    cwd: root, encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, RECYCLEGPT_BACKEND: 'ref' },
+    cwd: root,
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    env: { ...process.env, RECYCLEGPT_BACKEND: 'ref' },
   });
   return { status: r.status, out: r.stdout, err: r.stderr, signal: r.signal };
 }
@@ -52,7 +58,8 @@ function configOf(dir: string): Record<string, unknown> {
 test('item 3: config sizes are bounded and checked against the weights before anything is allocated', () => {
   const dir = copyFixture('tiny-recycle-gpt2', 'huge-config');
   const cfg = configOf(dir);
-  const write = (c: Record<string, unknown>): void => fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(c));
+  const write = (c: Record<string, unknown>): void =>
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(c));
   write({ ...cfg, n_layer: 123456789 });
   assert.throws(() => loadModelDir(dir), /config\.json: field "n_layer": .*123456789|config\.json: field "n_layer"/);
   write({ ...cfg, recycle: { num_layers: 1e6 } });
@@ -61,7 +68,10 @@ test('item 3: config sizes are bounded and checked against the weights before an
   write({ ...cfg, n_layer: 1000 });
   assert.throws(() => loadModelDir(dir), /missing \d+ tensor\(s\): h\.\d+\./);
   write({ ...cfg, vocab_size: 4_000_000 });
-  assert.throws(() => loadModelDir(dir), /tensor "wte\.weight" has shape \[\d+, \d+\], config\.json implies \[4000000, /);
+  assert.throws(
+    () => loadModelDir(dir),
+    /tensor "wte\.weight" has shape \[\d+, \d+\], config\.json implies \[4000000, /,
+  );
 });
 
 test('item 4: tensor shapes are checked from the header before any tensor byte is read', () => {
@@ -82,7 +92,10 @@ test('item 4: tensor shapes are checked from the header before any tensor byte i
       },
       close: () => undefined,
     };
-    assert.throws(() => loadWeights(config, lying, dir), /tensor "wte\.weight" has shape \[2000000000\], config\.json implies/);
+    assert.throws(
+      () => loadWeights(config, lying, dir),
+      /tensor "wte\.weight" has shape \[2000000000\], config\.json implies/,
+    );
     assert.deepEqual(reads, [], 'no tensor may be read before every shape is checked');
   } finally {
     real.close();
@@ -93,7 +106,9 @@ test('item 4: a 4 GB sparse file whose header claims a huge tensor fails at once
   const dir = copyFixture('tiny-gpt2', 'sparse');
   const file = path.join(dir, 'model.safetensors');
   const bytes = 4e9;
-  const hb = Buffer.from(JSON.stringify({ 'wte.weight': { dtype: 'F16', shape: [bytes / 2], data_offsets: [0, bytes] } }));
+  const hb = Buffer.from(
+    JSON.stringify({ 'wte.weight': { dtype: 'F16', shape: [bytes / 2], data_offsets: [0, bytes] } }),
+  );
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(hb.length));
   fs.writeFileSync(file, Buffer.concat([len, hb]));
@@ -113,15 +128,36 @@ test('item 6: files the reference safetensors reader rejects are rejected', () =
   const data = new Uint8Array(16);
   const t = (a: number, b: number): object => ({ dtype: 'F32', shape: [(b - a) / 4], data_offsets: [a, b] });
   const f = (n: string): string => path.join(tmp, n);
-  assert.throws(() => readSafetensors(craft(f('hole.st'), { a: t(0, 4), b: t(8, 16) }, data)),
-    /data bytes \[4, 8\) before tensor "b" belong to no tensor/);
-  assert.throws(() => readSafetensors(craft(f('trail.st'), { a: t(0, 8) }, data)), /8 trailing bytes after the last tensor/);
-  assert.throws(() => readSafetensors(craft(f('bom.st'), `\uFEFF${JSON.stringify({ a: t(0, 16) })}`, data)),
-    /byte-order mark/);
-  assert.throws(() => readSafetensors(craft(f('dup.st'), '{"a":{"dtype":"F32","dtype":"F16","shape":[4],"data_offsets":[0,16]}}', data)),
-    /duplicate key "dtype"/);
-  assert.throws(() => readSafetensors(craft(f('dupname.st'), '{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', data)),
-    /duplicate key "a"/);
+  assert.throws(
+    () => readSafetensors(craft(f('hole.st'), { a: t(0, 4), b: t(8, 16) }, data)),
+    /data bytes \[4, 8\) before tensor "b" belong to no tensor/,
+  );
+  assert.throws(
+    () => readSafetensors(craft(f('trail.st'), { a: t(0, 8) }, data)),
+    /8 trailing bytes after the last tensor/,
+  );
+  assert.throws(
+    () => readSafetensors(craft(f('bom.st'), `\uFEFF${JSON.stringify({ a: t(0, 16) })}`, data)),
+    /byte-order mark/,
+  );
+  assert.throws(
+    () =>
+      readSafetensors(
+        craft(f('dup.st'), '{"a":{"dtype":"F32","dtype":"F16","shape":[4],"data_offsets":[0,16]}}', data),
+      ),
+    /duplicate key "dtype"/,
+  );
+  assert.throws(
+    () =>
+      readSafetensors(
+        craft(
+          f('dupname.st'),
+          '{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}',
+          data,
+        ),
+      ),
+    /duplicate key "a"/,
+  );
   // Still accepted: header padding with spaces (the reference writer pads to 8 bytes) and empty tensors.
   const ok = readSafetensors(craft(f('ok.st'), `${JSON.stringify({ e: t(0, 0), a: t(0, 16) })}    `, data));
   assert.deepEqual([...ok.tensors.keys()].sort(), ['a', 'e']);
@@ -143,42 +179,72 @@ test('item 6: a duplicated "dtype" key cannot reinterpret the shipped F16 model 
   assert.throws(() => loadModelDir(dir), /model\.safetensors: header: not valid JSON: duplicate key "dtype"/);
 });
 
-test('items 9, 12: FIFOs and directories in place of model files fail at once, naming the file', { skip: process.platform === 'win32' }, () => {
-  for (const name of ['config.json', 'model.safetensors', 'tokenizer.json']) {
-    const dir = copyFixture('tiny-gpt2', `fifo-${name}`);
-    fs.writeFileSync(path.join(dir, 'tokenizer.json'), fs.readFileSync(path.join(root, 'models', 'recycle-small', 'tokenizer.json')));
-    const p = path.join(dir, name);
-    fs.rmSync(p);
-    assert.equal(spawnSync('mkfifo', [p]).status, 0, 'mkfifo');
-    const r = inChild(`
+test(
+  'items 9, 12: FIFOs and directories in place of model files fail at once, naming the file',
+  { skip: process.platform === 'win32' },
+  () => {
+    for (const name of ['config.json', 'model.safetensors', 'tokenizer.json']) {
+      const dir = copyFixture('tiny-gpt2', `fifo-${name}`);
+      fs.writeFileSync(
+        path.join(dir, 'tokenizer.json'),
+        fs.readFileSync(path.join(root, 'models', 'recycle-small', 'tokenizer.json')),
+      );
+      const p = path.join(dir, name);
+      fs.rmSync(p);
+      assert.equal(spawnSync('mkfifo', [p]).status, 0, 'mkfifo');
+      const r = inChild(
+        `
       import { RecycleGPT } from './src/index.ts';
       try { await RecycleGPT.load(${JSON.stringify(dir)}); console.log('LOADED'); }
-      catch (e) { console.log('ERR ' + e.message); }`, 15_000);
-    assert.equal(r.signal, null, `loading with a FIFO as ${name} did not return`);
-    assert.match(r.out, new RegExp(`ERR .*${name.replace('.', '\\.')}.*named pipe \\(FIFO\\), not a regular file`), r.out + r.err);
+      catch (e) { console.log('ERR ' + e.message); }`,
+        15_000,
+      );
+      assert.equal(r.signal, null, `loading with a FIFO as ${name} did not return`);
+      assert.match(
+        r.out,
+        new RegExp(`ERR .*${name.replace('.', '\\.')}.*named pipe \\(FIFO\\), not a regular file`),
+        r.out + r.err,
+      );
 
-    fs.rmSync(p);
-    fs.mkdirSync(p);
-    const r2 = inChild(`
+      fs.rmSync(p);
+      fs.mkdirSync(p);
+      const r2 = inChild(
+        `
       import { RecycleGPT } from './src/index.ts';
       try { await RecycleGPT.load(${JSON.stringify(dir)}); console.log('LOADED'); }
-      catch (e) { console.log('ERR ' + e.message); }`, 15_000);
-    assert.match(r2.out, new RegExp(`ERR .*${name.replace('.', '\\.')}.*is a directory, not a regular file`), r2.out + r2.err);
-  }
-});
+      catch (e) { console.log('ERR ' + e.message); }`,
+        15_000,
+      );
+      assert.match(
+        r2.out,
+        new RegExp(`ERR .*${name.replace('.', '\\.')}.*is a directory, not a regular file`),
+        r2.out + r2.err,
+      );
+    }
+  },
+);
 
 test('item 12: JSON nested 10,000 levels deep is refused with the file named, not a stack overflow', () => {
   const dir = copyFixture('tiny-gpt2', 'deep');
   const cfgFile = path.join(dir, 'config.json');
   fs.writeFileSync(cfgFile, `{"model_type":"gpt2","x":${'['.repeat(10000)}${']'.repeat(10000)}}`);
-  assert.throws(() => loadModelDir(dir), (e: Error) => e.message.startsWith(cfgFile) && /nesting deeper than/.test(e.message));
+  assert.throws(
+    () => loadModelDir(dir),
+    (e: Error) => e.message.startsWith(cfgFile) && /nesting deeper than/.test(e.message),
+  );
   assert.throws(() => parseJson('['.repeat(1e6), 'x.json'), /x\.json: not valid JSON: nesting deeper than 128 levels/);
 });
 
 test('the strict JSON parser agrees with JSON.parse on valid JSON', () => {
   const texts = [
-    '{"a":[1,2.5,-3e-2,{"b":null}],"c":"\\u00e9\\n\\"q\\"","d":true,"e":false}', '[]', '{}', '"x"', '0', ' [ 1 , 2 ] ',
-    JSON.stringify({ __proto__: 1, constructor: { x: 1 } }), fs.readFileSync(path.join(root, 'models', 'recycle-small', 'tokenizer.json'), 'utf8'),
+    '{"a":[1,2.5,-3e-2,{"b":null}],"c":"\\u00e9\\n\\"q\\"","d":true,"e":false}',
+    '[]',
+    '{}',
+    '"x"',
+    '0',
+    ' [ 1 , 2 ] ',
+    JSON.stringify({ __proto__: 1, constructor: { x: 1 } }),
+    fs.readFileSync(path.join(root, 'models', 'recycle-small', 'tokenizer.json'), 'utf8'),
   ];
   for (const t of texts) assert.deepEqual(parseJson(t, 't'), JSON.parse(t) as unknown);
   assert.equal(Object.getPrototypeOf(parseJson('{"__proto__":{"x":1}}', 't')), Object.prototype);

@@ -14,7 +14,7 @@ import { findCatastrophicNesting } from '../src/tokenizer/regex-safety.js';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tok-harden-'));
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const corpus = 'the cat sat on the mat. aaaa bbbb 1234 5678, it\'s we\'re\n\n  x'.repeat(3);
+const corpus = "the cat sat on the mat. aaaa bbbb 1234 5678, it's we're\n\n  x".repeat(3);
 const trained = trainBpe([corpus], { vocabSize: 300 });
 const good = toTokenizerJson(trained);
 let n = 0;
@@ -38,7 +38,8 @@ const split = (regex: string) => ({
 // Pre-tokenizer patterns of real tokenizers (GPT-2, Llama-3 / cl100k, o200k, Qwen2, DeepSeek-style).
 const CONTRACTIONS = "(?i:'s|'t|'re|'ve|'m|'ll|'d)";
 const TAIL = '| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+';
-const UPPER = '[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]', LOWER = '[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]';
+const UPPER = '[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]',
+  LOWER = '[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]';
 const REAL = [
   "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
   `${CONTRACTIONS}|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}${TAIL}`,
@@ -86,12 +87,15 @@ test('nested unbounded repetition is refused at load, naming the file, the field
     const d = dirWith({ ...good, ...patch });
     for (const engine of ['auto', 'hf'] as const) {
       const t0 = performance.now();
-      assert.throws(() => loadTokenizer(d, { engine }), (e: Error) => {
-        assert.match(e.message, want);
-        assert.match(e.message, /catastrophic backtracking/);
-        assert.ok(e.message.includes(path.join(d, 'tokenizer.json')), e.message);
-        return true;
-      });
+      assert.throws(
+        () => loadTokenizer(d, { engine }),
+        (e: Error) => {
+          assert.match(e.message, want);
+          assert.match(e.message, /catastrophic backtracking/);
+          assert.ok(e.message.includes(path.join(d, 'tokenizer.json')), e.message);
+          return true;
+        },
+      );
       assert.ok(performance.now() - t0 < 2000);
     }
   }
@@ -105,11 +109,14 @@ test('an added token with empty content is refused, naming the file and the id',
   const added = (good.added_tokens as Array<Record<string, unknown>>)[0]!;
   const d = dirWith({ ...good, added_tokens: [added, { ...added, id: 300, content: '' }] });
   for (const engine of ['auto', 'hf'] as const) {
-    assert.throws(() => loadTokenizer(d, { engine }), (e: Error) => {
-      assert.match(e.message, /added_tokens\[1\] \(id 300\) has an empty "content"/);
-      assert.ok(e.message.includes(path.join(d, 'tokenizer.json')), e.message);
-      return true;
-    });
+    assert.throws(
+      () => loadTokenizer(d, { engine }),
+      (e: Error) => {
+        assert.match(e.message, /added_tokens\[1\] \(id 300\) has an empty "content"/);
+        assert.ok(e.message.includes(path.join(d, 'tokenizer.json')), e.message);
+        return true;
+      },
+    );
   }
   const vocab = new Map(Object.entries((good.model as { vocab: Record<string, number> }).vocab));
   assert.throws(

@@ -36,7 +36,12 @@ function shippedModel(): string | null {
  * Verified greedy vs standard greedy (checkVerifiedGreedy asserts equality) on `count` held-out Brown prompts of
  * P tokens with K new tokens each, for the model in `dir`; the draft counts and the decoding time.
  */
-function verifiedOnHeldout(dir: string, count: number, P: number, K: number): { accepted: number; rejected: number; seconds: number } {
+function verifiedOnHeldout(
+  dir: string,
+  count: number,
+  P: number,
+  K: number,
+): { accepted: number; rejected: number; seconds: number } {
   const { config, weights } = loadModelDir(dir);
   assert.ok(config.recycle, `${dir} has no recyclable module`);
   const model = new InferenceModel(config, weights, getBackend());
@@ -48,37 +53,57 @@ function verifiedOnHeldout(dir: string, count: number, P: number, K: number): { 
 }
 
 const shipped = shippedModel();
-const skip = getBackend().name === 'ref' ? (shipped ? 'the native addon is not built; the ref backend is too slow for 60 generations with the shipped model' : trainingSkipReason()) : false;
+const skip =
+  getBackend().name === 'ref'
+    ? shipped
+      ? 'the native addon is not built; the ref backend is too slow for 60 generations with the shipped model'
+      : trainingSkipReason()
+    : false;
 
-test(`verified greedy == standard greedy on ${PROMPTS} held-out Brown prompts (${shipped ? 'shipped model' : 'tiny model trained here'})`, { skip }, (t) => {
-  const t0 = performance.now();
-  let dir = shipped, which = `the shipped default model at ${shipped}`;
-  let tmp: string | null = null;
-  if (!dir) {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'heldout-verified-'));
-    dir = trainTinyOnBrown(path.join(tmp, 'tiny'));
-    which = `a tiny model trained here on Brown's training split (models/recycle-small is not installed), ${((performance.now() - t0) / 1000).toFixed(1)} s of training`;
-  }
-  try {
-    const maxPositions = readConfig(path.join(dir, 'config.json')).maxPositions;
-    // 32 + 48 tokens where the context allows (the shipped model), else 16 + 40 (the tiny model's 64).
-    const [P, K] = maxPositions >= 80 ? [32, 48] : [16, 40];
-    const { accepted, rejected, seconds } = verifiedOnHeldout(dir, PROMPTS, P, K);
-    const msg = `model: ${which}; ${PROMPTS} prompts of ${P} tokens, ${K} new tokens each; drafts accepted ${accepted}, rejected ${rejected} ` +
-      `(acceptance ${((100 * accepted) / (accepted + rejected)).toFixed(1)}%); decoding ${seconds.toFixed(1)} s`;
-    t.diagnostic(msg);
-    assert.ok(accepted > 0, 'no draft was accepted: the accept path did not run');
-    assert.ok(rejected > 0, 'no draft was rejected: the reject / rollback path did not run');
-  } finally {
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  }
-});
+test(
+  `verified greedy == standard greedy on ${PROMPTS} held-out Brown prompts (${shipped ? 'shipped model' : 'tiny model trained here'})`,
+  { skip },
+  (t) => {
+    const t0 = performance.now();
+    let dir = shipped,
+      which = `the shipped default model at ${shipped}`;
+    let tmp: string | null = null;
+    if (!dir) {
+      tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'heldout-verified-'));
+      dir = trainTinyOnBrown(path.join(tmp, 'tiny'));
+      which = `a tiny model trained here on Brown's training split (models/recycle-small is not installed), ${((performance.now() - t0) / 1000).toFixed(1)} s of training`;
+    }
+    try {
+      const maxPositions = readConfig(path.join(dir, 'config.json')).maxPositions;
+      // 32 + 48 tokens where the context allows (the shipped model), else 16 + 40 (the tiny model's 64).
+      const [P, K] = maxPositions >= 80 ? [32, 48] : [16, 40];
+      const { accepted, rejected, seconds } = verifiedOnHeldout(dir, PROMPTS, P, K);
+      const msg =
+        `model: ${which}; ${PROMPTS} prompts of ${P} tokens, ${K} new tokens each; drafts accepted ${accepted}, rejected ${rejected} ` +
+        `(acceptance ${((100 * accepted) / (accepted + rejected)).toFixed(1)}%); decoding ${seconds.toFixed(1)} s`;
+      t.diagnostic(msg);
+      assert.ok(accepted > 0, 'no draft was accepted: the accept path did not run');
+      assert.ok(rejected > 0, 'no draft was rejected: the reject / rollback path did not run');
+    } finally {
+      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  },
+);
 
 const deep = shipped ? path.join(path.dirname(shipped), 'recycle-deep') : null;
-const deepSkip = getBackend().name === 'ref' ? 'the native addon is not built' : deep && fs.existsSync(path.join(deep, 'config.json')) ? false : 'models/recycle-deep is not installed';
+const deepSkip =
+  getBackend().name === 'ref'
+    ? 'the native addon is not built'
+    : deep && fs.existsSync(path.join(deep, 'config.json'))
+      ? false
+      : 'models/recycle-deep is not installed';
 
-test('verified greedy == standard greedy on 30 held-out Brown prompts of models/recycle-deep (1-block module)', { skip: deepSkip }, (t) => {
-  const { accepted, rejected } = verifiedOnHeldout(deep!, 30, 32, 48);
-  t.diagnostic(`recycle-deep: drafts accepted ${accepted}, rejected ${rejected}`);
-  assert.ok(accepted > 0 && rejected > 0, `both paths must run (accepted ${accepted}, rejected ${rejected})`);
-});
+test(
+  'verified greedy == standard greedy on 30 held-out Brown prompts of models/recycle-deep (1-block module)',
+  { skip: deepSkip },
+  (t) => {
+    const { accepted, rejected } = verifiedOnHeldout(deep!, 30, 32, 48);
+    t.diagnostic(`recycle-deep: drafts accepted ${accepted}, rejected ${rejected}`);
+    assert.ok(accepted > 0 && rejected > 0, `both paths must run (accepted ${accepted}, rejected ${rejected})`);
+  },
+);

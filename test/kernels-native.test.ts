@@ -20,7 +20,8 @@ const loaded = skipAll ? { backend: null, error: 'skipped' } : tryLoadNativeBack
 const ref = createRefBackend();
 
 function native(): NativeBackend {
-  if (!loaded.backend) throw new Error(`the native addon did not load: ${loaded.error} (set RECYCLEGPT_BACKEND=ref to skip these tests)`);
+  if (!loaded.backend)
+    throw new Error(`the native addon did not load: ${loaded.error} (set RECYCLEGPT_BACKEND=ref to skip these tests)`);
   return loaded.backend;
 }
 
@@ -63,7 +64,9 @@ function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol: numb
     }
   }
   if (worstErr > rtol) {
-    assert.fail(`${what}: element ${worst} is ${got[worst]}, want ${want[worst]} (relative error ${worstErr.toExponential(2)} > ${rtol.toExponential(2)})`);
+    assert.fail(
+      `${what}: element ${worst} is ${got[worst]}, want ${want[worst]} (relative error ${worstErr.toExponential(2)} > ${rtol.toExponential(2)})`,
+    );
   }
 }
 
@@ -82,13 +85,24 @@ const ODD = [1, 2, 3, 7, 16, 17, 31, 33, 64, 65, 100] as const;
 // ---- matrix products ----------------------------------------------------------------------------------------------
 seeded('gemm: all transposes, accumulate, odd sizes and block edges vs ref', (rng, be) => {
   const shapes: [number, number, number][] = [
-    [1, 1, 1], [0, 3, 4], [3, 0, 4], [2, 3, 0], [rng.pick(ODD), rng.pick(ODD), rng.pick(ODD)], [rng.pick(ODD), rng.pick(ODD), rng.pick(ODD)],
-    [15, 33, 257], [29, 65, 300], [rng.int(250, 270), rng.int(30, 70), rng.int(250, 530)], [3, rng.int(3070, 3110), 5], [64, 96, 767],
+    [1, 1, 1],
+    [0, 3, 4],
+    [3, 0, 4],
+    [2, 3, 0],
+    [rng.pick(ODD), rng.pick(ODD), rng.pick(ODD)],
+    [rng.pick(ODD), rng.pick(ODD), rng.pick(ODD)],
+    [15, 33, 257],
+    [29, 65, 300],
+    [rng.int(250, 270), rng.int(30, 70), rng.int(250, 530)],
+    [3, rng.int(3070, 3110), 5],
+    [64, 96, 767],
   ];
   for (const [M, N, K] of shapes) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
-        const a = rng.uniform(M * K), b = rng.uniform(K * N), c0 = rng.uniform(M * N);
+        const a = rng.uniform(M * K),
+          b = rng.uniform(K * N),
+          c0 = rng.uniform(M * N);
         for (const accumulate of [false, true]) {
           const want = c0.slice();
           ref.gemm(M, N, K, a, transA, b, transB, want, accumulate);
@@ -108,10 +122,23 @@ seeded('gemm: all transposes, accumulate, odd sizes and block edges vs ref', (rn
 });
 
 seeded('linear: small-M and GEMM paths, with and without bias, vs ref', (rng, be) => {
-  const shapes: [number, number, number][] = [[1, 1, 1], [1, 17, 767], [2, 33, 768], [3, 65, 17], [8, 100, 31], [5, 7, 1]];
-  shapes.push([rng.int(1, 8), rng.int(1, 300), rng.int(1, 800)], [9, 40, 64], [rng.int(9, 70), rng.int(1, 200), rng.int(1, 300)]);
+  const shapes: [number, number, number][] = [
+    [1, 1, 1],
+    [1, 17, 767],
+    [2, 33, 768],
+    [3, 65, 17],
+    [8, 100, 31],
+    [5, 7, 1],
+  ];
+  shapes.push(
+    [rng.int(1, 8), rng.int(1, 300), rng.int(1, 800)],
+    [9, 40, 64],
+    [rng.int(9, 70), rng.int(1, 200), rng.int(1, 300)],
+  );
   for (const [M, N, K] of shapes) {
-    const x = rng.uniform(M * K), w = rng.uniform(N * K), bias = rng.uniform(N);
+    const x = rng.uniform(M * K),
+      w = rng.uniform(N * K),
+      bias = rng.uniform(N);
     for (const b of [null, bias]) {
       const want = new Float32Array(M * N);
       ref.linear(M, N, K, x, w, b, want);
@@ -126,8 +153,11 @@ seeded('linear: small-M and GEMM paths, with and without bias, vs ref', (rng, be
 
 seeded('linear: a row is bit-identical whatever M (1..8), the thread count and the alignment of W', (rng, be) => {
   for (let trial = 0; trial < 3; trial++) {
-    const N = rng.pick([1, 3, 17, 64, rng.int(1, 400)]), K = rng.pick([1, 15, 16, 17, 32, 33, 767, 768, rng.int(1, 1000)]);
-    const x = rng.uniform(8 * K), w = rng.uniform(N * K), bias = rng.uniform(N);
+    const N = rng.pick([1, 3, 17, 64, rng.int(1, 400)]),
+      K = rng.pick([1, 15, 16, 17, 32, 33, 767, 768, rng.int(1, 1000)]);
+    const x = rng.uniform(8 * K),
+      w = rng.uniform(N * K),
+      bias = rng.uniform(N);
     const simd0 = be.simd;
     for (const simd of be.availableSimd()) {
       be.setSimd(simd);
@@ -145,7 +175,12 @@ seeded('linear: a row is bit-identical whatever M (1..8), the thread count and t
       for (const M of [2, 5, 8]) {
         const yShifted = new Float32Array(M * N);
         be.linear(M, N, K, x, wShifted.subarray(off, off + N * K), bias, yShifted);
-        for (let m = 0; m < M; m++) assertBitwise(yShifted.subarray(m * N, (m + 1) * N), alone[m], `linear ${simd} N=${N} K=${K} M=${M}: W at offset ${off} floats, row ${m}`);
+        for (let m = 0; m < M; m++)
+          assertBitwise(
+            yShifted.subarray(m * N, (m + 1) * N),
+            alone[m],
+            `linear ${simd} N=${N} K=${K} M=${M}: W at offset ${off} floats, row ${m}`,
+          );
       }
       for (const th of [1, 2]) {
         be.setThreads(th);
@@ -153,7 +188,12 @@ seeded('linear: a row is bit-identical whatever M (1..8), the thread count and t
           const start = rng.int(0, 8 - M);
           const y = new Float32Array(M * N);
           be.linear(M, N, K, x.subarray(start * K, (start + M) * K), w, bias, y);
-          for (let m = 0; m < M; m++) assertBitwise(y.subarray(m * N, (m + 1) * N), alone[start + m], `linear ${simd} ${th}t N=${N} K=${K}: row ${m} of M=${M} vs alone`);
+          for (let m = 0; m < M; m++)
+            assertBitwise(
+              y.subarray(m * N, (m + 1) * N),
+              alone[start + m],
+              `linear ${simd} ${th}t N=${N} K=${K}: row ${m} of M=${M} vs alone`,
+            );
         }
       }
     }
@@ -162,13 +202,21 @@ seeded('linear: a row is bit-identical whatever M (1..8), the thread count and t
 });
 
 seeded('biasBackward, embedding forward/backward vs ref', (rng, be) => {
-  const M = rng.pick(ODD), N = rng.pick([1, 17, 100, 767]);
-  const dy = rng.uniform(M * N), db0 = rng.uniform(N);
+  const M = rng.pick(ODD),
+    N = rng.pick([1, 17, 100, 767]);
+  const dy = rng.uniform(M * N),
+    db0 = rng.uniform(N);
   const wantDb = db0.slice();
   ref.biasBackward(M, N, dy, wantDb);
-  const T = rng.pick(ODD), C = rng.pick([1, 3, 16, 17, 48, 100]), V = rng.int(1, 20);
-  const ids = rng.ints(T, 0, V - 1), table = rng.uniform(V * C), dout = rng.uniform(T * C), dt0 = rng.uniform(V * C);
-  const wantE = new Float32Array(T * C), wantDt = dt0.slice();
+  const T = rng.pick(ODD),
+    C = rng.pick([1, 3, 16, 17, 48, 100]),
+    V = rng.int(1, 20);
+  const ids = rng.ints(T, 0, V - 1),
+    table = rng.uniform(V * C),
+    dout = rng.uniform(T * C),
+    dt0 = rng.uniform(V * C);
+  const wantE = new Float32Array(T * C),
+    wantDt = dt0.slice();
   ref.embeddingForward(T, C, V, ids, table, wantE);
   ref.embeddingBackward(T, C, V, ids, dout, wantDt);
   eachConfig(be, (cfg) => {
@@ -187,19 +235,30 @@ seeded('biasBackward, embedding forward/backward vs ref', (rng, be) => {
 // ---- norms, activations, rope ---------------------------------------------------------------------------------------
 seeded('layerNorm and rmsNorm forward/backward vs ref, rows independent', (rng, be) => {
   for (const C of [1, 3, 17, rng.pick([64, 100, 767, 768])]) {
-    const N = rng.pick(ODD), eps = 1e-5;
-    const x = rng.uniform(N * C, 2), w = rng.uniform(C), b = rng.uniform(C), dout = rng.uniform(N * C);
-    const dx0 = rng.uniform(N * C), dw0 = rng.uniform(C), db0 = rng.uniform(C);
-    const out = new Float32Array(N * C), mean = new Float32Array(N), rstd = new Float32Array(N);
+    const N = rng.pick(ODD),
+      eps = 1e-5;
+    const x = rng.uniform(N * C, 2),
+      w = rng.uniform(C),
+      b = rng.uniform(C),
+      dout = rng.uniform(N * C);
+    const dx0 = rng.uniform(N * C),
+      dw0 = rng.uniform(C),
+      db0 = rng.uniform(C);
+    const out = new Float32Array(N * C),
+      mean = new Float32Array(N),
+      rstd = new Float32Array(N);
     ref.layerNormForward(N, C, x, w, b, eps, out, mean, rstd);
     const [dx, dw, db] = [dx0.slice(), dw0.slice(), db0.slice()];
     ref.layerNormBackward(N, C, dout, x, w, mean, rstd, dx, dw, db);
-    const rOut = new Float32Array(N * C), rRstd = new Float32Array(N);
+    const rOut = new Float32Array(N * C),
+      rRstd = new Float32Array(N);
     ref.rmsNormForward(N, C, x, w, eps, rOut, rRstd);
     const [rdx, rdw] = [dx0.slice(), dw0.slice()];
     ref.rmsNormBackward(N, C, dout, x, w, rRstd, rdx, rdw);
     eachConfig(be, (cfg) => {
-      const o = new Float32Array(N * C), mu = new Float32Array(N), rs = new Float32Array(N);
+      const o = new Float32Array(N * C),
+        mu = new Float32Array(N),
+        rs = new Float32Array(N);
       be.layerNormForward(N, C, x, w, b, eps, o, mu, rs);
       assertClose(o, out, prodTol(C), `layerNormForward C=${C} ${cfg}`);
       assertClose(mu, mean, prodTol(C), `layerNorm mean ${cfg}`);
@@ -209,7 +268,8 @@ seeded('layerNorm and rmsNorm forward/backward vs ref, rows independent', (rng, 
       assertClose(gx, dx, prodTol(C), `layerNormBackward dx C=${C} ${cfg}`);
       assertClose(gw, dw, prodTol(N), `layerNormBackward dw ${cfg}`);
       assertClose(gb, db, prodTol(N), `layerNormBackward db ${cfg}`);
-      const ro = new Float32Array(N * C), rr = new Float32Array(N);
+      const ro = new Float32Array(N * C),
+        rr = new Float32Array(N);
       be.rmsNormForward(N, C, x, w, eps, ro, rr);
       assertClose(ro, rOut, prodTol(C), `rmsNormForward C=${C} ${cfg}`);
       assertClose(rr, rRstd, prodTol(C), `rmsNorm rstd ${cfg}`);
@@ -219,7 +279,9 @@ seeded('layerNorm and rmsNorm forward/backward vs ref, rows independent', (rng, 
       assertClose(hw, rdw, prodTol(N), `rmsNormBackward dw ${cfg}`);
       // row independence: the last row alone
       const r = N - 1;
-      const o1 = new Float32Array(C), m1 = new Float32Array(1), s1 = new Float32Array(1);
+      const o1 = new Float32Array(C),
+        m1 = new Float32Array(1),
+        s1 = new Float32Array(1);
       be.layerNormForward(1, C, x.subarray(r * C), w, b, eps, o1, m1, s1);
       assertBitwise(o1, o.subarray(r * C, (r + 1) * C), `layerNormForward row alone ${cfg}`);
       be.rmsNormForward(1, C, x.subarray(r * C), w, eps, o1, s1);
@@ -230,8 +292,13 @@ seeded('layerNorm and rmsNorm forward/backward vs ref, rows independent', (rng, 
 
 seeded('gelu, swiglu forward/backward vs ref', (rng, be) => {
   const n = rng.pick([1, 7, 16, 17, 1000, 70001]);
-  const x = rng.uniform(n, 6), up = rng.uniform(n, 2), dout = rng.uniform(n), d0 = rng.uniform(n), u0 = rng.uniform(n);
-  const g = new Float32Array(n), s = new Float32Array(n);
+  const x = rng.uniform(n, 6),
+    up = rng.uniform(n, 2),
+    dout = rng.uniform(n),
+    d0 = rng.uniform(n),
+    u0 = rng.uniform(n);
+  const g = new Float32Array(n),
+    s = new Float32Array(n);
   ref.geluForward(n, x, g);
   ref.swigluForward(n, x, up, s);
   const gd = d0.slice();
@@ -259,9 +326,11 @@ seeded('gelu, swiglu forward/backward vs ref', (rng, be) => {
 
 seeded('rope forward and inverse vs ref (cached and uncached positions)', (rng, be) => {
   for (const D of [2, 6, 64, rng.pick([32, 34, 128])]) {
-    const R = rng.pick(ODD), H = rng.int(1, 5), theta = rng.pick([10000, 500000]);
+    const R = rng.pick(ODD),
+      H = rng.int(1, 5),
+      theta = rng.pick([10000, 500000]);
     const pos = rng.ints(R, 0, 5000);
-    if (R > 1) pos[1] = -3;  // ref accepts any position; native computes such rows outside its table
+    if (R > 1) pos[1] = -3; // ref accepts any position; native computes such rows outside its table
     const x = rng.uniform(R * H * D);
     for (const inverse of [false, true]) {
       const want = x.slice();
@@ -277,17 +346,31 @@ seeded('rope forward and inverse vs ref (cached and uncached positions)', (rng, 
 
 // ---- attention ------------------------------------------------------------------------------------------------------
 seeded('attentionForward and attentionBackward vs ref (grouped heads)', (rng, be) => {
-  for (const [G, hpk] of [[1, 1], [2, 2], [1, 3]]) {
-    const B = rng.int(1, 2), T = rng.pick([1, 5, 17, 33, 64, 65, rng.int(66, 140)]), H = G * hpk, D = rng.pick([1, 8, 16, 17, 64]);
-    const q = rng.uniform(B * T * H * D), k = rng.uniform(B * T * G * D), v = rng.uniform(B * T * G * D), dout = rng.uniform(B * T * H * D);
-    const out = new Float32Array(B * T * H * D), probs = new Float32Array(B * H * T * T);
+  for (const [G, hpk] of [
+    [1, 1],
+    [2, 2],
+    [1, 3],
+  ]) {
+    const B = rng.int(1, 2),
+      T = rng.pick([1, 5, 17, 33, 64, 65, rng.int(66, 140)]),
+      H = G * hpk,
+      D = rng.pick([1, 8, 16, 17, 64]);
+    const q = rng.uniform(B * T * H * D),
+      k = rng.uniform(B * T * G * D),
+      v = rng.uniform(B * T * G * D),
+      dout = rng.uniform(B * T * H * D);
+    const out = new Float32Array(B * T * H * D),
+      probs = new Float32Array(B * H * T * T);
     ref.attentionForward(B, T, H, G, D, q, k, v, out, probs);
-    const dq0 = rng.uniform(q.length), dk0 = rng.uniform(k.length), dv0 = rng.uniform(v.length);
+    const dq0 = rng.uniform(q.length),
+      dk0 = rng.uniform(k.length),
+      dv0 = rng.uniform(v.length);
     const [dq, dk, dv] = [dq0.slice(), dk0.slice(), dv0.slice()];
     ref.attentionBackward(B, T, H, G, D, q, k, v, probs, dout, dq, dk, dv);
     eachConfig(be, (cfg) => {
       const what = `B=${B} T=${T} H=${H} G=${G} D=${D} ${cfg}`;
-      const o = new Float32Array(out.length), p = new Float32Array(probs.length).fill(NaN);
+      const o = new Float32Array(out.length),
+        p = new Float32Array(probs.length).fill(NaN);
       be.attentionForward(B, T, H, G, D, q, k, v, o, p);
       assertClose(o, out, prodTol(T * D), `attentionForward out ${what}`);
       assertClose(p, probs, prodTol(D), `attentionForward probs ${what}`);
@@ -300,39 +383,65 @@ seeded('attentionForward and attentionBackward vs ref (grouped heads)', (rng, be
   }
 });
 
-seeded('attentionDecode vs ref and vs the forward; rows bit-identical alone, in any M, at any thread count', (rng, be) => {
-  for (const [G, hpk] of [[1, 1], [3, 1], [2, 2], [1, 4]]) {
-    const H = G * hpk, D = rng.pick([1, 16, 17, 64, 200]), M = rng.int(1, 8), pos0 = rng.pick([0, 1, 5, rng.int(0, 300)]);
-    const len = pos0 + M;
-    const q = rng.uniform(M * H * D), kc = rng.uniform(len * G * D), vc = rng.uniform(len * G * D);
-    const want = new Float32Array(M * H * D);
-    ref.attentionDecode(M, H, G, D, q, kc, vc, pos0, want);
-    // the training forward over the whole sequence (B=1, T=len) with q placed at the last M positions
-    const qAll = rng.uniform(len * H * D);
-    qAll.set(q, pos0 * H * D);
-    const simd0 = be.simd;
-    eachConfig(be, (cfg) => {
-      const what = `M=${M} H=${H} G=${G} D=${D} pos0=${pos0} ${cfg}`;
-      const got = new Float32Array(M * H * D);
-      be.attentionDecode(M, H, G, D, q, kc, vc, pos0, got);
-      assertClose(got, want, prodTol(len * D), `attentionDecode ${what}`);
-      for (let i = 0; i < M; i++) {
-        const one = new Float32Array(H * D);
-        be.attentionDecode(1, H, G, D, q.subarray(i * H * D), kc, vc, pos0 + i, one);
-        assertBitwise(one, got.subarray(i * H * D, (i + 1) * H * D), `attentionDecode row ${i} alone vs in M=${M}, ${what}`);
-      }
-      const out = new Float32Array(len * H * D), probs = new Float32Array(H * len * len);
-      be.attentionForward(1, len, H, G, D, qAll, kc, vc, out, probs);
-      assertClose(out.subarray(pos0 * H * D), got, prodTol(len * D), `attentionDecode vs attentionForward rows, ${what}`);
-    });
-    be.setSimd(simd0);
-  }
-});
+seeded(
+  'attentionDecode vs ref and vs the forward; rows bit-identical alone, in any M, at any thread count',
+  (rng, be) => {
+    for (const [G, hpk] of [
+      [1, 1],
+      [3, 1],
+      [2, 2],
+      [1, 4],
+    ]) {
+      const H = G * hpk,
+        D = rng.pick([1, 16, 17, 64, 200]),
+        M = rng.int(1, 8),
+        pos0 = rng.pick([0, 1, 5, rng.int(0, 300)]);
+      const len = pos0 + M;
+      const q = rng.uniform(M * H * D),
+        kc = rng.uniform(len * G * D),
+        vc = rng.uniform(len * G * D);
+      const want = new Float32Array(M * H * D);
+      ref.attentionDecode(M, H, G, D, q, kc, vc, pos0, want);
+      // the training forward over the whole sequence (B=1, T=len) with q placed at the last M positions
+      const qAll = rng.uniform(len * H * D);
+      qAll.set(q, pos0 * H * D);
+      const simd0 = be.simd;
+      eachConfig(be, (cfg) => {
+        const what = `M=${M} H=${H} G=${G} D=${D} pos0=${pos0} ${cfg}`;
+        const got = new Float32Array(M * H * D);
+        be.attentionDecode(M, H, G, D, q, kc, vc, pos0, got);
+        assertClose(got, want, prodTol(len * D), `attentionDecode ${what}`);
+        for (let i = 0; i < M; i++) {
+          const one = new Float32Array(H * D);
+          be.attentionDecode(1, H, G, D, q.subarray(i * H * D), kc, vc, pos0 + i, one);
+          assertBitwise(
+            one,
+            got.subarray(i * H * D, (i + 1) * H * D),
+            `attentionDecode row ${i} alone vs in M=${M}, ${what}`,
+          );
+        }
+        const out = new Float32Array(len * H * D),
+          probs = new Float32Array(H * len * len);
+        be.attentionForward(1, len, H, G, D, qAll, kc, vc, out, probs);
+        assertClose(
+          out.subarray(pos0 * H * D),
+          got,
+          prodTol(len * D),
+          `attentionDecode vs attentionForward rows, ${what}`,
+        );
+      });
+      be.setSimd(simd0);
+    }
+  },
+);
 
 // ---- loss, optimizer, elementwise -----------------------------------------------------------------------------------
 seeded('crossEntropy forward/backward vs ref (ignored rows)', (rng, be) => {
-  const N = rng.pick(ODD), V = rng.pick([1, 2, 17, 1000, 4099]);
-  const logits = rng.uniform(N * V, 8), targets = rng.ints(N, -1, V - 1), scale = 1 / N;
+  const N = rng.pick(ODD),
+    V = rng.pick([1, 2, 17, 1000, 4099]);
+  const logits = rng.uniform(N * V, 8),
+    targets = rng.ints(N, -1, V - 1),
+    scale = 1 / N;
   const losses = new Float32Array(N);
   const total = ref.crossEntropyForward(N, V, logits, targets, losses);
   const d0 = rng.uniform(N * V, 0.01);
@@ -351,11 +460,17 @@ seeded('crossEntropy forward/backward vs ref (ignored rows)', (rng, be) => {
 
 seeded('adamw, add, axpy, scale, sumSquares vs ref', (rng, be) => {
   const n = rng.pick([1, 15, 17, 1000, 100003]);
-  const p0 = rng.uniform(n), g = rng.uniform(n, 0.1), m0 = rng.uniform(n, 0.01), v0 = rng.uniform(n, 1e-4).map(Math.abs);
+  const p0 = rng.uniform(n),
+    g = rng.uniform(n, 0.1),
+    m0 = rng.uniform(n, 0.01),
+    v0 = rng.uniform(n, 1e-4).map(Math.abs);
   const step = rng.int(1, 50);
   const [p, m, v] = [p0.slice(), m0.slice(), v0.slice()];
   ref.adamw(n, p, g, m, v, 1e-3, 0.9, 0.95, 1e-8, 0.1, step);
-  const sum = new Float32Array(n), y0 = rng.uniform(n), y = y0.slice(), sc = p0.slice();
+  const sum = new Float32Array(n),
+    y0 = rng.uniform(n),
+    y = y0.slice(),
+    sc = p0.slice();
   ref.add(n, p0, g, sum);
   ref.axpy(n, 0.37, g, y);
   ref.scale(n, sc, -1.7);
@@ -382,7 +497,8 @@ seeded('adamw, add, axpy, scale, sumSquares vs ref', (rng, be) => {
     const got = be.sumSquares(n, p0);
     assertClose([got], [ss], 1e-12, `sumSquares ${cfg}`);
     if (firstSs === null) firstSs = got;
-    else if (cfg.startsWith(be.availableSimd()[0])) assert.equal(got, firstSs, `sumSquares ${cfg}: same value at every thread count`);
+    else if (cfg.startsWith(be.availableSimd()[0]))
+      assert.equal(got, firstSs, `sumSquares ${cfg}: same value at every thread count`);
   });
 });
 
@@ -424,26 +540,34 @@ seeded('argument errors: same messages as ref', (_rng, be) => {
   for (const [name, call] of cases) {
     const want = errorOf(() => call(ref));
     assert.notEqual(want, '(no error)', `${name}: ref throws`);
-    assert.equal(errorOf(() => call(be)), want, name);
+    assert.equal(
+      errorOf(() => call(be)),
+      want,
+      name,
+    );
   }
   assert.throws(() => be.setSimd('avx9000' as SimdPath), /not available/);
 });
 
-test('addon loads (fails when not built unless RECYCLEGPT_BACKEND=ref) and RECYCLEGPT_SIMD picks the path', { skip: skipAll ? 'RECYCLEGPT_BACKEND=ref' : false }, () => {
-  const be = native();
-  assert.equal(be.name, 'native');
-  const paths = be.availableSimd();
-  assert.ok(paths.includes('scalar'));
-  assert.equal(be.simd, paths[0], 'the best path is the default');
-  const nativeTs = fileURLToPath(new URL('../src/kernels/native.ts', import.meta.url));
-  const script = `import { tryLoadNativeBackend } from ${JSON.stringify(nativeTs)}; const r = tryLoadNativeBackend(); console.log(JSON.stringify({ simd: r.backend?.simd, error: r.error }));`;
-  for (const want of [paths[paths.length - 2] ?? 'scalar', 'scalar']) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      env: { ...process.env, RECYCLEGPT_SIMD: want },
-      encoding: 'utf8',
-    });
-    assert.equal(r.status, 0, r.stderr);
-    const lines = r.stdout.trim().split('\n');
-    assert.deepEqual(JSON.parse(lines[lines.length - 1]), { simd: want });
-  }
-});
+test(
+  'addon loads (fails when not built unless RECYCLEGPT_BACKEND=ref) and RECYCLEGPT_SIMD picks the path',
+  { skip: skipAll ? 'RECYCLEGPT_BACKEND=ref' : false },
+  () => {
+    const be = native();
+    assert.equal(be.name, 'native');
+    const paths = be.availableSimd();
+    assert.ok(paths.includes('scalar'));
+    assert.equal(be.simd, paths[0], 'the best path is the default');
+    const nativeTs = fileURLToPath(new URL('../src/kernels/native.ts', import.meta.url));
+    const script = `import { tryLoadNativeBackend } from ${JSON.stringify(nativeTs)}; const r = tryLoadNativeBackend(); console.log(JSON.stringify({ simd: r.backend?.simd, error: r.error }));`;
+    for (const want of [paths[paths.length - 2] ?? 'scalar', 'scalar']) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        env: { ...process.env, RECYCLEGPT_SIMD: want },
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, r.stderr);
+      const lines = r.stdout.trim().split('\n');
+      assert.deepEqual(JSON.parse(lines[lines.length - 1]), { simd: want });
+    }
+  },
+);

@@ -28,7 +28,12 @@ const skip = trainingSkipReason();
 const cli = ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts')];
 const env = { ...process.env, RECYCLEGPT_THREADS: '1' };
 
-interface Setup { dir: string; model: InferenceModel; val: Int32Array; eos: number | null }
+interface Setup {
+  dir: string;
+  model: InferenceModel;
+  val: Int32Array;
+  eos: number | null;
+}
 let setup: Setup | null = null;
 /** The trained model (once per file), its held-out Brown stream under its tokenizer. */
 function trained(): Setup {
@@ -38,7 +43,12 @@ function trained(): Setup {
   const dir = trainTinyOnBrown(path.join(tmp, 'tiny'));
   const { config, weights } = loadModelDir(dir);
   const tok = loadTokenizer(dir);
-  setup = { dir, model: new InferenceModel(config, weights, backend), val: tokenizeDocuments(loadCorpus('brown').val, tok), eos: tok.eosTokenId };
+  setup = {
+    dir,
+    model: new InferenceModel(config, weights, backend),
+    val: tokenizeDocuments(loadCorpus('brown').val, tok),
+    eos: tok.eosTokenId,
+  };
   return setup;
 }
 
@@ -49,7 +59,8 @@ function runCli(args: string[]): { status: number | null; stdout: string; stderr
 
 /** Σ log p of `cont` given `prompt`, token by token with a KV cache (one full call per token), softmax by hand. */
 function handScore(model: InferenceModel, prompt: readonly number[], cont: readonly number[]): number {
-  const V = model.config.vocabSize, cache = model.newBaseCache();
+  const V = model.config.vocabSize,
+    cache = model.newBaseCache();
   let logits = model.forwardBase(prompt, cache, 'last').logits;
   let sum = 0;
   for (const id of cont) {
@@ -65,55 +76,94 @@ function handScore(model: InferenceModel, prompt: readonly number[], cont: reado
 test('held-out prompts: N evenly spaced windows of P + K tokens, first at 0, last at the end', () => {
   const tokens = Int32Array.from({ length: 1000 }, (_, i) => i);
   const ps = heldoutPrompts(tokens, 5, 8, 12);
-  assert.deepEqual(ps.map((p) => p.start), [0, 245, 490, 735, 980]);
+  assert.deepEqual(
+    ps.map((p) => p.start),
+    [0, 245, 490, 735, 980],
+  );
   for (const p of ps) {
-    assert.deepEqual(p.prompt, Array.from({ length: 8 }, (_, j) => p.start + j));
-    assert.deepEqual(p.reference, Array.from({ length: 12 }, (_, j) => p.start + 8 + j));
+    assert.deepEqual(
+      p.prompt,
+      Array.from({ length: 8 }, (_, j) => p.start + j),
+    );
+    assert.deepEqual(
+      p.reference,
+      Array.from({ length: 12 }, (_, j) => p.start + 8 + j),
+    );
   }
-  assert.deepEqual(heldoutPrompts(tokens, 1, 8, 12).map((p) => p.start), [0]);
-  assert.throws(() => heldoutPrompts(tokens.subarray(0, 22), 4, 8, 12), /held-out split has 22 tokens, too few for 4 distinct windows/);
+  assert.deepEqual(
+    heldoutPrompts(tokens, 1, 8, 12).map((p) => p.start),
+    [0],
+  );
+  assert.throws(
+    () => heldoutPrompts(tokens.subarray(0, 22), 4, 8, 12),
+    /held-out split has 22 tokens, too few for 4 distinct windows/,
+  );
   assert.throws(() => heldoutPrompts(tokens, 0, 8, 12), /prompts must be an integer >= 1, got 0/);
 });
 
-test('eval --mode-quality --json: the contract fields, equal to the in-process result; a table without --json', { skip }, (t) => {
-  const s = trained();
-  const args = ['--prompts', '12', '--prompt-tokens', '16', '--new-tokens', '24', '--seed', '7'];
-  const t0 = performance.now();
-  const r = runCli(['eval', '--mode-quality', '--model', s.dir, '--data', 'brown', ...args, '--json']);
-  assert.equal(r.status, 0, r.stderr);
-  const lines = r.stdout.trim().split('\n');
-  const j = JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>;
-  for (const key of ['prompts', 'new_tokens', 'temperature', 'ppl_under_base', 'ratio_recycle_vs_standard']) assert.ok(key in j, `JSON has ${key}: ${lines.at(-1)}`);
-  assert.equal(j.prompts, 12);
-  assert.equal(j.new_tokens, 24);
-  assert.equal(j.temperature, 0.8);
-  const ppl = j.ppl_under_base as Record<string, number>;
-  assert.deepEqual(Object.keys(ppl).sort(), ['recycle', 'standard', 'verified']);
-  for (const v of Object.values(ppl)) assert.ok(Number.isFinite(v) && v > 1 && v < 512, `ppl ${v}`);
-  assert.equal(j.ratio_recycle_vs_standard, ppl.recycle! / ppl.standard!);
-  assert.equal(j.ratio_verified_vs_standard, ppl.verified! / ppl.standard!);
-  const tokens = j.tokens as Record<string, number>;
-  for (const m of ['standard', 'recycle', 'verified']) assert.ok(tokens[m]! > 0 && tokens[m]! <= 12 * 24, `${m}: ${tokens[m]} tokens`);
-  assert.ok(!('continuations' in j), 'the JSON line stays small');
+test(
+  'eval --mode-quality --json: the contract fields, equal to the in-process result; a table without --json',
+  { skip },
+  (t) => {
+    const s = trained();
+    const args = ['--prompts', '12', '--prompt-tokens', '16', '--new-tokens', '24', '--seed', '7'];
+    const t0 = performance.now();
+    const r = runCli(['eval', '--mode-quality', '--model', s.dir, '--data', 'brown', ...args, '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    const j = JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>;
+    for (const key of ['prompts', 'new_tokens', 'temperature', 'ppl_under_base', 'ratio_recycle_vs_standard'])
+      assert.ok(key in j, `JSON has ${key}: ${lines.at(-1)}`);
+    assert.equal(j.prompts, 12);
+    assert.equal(j.new_tokens, 24);
+    assert.equal(j.temperature, 0.8);
+    const ppl = j.ppl_under_base as Record<string, number>;
+    assert.deepEqual(Object.keys(ppl).sort(), ['recycle', 'standard', 'verified']);
+    for (const v of Object.values(ppl)) assert.ok(Number.isFinite(v) && v > 1 && v < 512, `ppl ${v}`);
+    assert.equal(j.ratio_recycle_vs_standard, ppl.recycle! / ppl.standard!);
+    assert.equal(j.ratio_verified_vs_standard, ppl.verified! / ppl.standard!);
+    const tokens = j.tokens as Record<string, number>;
+    for (const m of ['standard', 'recycle', 'verified'])
+      assert.ok(tokens[m]! > 0 && tokens[m]! <= 12 * 24, `${m}: ${tokens[m]} tokens`);
+    assert.ok(!('continuations' in j), 'the JSON line stays small');
 
-  const mine = modeQuality(s.model, s.val, { prompts: 12, promptTokens: 16, newTokens: 24, seed: 7, eosFallback: s.eos });
-  assert.deepEqual(ppl, mine.ppl_under_base, 'the CLI reads the same held-out prompts and decodes with the same seeds');
-  assert.deepEqual(tokens, mine.tokens);
+    const mine = modeQuality(s.model, s.val, {
+      prompts: 12,
+      promptTokens: 16,
+      newTokens: 24,
+      seed: 7,
+      eosFallback: s.eos,
+    });
+    assert.deepEqual(
+      ppl,
+      mine.ppl_under_base,
+      'the CLI reads the same held-out prompts and decodes with the same seeds',
+    );
+    assert.deepEqual(tokens, mine.tokens);
 
-  const table = runCli(['eval', '--mode-quality', '--model', s.dir, '--data', 'brown', ...args]);
-  assert.equal(table.status, 0, table.stderr);
-  assert.match(table.stdout, /mode\s+tokens\s+ppl \(base\)\s+vs standard/);
-  for (const m of ['standard', 'recycle', 'verified']) assert.match(table.stdout, new RegExp(`^${m}\\s+${tokens[m]}\\s+${ppl[m]!.toFixed(3)}`, 'm'));
-  t.diagnostic(`tiny model, 12 prompts, T=0.8 (${((performance.now() - t0) / 1000).toFixed(1)} s): ${lines.at(-1)}`);
+    const table = runCli(['eval', '--mode-quality', '--model', s.dir, '--data', 'brown', ...args]);
+    assert.equal(table.status, 0, table.stderr);
+    assert.match(table.stdout, /mode\s+tokens\s+ppl \(base\)\s+vs standard/);
+    for (const m of ['standard', 'recycle', 'verified'])
+      assert.match(table.stdout, new RegExp(`^${m}\\s+${tokens[m]}\\s+${ppl[m]!.toFixed(3)}`, 'm'));
+    t.diagnostic(`tiny model, 12 prompts, T=0.8 (${((performance.now() - t0) / 1000).toFixed(1)} s): ${lines.at(-1)}`);
 
-  const big = runCli(['eval', '--mode-quality', '--model', s.dir, '--data', 'brown', '--json']);
-  assert.equal(big.status, 1);
-  assert.match(big.stderr, /32 prompt tokens \+ 48 new tokens = 80 exceed the model's context length 64/);
-});
+    const big = runCli(['eval', '--mode-quality', '--model', s.dir, '--data', 'brown', '--json']);
+    assert.equal(big.status, 1);
+    assert.match(big.stderr, /32 prompt tokens \+ 48 new tokens = 80 exceed the model's context length 64/);
+  },
+);
 
 test('scoring equals the log-probs summed token by token through InferenceModel', { skip }, () => {
   const s = trained();
-  const o: ModeQualityOptions = { prompts: 1, promptTokens: 16, newTokens: 20, temperature: 0.8, seed: 3, eosFallback: s.eos };
+  const o: ModeQualityOptions = {
+    prompts: 1,
+    promptTokens: 16,
+    newTokens: 20,
+    temperature: 0.8,
+    seed: 3,
+    eosFallback: s.eos,
+  };
   const r = modeQuality(s.model, s.val, o);
   const prompt = heldoutPrompts(s.val, 1, 16, 20)[0]!.prompt;
   for (const mode of ['standard', 'recycle', 'verified'] as const) {
@@ -130,27 +180,41 @@ test('scoring equals the log-probs summed token by token through InferenceModel'
   assert.notDeepEqual(r.continuations.recycle[0], r.continuations.standard[0], 'recycle samples its own continuation');
 });
 
-test('greedy: verified continuations are the standard ones, so their ppl is identical; EOS ends and is scored', { skip }, () => {
-  const s = trained();
-  const r = modeQuality(s.model, s.val, { prompts: 20, promptTokens: 16, newTokens: 32, temperature: 0, eosFallback: s.eos });
-  assert.deepEqual(r.continuations.verified, r.continuations.standard);
-  assert.equal(r.ppl_under_base.verified, r.ppl_under_base.standard);
-  assert.equal(r.ratio_verified_vs_standard, 1);
-  assert.equal(r.temperature, 0);
-  assert.ok(r.modes.verified.accepted > 0 && r.modes.verified.rejected > 0, `drafts: ${r.modes.verified.accepted} accepted, ${r.modes.verified.rejected} rejected`);
-  assert.ok(r.modes.verified.full_calls < r.modes.standard.full_calls);
+test(
+  'greedy: verified continuations are the standard ones, so their ppl is identical; EOS ends and is scored',
+  { skip },
+  () => {
+    const s = trained();
+    const r = modeQuality(s.model, s.val, {
+      prompts: 20,
+      promptTokens: 16,
+      newTokens: 32,
+      temperature: 0,
+      eosFallback: s.eos,
+    });
+    assert.deepEqual(r.continuations.verified, r.continuations.standard);
+    assert.equal(r.ppl_under_base.verified, r.ppl_under_base.standard);
+    assert.equal(r.ratio_verified_vs_standard, 1);
+    assert.equal(r.temperature, 0);
+    assert.ok(
+      r.modes.verified.accepted > 0 && r.modes.verified.rejected > 0,
+      `drafts: ${r.modes.verified.accepted} accepted, ${r.modes.verified.rejected} rejected`,
+    );
+    assert.ok(r.modes.verified.full_calls < r.modes.standard.full_calls);
 
-  // Make the third greedy token of prompt 0 the EOS: the continuation stops there and EOS is counted and scored.
-  const cont = r.continuations.standard[0]!;
-  const eos = cont[2]!, cut = cont.indexOf(eos) + 1;
-  const withEos = new InferenceModel({ ...s.model.config, eosTokenId: eos }, s.model.weights, s.model.backend);
-  const e = modeQuality(withEos, s.val, { prompts: 1, promptTokens: 16, newTokens: 32, temperature: 0 });
-  assert.deepEqual(e.continuations.standard[0], cont.slice(0, cut));
-  assert.equal(e.modes.standard.tokens, cut);
-  assert.equal(e.modes.standard.eos, 1);
-  const prompt = heldoutPrompts(s.val, 1, 16, 32)[0]!.prompt;
-  assert.ok(Math.abs(-e.modes.standard.nll - handScore(s.model, prompt, cont.slice(0, cut))) < 1e-4 * cut);
-});
+    // Make the third greedy token of prompt 0 the EOS: the continuation stops there and EOS is counted and scored.
+    const cont = r.continuations.standard[0]!;
+    const eos = cont[2]!,
+      cut = cont.indexOf(eos) + 1;
+    const withEos = new InferenceModel({ ...s.model.config, eosTokenId: eos }, s.model.weights, s.model.backend);
+    const e = modeQuality(withEos, s.val, { prompts: 1, promptTokens: 16, newTokens: 32, temperature: 0 });
+    assert.deepEqual(e.continuations.standard[0], cont.slice(0, cut));
+    assert.equal(e.modes.standard.tokens, cut);
+    assert.equal(e.modes.standard.eos, 1);
+    const prompt = heldoutPrompts(s.val, 1, 16, 32)[0]!.prompt;
+    assert.ok(Math.abs(-e.modes.standard.nll - handScore(s.model, prompt, cont.slice(0, cut))) < 1e-4 * cut);
+  },
+);
 
 test('a model without a module: clear errors from the function and the CLI', { skip }, () => {
   const s = trained();
@@ -161,9 +225,27 @@ test('a model without a module: clear errors from the function and the CLI', { s
   saveWeights(path.join(plain, 'model.safetensors'), config, (n) => s.model.weights.get(n));
   fs.copyFileSync(path.join(s.dir, 'tokenizer.json'), path.join(plain, 'tokenizer.json'));
   const base = new InferenceModel(config, s.model.weights, s.model.backend);
-  assert.throws(() => modeQuality(base, s.val, { prompts: 2, promptTokens: 8, newTokens: 8 }), /has no recyclable module/);
-  const r = runCli(['eval', '--mode-quality', '--model', plain, '--data', 'brown', '--prompt-tokens', '8', '--new-tokens', '8', '--json']);
+  assert.throws(
+    () => modeQuality(base, s.val, { prompts: 2, promptTokens: 8, newTokens: 8 }),
+    /has no recyclable module/,
+  );
+  const r = runCli([
+    'eval',
+    '--mode-quality',
+    '--model',
+    plain,
+    '--data',
+    'brown',
+    '--prompt-tokens',
+    '8',
+    '--new-tokens',
+    '8',
+    '--json',
+  ]);
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /--mode-quality compares standard, recycle and verified decoding, and .*plain has no recyclable module/);
+  assert.match(
+    r.stderr,
+    /--mode-quality compares standard, recycle and verified decoding, and .*plain has no recyclable module/,
+  );
   assert.equal(r.stdout, '');
 });

@@ -15,7 +15,12 @@ import { fixturesDir } from './helpers/fixtures.js';
 
 const fixtures = fixturesDir;
 
-interface Expected { input_ids: number[]; logits: number[][]; recycle_logits?: number[][]; tolerance?: number }
+interface Expected {
+  input_ids: number[];
+  logits: number[][];
+  recycle_logits?: number[][];
+  tolerance?: number;
+}
 
 function maxAbsDiff(got: Float32Array, want: number[]): number {
   assert.equal(got.length, want.length);
@@ -29,7 +34,10 @@ function check(name: string, backend: Backend): void {
   const exp = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
   const { config, weights } = loadModelDir(dir);
   const model = new InferenceModel(config, weights, backend);
-  const ids = exp.input_ids, T = ids.length, V = config.vocabSize, C = config.hidden;
+  const ids = exp.input_ids,
+    T = ids.length,
+    V = config.vocabSize,
+    C = config.hidden;
   const tol = 1e-4;
   const cache = model.newBaseCache();
   const out = model.forwardBase(ids, cache, 'all');

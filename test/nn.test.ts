@@ -11,15 +11,36 @@ import { Tape } from '../src/nn/tape.js';
 import * as nn from '../src/nn/ops.js';
 import { AdamW, clipGradNorm, cosineSchedule } from '../src/nn/optim.js';
 import { assertClose, numericGrad, seededTest, type Rng } from './helpers/check.js';
-import { attention64, crossEntropySum64, gelu64, layerNorm64, linear64, rmsNorm64, rope64, swiglu64 } from './helpers/oracle64.js';
+import {
+  attention64,
+  crossEntropySum64,
+  gelu64,
+  layerNorm64,
+  linear64,
+  rmsNorm64,
+  rope64,
+  swiglu64,
+} from './helpers/oracle64.js';
 
 const be = createRefBackend();
 
 // ---- a small graph using every op --------------------------------------------------------------------------
 const [C, V, F, H, G, D, F2, THETA] = [8, 11, 6, 4, 2, 4, 5, 10000];
 const PARAMS: [string, number[]][] = [
-  ['wte', [V, C]], ['ln.w', [C]], ['ln.b', [C]], ['fc.w', [F, C]], ['fc.b', [F]], ['q.w', [H * D, F]], ['k.w', [G * D, F]],
-  ['v.w', [G * D, F]], ['out.w', [V, H * D + C]], ['out.b', [V]], ['rms.w', [C]], ['gate.w', [F2, C]], ['up.w', [F2, C]], ['head2.w', [V, F2]],
+  ['wte', [V, C]],
+  ['ln.w', [C]],
+  ['ln.b', [C]],
+  ['fc.w', [F, C]],
+  ['fc.b', [F]],
+  ['q.w', [H * D, F]],
+  ['k.w', [G * D, F]],
+  ['v.w', [G * D, F]],
+  ['out.w', [V, H * D + C]],
+  ['out.b', [V]],
+  ['rms.w', [C]],
+  ['gate.w', [F2, C]],
+  ['up.w', [F2, C]],
+  ['head2.w', [V, F2]],
 ];
 const SLICE_START = 2; // columns [2, 2 + C) of concat(a, x): inside a, which is H·D = 16 wide
 
@@ -45,7 +66,14 @@ function makeBatch(rng: Rng, B: number, T: number): Batch {
   const targets1 = rng.ints(B * T, 0, V - 1);
   const targets2 = rng.ints(B * T, 0, V - 1);
   for (let b = 0; b < B; b++) targets2[b * T + T - 1] = -1; // one ignored row per sequence
-  return { B, T, ids: rng.ints(B * T, 0, V - 1), pos: Int32Array.from({ length: B * T }, (_, i) => i % T), targets1, targets2 };
+  return {
+    B,
+    T,
+    ids: rng.ints(B * T, 0, V - 1),
+    pos: Int32Array.from({ length: B * T }, (_, i) => i % T),
+    targets1,
+    targets2,
+  };
 }
 
 /** embedding → layerNorm → linear → gelu → q/k/v (rope, G < H) → attention → concatCols → CE, plus a
@@ -72,20 +100,34 @@ function graph64(params: Float64Array[], batch: Batch): number {
   const p = Object.fromEntries(PARAMS.map(([name], i) => [name, params[i]]));
   const R = batch.B * batch.T;
   const rows = <T>(n: number, f: (r: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
-  const x = new Float64Array(rows(R, (t) => Array.from(p['wte'].subarray(batch.ids[t] * C, batch.ids[t] * C + C))).flat());
+  const x = new Float64Array(
+    rows(R, (t) => Array.from(p['wte'].subarray(batch.ids[t] * C, batch.ids[t] * C + C))).flat(),
+  );
   const h = gelu64(linear64(R, F, C, layerNorm64(R, C, x, p['ln.w'], p['ln.b'], 1e-5), p['fc.w'], p['fc.b']));
   const q = rope64(R, H, D, linear64(R, H * D, F, h, p['q.w'], null), batch.pos, THETA, 1);
   const k = rope64(R, G, D, linear64(R, G * D, F, h, p['k.w'], null), batch.pos, THETA, 1);
   const v = linear64(R, G * D, F, h, p['v.w'], null);
   const a = attention64(batch.B, batch.T, H, G, D, q, k, v);
   const W = H * D + C;
-  const c = new Float64Array(rows(R, (r) => [...a.subarray(r * H * D, (r + 1) * H * D), ...x.subarray(r * C, (r + 1) * C)]).flat());
+  const c = new Float64Array(
+    rows(R, (r) => [...a.subarray(r * H * D, (r + 1) * H * D), ...x.subarray(r * C, (r + 1) * C)]).flat(),
+  );
   const count = (t: Int32Array): number => t.filter((y) => y !== -1).length;
-  const loss1 = crossEntropySum64(R, V, linear64(R, V, W, c, p['out.w'], p['out.b']), batch.targets1) / count(batch.targets1);
-  const s = new Float64Array(rows(R, (r) => Array.from(c.subarray(r * W + SLICE_START, r * W + SLICE_START + C))).flat());
-  const rn = rmsNorm64(R, C, x.map((xv, i) => xv + s[i]), p['rms.w'], 1e-6);
+  const loss1 =
+    crossEntropySum64(R, V, linear64(R, V, W, c, p['out.w'], p['out.b']), batch.targets1) / count(batch.targets1);
+  const s = new Float64Array(
+    rows(R, (r) => Array.from(c.subarray(r * W + SLICE_START, r * W + SLICE_START + C))).flat(),
+  );
+  const rn = rmsNorm64(
+    R,
+    C,
+    x.map((xv, i) => xv + s[i]),
+    p['rms.w'],
+    1e-6,
+  );
   const m = swiglu64(linear64(R, F2, C, rn, p['gate.w'], null), linear64(R, F2, C, rn, p['up.w'], null));
-  const loss2 = crossEntropySum64(R, V, linear64(R, V, F2, m, p['head2.w'], null), batch.targets2) / count(batch.targets2);
+  const loss2 =
+    crossEntropySum64(R, V, linear64(R, V, F2, m, p['head2.w'], null), batch.targets2) / count(batch.targets2);
   return loss1 + 0.5 * loss2;
 }
 
@@ -113,7 +155,14 @@ seededTest('gradient accumulation over micro-batches equals the big-batch gradie
   store.zeroGrad();
   for (let b = 0; b < 2; b++) {
     const part = (a: Int32Array): Int32Array => a.slice(b * T, (b + 1) * T);
-    const micro: Batch = { B: 1, T, ids: part(big.ids), pos: part(big.pos), targets1: part(big.targets1), targets2: part(big.targets2) };
+    const micro: Batch = {
+      B: 1,
+      T,
+      ids: part(big.ids),
+      pos: part(big.pos),
+      targets1: part(big.targets1),
+      targets2: part(big.targets2),
+    };
     tape.reset();
     tape.backward(graph(tape, store, micro), 0.5);
   }
@@ -172,17 +221,22 @@ test('AdamW: two steps match a hand computation; decay only on rank >= 2; state 
     s.data.set([0.5, -1, 2, 0.25, 1, -2, 0.75, -0.5]);
     return s;
   };
-  const grads = [[0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, -0.8], [-0.3, 0.1, 0.2, -0.1, 0.5, 0.4, -0.6, 0.2]];
+  const grads = [
+    [0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, -0.8],
+    [-0.3, 0.1, 0.2, -0.1, 0.5, 0.4, -0.6, 0.2],
+  ];
   const [lr, b1, b2, eps, wd] = [0.01, 0.9, 0.99, 1e-8, 0.1];
   const decay = [1, 1, 1, 1, 0, 0, 1, 1];
   const expected = [0.5, -1, 2, 0.25, 1, -2, 0.75, -0.5];
-  const m = new Array<number>(8).fill(0), v = new Array<number>(8).fill(0);
+  const m = new Array<number>(8).fill(0),
+    v = new Array<number>(8).fill(0);
   for (let t = 1; t <= 2; t++) {
     for (let i = 0; i < 8; i++) {
       const g = grads[t - 1][i];
       m[i] = b1 * m[i] + (1 - b1) * g;
       v[i] = b2 * v[i] + (1 - b2) * g * g;
-      expected[i] -= lr * (m[i] / (1 - b1 ** t) / (Math.sqrt(v[i] / (1 - b2 ** t)) + eps) + wd * decay[i] * expected[i]);
+      expected[i] -=
+        lr * (m[i] / (1 - b1 ** t) / (Math.sqrt(v[i] / (1 - b2 ** t)) + eps) + wd * decay[i] * expected[i]);
     }
   }
   const store = make();
@@ -257,7 +311,8 @@ test('ParamStore: one buffer in declaration order, clear errors', () => {
   assert.throws(() => store.get('b.bias'), /unknown parameter "b.bias".*a.bias/);
   assert.deepEqual(store.names(), ['a.weight', 'a.bias']);
   assert.equal(store.data.length, 9);
-  const w = store.get('a.weight'), b = store.get('a.bias');
+  const w = store.get('a.weight'),
+    b = store.get('a.bias');
   assert.equal(w.data.buffer, store.data.buffer);
   assert.equal(b.data.byteOffset, 6 * 4, 'declaration order is memory order');
   b.grad?.fill(2);
@@ -281,7 +336,10 @@ test('Tensor helpers: shapes, views, errors', () => {
   assert.throws(() => rowsView(t, 1, 2), /outside the 2 rows/);
   assert.throws(() => checkShape('myop', 'x', t, [2, null, 1]), /myop: x has shape \[2,3\], expected \[2,\*,1\]/);
   const tape = new Tape(be);
-  assert.throws(() => nn.linear(tape, zeros([2, 4]), zeros([3, 5]), null), /linear: x has shape \[2,4\], expected last dimension 5/);
+  assert.throws(
+    () => nn.linear(tape, zeros([2, 4]), zeros([3, 5]), null),
+    /linear: x has shape \[2,4\], expected last dimension 5/,
+  );
   assert.throws(() => nn.add(tape, zeros([2]), zeros([3])), /add: shapes differ/);
   assert.throws(() => nn.crossEntropy(tape, zeros([2, 3]), Int32Array.from([0])), /crossEntropy: 1 targets for 2 rows/);
 });

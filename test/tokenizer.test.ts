@@ -62,7 +62,13 @@ test('stream decoder never emits half a character (bytes path and text path)', (
   const text = 'héllo 😀👍🏽 wörld 日本語 🇫🇷 end';
   const ids = tok.encode(text);
   // a tokenizer without decodeBytes exercises the text-window path
-  const textOnly: Tokenizer = { encode: (s) => tok.encode(s), decode: (x) => tok.decode(x), vocabSize: tok.vocabSize, eosTokenId: tok.eosTokenId, bosTokenId: tok.bosTokenId };
+  const textOnly: Tokenizer = {
+    encode: (s) => tok.encode(s),
+    decode: (x) => tok.decode(x),
+    vocabSize: tok.vocabSize,
+    eosTokenId: tok.eosTokenId,
+    bosTokenId: tok.bosTokenId,
+  };
   for (const t of [tok, textOnly]) {
     const chunks = streamAll(t, ids);
     assert.equal(chunks.join(''), text);
@@ -146,15 +152,21 @@ test('loadTokenizer: tokenizer.json, gpt2 marker, gpt2 config, and clear errors'
     [bad('b2', '{"model": '), /tokenizer\.json: not valid JSON/],
     [bad('b3', '{"model": {"type": "BPE", "vocab": {}, "merges": 3}}'), /model\.merges must be an array, got 3/],
     [bad('b4', JSON.stringify({ ...good, added_tokens: [{ id: -1, content: 'x' }] })), /added_tokens\[0\] must have/],
-    [bad('b5', JSON.stringify({ ...good, pre_tokenizer: { type: 'Nope' } })), /tokenizer\.json: @huggingface\/tokenizers cannot load it: .*Nope/],
+    [
+      bad('b5', JSON.stringify({ ...good, pre_tokenizer: { type: 'Nope' } })),
+      /tokenizer\.json: @huggingface\/tokenizers cannot load it: .*Nope/,
+    ],
     [bad('b6', '{"type":"sentencepiece"}'), /marker type "sentencepiece" is not known/],
   ];
   for (const [dir, re] of cases) {
-    assert.throws(() => loadTokenizer(dir, { engine: 'hf' }), (e: Error) => {
-      assert.match(e.message, re);
-      assert.ok(e.message.includes(dir), e.message);
-      return true;
-    });
+    assert.throws(
+      () => loadTokenizer(dir, { engine: 'hf' }),
+      (e: Error) => {
+        assert.match(e.message, re);
+        assert.ok(e.message.includes(dir), e.message);
+        return true;
+      },
+    );
   }
   const d4 = path.join(tmp, 'm4');
   fs.mkdirSync(d4);

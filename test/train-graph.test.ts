@@ -21,14 +21,20 @@ import { fixturesDir } from './helpers/fixtures.js';
 
 const fixtures = fixturesDir;
 
-interface Expected { input_ids: number[]; logits: number[][]; recycle_logits: number[][] }
+interface Expected {
+  input_ids: number[];
+  logits: number[][];
+  recycle_logits: number[][];
+}
 
 /** A one-row batch over `ids` (targets beyond the sequence ignored). */
 function rowBatch(ids: number[]): GraphBatch {
   const T = ids.length;
   const at = (i: number): number => (i < T ? ids[i]! : -1);
   return {
-    B: 1, T, inputs: Int32Array.from(ids),
+    B: 1,
+    T,
+    inputs: Int32Array.from(ids),
     targets: Int32Array.from({ length: T }, (_, t) => at(t + 1)),
     targets2: Int32Array.from({ length: T }, (_, t) => at(t + 2)),
   };
@@ -47,23 +53,34 @@ for (const name of ['tiny-recycle-gpt2', 'tiny-recycle-llama']) {
     const exp = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
     const { config, weights } = loadModelDir(dir);
     const be = getBackend();
-    const ids = exp.input_ids, T = ids.length, V = config.vocabSize, C = config.hidden;
+    const ids = exp.input_ids,
+      T = ids.length,
+      V = config.vocabSize,
+      C = config.hidden;
     // two copies of the sequence in one batch: rows must not see each other
     const one = rowBatch(ids);
     const batch: GraphBatch = {
-      B: 2, T, inputs: Int32Array.from([...one.inputs, ...one.inputs]),
-      targets: Int32Array.from([...one.targets, ...one.targets]), targets2: Int32Array.from([...one.targets2, ...one.targets2]),
+      B: 2,
+      T,
+      inputs: Int32Array.from([...one.inputs, ...one.inputs]),
+      targets: Int32Array.from([...one.targets, ...one.targets]),
+      targets2: Int32Array.from([...one.targets2, ...one.targets2]),
     };
     const out = new TrainGraph(config).forward(new Tape(be, { grad: false }), weightsSource(weights), batch);
     const infer = new InferenceModel(config, weights, be);
     const base = infer.forwardBase(ids, infer.newBaseCache(), 'all');
     const baseLogits = base.logits.slice();
-    const rec = infer.forwardModule(base.hidden.slice(0, (T - 1) * C), ids.slice(1), infer.newModuleCache(), 'all').slice();
+    const rec = infer
+      .forwardModule(base.hidden.slice(0, (T - 1) * C), ids.slice(1), infer.newModuleCache(), 'all')
+      .slice();
     for (let b = 0; b < 2; b++) {
       for (let t = 0; t < T; t++) {
         const row = out.logits.data.subarray((b * T + t) * V, (b * T + t + 1) * V);
         assert.ok(maxDiff(row, exp.logits[t]!) <= 1e-4, `${name}: logits b=${b} t=${t}`);
-        assert.ok(maxDiff(row, baseLogits.subarray(t * V, (t + 1) * V)) <= 1e-4, `${name}: logits vs infer b=${b} t=${t}`);
+        assert.ok(
+          maxDiff(row, baseLogits.subarray(t * V, (t + 1) * V)) <= 1e-4,
+          `${name}: logits vs infer b=${b} t=${t}`,
+        );
       }
       for (let t = 0; t < T - 1; t++) {
         const row = out.recycleLogits!.data.subarray((b * (T - 1) + t) * V, (b * (T - 1) + t + 1) * V);
@@ -84,11 +101,16 @@ function randomBatch(B: number, T: number, V: number, seed: number): GraphBatch 
   let s = seed;
   const next = (): number => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) % V;
   const stream = Array.from({ length: B * (T + 2) }, next);
-  const inputs = new Int32Array(B * T), targets = new Int32Array(B * T), targets2 = new Int32Array(B * T);
-  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) {
-    const o = b * (T + 2) + t;
-    inputs[b * T + t] = stream[o]!; targets[b * T + t] = stream[o + 1]!; targets2[b * T + t] = stream[o + 2]!;
-  }
+  const inputs = new Int32Array(B * T),
+    targets = new Int32Array(B * T),
+    targets2 = new Int32Array(B * T);
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++) {
+      const o = b * (T + 2) + t;
+      inputs[b * T + t] = stream[o]!;
+      targets[b * T + t] = stream[o + 1]!;
+      targets2[b * T + t] = stream[o + 2]!;
+    }
   return { B, T, inputs, targets, targets2 };
 }
 
@@ -106,23 +128,49 @@ for (const preset of ['tiny', 'tiny-llama'] as const) {
     const tape = new Tape(be);
     params.store.zeroGrad();
     tape.backward(graph.forward(tape, params, batch).loss);
-    const probe = config.arch === 'gpt2'
-      ? ['wte.weight', 'wpe.weight', 'h.0.attn.c_attn.weight', 'h.1.mlp.c_proj.bias', 'ln_f.weight', 'h.0.ln_1.bias', 'recycle.in_proj.weight', 'recycle.in_proj.bias', 'recycle.layers.0.mlp.c_fc.weight', 'recycle.layers.0.ln_2.weight']
-      : ['model.embed_tokens.weight', 'model.layers.0.self_attn.q_proj.weight', 'model.layers.1.self_attn.k_proj.weight', 'model.layers.0.mlp.gate_proj.weight', 'model.norm.weight', 'recycle.in_proj.weight', 'recycle.layers.0.self_attn.v_proj.weight', 'recycle.layers.0.input_layernorm.weight'];
+    const probe =
+      config.arch === 'gpt2'
+        ? [
+            'wte.weight',
+            'wpe.weight',
+            'h.0.attn.c_attn.weight',
+            'h.1.mlp.c_proj.bias',
+            'ln_f.weight',
+            'h.0.ln_1.bias',
+            'recycle.in_proj.weight',
+            'recycle.in_proj.bias',
+            'recycle.layers.0.mlp.c_fc.weight',
+            'recycle.layers.0.ln_2.weight',
+          ]
+        : [
+            'model.embed_tokens.weight',
+            'model.layers.0.self_attn.q_proj.weight',
+            'model.layers.1.self_attn.k_proj.weight',
+            'model.layers.0.mlp.gate_proj.weight',
+            'model.norm.weight',
+            'recycle.in_proj.weight',
+            'recycle.layers.0.self_attn.v_proj.weight',
+            'recycle.layers.0.input_layernorm.weight',
+          ];
     for (const name of probe) {
       const t = params.get(name);
       // the largest-gradient element and two fixed ones
       let big = 0;
       for (let i = 1; i < t.size; i++) if (Math.abs(t.grad![i]!) > Math.abs(t.grad![big]!)) big = i;
       for (const i of [big, 0, Math.floor(t.size / 2)]) {
-        const orig = t.data[i]!, eps = 1e-2 * Math.max(1, Math.abs(orig));
+        const orig = t.data[i]!,
+          eps = 1e-2 * Math.max(1, Math.abs(orig));
         t.data[i] = orig + eps;
         const plus = lossOf(graph, params, batch, be);
         t.data[i] = orig - eps;
         const minus = lossOf(graph, params, batch, be);
         t.data[i] = orig;
-        const num = (plus - minus) / (2 * eps), ana = t.grad![i]!;
-        assert.ok(Math.abs(num - ana) <= 2e-4 + 1e-2 * Math.abs(num), `${preset} ${name}[${i}]: analytic ${ana}, numeric ${num}`);
+        const num = (plus - minus) / (2 * eps),
+          ana = t.grad![i]!;
+        assert.ok(
+          Math.abs(num - ana) <= 2e-4 + 1e-2 * Math.abs(num),
+          `${preset} ${name}[${i}]: analytic ${ana}, numeric ${num}`,
+        );
       }
     }
   });
@@ -135,8 +183,12 @@ test('frozen base: only recycle.* parameters get gradients; the loss is the same
   initParams(full.specs, (n) => full.data(n), config, 1);
   const frozen = new TrainParams(config, true);
   frozen.copyFrom((n) => full.data(n));
-  assert.deepEqual(frozen.store.names(), full.specs.filter((s) => s.name.startsWith('recycle.')).map((s) => s.name));
-  const graph = new TrainGraph(config), batch = randomBatch(2, 16, 50, 5);
+  assert.deepEqual(
+    frozen.store.names(),
+    full.specs.filter((s) => s.name.startsWith('recycle.')).map((s) => s.name),
+  );
+  const graph = new TrainGraph(config),
+    batch = randomBatch(2, 16, 50, 5);
   const tape = new Tape(be);
   const out = graph.forward(tape, frozen, batch);
   tape.backward(out.loss);

@@ -20,7 +20,10 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'train-resume-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** The plain-TS "ref" backend is ~50x slower than the addon: these CLI runs need the addon. */
-const skip = getBackend().name === 'ref' ? 'the native addon is not built (npm run build:native); the ref backend is too slow for these runs' : false;
+const skip =
+  getBackend().name === 'ref'
+    ? 'the native addon is not built (npm run build:native); the ref backend is too slow for these runs'
+    : false;
 const cli = ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts')];
 const env = { ...process.env, RECYCLEGPT_THREADS: '1' };
 
@@ -28,10 +31,31 @@ const env = { ...process.env, RECYCLEGPT_THREADS: '1' };
 const data = path.join(tmp, 'brown-part.txt');
 fs.writeFileSync(data, loadCorpus('brown').train.slice(0, 150).join('\n\n'));
 
-const STEPS = 150, CKPT = 20;
+const STEPS = 150,
+  CKPT = 20;
 const trainArgs = (out: string): string[] => [
-  'train', '--data', data, '--out', out, '--preset', 'tiny', '--vocab-size', '400', '--steps', String(STEPS),
-  '--batch-size', '4', '--seq-len', '48', '--eval-every', '25', '--eval-batches', '4', '--ckpt-every', String(CKPT), '--no-progress',
+  'train',
+  '--data',
+  data,
+  '--out',
+  out,
+  '--preset',
+  'tiny',
+  '--vocab-size',
+  '400',
+  '--steps',
+  String(STEPS),
+  '--batch-size',
+  '4',
+  '--seq-len',
+  '48',
+  '--eval-every',
+  '25',
+  '--eval-batches',
+  '4',
+  '--ckpt-every',
+  String(CKPT),
+  '--no-progress',
 ];
 
 function runCli(args: string[]): string {
@@ -51,50 +75,86 @@ function lastStep(logFile: string): number {
   return rows.length > 0 ? rows[rows.length - 1]!.step : 0;
 }
 
-test('kill -9 mid-training, then --resume: at most one checkpoint interval lost, same losses as an uninterrupted run', { skip }, async () => {
-  const ref = path.join(tmp, 'uninterrupted');
-  runCli(trainArgs(ref));
-  const refRows = readLog(path.join(ref, 'train_log.jsonl'));
-  assert.equal(refRows.filter((r) => r.type === 'train').length, STEPS);
+test(
+  'kill -9 mid-training, then --resume: at most one checkpoint interval lost, same losses as an uninterrupted run',
+  { skip },
+  async () => {
+    const ref = path.join(tmp, 'uninterrupted');
+    runCli(trainArgs(ref));
+    const refRows = readLog(path.join(ref, 'train_log.jsonl'));
+    assert.equal(refRows.filter((r) => r.type === 'train').length, STEPS);
 
-  const out = path.join(tmp, 'killed');
-  const child = spawn(process.execPath, [...cli, ...trainArgs(out)], { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const logFile = path.join(out, 'train_log.jsonl');
-  const target = 3 * CKPT + 7; // between checkpoints
-  const deadline = Date.now() + 40_000;
-  while (lastStep(logFile) < target) {
-    assert.ok(Date.now() < deadline, `training did not reach step ${target} in time:\n${stderr}`);
-    assert.equal(child.exitCode, null, `training exited early:\n${stderr}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  child.kill('SIGKILL');
-  await exited;
-  const killedAt = lastStep(logFile);
-  assert.ok(killedAt < STEPS, 'killed before the end');
+    const out = path.join(tmp, 'killed');
+    const child = spawn(process.execPath, [...cli, ...trainArgs(out)], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const logFile = path.join(out, 'train_log.jsonl');
+    const target = 3 * CKPT + 7; // between checkpoints
+    const deadline = Date.now() + 40_000;
+    while (lastStep(logFile) < target) {
+      assert.ok(Date.now() < deadline, `training did not reach step ${target} in time:\n${stderr}`);
+      assert.equal(child.exitCode, null, `training exited early:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGKILL');
+    await exited;
+    const killedAt = lastStep(logFile);
+    assert.ok(killedAt < STEPS, 'killed before the end');
 
-  const saved = readTrainState(out).step;
-  assert.ok(saved % CKPT === 0 && killedAt - saved <= CKPT, `checkpoint at step ${saved}, killed at ${killedAt}`);
+    const saved = readTrainState(out).step;
+    assert.ok(saved % CKPT === 0 && killedAt - saved <= CKPT, `checkpoint at step ${saved}, killed at ${killedAt}`);
 
-  runCli(['train', '--out', out, '--resume', '--no-progress']);
-  assert.deepEqual(readTrainState(out).runtime, readTrainState(ref).runtime, 'both runs must use the same backend and thread count');
-  const [got, want] = [comparable(readLog(logFile)), comparable(refRows)];
-  assert.equal(got.length, want.length, 'log rows');
-  for (let i = 0; i < want.length; i++) assert.deepEqual(got[i], want[i], `log row ${i} (checkpoint ${saved}, killed at ${killedAt})`);
-  assert.equal(readTrainState(out).step, STEPS);
-  assert.ok(fs.readFileSync(path.join(out, 'model.safetensors')).equals(fs.readFileSync(path.join(ref, 'model.safetensors'))), 'final weights are bit-identical');
-});
+    runCli(['train', '--out', out, '--resume', '--no-progress']);
+    assert.deepEqual(
+      readTrainState(out).runtime,
+      readTrainState(ref).runtime,
+      'both runs must use the same backend and thread count',
+    );
+    const [got, want] = [comparable(readLog(logFile)), comparable(refRows)];
+    assert.equal(got.length, want.length, 'log rows');
+    for (let i = 0; i < want.length; i++)
+      assert.deepEqual(got[i], want[i], `log row ${i} (checkpoint ${saved}, killed at ${killedAt})`);
+    assert.equal(readTrainState(out).step, STEPS);
+    assert.ok(
+      fs.readFileSync(path.join(out, 'model.safetensors')).equals(fs.readFileSync(path.join(ref, 'model.safetensors'))),
+      'final weights are bit-identical',
+    );
+  },
+);
 
 test('eval --json and plot on the trained model directory', { skip }, () => {
   const model = path.join(tmp, 'uninterrupted');
   assert.ok(fs.existsSync(path.join(model, 'model.safetensors')), 'needs the model of the previous test');
-  const lines = runCli(['eval', '--model', model, '--data', data, '--seq-len', '48', '--batch-size', '4', '--max-batches', '4', '--json']).trim().split('\n');
+  const lines = runCli([
+    'eval',
+    '--model',
+    model,
+    '--data',
+    data,
+    '--seq-len',
+    '48',
+    '--batch-size',
+    '4',
+    '--max-batches',
+    '4',
+    '--json',
+  ])
+    .trim()
+    .split('\n');
   const r = JSON.parse(lines[lines.length - 1]!) as Record<string, number>;
-  const lastEval = readLog(path.join(model, 'train_log.jsonl')).filter((x) => x.type === 'eval').pop()!;
+  const lastEval = readLog(path.join(model, 'train_log.jsonl'))
+    .filter((x) => x.type === 'eval')
+    .pop()!;
   assert.ok(lastEval.type === 'eval');
-  assert.ok(Math.abs(r.ppl_next! - lastEval.ppl_next) < 1e-3 && Math.abs(r.ppl_recycle! - lastEval.ppl_recycle!) < 1e-3, JSON.stringify(r));
+  assert.ok(
+    Math.abs(r.ppl_next! - lastEval.ppl_next) < 1e-3 && Math.abs(r.ppl_recycle! - lastEval.ppl_recycle!) < 1e-3,
+    JSON.stringify(r),
+  );
   assert.equal(r.agreement_top1, lastEval.agreement_top1);
   assert.equal(r.tokens, 4 * 4 * 48);
   const svg = path.join(tmp, 'loss.svg');

@@ -13,19 +13,29 @@ export interface Bandwidth {
 }
 
 const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
+  const s = [...xs].sort((a, b) => a - b),
+    m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-export function measureReadBandwidth(backend: Backend, bytes = 512 * 2 ** 20, repeats = 5, stat: 'median' | 'best' = 'median'): Bandwidth {
+export function measureReadBandwidth(
+  backend: Backend,
+  bytes = 512 * 2 ** 20,
+  repeats = 5,
+  stat: 'median' | 'best' = 'median',
+): Bandwidth {
   const threads = backend.threads();
   const pick = (secs: number[]): number => (stat === 'best' ? Math.min(...secs) : median(secs));
   const how = `${stat} of ${repeats} passes`;
   if (backend.name === 'native' && 'addon' in backend) {
     const secs = (backend as NativeBackend).addon.readBandwidth(bytes, threads, repeats);
-    return { gbs: bytes / pick(secs) / 1e9, method: `native readBandwidth, ${bytes >> 20} MB, ${how}, ${threads} thread(s)` };
+    return {
+      gbs: bytes / pick(secs) / 1e9,
+      method: `native readBandwidth, ${bytes >> 20} MB, ${how}, ${threads} thread(s)`,
+    };
   }
-  const n = bytes / 4, x = new Float32Array(n).fill(1); // fill touches every page (untouched pages read as one zero page)
+  const n = bytes / 4,
+    x = new Float32Array(n).fill(1); // fill touches every page (untouched pages read as one zero page)
   const secs: number[] = [];
   for (let r = 0; r < repeats; r++) {
     const t0 = performance.now();
@@ -33,7 +43,10 @@ export function measureReadBandwidth(backend: Backend, bytes = 512 * 2 ** 20, re
     secs.push((performance.now() - t0) / 1000);
   }
   const note = backend.name === 'ref' ? ' (ref backend: bounded by the JS loop, not by DRAM)' : '';
-  return { gbs: bytes / pick(secs) / 1e9, method: `${backend.name} sumSquares, ${bytes >> 20} MB, ${how}, ${threads} thread(s)${note}` };
+  return {
+    gbs: bytes / pick(secs) / 1e9,
+    method: `${backend.name} sumSquares, ${bytes >> 20} MB, ${how}, ${threads} thread(s)${note}`,
+  };
 }
 
 export { median };

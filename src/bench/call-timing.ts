@@ -21,7 +21,8 @@ export interface CallTimings {
  * what the shared machine gives us during the measurement hits all four alike; medians over the rounds.
  */
 export function measureCallTimings(model: InferenceModel, contextTokens = 16, reps = 15): CallTimings {
-  const c = model.config, base = model.newBaseCache();
+  const c = model.config,
+    base = model.newBaseCache();
   const ctx = Array.from({ length: contextTokens }, (_, i) => (i * 7919) % c.vocabSize);
   model.forwardBase(ctx, base, 'none');
   const calls: Array<() => void> = [[1], [1, 2]].map((ids) => () => {
@@ -29,7 +30,8 @@ export function measureCallTimings(model: InferenceModel, contextTokens = 16, re
     base.rollback(ids.length);
   });
   if (model.hasModule) {
-    const mod = model.newModuleCache(), h = new Float32Array(2 * c.hidden);
+    const mod = model.newModuleCache(),
+      h = new Float32Array(2 * c.hidden);
     for (const ids of [[1], [1, 2]]) {
       calls.push(() => {
         model.forwardModule(h, ids, mod, 'last');
@@ -46,6 +48,13 @@ export function measureCallTimings(model: InferenceModel, contextTokens = 16, re
     });
   }
   const [t1, t2, m1, m2] = ms.map(median) as [number, number, number?, number?];
-  if (m1 === undefined || m2 === undefined) return { full_m1_ms: t1, full_m2_ms: t2, module_m1_ms: null, module_m2_ms: null, recycle_ideal_speedup: null };
-  return { full_m1_ms: t1, full_m2_ms: t2, module_m1_ms: m1, module_m2_ms: m2, recycle_ideal_speedup: (2 * t1) / (t2 + m2) };
+  if (m1 === undefined || m2 === undefined)
+    return { full_m1_ms: t1, full_m2_ms: t2, module_m1_ms: null, module_m2_ms: null, recycle_ideal_speedup: null };
+  return {
+    full_m1_ms: t1,
+    full_m2_ms: t2,
+    module_m1_ms: m1,
+    module_m2_ms: m2,
+    recycle_ideal_speedup: (2 * t1) / (t2 + m2),
+  };
 }

@@ -83,7 +83,16 @@ export interface DecodeBenchResult {
   runs: DecodeBenchRun[];
 }
 
-interface Totals { seconds: number[]; rates: number[]; bw: number[]; tokens: number; full: number; module: number; accepted: number; rejected: number }
+interface Totals {
+  seconds: number[];
+  rates: number[];
+  bw: number[];
+  tokens: number;
+  full: number;
+  module: number;
+  accepted: number;
+  rejected: number;
+}
 
 export function randomPrompts(count: number, length: number, vocab: number, seed = 1234): number[][] {
   const u = seededUniform(seed);
@@ -91,30 +100,44 @@ export function randomPrompts(count: number, length: number, vocab: number, seed
 }
 
 export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): DecodeBenchResult {
-  const backend: Backend = model.backend, c = model.config, log = o.log ?? (() => {});
+  const backend: Backend = model.backend,
+    c = model.config,
+    log = o.log ?? (() => {});
   const modes = [...(o.modes ?? (model.hasModule ? DECODE_MODES : ['standard' as const]))];
   for (const m of modes) {
     if (!DECODE_MODES.includes(m)) throw new Error(`bench: unknown mode "${m}" (known: ${DECODE_MODES.join(', ')})`);
-    if (m !== 'standard' && !model.hasModule) throw new Error(`bench: mode "${m}" needs a recyclable module, and ${o.name} has none`);
+    if (m !== 'standard' && !model.hasModule)
+      throw new Error(`bench: mode "${m}" needs a recyclable module, and ${o.name} has none`);
   }
-  const tokens = o.tokens ?? 64, repeats = o.repeats ?? 3;
+  const tokens = o.tokens ?? 64,
+    repeats = o.repeats ?? 3;
   if (!Number.isInteger(tokens) || tokens < 2) throw new Error(`bench: tokens must be an integer ≥ 2, got ${tokens}`);
-  if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`bench: repeats must be a positive integer, got ${repeats}`);
+  if (!Number.isInteger(repeats) || repeats < 1)
+    throw new Error(`bench: repeats must be a positive integer, got ${repeats}`);
   const prompts = o.prompts ?? randomPrompts(o.promptCount ?? 2, o.promptLength ?? 16, c.vocabSize);
   for (const p of prompts) {
-    if (p.length + tokens > c.maxPositions) throw new Error(`bench: a ${p.length}-token prompt + ${tokens} new tokens exceed the context length ${c.maxPositions}`);
+    if (p.length + tokens > c.maxPositions)
+      throw new Error(
+        `bench: a ${p.length}-token prompt + ${tokens} new tokens exceed the context length ${c.maxPositions}`,
+      );
   }
   const bytes = callBytes(c);
-  const probe = (): Bandwidth | null => (o.bandwidth === false ? null : measureReadBandwidth(backend, PROBE_BYTES, 3, 'best'));
+  const probe = (): Bandwidth | null =>
+    o.bandwidth === false ? null : measureReadBandwidth(backend, PROBE_BYTES, 3, 'best');
   let calls: CallTimings | null = null;
   if (o.callTimings !== false) {
     calls = measureCallTimings(model);
-    log(`calls: full M=1 ${calls.full_m1_ms.toFixed(2)} ms, M=2 ${calls.full_m2_ms.toFixed(2)} ms${calls.module_m2_ms !== null ? `, module M=1 ${calls.module_m1_ms!.toFixed(2)} ms, M=2 ${calls.module_m2_ms.toFixed(2)} ms` : ''}`);
+    log(
+      `calls: full M=1 ${calls.full_m1_ms.toFixed(2)} ms, M=2 ${calls.full_m2_ms.toFixed(2)} ms${calls.module_m2_ms !== null ? `, module M=1 ${calls.module_m1_ms!.toFixed(2)} ms, M=2 ${calls.module_m2_ms.toFixed(2)} ms` : ''}`,
+    );
   }
   const caches = createCaches(model);
-  const gen = (mode: DecodeMode, p: number[], n: number) => decodeAll(model, p, { mode, max_new_tokens: n, eos_token_id: [], seed: 1 }, caches);
+  const gen = (mode: DecodeMode, p: number[], n: number) =>
+    decodeAll(model, p, { mode, max_new_tokens: n, eos_token_id: [], seed: 1 }, caches);
   for (const m of modes) gen(m, prompts[0]!, 8); // warm-up: JIT, page faults in the caches
-  const totals = new Map<DecodeMode, Totals>(modes.map((m) => [m, { seconds: [], rates: [], bw: [], tokens: 0, full: 0, module: 0, accepted: 0, rejected: 0 }]));
+  const totals = new Map<DecodeMode, Totals>(
+    modes.map((m) => [m, { seconds: [], rates: [], bw: [], tokens: 0, full: 0, module: 0, accepted: 0, rejected: 0 }]),
+  );
   const bwSamples: number[] = [];
   let bwMethod: string | null = null;
   for (let r = 0; r < repeats; r++) {
@@ -141,28 +164,53 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
       t.tokens += made;
       t.seconds.push(sec);
       t.rates.push(made / sec);
-      log(`repeat ${r + 1}/${repeats} ${mode}: ${(made / sec).toFixed(1)} tokens/s${bw ? ` (read bandwidth just before: ${bw.gbs.toFixed(1)} GB/s)` : ''}`);
+      log(
+        `repeat ${r + 1}/${repeats} ${mode}: ${(made / sec).toFixed(1)} tokens/s${bw ? ` (read bandwidth just before: ${bw.gbs.toFixed(1)} GB/s)` : ''}`,
+      );
     }
   }
   const std = totals.get('standard');
   const gbs = bwSamples.length > 0 ? median(bwSamples) : null;
   const runs: DecodeBenchRun[] = modes.map((mode) => {
-    const t = totals.get(mode)!, rate = median(t.rates);
+    const t = totals.get(mode)!,
+      rate = median(t.rates);
     const bpt = (t.full * bytes.full + t.module * bytes.module) / t.tokens;
     const drafts = t.accepted + t.rejected;
     const roof = gbs !== null ? (gbs * 1e9) / bpt : null;
     // Each run against the probe taken just before it (the machine's bandwidth moves between runs).
-    const fraction = t.bw.length === t.rates.length && t.bw.length > 0 ? median(t.rates.map((x, i) => (x * bpt) / (t.bw[i]! * 1e9))) : null;
+    const fraction =
+      t.bw.length === t.rates.length && t.bw.length > 0
+        ? median(t.rates.map((x, i) => (x * bpt) / (t.bw[i]! * 1e9)))
+        : null;
     return {
-      dtype: 'f32', mode, tokens_per_s: rate, speedup_vs_standard: std ? median(t.rates.map((x, i) => x / std.rates[i]!)) : null,
-      full_calls_per_token: t.full / t.tokens, acceptance: mode === 'verified' ? (drafts > 0 ? t.accepted / drafts : null) : null,
-      bytes_per_token: bpt, roofline_tokens_per_s: roof, roofline_fraction: fraction, samples: t.rates,
+      dtype: 'f32',
+      mode,
+      tokens_per_s: rate,
+      speedup_vs_standard: std ? median(t.rates.map((x, i) => x / std.rates[i]!)) : null,
+      full_calls_per_token: t.full / t.tokens,
+      acceptance: mode === 'verified' ? (drafts > 0 ? t.accepted / drafts : null) : null,
+      bytes_per_token: bpt,
+      roofline_tokens_per_s: roof,
+      roofline_fraction: fraction,
+      samples: t.rates,
     };
   });
   return {
-    model: o.name, threads: backend.threads(), backend: backendLabel(backend), bandwidth_gbs: gbs, bandwidth_samples_gbs: bwSamples, bandwidth_method: bwMethod,
-    roofline_tokens_per_s: gbs !== null ? (gbs * 1e9) / bytes.full : null, full_call_bytes: bytes.full, module_call_bytes: bytes.module,
-    prompts: prompts.length, prompt_tokens: Math.round(prompts.reduce((s, p) => s + p.length, 0) / prompts.length), new_tokens: tokens, repeats, call_timings: calls, runs,
+    model: o.name,
+    threads: backend.threads(),
+    backend: backendLabel(backend),
+    bandwidth_gbs: gbs,
+    bandwidth_samples_gbs: bwSamples,
+    bandwidth_method: bwMethod,
+    roofline_tokens_per_s: gbs !== null ? (gbs * 1e9) / bytes.full : null,
+    full_call_bytes: bytes.full,
+    module_call_bytes: bytes.module,
+    prompts: prompts.length,
+    prompt_tokens: Math.round(prompts.reduce((s, p) => s + p.length, 0) / prompts.length),
+    new_tokens: tokens,
+    repeats,
+    call_timings: calls,
+    runs,
   };
 }
 
@@ -185,17 +233,26 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
     'mode       tokens/s  speedup  full calls/token  acceptance  MB/token  roofline tok/s  of roofline',
   ];
   for (const x of r.runs) {
-    lines.push([
-      x.mode.padEnd(9), x.tokens_per_s.toFixed(1).padStart(9), (x.speedup_vs_standard !== null ? `${x.speedup_vs_standard.toFixed(2)}x` : '-').padStart(8),
-      x.full_calls_per_token.toFixed(3).padStart(17), (x.acceptance !== null ? `${(100 * x.acceptance).toFixed(1)}%` : '-').padStart(11),
-      (x.bytes_per_token / 1e6).toFixed(1).padStart(9), (x.roofline_tokens_per_s !== null ? x.roofline_tokens_per_s.toFixed(1) : '-').padStart(15),
-      (x.roofline_fraction !== null ? `${(100 * x.roofline_fraction).toFixed(0)}%` : '-').padStart(12),
-    ].join(' '));
+    lines.push(
+      [
+        x.mode.padEnd(9),
+        x.tokens_per_s.toFixed(1).padStart(9),
+        (x.speedup_vs_standard !== null ? `${x.speedup_vs_standard.toFixed(2)}x` : '-').padStart(8),
+        x.full_calls_per_token.toFixed(3).padStart(17),
+        (x.acceptance !== null ? `${(100 * x.acceptance).toFixed(1)}%` : '-').padStart(11),
+        (x.bytes_per_token / 1e6).toFixed(1).padStart(9),
+        (x.roofline_tokens_per_s !== null ? x.roofline_tokens_per_s.toFixed(1) : '-').padStart(15),
+        (x.roofline_fraction !== null ? `${(100 * x.roofline_fraction).toFixed(0)}%` : '-').padStart(12),
+      ].join(' '),
+    );
   }
   return lines.join('\n');
 }
 
 function callLine(t: CallTimings): string {
-  const mod = t.module_m2_ms !== null ? `; module call M=1 ${t.module_m1_ms!.toFixed(2)} ms, M=2 ${t.module_m2_ms.toFixed(2)} ms → recycle ideal ${t.recycle_ideal_speedup!.toFixed(2)}x` : '';
+  const mod =
+    t.module_m2_ms !== null
+      ? `; module call M=1 ${t.module_m1_ms!.toFixed(2)} ms, M=2 ${t.module_m2_ms.toFixed(2)} ms → recycle ideal ${t.recycle_ideal_speedup!.toFixed(2)}x`
+      : '';
   return `full call M=1 ${t.full_m1_ms.toFixed(2)} ms, M=2 ${t.full_m2_ms.toFixed(2)} ms (${(t.full_m2_ms / t.full_m1_ms).toFixed(2)}x)${mod}`;
 }

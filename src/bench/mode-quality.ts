@@ -91,14 +91,27 @@ export interface ModeQualityResult {
 }
 
 /** The held-out prompts described at the top of this file. */
-export function heldoutPrompts(tokens: ArrayLike<number>, count: number, promptTokens: number, newTokens: number): HeldoutPrompt[] {
-  for (const [name, v, min] of [['prompts', count, 1], ['prompt tokens', promptTokens, 1], ['new tokens', newTokens, 1]] as const) {
-    if (!Number.isInteger(v) || v < min) throw new RangeError(`mode quality: ${name} must be an integer >= ${min}, got ${v}`);
+export function heldoutPrompts(
+  tokens: ArrayLike<number>,
+  count: number,
+  promptTokens: number,
+  newTokens: number,
+): HeldoutPrompt[] {
+  for (const [name, v, min] of [
+    ['prompts', count, 1],
+    ['prompt tokens', promptTokens, 1],
+    ['new tokens', newTokens, 1],
+  ] as const) {
+    if (!Number.isInteger(v) || v < min)
+      throw new RangeError(`mode quality: ${name} must be an integer >= ${min}, got ${v}`);
   }
-  const W = promptTokens + newTokens, L = tokens.length;
+  const W = promptTokens + newTokens,
+    L = tokens.length;
   if (L - W + 1 < count) {
-    throw new Error(`mode quality: the held-out split has ${L} tokens, too few for ${count} distinct windows of ${promptTokens} prompt + ${newTokens} new tokens; ` +
-      'use fewer prompts, shorter prompts or more data');
+    throw new Error(
+      `mode quality: the held-out split has ${L} tokens, too few for ${count} distinct windows of ${promptTokens} prompt + ${newTokens} new tokens; ` +
+        'use fewer prompts, shorter prompts or more data',
+    );
   }
   const out: HeldoutPrompt[] = [];
   for (let i = 0; i < count; i++) {
@@ -113,14 +126,23 @@ export function heldoutPrompts(tokens: ArrayLike<number>, count: number, promptT
  * Log-probabilities under the base model (temperature 1, no transforms) of `continuation` given `prompt`:
  * one full forward over prompt + continuation[0..n−2], rows P−1..P+n−2. Returns one value per token.
  */
-export function scoreContinuation(model: InferenceModel, prompt: readonly number[], continuation: readonly number[], cache?: KVCache): Float64Array {
-  const n = continuation.length, P = prompt.length, V = model.config.vocabSize;
+export function scoreContinuation(
+  model: InferenceModel,
+  prompt: readonly number[],
+  continuation: readonly number[],
+  cache?: KVCache,
+): Float64Array {
+  const n = continuation.length,
+    P = prompt.length,
+    V = model.config.vocabSize;
   const out = new Float64Array(n);
   if (n === 0) return out;
   if (P === 0) throw new RangeError('scoreContinuation: the prompt is empty');
   const seq = [...prompt, ...continuation.slice(0, n - 1)];
   if (seq.length > model.config.maxPositions) {
-    throw new RangeError(`scoreContinuation: prompt (${P}) + continuation (${n}) − 1 tokens exceed the context length ${model.config.maxPositions}`);
+    throw new RangeError(
+      `scoreContinuation: prompt (${P}) + continuation (${n}) − 1 tokens exceed the context length ${model.config.maxPositions}`,
+    );
   }
   const c = cache ?? model.newBaseCache(seq.length);
   c.reset();
@@ -132,7 +154,8 @@ export function scoreContinuation(model: InferenceModel, prompt: readonly number
 
 /** log softmax(row)[id] in float64, for the row at `off` of length V. */
 export function logSoftmaxAt(logits: Float32Array, off: number, V: number, id: number): number {
-  if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`token id ${id} is outside the vocabulary (${V})`);
+  if (!Number.isInteger(id) || id < 0 || id >= V)
+    throw new RangeError(`token id ${id} is outside the vocabulary (${V})`);
   let max = -Infinity;
   for (let i = 0; i < V; i++) if (logits[off + i]! > max) max = logits[off + i]!;
   let sum = 0;
@@ -141,11 +164,27 @@ export function logSoftmaxAt(logits: Float32Array, off: number, V: number, id: n
 }
 
 function emptyModeStats(): ModeStats {
-  return { tokens: 0, nll: 0, ppl: Number.NaN, full_calls: 0, module_calls: 0, accepted: 0, rejected: 0, recycled: 0, eos: 0, seconds: 0 };
+  return {
+    tokens: 0,
+    nll: 0,
+    ppl: Number.NaN,
+    full_calls: 0,
+    module_calls: 0,
+    accepted: 0,
+    rejected: 0,
+    recycled: 0,
+    eos: 0,
+    seconds: 0,
+  };
 }
 
 /** Generation options of prompt `i` in `mode` (shared sampler, per-prompt seed). */
-export function modeQualityGenerationOptions(mode: DecodeMode, i: number, o: Required<Pick<ModeQualityOptions, 'newTokens' | 'temperature' | 'seed'>> & Pick<ModeQualityOptions, 'topK' | 'topP'>): GenerationOptions {
+export function modeQualityGenerationOptions(
+  mode: DecodeMode,
+  i: number,
+  o: Required<Pick<ModeQualityOptions, 'newTokens' | 'temperature' | 'seed'>> &
+    Pick<ModeQualityOptions, 'topK' | 'topP'>,
+): GenerationOptions {
   const sample = o.temperature > 0;
   const g: GenerationOptions = { mode, max_new_tokens: o.newTokens, do_sample: sample, seed: o.seed + i };
   if (sample) {
@@ -160,35 +199,58 @@ export function modeQualityGenerationOptions(mode: DecodeMode, i: number, o: Req
  * Generate a continuation of every held-out prompt with each mode and score them under the base model.
  * `valTokens`: the held-out token stream. Throws when the model has no recyclable module.
  */
-export function modeQuality(model: InferenceModel, valTokens: ArrayLike<number>, opts: ModeQualityOptions = {}): ModeQualityResult {
-  const N = opts.prompts ?? 50, P = opts.promptTokens ?? 32, K = opts.newTokens ?? 48;
-  const temperature = opts.temperature ?? 0.8, seed = opts.seed ?? 0;
+export function modeQuality(
+  model: InferenceModel,
+  valTokens: ArrayLike<number>,
+  opts: ModeQualityOptions = {},
+): ModeQualityResult {
+  const N = opts.prompts ?? 50,
+    P = opts.promptTokens ?? 32,
+    K = opts.newTokens ?? 48;
+  const temperature = opts.temperature ?? 0.8,
+    seed = opts.seed ?? 0;
   if (!model.hasModule) {
-    throw new Error('mode quality compares standard, recycle and verified decoding, and this model has no recyclable module ' +
-      '(its config.json has no "recycle" section): evaluate it without --mode-quality');
+    throw new Error(
+      'mode quality compares standard, recycle and verified decoding, and this model has no recyclable module ' +
+        '(its config.json has no "recycle" section): evaluate it without --mode-quality',
+    );
   }
-  if (!Number.isFinite(temperature) || temperature < 0) throw new RangeError(`mode quality: temperature must be >= 0, got ${temperature}`);
-  if (!Number.isInteger(seed) || seed < 0 || seed + N - 1 > 2 ** 32 - 1) throw new RangeError(`mode quality: seed must be an integer in [0, 2^32 − prompts], got ${seed}`);
+  if (!Number.isFinite(temperature) || temperature < 0)
+    throw new RangeError(`mode quality: temperature must be >= 0, got ${temperature}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed + N - 1 > 2 ** 32 - 1)
+    throw new RangeError(`mode quality: seed must be an integer in [0, 2^32 − prompts], got ${seed}`);
   const ctx = model.config.maxPositions;
   if (P + K > ctx) {
-    throw new RangeError(`mode quality: ${P} prompt tokens + ${K} new tokens = ${P + K} exceed the model's context length ${ctx}; lower --prompt-tokens or --new-tokens`);
+    throw new RangeError(
+      `mode quality: ${P} prompt tokens + ${K} new tokens = ${P + K} exceed the model's context length ${ctx}; lower --prompt-tokens or --new-tokens`,
+    );
   }
   const prompts = heldoutPrompts(valTokens, N, P, K);
   const genOpts = { newTokens: K, temperature, seed, topK: opts.topK, topP: opts.topP };
   // Validate the sampler settings once, before any model call.
-  const eos = eosIds(model, resolveOptions(modeQualityGenerationOptions('standard', 0, genOpts)), opts.eosFallback ?? null);
+  const eos = eosIds(
+    model,
+    resolveOptions(modeQualityGenerationOptions('standard', 0, genOpts)),
+    opts.eosFallback ?? null,
+  );
   const caches: SessionCaches = createCaches(model, P + K);
   const scoreCache = model.newBaseCache(P + K);
   const modes = { standard: emptyModeStats(), recycle: emptyModeStats(), verified: emptyModeStats() };
   const continuations: Record<DecodeMode, number[][]> = { standard: [], recycle: [], verified: [] };
   const t0 = performance.now();
-  let refNll = 0, refTokens = 0;
+  let refNll = 0,
+    refTokens = 0;
   prompts.forEach((p, i) => {
     for (const mode of DECODE_MODES) {
       const run = decode(model, p.prompt, resolveOptions(modeQualityGenerationOptions(mode, i, genOpts)), caches, eos);
-      for (const _ev of run) { /* the run collects ids and stats */ }
-      const ids = [...run.ids], st = run.stats, m = modes[mode];
-      if (st.tokens !== ids.length) throw new Error(`mode quality: ${mode} reported ${st.tokens} tokens but emitted ${ids.length}`);
+      for (const _ev of run) {
+        /* the run collects ids and stats */
+      }
+      const ids = [...run.ids],
+        st = run.stats,
+        m = modes[mode];
+      if (st.tokens !== ids.length)
+        throw new Error(`mode quality: ${mode} reported ${st.tokens} tokens but emitted ${ids.length}`);
       for (const lp of scoreContinuation(model, p.prompt, ids, scoreCache)) m.nll -= lp;
       m.tokens += ids.length;
       m.full_calls += st.full_calls;
@@ -208,23 +270,31 @@ export function modeQuality(model: InferenceModel, valTokens: ArrayLike<number>,
   const ppl = { standard: modes.standard.ppl, recycle: modes.recycle.ppl, verified: modes.verified.ppl };
   const drafts = modes.verified.accepted + modes.verified.rejected;
   return {
-    prompts: N, prompt_tokens: P, new_tokens: K, temperature, top_k: temperature > 0 && opts.topK !== undefined ? opts.topK : null,
-    top_p: temperature > 0 && opts.topP !== undefined ? opts.topP : null, seed,
+    prompts: N,
+    prompt_tokens: P,
+    new_tokens: K,
+    temperature,
+    top_k: temperature > 0 && opts.topK !== undefined ? opts.topK : null,
+    top_p: temperature > 0 && opts.topP !== undefined ? opts.topP : null,
+    seed,
     ppl_under_base: ppl,
     ratio_recycle_vs_standard: ppl.recycle / ppl.standard,
     ratio_verified_vs_standard: ppl.verified / ppl.standard,
     acceptance: drafts > 0 ? modes.verified.accepted / drafts : null,
     ppl_reference: Math.exp(refNll / refTokens),
     tokens: { standard: modes.standard.tokens, recycle: modes.recycle.tokens, verified: modes.verified.tokens },
-    modes, continuations, seconds: (performance.now() - t0) / 1000,
+    modes,
+    continuations,
+    seconds: (performance.now() - t0) / 1000,
   };
 }
 
 /** The human-readable table of a result. */
 export function formatModeQuality(r: ModeQualityResult, title: string): string {
-  const sampler = r.temperature > 0
-    ? `temperature ${r.temperature}, top-k ${r.top_k ?? 'off'}, top-p ${r.top_p ?? 'off'}`
-    : 'greedy (temperature 0)';
+  const sampler =
+    r.temperature > 0
+      ? `temperature ${r.temperature}, top-k ${r.top_k ?? 'off'}, top-p ${r.top_p ?? 'off'}`
+      : 'greedy (temperature 0)';
   const lines = [
     title,
     `${r.prompts} held-out prompts of ${r.prompt_tokens} tokens, up to ${r.new_tokens} new tokens, ${sampler}, seeds ${r.seed}..${r.seed + r.prompts - 1}`,
@@ -234,8 +304,10 @@ export function formatModeQuality(r: ModeQualityResult, title: string): string {
   for (const mode of DECODE_MODES) {
     const m = r.modes[mode];
     const acc = mode === 'verified' && r.acceptance !== null ? `${(100 * r.acceptance).toFixed(1)}%` : '-';
-    lines.push(`${mode.padEnd(10)}${String(m.tokens).padStart(8)}${m.ppl.toFixed(3).padStart(13)}${(m.ppl / r.ppl_under_base.standard).toFixed(4).padStart(13)}` +
-      `${(m.tokens > 0 ? m.full_calls / m.tokens : 0).toFixed(3).padStart(16)}${acc.padStart(12)}${String(m.eos).padStart(6)}${m.seconds.toFixed(2).padStart(10)}`);
+    lines.push(
+      `${mode.padEnd(10)}${String(m.tokens).padStart(8)}${m.ppl.toFixed(3).padStart(13)}${(m.ppl / r.ppl_under_base.standard).toFixed(4).padStart(13)}` +
+        `${(m.tokens > 0 ? m.full_calls / m.tokens : 0).toFixed(3).padStart(16)}${acc.padStart(12)}${String(m.eos).padStart(6)}${m.seconds.toFixed(2).padStart(10)}`,
+    );
   }
   lines.push('', `held-out reference text, scored the same way: ppl ${r.ppl_reference.toFixed(3)}`);
   return `${lines.join('\n')}\n`;

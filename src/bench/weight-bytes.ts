@@ -6,7 +6,8 @@
 import type { ModelConfig } from '../model/config.js';
 import { baseParamSpecs, moduleParamSpecs, topNames, type ParamSpec } from '../model/names.js';
 
-const bytesOf = (specs: readonly ParamSpec[]): number => 4 * specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+const bytesOf = (specs: readonly ParamSpec[]): number =>
+  4 * specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
 
 export interface CallBytes {
   full: number;
@@ -17,7 +18,9 @@ export function callBytes(c: ModelConfig): CallBytes {
   const t = topNames(c);
   const rowOnly = new Set([t.positionEmbedding, c.tieEmbeddings ? null : t.tokenEmbedding]);
   const full = bytesOf(baseParamSpecs(c).filter((s) => !rowOnly.has(s.name)));
-  const head = bytesOf(baseParamSpecs(c).filter((s) => s.name === t.head || s.name === t.finalNorm || s.name === t.finalNormBias));
+  const head = bytesOf(
+    baseParamSpecs(c).filter((s) => s.name === t.head || s.name === t.finalNorm || s.name === t.finalNormBias),
+  );
   const module = c.recycle ? bytesOf(moduleParamSpecs(c)) + head : 0;
   return { full, module };
 }

@@ -19,13 +19,28 @@ import { resolveModelDir } from './default-model.js';
 import { intOption, printJson } from './options.js';
 
 function parseModes(v: string): DecodeMode[] {
-  const list = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  for (const m of list) if (!(DECODE_MODES as readonly string[]).includes(m)) throw new Error(`--modes: unknown mode "${m}" (known: ${DECODE_MODES.join(', ')})`);
+  const list = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const m of list)
+    if (!(DECODE_MODES as readonly string[]).includes(m))
+      throw new Error(`--modes: unknown mode "${m}" (known: ${DECODE_MODES.join(', ')})`);
   if (list.length === 0) throw new Error('--modes: give at least one mode');
   return list as DecodeMode[];
 }
 
-interface BenchCliOptions { model?: string; preset?: string; modes?: string; threads?: number; tokens: number; repeats: number; prompts: number; bandwidth: boolean; json?: boolean }
+interface BenchCliOptions {
+  model?: string;
+  preset?: string;
+  modes?: string;
+  threads?: number;
+  tokens: number;
+  repeats: number;
+  prompts: number;
+  bandwidth: boolean;
+  json?: boolean;
+}
 
 export function register(program: Command): void {
   program
@@ -37,7 +52,12 @@ export function register(program: Command): void {
     .option('--threads <n>', 'kernel threads', intOption('--threads', 1, 256))
     .option('--tokens <n>', 'new tokens per prompt', intOption('--tokens', 2, 100_000), 64)
     .option('--repeats <n>', 'repeats per mode (median reported)', intOption('--repeats', 1, 1000), 3)
-    .option('--prompts <n>', `number of prompts (a model with a tokenizer: English openings, at most ${BENCH_TEXT_PROMPTS.length})`, intOption('--prompts', 1, 100), 2)
+    .option(
+      '--prompts <n>',
+      `number of prompts (a model with a tokenizer: English openings, at most ${BENCH_TEXT_PROMPTS.length})`,
+      intOption('--prompts', 1, 100),
+      2,
+    )
     .option('--no-bandwidth', 'skip the read-bandwidth measurement')
     .option('--json', 'print one JSON object on the last line')
     .action((o: BenchCliOptions) => {
@@ -59,7 +79,16 @@ export function register(program: Command): void {
         if (!prompts) log(`${dir}: no tokenizer; benchmarking on random token ids`);
       }
       const modes = o.modes ? parseModes(o.modes) : undefined;
-      const result = runDecodeBench(model, { name, modes, prompts, promptCount: o.prompts, tokens: o.tokens, repeats: o.repeats, bandwidth: o.bandwidth, log });
+      const result = runDecodeBench(model, {
+        name,
+        modes,
+        prompts,
+        promptCount: o.prompts,
+        tokens: o.tokens,
+        repeats: o.repeats,
+        bandwidth: o.bandwidth,
+        log,
+      });
       // With --json the table goes to stderr, so stdout holds only the JSON line.
       (o.json ? process.stderr : process.stdout).write(`${formatDecodeBench(result)}\n`);
       if (o.json) printJson(result);

@@ -21,36 +21,78 @@ import { resolveModelDir } from './default-model.js';
 import { floatOption, intOption, printJson } from './options.js';
 
 interface EvalFlags {
-  model?: string; data: string; seqLen?: number; batchSize: number; maxBatches?: number; threads?: number; json?: boolean;
-  modeQuality?: boolean; prompts: number; newTokens: number; promptTokens: number; temperature: number; topK?: number; topP?: number; seed: number;
+  model?: string;
+  data: string;
+  seqLen?: number;
+  batchSize: number;
+  maxBatches?: number;
+  threads?: number;
+  json?: boolean;
+  modeQuality?: boolean;
+  prompts: number;
+  newTokens: number;
+  promptTokens: number;
+  temperature: number;
+  topK?: number;
+  topP?: number;
+  seed: number;
 }
 
 export function register(program: Command): void {
   program
     .command('eval')
-    .description('held-out perplexity of the next-token and recycle heads, and their top-1 agreement; ' +
-      'with --mode-quality, the base-model perplexity of each decoding mode\'s continuations of held-out prompts')
+    .description(
+      'held-out perplexity of the next-token and recycle heads, and their top-1 agreement; ' +
+        "with --mode-quality, the base-model perplexity of each decoding mode's continuations of held-out prompts",
+    )
     .option('--model <dir>', 'model directory (default: the shipped model)')
-    .requiredOption('--data <spec>', 'text file, folder of .txt files, "brown" or "nlp-corpus" (its held-out split is used)')
-    .option('--seq-len <n>', 'window length (default: the model\'s context)', intOption('--seq-len', 2))
+    .requiredOption(
+      '--data <spec>',
+      'text file, folder of .txt files, "brown" or "nlp-corpus" (its held-out split is used)',
+    )
+    .option('--seq-len <n>', "window length (default: the model's context)", intOption('--seq-len', 2))
     .option('--batch-size <n>', 'windows per forward', intOption('--batch-size', 1, 1024), 4)
     .option('--max-batches <n>', 'stop after N batches (default: the whole split)', intOption('--max-batches', 1))
-    .option('--mode-quality', 'generate from held-out prompts with standard, recycle and verified decoding and score the text under the base model')
+    .option(
+      '--mode-quality',
+      'generate from held-out prompts with standard, recycle and verified decoding and score the text under the base model',
+    )
     .option('--prompts <n>', '--mode-quality: held-out prompts', intOption('--prompts', 1, 100_000), 50)
-    .option('--new-tokens <n>', '--mode-quality: new tokens per prompt (fewer when EOS is generated)', intOption('--new-tokens', 1, 100_000), 48)
+    .option(
+      '--new-tokens <n>',
+      '--mode-quality: new tokens per prompt (fewer when EOS is generated)',
+      intOption('--new-tokens', 1, 100_000),
+      48,
+    )
     .option('--prompt-tokens <n>', '--mode-quality: tokens per prompt', intOption('--prompt-tokens', 1, 100_000), 32)
-    .option('--temperature <t>', '--mode-quality: sampling temperature (0 = greedy)', floatOption('--temperature', 0), 0.8)
+    .option(
+      '--temperature <t>',
+      '--mode-quality: sampling temperature (0 = greedy)',
+      floatOption('--temperature', 0),
+      0.8,
+    )
     .option('--top-k <k>', '--mode-quality: keep the k most likely tokens (default: off)', intOption('--top-k', 0))
-    .option('--top-p <p>', '--mode-quality: nucleus sampling mass in (0, 1] (default: off)', floatOption('--top-p', 0, 1))
-    .option('--seed <s>', '--mode-quality: prompt i is decoded with seed S + i in every mode', intOption('--seed', 0, 2 ** 32 - 1), 0)
+    .option(
+      '--top-p <p>',
+      '--mode-quality: nucleus sampling mass in (0, 1] (default: off)',
+      floatOption('--top-p', 0, 1),
+    )
+    .option(
+      '--seed <s>',
+      '--mode-quality: prompt i is decoded with seed S + i in every mode',
+      intOption('--seed', 0, 2 ** 32 - 1),
+      0,
+    )
     .option('--threads <n>', 'kernel threads', intOption('--threads', 1, 256))
     .option('--json', 'print one JSON object on the last line of stdout')
     .action((o: EvalFlags) => {
       const dir = resolveModelDir(o.model);
       const { config, weights } = loadModelDir(dir);
       if (o.modeQuality && !config.recycle) {
-        throw new Error(`--mode-quality compares standard, recycle and verified decoding, and ${dir} has no recyclable module ` +
-          '(its config.json has no "recycle" section); run eval without --mode-quality for its perplexity');
+        throw new Error(
+          `--mode-quality compares standard, recycle and verified decoding, and ${dir} has no recyclable module ` +
+            '(its config.json has no "recycle" section); run eval without --mode-quality for its perplexity',
+        );
       }
       const tok = loadTokenizer(dir);
       const backend = getBackend();
@@ -61,25 +103,45 @@ export function register(program: Command): void {
       if (o.modeQuality) {
         const model = new InferenceModel(config, weights, backend);
         const r = modeQuality(model, tokens, {
-          prompts: o.prompts, promptTokens: o.promptTokens, newTokens: o.newTokens, temperature: o.temperature,
-          topK: o.topK, topP: o.topP, seed: o.seed, eosFallback: tok.eosTokenId,
-          onPrompt: o.json ? undefined : (i, n) => { if (i === n || i % 10 === 0) process.stderr.write(`mode quality: ${i}/${n} prompts\n`); },
+          prompts: o.prompts,
+          promptTokens: o.promptTokens,
+          newTokens: o.newTokens,
+          temperature: o.temperature,
+          topK: o.topK,
+          topP: o.topP,
+          seed: o.seed,
+          eosFallback: tok.eosTokenId,
+          onPrompt: o.json
+            ? undefined
+            : (i, n) => {
+                if (i === n || i % 10 === 0) process.stderr.write(`mode quality: ${i}/${n} prompts\n`);
+              },
         });
         const { continuations: _ids, ...summary } = r;
-        if (o.json) printJson({ ...summary, model: dir, data: o.data, backend: backend.name, threads: backend.threads() });
-        else process.stdout.write(formatModeQuality(r, `${dir} on ${o.data} (held-out split, ${tokens.length} tokens):`));
+        if (o.json)
+          printJson({ ...summary, model: dir, data: o.data, backend: backend.name, threads: backend.threads() });
+        else
+          process.stdout.write(formatModeQuality(r, `${dir} on ${o.data} (held-out split, ${tokens.length} tokens):`));
         return;
       }
       const seqLen = o.seqLen ?? config.maxPositions;
-      if (seqLen > config.maxPositions) throw new Error(`--seq-len ${seqLen} exceeds the model's context length ${config.maxPositions}`);
+      if (seqLen > config.maxPositions)
+        throw new Error(`--seq-len ${seqLen} exceeds the model's context length ${config.maxPositions}`);
       const t0 = performance.now();
-      const r = evaluateModel(config, weights, tokens, { backend, seqLen, batchSize: o.batchSize, maxBatches: o.maxBatches });
+      const r = evaluateModel(config, weights, tokens, {
+        backend,
+        seqLen,
+        batchSize: o.batchSize,
+        maxBatches: o.maxBatches,
+      });
       const result = { ...r, model: dir, seq_len: seqLen, seconds: (performance.now() - t0) / 1000 };
       if (o.json) printJson(result);
       else {
         const f = (v: number | null, d: number): string => (v === null ? '-' : v.toFixed(d));
-        process.stdout.write(`${dir} on ${o.data} (held-out, ${r.tokens} tokens, windows of ${seqLen}):\n` +
-          `  ppl next    ${f(r.ppl_next, 3)}\n  ppl recycle ${f(r.ppl_recycle, 3)}\n  agreement   ${f(r.agreement_top1, 4)}\n`);
+        process.stdout.write(
+          `${dir} on ${o.data} (held-out, ${r.tokens} tokens, windows of ${seqLen}):\n` +
+            `  ppl next    ${f(r.ppl_next, 3)}\n  ppl recycle ${f(r.ppl_recycle, 3)}\n  agreement   ${f(r.agreement_top1, 4)}\n`,
+        );
       }
     });
 }

@@ -14,13 +14,16 @@ function parseIds(text: string): number[] {
   const parts = text.split(',').map((s) => s.trim());
   return parts.map((p, i) => {
     const n = Number(p);
-    if (p === '' || !Number.isInteger(n) || n < 0) throw new Error(`--ids: item ${i} ("${p}") is not a non-negative integer`);
+    if (p === '' || !Number.isInteger(n) || n < 0)
+      throw new Error(`--ids: item ${i} ("${p}") is not a non-negative integer`);
     return n;
   });
 }
 
 function rows(data: Float32Array, R: number, V: number): number[][] {
-  return Array.from({ length: R }, (_, r) => Array.from(data.subarray(r * V, (r + 1) * V), (v) => Math.round(v * 1e6) / 1e6));
+  return Array.from({ length: R }, (_, r) =>
+    Array.from(data.subarray(r * V, (r + 1) * V), (v) => Math.round(v * 1e6) / 1e6),
+  );
 }
 
 export function register(program: Command): void {
@@ -33,14 +36,21 @@ export function register(program: Command): void {
     .action((opts: { model?: string; ids: string; json?: boolean }) => {
       const ids = parseIds(opts.ids);
       const { config, weights } = loadModelDir(resolveModelDir(opts.model));
-      if (ids.length > config.maxPositions) throw new Error(`--ids: ${ids.length} tokens exceed the context length ${config.maxPositions}`);
+      if (ids.length > config.maxPositions)
+        throw new Error(`--ids: ${ids.length} tokens exceed the context length ${config.maxPositions}`);
       const model = new InferenceModel(config, weights, getBackend());
-      const V = config.vocabSize, C = config.hidden, T = ids.length;
+      const V = config.vocabSize,
+        C = config.hidden,
+        T = ids.length;
       const out = model.forwardBase(ids, model.newBaseCache(), 'all');
       const result: { logits: number[][]; recycle_logits?: number[][] } = { logits: rows(out.logits, T, V) };
       if (model.hasModule && T >= 2) {
         const hidden = out.hidden.slice(0, (T - 1) * C);
-        result.recycle_logits = rows(model.forwardModule(hidden, ids.slice(1), model.newModuleCache(), 'all'), T - 1, V);
+        result.recycle_logits = rows(
+          model.forwardModule(hidden, ids.slice(1), model.newModuleCache(), 'all'),
+          T - 1,
+          V,
+        );
       }
       if (opts.json) printJson(result);
       else {
@@ -49,7 +59,9 @@ export function register(program: Command): void {
           const arg = l.indexOf(Math.max(...l));
           const r = result.recycle_logits?.[t];
           const rarg = r ? r.indexOf(Math.max(...r)) : null;
-          process.stdout.write(`t=${t} id=${ids[t]} argmax_next=${arg}${rarg !== null ? ` argmax_recycle=${rarg}` : ''}\n`);
+          process.stdout.write(
+            `t=${t} id=${ids[t]} argmax_next=${arg}${rarg !== null ? ` argmax_recycle=${rarg}` : ''}\n`,
+          );
         }
       }
     });

@@ -14,24 +14,44 @@ import { resolveModelDir } from './default-model.js';
 import { floatOption, intOption, printJson } from './options.js';
 
 interface GenerateCliOptions {
-  model?: string; prompt?: string; promptIds?: string; mode: string; maxNewTokens: number; doSample?: boolean;
-  temperature?: number; topK?: number; topP?: number; minP?: number; repetitionPenalty?: number; seed?: number;
-  stop: string[]; threads?: number; json?: boolean;
+  model?: string;
+  prompt?: string;
+  promptIds?: string;
+  mode: string;
+  maxNewTokens: number;
+  doSample?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+  stop: string[];
+  threads?: number;
+  json?: boolean;
 }
 
 function parseIdList(text: string): number[] {
   return text.split(',').map((p, i) => {
     const n = Number(p.trim());
-    if (p.trim() === '' || !Number.isInteger(n) || n < 0) throw new Error(`--prompt-ids: item ${i} ("${p}") is not a non-negative integer`);
+    if (p.trim() === '' || !Number.isInteger(n) || n < 0)
+      throw new Error(`--prompt-ids: item ${i} ("${p}") is not a non-negative integer`);
     return n;
   });
 }
 
 /** The generation options the flags describe. */
 export function optionsFromFlags(o: GenerateCliOptions): GenerationOptions {
-  if (!(DECODE_MODES as readonly string[]).includes(o.mode)) throw new Error(`--mode must be one of ${DECODE_MODES.join(', ')}, got "${o.mode}"`);
-  const sample = o.doSample === true || (o.temperature !== undefined && o.temperature > 0) || o.topK !== undefined || o.topP !== undefined || o.minP !== undefined;
-  if (o.doSample && o.temperature === 0) throw new Error('--do-sample with --temperature 0: temperature 0 means greedy; give a temperature above 0');
+  if (!(DECODE_MODES as readonly string[]).includes(o.mode))
+    throw new Error(`--mode must be one of ${DECODE_MODES.join(', ')}, got "${o.mode}"`);
+  const sample =
+    o.doSample === true ||
+    (o.temperature !== undefined && o.temperature > 0) ||
+    o.topK !== undefined ||
+    o.topP !== undefined ||
+    o.minP !== undefined;
+  if (o.doSample && o.temperature === 0)
+    throw new Error('--do-sample with --temperature 0: temperature 0 means greedy; give a temperature above 0');
   const g: GenerationOptions = { mode: o.mode as DecodeMode, max_new_tokens: o.maxNewTokens, do_sample: sample };
   if (sample && o.temperature !== undefined) g.temperature = o.temperature;
   if (o.topK !== undefined) g.top_k = o.topK;
@@ -45,8 +65,11 @@ export function optionsFromFlags(o: GenerateCliOptions): GenerationOptions {
 
 /** "verified: 64 tokens in 1.20 s, 53.3 tokens/s, 0.62 full calls/token, acceptance 61% (24/39)". */
 export function summaryLine(s: GenerationStats): string {
-  const parts = [`${s.mode}: ${s.tokens} tokens in ${s.seconds.toFixed(2)} s`, `${s.tokens_per_s.toFixed(1)} tokens/s`,
-    `${s.tokens > 0 ? (s.full_calls / s.tokens).toFixed(2) : '-'} full calls/token`];
+  const parts = [
+    `${s.mode}: ${s.tokens} tokens in ${s.seconds.toFixed(2)} s`,
+    `${s.tokens_per_s.toFixed(1)} tokens/s`,
+    `${s.tokens > 0 ? (s.full_calls / s.tokens).toFixed(2) : '-'} full calls/token`,
+  ];
   if (s.mode === 'verified') {
     const n = s.accepted + s.rejected;
     parts.push(`acceptance ${n > 0 ? ((100 * s.accepted) / n).toFixed(0) : '-'}% (${s.accepted}/${n})`);
@@ -74,9 +97,13 @@ export function register(program: Command): void {
     .option('--seed <s>', 'sampling seed', intOption('--seed', 0, 2 ** 32 - 1))
     .option('--stop <text>', 'stop string (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--threads <n>', 'kernel threads', intOption('--threads', 1, 256))
-    .option('--json', 'print one JSON object {text, tokens, tokens_per_s, full_calls, module_calls, accepted, rejected, mode, …}')
+    .option(
+      '--json',
+      'print one JSON object {text, tokens, tokens_per_s, full_calls, module_calls, accepted, rejected, mode, …}',
+    )
     .action(async (o: GenerateCliOptions) => {
-      if ((o.prompt === undefined) === (o.promptIds === undefined)) throw new Error('give exactly one of --prompt TEXT and --prompt-ids LIST');
+      if ((o.prompt === undefined) === (o.promptIds === undefined))
+        throw new Error('give exactly one of --prompt TEXT and --prompt-ids LIST');
       const opts = optionsFromFlags(o);
       const backend = getBackend();
       if (o.threads !== undefined) backend.setThreads(o.threads);
@@ -94,9 +121,22 @@ export function register(program: Command): void {
         process.stderr.write(`${summaryLine(s)}\n`);
         if (o.json) {
           printJson({
-            text: stream.text, tokens: s.tokens, tokens_per_s: s.tokens_per_s, full_calls: s.full_calls, module_calls: s.module_calls,
-            accepted: s.accepted, rejected: s.rejected, mode: s.mode, ids: stream.ids, prompt_tokens: s.prompt_tokens,
-            recycled: s.recycled, seconds: s.seconds, finish_reason: s.finish_reason, seed: s.seed, backend: backend.name, threads: backend.threads(),
+            text: stream.text,
+            tokens: s.tokens,
+            tokens_per_s: s.tokens_per_s,
+            full_calls: s.full_calls,
+            module_calls: s.module_calls,
+            accepted: s.accepted,
+            rejected: s.rejected,
+            mode: s.mode,
+            ids: stream.ids,
+            prompt_tokens: s.prompt_tokens,
+            recycled: s.recycled,
+            seconds: s.seconds,
+            finish_reason: s.finish_reason,
+            seed: s.seed,
+            backend: backend.name,
+            threads: backend.threads(),
           });
         }
       } finally {

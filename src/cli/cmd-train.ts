@@ -17,7 +17,8 @@ interface TrainFlags extends Partial<Omit<TrainOptions, 'out'>> {
   progress: boolean;
 }
 
-const fmt = (v: number | null | undefined, digits = 3): string => (v === null || v === undefined ? '-' : v.toFixed(digits));
+const fmt = (v: number | null | undefined, digits = 3): string =>
+  v === null || v === undefined ? '-' : v.toFixed(digits);
 
 /** Progress: a cli-progress bar on a terminal, plain lines at each evaluation otherwise. */
 class Progress {
@@ -31,27 +32,44 @@ class Progress {
     if (!this.enabled) return;
     const o = info.options;
     for (const m of info.messages) process.stderr.write(`${m}\n`);
-    process.stderr.write(`${info.config.arch}, ${info.config.nLayers} layers + ${info.config.recycle?.numLayers ?? 0}-block module, ` +
-      `${(info.totalParams / 1e6).toFixed(2)}M parameters (${(info.trainableParams / 1e6).toFixed(2)}M trained); ` +
-      `${info.trainTokens} training / ${info.valTokens} held-out tokens; batch ${o.batchSize}×${o.seqLen}×${o.gradAccum}; ` +
-      `${info.backend} backend, ${info.threads} thread(s)\n`);
+    process.stderr.write(
+      `${info.config.arch}, ${info.config.nLayers} layers + ${info.config.recycle?.numLayers ?? 0}-block module, ` +
+        `${(info.totalParams / 1e6).toFixed(2)}M parameters (${(info.trainableParams / 1e6).toFixed(2)}M trained); ` +
+        `${info.trainTokens} training / ${info.valTokens} held-out tokens; batch ${o.batchSize}×${o.seqLen}×${o.gradAccum}; ` +
+        `${info.backend} backend, ${info.threads} thread(s)\n`,
+    );
     if (!this.tty) return;
-    this.bar = new cliProgress.SingleBar({
-      format: 'train |{bar}| {value}/{total} | loss {loss} (lm {lm}, recycle {rec}) | val {val} | {tps} tok/s | ETA {eta_formatted}',
-      stream: process.stderr, hideCursor: true, etaBuffer: 50, fps: 5,
-    }, cliProgress.Presets.shades_classic);
+    this.bar = new cliProgress.SingleBar(
+      {
+        format:
+          'train |{bar}| {value}/{total} | loss {loss} (lm {lm}, recycle {rec}) | val {val} | {tps} tok/s | ETA {eta_formatted}',
+        stream: process.stderr,
+        hideCursor: true,
+        etaBuffer: 50,
+        fps: 5,
+      },
+      cliProgress.Presets.shades_classic,
+    );
     this.bar.start(o.steps, info.startStep, { loss: '-', lm: '-', rec: '-', val: '-', tps: '-' });
   }
 
   step(row: TrainRow): void {
-    this.bar?.update(row.step, { loss: fmt(row.loss), lm: fmt(row.lm_loss), rec: fmt(row.recycle_loss), val: this.val, tps: Math.round(row.tokens_per_s) });
+    this.bar?.update(row.step, {
+      loss: fmt(row.loss),
+      lm: fmt(row.lm_loss),
+      rec: fmt(row.recycle_loss),
+      val: this.val,
+      tps: Math.round(row.tokens_per_s),
+    });
   }
 
   eval(row: EvalRow): void {
     this.val = `${fmt(row.val_loss_next)}/${fmt(row.val_loss_recycle)}`;
     this.bar?.update({ val: this.val });
     if (this.enabled && !this.bar) {
-      process.stderr.write(`step ${row.step}: val loss next ${fmt(row.val_loss_next)}, recycle ${fmt(row.val_loss_recycle)}, agreement ${fmt(row.agreement_top1)}\n`);
+      process.stderr.write(
+        `step ${row.step}: val loss next ${fmt(row.val_loss_next)}, recycle ${fmt(row.val_loss_recycle)}, agreement ${fmt(row.agreement_top1)}\n`,
+      );
     }
   }
 
@@ -74,28 +92,49 @@ export function register(program: Command): void {
     .option('--resume', 'continue from the checkpoint in --out')
     .option('--steps <n>', 'optimizer steps (default 1000)', intOption('--steps', 1, LIMITS.steps))
     .option('--batch-size <n>', 'sequences per micro-batch (default 8)', intOption('--batch-size', 1, LIMITS.batchSize))
-    .option('--seq-len <n>', 'tokens per sequence (default min(context, 256))',
-      intOption('--seq-len', 2, LIMITS.seqLen))
+    .option(
+      '--seq-len <n>',
+      'tokens per sequence (default min(context, 256))',
+      intOption('--seq-len', 2, LIMITS.seqLen),
+    )
     .option('--grad-accum <n>', 'micro-batches per step (default 1)', intOption('--grad-accum', 1, LIMITS.gradAccum))
     .option('--lr <x>', 'peak learning rate (default 1e-3)', floatOption('--lr', 0))
     .option('--min-lr <x>', 'cosine floor (default lr/10)', floatOption('--min-lr', 0))
     .option('--warmup <n>', 'linear warm-up steps (default min(100, steps/10))', intOption('--warmup', 0))
     .option('--weight-decay <x>', 'AdamW weight decay (default 0.1)', floatOption('--weight-decay', 0))
     .option('--grad-clip <x>', 'clip the global gradient norm (default 1)', floatOption('--grad-clip', 0))
-    .option('--lambda <x>', 'weight λ of the recycle loss (default: the config\'s, 1)', floatOption('--lambda', 0))
-    .option('--recycle-layers <n>', 'module blocks when adding a module (default ceil(L/4))',
-      intOption('--recycle-layers', 1, LIMITS.recycleLayers))
-    .option('--eval-every <n>', 'evaluate both heads every N steps, 0: only at the end (default 100)',
-      intOption('--eval-every', 0, LIMITS.evalEvery))
-    .option('--eval-batches <n>', 'held-out batches per evaluation (default 20)',
-      intOption('--eval-batches', 1, LIMITS.evalBatches))
-    .option('--ckpt-every <n>', 'checkpoint every N steps (default 200)',
-      intOption('--ckpt-every', 1, LIMITS.ckptEvery))
+    .option('--lambda <x>', "weight λ of the recycle loss (default: the config's, 1)", floatOption('--lambda', 0))
+    .option(
+      '--recycle-layers <n>',
+      'module blocks when adding a module (default ceil(L/4))',
+      intOption('--recycle-layers', 1, LIMITS.recycleLayers),
+    )
+    .option(
+      '--eval-every <n>',
+      'evaluate both heads every N steps, 0: only at the end (default 100)',
+      intOption('--eval-every', 0, LIMITS.evalEvery),
+    )
+    .option(
+      '--eval-batches <n>',
+      'held-out batches per evaluation (default 20)',
+      intOption('--eval-batches', 1, LIMITS.evalBatches),
+    )
+    .option(
+      '--ckpt-every <n>',
+      'checkpoint every N steps (default 200)',
+      intOption('--ckpt-every', 1, LIMITS.ckptEvery),
+    )
     .option('--seed <n>', 'seed for init and batch sampling (default 1337)', intOption('--seed', 0))
-    .option('--threads <n>', 'kernel threads (default: RECYCLEGPT_THREADS or all cores)',
-      intOption('--threads', 1, LIMITS.threads))
-    .option('--vocab-size <n>', 'vocabulary of the trained BPE (default: the preset\'s)',
-      intOption('--vocab-size', 257, LIMITS.vocabSize))
+    .option(
+      '--threads <n>',
+      'kernel threads (default: RECYCLEGPT_THREADS or all cores)',
+      intOption('--threads', 1, LIMITS.threads),
+    )
+    .option(
+      '--vocab-size <n>',
+      "vocabulary of the trained BPE (default: the preset's)",
+      intOption('--vocab-size', 257, LIMITS.vocabSize),
+    )
     .option('--tokenizer <dir|gpt2>', 'use this tokenizer instead of training a BPE')
     .option('--no-progress', 'no progress output on stderr')
     .option('--json', 'print one JSON summary object on the last line of stdout')
@@ -104,20 +143,32 @@ export function register(program: Command): void {
       const given: GivenOptions = rest;
       const progress = new Progress(showProgress);
       try {
-        const summary = train(given, { resume: resume === true }, {
-          onStart: (i) => progress.start(i),
-          onStep: (r) => progress.step(r),
-          onEval: (r) => progress.eval(r),
-        });
+        const summary = train(
+          given,
+          { resume: resume === true },
+          {
+            onStart: (i) => progress.start(i),
+            onStep: (r) => progress.step(r),
+            onEval: (r) => progress.eval(r),
+          },
+        );
         progress.stop();
         const e = summary.lastEval;
         const result = {
-          out: summary.out, steps: summary.step, loss: summary.lastTrain?.loss ?? null,
-          val_loss_next: e?.val_loss_next ?? null, val_loss_recycle: e?.val_loss_recycle ?? null,
-          ppl_next: e?.ppl_next ?? null, ppl_recycle: e?.ppl_recycle ?? null, agreement_top1: e?.agreement_top1 ?? null,
+          out: summary.out,
+          steps: summary.step,
+          loss: summary.lastTrain?.loss ?? null,
+          val_loss_next: e?.val_loss_next ?? null,
+          val_loss_recycle: e?.val_loss_recycle ?? null,
+          ppl_next: e?.ppl_next ?? null,
+          ppl_recycle: e?.ppl_recycle ?? null,
+          agreement_top1: e?.agreement_top1 ?? null,
         };
         if (json) printJson(result);
-        else process.stdout.write(`trained ${result.steps} steps → ${result.out}: val ppl next ${fmt(result.ppl_next, 2)}, recycle ${fmt(result.ppl_recycle, 2)}, agreement ${fmt(result.agreement_top1)}\n`);
+        else
+          process.stdout.write(
+            `trained ${result.steps} steps → ${result.out}: val ppl next ${fmt(result.ppl_next, 2)}, recycle ${fmt(result.ppl_recycle, 2)}, agreement ${fmt(result.agreement_top1)}\n`,
+          );
       } finally {
         progress.stop();
       }

@@ -19,7 +19,9 @@ export function packageRoot(): string {
 export function shippedModelNames(): string[] {
   const dir = join(packageRoot(), 'models');
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((n) => existsSync(join(dir, n, 'config.json'))).sort();
+  return readdirSync(dir)
+    .filter((n) => existsSync(join(dir, n, 'config.json')))
+    .sort();
 }
 
 /**
@@ -32,7 +34,9 @@ export function resolveModelDir(model: string | undefined): string {
     if (/[\\/]/.test(model)) throw new Error(`--model ${model}: no such directory`);
     const shipped = join(packageRoot(), 'models', model);
     if (existsSync(join(shipped, 'config.json'))) return shipped;
-    throw new Error(`--model ${model}: no such directory, and no shipped model of that name (shipped: ${shippedModelNames().join(', ') || 'none'})`);
+    throw new Error(
+      `--model ${model}: no such directory, and no shipped model of that name (shipped: ${shippedModelNames().join(', ') || 'none'})`,
+    );
   }
   const dir = join(packageRoot(), 'models', DEFAULT_MODEL_NAME);
   if (!existsSync(join(dir, 'config.json'))) {

@@ -4,7 +4,8 @@ import { InvalidArgumentError } from 'commander';
 export function intOption(name: string, min: number, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
   return (v: string) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}], got "${v}"`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}], got "${v}"`);
     return n;
   };
 }
@@ -12,7 +13,8 @@ export function intOption(name: string, min: number, max = Number.MAX_SAFE_INTEG
 export function floatOption(name: string, min: number, max = Number.POSITIVE_INFINITY): (v: string) => number {
   return (v: string) => {
     const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number in [${min}, ${max}], got "${v}"`);
+    if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be a number in [${min}, ${max}], got "${v}"`);
     return n;
   };
 }

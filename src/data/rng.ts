@@ -29,7 +29,8 @@ export class Rng {
     let x: number;
     if (typeof seed === 'string') x = hashString(seed);
     else {
-      if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`Rng: seed must be a non-negative safe integer, got ${seed}`);
+      if (!Number.isSafeInteger(seed) || seed < 0)
+        throw new Error(`Rng: seed must be a non-negative safe integer, got ${seed}`);
       // fold the high bits in so seeds above 2^32 still differ
       x = (seed >>> 0) ^ Math.imul(Math.floor(seed / 2 ** 32), 0x9e3779b1);
     }
@@ -56,9 +57,17 @@ export class Rng {
 
   setState(state: RngState): void {
     const ok =
-      typeof state === 'object' && state !== null && state.algo === 'xoshiro128**' && Array.isArray(state.s) && state.s.length === 4 &&
-      state.s.every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff) && state.s.some((v) => v !== 0);
-    if (!ok) throw new Error(`Rng: invalid state ${JSON.stringify(state)} (want {algo: "xoshiro128**", s: four uint32, not all 0})`);
+      typeof state === 'object' &&
+      state !== null &&
+      state.algo === 'xoshiro128**' &&
+      Array.isArray(state.s) &&
+      state.s.length === 4 &&
+      state.s.every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff) &&
+      state.s.some((v) => v !== 0);
+    if (!ok)
+      throw new Error(
+        `Rng: invalid state ${JSON.stringify(state)} (want {algo: "xoshiro128**", s: four uint32, not all 0})`,
+      );
     this.s.set(state.s);
   }
 
@@ -95,7 +104,8 @@ export class Rng {
 
   /** Uniform integer in [0, n), unbiased (rejection sampling) for n <= 2^32. */
   int(n: number): number {
-    if (!Number.isInteger(n) || n <= 0 || n > 2 ** 53) throw new Error(`Rng.int: n must be a positive integer, got ${n}`);
+    if (!Number.isInteger(n) || n <= 0 || n > 2 ** 53)
+      throw new Error(`Rng.int: n must be a positive integer, got ${n}`);
     if (n > 2 ** 32) return Math.floor(this.random() * n);
     const limit = 2 ** 32 - (2 ** 32 % n); // largest multiple of n that fits
     while (true) {

@@ -38,23 +38,32 @@ export function createCaches(model: InferenceModel, maxT = model.config.maxPosit
 }
 
 /** Throws a clear error when the prompt cannot be decoded by this model. */
-export function checkPrompt(model: InferenceModel, prompt: readonly number[], maxLength = model.config.maxPositions): void {
+export function checkPrompt(
+  model: InferenceModel,
+  prompt: readonly number[],
+  maxLength = model.config.maxPositions,
+): void {
   if (!Array.isArray(prompt)) throw new TypeError('the prompt must be an array of token ids');
   if (prompt.length === 0) throw new RangeError('the prompt is empty: give at least one token');
   const V = model.config.vocabSize;
   for (let i = 0; i < prompt.length; i++) {
     const id = prompt[i];
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`prompt token ${i} is ${String(id)}, outside the vocabulary [0, ${V})`);
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= V)
+      throw new RangeError(`prompt token ${i} is ${String(id)}, outside the vocabulary [0, ${V})`);
   }
   if (prompt.length >= maxLength) {
-    throw new RangeError(`the prompt has ${prompt.length} tokens but the context length is ${maxLength}: it must be shorter, to leave room for at least one new token`);
+    throw new RangeError(
+      `the prompt has ${prompt.length} tokens but the context length is ${maxLength}: it must be shorter, to leave room for at least one new token`,
+    );
   }
 }
 
 /** Throws unless the model can decode in `mode`. */
 export function checkMode(model: InferenceModel, mode: DecodeMode): void {
   if (mode !== 'standard' && !model.hasModule) {
-    throw new Error(`mode "${mode}" needs a recyclable module, and this model has none (its config.json has no "recycle" section); use mode "standard"`);
+    throw new Error(
+      `mode "${mode}" needs a recyclable module, and this model has none (its config.json has no "recycle" section); use mode "standard"`,
+    );
   }
 }
 
@@ -63,7 +72,8 @@ export function eosIds(model: InferenceModel, opts: ResolvedOptions, fallback: n
   const V = model.config.vocabSize;
   const fromModel = model.config.eosTokenId ?? fallback;
   const ids = opts.eosTokenIds ?? (fromModel === null ? [] : [fromModel]);
-  for (const id of ids) if (id >= V) throw new RangeError(`generation option eos_token_id ${id} is outside the vocabulary (${V})`);
+  for (const id of ids)
+    if (id >= V) throw new RangeError(`generation option eos_token_id ${id} is outside the vocabulary (${V})`);
   return ids;
 }
 
@@ -72,7 +82,13 @@ export function eosIds(model: InferenceModel, opts: ResolvedOptions, fallback: n
  * prompt vs context), before any model call; iterate the result to run the steps. `eos` overrides the EOS ids
  * (default: the eos_token_id option, else the model config's).
  */
-export function decode(model: InferenceModel, prompt: readonly number[], options: GenerationOptions | ResolvedOptions = {}, caches?: SessionCaches, eos?: readonly number[]): DecodeRun {
+export function decode(
+  model: InferenceModel,
+  prompt: readonly number[],
+  options: GenerationOptions | ResolvedOptions = {},
+  caches?: SessionCaches,
+  eos?: readonly number[],
+): DecodeRun {
   const opts = isResolvedOptions(options) ? options : resolveOptions(options);
   checkMode(model, opts.mode);
   const c = caches ?? createCaches(model);
@@ -89,7 +105,12 @@ export function decode(model: InferenceModel, prompt: readonly number[], options
 }
 
 /** Run a generation to the end and return the ids and stats (tests, benchmarks). */
-export function decodeAll(model: InferenceModel, prompt: readonly number[], options: GenerationOptions | ResolvedOptions = {}, caches?: SessionCaches): { ids: number[]; events: TokenEvent[]; stats: GenerationStats } {
+export function decodeAll(
+  model: InferenceModel,
+  prompt: readonly number[],
+  options: GenerationOptions | ResolvedOptions = {},
+  caches?: SessionCaches,
+): { ids: number[]; events: TokenEvent[]; stats: GenerationStats } {
   const run = decode(model, prompt, options, caches);
   const events = [...run];
   return { ids: events.map((e) => e.id), events, stats: run.stats };

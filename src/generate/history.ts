@@ -8,13 +8,17 @@ export class TokenHistory {
   readonly distinct: number[] = [];
   private readonly seen: Uint8Array;
 
-  constructor(readonly vocabSize: number, initial: readonly number[] = []) {
+  constructor(
+    readonly vocabSize: number,
+    initial: readonly number[] = [],
+  ) {
     this.seen = new Uint8Array(vocabSize);
     for (const id of initial) this.push(id);
   }
 
   push(id: number): void {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (${this.vocabSize})`);
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize)
+      throw new RangeError(`token id ${id} is outside the vocabulary (${this.vocabSize})`);
     this.ids.push(id);
     if (!this.seen[id]) {
       this.seen[id] = 1;

@@ -46,7 +46,20 @@ export interface ResolvedOptions extends SamplerSettings {
 
 export const DEFAULT_MAX_NEW_TOKENS = 128;
 
-const KNOWN = new Set(['mode', 'max_new_tokens', 'do_sample', 'temperature', 'top_k', 'top_p', 'min_p', 'repetition_penalty', 'seed', 'eos_token_id', 'stop_strings', 'signal']);
+const KNOWN = new Set([
+  'mode',
+  'max_new_tokens',
+  'do_sample',
+  'temperature',
+  'top_k',
+  'top_p',
+  'min_p',
+  'repetition_penalty',
+  'seed',
+  'eos_token_id',
+  'stop_strings',
+  'signal',
+]);
 
 function fail(name: string, want: string, got: unknown): never {
   const shown = typeof got === 'string' ? JSON.stringify(got) : String(got);
@@ -72,18 +85,22 @@ export function resolveOptions(opts: GenerationOptions = {}): ResolvedOptions {
     if (!KNOWN.has(k)) throw new RangeError(`unknown generation option "${k}" (known: ${[...KNOWN].join(', ')})`);
   }
   const mode = o.mode ?? 'standard';
-  if (typeof mode !== 'string' || !(DECODE_MODES as readonly string[]).includes(mode)) fail('mode', `one of ${DECODE_MODES.join(', ')}`, mode);
+  if (typeof mode !== 'string' || !(DECODE_MODES as readonly string[]).includes(mode))
+    fail('mode', `one of ${DECODE_MODES.join(', ')}`, mode);
   const doSample = o.do_sample ?? false;
   if (typeof doSample !== 'boolean') fail('do_sample', 'a boolean', doSample);
   let eos: number[] | null = null;
   if (o.eos_token_id !== undefined) {
     const raw = o.eos_token_id;
     const list = Array.isArray(raw) ? raw : [raw];
-    for (const id of list) if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) fail('eos_token_id', 'a token id or a list of them', id);
+    for (const id of list)
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0)
+        fail('eos_token_id', 'a token id or a list of them', id);
     eos = list as number[];
   }
   const stops = o.stop_strings ?? [];
-  if (!Array.isArray(stops) || stops.some((s) => typeof s !== 'string' || s.length === 0)) fail('stop_strings', 'a list of non-empty strings', JSON.stringify(stops));
+  if (!Array.isArray(stops) || stops.some((s) => typeof s !== 'string' || s.length === 0))
+    fail('stop_strings', 'a list of non-empty strings', JSON.stringify(stops));
   const signal = o.signal ?? null;
   if (signal !== null && !(signal instanceof AbortSignal)) fail('signal', 'an AbortSignal', signal);
   const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : int(o, 'seed', 0, 0, 2 ** 32 - 1);
@@ -95,8 +112,13 @@ export function resolveOptions(opts: GenerationOptions = {}): ResolvedOptions {
     topK: int(o, 'top_k', 50, 0, 2 ** 31 - 1),
     topP: num(o, 'top_p', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]'),
     minP: num(o, 'min_p', 0, (v) => v >= 0 && v <= 1, 'a number in [0, 1]'),
-    repetitionPenalty: num(o, 'repetition_penalty', 1,
-      (v) => v >= MIN_REPETITION_PENALTY && v <= MAX_REPETITION_PENALTY, 'a number in [1e-100, 1e100]'),
+    repetitionPenalty: num(
+      o,
+      'repetition_penalty',
+      1,
+      (v) => v >= MIN_REPETITION_PENALTY && v <= MAX_REPETITION_PENALTY,
+      'a number in [1e-100, 1e100]',
+    ),
     seed,
     eosTokenIds: eos,
     stopStrings: stops as string[],

@@ -41,7 +41,8 @@ export class TopK implements LogitsProcessor {
     this.heap = new Float32Array(Math.max(1, Math.min(k, 1 << 16)));
   }
   process(logits: Float32Array): void {
-    const k = this.k, V = logits.length;
+    const k = this.k,
+      V = logits.length;
     if (k <= 0 || k >= V) return;
     if (this.heap.length < k) this.heap = new Float32Array(k);
     // Min-heap of the k largest values seen so far: O(V log k).
@@ -55,18 +56,25 @@ export class TopK implements LogitsProcessor {
         while (j > 0) {
           const parent = (j - 1) >> 1;
           if (h[parent]! <= h[j]!) break;
-          const t = h[parent]!; h[parent] = h[j]!; h[j] = t; j = parent;
+          const t = h[parent]!;
+          h[parent] = h[j]!;
+          h[j] = t;
+          j = parent;
         }
       } else if (x > h[0]!) {
         h[0] = x;
         let j = 0;
         for (;;) {
-          const l = 2 * j + 1, r = l + 1;
+          const l = 2 * j + 1,
+            r = l + 1;
           let m = j;
           if (l < k && h[l]! < h[m]!) m = l;
           if (r < k && h[r]! < h[m]!) m = r;
           if (m === j) break;
-          const t = h[m]!; h[m] = h[j]!; h[j] = t; j = m;
+          const t = h[m]!;
+          h[m] = h[j]!;
+          h[j] = t;
+          j = m;
         }
       }
     }
@@ -88,14 +96,17 @@ export class TopP implements LogitsProcessor {
   private keep = new Uint8Array(0);
   constructor(readonly p: number) {}
   process(logits: Float32Array): void {
-    const V = logits.length, p = this.p;
+    const V = logits.length,
+      p = this.p;
     if (p >= 1) return;
     if (this.exps.length < V) {
       this.exps = new Float64Array(V);
       this.idx = new Int32Array(V);
       this.keep = new Uint8Array(V);
     }
-    const e = this.exps, idx = this.idx, keep = this.keep;
+    const e = this.exps,
+      idx = this.idx,
+      keep = this.keep;
     let max = -Infinity;
     for (let i = 0; i < V; i++) if (logits[i]! > max) max = logits[i]!;
     let sum = 0;
@@ -124,13 +135,16 @@ const before = (e: Float64Array, a: number, b: number): boolean => e[a]! > e[b]!
  * for the remaining mass.
  */
 export function nucleusSelect(e: Float64Array, idx: Int32Array, n: number, target: number): number {
-  let lo = 0, hi = n, need = target;
+  let lo = 0,
+    hi = n,
+    need = target;
   while (hi > lo && need > 0) {
     const mid = (lo + hi) >> 1;
     const pv = idx[mid]!;
     idx[mid] = idx[hi - 1]!;
     idx[hi - 1] = pv;
-    let store = lo, mass = 0;
+    let store = lo,
+      mass = 0;
     for (let j = lo; j < hi - 1; j++) {
       const t = idx[j]!;
       if (before(e, t, pv)) {
@@ -141,7 +155,8 @@ export function nucleusSelect(e: Float64Array, idx: Int32Array, n: number, targe
     }
     idx[hi - 1] = idx[store]!;
     idx[store] = pv;
-    if (mass >= need) hi = store; // the pivot and everything after it are out
+    if (mass >= need)
+      hi = store; // the pivot and everything after it are out
     else {
       need -= mass + e[pv]!;
       lo = store + 1; // idx[lo0..store] are in; search the rest

@@ -51,7 +51,11 @@ const POOL_MAX = 2;
 export class RecycleGPT {
   private readonly free: SessionCaches[] = [];
 
-  constructor(readonly model: InferenceModel, readonly tokenizer: Tokenizer | null, readonly name = 'model') {}
+  constructor(
+    readonly model: InferenceModel,
+    readonly tokenizer: Tokenizer | null,
+    readonly name = 'model',
+  ) {}
 
   /** Load a model directory (config.json, model.safetensors, tokenizer.json; DESIGN.md §3). */
   static async load(dir: string, opts: LoadOptions = {}): Promise<RecycleGPT> {
@@ -60,7 +64,9 @@ export class RecycleGPT {
     const { config, weights } = loadModelDir(dir);
     const tokenizer = opts.tokenizer !== undefined ? opts.tokenizer : tokenizerOf(dir);
     if (tokenizer && tokenizer.vocabSize > config.vocabSize) {
-      throw new Error(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${config.vocabSize}`);
+      throw new Error(
+        `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${config.vocabSize}`,
+      );
     }
     return new RecycleGPT(new InferenceModel(config, weights, backend), tokenizer, dir);
   }
@@ -76,7 +82,8 @@ export class RecycleGPT {
   /** Token ids of a prompt (text needs a tokenizer). */
   encode(prompt: string | readonly number[]): number[] {
     if (typeof prompt !== 'string') return [...prompt];
-    if (!this.tokenizer) throw new Error(`${this.name} has no tokenizer (no tokenizer.json): give the prompt as token ids`);
+    if (!this.tokenizer)
+      throw new Error(`${this.name} has no tokenizer (no tokenizer.json): give the prompt as token ids`);
     return this.tokenizer.encode(prompt);
   }
 
@@ -86,7 +93,8 @@ export class RecycleGPT {
    */
   stream(prompt: string | readonly number[], options: GenerationOptions = {}): GenerationStream {
     const opts = resolveOptions(options);
-    if (opts.stopStrings.length > 0 && !this.tokenizer) throw new Error('generation option stop_strings needs a tokenizer');
+    if (opts.stopStrings.length > 0 && !this.tokenizer)
+      throw new Error('generation option stop_strings needs a tokenizer');
     const ids = this.encode(prompt);
     checkMode(this.model, opts.mode);
     checkPrompt(this.model, ids);
@@ -97,7 +105,9 @@ export class RecycleGPT {
   /** Generate to the end (EOS, max_new_tokens, a stop string or the context length). */
   async generate(prompt: string | readonly number[], options: GenerationOptions = {}): Promise<GenerateResult> {
     const s = this.stream(prompt, options);
-    for await (const _tok of s) { /* the stream accumulates text and ids */ }
+    for await (const _tok of s) {
+      /* the stream accumulates text and ids */
+    }
     return { text: s.text, ids: [...s.ids], stats: s.stats };
   }
 
@@ -119,7 +129,12 @@ export class GenerationStream implements AsyncIterable<StreamToken> {
   private out: readonly number[] = [];
   text = '';
 
-  constructor(private readonly owner: RecycleGPT, readonly promptIds: readonly number[], readonly options: ResolvedOptions, private readonly eos: readonly number[]) {
+  constructor(
+    private readonly owner: RecycleGPT,
+    readonly promptIds: readonly number[],
+    readonly options: ResolvedOptions,
+    private readonly eos: readonly number[],
+  ) {
     this.statsRef = emptyStats(options.mode, promptIds.length, options.seed);
   }
 

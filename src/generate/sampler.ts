@@ -60,8 +60,13 @@ export class Sampler {
   private readonly scaling: number;
   private draftId = -1;
 
-  constructor(readonly settings: SamplerSettings, readonly vocabSize: number, private readonly rng: UniformSource) {
-    const s = settings, list: LogitsProcessor[] = [];
+  constructor(
+    readonly settings: SamplerSettings,
+    readonly vocabSize: number,
+    private readonly rng: UniformSource,
+  ) {
+    const s = settings,
+      list: LogitsProcessor[] = [];
     const rp = s.repetitionPenalty;
     if (!(rp >= MIN_REPETITION_PENALTY && rp <= MAX_REPETITION_PENALTY)) {
       throw new RangeError(`sampler: repetition_penalty must be in [1e-100, 1e100], got ${rp}`);
@@ -91,7 +96,10 @@ export class Sampler {
 
   /** Copy a row of raw logits [V] and apply the processors. Returns a buffer valid until the next call. */
   process(logits: Float32Array, history: TokenHistory): Float32Array {
-    const V = this.vocabSize, w = this.work, procs = this.processors, n = this.scaling;
+    const V = this.vocabSize,
+      w = this.work,
+      procs = this.processors,
+      n = this.scaling;
     if (logits.length < V) throw new Error(`sampler: a logits row has ${logits.length} values, the vocabulary ${V}`);
     for (let i = 0; i < V; i++) {
       const x = logits[i]!;
@@ -113,7 +121,9 @@ export class Sampler {
    * (MAX_REPETITION_PENALTY).
    */
   private rescaleStably(logits: Float32Array, history: TokenHistory): void {
-    const V = this.vocabSize, w = this.work, s = this.settings;
+    const V = this.vocabSize,
+      w = this.work,
+      s = this.settings;
     const z = (this.wide ??= new Float64Array(V));
     for (let i = 0; i < V; i++) z[i] = logits[i]!;
     const p = s.repetitionPenalty;
@@ -126,13 +136,19 @@ export class Sampler {
     let max = -Infinity;
     for (let i = 0; i < V; i++) if (z[i]! > max) max = z[i]!;
     const T = s.doSample ? s.temperature : 1;
-    if (!(max > -Infinity && max < Infinity)) throw new Error(`sampler: the rescaled logits are not finite (max ${max})`);
+    if (!(max > -Infinity && max < Infinity))
+      throw new Error(`sampler: the rescaled logits are not finite (max ${max})`);
     for (let i = 0; i < V; i++) w[i] = (z[i]! - max) / T;
   }
 
   /** The processed distribution (softmax in float64) into `out`. */
-  distribution(logits: Float32Array, history: TokenHistory, out: Float64Array = new Float64Array(this.vocabSize)): Float64Array {
-    const w = this.process(logits, history), V = this.vocabSize;
+  distribution(
+    logits: Float32Array,
+    history: TokenHistory,
+    out: Float64Array = new Float64Array(this.vocabSize),
+  ): Float64Array {
+    const w = this.process(logits, history),
+      V = this.vocabSize;
     let max = -Infinity;
     for (let i = 0; i < V; i++) if (w[i]! > max) max = w[i]!;
     let sum = 0;
@@ -160,7 +176,8 @@ export class Sampler {
     if (this.processors.length > 0) return argmax(this.process(logits, history));
     const V = this.vocabSize;
     if (logits.length < V) throw new Error(`sampler: a logits row has ${logits.length} values, the vocabulary ${V}`);
-    let best = 0, bv = -Infinity;
+    let best = 0,
+      bv = -Infinity;
     for (let i = 0; i < V; i++) {
       const x = logits[i]!;
       if (x - x !== 0) throw new Error(`sampler: the model produced a non-finite logit (${x}) for token ${i}`); // NaN, ±Infinity
@@ -180,7 +197,9 @@ export class Sampler {
 
   /** A draft from the module's logits row; its distribution q is kept for `verify`. */
   draft(logits: Float32Array, history: TokenHistory): number {
-    this.draftId = this.greedy ? this.greedyPick(logits, history) : this.draw(this.distribution(logits, history, this.q));
+    this.draftId = this.greedy
+      ? this.greedyPick(logits, history)
+      : this.draw(this.distribution(logits, history, this.q));
     return this.draftId;
   }
 
@@ -193,7 +212,8 @@ export class Sampler {
       const a = this.greedyPick(logits, history);
       return { accepted: a === d, token: a };
     }
-    const p = this.distribution(logits, history, this.p), q = this.q;
+    const p = this.distribution(logits, history, this.p),
+      q = this.q;
     const u = this.rng.next();
     if (u * q[d]! < p[d]!) return { accepted: true, token: d }; // u < min(1, p/q); q[d] > 0 as d was drawn from q
     let sum = 0;
@@ -211,7 +231,8 @@ export class Sampler {
   private draw(w: Float64Array, total = 1): number {
     if (!(total > 0 && total < Infinity)) throw new Error(`sampler: cannot draw from weights summing to ${total}`);
     const target = this.rng.next() * total;
-    let cum = 0, last = -1;
+    let cum = 0,
+      last = -1;
     for (let i = 0; i < this.vocabSize; i++) {
       const v = w[i]!;
       if (!(v > 0)) {
@@ -235,7 +256,8 @@ function allFinite(x: Float32Array, n: number): boolean {
 
 /** Index of the first maximum. */
 export function argmax(x: ArrayLike<number>): number {
-  let best = 0, bv = -Infinity;
+  let best = 0,
+    bv = -Infinity;
   for (let i = 0; i < x.length; i++) {
     if (x[i]! > bv) {
       bv = x[i]!;

@@ -64,7 +64,10 @@ export class DecodeSession {
   /** Throw the signal's reason if the caller aborted. */
   checkAbort(): void {
     const sig = this.options.signal;
-    if (sig?.aborted) throw sig.reason instanceof Error ? sig.reason : new Error(`generation aborted${sig.reason !== undefined ? `: ${String(sig.reason)}` : ''}`);
+    if (sig?.aborted)
+      throw sig.reason instanceof Error
+        ? sig.reason
+        : new Error(`generation aborted${sig.reason !== undefined ? `: ${String(sig.reason)}` : ''}`);
   }
 
   /** The prompt in one batched forward: h for every prompt position, logits for the last. */
@@ -87,7 +90,9 @@ export class DecodeSession {
     const cache = this.caches.module;
     if (!cache) throw new Error('decode: this mode needs a module cache');
     if (cache.length + nextIds.length !== this.caches.base.length) {
-      throw new Error(`decode: module cache (${cache.length} + ${nextIds.length}) out of step with the base cache (${this.caches.base.length})`);
+      throw new Error(
+        `decode: module cache (${cache.length} + ${nextIds.length}) out of step with the base cache (${this.caches.base.length})`,
+      );
     }
     this.stats.module_calls++;
     return this.model.forwardModule(hidden, nextIds, cache, 'last', this.caches.scratch?.module ?? undefined);

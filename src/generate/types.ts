@@ -54,7 +54,18 @@ export interface GenerationStats {
 
 export function emptyStats(mode: DecodeMode, promptTokens: number, seed: number): GenerationStats {
   return {
-    mode, prompt_tokens: promptTokens, tokens: 0, full_calls: 0, module_calls: 0, accepted: 0, rejected: 0,
-    recycled: 0, seconds: 0, prefill_seconds: 0, tokens_per_s: 0, finish_reason: null, seed,
+    mode,
+    prompt_tokens: promptTokens,
+    tokens: 0,
+    full_calls: 0,
+    module_calls: 0,
+    accepted: 0,
+    rejected: 0,
+    recycled: 0,
+    seconds: 0,
+    prefill_seconds: 0,
+    tokens_per_s: 0,
+    finish_reason: null,
+    seed,
   };
 }

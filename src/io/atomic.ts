@@ -115,8 +115,14 @@ function parseSwapMarker(file: string): SwapMarker | null {
   }
   if (typeof v !== 'object' || v === null) return null;
   const m = v as Partial<SwapMarker>;
-  const ok = m.format === SWAP_FORMAT && m.version === 1 && typeof m.target === 'string' && typeof m.old === 'string' &&
-    typeof m.complete === 'boolean' && typeof m.created === 'number' && Number.isFinite(m.created);
+  const ok =
+    m.format === SWAP_FORMAT &&
+    m.version === 1 &&
+    typeof m.target === 'string' &&
+    typeof m.old === 'string' &&
+    typeof m.complete === 'boolean' &&
+    typeof m.created === 'number' &&
+    Number.isFinite(m.created);
   return ok ? (m as SwapMarker) : null;
 }
 
@@ -152,7 +158,11 @@ export class DirSwap {
     this.tmp = path.join(this.parent, `${this.base}.tmp-${id}`);
     this.old = path.join(this.parent, `${this.base}.old-${id}`);
     this.marker = {
-      format: SWAP_FORMAT, version: 1, target: this.base, old: path.basename(this.old), complete: false,
+      format: SWAP_FORMAT,
+      version: 1,
+      target: this.base,
+      old: path.basename(this.old),
+      complete: false,
       created: Date.now(),
     };
   }

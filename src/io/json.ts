@@ -104,7 +104,8 @@ export function parseJson(text: string, where: string, opts: JsonOptions = {}): 
         expect(':');
         const value = parseValue(depth + 1);
         // "__proto__" is data here, as with JSON.parse: defined as an own key, never the prototype.
-        if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+        if (key === '__proto__')
+          Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
         else obj[key] = value;
         skipWs();
         if (text[pos] === ',') pos++;

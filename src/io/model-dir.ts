@@ -39,7 +39,12 @@ function fileShape(s: ParamSpec): number[] {
  * be present. Names, shapes and the set of tensors are checked against the config from the file headers alone,
  * before anything is allocated or read: a config or header that claims huge sizes fails here, cheaply.
  */
-export function loadWeights(config: ModelConfig, src: TensorSource, where: string, opts: { allowMissingModule?: boolean } = {}): { weights: Weights; missing: string[] } {
+export function loadWeights(
+  config: ModelConfig,
+  src: TensorSource,
+  where: string,
+  opts: { allowMissingModule?: boolean } = {},
+): { weights: Weights; missing: string[] } {
   const specs = allParamSpecs(config);
   const byName = new Map(specs.map((s) => [s.name, s]));
   const plan: Array<{ raw: string; spec: ParamSpec }> = [];
@@ -56,15 +61,19 @@ export function loadWeights(config: ModelConfig, src: TensorSource, where: strin
     const shape = src.info(raw).shape;
     const want = fileShape(spec);
     if (shape.length !== want.length || shape.some((d, i) => d !== want[i])) {
-      throw new Error(`${where}: tensor "${raw}" has shape [${shape.join(', ')}], config.json implies [${want.join(', ')}]`);
+      throw new Error(
+        `${where}: tensor "${raw}" has shape [${shape.join(', ')}], config.json implies [${want.join(', ')}]`,
+      );
     }
     plan.push({ raw, spec });
   }
   const missing = specs.filter((s) => !seen.has(s.name)).map((s) => s.name);
   const missingBase = missing.filter((n) => !n.startsWith('recycle.'));
   if (missingBase.length > 0 || (missing.length > 0 && !opts.allowMissingModule)) {
-    const list = (missingBase.length > 0 ? missingBase : missing);
-    throw new Error(`${where}: missing ${list.length} tensor(s): ${list.slice(0, 5).join(', ')}${list.length > 5 ? ', …' : ''}`);
+    const list = missingBase.length > 0 ? missingBase : missing;
+    throw new Error(
+      `${where}: missing ${list.length} tensor(s): ${list.slice(0, 5).join(', ')}${list.length > 5 ? ', …' : ''}`,
+    );
   }
   const weights = allocateWeights(specs, where);
   for (const { raw, spec } of plan) {
@@ -73,7 +82,8 @@ export function loadWeights(config: ModelConfig, src: TensorSource, where: strin
     if (spec.fileTransposed) transpose(t.data, spec.shape[1]!, spec.shape[0]!, dst);
     else dst.set(t.data);
     for (let i = 0; i < dst.length; i++) {
-      if (!Number.isFinite(dst[i]!)) throw new Error(`${where}: tensor "${raw}" holds a non-finite value at index ${i}`);
+      if (!Number.isFinite(dst[i]!))
+        throw new Error(`${where}: tensor "${raw}" holds a non-finite value at index ${i}`);
     }
   }
   return { weights, missing };
@@ -86,7 +96,9 @@ function allocateWeights(specs: readonly ParamSpec[], where: string): Weights {
   } catch (e) {
     if (!(e instanceof RangeError)) throw e;
     const n = specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
-    throw new Error(`${where}: cannot allocate ${n} float32 parameters (${(n * 4 / 2 ** 30).toFixed(1)} GiB): ${e.message}`);
+    throw new Error(
+      `${where}: cannot allocate ${n} float32 parameters (${((n * 4) / 2 ** 30).toFixed(1)} GiB): ${e.message}`,
+    );
   }
 }
 
@@ -103,7 +115,10 @@ export function readConfig(file: string): ModelConfig {
 }
 
 /** Load config.json and the weights of a model directory. */
-export function loadModelDir(dir: string, opts: { allowMissingModule?: boolean; config?: ModelConfig } = {}): LoadedModel {
+export function loadModelDir(
+  dir: string,
+  opts: { allowMissingModule?: boolean; config?: ModelConfig } = {},
+): LoadedModel {
   const cfgPath = join(dir, 'config.json');
   if (!opts.config && !existsSync(cfgPath)) throw new Error(`${dir}: no config.json (is this a model directory?)`);
   const config = opts.config ?? readConfig(cfgPath);
@@ -128,6 +143,11 @@ export function exportTensors(specs: readonly ParamSpec[], get: (name: string) =
 }
 
 /** Write model.safetensors (atomically) for `config` from a getter of internal tensors. */
-export function saveWeights(file: string, config: ModelConfig, get: (name: string) => Float32Array, dtype: 'F32' | 'F16' = 'F32'): void {
+export function saveWeights(
+  file: string,
+  config: ModelConfig,
+  get: (name: string) => Float32Array,
+  dtype: 'F32' | 'F16' = 'F32',
+): void {
   writeSafetensors(file, exportTensors(allParamSpecs(config), get), { dtype, metadata: { format: 'pt' } });
 }

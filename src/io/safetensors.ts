@@ -16,7 +16,22 @@ import { bf16ToF32Array, f16ToF32Array, f32ToF16Array } from './half.js';
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64';
 const DTYPE_BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I32: 4, I64: 8 };
 /** dtypes that exist in the format but that we do not convert: named in the error instead of "unknown". */
-const KNOWN_UNSUPPORTED = ['BOOL', 'U8', 'I8', 'U16', 'I16', 'U32', 'U64', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'C64'];
+const KNOWN_UNSUPPORTED = [
+  'BOOL',
+  'U8',
+  'I8',
+  'U16',
+  'I16',
+  'U32',
+  'U64',
+  'F8_E4M3',
+  'F8_E5M2',
+  'F8_E8M0',
+  'F4',
+  'F6_E2M3',
+  'F6_E3M2',
+  'C64',
+];
 
 /** Largest header we accept: HF's own reader caps it at 100 MB; real headers are a few hundred KB. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -110,7 +125,10 @@ export function parseHeader(
       throw new Error(`${t}: data_offsets must be [begin, end], got ${describe(offs)}`);
     }
     const [b, e] = offs as unknown[];
-    for (const [k, v] of [['begin', b], ['end', e]] as const) {
+    for (const [k, v] of [
+      ['begin', b],
+      ['end', e],
+    ] as const) {
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
         throw new Error(`${t}: data_offsets ${k} must be a non-negative integer, got ${describe(v)}`);
       }
@@ -119,7 +137,9 @@ export function parseHeader(
     const end = e as number;
     if (end < begin) throw new Error(`${t}: data_offsets [${begin}, ${end}] end before begin`);
     if (end > dataSize) {
-      throw new Error(`${t}: data_offsets [${begin}, ${end}] run past the end of the file (data section is ${dataSize} bytes)`);
+      throw new Error(
+        `${t}: data_offsets [${begin}, ${end}] run past the end of the file (data section is ${dataSize} bytes)`,
+      );
     }
     const want = count * DTYPE_BYTES[dtype];
     if (want !== end - begin) {
@@ -138,13 +158,17 @@ export function parseHeader(
     const range = (x: TensorInfo): string => `[${x.begin - dataStart}, ${x.end - dataStart}]`;
     if (i.begin < next) throw new Error(`${where}: tensors "${prev}" and "${n}" ${range(i)} overlap`);
     if (i.begin > next) {
-      throw new Error(`${where}: data bytes [${next - dataStart}, ${i.begin - dataStart}) before tensor "${n}" belong to no tensor`);
+      throw new Error(
+        `${where}: data bytes [${next - dataStart}, ${i.begin - dataStart}) before tensor "${n}" belong to no tensor`,
+      );
     }
     next = i.end;
     prev = n;
   }
   if (next !== dataStart + dataSize) {
-    throw new Error(`${where}: ${dataStart + dataSize - next} trailing bytes after the last tensor (data section is ${dataSize} bytes)`);
+    throw new Error(
+      `${where}: ${dataStart + dataSize - next} trailing bytes after the last tensor (data section is ${dataSize} bytes)`,
+    );
   }
   return { infos: new Map(sorted), metadata };
 }
@@ -172,7 +196,8 @@ export class SafetensorsReader {
     this.file = file;
     const { fd, size } = openRegularFile(file, 'safetensors file');
     try {
-      if (size < 8) throw new Error(`safetensors ${file}: file is ${size} bytes, too short for the 8-byte header length`);
+      if (size < 8)
+        throw new Error(`safetensors ${file}: file is ${size} bytes, too short for the 8-byte header length`);
       const lenBuf = new Uint8Array(8);
       readExact(fd, file, 'header length', lenBuf, 0);
       const n = new DataView(lenBuf.buffer).getBigUint64(0, true);
@@ -183,7 +208,8 @@ export class SafetensorsReader {
       if (8 + headerLen > size) {
         throw new Error(`safetensors ${file}: header length ${headerLen} runs past the end of the ${size}-byte file`);
       }
-      if (headerLen < 2) throw new Error(`safetensors ${file}: header length ${headerLen} is too short for a JSON object`);
+      if (headerLen < 2)
+        throw new Error(`safetensors ${file}: header length ${headerLen} is too short for a JSON object`);
       const hb = new Uint8Array(headerLen);
       readExact(fd, file, 'header', hb, 8);
       let text: string;
@@ -253,7 +279,9 @@ export class SafetensorsReader {
         for (let i = 0; i < count; i++) {
           const v = Number(src[i]);
           if (Math.fround(v) !== v) {
-            throw new Error(`safetensors ${this.file}: ${what}: ${info.dtype} value ${src[i]} at index ${i} is not exact in float32`);
+            throw new Error(
+              `safetensors ${this.file}: ${what}: ${info.dtype} value ${src[i]} at index ${i} is not exact in float32`,
+            );
           }
           data[i] = v;
         }
@@ -291,23 +319,27 @@ export function readSafetensors(file: string): SafetensorsFile {
  */
 export function writeSafetensors(file: string, tensors: readonly WriteTensor[], opts: WriteOptions = {}): void {
   const dtype = opts.dtype ?? 'F32';
-  if (dtype !== 'F32' && dtype !== 'F16') throw new Error(`writeSafetensors ${file}: dtype must be F32 or F16, got ${describe(dtype)}`);
+  if (dtype !== 'F32' && dtype !== 'F16')
+    throw new Error(`writeSafetensors ${file}: dtype must be F32 or F16, got ${describe(dtype)}`);
   const width = DTYPE_BYTES[dtype];
   const header: Record<string, unknown> = {};
   if (opts.metadata && Object.keys(opts.metadata).length > 0) {
     for (const [k, v] of Object.entries(opts.metadata)) {
-      if (typeof v !== 'string') throw new Error(`writeSafetensors ${file}: metadata.${k} must be a string, got ${describe(v)}`);
+      if (typeof v !== 'string')
+        throw new Error(`writeSafetensors ${file}: metadata.${k} must be a string, got ${describe(v)}`);
     }
     header.__metadata__ = opts.metadata;
   }
   let offset = 0;
   for (const t of tensors) {
     const where = `writeSafetensors ${file}: tensor "${t.name}"`;
-    if (typeof t.name !== 'string' || t.name === '' || t.name === '__metadata__') throw new Error(`${where}: invalid name`);
+    if (typeof t.name !== 'string' || t.name === '' || t.name === '__metadata__')
+      throw new Error(`${where}: invalid name`);
     if (Object.prototype.hasOwnProperty.call(header, t.name)) throw new Error(`${where}: duplicate name`);
     let count = 1;
     t.shape.forEach((d, i) => {
-      if (!Number.isSafeInteger(d) || d < 0) throw new Error(`${where}: shape[${i}] must be a non-negative integer, got ${d}`);
+      if (!Number.isSafeInteger(d) || d < 0)
+        throw new Error(`${where}: shape[${i}] must be a non-negative integer, got ${d}`);
       count *= d;
     });
     if (count !== t.data.length) {

@@ -23,10 +23,13 @@ export interface TensorSource {
 /** Reads and checks an index file; returns tensor -> shard file name. */
 export function readShardIndex(indexPath: string): Map<string, string> {
   const json = readJsonFile(indexPath, 'shard index');
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${indexPath}: must be a JSON object`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new Error(`${indexPath}: must be a JSON object`);
   const wm = (json as Record<string, unknown>).weight_map;
   if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) {
-    throw new Error(`${indexPath}: weight_map must be an object of tensor name -> shard file, got ${JSON.stringify(wm)}`);
+    throw new Error(
+      `${indexPath}: weight_map must be an object of tensor name -> shard file, got ${JSON.stringify(wm)}`,
+    );
   }
   const map = new Map<string, string>();
   for (const [name, shard] of Object.entries(wm as Record<string, unknown>)) {
@@ -60,7 +63,8 @@ class ShardedSource implements TensorSource {
       const indexPath = path.join(dir, INDEX_FILE);
       for (const shard of new Set(weightMap.values())) {
         const p = path.join(dir, shard);
-        if (!fs.existsSync(p)) throw new Error(`${indexPath}: shard ${JSON.stringify(shard)} is listed but ${p} does not exist`);
+        if (!fs.existsSync(p))
+          throw new Error(`${indexPath}: shard ${JSON.stringify(shard)} is listed but ${p} does not exist`);
         const r = new SafetensorsReader(p);
         this.readers.set(shard, r);
         Object.assign(this.metadata, r.metadata);

@@ -32,7 +32,17 @@ export interface Backend {
    * C[M,N] (= or +=) op(A) · op(B).
    * A is [M,K], or [K,M] when transA; B is [K,N], or [N,K] when transB.
    */
-  gemm(M: number, N: number, K: number, a: F32, transA: boolean, b: F32, transB: boolean, c: F32, accumulate: boolean): void;
+  gemm(
+    M: number,
+    N: number,
+    K: number,
+    a: F32,
+    transA: boolean,
+    b: F32,
+    transB: boolean,
+    c: F32,
+    accumulate: boolean,
+  ): void;
   /**
    * y[M,N] = x[M,K] · W[N,K]ᵀ + bias[N] (bias may be null). For small M (≤ 8) W is streamed from memory once
    * for all M rows (the decode path); any M is accepted (training uses it as the forward GEMM).
@@ -51,7 +61,18 @@ export interface Backend {
   /** out = (x − mean)·rstd·w + b; writes mean[N], rstd[N] for backward. */
   layerNormForward(N: number, C: number, x: F32, w: F32, b: F32, eps: number, out: F32, mean: F32, rstd: F32): void;
   /** dx += …, dw += …, db += … */
-  layerNormBackward(N: number, C: number, dout: F32, x: F32, w: F32, mean: F32, rstd: F32, dx: F32, dw: F32, db: F32): void;
+  layerNormBackward(
+    N: number,
+    C: number,
+    dout: F32,
+    x: F32,
+    w: F32,
+    mean: F32,
+    rstd: F32,
+    dx: F32,
+    dw: F32,
+    db: F32,
+  ): void;
   /** out = x·rstd·w with rstd = 1/sqrt(mean(x²) + eps); writes rstd[N]. */
   rmsNormForward(N: number, C: number, x: F32, w: F32, eps: number, out: F32, rstd: F32): void;
   /** dx += …, dw += … */
@@ -80,15 +101,50 @@ export interface Backend {
    * h / (H/G)), out[B,T,H,D], probs[B,H,T,T] (softmax weights saved for backward; upper triangle zero).
    * Scale 1/sqrt(D).
    */
-  attentionForward(B: number, T: number, H: number, G: number, D: number, q: F32, k: F32, v: F32, out: F32, probs: F32): void;
+  attentionForward(
+    B: number,
+    T: number,
+    H: number,
+    G: number,
+    D: number,
+    q: F32,
+    k: F32,
+    v: F32,
+    out: F32,
+    probs: F32,
+  ): void;
   /** dq += …, dk += …, dv += … */
-  attentionBackward(B: number, T: number, H: number, G: number, D: number, q: F32, k: F32, v: F32, probs: F32, dout: F32, dq: F32, dk: F32, dv: F32): void;
+  attentionBackward(
+    B: number,
+    T: number,
+    H: number,
+    G: number,
+    D: number,
+    q: F32,
+    k: F32,
+    v: F32,
+    probs: F32,
+    dout: F32,
+    dq: F32,
+    dk: F32,
+    dv: F32,
+  ): void;
   /**
    * Attention of M new query rows over a KV cache (decode). q[M,H,D]; kCache, vCache [maxT, G, D] already hold
    * the keys/values of positions 0 .. pos0+M−1; query row i sits at position pos0+i and attends to 0..pos0+i.
    * out[M,H,D].
    */
-  attentionDecode(M: number, H: number, G: number, D: number, q: F32, kCache: F32, vCache: F32, pos0: number, out: F32): void;
+  attentionDecode(
+    M: number,
+    H: number,
+    G: number,
+    D: number,
+    q: F32,
+    kCache: F32,
+    vCache: F32,
+    pos0: number,
+    out: F32,
+  ): void;
 
   // ---- loss ---------------------------------------------------------------------------------------------
   /**
@@ -105,7 +161,19 @@ export interface Backend {
    * m = b1·m + (1−b1)·g; v = b2·v + (1−b2)·g²; p −= lr·( (m/(1−b1^t)) / (sqrt(v/(1−b2^t)) + eps) + wd·p ).
    * `step` t starts at 1.
    */
-  adamw(n: number, param: F32, grad: F32, m: F32, v: F32, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  adamw(
+    n: number,
+    param: F32,
+    grad: F32,
+    m: F32,
+    v: F32,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    step: number,
+  ): void;
   /** out = a + b (out may alias a or b). */
   add(n: number, a: F32, b: F32, out: F32): void;
   /** y += alpha·x */

@@ -85,7 +85,8 @@ export function checkIds(op: string, ids: Int32Array, T: number, V: number): voi
 export function checkTargets(op: string, targets: Int32Array, N: number, V: number): void {
   for (let n = 0; n < N; n++) {
     const t = targets[n];
-    if (t !== -1 && (t < 0 || t >= V)) throw new Error(`${op}: targets[${n}] = ${t} is outside [0, V=${V}) and is not -1 (ignore)`);
+    if (t !== -1 && (t < 0 || t >= V))
+      throw new Error(`${op}: targets[${n}] = ${t} is outside [0, V=${V}) and is not -1 (ignore)`);
   }
 }
 

@@ -21,14 +21,17 @@ export function getBackend(): Backend {
   if (want !== 'ref') {
     const loaded = tryLoadNativeBackend();
     if (loaded.backend) backend = loaded.backend;
-    else if (want === 'native') throw new Error(`RECYCLEGPT_BACKEND=native but the addon did not load: ${loaded.error}`);
-    else process.stderr.write(`recyclegpt: native kernels unavailable (${loaded.error}); using the slow "ref" backend\n`);
+    else if (want === 'native')
+      throw new Error(`RECYCLEGPT_BACKEND=native but the addon did not load: ${loaded.error}`);
+    else
+      process.stderr.write(`recyclegpt: native kernels unavailable (${loaded.error}); using the slow "ref" backend\n`);
   }
   backend ??= createRefBackend();
   const threadsEnv = process.env.RECYCLEGPT_THREADS;
   if (threadsEnv !== undefined) {
     const n = Number(threadsEnv);
-    if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`RECYCLEGPT_THREADS must be an integer 1..256, got "${threadsEnv}"`);
+    if (!Number.isInteger(n) || n < 1 || n > 256)
+      throw new Error(`RECYCLEGPT_THREADS must be an integer 1..256, got "${threadsEnv}"`);
     backend.setThreads(n);
   }
   current = backend;

@@ -80,7 +80,8 @@ export function createNativeBackend(addon: NativeAddon = loadNativeAddon()): Nat
     },
     threads: () => lib.threads(),
     setThreads(n: number): void {
-      if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`setThreads: n must be an integer 1..256, got ${n}`);
+      if (!Number.isInteger(n) || n < 1 || n > 256)
+        throw new Error(`setThreads: n must be an integer 1..256, got ${n}`);
       lib.setThreads(n);
     },
 

@@ -10,8 +10,18 @@ import type { Backend, F32 } from './backend.js';
  * decode row is bit-identical to the same row of the training forward.
  */
 function attendRow(
-  D: number, scale: number, q: F32, qOff: number, k: F32, v: F32, kvOff: number, kvStride: number, n: number,
-  out: F32, outOff: number, weights: Float64Array,
+  D: number,
+  scale: number,
+  q: F32,
+  qOff: number,
+  k: F32,
+  v: F32,
+  kvOff: number,
+  kvStride: number,
+  n: number,
+  out: F32,
+  outOff: number,
+  weights: Float64Array,
 ): void {
   let max = -Infinity;
   for (let j = 0; j < n; j++) {

@@ -21,7 +21,8 @@ export function createRefBackend(): Backend {
     name: 'ref',
     threads: () => 1,
     setThreads(n: number): void {
-      if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`setThreads: n must be an integer 1..256, got ${n}`);
+      if (!Number.isInteger(n) || n < 1 || n > 256)
+        throw new Error(`setThreads: n must be an integer 1..256, got ${n}`);
       // single-threaded by design: the count is accepted and ignored
     },
 

@@ -5,8 +5,17 @@
  */
 import type { Backend } from './backend.js';
 import {
-  checkAttentionHeads, checkChannels, checkDims, checkDivides, checkF32, checkF32OrNull, checkFinite, checkI32,
-  checkIds, checkPositive, checkTargets,
+  checkAttentionHeads,
+  checkChannels,
+  checkDims,
+  checkDivides,
+  checkF32,
+  checkF32OrNull,
+  checkFinite,
+  checkI32,
+  checkIds,
+  checkPositive,
+  checkTargets,
 } from './checks.js';
 
 export type KernelName = Exclude<keyof Backend, 'name' | 'threads' | 'setThreads'>;
@@ -41,7 +50,10 @@ export const KERNEL_NAMES: readonly KernelName[] = [
 type ArgChecks = { [K in KernelName]: (...args: Parameters<Backend[K]>) => void };
 
 function checkAll(
-  op: string, arrays: ReadonlyArray<readonly [string, unknown]>, need: number, shape: (name: string) => string,
+  op: string,
+  arrays: ReadonlyArray<readonly [string, unknown]>,
+  need: number,
+  shape: (name: string) => string,
 ): void {
   for (const [name, arr] of arrays) checkF32(op, name, arr, need, () => shape(name));
 }
@@ -50,8 +62,8 @@ const argChecks: ArgChecks = {
   gemm(M, N, K, a, transA, b, transB, c) {
     const op = 'gemm';
     checkDims(op, { M, N, K });
-    checkF32(op, 'a', a, M * K, () => transA ? `A[K=${K},M=${M}]` : `A[M=${M},K=${K}]`);
-    checkF32(op, 'b', b, K * N, () => transB ? `B[N=${N},K=${K}]` : `B[K=${K},N=${N}]`);
+    checkF32(op, 'a', a, M * K, () => (transA ? `A[K=${K},M=${M}]` : `A[M=${M},K=${K}]`));
+    checkF32(op, 'b', b, K * N, () => (transB ? `B[N=${N},K=${K}]` : `B[K=${K},N=${N}]`));
     checkF32(op, 'c', c, M * N, () => `C[M=${M},N=${N}]`);
   },
   linear(M, N, K, x, w, bias, y) {
@@ -100,8 +112,26 @@ const argChecks: ArgChecks = {
     const op = 'layerNormBackward';
     checkDims(op, { N, C });
     checkChannels(op, N, C);
-    checkAll(op, [['dout', dout], ['x', x], ['dx', dx]], N * C, (n) => `${n}[N=${N},C=${C}]`);
-    checkAll(op, [['w', w], ['dw', dw], ['db', db]], C, (n) => `${n}[C=${C}]`);
+    checkAll(
+      op,
+      [
+        ['dout', dout],
+        ['x', x],
+        ['dx', dx],
+      ],
+      N * C,
+      (n) => `${n}[N=${N},C=${C}]`,
+    );
+    checkAll(
+      op,
+      [
+        ['w', w],
+        ['dw', dw],
+        ['db', db],
+      ],
+      C,
+      (n) => `${n}[C=${C}]`,
+    );
     checkF32(op, 'mean', mean, N, () => `mean[N=${N}]`);
     checkF32(op, 'rstd', rstd, N, () => `rstd[N=${N}]`);
   },
@@ -119,7 +149,16 @@ const argChecks: ArgChecks = {
     const op = 'rmsNormBackward';
     checkDims(op, { N, C });
     checkChannels(op, N, C);
-    checkAll(op, [['dout', dout], ['x', x], ['dx', dx]], N * C, (n) => `${n}[N=${N},C=${C}]`);
+    checkAll(
+      op,
+      [
+        ['dout', dout],
+        ['x', x],
+        ['dx', dx],
+      ],
+      N * C,
+      (n) => `${n}[N=${N},C=${C}]`,
+    );
     checkF32(op, 'w', w, C, () => `w[C=${C}]`);
     checkF32(op, 'dw', dw, C, () => `dw[C=${C}]`);
     checkF32(op, 'rstd', rstd, N, () => `rstd[N=${N}]`);
@@ -133,17 +172,46 @@ const argChecks: ArgChecks = {
   geluBackward(n, x, dout, dx) {
     const op = 'geluBackward';
     checkDims(op, { n });
-    checkAll(op, [['x', x], ['dout', dout], ['dx', dx]], n, (s) => `${s}[n=${n}]`);
+    checkAll(
+      op,
+      [
+        ['x', x],
+        ['dout', dout],
+        ['dx', dx],
+      ],
+      n,
+      (s) => `${s}[n=${n}]`,
+    );
   },
   swigluForward(n, gate, up, out) {
     const op = 'swigluForward';
     checkDims(op, { n });
-    checkAll(op, [['gate', gate], ['up', up], ['out', out]], n, (s) => `${s}[n=${n}]`);
+    checkAll(
+      op,
+      [
+        ['gate', gate],
+        ['up', up],
+        ['out', out],
+      ],
+      n,
+      (s) => `${s}[n=${n}]`,
+    );
   },
   swigluBackward(n, gate, up, dout, dgate, dup) {
     const op = 'swigluBackward';
     checkDims(op, { n });
-    checkAll(op, [['gate', gate], ['up', up], ['dout', dout], ['dgate', dgate], ['dup', dup]], n, (s) => `${s}[n=${n}]`);
+    checkAll(
+      op,
+      [
+        ['gate', gate],
+        ['up', up],
+        ['dout', dout],
+        ['dgate', dgate],
+        ['dup', dup],
+      ],
+      n,
+      (s) => `${s}[n=${n}]`,
+    );
   },
   rope(R, H, D, x, pos, theta) {
     const op = 'rope';
@@ -167,8 +235,27 @@ const argChecks: ArgChecks = {
     const op = 'attentionBackward';
     checkDims(op, { B, T, H, G, D });
     checkAttentionHeads(op, H, G, D);
-    checkAll(op, [['q', q], ['dout', dout], ['dq', dq]], B * T * H * D, (n) => `${n}[B=${B},T=${T},H=${H},D=${D}]`);
-    checkAll(op, [['k', k], ['v', v], ['dk', dk], ['dv', dv]], B * T * G * D, (n) => `${n}[B=${B},T=${T},G=${G},D=${D}]`);
+    checkAll(
+      op,
+      [
+        ['q', q],
+        ['dout', dout],
+        ['dq', dq],
+      ],
+      B * T * H * D,
+      (n) => `${n}[B=${B},T=${T},H=${H},D=${D}]`,
+    );
+    checkAll(
+      op,
+      [
+        ['k', k],
+        ['v', v],
+        ['dk', dk],
+        ['dv', dv],
+      ],
+      B * T * G * D,
+      (n) => `${n}[B=${B},T=${T},G=${G},D=${D}]`,
+    );
     checkF32(op, 'probs', probs, B * H * T * T, () => `probs[B=${B},H=${H},T=${T}]`);
   },
   attentionDecode(M, H, G, D, q, kCache, vCache, pos0, out) {
@@ -201,9 +288,27 @@ const argChecks: ArgChecks = {
   adamw(n, param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step) {
     const op = 'adamw';
     checkDims(op, { n });
-    checkAll(op, [['param', param], ['grad', grad], ['m', m], ['v', v]], n, (s) => `${s}[n=${n}]`);
-    for (const [name, val] of [['lr', lr], ['eps', eps], ['weightDecay', weightDecay]] as const) checkFinite(op, name, val);
-    for (const [name, beta] of [['beta1', beta1], ['beta2', beta2]] as const) {
+    checkAll(
+      op,
+      [
+        ['param', param],
+        ['grad', grad],
+        ['m', m],
+        ['v', v],
+      ],
+      n,
+      (s) => `${s}[n=${n}]`,
+    );
+    for (const [name, val] of [
+      ['lr', lr],
+      ['eps', eps],
+      ['weightDecay', weightDecay],
+    ] as const)
+      checkFinite(op, name, val);
+    for (const [name, beta] of [
+      ['beta1', beta1],
+      ['beta2', beta2],
+    ] as const) {
       if (!(beta >= 0 && beta < 1)) throw new Error(`${op}: ${name} must be in [0, 1), got ${beta}`);
     }
     if (!Number.isInteger(step) || step < 1) throw new Error(`${op}: step must be an integer >= 1, got ${step}`);
@@ -211,7 +316,16 @@ const argChecks: ArgChecks = {
   add(n, a, b, out) {
     const op = 'add';
     checkDims(op, { n });
-    checkAll(op, [['a', a], ['b', b], ['out', out]], n, (s) => `${s}[n=${n}]`);
+    checkAll(
+      op,
+      [
+        ['a', a],
+        ['b', b],
+        ['out', out],
+      ],
+      n,
+      (s) => `${s}[n=${n}]`,
+    );
   },
   axpy(n, alpha, x, y) {
     const op = 'axpy';

@@ -130,20 +130,41 @@ export function parseConfig(json: unknown, where = 'config.json'): ModelConfig {
   if (r.data.model_type === 'gpt2') {
     const c = r.data;
     cfg = {
-      arch: 'gpt2', vocabSize: c.vocab_size, hidden: c.n_embd, nLayers: c.n_layer, nHeads: c.n_head,
-      nKvHeads: c.n_head, headDim: c.n_embd / c.n_head, intermediate: c.n_inner ?? 4 * c.n_embd,
-      maxPositions: c.n_positions, normEps: c.layer_norm_epsilon, ropeTheta: 0, tieEmbeddings: true,
-      bosTokenId: firstId(c.bos_token_id), eosTokenId: firstId(c.eos_token_id), recycle: recycleOf(c.recycle),
+      arch: 'gpt2',
+      vocabSize: c.vocab_size,
+      hidden: c.n_embd,
+      nLayers: c.n_layer,
+      nHeads: c.n_head,
+      nKvHeads: c.n_head,
+      headDim: c.n_embd / c.n_head,
+      intermediate: c.n_inner ?? 4 * c.n_embd,
+      maxPositions: c.n_positions,
+      normEps: c.layer_norm_epsilon,
+      ropeTheta: 0,
+      tieEmbeddings: true,
+      bosTokenId: firstId(c.bos_token_id),
+      eosTokenId: firstId(c.eos_token_id),
+      recycle: recycleOf(c.recycle),
     };
   } else {
     const c = r.data as z.infer<typeof llamaSchema>;
     const kv = c.num_key_value_heads ?? c.num_attention_heads;
     cfg = {
-      arch: 'llama', vocabSize: c.vocab_size, hidden: c.hidden_size, nLayers: c.num_hidden_layers,
-      nHeads: c.num_attention_heads, nKvHeads: kv, headDim: c.head_dim ?? c.hidden_size / c.num_attention_heads,
-      intermediate: c.intermediate_size, maxPositions: c.max_position_embeddings, normEps: c.rms_norm_eps,
-      ropeTheta: c.rope_theta, tieEmbeddings: c.tie_word_embeddings,
-      bosTokenId: firstId(c.bos_token_id), eosTokenId: firstId(c.eos_token_id), recycle: recycleOf(c.recycle),
+      arch: 'llama',
+      vocabSize: c.vocab_size,
+      hidden: c.hidden_size,
+      nLayers: c.num_hidden_layers,
+      nHeads: c.num_attention_heads,
+      nKvHeads: kv,
+      headDim: c.head_dim ?? c.hidden_size / c.num_attention_heads,
+      intermediate: c.intermediate_size,
+      maxPositions: c.max_position_embeddings,
+      normEps: c.rms_norm_eps,
+      ropeTheta: c.rope_theta,
+      tieEmbeddings: c.tie_word_embeddings,
+      bosTokenId: firstId(c.bos_token_id),
+      eosTokenId: firstId(c.eos_token_id),
+      recycle: recycleOf(c.recycle),
     };
   }
   validateConfig(cfg, where);
@@ -157,9 +178,14 @@ export function validateConfig(c: ModelConfig, where = 'config'): void {
   };
   if (!Number.isInteger(c.headDim)) bad('hidden/heads', `width ${c.hidden} is not a multiple of ${c.nHeads} heads`);
   const sizes: Array<[string, number, number, number]> = [
-    ['vocab_size', c.vocabSize, 1, L.vocab], ['hidden', c.hidden, 1, L.width], ['layers', c.nLayers, 1, L.layers],
-    ['heads', c.nHeads, 1, L.heads], ['kv_heads', c.nKvHeads, 1, L.heads], ['head_dim', c.headDim, 1, L.headDim],
-    ['intermediate', c.intermediate, 1, L.intermediate], ['positions', c.maxPositions, 1, L.positions],
+    ['vocab_size', c.vocabSize, 1, L.vocab],
+    ['hidden', c.hidden, 1, L.width],
+    ['layers', c.nLayers, 1, L.layers],
+    ['heads', c.nHeads, 1, L.heads],
+    ['kv_heads', c.nKvHeads, 1, L.heads],
+    ['head_dim', c.headDim, 1, L.headDim],
+    ['intermediate', c.intermediate, 1, L.intermediate],
+    ['positions', c.maxPositions, 1, L.positions],
   ];
   if (c.recycle) sizes.push(['recycle.num_layers', c.recycle.numLayers, 1, L.moduleLayers]);
   for (const [field, v, min, max] of sizes) {
@@ -170,29 +196,57 @@ export function validateConfig(c: ModelConfig, where = 'config'): void {
   if (c.arch === 'llama' && c.nHeads * c.headDim !== c.hidden) {
     bad('head_dim', `heads × head_dim = ${c.nHeads * c.headDim} must equal hidden_size ${c.hidden}`);
   }
-  for (const [k, v] of [['bos_token_id', c.bosTokenId], ['eos_token_id', c.eosTokenId]] as const) {
+  for (const [k, v] of [
+    ['bos_token_id', c.bosTokenId],
+    ['eos_token_id', c.eosTokenId],
+  ] as const) {
     if (v !== null && v >= c.vocabSize) bad(k, `${v} is outside the vocabulary (${c.vocabSize})`);
   }
 }
 
 /** The HF-style config.json object for a config (inverse of parseConfig). */
 export function toHfConfig(c: ModelConfig): Record<string, unknown> {
-  const recycle = c.recycle ? { recycle: { num_layers: c.recycle.numLayers, loss_weight: c.recycle.lossWeight, hidden: 'pre_norm' } } : {};
+  const recycle = c.recycle
+    ? { recycle: { num_layers: c.recycle.numLayers, loss_weight: c.recycle.lossWeight, hidden: 'pre_norm' } }
+    : {};
   if (c.arch === 'gpt2') {
     return {
-      architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', activation_function: 'gelu_new',
-      n_embd: c.hidden, n_layer: c.nLayers, n_head: c.nHeads, n_positions: c.maxPositions, n_ctx: c.maxPositions,
-      n_inner: c.intermediate === 4 * c.hidden ? null : c.intermediate, vocab_size: c.vocabSize,
-      layer_norm_epsilon: c.normEps, bos_token_id: c.bosTokenId, eos_token_id: c.eosTokenId,
-      tie_word_embeddings: true, ...recycle,
+      architectures: ['GPT2LMHeadModel'],
+      model_type: 'gpt2',
+      activation_function: 'gelu_new',
+      n_embd: c.hidden,
+      n_layer: c.nLayers,
+      n_head: c.nHeads,
+      n_positions: c.maxPositions,
+      n_ctx: c.maxPositions,
+      n_inner: c.intermediate === 4 * c.hidden ? null : c.intermediate,
+      vocab_size: c.vocabSize,
+      layer_norm_epsilon: c.normEps,
+      bos_token_id: c.bosTokenId,
+      eos_token_id: c.eosTokenId,
+      tie_word_embeddings: true,
+      ...recycle,
     };
   }
   return {
-    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: c.hidden, intermediate_size: c.intermediate,
-    num_hidden_layers: c.nLayers, num_attention_heads: c.nHeads, num_key_value_heads: c.nKvHeads, head_dim: c.headDim,
-    hidden_act: 'silu', max_position_embeddings: c.maxPositions, rms_norm_eps: c.normEps, rope_theta: c.ropeTheta,
-    vocab_size: c.vocabSize, tie_word_embeddings: c.tieEmbeddings, bos_token_id: c.bosTokenId,
-    eos_token_id: c.eosTokenId, torch_dtype: 'float32', ...recycle,
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    hidden_size: c.hidden,
+    intermediate_size: c.intermediate,
+    num_hidden_layers: c.nLayers,
+    num_attention_heads: c.nHeads,
+    num_key_value_heads: c.nKvHeads,
+    head_dim: c.headDim,
+    hidden_act: 'silu',
+    max_position_embeddings: c.maxPositions,
+    rms_norm_eps: c.normEps,
+    rope_theta: c.ropeTheta,
+    vocab_size: c.vocabSize,
+    tie_word_embeddings: c.tieEmbeddings,
+    bos_token_id: c.bosTokenId,
+    eos_token_id: c.eosTokenId,
+    torch_dtype: 'float32',
+    ...recycle,
   };
 }
 

@@ -93,18 +93,25 @@ export class TrainGraph {
   private readonly positions = new Positions();
 
   constructor(readonly config: ModelConfig) {
-    this.baseBlocks = Array.from({ length: config.nLayers }, (_, l) => blockNames(config.arch, basePrefix(config.arch, l)));
-    this.moduleBlocks = Array.from({ length: config.recycle?.numLayers ?? 0 }, (_, l) => blockNames(config.arch, modulePrefix(l)));
+    this.baseBlocks = Array.from({ length: config.nLayers }, (_, l) =>
+      blockNames(config.arch, basePrefix(config.arch, l)),
+    );
+    this.moduleBlocks = Array.from({ length: config.recycle?.numLayers ?? 0 }, (_, l) =>
+      blockNames(config.arch, modulePrefix(l)),
+    );
   }
 
   /** The forward pass on `tape`; call tape.backward(out.loss) for gradients. */
   forward(tape: Tape, p: ParamSource, batch: GraphBatch, opts: GraphOptions = {}): GraphOutput {
-    const c = this.config, { B, T } = batch, C = c.hidden;
+    const c = this.config,
+      { B, T } = batch,
+      C = c.hidden;
     this.checkBatch(batch);
     const top = topNames(c);
     // ---- base: (B*T, C) residual stream
     let x = nn.embedding(tape, batch.inputs, p.get(top.tokenEmbedding));
-    if (top.positionEmbedding) x = nn.add(tape, x, nn.embedding(tape, this.positions.get(B, T), p.get(top.positionEmbedding)));
+    if (top.positionEmbedding)
+      x = nn.add(tape, x, nn.embedding(tape, this.positions.get(B, T), p.get(top.positionEmbedding)));
     const pos = this.positions.get(B, T);
     for (const n of this.baseBlocks) x = this.block(tape, p, n, x, B, T, pos);
     const h = x;
@@ -124,7 +131,12 @@ export class TrainGraph {
       targets2.set(batch.targets2.subarray(b * T, b * T + Tm), b * Tm);
     }
     const e = nn.embedding(tape, nextIds, p.get(top.tokenEmbedding));
-    let m = nn.linear(tape, nn.concatCols(tape, hRows, e), p.get('recycle.in_proj.weight'), p.get('recycle.in_proj.bias'));
+    let m = nn.linear(
+      tape,
+      nn.concatCols(tape, hRows, e),
+      p.get('recycle.in_proj.weight'),
+      p.get('recycle.in_proj.bias'),
+    );
     const mpos = this.positions.get(B, Tm);
     for (const n of this.moduleBlocks) m = this.block(tape, p, n, m, B, Tm, mpos);
     const recycleLogits = this.head(tape, p, m);
@@ -135,14 +147,22 @@ export class TrainGraph {
   }
 
   private checkBatch(batch: GraphBatch): void {
-    const { B, T } = batch, V = this.config.vocabSize;
-    if (!Number.isInteger(B) || B < 1 || !Number.isInteger(T) || T < 1) throw new Error(`TrainGraph: batch B=${B}, T=${T} must be positive integers`);
-    if (T > this.config.maxPositions) throw new Error(`TrainGraph: sequence length ${T} exceeds the context length ${this.config.maxPositions}`);
-    for (const [name, a, ignorable] of [['inputs', batch.inputs, false], ['targets', batch.targets, true], ['targets2', batch.targets2, true]] as const) {
+    const { B, T } = batch,
+      V = this.config.vocabSize;
+    if (!Number.isInteger(B) || B < 1 || !Number.isInteger(T) || T < 1)
+      throw new Error(`TrainGraph: batch B=${B}, T=${T} must be positive integers`);
+    if (T > this.config.maxPositions)
+      throw new Error(`TrainGraph: sequence length ${T} exceeds the context length ${this.config.maxPositions}`);
+    for (const [name, a, ignorable] of [
+      ['inputs', batch.inputs, false],
+      ['targets', batch.targets, true],
+      ['targets2', batch.targets2, true],
+    ] as const) {
       if (a.length !== B * T) throw new Error(`TrainGraph: batch.${name} has ${a.length} ids, B·T = ${B * T}`);
       for (let i = 0; i < a.length; i++) {
         const id = a[i]!;
-        if (!(id >= 0 && id < V) && !(ignorable && id === -1)) throw new Error(`TrainGraph: batch.${name}[${i}] = ${id} is outside the vocabulary (${V})`);
+        if (!(id >= 0 && id < V) && !(ignorable && id === -1))
+          throw new Error(`TrainGraph: batch.${name}[${i}] = ${id} is outside the vocabulary (${V})`);
       }
     }
   }
@@ -160,13 +180,18 @@ export class TrainGraph {
 
   /** One pre-norm block over x[B*T, C] (rows b*T + t sit at position t). */
   private block(tape: Tape, p: ParamSource, n: BlockNames, x: Tensor, B: number, T: number, pos: Int32Array): Tensor {
-    const c = this.config, C = c.hidden, H = c.nHeads, G = c.nKvHeads, D = c.headDim;
+    const c = this.config,
+      C = c.hidden,
+      H = c.nHeads,
+      G = c.nKvHeads,
+      D = c.headDim;
     const bias = (name: string | null): Tensor | null => (name ? p.get(name) : null);
     const a = this.norm(tape, p, x, n.norm1, n.norm1Bias);
     let q: Tensor, k: Tensor, v: Tensor;
     if (n.qkv) {
       // GPT-2's fused c_attn [3C, C]: rows 0..C are q, C..2C k, 2C..3C v (views share data and grad)
-      const W = p.get(n.qkv), Wb = p.get(n.qkvBias!);
+      const W = p.get(n.qkv),
+        Wb = p.get(n.qkvBias!);
       q = nn.linear(tape, a, rowsView(W, 0, C), rowsView(Wb, 0, C));
       k = nn.linear(tape, a, rowsView(W, C, C), rowsView(Wb, C, C));
       v = nn.linear(tape, a, rowsView(W, 2 * C, C), rowsView(Wb, 2 * C, C));

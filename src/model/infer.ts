@@ -18,10 +18,22 @@ import type { Weights } from './weights.js';
  */
 export class ForwardScratch {
   rows = 0;
-  x = new Float32Array(0); norm = new Float32Array(0); q = new Float32Array(0); att = new Float32Array(0);
-  tmp = new Float32Array(0); up = new Float32Array(0); gate = new Float32Array(0); logits = new Float32Array(0);
-  cat = new Float32Array(0); qkv = new Float32Array(0); kNew = new Float32Array(0); vNew = new Float32Array(0);
-  mean = new Float32Array(0); rstd = new Float32Array(0); pos = new Int32Array(0); ids = new Int32Array(0);
+  x = new Float32Array(0);
+  norm = new Float32Array(0);
+  q = new Float32Array(0);
+  att = new Float32Array(0);
+  tmp = new Float32Array(0);
+  up = new Float32Array(0);
+  gate = new Float32Array(0);
+  logits = new Float32Array(0);
+  cat = new Float32Array(0);
+  qkv = new Float32Array(0);
+  kNew = new Float32Array(0);
+  vNew = new Float32Array(0);
+  mean = new Float32Array(0);
+  rstd = new Float32Array(0);
+  pos = new Int32Array(0);
+  ids = new Int32Array(0);
 
   constructor(private readonly c: ModelConfig) {}
 
@@ -30,11 +42,22 @@ export class ForwardScratch {
     const { hidden: C, intermediate: I, vocabSize: V } = this.c;
     const kvw = this.c.nKvHeads * this.c.headDim;
     this.rows = M;
-    this.x = new Float32Array(M * C); this.norm = new Float32Array(M * C); this.q = new Float32Array(M * C);
-    this.att = new Float32Array(M * C); this.tmp = new Float32Array(M * C); this.up = new Float32Array(M * I);
-    this.gate = new Float32Array(M * I); this.logits = new Float32Array(M * V); this.cat = new Float32Array(M * 2 * C);
-    this.qkv = new Float32Array(M * 3 * C); this.kNew = new Float32Array(M * kvw); this.vNew = new Float32Array(M * kvw);
-    this.mean = new Float32Array(M); this.rstd = new Float32Array(M); this.pos = new Int32Array(M); this.ids = new Int32Array(M);
+    this.x = new Float32Array(M * C);
+    this.norm = new Float32Array(M * C);
+    this.q = new Float32Array(M * C);
+    this.att = new Float32Array(M * C);
+    this.tmp = new Float32Array(M * C);
+    this.up = new Float32Array(M * I);
+    this.gate = new Float32Array(M * I);
+    this.logits = new Float32Array(M * V);
+    this.cat = new Float32Array(M * 2 * C);
+    this.qkv = new Float32Array(M * 3 * C);
+    this.kNew = new Float32Array(M * kvw);
+    this.vNew = new Float32Array(M * kvw);
+    this.mean = new Float32Array(M);
+    this.rstd = new Float32Array(M);
+    this.pos = new Int32Array(M);
+    this.ids = new Int32Array(M);
   }
 }
 
@@ -54,11 +77,19 @@ export class InferenceModel {
   private readonly baseBlocks: BlockNames[];
   private readonly moduleBlocks: BlockNames[];
 
-  constructor(readonly config: ModelConfig, readonly weights: Weights, readonly backend: Backend) {
+  constructor(
+    readonly config: ModelConfig,
+    readonly weights: Weights,
+    readonly backend: Backend,
+  ) {
     this.base = new ForwardScratch(config);
     this.mod = new ForwardScratch(config);
-    this.baseBlocks = Array.from({ length: config.nLayers }, (_, l) => blockNames(config.arch, basePrefix(config.arch, l)));
-    this.moduleBlocks = Array.from({ length: config.recycle?.numLayers ?? 0 }, (_, l) => blockNames(config.arch, modulePrefix(l)));
+    this.baseBlocks = Array.from({ length: config.nLayers }, (_, l) =>
+      blockNames(config.arch, basePrefix(config.arch, l)),
+    );
+    this.moduleBlocks = Array.from({ length: config.recycle?.numLayers ?? 0 }, (_, l) =>
+      blockNames(config.arch, modulePrefix(l)),
+    );
   }
 
   get hasModule(): boolean {
@@ -66,12 +97,21 @@ export class InferenceModel {
   }
 
   newBaseCache(maxT = this.config.maxPositions): KVCache {
-    return new KVCache(this.config.nLayers, Math.min(maxT, this.config.maxPositions), this.config.nKvHeads * this.config.headDim);
+    return new KVCache(
+      this.config.nLayers,
+      Math.min(maxT, this.config.maxPositions),
+      this.config.nKvHeads * this.config.headDim,
+    );
   }
 
   newModuleCache(maxT = this.config.maxPositions): KVCache {
-    if (!this.config.recycle) throw new Error('this model has no recyclable module (config.json has no "recycle" section)');
-    return new KVCache(this.config.recycle.numLayers, Math.min(maxT, this.config.maxPositions), this.config.nKvHeads * this.config.headDim);
+    if (!this.config.recycle)
+      throw new Error('this model has no recyclable module (config.json has no "recycle" section)');
+    return new KVCache(
+      this.config.recycle.numLayers,
+      Math.min(maxT, this.config.maxPositions),
+      this.config.nKvHeads * this.config.headDim,
+    );
   }
 
   /** Scratch for one caller's calls (see ForwardScratch); it grows with the rows of the calls made with it. */
@@ -84,21 +124,31 @@ export class InferenceModel {
    * live in `scratch` (default: the model's shared one).
    */
   forwardBase(
-    ids: ArrayLike<number>, cache: KVCache, logitRows: LogitRows = 'last', scratch: ForwardScratch = this.base,
+    ids: ArrayLike<number>,
+    cache: KVCache,
+    logitRows: LogitRows = 'last',
+    scratch: ForwardScratch = this.base,
   ): BaseOutput {
-    const c = this.config, b = this.backend, s = scratch, M = ids.length, C = c.hidden;
+    const c = this.config,
+      b = this.backend,
+      s = scratch,
+      M = ids.length,
+      C = c.hidden;
     if (M === 0) throw new Error('forwardBase: no tokens');
     cache.ensureRoom(M);
     s.ensure(M);
     const pos0 = cache.length;
-    const idArr = s.ids.subarray(0, M), pos = s.pos.subarray(0, M);
+    const idArr = s.ids.subarray(0, M),
+      pos = s.pos.subarray(0, M);
     for (let i = 0; i < M; i++) {
       const id = ids[i]!;
-      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`forwardBase: token id ${id} at index ${i} is outside the vocabulary (${c.vocabSize})`);
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
+        throw new Error(`forwardBase: token id ${id} at index ${i} is outside the vocabulary (${c.vocabSize})`);
       idArr[i] = id;
       pos[i] = pos0 + i;
     }
-    const t = topNames(c), x = s.x.subarray(0, M * C);
+    const t = topNames(c),
+      x = s.x.subarray(0, M * C);
     b.embeddingForward(M, C, c.vocabSize, idArr, this.weights.get(t.tokenEmbedding), x);
     if (t.positionEmbedding) {
       const wpe = this.weights.get(t.positionEmbedding);
@@ -115,24 +165,37 @@ export class InferenceModel {
    * shared module scratch; it must not be the one `hidden` lives in).
    */
   forwardModule(
-    hidden: Float32Array, nextIds: ArrayLike<number>, cache: KVCache, logitRows: LogitRows = 'last',
+    hidden: Float32Array,
+    nextIds: ArrayLike<number>,
+    cache: KVCache,
+    logitRows: LogitRows = 'last',
     scratch: ForwardScratch = this.mod,
   ): Float32Array {
-    const c = this.config, b = this.backend, s = scratch, M = nextIds.length, C = c.hidden;
+    const c = this.config,
+      b = this.backend,
+      s = scratch,
+      M = nextIds.length,
+      C = c.hidden;
     if (!c.recycle) throw new Error('this model has no recyclable module (config.json has no "recycle" section)');
     if (M === 0) throw new Error('forwardModule: no rows');
-    if (hidden.length < M * C) throw new Error(`forwardModule: hidden has ${hidden.length} values, ${M} rows of ${C} need ${M * C}`);
+    if (hidden.length < M * C)
+      throw new Error(`forwardModule: hidden has ${hidden.length} values, ${M} rows of ${C} need ${M * C}`);
     cache.ensureRoom(M);
     s.ensure(M);
-    const pos0 = cache.length, pos = s.pos.subarray(0, M), idArr = s.ids.subarray(0, M);
+    const pos0 = cache.length,
+      pos = s.pos.subarray(0, M),
+      idArr = s.ids.subarray(0, M);
     for (let i = 0; i < M; i++) {
       const id = nextIds[i]!;
-      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`forwardModule: token id ${id} at index ${i} is outside the vocabulary (${c.vocabSize})`);
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
+        throw new Error(`forwardModule: token id ${id} at index ${i} is outside the vocabulary (${c.vocabSize})`);
       idArr[i] = id;
       pos[i] = pos0 + i;
     }
     // m = W_in · concat(h, e(x_{t+1})) + b_in; concat order: h first, then e.
-    const emb = s.tmp.subarray(0, M * C), cat = s.cat.subarray(0, M * 2 * C), x = s.x.subarray(0, M * C);
+    const emb = s.tmp.subarray(0, M * C),
+      cat = s.cat.subarray(0, M * 2 * C),
+      x = s.x.subarray(0, M * C);
     b.embeddingForward(M, C, c.vocabSize, idArr, this.weights.get(topNames(c).tokenEmbedding), emb);
     for (let i = 0; i < M; i++) {
       cat.set(hidden.subarray(i * C, (i + 1) * C), i * 2 * C);
@@ -147,9 +210,13 @@ export class InferenceModel {
   /** Final norm + LM head on the rows of s.x that are asked for. */
   private head(s: ForwardScratch, M: number, rows: LogitRows): Float32Array {
     if (rows === 'none') return s.logits.subarray(0, 0);
-    const c = this.config, C = c.hidden, t = topNames(c);
-    const first = rows === 'last' ? M - 1 : 0, R = M - first;
-    const xin = s.x.subarray(first * C, M * C), nrm = s.norm.subarray(0, R * C);
+    const c = this.config,
+      C = c.hidden,
+      t = topNames(c);
+    const first = rows === 'last' ? M - 1 : 0,
+      R = M - first;
+    const xin = s.x.subarray(first * C, M * C),
+      nrm = s.norm.subarray(0, R * C);
     this.norm(R, xin, t.finalNorm, t.finalNormBias, nrm, s);
     const logits = s.logits.subarray(0, R * c.vocabSize);
     this.backend.linear(R, c.vocabSize, C, nrm, this.weights.get(t.head), null, logits);
@@ -159,7 +226,17 @@ export class InferenceModel {
   private norm(M: number, x: Float32Array, w: string, bias: string | null, out: Float32Array, s: ForwardScratch): void {
     const C = this.config.hidden;
     if (this.config.arch === 'gpt2') {
-      this.backend.layerNormForward(M, C, x, this.weights.get(w), this.weights.get(bias!), this.config.normEps, out, s.mean, s.rstd);
+      this.backend.layerNormForward(
+        M,
+        C,
+        x,
+        this.weights.get(w),
+        this.weights.get(bias!),
+        this.config.normEps,
+        out,
+        s.mean,
+        s.rstd,
+      );
     } else {
       this.backend.rmsNormForward(M, C, x, this.weights.get(w), this.config.normEps, out, s.rstd);
     }
@@ -170,10 +247,27 @@ export class InferenceModel {
   }
 
   /** One pre-norm block on s.x[M, C] in place, writing this layer's K/V for positions pos0.. into the cache. */
-  private block(s: ForwardScratch, n: BlockNames, M: number, pos0: number, pos: Int32Array, cache: KVCache, layer: number): void {
-    const c = this.config, b = this.backend, w = this.weights;
-    const C = c.hidden, H = c.nHeads, G = c.nKvHeads, D = c.headDim, I = c.intermediate, kvw = G * D;
-    const x = s.x.subarray(0, M * C), nrm = s.norm.subarray(0, M * C), q = s.q.subarray(0, M * C);
+  private block(
+    s: ForwardScratch,
+    n: BlockNames,
+    M: number,
+    pos0: number,
+    pos: Int32Array,
+    cache: KVCache,
+    layer: number,
+  ): void {
+    const c = this.config,
+      b = this.backend,
+      w = this.weights;
+    const C = c.hidden,
+      H = c.nHeads,
+      G = c.nKvHeads,
+      D = c.headDim,
+      I = c.intermediate,
+      kvw = G * D;
+    const x = s.x.subarray(0, M * C),
+      nrm = s.norm.subarray(0, M * C),
+      q = s.q.subarray(0, M * C);
     const kDst = cache.k[layer]!.subarray(pos0 * kvw, (pos0 + M) * kvw);
     const vDst = cache.v[layer]!.subarray(pos0 * kvw, (pos0 + M) * kvw);
     this.norm(M, x, n.norm1, n.norm1Bias, nrm, s);
@@ -195,7 +289,8 @@ export class InferenceModel {
       b.rope(M, H, D, q, pos, c.ropeTheta, false);
       b.rope(M, G, D, kDst, pos, c.ropeTheta, false);
     }
-    const att = s.att.subarray(0, M * C), proj = s.tmp.subarray(0, M * C);
+    const att = s.att.subarray(0, M * C),
+      proj = s.tmp.subarray(0, M * C);
     b.attentionDecode(M, H, G, D, q, cache.k[layer]!, cache.v[layer]!, pos0, att);
     b.linear(M, C, C, att, w.get(n.o), this.bias(n.oBias), proj);
     b.add(M * C, x, proj, x);

@@ -22,9 +22,15 @@ export function normalSource(seed: number): () => number {
 export function initParam(spec: ParamSpec, dst: Float32Array, c: ModelConfig, normal: () => number): void {
   const std = 0.02;
   switch (spec.init) {
-    case 'ones': dst.fill(1); return;
-    case 'zeros': dst.fill(0); return;
-    case 'normal': for (let i = 0; i < dst.length; i++) dst[i] = std * normal(); return;
+    case 'ones':
+      dst.fill(1);
+      return;
+    case 'zeros':
+      dst.fill(0);
+      return;
+    case 'normal':
+      for (let i = 0; i < dst.length; i++) dst[i] = std * normal();
+      return;
     case 'residual': {
       const s = std / Math.sqrt(2 * (c.nLayers + (c.recycle?.numLayers ?? 0)));
       for (let i = 0; i < dst.length; i++) dst[i] = s * normal();
@@ -41,7 +47,12 @@ export function initParam(spec: ParamSpec, dst: Float32Array, c: ModelConfig, no
 }
 
 /** Initialise every spec through a getter of its storage. */
-export function initParams(specs: readonly ParamSpec[], get: (name: string) => Float32Array, c: ModelConfig, seed: number): void {
+export function initParams(
+  specs: readonly ParamSpec[],
+  get: (name: string) => Float32Array,
+  c: ModelConfig,
+  seed: number,
+): void {
   const normal = normalSource(seed);
   for (const s of specs) initParam(s, get(s.name), c, normal);
 }

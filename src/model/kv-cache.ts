@@ -8,7 +8,11 @@ export class KVCache {
   readonly v: Float32Array[];
   private len = 0;
 
-  constructor(readonly nLayers: number, readonly maxT: number, readonly kvWidth: number) {
+  constructor(
+    readonly nLayers: number,
+    readonly maxT: number,
+    readonly kvWidth: number,
+  ) {
     this.k = Array.from({ length: nLayers }, () => new Float32Array(maxT * kvWidth));
     this.v = Array.from({ length: nLayers }, () => new Float32Array(maxT * kvWidth));
   }

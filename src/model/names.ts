@@ -19,37 +19,64 @@ export interface ParamSpec {
 
 /** Names of the tensors of one block, relative to its prefix ("h.3.", "model.layers.3.", "recycle.layers.0."). */
 export interface BlockNames {
-  norm1: string; norm1Bias: string | null;
-  norm2: string; norm2Bias: string | null;
+  norm1: string;
+  norm1Bias: string | null;
+  norm2: string;
+  norm2Bias: string | null;
   /** GPT-2: the fused c_attn [3C, C]; Llama: q/k/v separately. */
-  qkv: string | null; qkvBias: string | null;
-  q: string | null; k: string | null; v: string | null;
-  o: string; oBias: string | null;
+  qkv: string | null;
+  qkvBias: string | null;
+  q: string | null;
+  k: string | null;
+  v: string | null;
+  o: string;
+  oBias: string | null;
   /** GPT-2: c_fc; Llama: up_proj (gate_proj separate). */
-  up: string; upBias: string | null;
+  up: string;
+  upBias: string | null;
   gate: string | null;
-  down: string; downBias: string | null;
+  down: string;
+  downBias: string | null;
 }
 
 export function blockNames(arch: Arch, prefix: string): BlockNames {
   if (arch === 'gpt2') {
     return {
-      norm1: `${prefix}ln_1.weight`, norm1Bias: `${prefix}ln_1.bias`,
-      norm2: `${prefix}ln_2.weight`, norm2Bias: `${prefix}ln_2.bias`,
-      qkv: `${prefix}attn.c_attn.weight`, qkvBias: `${prefix}attn.c_attn.bias`, q: null, k: null, v: null,
-      o: `${prefix}attn.c_proj.weight`, oBias: `${prefix}attn.c_proj.bias`,
-      up: `${prefix}mlp.c_fc.weight`, upBias: `${prefix}mlp.c_fc.bias`, gate: null,
-      down: `${prefix}mlp.c_proj.weight`, downBias: `${prefix}mlp.c_proj.bias`,
+      norm1: `${prefix}ln_1.weight`,
+      norm1Bias: `${prefix}ln_1.bias`,
+      norm2: `${prefix}ln_2.weight`,
+      norm2Bias: `${prefix}ln_2.bias`,
+      qkv: `${prefix}attn.c_attn.weight`,
+      qkvBias: `${prefix}attn.c_attn.bias`,
+      q: null,
+      k: null,
+      v: null,
+      o: `${prefix}attn.c_proj.weight`,
+      oBias: `${prefix}attn.c_proj.bias`,
+      up: `${prefix}mlp.c_fc.weight`,
+      upBias: `${prefix}mlp.c_fc.bias`,
+      gate: null,
+      down: `${prefix}mlp.c_proj.weight`,
+      downBias: `${prefix}mlp.c_proj.bias`,
     };
   }
   return {
-    norm1: `${prefix}input_layernorm.weight`, norm1Bias: null,
-    norm2: `${prefix}post_attention_layernorm.weight`, norm2Bias: null,
-    qkv: null, qkvBias: null,
-    q: `${prefix}self_attn.q_proj.weight`, k: `${prefix}self_attn.k_proj.weight`, v: `${prefix}self_attn.v_proj.weight`,
-    o: `${prefix}self_attn.o_proj.weight`, oBias: null,
-    up: `${prefix}mlp.up_proj.weight`, upBias: null, gate: `${prefix}mlp.gate_proj.weight`,
-    down: `${prefix}mlp.down_proj.weight`, downBias: null,
+    norm1: `${prefix}input_layernorm.weight`,
+    norm1Bias: null,
+    norm2: `${prefix}post_attention_layernorm.weight`,
+    norm2Bias: null,
+    qkv: null,
+    qkvBias: null,
+    q: `${prefix}self_attn.q_proj.weight`,
+    k: `${prefix}self_attn.k_proj.weight`,
+    v: `${prefix}self_attn.v_proj.weight`,
+    o: `${prefix}self_attn.o_proj.weight`,
+    oBias: null,
+    up: `${prefix}mlp.up_proj.weight`,
+    upBias: null,
+    gate: `${prefix}mlp.gate_proj.weight`,
+    down: `${prefix}mlp.down_proj.weight`,
+    downBias: null,
   };
 }
 
@@ -72,20 +99,36 @@ export interface TopNames {
 
 export function topNames(c: ModelConfig): TopNames {
   if (c.arch === 'gpt2') {
-    return { tokenEmbedding: 'wte.weight', positionEmbedding: 'wpe.weight', finalNorm: 'ln_f.weight', finalNormBias: 'ln_f.bias', head: 'wte.weight' };
+    return {
+      tokenEmbedding: 'wte.weight',
+      positionEmbedding: 'wpe.weight',
+      finalNorm: 'ln_f.weight',
+      finalNormBias: 'ln_f.bias',
+      head: 'wte.weight',
+    };
   }
   return {
-    tokenEmbedding: 'model.embed_tokens.weight', positionEmbedding: null, finalNorm: 'model.norm.weight',
-    finalNormBias: null, head: c.tieEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight',
+    tokenEmbedding: 'model.embed_tokens.weight',
+    positionEmbedding: null,
+    finalNorm: 'model.norm.weight',
+    finalNormBias: null,
+    head: c.tieEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight',
   };
 }
 
 function blockSpecs(c: ModelConfig, prefix: string): ParamSpec[] {
-  const C = c.hidden, I = c.intermediate, kvw = c.nKvHeads * c.headDim;
+  const C = c.hidden,
+    I = c.intermediate,
+    kvw = c.nKvHeads * c.headDim;
   const n = blockNames(c.arch, prefix);
   const gpt2 = c.arch === 'gpt2';
-  const mat = (name: string, shape: number[], init: ParamSpec['init'] = 'normal'): ParamSpec =>
-    ({ name, shape, fileTransposed: gpt2, decay: true, init });
+  const mat = (name: string, shape: number[], init: ParamSpec['init'] = 'normal'): ParamSpec => ({
+    name,
+    shape,
+    fileTransposed: gpt2,
+    decay: true,
+    init,
+  });
   const vec = (name: string | null, size: number, init: ParamSpec['init']): ParamSpec[] =>
     name ? [{ name, shape: [size], fileTransposed: false, decay: false, init }] : [];
   const specs: ParamSpec[] = [...vec(n.norm1, C, 'ones'), ...vec(n.norm1Bias, C, 'zeros')];
@@ -102,12 +145,23 @@ function blockSpecs(c: ModelConfig, prefix: string): ParamSpec[] {
 /** All parameters of the base model, in memory order. */
 export function baseParamSpecs(c: ModelConfig): ParamSpec[] {
   const t = topNames(c);
-  const specs: ParamSpec[] = [{ name: t.tokenEmbedding, shape: [c.vocabSize, c.hidden], fileTransposed: false, decay: true, init: 'normal' }];
-  if (t.positionEmbedding) specs.push({ name: t.positionEmbedding, shape: [c.maxPositions, c.hidden], fileTransposed: false, decay: true, init: 'normal' });
+  const specs: ParamSpec[] = [
+    { name: t.tokenEmbedding, shape: [c.vocabSize, c.hidden], fileTransposed: false, decay: true, init: 'normal' },
+  ];
+  if (t.positionEmbedding)
+    specs.push({
+      name: t.positionEmbedding,
+      shape: [c.maxPositions, c.hidden],
+      fileTransposed: false,
+      decay: true,
+      init: 'normal',
+    });
   for (let l = 0; l < c.nLayers; l++) specs.push(...blockSpecs(c, basePrefix(c.arch, l)));
   specs.push({ name: t.finalNorm, shape: [c.hidden], fileTransposed: false, decay: false, init: 'ones' });
-  if (t.finalNormBias) specs.push({ name: t.finalNormBias, shape: [c.hidden], fileTransposed: false, decay: false, init: 'zeros' });
-  if (!c.tieEmbeddings) specs.push({ name: t.head, shape: [c.vocabSize, c.hidden], fileTransposed: false, decay: true, init: 'normal' });
+  if (t.finalNormBias)
+    specs.push({ name: t.finalNormBias, shape: [c.hidden], fileTransposed: false, decay: false, init: 'zeros' });
+  if (!c.tieEmbeddings)
+    specs.push({ name: t.head, shape: [c.vocabSize, c.hidden], fileTransposed: false, decay: true, init: 'normal' });
   return specs;
 }
 

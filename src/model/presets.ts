@@ -4,20 +4,48 @@
  */
 import { defaultRecycleLayers, validateConfig, type Arch, type ModelConfig } from './config.js';
 
-interface PresetShape { arch: Arch; hidden: number; nLayers: number; nHeads: number; nKvHeads?: number; intermediate?: number; maxPositions: number; vocabSize: number; recycleLayers?: number }
+interface PresetShape {
+  arch: Arch;
+  hidden: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads?: number;
+  intermediate?: number;
+  maxPositions: number;
+  vocabSize: number;
+  recycleLayers?: number;
+}
 
 const SHAPES: Record<string, PresetShape> = {
   /** For tests: trains in seconds. */
   tiny: { arch: 'gpt2', hidden: 64, nLayers: 2, nHeads: 4, maxPositions: 64, vocabSize: 512, recycleLayers: 1 },
   /** Llama-style tiny, for tests. */
-  'tiny-llama': { arch: 'llama', hidden: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, intermediate: 172, maxPositions: 64, vocabSize: 512, recycleLayers: 1 },
+  'tiny-llama': {
+    arch: 'llama',
+    hidden: 64,
+    nLayers: 2,
+    nHeads: 4,
+    nKvHeads: 2,
+    intermediate: 172,
+    maxPositions: 64,
+    vocabSize: 512,
+    recycleLayers: 1,
+  },
   /**
    * The shipped-model size class: ≈ 11M parameters with a 4096 vocabulary (base ≈ 8.8M, 2-block module ≈ 2.7M),
    * sized to train for a few epochs of Brown + nlp-corpus in about two hours on two cores.
    */
   small: { arch: 'gpt2', hidden: 320, nLayers: 6, nHeads: 5, maxPositions: 256, vocabSize: 4096, recycleLayers: 2 },
   /** GPT-2 124M shape (12 layers, 768 wide, 50257 vocab) with a 1-block module (≈ +6%): speed work. */
-  'gpt2-small': { arch: 'gpt2', hidden: 768, nLayers: 12, nHeads: 12, maxPositions: 1024, vocabSize: 50257, recycleLayers: 1 },
+  'gpt2-small': {
+    arch: 'gpt2',
+    hidden: 768,
+    nLayers: 12,
+    nHeads: 12,
+    maxPositions: 1024,
+    vocabSize: 50257,
+    recycleLayers: 1,
+  },
 };
 
 export function presetNames(): string[] {
@@ -25,15 +53,28 @@ export function presetNames(): string[] {
 }
 
 /** The config of a preset; `vocabSize` overrides the preset's (set from the tokenizer). */
-export function presetConfig(name: string, overrides: { vocabSize?: number; eosTokenId?: number | null } = {}): ModelConfig {
+export function presetConfig(
+  name: string,
+  overrides: { vocabSize?: number; eosTokenId?: number | null } = {},
+): ModelConfig {
   const p = SHAPES[name];
   if (!p) throw new Error(`unknown preset "${name}" (known: ${presetNames().join(', ')})`);
   const vocabSize = overrides.vocabSize ?? p.vocabSize;
   const cfg: ModelConfig = {
-    arch: p.arch, vocabSize, hidden: p.hidden, nLayers: p.nLayers, nHeads: p.nHeads, nKvHeads: p.nKvHeads ?? p.nHeads,
-    headDim: p.hidden / p.nHeads, intermediate: p.intermediate ?? 4 * p.hidden, maxPositions: p.maxPositions,
-    normEps: p.arch === 'gpt2' ? 1e-5 : 1e-6, ropeTheta: 10000, tieEmbeddings: true,
-    bosTokenId: null, eosTokenId: overrides.eosTokenId ?? null,
+    arch: p.arch,
+    vocabSize,
+    hidden: p.hidden,
+    nLayers: p.nLayers,
+    nHeads: p.nHeads,
+    nKvHeads: p.nKvHeads ?? p.nHeads,
+    headDim: p.hidden / p.nHeads,
+    intermediate: p.intermediate ?? 4 * p.hidden,
+    maxPositions: p.maxPositions,
+    normEps: p.arch === 'gpt2' ? 1e-5 : 1e-6,
+    ropeTheta: 10000,
+    tieEmbeddings: true,
+    bosTokenId: null,
+    eosTokenId: overrides.eosTokenId ?? null,
     recycle: { numLayers: p.recycleLayers ?? defaultRecycleLayers(p.nLayers), lossWeight: 1 },
   };
   validateConfig(cfg, `preset ${name}`);

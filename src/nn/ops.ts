@@ -15,7 +15,8 @@ function gradOrScratch(tape: Tape, t: Tensor, outNeedsGrad: boolean): Float32Arr
 }
 
 function checkWidth(op: string, name: string, t: Tensor, width: number): void {
-  if (t.rank === 0 || t.lastDim !== width) throw new Error(`${op}: ${name} has shape ${shapeToString(t.shape)}, expected last dimension ${width}`);
+  if (t.rank === 0 || t.lastDim !== width)
+    throw new Error(`${op}: ${name} has shape ${shapeToString(t.shape)}, expected last dimension ${width}`);
 }
 
 /** y[M,N] = x[M,K] · w[N,K]ᵀ + b[N]. Backward: dx += dy·w, dw += dyᵀ·x, db += Σ_rows dy. */
@@ -138,7 +139,8 @@ export function swiglu(tape: Tape, gate: Tensor, up: Tensor): Tensor {
  */
 export function rope(tape: Tape, x: Tensor, R: number, H: number, D: number, pos: Int32Array, theta: number): Tensor {
   const op = 'rope';
-  if (x.size !== R * H * D) throw new Error(`${op}: x ${shapeToString(x.shape)} has ${x.size} elements, expected R·H·D = ${R}·${H}·${D}`);
+  if (x.size !== R * H * D)
+    throw new Error(`${op}: x ${shapeToString(x.shape)} has ${x.size} elements, expected R·H·D = ${R}·${H}·${D}`);
   if (pos.length !== R) throw new Error(`${op}: pos has ${pos.length} entries, expected R = ${R}`);
   const be = tape.backend;
   const needs = tape.needsGrad(x);
@@ -171,9 +173,18 @@ export interface AttentionDims {
 export function attention(tape: Tape, q: Tensor, k: Tensor, v: Tensor, dims: AttentionDims): Tensor {
   const op = 'attention';
   const { B, T, H, G, D } = dims;
-  if (q.size !== B * T * H * D) throw new Error(`${op}: q ${shapeToString(q.shape)} has ${q.size} elements, expected B·T·H·D = ${B}·${T}·${H}·${D}`);
-  for (const [name, t] of [['k', k], ['v', v]] as const) {
-    if (t.size !== B * T * G * D) throw new Error(`${op}: ${name} ${shapeToString(t.shape)} has ${t.size} elements, expected B·T·G·D = ${B}·${T}·${G}·${D}`);
+  if (q.size !== B * T * H * D)
+    throw new Error(
+      `${op}: q ${shapeToString(q.shape)} has ${q.size} elements, expected B·T·H·D = ${B}·${T}·${H}·${D}`,
+    );
+  for (const [name, t] of [
+    ['k', k],
+    ['v', v],
+  ] as const) {
+    if (t.size !== B * T * G * D)
+      throw new Error(
+        `${op}: ${name} ${shapeToString(t.shape)} has ${t.size} elements, expected B·T·G·D = ${B}·${T}·${G}·${D}`,
+      );
   }
   const be = tape.backend;
   const needs = tape.needsGrad(q, k, v);
@@ -191,7 +202,8 @@ export function attention(tape: Tape, q: Tensor, k: Tensor, v: Tensor, dims: Att
 export function concatCols(tape: Tape, a: Tensor, b: Tensor): Tensor {
   const op = 'concatCols';
   const [M, Ca, Cb] = [rowCount(op, 'a', a), a.lastDim, b.lastDim];
-  if (rowCount(op, 'b', b) !== M) throw new Error(`${op}: a ${shapeToString(a.shape)} and b ${shapeToString(b.shape)} have different row counts`);
+  if (rowCount(op, 'b', b) !== M)
+    throw new Error(`${op}: a ${shapeToString(a.shape)} and b ${shapeToString(b.shape)} have different row counts`);
   const C = Ca + Cb;
   const out = tape.tensor([...a.shape.slice(0, -1), C], tape.needsGrad(a, b));
   for (let m = 0; m < M; m++) {
@@ -213,7 +225,9 @@ export function sliceCols(tape: Tape, x: Tensor, start: number, width: number): 
   const op = 'sliceCols';
   const [M, C] = [rowCount(op, 'x', x), x.lastDim];
   if (!Number.isInteger(start) || !Number.isInteger(width) || start < 0 || width < 0 || start + width > C) {
-    throw new Error(`${op}: columns [${start}, ${start + width}) are outside the ${C} columns of ${shapeToString(x.shape)}`);
+    throw new Error(
+      `${op}: columns [${start}, ${start + width}) are outside the ${C} columns of ${shapeToString(x.shape)}`,
+    );
   }
   const out = tape.tensor([...x.shape.slice(0, -1), width], tape.needsGrad(x));
   for (let m = 0; m < M; m++) out.data.set(x.data.subarray(m * C + start, m * C + start + width), m * width);
@@ -231,7 +245,8 @@ export function sliceCols(tape: Tape, x: Tensor, start: number, width: number): 
 export function crossEntropy(tape: Tape, logits: Tensor, targets: Int32Array): Tensor {
   const op = 'crossEntropy';
   const [N, V] = [rowCount(op, 'logits', logits), logits.lastDim];
-  if (targets.length !== N) throw new Error(`${op}: ${targets.length} targets for ${N} rows of logits ${shapeToString(logits.shape)}`);
+  if (targets.length !== N)
+    throw new Error(`${op}: ${targets.length} targets for ${N} rows of logits ${shapeToString(logits.shape)}`);
   const be = tape.backend;
   const losses = tape.scratch(N);
   const sum = be.crossEntropyForward(N, V, logits.data, targets, losses);
@@ -249,7 +264,8 @@ export function crossEntropy(tape: Tape, logits: Tensor, targets: Int32Array): T
 /** a + alpha·b for scalars a[1], b[1] (the joint loss: LM loss + λ · recycle loss). */
 export function weightedSum(tape: Tape, a: Tensor, b: Tensor, alpha: number): Tensor {
   const op = 'weightedSum';
-  if (a.size !== 1 || b.size !== 1) throw new Error(`${op}: expects two scalars, got ${shapeToString(a.shape)} and ${shapeToString(b.shape)}`);
+  if (a.size !== 1 || b.size !== 1)
+    throw new Error(`${op}: expects two scalars, got ${shapeToString(a.shape)} and ${shapeToString(b.shape)}`);
   if (!Number.isFinite(alpha)) throw new Error(`${op}: alpha must be finite, got ${alpha}`);
   const out = tape.tensor([1], tape.needsGrad(a, b));
   out.data[0] = a.data[0] + alpha * b.data[0];

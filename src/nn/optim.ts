@@ -46,11 +46,15 @@ export class AdamW {
     this.beta2 = config.beta2 ?? 0.95;
     this.eps = config.eps ?? 1e-8;
     this.weightDecay = config.weightDecay ?? 0.1;
-    for (const [name, beta] of [['beta1', this.beta1], ['beta2', this.beta2]] as const) {
+    for (const [name, beta] of [
+      ['beta1', this.beta1],
+      ['beta2', this.beta2],
+    ] as const) {
       if (!(beta >= 0 && beta < 1)) throw new Error(`AdamW: ${name} must be in [0, 1), got ${beta}`);
     }
     if (!(this.eps > 0 && Number.isFinite(this.eps))) throw new Error(`AdamW: eps must be positive, got ${this.eps}`);
-    if (!(this.weightDecay >= 0 && Number.isFinite(this.weightDecay))) throw new Error(`AdamW: weightDecay must be >= 0, got ${this.weightDecay}`);
+    if (!(this.weightDecay >= 0 && Number.isFinite(this.weightDecay)))
+      throw new Error(`AdamW: weightDecay must be >= 0, got ${this.weightDecay}`);
     if (!store.finalized) throw new Error('AdamW: the ParamStore must be finalized first');
     const decays = config.decays ?? ((p: ParamInfo) => p.shape.length >= 2);
     for (const p of store.layout()) {
@@ -70,14 +74,24 @@ export class AdamW {
 
   /** One update of every parameter from the store's gradients. Does not clear the gradients. */
   step(lr: number): void {
-    if (!(lr >= 0 && Number.isFinite(lr))) throw new Error(`AdamW: learning rate must be a finite number >= 0, got ${lr}`);
+    if (!(lr >= 0 && Number.isFinite(lr)))
+      throw new Error(`AdamW: learning rate must be a finite number >= 0, got ${lr}`);
     const t = this.steps + 1;
     const { data, grad } = this.store;
     for (const r of this.ranges) {
       const end = r.offset + r.size;
       this.backend.adamw(
-        r.size, data.subarray(r.offset, end), grad.subarray(r.offset, end), this.m.subarray(r.offset, end), this.v.subarray(r.offset, end),
-        lr, this.beta1, this.beta2, this.eps, r.decay ? this.weightDecay : 0, t,
+        r.size,
+        data.subarray(r.offset, end),
+        grad.subarray(r.offset, end),
+        this.m.subarray(r.offset, end),
+        this.v.subarray(r.offset, end),
+        lr,
+        this.beta1,
+        this.beta2,
+        this.eps,
+        r.decay ? this.weightDecay : 0,
+        t,
       );
     }
     this.steps = t;
@@ -91,9 +105,12 @@ export class AdamW {
   /** Restores a state from exportState() of an optimizer over the same parameter layout. */
   importState(state: AdamWState): void {
     const n = this.store.size;
-    if (!Number.isInteger(state.step) || state.step < 0) throw new Error(`AdamW.importState: step must be an integer >= 0, got ${state.step}`);
+    if (!Number.isInteger(state.step) || state.step < 0)
+      throw new Error(`AdamW.importState: step must be an integer >= 0, got ${state.step}`);
     if (state.m.length !== n || state.v.length !== n) {
-      throw new Error(`AdamW.importState: moments have ${state.m.length} and ${state.v.length} elements, the parameters ${n}`);
+      throw new Error(
+        `AdamW.importState: moments have ${state.m.length} and ${state.v.length} elements, the parameters ${n}`,
+      );
     }
     this.m.set(state.m);
     this.v.set(state.v);
@@ -116,13 +133,16 @@ export interface CosineScheduleOptions {
  */
 export function cosineSchedule(opts: CosineScheduleOptions): (step: number) => number {
   const { warmup, total, maxLr, minLr } = opts;
-  if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`cosineSchedule: warmup must be an integer >= 0, got ${warmup}`);
-  if (!Number.isInteger(total) || total < warmup) throw new Error(`cosineSchedule: total must be an integer >= warmup (${warmup}), got ${total}`);
+  if (!Number.isInteger(warmup) || warmup < 0)
+    throw new Error(`cosineSchedule: warmup must be an integer >= 0, got ${warmup}`);
+  if (!Number.isInteger(total) || total < warmup)
+    throw new Error(`cosineSchedule: total must be an integer >= warmup (${warmup}), got ${total}`);
   if (!(Number.isFinite(maxLr) && Number.isFinite(minLr) && minLr >= 0 && minLr <= maxLr)) {
     throw new Error(`cosineSchedule: need 0 <= minLr <= maxLr (finite), got minLr ${minLr}, maxLr ${maxLr}`);
   }
   return (step: number): number => {
-    if (!Number.isInteger(step) || step < 0) throw new Error(`cosineSchedule: step must be an integer >= 0, got ${step}`);
+    if (!Number.isInteger(step) || step < 0)
+      throw new Error(`cosineSchedule: step must be an integer >= 0, got ${step}`);
     if (step < warmup) return (maxLr * (step + 1)) / warmup;
     if (step >= total) return minLr;
     const progress = (step - warmup) / (total - warmup);
@@ -138,7 +158,8 @@ export function clipGradNorm(store: ParamStore, maxNorm: number, backend: Backen
   if (!(maxNorm > 0)) throw new Error(`clipGradNorm: maxNorm must be > 0, got ${maxNorm}`);
   const grad = store.grad;
   const norm = Math.sqrt(backend.sumSquares(grad.length, grad));
-  if (!Number.isFinite(norm)) throw new Error(`clipGradNorm: gradient norm is ${norm} (a NaN or Inf gradient); stopping`);
+  if (!Number.isFinite(norm))
+    throw new Error(`clipGradNorm: gradient norm is ${norm} (a NaN or Inf gradient); stopping`);
   if (norm > maxNorm) backend.scale(grad.length, grad, maxNorm / norm);
   return norm;
 }

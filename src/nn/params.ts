@@ -97,8 +97,10 @@ export class ParamStore {
   }
 
   private suggest(name: string): string {
-    const close = this.infos.map((p) => p.name).filter((n) => n.endsWith(name.split('.').pop() ?? name)).slice(0, 3);
+    const close = this.infos
+      .map((p) => p.name)
+      .filter((n) => n.endsWith(name.split('.').pop() ?? name))
+      .slice(0, 3);
     return close.length > 0 ? ` (similar: ${close.join(', ')})` : ` (${this.infos.length} parameters declared)`;
   }
 }
-

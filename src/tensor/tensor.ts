@@ -9,7 +9,8 @@ export type Shape = readonly number[];
 export function shapeSize(shape: Shape): number {
   let n = 1;
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new Error(`Tensor: bad shape ${shapeToString(shape)}: dimensions must be non-negative integers`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new Error(`Tensor: bad shape ${shapeToString(shape)}: dimensions must be non-negative integers`);
     n *= d;
   }
   return n;
@@ -66,14 +67,16 @@ export function zeros(shape: Shape, withGrad = false): Tensor {
 /** A tensor holding a copy of `values` (length must match the shape). */
 export function fromArray(shape: Shape, values: ArrayLike<number>): Tensor {
   const size = shapeSize(shape);
-  if (values.length !== size) throw new Error(`fromArray: ${values.length} values for shape ${shapeToString(shape)} (${size} elements)`);
+  if (values.length !== size)
+    throw new Error(`fromArray: ${values.length} values for shape ${shapeToString(shape)} (${size} elements)`);
   return new Tensor(shape, Float32Array.from(values));
 }
 
 /** Same storage (data and grad) under another shape with the same number of elements. */
 export function reshape(t: Tensor, shape: Shape): Tensor {
   const size = shapeSize(shape);
-  if (size !== t.size) throw new Error(`reshape: cannot view ${t} (${t.size} elements) as ${shapeToString(shape)} (${size})`);
+  if (size !== t.size)
+    throw new Error(`reshape: cannot view ${t} (${t.size} elements) as ${shapeToString(shape)} (${size})`);
   return new Tensor(shape, t.data, t.grad);
 }
 

@@ -97,7 +97,9 @@ export function trainBpe(texts: Iterable<string>, opts: BpeTrainOptions): Traine
   const minFreq = opts.minFrequency ?? 2;
   const target = opts.vocabSize;
   if (!Number.isInteger(target) || target < 256 + specialTokens.length || target > 2 ** 20) {
-    throw new Error(`trainBpe: vocabSize must be an integer in [${256 + specialTokens.length}, ${2 ** 20}], got ${target}`);
+    throw new Error(
+      `trainBpe: vocabSize must be an integer in [${256 + specialTokens.length}, ${2 ** 20}], got ${target}`,
+    );
   }
   const maxBase = target - specialTokens.length; // ids below this are bytes + merges
   const K = maxBase; // pair key = a * K + b: below 2^30 (a V8 small integer) for vocabularies up to 32768

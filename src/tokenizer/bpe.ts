@@ -44,12 +44,14 @@ export class ByteLevelBpe implements Tokenizer {
     const src = (this.source = spec.source ?? 'byte-level BPE');
     let maxId = -1;
     for (const [tok, id] of spec.vocab) {
-      if (!Number.isInteger(id) || id < 0 || id >= ID_LIMIT) throw new Error(`${src}: vocab["${tok}"] = ${id} is not a valid id`);
+      if (!Number.isInteger(id) || id < 0 || id >= ID_LIMIT)
+        throw new Error(`${src}: vocab["${tok}"] = ${id} is not a valid id`);
       maxId = Math.max(maxId, id);
     }
     const specials = spec.specialTokens ?? [];
     for (const s of specials) {
-      if (!Number.isInteger(s.id) || s.id < 0 || s.id >= ID_LIMIT) throw new Error(`${src}: special token "${s.content}" has invalid id ${s.id}`);
+      if (!Number.isInteger(s.id) || s.id < 0 || s.id >= ID_LIMIT)
+        throw new Error(`${src}: special token "${s.content}" has invalid id ${s.id}`);
       if (s.content === '') throw new Error(`${src}: special token ${s.id} has empty content`); // it would match everywhere
       maxId = Math.max(maxId, s.id);
     }
@@ -64,7 +66,8 @@ export class ByteLevelBpe implements Tokenizer {
     for (const s of specials) this.tokenBytes[s.id] = utf8Bytes(s.content);
     for (let b = 0; b < 256; b++) {
       const id = spec.vocab.get(BYTE_TO_UNICODE[b]);
-      if (id === undefined) throw new Error(`${src}: vocab has no token for byte 0x${b.toString(16)} ("${BYTE_TO_UNICODE[b]}")`);
+      if (id === undefined)
+        throw new Error(`${src}: vocab has no token for byte 0x${b.toString(16)} ("${BYTE_TO_UNICODE[b]}")`);
       this.byteIds[b] = id;
     }
     spec.merges.forEach(([l, r], rank) => {

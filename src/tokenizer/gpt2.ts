@@ -33,7 +33,9 @@ export class Gpt2Tokenizer implements Tokenizer {
   private table(): Uint8Array[] {
     if (this.bytes) return this.bytes;
     if (r50kRanks.length !== GPT2_EOS_ID) {
-      throw new Error(`gpt2 tokenizer: gpt-tokenizer's r50k table has ${r50kRanks.length} entries, expected ${GPT2_EOS_ID}`);
+      throw new Error(
+        `gpt2 tokenizer: gpt-tokenizer's r50k table has ${r50kRanks.length} entries, expected ${GPT2_EOS_ID}`,
+      );
     }
     const t = r50kRanks.map((r) => (typeof r === 'string' ? utf8Bytes(r) : Uint8Array.from(r)));
     t.push(utf8Bytes(GPT2_EOS));

@@ -45,14 +45,23 @@ export function readTokenizerJson(file: string): Json {
   if (type === 'Unigram' ? !Array.isArray(model.vocab) : !isObj(model.vocab)) {
     throw new Error(`${file}: model.vocab has the wrong form for a ${type} model: ${show(model.vocab)}`);
   }
-  if (type === 'BPE' && !Array.isArray(model.merges)) throw new Error(`${file}: model.merges must be an array, got ${show(model.merges)}`);
+  if (type === 'BPE' && !Array.isArray(model.merges))
+    throw new Error(`${file}: model.merges must be an array, got ${show(model.merges)}`);
   checkVocabIds(file, type, model.vocab);
   checkComponents(file, json);
   const added = json.added_tokens ?? [];
   if (!Array.isArray(added)) throw new Error(`${file}: field "added_tokens" must be an array, got ${show(added)}`);
   added.forEach((t: unknown, i: number) => {
-    if (!isObj(t) || typeof t.content !== 'string' || !Number.isInteger(t.id) || (t.id as number) < 0 || (t.id as number) >= MAX_ID) {
-      throw new Error(`${file}: added_tokens[${i}] must have a string "content" and an integer "id" in [0, ${MAX_ID}), got ${show(t)}`);
+    if (
+      !isObj(t) ||
+      typeof t.content !== 'string' ||
+      !Number.isInteger(t.id) ||
+      (t.id as number) < 0 ||
+      (t.id as number) >= MAX_ID
+    ) {
+      throw new Error(
+        `${file}: added_tokens[${i}] must have a string "content" and an integer "id" in [0, ${MAX_ID}), got ${show(t)}`,
+      );
     }
     // An empty added token matches everywhere: the library splits the text at every character around it.
     if (t.content === '') throw new Error(`${file}: added_tokens[${i}] (id ${t.id as number}) has an empty "content"`);
@@ -70,7 +79,13 @@ const MAX_ID = CONFIG_LIMITS.vocab;
 function checkVocabIds(file: string, type: string, vocab: unknown): void {
   if (type === 'Unigram') {
     (vocab as unknown[]).forEach((e, i) => {
-      if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || typeof e[1] !== 'number' || !Number.isFinite(e[1])) {
+      if (
+        !Array.isArray(e) ||
+        e.length !== 2 ||
+        typeof e[0] !== 'string' ||
+        typeof e[1] !== 'number' ||
+        !Number.isFinite(e[1])
+      ) {
         throw new Error(`${file}: model.vocab[${i}] must be [piece, score], got ${show(e)}`);
       }
     });
@@ -85,7 +100,16 @@ function checkVocabIds(file: string, type: string, vocab: unknown): void {
 
 /** Lists of sub-components in a Sequence (normalizers, pre-tokenizers, decoders, post-processors). */
 const SEQUENCE_KEYS = ['normalizers', 'pretokenizers', 'decoders', 'processors'];
-const BOOLEAN_KEYS = ['add_prefix_space', 'trim_offsets', 'use_regex', 'invert', 'lowercase', 'clean_text', 'handle_chinese_chars', 'cleanup'];
+const BOOLEAN_KEYS = [
+  'add_prefix_space',
+  'trim_offsets',
+  'use_regex',
+  'invert',
+  'lowercase',
+  'clean_text',
+  'handle_chinese_chars',
+  'cleanup',
+];
 const STRING_KEYS = ['content', 'prepend', 'replacement', 'behavior', 'prefix', 'suffix', 'prepend_scheme'];
 
 /**
@@ -95,7 +119,10 @@ const STRING_KEYS = ['content', 'prepend', 'replacement', 'behavior', 'prefix', 
  * errors ("x.map is not a function") that name no field.
  */
 function checkComponents(file: string, json: Json): void {
-  const todo: Array<[unknown, string]> = ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder'].map((k) => [json[k], k]);
+  const todo: Array<[unknown, string]> = ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder'].map((k) => [
+    json[k],
+    k,
+  ]);
   while (todo.length > 0) {
     const [node, where] = todo.pop()!;
     if (node === null || node === undefined) {
@@ -111,14 +138,19 @@ function checkComponents(file: string, json: Json): void {
       list.forEach((v, i) => todo.push([v, `${where}.${key}[${i}]`]));
     }
     const pattern = node.pattern;
-    if (pattern !== undefined && !(isObj(pattern) && (typeof pattern.String === 'string' || typeof pattern.Regex === 'string'))) {
+    if (
+      pattern !== undefined &&
+      !(isObj(pattern) && (typeof pattern.String === 'string' || typeof pattern.Regex === 'string'))
+    ) {
       throw new Error(`${file}: ${where}.pattern must be {"String": ...} or {"Regex": ...}, got ${show(pattern)}`);
     }
     for (const key of BOOLEAN_KEYS) {
-      if (node[key] !== undefined && typeof node[key] !== 'boolean') throw new Error(`${file}: ${where}.${key} must be true or false, got ${show(node[key])}`);
+      if (node[key] !== undefined && typeof node[key] !== 'boolean')
+        throw new Error(`${file}: ${where}.${key} must be true or false, got ${show(node[key])}`);
     }
     for (const key of STRING_KEYS) {
-      if (node[key] !== undefined && typeof node[key] !== 'string') throw new Error(`${file}: ${where}.${key} must be a string, got ${show(node[key])}`);
+      if (node[key] !== undefined && typeof node[key] !== 'string')
+        throw new Error(`${file}: ${where}.${key} must be a string, got ${show(node[key])}`);
     }
   }
 }
@@ -134,7 +166,11 @@ function addedTokens(json: Json): SpecialToken[] {
 }
 
 /** EOS/BOS: tokenizer_config.json first, else the usual names among the added tokens. */
-function specialIds(json: Json, config: Json, idOf: (s: string) => number | undefined): { eos: number | null; bos: number | null } {
+function specialIds(
+  json: Json,
+  config: Json,
+  idOf: (s: string) => number | undefined,
+): { eos: number | null; bos: number | null } {
   const added = new Set(addedTokens(json).map((t) => t.content));
   const pick = (key: string, guesses: string[]): number | null => {
     const name = tokenName(config[key]);
@@ -154,7 +190,11 @@ export class HfTokenizer implements Tokenizer {
   private readonly byteLevel: boolean;
   private readonly addedById = new Map<number, string>();
 
-  constructor(readonly file: string, json: Json, config: Json = {}) {
+  constructor(
+    readonly file: string,
+    json: Json,
+    config: Json = {},
+  ) {
     checkTokenizerRegexes(file, json); // before the library compiles them: a pattern could hang encode()
     try {
       this.lib = new HfLibTokenizer(json, config);
@@ -219,10 +259,17 @@ export function byteLevelBpeFromJson(file: string, json: Json, opts: HfLoadOptio
   const plain =
     m.type === 'BPE' &&
     json.normalizer == null &&
-    isObj(pre) && pre.type === 'ByteLevel' && pre.add_prefix_space !== true && pre.use_regex !== false &&
-    isObj(dec) && dec.type === 'ByteLevel' &&
-    m.dropout == null && m.ignore_merges !== true && m.byte_fallback !== true &&
-    !m.continuing_subword_prefix && !m.end_of_word_suffix;
+    isObj(pre) &&
+    pre.type === 'ByteLevel' &&
+    pre.add_prefix_space !== true &&
+    pre.use_regex !== false &&
+    isObj(dec) &&
+    dec.type === 'ByteLevel' &&
+    m.dropout == null &&
+    m.ignore_merges !== true &&
+    m.byte_fallback !== true &&
+    !m.continuing_subword_prefix &&
+    !m.end_of_word_suffix;
   if (!plain) return null;
   const vocab = new Map<string, number>(Object.entries(m.vocab as Record<string, number>));
   const merges = (m.merges as unknown[]).map((x, i): [string, string] => {
@@ -236,6 +283,16 @@ export function byteLevelBpeFromJson(file: string, json: Json, opts: HfLoadOptio
   const config = opts.config ?? {};
   const idOf = (s: string) => specials.find((t) => t.content === s)?.id ?? vocab.get(s);
   const ids = specialIds(json, config, idOf);
-  const nameOf = (id: number | null) => (id === null ? null : (specials.find((t) => t.id === id)?.content ?? [...vocab].find(([, v]) => v === id)?.[0] ?? null));
-  return new ByteLevelBpe({ vocab, merges, specialTokens: specials, eosToken: nameOf(ids.eos), bosToken: nameOf(ids.bos), source: file });
+  const nameOf = (id: number | null) =>
+    id === null
+      ? null
+      : (specials.find((t) => t.id === id)?.content ?? [...vocab].find(([, v]) => v === id)?.[0] ?? null);
+  return new ByteLevelBpe({
+    vocab,
+    merges,
+    specialTokens: specials,
+    eosToken: nameOf(ids.eos),
+    bosToken: nameOf(ids.bos),
+    source: file,
+  });
 }

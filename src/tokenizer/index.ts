@@ -13,7 +13,15 @@ export { createStreamDecoder, checkIds, type Tokenizer, type StreamDecoder } fro
 export { Gpt2Tokenizer, gpt2Tokenizer, GPT2_EOS, GPT2_EOS_ID, GPT2_VOCAB_SIZE } from './gpt2.js';
 export { HfTokenizer, loadHfTokenizer, readTokenizerJson, byteLevelBpeFromJson, type HfLoadOptions } from './hf.js';
 export { ByteLevelBpe, type ByteLevelBpeSpec, type SpecialToken } from './bpe.js';
-export { trainBpe, countWords, toTokenizerJson, writeTokenizerJson, bpeFromTrained, type BpeTrainOptions, type TrainedBpe } from './bpe-trainer.js';
+export {
+  trainBpe,
+  countWords,
+  toTokenizerJson,
+  writeTokenizerJson,
+  bpeFromTrained,
+  type BpeTrainOptions,
+  type TrainedBpe,
+} from './bpe-trainer.js';
 
 export interface LoadTokenizerOptions {
   /**

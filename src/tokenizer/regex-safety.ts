@@ -201,7 +201,9 @@ class Scanner {
 
   /** A quantifier at this.i (with its lazy/possessive suffix), or null. */
   private quantifier(): Quant | null {
-    const s = this.s, i = this.i, c = s[i];
+    const s = this.s,
+      i = this.i,
+      c = s[i];
     let min: number, max: number, end: number;
     if (c === '*' || c === '+') {
       min = c === '*' ? 0 : 1;

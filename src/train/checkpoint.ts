@@ -56,7 +56,11 @@ const stateSchema = z.object({
   step: count(0),
   options: z.record(z.string(), z.unknown()),
   sampler: z.object({
-    kind: z.literal('random-windows'), batchSize: count(1), seqLen: count(1), tokens: count(0), step: count(0),
+    kind: z.literal('random-windows'),
+    batchSize: count(1),
+    seqLen: count(1),
+    tokens: count(0),
+    step: count(0),
     rng: z.object({ algo: z.literal('xoshiro128**'), s: z.tuple([u32, u32, u32, u32]) }),
   }),
   optimizer: z.object({ step: count(0), params: count(0) }),
@@ -75,7 +79,11 @@ export interface CheckpointContent {
 }
 
 const CHECKPOINT_ENTRIES = new Set([
-  'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', STATE_DIR,
+  'config.json',
+  'model.safetensors',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  STATE_DIR,
   SWAP_MARKER, // the staging folder's own marker; never carried from one checkpoint into the next
 ]);
 
@@ -84,7 +92,8 @@ function carryOver(from: string, to: string): void {
   if (!fs.existsSync(from)) return;
   for (const ent of fs.readdirSync(from, { withFileTypes: true })) {
     if (CHECKPOINT_ENTRIES.has(ent.name) || !ent.isFile()) continue;
-    const src = path.join(from, ent.name), dst = path.join(to, ent.name);
+    const src = path.join(from, ent.name),
+      dst = path.join(to, ent.name);
     try {
       fs.linkSync(src, dst);
     } catch {
@@ -110,7 +119,10 @@ function savedStep(dir: string): number | null {
  */
 export function saveCheckpoint(dir: string, c: CheckpointContent): void {
   const bad = c.params.firstNonFinite();
-  if (bad >= 0) throw new Error(`checkpoint ${dir}: parameter value ${bad} is not finite; refusing to overwrite the last good checkpoint`);
+  if (bad >= 0)
+    throw new Error(
+      `checkpoint ${dir}: parameter value ${bad} is not finite; refusing to overwrite the last good checkpoint`,
+    );
   let writing = `${dir} (its staging folder next to it)`;
   const stage = (tmp: string, rel: string): string => {
     writing = path.join(dir, rel);
@@ -128,7 +140,10 @@ export function saveCheckpoint(dir: string, c: CheckpointContent): void {
         { name: 'adamw.v', shape: [n], data: c.optimizer.v },
       ]);
       const json: TrainStateJson = {
-        format: FORMAT, version: 1, ...c.state, optimizer: { step: c.optimizer.step, params: n },
+        format: FORMAT,
+        version: 1,
+        ...c.state,
+        optimizer: { step: c.optimizer.step, params: n },
       };
       fs.writeFileSync(stage(tmp, path.join(STATE_DIR, STATE_FILE)), `${JSON.stringify(json, null, 2)}\n`);
       writing = `the files carried over from ${dir}`;
@@ -137,13 +152,15 @@ export function saveCheckpoint(dir: string, c: CheckpointContent): void {
     });
   } catch (err) {
     const prev = savedStep(dir);
-    const kept = prev === null
-      ? `${dir} holds no checkpoint yet`
-      : `the last good checkpoint (step ${prev}) in ${dir} is intact`;
+    const kept =
+      prev === null ? `${dir} holds no checkpoint yet` : `the last good checkpoint (step ${prev}) in ${dir} is intact`;
     const msg = (err as Error).message.replace(/\s*\n\s*/g, ' ');
     if (isDiskFull(err)) {
-      throw new Error(`cannot write checkpoint ${dir}: the disk is full (no space left on device) ` +
-        `while writing ${writing}; ${kept}; free some space, then continue with --resume`, { cause: err });
+      throw new Error(
+        `cannot write checkpoint ${dir}: the disk is full (no space left on device) ` +
+          `while writing ${writing}; ${kept}; free some space, then continue with --resume`,
+        { cause: err },
+      );
     }
     throw new Error(`cannot write checkpoint ${dir}: ${msg} (while writing ${writing}); ${kept}`, { cause: err });
   }
@@ -186,7 +203,8 @@ function checkConsistency(st: TrainStateJson, file: string): void {
   const bad = (msg: string): never => {
     throw new Error(`${file}: ${msg}`);
   };
-  const o = st.options, sp = st.sampler;
+  const o = st.options,
+    sp = st.sampler;
   if (o.seqLen === null || o.warmup === null || o.minLr === null) {
     const key = o.seqLen === null ? 'seqLen' : o.warmup === null ? 'warmup' : 'minLr';
     bad(`field "options.${key}" is null; a checkpoint records the value the run used`);
@@ -221,7 +239,9 @@ export function readOptimizerState(dir: string, state: TrainStateJson, params: n
   const file = path.join(dir, STATE_DIR, OPTIMIZER_FILE);
   if (!fs.existsSync(file)) throw new Error(`${file}: missing (the checkpoint is incomplete)`);
   if (state.optimizer.params !== params) {
-    throw new Error(`${path.join(dir, STATE_DIR, STATE_FILE)}: field "optimizer.params" is ${state.optimizer.params}, the model has ${params} trainable parameters`);
+    throw new Error(
+      `${path.join(dir, STATE_DIR, STATE_FILE)}: field "optimizer.params" is ${state.optimizer.params}, the model has ${params} trainable parameters`,
+    );
   }
   const reader = new SafetensorsReader(file);
   try {
@@ -230,12 +250,16 @@ export function readOptimizerState(dir: string, state: TrainStateJson, params: n
       if (!reader.has(name)) throw new Error(`${file}: tensor "${name}" is missing`);
       const shape = reader.info(name).shape;
       if (shape.length !== 1 || shape[0] !== params) {
-        throw new Error(`${file}: tensor "${name}" has shape [${shape.join(', ')}], the model has ${params} trainable parameters`);
+        throw new Error(
+          `${file}: tensor "${name}" has shape [${shape.join(', ')}], the model has ${params} trainable parameters`,
+        );
       }
     }
     const get = (name: string): Float32Array => {
       const data = reader.get(name).data;
-      for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) throw new Error(`${file}: tensor "${name}" holds a non-finite value at index ${i}`);
+      for (let i = 0; i < data.length; i++)
+        if (!Number.isFinite(data[i]!))
+          throw new Error(`${file}: tensor "${name}" holds a non-finite value at index ${i}`);
       return data;
     };
     return { step: state.optimizer.step, m: get('adamw.m'), v: get('adamw.v') };

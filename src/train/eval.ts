@@ -38,27 +38,43 @@ export interface EvalOptions {
 }
 
 function argmax(a: Float32Array, from: number, n: number): number {
-  let best = 0, bestV = a[from]!;
+  let best = 0,
+    bestV = a[from]!;
   for (let i = 1; i < n; i++) {
     const v = a[from + i]!;
-    if (v > bestV) { bestV = v; best = i; }
+    if (v > bestV) {
+      bestV = v;
+      best = i;
+    }
   }
   return best;
 }
 
 /** Evaluate `params` (a training ParamSource; gradients are never taken) on a token stream. */
-export function evaluateParams(config: ModelConfig, params: ParamSource, tokens: Int32Array, opts: EvalOptions): EvalResult {
+export function evaluateParams(
+  config: ModelConfig,
+  params: ParamSource,
+  tokens: Int32Array,
+  opts: EvalOptions,
+): EvalResult {
   const T = Math.min(opts.seqLen ?? config.maxPositions, config.maxPositions);
   const batchSize = opts.batchSize ?? 4;
   const maxBatches = opts.maxBatches ?? Number.POSITIVE_INFINITY;
   if (tokens.length < T + 2) {
-    throw new Error(`eval: the held-out split has ${tokens.length} tokens, fewer than one window of ${T} + 2; use a shorter --seq-len or more data`);
+    throw new Error(
+      `eval: the held-out split has ${tokens.length} tokens, fewer than one window of ${T} + 2; use a shorter --seq-len or more data`,
+    );
   }
   const graph = new TrainGraph(config);
   const tape = opts.tape ?? new Tape(opts.backend, { grad: false });
   if (tape.gradEnabled) throw new Error('eval: the tape must be created with {grad: false}');
   const V = config.vocabSize;
-  let sumNext = 0, nNext = 0, sumRec = 0, nRec = 0, agree = 0, batches = 0;
+  let sumNext = 0,
+    nNext = 0,
+    sumRec = 0,
+    nRec = 0,
+    agree = 0,
+    batches = 0;
   for (const batch of evalBatches(tokens, batchSize, T)) {
     if (batches++ >= maxBatches) break;
     tape.reset();
@@ -70,7 +86,8 @@ export function evaluateParams(config: ModelConfig, params: ParamSource, tokens:
       const rowsRec = batch.B * (T - 1);
       sumRec += out.recycleLoss.data[0]! * rowsRec;
       nRec += rowsRec;
-      const base = out.logits.data, rec = out.recycleLogits.data;
+      const base = out.logits.data,
+        rec = out.recycleLogits.data;
       for (let b = 0; b < batch.B; b++) {
         for (let t = 0; t < T - 1; t++) {
           if (argmax(rec, (b * (T - 1) + t) * V, V) === argmax(base, (b * T + t + 1) * V, V)) agree++;
@@ -82,13 +99,22 @@ export function evaluateParams(config: ModelConfig, params: ParamSource, tokens:
   const lossNext = sumNext / nNext;
   const lossRec = nRec > 0 ? sumRec / nRec : null;
   return {
-    loss_next: lossNext, ppl_next: Math.exp(lossNext),
-    loss_recycle: lossRec, ppl_recycle: lossRec === null ? null : Math.exp(lossRec),
-    agreement_top1: nRec > 0 ? agree / nRec : null, tokens: nNext, tokens_recycle: nRec,
+    loss_next: lossNext,
+    ppl_next: Math.exp(lossNext),
+    loss_recycle: lossRec,
+    ppl_recycle: lossRec === null ? null : Math.exp(lossRec),
+    agreement_top1: nRec > 0 ? agree / nRec : null,
+    tokens: nNext,
+    tokens_recycle: nRec,
   };
 }
 
 /** Evaluate a loaded model (loadModelDir) on a token stream. */
-export function evaluateModel(config: ModelConfig, weights: Weights, tokens: Int32Array, opts: EvalOptions): EvalResult {
+export function evaluateModel(
+  config: ModelConfig,
+  weights: Weights,
+  tokens: Int32Array,
+  opts: EvalOptions,
+): EvalResult {
   return evaluateParams(config, weightsSource(weights), tokens, opts);
 }

@@ -62,7 +62,8 @@ export function readLog(file: string): LogRow[] {
       if (i === lines.length - 1) return; // unterminated last line: the write was cut off
       throw new Error(`${file}: line ${i + 1} is not valid JSON: ${(e as Error).message}`);
     }
-    if (!isRow(v)) throw new Error(`${file}: line ${i + 1} is not a log row ({type: "train"|"eval", step: integer, ...})`);
+    if (!isRow(v))
+      throw new Error(`${file}: line ${i + 1} is not a log row ({type: "train"|"eval", step: integer, ...})`);
     rows.push(v);
   });
   return rows;

@@ -48,13 +48,38 @@ export interface TrainOptions {
 }
 
 export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'data' | 'out'> = {
-  preset: null, config: null, base: null, freezeBase: false, tokenizer: null, vocabSize: null, recycleLayers: null,
-  steps: 1000, batchSize: 8, seqLen: null, gradAccum: 1, lr: 1e-3, minLr: null, warmup: null, weightDecay: 0.1,
-  gradClip: 1.0, lambda: null, evalEvery: 100, evalBatches: 20, ckptEvery: 200, seed: 1337, threads: null,
+  preset: null,
+  config: null,
+  base: null,
+  freezeBase: false,
+  tokenizer: null,
+  vocabSize: null,
+  recycleLayers: null,
+  steps: 1000,
+  batchSize: 8,
+  seqLen: null,
+  gradAccum: 1,
+  lr: 1e-3,
+  minLr: null,
+  warmup: null,
+  weightDecay: 0.1,
+  gradClip: 1.0,
+  lambda: null,
+  evalEvery: 100,
+  evalBatches: 20,
+  ckptEvery: 200,
+  seed: 1337,
+  threads: null,
 };
 
 /** Options that may differ from the checkpoint's when resuming. */
-export const RESUME_OVERRIDABLE: readonly (keyof TrainOptions)[] = ['steps', 'evalEvery', 'evalBatches', 'ckptEvery', 'threads'];
+export const RESUME_OVERRIDABLE: readonly (keyof TrainOptions)[] = [
+  'steps',
+  'evalEvery',
+  'evalBatches',
+  'ckptEvery',
+  'threads',
+];
 
 /**
  * Upper bounds: far beyond any run this CPU trainer can do, low enough that a typo or a hand-edited checkpoint
@@ -62,34 +87,58 @@ export const RESUME_OVERRIDABLE: readonly (keyof TrainOptions)[] = ['steps', 'ev
  */
 export const MAX_THREADS = 256;
 export const LIMITS = {
-  steps: 1_000_000_000, batchSize: 65_536, seqLen: 1 << 20, gradAccum: 65_536, evalEvery: 1_000_000_000,
-  evalBatches: 1_000_000, ckptEvery: 1_000_000_000, vocabSize: 1 << 24, recycleLayers: 1024, threads: MAX_THREADS,
+  steps: 1_000_000_000,
+  batchSize: 65_536,
+  seqLen: 1 << 20,
+  gradAccum: 65_536,
+  evalEvery: 1_000_000_000,
+  evalBatches: 1_000_000,
+  ckptEvery: 1_000_000_000,
+  vocabSize: 1 << 24,
+  recycleLayers: 1024,
+  threads: MAX_THREADS,
 } as const;
 
 type Check = (v: unknown) => boolean;
-const isInt = (min: number, max = Number.MAX_SAFE_INTEGER): Check => (v) =>
-  Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+const isInt =
+  (min: number, max = Number.MAX_SAFE_INTEGER): Check =>
+  (v) =>
+    Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
 const inRange = (min: number, max: number): string => `an integer in [${min}, ${max}]`;
-const isNum = (min: number, open = false): Check => (v) => typeof v === 'number' && Number.isFinite(v) && (open ? v > min : v >= min);
+const isNum =
+  (min: number, open = false): Check =>
+  (v) =>
+    typeof v === 'number' && Number.isFinite(v) && (open ? v > min : v >= min);
 const isStr: Check = (v) => typeof v === 'string' && v.length > 0;
-const orNull = (c: Check): Check => (v) => v === null || c(v);
+const orNull =
+  (c: Check): Check =>
+  (v) =>
+    v === null || c(v);
 
 const RULES: Record<keyof TrainOptions, [Check, string]> = {
-  data: [isStr, 'a non-empty string'], out: [isStr, 'a non-empty string'],
-  preset: [orNull(isStr), 'a preset name'], config: [orNull(isStr), 'a file path'], base: [orNull(isStr), 'a directory'],
-  freezeBase: [(v) => typeof v === 'boolean', 'true or false'], tokenizer: [orNull(isStr), '"gpt2" or a directory'],
+  data: [isStr, 'a non-empty string'],
+  out: [isStr, 'a non-empty string'],
+  preset: [orNull(isStr), 'a preset name'],
+  config: [orNull(isStr), 'a file path'],
+  base: [orNull(isStr), 'a directory'],
+  freezeBase: [(v) => typeof v === 'boolean', 'true or false'],
+  tokenizer: [orNull(isStr), '"gpt2" or a directory'],
   vocabSize: [orNull(isInt(257, LIMITS.vocabSize)), `${inRange(257, LIMITS.vocabSize)} (256 bytes + EOS at least)`],
   recycleLayers: [orNull(isInt(1, LIMITS.recycleLayers)), inRange(1, LIMITS.recycleLayers)],
   steps: [isInt(1, LIMITS.steps), inRange(1, LIMITS.steps)],
   batchSize: [isInt(1, LIMITS.batchSize), inRange(1, LIMITS.batchSize)],
   seqLen: [orNull(isInt(2, LIMITS.seqLen)), inRange(2, LIMITS.seqLen)],
-  gradAccum: [isInt(1, LIMITS.gradAccum), inRange(1, LIMITS.gradAccum)], lr: [isNum(0, true), 'a number > 0'],
-  minLr: [orNull(isNum(0)), 'a number >= 0'], warmup: [orNull(isInt(0)), 'an integer >= 0'],
-  weightDecay: [isNum(0), 'a number >= 0'], gradClip: [isNum(0, true), 'a number > 0'],
+  gradAccum: [isInt(1, LIMITS.gradAccum), inRange(1, LIMITS.gradAccum)],
+  lr: [isNum(0, true), 'a number > 0'],
+  minLr: [orNull(isNum(0)), 'a number >= 0'],
+  warmup: [orNull(isInt(0)), 'an integer >= 0'],
+  weightDecay: [isNum(0), 'a number >= 0'],
+  gradClip: [isNum(0, true), 'a number > 0'],
   lambda: [orNull(isNum(0)), 'a number >= 0'],
   evalEvery: [isInt(0, LIMITS.evalEvery), inRange(0, LIMITS.evalEvery)],
   evalBatches: [isInt(1, LIMITS.evalBatches), inRange(1, LIMITS.evalBatches)],
-  ckptEvery: [isInt(1, LIMITS.ckptEvery), inRange(1, LIMITS.ckptEvery)], seed: [isInt(0), 'an integer >= 0'],
+  ckptEvery: [isInt(1, LIMITS.ckptEvery), inRange(1, LIMITS.ckptEvery)],
+  seed: [isInt(0), 'an integer >= 0'],
   threads: [orNull(isInt(1, LIMITS.threads)), inRange(1, LIMITS.threads)],
 };
 
@@ -100,14 +149,20 @@ export function validateOptions(o: Record<string, unknown>, where: string): Trai
   }
   for (const [key, [ok, want]] of Object.entries(RULES)) {
     if (!(key in o)) throw new Error(`${where}: training option "${key}" is missing`);
-    if (!ok(o[key])) throw new Error(`${where}: training option "${key}" must be ${want}, got ${JSON.stringify(o[key])}`);
+    if (!ok(o[key]))
+      throw new Error(`${where}: training option "${key}" must be ${want}, got ${JSON.stringify(o[key])}`);
   }
   const opts = o as unknown as TrainOptions;
   const shapes = [opts.preset, opts.config, opts.base].filter((v) => v !== null);
-  if (shapes.length > 1) throw new Error(`${where}: give only one of preset (${opts.preset}), config (${opts.config}) and base (${opts.base})`);
+  if (shapes.length > 1)
+    throw new Error(
+      `${where}: give only one of preset (${opts.preset}), config (${opts.config}) and base (${opts.base})`,
+    );
   if (opts.freezeBase && opts.base === null) throw new Error(`${where}: freezeBase needs a base model (--base DIR)`);
-  if (opts.minLr !== null && opts.minLr > opts.lr) throw new Error(`${where}: minLr ${opts.minLr} is above lr ${opts.lr}`);
-  if (opts.warmup !== null && opts.warmup > opts.steps) throw new Error(`${where}: warmup ${opts.warmup} is longer than steps ${opts.steps}`);
+  if (opts.minLr !== null && opts.minLr > opts.lr)
+    throw new Error(`${where}: minLr ${opts.minLr} is above lr ${opts.lr}`);
+  if (opts.warmup !== null && opts.warmup > opts.steps)
+    throw new Error(`${where}: warmup ${opts.warmup} is longer than steps ${opts.steps}`);
   return opts;
 }
 
@@ -127,8 +182,10 @@ export function mergeResumeOptions(saved: TrainOptions, given: Partial<TrainOpti
     if (value === undefined || key === 'out') continue;
     if (RESUME_OVERRIDABLE.includes(key)) (merged as unknown as Record<string, unknown>)[key] = value;
     else if (JSON.stringify(value) !== JSON.stringify(saved[key])) {
-      throw new Error(`--resume: option ${key} = ${JSON.stringify(value)} differs from the checkpoint's ${JSON.stringify(saved[key])} (${where}); ` +
-        `only ${RESUME_OVERRIDABLE.join(', ')} may change when resuming`);
+      throw new Error(
+        `--resume: option ${key} = ${JSON.stringify(value)} differs from the checkpoint's ${JSON.stringify(saved[key])} (${where}); ` +
+          `only ${RESUME_OVERRIDABLE.join(', ')} may change when resuming`,
+      );
     }
   }
   return validateOptions(merged as unknown as Record<string, unknown>, where);

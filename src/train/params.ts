@@ -20,7 +20,10 @@ export class TrainParams implements ParamSource {
   readonly frozen: Weights | null;
   private readonly frozenTensors = new Map<string, Tensor>();
 
-  constructor(readonly config: ModelConfig, readonly freezeBase: boolean) {
+  constructor(
+    readonly config: ModelConfig,
+    readonly freezeBase: boolean,
+  ) {
     if (freezeBase && !config.recycle) throw new Error('freezeBase: the model has no recyclable module to train');
     this.specs = allParamSpecs(config);
     this.trainableSpecs = freezeBase ? moduleParamSpecs(config) : this.specs;
@@ -28,7 +31,8 @@ export class TrainParams implements ParamSource {
     for (const s of this.trainableSpecs) this.store.declare(s.name, s.shape);
     this.store.finalize();
     this.frozen = freezeBase ? new Weights(baseParamSpecs(config)) : null;
-    if (this.frozen) for (const s of this.frozen.specs) this.frozenTensors.set(s.name, new Tensor(s.shape, this.frozen.get(s.name)));
+    if (this.frozen)
+      for (const s of this.frozen.specs) this.frozenTensors.set(s.name, new Tensor(s.shape, this.frozen.get(s.name)));
   }
 
   /** The tensor of a parameter: with a grad when it trains, without when frozen. */

@@ -11,7 +11,9 @@ interface Series {
   kind: 'raw' | 'line' | 'markers';
 }
 
-const W = 760, H = 440, M = { left: 64, right: 200, top: 36, bottom: 48 };
+const W = 760,
+  H = 440,
+  M = { left: 64, right: 200, top: 36, bottom: 48 };
 
 /** Moving average over a trailing window (the raw per-step loss is noisy). */
 function smooth(points: [number, number][], window: number): [number, number][] {
@@ -28,7 +30,8 @@ function smooth(points: [number, number][], window: number): [number, number][] 
 /** About `n` round tick values covering [lo, hi]. */
 function ticks(lo: number, hi: number, n: number): number[] {
   const span = hi - lo || 1;
-  const raw = span / n, mag = 10 ** Math.floor(Math.log10(raw));
+  const raw = span / n,
+    mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw)!;
   const out: number[] = [];
   for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9 * span; v += step) out.push(Number(v.toPrecision(12)));
@@ -49,8 +52,18 @@ export function lossCurvesSvg(rows: readonly LogRow[], title = 'RecycleGPT train
     { label: 'train recycle (raw)', color: '#fdd0a2', points: rec, kind: 'raw' },
     { label: `train next (avg ${window})`, color: '#3182bd', points: smooth(lm, window), kind: 'line' },
     { label: `train recycle (avg ${window})`, color: '#e6550d', points: smooth(rec, window), kind: 'line' },
-    { label: 'val next', color: '#08306b', points: evalRows.filter((r) => finite(r.val_loss_next)).map((r) => [r.step, r.val_loss_next]), kind: 'markers' },
-    { label: 'val recycle', color: '#7f2704', points: evalRows.filter((r) => finite(r.val_loss_recycle)).map((r) => [r.step, r.val_loss_recycle!]), kind: 'markers' },
+    {
+      label: 'val next',
+      color: '#08306b',
+      points: evalRows.filter((r) => finite(r.val_loss_next)).map((r) => [r.step, r.val_loss_next]),
+      kind: 'markers',
+    },
+    {
+      label: 'val recycle',
+      color: '#7f2704',
+      points: evalRows.filter((r) => finite(r.val_loss_recycle)).map((r) => [r.step, r.val_loss_recycle!]),
+      kind: 'markers',
+    },
   ].filter((s): s is Series => s.points.length > 0 && (s.kind !== 'raw' || window > 1)) as Series[];
   const all = series.flatMap((s) => s.points);
   const parts: string[] = [
@@ -62,41 +75,56 @@ export function lossCurvesSvg(rows: readonly LogRow[], title = 'RecycleGPT train
     parts.push(`<text x="${W / 2}" y="${H / 2}" text-anchor="middle">no loss values in the log</text></svg>`);
     return parts.join('\n');
   }
-  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
+  const xs = all.map((p) => p[0]),
+    ys = all.map((p) => p[1]);
   const [x0, x1] = [Math.min(...xs), Math.max(...xs) === Math.min(...xs) ? Math.min(...xs) + 1 : Math.max(...xs)];
   let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-  if (y1 - y0 < 1e-6) { y0 -= 0.5; y1 += 0.5; }
-  const pw = W - M.left - M.right, ph = H - M.top - M.bottom;
+  if (y1 - y0 < 1e-6) {
+    y0 -= 0.5;
+    y1 += 0.5;
+  }
+  const pw = W - M.left - M.right,
+    ph = H - M.top - M.bottom;
   const sx = (x: number): number => M.left + ((x - x0) / (x1 - x0)) * pw;
   const sy = (y: number): number => M.top + (1 - (y - y0) / (y1 - y0)) * ph;
   const f = (v: number): string => v.toFixed(1);
   for (const t of ticks(y0, y1, 6)) {
-    parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${f(sy(t))}" y2="${f(sy(t))}" stroke="#eee"/>`,
-      `<text x="${M.left - 6}" y="${f(sy(t) + 4)}" text-anchor="end">${t}</text>`);
+    parts.push(
+      `<line x1="${M.left}" x2="${M.left + pw}" y1="${f(sy(t))}" y2="${f(sy(t))}" stroke="#eee"/>`,
+      `<text x="${M.left - 6}" y="${f(sy(t) + 4)}" text-anchor="end">${t}</text>`,
+    );
   }
   for (const t of ticks(x0, x1, 8)) {
-    parts.push(`<line x1="${f(sx(t))}" x2="${f(sx(t))}" y1="${M.top + ph}" y2="${M.top + ph + 5}" stroke="#333"/>`,
-      `<text x="${f(sx(t))}" y="${M.top + ph + 18}" text-anchor="middle">${t}</text>`);
+    parts.push(
+      `<line x1="${f(sx(t))}" x2="${f(sx(t))}" y1="${M.top + ph}" y2="${M.top + ph + 5}" stroke="#333"/>`,
+      `<text x="${f(sx(t))}" y="${M.top + ph + 18}" text-anchor="middle">${t}</text>`,
+    );
   }
-  parts.push(`<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`,
+  parts.push(
+    `<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`,
     `<text x="${M.left + pw / 2}" y="${H - 10}" text-anchor="middle">step</text>`,
-    `<text transform="translate(16 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">loss (nats/token)</text>`);
+    `<text transform="translate(16 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">loss (nats/token)</text>`,
+  );
   for (const s of series) {
     if (s.kind === 'markers') {
       const path = s.points.map((p, i) => `${i === 0 ? 'M' : 'L'}${f(sx(p[0]))},${f(sy(p[1]))}`).join(' ');
       parts.push(`<path d="${path}" fill="none" stroke="${s.color}" stroke-width="1" stroke-dasharray="4 3"/>`);
-      for (const p of s.points) parts.push(`<circle cx="${f(sx(p[0]))}" cy="${f(sy(p[1]))}" r="3.5" fill="${s.color}"/>`);
+      for (const p of s.points)
+        parts.push(`<circle cx="${f(sx(p[0]))}" cy="${f(sy(p[1]))}" r="3.5" fill="${s.color}"/>`);
     } else {
       const path = s.points.map((p, i) => `${i === 0 ? 'M' : 'L'}${f(sx(p[0]))},${f(sy(p[1]))}`).join(' ');
       parts.push(`<path d="${path}" fill="none" stroke="${s.color}" stroke-width="${s.kind === 'raw' ? 1 : 2}"/>`);
     }
   }
   series.forEach((s, i) => {
-    const y = M.top + 10 + i * 20, x = M.left + pw + 16;
-    parts.push(s.kind === 'markers'
-      ? `<circle cx="${x + 10}" cy="${y}" r="3.5" fill="${s.color}"/>`
-      : `<line x1="${x}" x2="${x + 20}" y1="${y}" y2="${y}" stroke="${s.color}" stroke-width="${s.kind === 'raw' ? 1 : 2}"/>`,
-    `<text x="${x + 28}" y="${y + 4}">${esc(s.label)}</text>`);
+    const y = M.top + 10 + i * 20,
+      x = M.left + pw + 16;
+    parts.push(
+      s.kind === 'markers'
+        ? `<circle cx="${x + 10}" cy="${y}" r="3.5" fill="${s.color}"/>`
+        : `<line x1="${x}" x2="${x + 20}" y1="${y}" y2="${y}" stroke="${s.color}" stroke-width="${s.kind === 'raw' ? 1 : 2}"/>`,
+      `<text x="${x + 28}" y="${y + 4}">${esc(s.label)}</text>`,
+    );
   });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;

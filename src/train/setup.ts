@@ -12,7 +12,14 @@ import { initParams } from '../model/init.js';
 import { loadModelDir, readConfig } from '../io/model-dir.js';
 import { moduleParamSpecs } from '../model/names.js';
 import { presetConfig } from '../model/presets.js';
-import { bpeFromTrained, gpt2Tokenizer, loadTokenizer, toTokenizerJson, trainBpe, type Tokenizer } from '../tokenizer/index.js';
+import {
+  bpeFromTrained,
+  gpt2Tokenizer,
+  loadTokenizer,
+  toTokenizerJson,
+  trainBpe,
+  type Tokenizer,
+} from '../tokenizer/index.js';
 import type { TrainOptions } from './options.js';
 import type { TrainParams } from './params.js';
 
@@ -41,7 +48,8 @@ export function tokenizerFromDir(dirOrFile: string): TokenizerChoice {
 
 /** The tokenizer of a fresh run (see TrainOptions.tokenizer). `defaultVocab`: the BPE size when none is given. */
 export function chooseTokenizer(o: TrainOptions, corpus: Corpus, defaultVocab: number): TokenizerChoice {
-  if (o.tokenizer === 'gpt2') return { tokenizer: gpt2Tokenizer(), files: { 'tokenizer.json': GPT2_MARKER }, source: 'GPT-2 BPE' };
+  if (o.tokenizer === 'gpt2')
+    return { tokenizer: gpt2Tokenizer(), files: { 'tokenizer.json': GPT2_MARKER }, source: 'GPT-2 BPE' };
   if (o.tokenizer !== null) return tokenizerFromDir(o.tokenizer);
   if (o.base !== null) return tokenizerFromDir(o.base);
   const vocabSize = o.vocabSize ?? defaultVocab;
@@ -88,8 +96,16 @@ export function initialModel(o: TrainOptions, tok: Tokenizer): InitialModel {
     checkVocab(config, tok, cfgPath);
     const { weights, missing } = loadModelDir(o.base, { config, allowMissingModule: true });
     const missingSet = new Set(missing);
-    initParams(moduleParamSpecs(config).filter((s) => missingSet.has(s.name)), (n) => weights.get(n), config, o.seed);
-    const source = missing.length > 0 ? `${o.base} + a new ${config.recycle!.numLayers}-block module` : `${o.base} (with its module)`;
+    initParams(
+      moduleParamSpecs(config).filter((s) => missingSet.has(s.name)),
+      (n) => weights.get(n),
+      config,
+      o.seed,
+    );
+    const source =
+      missing.length > 0
+        ? `${o.base} + a new ${config.recycle!.numLayers}-block module`
+        : `${o.base} (with its module)`;
     return { config, fill: (p) => p.copyFrom((n) => weights.get(n)), source };
   }
   let config: ModelConfig;
@@ -104,7 +120,11 @@ export function initialModel(o: TrainOptions, tok: Tokenizer): InitialModel {
     source = `preset ${name}`;
   }
   validateConfig(config, source);
-  return { config, fill: (p) => initParams(p.specs, (n) => p.data(n), config, o.seed), source: `${source}, random init (seed ${o.seed})` };
+  return {
+    config,
+    fill: (p) => initParams(p.specs, (n) => p.data(n), config, o.seed),
+    source: `${source}, random init (seed ${o.seed})`,
+  };
 }
 
 /** Tokenized streams of both splits (EOS after every document). */

@@ -63,7 +63,11 @@ export interface TrainSummary {
 
 /** Training hit a non-finite value; `checkpointStep` is the step of the intact checkpoint on disk. */
 export class TrainingDivergedError extends Error {
-  constructor(message: string, readonly step: number, readonly checkpointStep: number) {
+  constructor(
+    message: string,
+    readonly step: number,
+    readonly checkpointStep: number,
+  ) {
     super(message);
     this.name = 'TrainingDivergedError';
   }
@@ -91,8 +95,12 @@ function runtimeOf(be: Backend, o: TrainOptions): { backend: string; threads: nu
 
 function startFresh(given: GivenOptions, be: Backend): Session {
   if (given.data === undefined) throw new Error('train: --data SPEC is required');
-  if (hasCheckpoint(given.out)) throw new Error(`${given.out} already holds a training checkpoint; pass --resume to continue it, or choose another --out`);
-  if (fs.existsSync(path.join(given.out, 'config.json'))) throw new Error(`${given.out} already holds a model (config.json); choose another --out`);
+  if (hasCheckpoint(given.out))
+    throw new Error(
+      `${given.out} already holds a training checkpoint; pass --resume to continue it, or choose another --out`,
+    );
+  if (fs.existsSync(path.join(given.out, 'config.json')))
+    throw new Error(`${given.out} already holds a model (config.json); choose another --out`);
   let o = resolveOptions({ ...given, data: given.data });
   const corpus = loadCorpus(o.data);
   const tok = chooseTokenizer(o, corpus, plannedVocab(o));
@@ -100,14 +108,27 @@ function startFresh(given: GivenOptions, be: Backend): Session {
   const config = init.config;
   const sched = scheduleOf(o);
   o = { ...o, seqLen: o.seqLen ?? Math.min(config.maxPositions, 256), warmup: sched.warmup, minLr: sched.minLr };
-  if (o.seqLen! > config.maxPositions) throw new Error(`--seq-len ${o.seqLen} exceeds the model's context length ${config.maxPositions}`);
+  if (o.seqLen! > config.maxPositions)
+    throw new Error(`--seq-len ${o.seqLen} exceeds the model's context length ${config.maxPositions}`);
   const params = new TrainParams(config, o.freezeBase);
   init.fill(params);
   const { train, val } = tokenizeCorpus(corpus, tok.tokenizer, o.data);
   const sampler = new BatchSampler(train, { batchSize: o.batchSize, seqLen: o.seqLen!, seed: o.seed });
   const optimizer = new AdamW(be, params.store, { weightDecay: o.weightDecay });
   const messages = [`model: ${init.source}`, `tokenizer: ${tok.source}`];
-  return { options: o, config, params, optimizer, sampler, train, val, tokenizerFiles: tok.files, step: 0, messages, runtime: runtimeOf(be, o) };
+  return {
+    options: o,
+    config,
+    params,
+    optimizer,
+    sampler,
+    train,
+    val,
+    tokenizerFiles: tok.files,
+    step: 0,
+    messages,
+    runtime: runtimeOf(be, o),
+  };
 }
 
 function resume(given: GivenOptions, be: Backend): Session {
@@ -118,20 +139,26 @@ function resume(given: GivenOptions, be: Backend): Session {
   const stateFile = path.join(dir, 'train_state', 'state.json');
   const o = mergeResumeOptions(state.options, given, stateFile);
   if (o.steps < state.step) {
-    throw new Error(`--resume: --steps ${o.steps} is below the checkpoint's step ${state.step} (${stateFile}); ` +
-      `give --steps ${state.step} or more`);
+    throw new Error(
+      `--resume: --steps ${o.steps} is below the checkpoint's step ${state.step} (${stateFile}); ` +
+        `give --steps ${state.step} or more`,
+    );
   }
   const cfgFile = path.join(dir, 'config.json');
   const config = readConfig(cfgFile);
   if (o.seqLen! > config.maxPositions) {
-    throw new Error(`${stateFile}: options.seqLen ${o.seqLen} exceeds the model's context length ` +
-      `${config.maxPositions} (${cfgFile})`);
+    throw new Error(
+      `${stateFile}: options.seqLen ${o.seqLen} exceeds the model's context length ` +
+        `${config.maxPositions} (${cfgFile})`,
+    );
   }
   const { weights } = loadModelDir(dir, { config });
   const tok = tokenizerFromDir(dir);
   if (tok.tokenizer.vocabSize > config.vocabSize) {
-    throw new Error(`${cfgFile}: vocab_size ${config.vocabSize} is smaller than the checkpoint tokenizer's ` +
-      `${tok.tokenizer.vocabSize} tokens`);
+    throw new Error(
+      `${cfgFile}: vocab_size ${config.vocabSize} is smaller than the checkpoint tokenizer's ` +
+        `${tok.tokenizer.vocabSize} tokens`,
+    );
   }
   const params = new TrainParams(config, state.trainable === 'module');
   params.copyFrom((n) => weights.get(n));
@@ -139,25 +166,48 @@ function resume(given: GivenOptions, be: Backend): Session {
   optimizer.importState(readOptimizerState(dir, state, params.store.size));
   const { train, val } = tokenizeCorpus(loadCorpus(o.data), tok.tokenizer, o.data);
   if (train.length !== state.data.train_tokens || val.length !== state.data.val_tokens) {
-    throw new Error(`--resume: data "${o.data}" now gives ${train.length} training / ${val.length} held-out tokens, ` +
-      `the checkpoint was trained on ${state.data.train_tokens} / ${state.data.val_tokens} (the data or tokenizer changed)`);
+    throw new Error(
+      `--resume: data "${o.data}" now gives ${train.length} training / ${val.length} held-out tokens, ` +
+        `the checkpoint was trained on ${state.data.train_tokens} / ${state.data.val_tokens} (the data or tokenizer changed)`,
+    );
   }
   const sampler = BatchSampler.resume(train, state.sampler);
   const messages = [`resumed from ${dir} at step ${state.step}`];
   const runtime = runtimeOf(be, o);
   if (runtime.backend !== state.runtime.backend || runtime.threads !== state.runtime.threads) {
-    messages.push(`note: the checkpoint was trained with the ${state.runtime.backend} backend on ${state.runtime.threads} thread(s), this run uses ` +
-      `${runtime.backend} on ${runtime.threads}: losses will not repeat an uninterrupted run bit for bit`);
+    messages.push(
+      `note: the checkpoint was trained with the ${state.runtime.backend} backend on ${state.runtime.threads} thread(s), this run uses ` +
+        `${runtime.backend} on ${runtime.threads}: losses will not repeat an uninterrupted run bit for bit`,
+    );
   }
-  return { options: o, config, params, optimizer, sampler, train, val, tokenizerFiles: tok.files, step: state.step, messages, runtime };
+  return {
+    options: o,
+    config,
+    params,
+    optimizer,
+    sampler,
+    train,
+    val,
+    tokenizerFiles: tok.files,
+    step: state.step,
+    messages,
+    runtime,
+  };
 }
 
 function checkpoint(s: Session): void {
   saveCheckpoint(s.options.out, {
-    config: s.config, params: s.params, tokenizerFiles: s.tokenizerFiles, optimizer: s.optimizer.exportState(),
+    config: s.config,
+    params: s.params,
+    tokenizerFiles: s.tokenizerFiles,
+    optimizer: s.optimizer.exportState(),
     state: {
-      step: s.step, options: s.options, sampler: s.sampler.state(), trainable: s.options.freezeBase ? 'module' : 'all',
-      data: { train_tokens: s.train.length, val_tokens: s.val.length }, runtime: s.runtime,
+      step: s.step,
+      options: s.options,
+      sampler: s.sampler.state(),
+      trainable: s.options.freezeBase ? 'module' : 'all',
+      data: { train_tokens: s.train.length, val_tokens: s.val.length },
+      runtime: s.runtime,
     },
   });
 }
@@ -183,7 +233,10 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
   const tape = new Tape(be);
   const evalTape = new Tape(be, { grad: false });
   const lr = cosineSchedule({ warmup: o.warmup!, total: o.steps, maxLr: o.lr, minLr: o.minLr! });
-  let lastTrain: TrainRow | null = null, lastEval: EvalRow | null = null, savedStep = s.step, saved = mode.resume;
+  let lastTrain: TrainRow | null = null,
+    lastEval: EvalRow | null = null,
+    savedStep = s.step,
+    saved = mode.resume;
   /** Log writes: a full disk is named, with what is safe on disk (the raw ENOSPC names neither). */
   const logged = (write: () => void): void => {
     try {
@@ -193,16 +246,31 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
       const kept = saved
         ? `the last good checkpoint (step ${savedStep}) in ${out} is intact`
         : `${out} holds no checkpoint yet`;
-      throw new Error(`cannot write the training log ${log.file}: the disk is full (no space left on device); ` +
-        `${kept}; free some space, then continue with --resume`, { cause: err });
+      throw new Error(
+        `cannot write the training log ${log.file}: the disk is full (no space left on device); ` +
+          `${kept}; free some space, then continue with --resume`,
+        { cause: err },
+      );
     }
   };
 
   const evaluate = (): void => {
-    const r = evaluateParams(s.config, s.params, s.val, { backend: be, seqLen: o.seqLen!, batchSize: o.batchSize, maxBatches: o.evalBatches, tape: evalTape });
+    const r = evaluateParams(s.config, s.params, s.val, {
+      backend: be,
+      seqLen: o.seqLen!,
+      batchSize: o.batchSize,
+      maxBatches: o.evalBatches,
+      tape: evalTape,
+    });
     lastEval = {
-      type: 'eval', step: s.step, val_loss_next: r.loss_next, val_loss_recycle: r.loss_recycle, ppl_next: r.ppl_next,
-      ppl_recycle: r.ppl_recycle, agreement_top1: r.agreement_top1, tokens: r.tokens,
+      type: 'eval',
+      step: s.step,
+      val_loss_next: r.loss_next,
+      val_loss_recycle: r.loss_recycle,
+      ppl_next: r.ppl_next,
+      ppl_recycle: r.ppl_recycle,
+      agreement_top1: r.agreement_top1,
+      tokens: r.tokens,
     };
     const row = lastEval;
     logged(() => log.append(row));
@@ -215,8 +283,12 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
     hooks.onCheckpoint?.(s.step, out);
   };
   const diverged = (what: string, step = s.step + 1): never => {
-    throw new TrainingDivergedError(`training stopped at step ${step}: ${what}. ` +
-      `The last good checkpoint (step ${savedStep}) in ${out} is intact; try a lower --lr or more --warmup`, step, savedStep);
+    throw new TrainingDivergedError(
+      `training stopped at step ${step}: ${what}. ` +
+        `The last good checkpoint (step ${savedStep}) in ${out} is intact; try a lower --lr or more --warmup`,
+      step,
+      savedStep,
+    );
   };
 
   if (mode.resume) logged(() => log.truncateAfter(s.step));
@@ -226,9 +298,17 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
     save(); // step 0: the tokenizer and initial weights are on disk, so --resume works from the start
   }
   hooks.onStart?.({
-    resumed: mode.resume, startStep: s.step, options: o, config: s.config, trainableParams: s.params.store.size,
+    resumed: mode.resume,
+    startStep: s.step,
+    options: o,
+    config: s.config,
+    trainableParams: s.params.store.size,
     totalParams: s.params.specs.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0),
-    trainTokens: s.train.length, valTokens: s.val.length, backend: be.name, threads: be.threads(), messages: s.messages,
+    trainTokens: s.train.length,
+    valTokens: s.val.length,
+    backend: be.name,
+    threads: be.threads(),
+    messages: s.messages,
   });
   if (!mode.resume && o.evalEvery > 0) evaluate();
 
@@ -238,16 +318,23 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
     const t0 = performance.now();
     const rate = lr(s.step);
     s.params.store.zeroGrad();
-    let loss = 0, lmLoss = 0, recLoss = 0, hasRec = false;
+    let loss = 0,
+      lmLoss = 0,
+      recLoss = 0,
+      hasRec = false;
     for (let micro = 0; micro < o.gradAccum; micro++) {
       tape.reset();
       const outp = graph.forward(tape, s.params, s.sampler.next());
       if (hooks.injectNaN?.step === s.step + 1 && hooks.injectNaN.where === 'loss') outp.loss.data[0] = Number.NaN;
       const l = outp.loss.data[0]!;
-      if (!Number.isFinite(l)) diverged(`the loss is ${l} (lm ${outp.lmLoss.data[0]}, recycle ${outp.recycleLoss?.data[0] ?? '-'})`);
+      if (!Number.isFinite(l))
+        diverged(`the loss is ${l} (lm ${outp.lmLoss.data[0]}, recycle ${outp.recycleLoss?.data[0] ?? '-'})`);
       loss += l / o.gradAccum;
       lmLoss += outp.lmLoss.data[0]! / o.gradAccum;
-      if (outp.recycleLoss) { recLoss += outp.recycleLoss.data[0]! / o.gradAccum; hasRec = true; }
+      if (outp.recycleLoss) {
+        recLoss += outp.recycleLoss.data[0]! / o.gradAccum;
+        hasRec = true;
+      }
       tape.backward(outp.loss, 1 / o.gradAccum);
     }
     if (hooks.injectNaN?.step === s.step + 1 && hooks.injectNaN.where === 'grad') s.params.store.grad[0] = Number.NaN;
@@ -256,8 +343,15 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
     s.step++;
     const dt = (performance.now() - t0) / 1000;
     lastTrain = {
-      type: 'train', step: s.step, loss, lm_loss: lmLoss, recycle_loss: hasRec ? recLoss : null, lr: rate, grad_norm: gnorm,
-      tokens_per_s: tokensPerStep / dt, elapsed_s: (performance.now() - started) / 1000,
+      type: 'train',
+      step: s.step,
+      loss,
+      lm_loss: lmLoss,
+      recycle_loss: hasRec ? recLoss : null,
+      lr: rate,
+      grad_norm: gnorm,
+      tokens_per_s: tokensPerStep / dt,
+      elapsed_s: (performance.now() - started) / 1000,
     };
     const row = lastTrain;
     logged(() => log.append(row));

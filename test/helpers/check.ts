@@ -64,7 +64,13 @@ export function seededTest(name: string, body: (rng: Rng) => void, opts: { skip?
 export type Forward64 = (inputs: Float64Array[]) => Float64Array;
 
 /** dL/d inputs[which] for L = Σ r·f(inputs), by central differences in float64. */
-export function numericGrad(f: Forward64, inputs: Float64Array[], r: ArrayLike<number>, which: number, eps = 1e-6): Float64Array {
+export function numericGrad(
+  f: Forward64,
+  inputs: Float64Array[],
+  r: ArrayLike<number>,
+  which: number,
+  eps = 1e-6,
+): Float64Array {
   const loss = (): number => {
     const out = f(inputs);
     let s = 0;
@@ -89,7 +95,14 @@ export function numericGrad(f: Forward64, inputs: Float64Array[], r: ArrayLike<n
  * |actual − expected| ≤ atolFrac·max|expected| + rtol·|expected| + atolAbs elementwise. The defaults suit a
  * float32 gradient against a float64 finite difference on O(1) data. Fails with the first offending index.
  */
-export function assertClose(what: string, actual: ArrayLike<number>, expected: ArrayLike<number>, rtol = 1e-4, atolFrac = 1e-5, atolAbs = 1e-6): void {
+export function assertClose(
+  what: string,
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  rtol = 1e-4,
+  atolFrac = 1e-5,
+  atolAbs = 1e-6,
+): void {
   assert.equal(actual.length, expected.length, `${what}: length ${actual.length} vs ${expected.length}`);
   let maxAbs = 0;
   for (let i = 0; i < expected.length; i++) maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
@@ -97,7 +110,9 @@ export function assertClose(what: string, actual: ArrayLike<number>, expected: A
   for (let i = 0; i < expected.length; i++) {
     const diff = Math.abs(actual[i] - expected[i]);
     if (!(diff <= atol + rtol * Math.abs(expected[i]))) {
-      assert.fail(`${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (|diff| ${diff.toExponential(2)}, max|expected| ${maxAbs.toExponential(2)})`);
+      assert.fail(
+        `${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (|diff| ${diff.toExponential(2)}, max|expected| ${maxAbs.toExponential(2)})`,
+      );
     }
   }
 }

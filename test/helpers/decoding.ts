@@ -16,14 +16,16 @@ export function baseLogitsFresh(model: InferenceModel, seq: readonly number[]): 
 
 /** Module logits for the token after seq[T−1] from (h_{T−2}, seq[T−1]), recomputed from scratch. */
 export function moduleLogitsFresh(model: InferenceModel, seq: readonly number[]): Float32Array {
-  const T = seq.length, C = model.config.hidden;
+  const T = seq.length,
+    C = model.config.hidden;
   const h = model.forwardBase(seq.slice(0, T - 1), model.newBaseCache(), 'none').hidden.slice(0, (T - 1) * C);
   return model.forwardModule(h, seq.slice(1), model.newModuleCache(), 'last').slice();
 }
 
 /** Greedy decoding without any cache reuse: the whole sequence recomputed for every new token. */
 export function greedyWithoutCache(model: InferenceModel, prompt: readonly number[], n: number): number[] {
-  const seq = [...prompt], out: number[] = [];
+  const seq = [...prompt],
+    out: number[] = [];
   for (let i = 0; i < n; i++) {
     const id = argmax(baseLogitsFresh(model, seq));
     out.push(id);
@@ -35,15 +37,22 @@ export function greedyWithoutCache(model: InferenceModel, prompt: readonly numbe
 /** Prompts of random ids (deterministic in `seed`), lengths in [1, maxLen]. */
 export function randomPrompts(count: number, vocab: number, maxLen: number, seed: number): number[][] {
   const u = seededUniform(seed);
-  return Array.from({ length: count }, () => Array.from({ length: 1 + Math.floor(u.next() * maxLen) }, () => Math.floor(u.next() * vocab)));
+  return Array.from({ length: count }, () =>
+    Array.from({ length: 1 + Math.floor(u.next() * maxLen) }, () => Math.floor(u.next() * vocab)),
+  );
 }
 
 /**
  * Verified greedy must equal standard greedy token for token on every prompt. Returns the summed draft
  * counters so a caller can assert both paths (accept and reject) ran.
  */
-export function checkVerifiedGreedy(model: InferenceModel, prompts: number[][], opts: GenerationOptions = {}): { accepted: number; rejected: number } {
-  let accepted = 0, rejected = 0;
+export function checkVerifiedGreedy(
+  model: InferenceModel,
+  prompts: number[][],
+  opts: GenerationOptions = {},
+): { accepted: number; rejected: number } {
+  let accepted = 0,
+    rejected = 0;
   for (const p of prompts) {
     const std = decodeAll(model, p, { ...opts, mode: 'standard' });
     const ver = decodeAll(model, p, { ...opts, mode: 'verified' });
@@ -58,8 +67,14 @@ export function checkVerifiedGreedy(model: InferenceModel, prompts: number[][], 
  * The exact joint distribution of the first `n` generated tokens under standard decoding with `opts`
  * (sampling settings), by enumeration: a Map from "a,b,…" to probability.
  */
-export function exactJoint(model: InferenceModel, prompt: readonly number[], opts: GenerationOptions, n: number): Map<string, number> {
-  const r = resolveOptions(opts), V = model.config.vocabSize;
+export function exactJoint(
+  model: InferenceModel,
+  prompt: readonly number[],
+  opts: GenerationOptions,
+  n: number,
+): Map<string, number> {
+  const r = resolveOptions(opts),
+    V = model.config.vocabSize;
   const sampler = new Sampler(r, V, seededUniform(0));
   const out = new Map<string, number>();
   const walk = (seq: number[], prob: number, depth: number): void => {
@@ -75,9 +90,16 @@ export function exactJoint(model: InferenceModel, prompt: readonly number[], opt
 }
 
 /** Counts of the first `n` generated tokens over runs seeded 1..runs. */
-export function empiricalJoint(model: InferenceModel, prompt: readonly number[], opts: GenerationOptions, n: number, runs: number): { counts: Map<string, number>; accepted: number; rejected: number } {
+export function empiricalJoint(
+  model: InferenceModel,
+  prompt: readonly number[],
+  opts: GenerationOptions,
+  n: number,
+  runs: number,
+): { counts: Map<string, number>; accepted: number; rejected: number } {
   const counts = new Map<string, number>();
-  let accepted = 0, rejected = 0;
+  let accepted = 0,
+    rejected = 0;
   for (let s = 1; s <= runs; s++) {
     const r = decodeAll(model, prompt, { ...opts, max_new_tokens: n, seed: s });
     const key = r.ids.slice(0, n).join(',');
@@ -92,13 +114,22 @@ export function empiricalJoint(model: InferenceModel, prompt: readonly number[],
  * Pearson chi-square of counts against exact probabilities, cells with an expected count under 5 pooled.
  * Returns the statistic, the degrees of freedom and the critical value at significance `alpha`.
  */
-export function chiSquare(counts: Map<string, number>, probs: Map<string, number>, alpha = 1e-3): { stat: number; df: number; critical: number; tv: number } {
+export function chiSquare(
+  counts: Map<string, number>,
+  probs: Map<string, number>,
+  alpha = 1e-3,
+): { stat: number; df: number; critical: number; tv: number } {
   let total = 0;
   for (const c of counts.values()) total += c;
   for (const k of counts.keys()) assert.ok(probs.has(k), `outcome ${k} was generated but has probability 0`);
-  let stat = 0, cells = 0, pooledE = 0, pooledO = 0, tv = 0;
+  let stat = 0,
+    cells = 0,
+    pooledE = 0,
+    pooledO = 0,
+    tv = 0;
   for (const [k, p] of probs) {
-    const e = p * total, o = counts.get(k) ?? 0;
+    const e = p * total,
+      o = counts.get(k) ?? 0;
     tv += Math.abs(o / total - p) / 2;
     if (e < 5) {
       pooledE += e;
@@ -118,24 +149,35 @@ export function chiSquare(counts: Map<string, number>, probs: Map<string, number
 
 /** Upper critical value of chi-square(df) by the Wilson–Hilferty approximation. */
 export function chiSquareCritical(df: number, alpha: number): number {
-  const z = normalQuantile(1 - alpha), a = 2 / (9 * df);
+  const z = normalQuantile(1 - alpha),
+    a = 2 / (9 * df);
   return df * (1 - a + z * Math.sqrt(a)) ** 3;
 }
 
 /** Standard normal quantile (Acklam's rational approximation; |error| < 1.2e-9). */
 function normalQuantile(p: number): number {
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const a = [
+    -39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239,
+  ];
   const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const c = [
+    -0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968,
+    2.938163982698783,
+  ];
   const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
   const q = p < 0.5 ? p : 1 - p;
   let x: number;
   if (q < 0.02425) {
     const r = Math.sqrt(-2 * Math.log(q));
-    x = (((((c[0]! * r + c[1]!) * r + c[2]!) * r + c[3]!) * r + c[4]!) * r + c[5]!) / ((((d[0]! * r + d[1]!) * r + d[2]!) * r + d[3]!) * r + 1);
+    x =
+      (((((c[0]! * r + c[1]!) * r + c[2]!) * r + c[3]!) * r + c[4]!) * r + c[5]!) /
+      ((((d[0]! * r + d[1]!) * r + d[2]!) * r + d[3]!) * r + 1);
   } else {
-    const r = q - 0.5, s = r * r;
-    x = ((((((a[0]! * s + a[1]!) * s + a[2]!) * s + a[3]!) * s + a[4]!) * s + a[5]!) * r) / (((((b[0]! * s + b[1]!) * s + b[2]!) * s + b[3]!) * s + b[4]!) * s + 1);
+    const r = q - 0.5,
+      s = r * r;
+    x =
+      ((((((a[0]! * s + a[1]!) * s + a[2]!) * s + a[3]!) * s + a[4]!) * s + a[5]!) * r) /
+      (((((b[0]! * s + b[1]!) * s + b[2]!) * s + b[3]!) * s + b[4]!) * s + 1);
   }
   return p < 0.5 ? x : -x;
 }

@@ -32,11 +32,16 @@ export interface RandomModelOptions {
 
 export function randomModel(o: RandomModelOptions = {}): InferenceModel {
   const base = presetConfig(o.preset ?? 'tiny', { vocabSize: o.vocabSize ?? 12, eosTokenId: o.eosTokenId ?? null });
-  const config: ModelConfig = { ...base, maxPositions: o.maxPositions ?? base.maxPositions, recycle: o.withModule === false ? null : base.recycle };
+  const config: ModelConfig = {
+    ...base,
+    maxPositions: o.maxPositions ?? base.maxPositions,
+    recycle: o.withModule === false ? null : base.recycle,
+  };
   const specs = allParamSpecs(config);
   const weights = new Weights(specs);
   initParams(specs, (n) => weights.get(n), config, o.seed ?? 1);
-  const scale = o.scale ?? 1, ms = o.moduleScale ?? 1;
+  const scale = o.scale ?? 1,
+    ms = o.moduleScale ?? 1;
   for (const s of specs) {
     if (s.init !== 'normal' && s.init !== 'residual' && s.init !== 'in_proj') continue;
     const w = weights.get(s.name);
@@ -61,7 +66,8 @@ export function writeModelDir(dir: string, model: InferenceModel, tokenizerText:
   const c = model.config;
   if (tokenizerText !== null) {
     const bpe = trainBpe([tokenizerText], { vocabSize: c.vocabSize, minFrequency: 1 });
-    if (bpe.tokens.length > c.vocabSize) throw new Error(`writeModelDir: the BPE has ${bpe.tokens.length} tokens, the model ${c.vocabSize}`);
+    if (bpe.tokens.length > c.vocabSize)
+      throw new Error(`writeModelDir: the BPE has ${bpe.tokens.length} tokens, the model ${c.vocabSize}`);
     writeTokenizerJson(join(dir, 'tokenizer.json'), bpe);
   }
   writeFileSync(join(dir, 'config.json'), JSON.stringify(toHfConfig(c), null, 2));

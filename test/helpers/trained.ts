@@ -19,7 +19,9 @@ export interface TinyTrainOptions {
 
 /** Why a test that trains should be skipped (false: it can run). */
 export function trainingSkipReason(): string | false {
-  return getBackend().name === 'ref' ? 'the native addon is not built (npm run build:native); the ref backend is too slow to train here' : false;
+  return getBackend().name === 'ref'
+    ? 'the native addon is not built (npm run build:native); the ref backend is too slow to train here'
+    : false;
 }
 
 /**
@@ -32,9 +34,24 @@ export function trainTinyOnBrown(out: string, o: TinyTrainOptions = {}): string 
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const data = `${out}-train.txt`;
   fs.writeFileSync(data, docs.join('\n\n'));
-  train({
-    out, data, preset: 'tiny', vocabSize: 512, steps: o.steps ?? 300, batchSize: 8, seqLen: 64, lr: 3e-3,
-    evalEvery: 0, evalBatches: 2, ckptEvery: o.steps ?? 300, seed: o.seed ?? 1337, threads: 1,
-  }, { resume: false }, { backend: getBackend() });
+  train(
+    {
+      out,
+      data,
+      preset: 'tiny',
+      vocabSize: 512,
+      steps: o.steps ?? 300,
+      batchSize: 8,
+      seqLen: 64,
+      lr: 3e-3,
+      evalEvery: 0,
+      evalBatches: 2,
+      ckptEvery: o.steps ?? 300,
+      seed: o.seed ?? 1337,
+      threads: 1,
+    },
+    { resume: false },
+    { backend: getBackend() },
+  );
   return out;
 }
