@@ -48,6 +48,7 @@ export function readTokenizerJson(file: string): Json {
   if (type === 'BPE' && !Array.isArray(model.merges))
     throw new Error(`${file}: model.merges must be an array, got ${show(model.merges)}`);
   checkVocabIds(file, type, model.vocab);
+  if (type === 'BPE') checkMerges(file, model.merges as unknown[]);
   checkComponents(file, json);
   const added = json.added_tokens ?? [];
   if (!Array.isArray(added)) throw new Error(`${file}: field "added_tokens" must be an array, got ${show(added)}`);
@@ -96,6 +97,17 @@ function checkVocabIds(file: string, type: string, vocab: unknown): void {
       throw new Error(`${file}: model.vocab[${show(token)}] = ${show(id)} is not an integer id in [0, ${MAX_ID})`);
     }
   }
+}
+
+/** BPE merges are "a b" strings or ["a", "b"] pairs, as the library reads them. */
+function checkMerges(file: string, merges: unknown[]): void {
+  merges.forEach((m, i) => {
+    const ok =
+      typeof m === 'string'
+        ? m.split(' ').length === 2
+        : Array.isArray(m) && m.length === 2 && m.every((p) => typeof p === 'string');
+    if (!ok) throw new Error(`${file}: model.merges[${i}] must be "a b" or ["a", "b"], got ${show(m)}`);
+  });
 }
 
 /** Lists of sub-components in a Sequence (normalizers, pre-tokenizers, decoders, post-processors). */
