@@ -95,7 +95,9 @@ function argumentCases(): Case[] {
         name = tagged.slice(1);
       if (kind === '@' || kind === '?') {
         const int = args[i].startsWith('i(');
-        const type = int ? 'Int32Array' : 'Float32Array';
+        // Weights may also be handles: the checked layer says so, the raw addon (float32 storage only) does not.
+        const weight = (op === 'linear' && name === 'w') || (op === 'embeddingForward' && name === 'table');
+        const type = int ? 'Int32Array' : weight ? 'Float32Array(?: or a weight \\{dtype, data\\})?' : 'Float32Array';
         const must = `${op}: argument ${name} must be an? ${type}${kind === '?' ? ' or null' : ''}, got`;
         const wrong = int ? ['f(4)', 'Float32Array'] : ['i(0)', 'Int32Array'];
         for (const [v, got] of [['null', 'null'], ['undefined', 'undefined'], wrong, ['[0, 0, 0, 0]', 'object']]) {

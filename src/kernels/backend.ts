@@ -21,11 +21,48 @@
  */
 export type F32 = Float32Array;
 
+/**
+ * How a weight is stored. f32: a Float32Array. f16 / bf16: a Uint16Array of IEEE half / bfloat16 bits, converted
+ * to float32 in registers as the kernel reads them (the conversion is exact, so a row's result does not depend on
+ * the storage of equal values). int8 with per-block scales comes with the quantization work (ARCHITECTURE.md).
+ */
+export type WeightDtype = 'f32' | 'f16' | 'bf16';
+
+/** A weight handle: its storage dtype and the elements, row-major [N, K] for a matrix. */
+export type Weight =
+  | { readonly dtype: 'f32'; readonly data: Float32Array }
+  | { readonly dtype: 'f16' | 'bf16'; readonly data: Uint16Array };
+
+/** What `linear` and `embeddingForward` take as weights: a handle, or a bare Float32Array, which is f32. */
+export type WeightArg = F32 | Weight;
+
+/**
+ * Where the engine's large buffers come from: weights, KV caches, inference scratch, the training arena and
+ * parameter store. A backend hands out memory its kernels read best (a native one may align it; a WASM one keeps
+ * it inside its own linear memory, so kernels need no copies). Arrays come zeroed.
+ */
+export interface Allocator {
+  f32(n: number): Float32Array;
+  u16(n: number): Uint16Array;
+  i32(n: number): Int32Array;
+}
+
+/** Plain JavaScript typed arrays. */
+export const heapAllocator: Allocator = {
+  f32: (n) => new Float32Array(n),
+  u16: (n) => new Uint16Array(n),
+  i32: (n) => new Int32Array(n),
+};
+
 export interface Backend {
   readonly name: 'ref' | 'native' | 'wasm';
   /** Threads used by parallel kernels (the caller's thread counts as one). */
   threads(): number;
   setThreads(n: number): void;
+  /** Weight dtypes that `linear` and `embeddingForward` read as stored (others must be converted at load). */
+  readonly weightDtypes: readonly WeightDtype[];
+  /** Memory for the engine's buffers (see Allocator). */
+  readonly alloc: Allocator;
 
   // ---- matrix products ----------------------------------------------------------------------------------
   /**
@@ -45,15 +82,16 @@ export interface Backend {
   ): void;
   /**
    * y[M,N] = x[M,K] · W[N,K]ᵀ + bias[N] (bias may be null). For small M (≤ 8) W is streamed from memory once
-   * for all M rows (the decode path); any M is accepted (training uses it as the forward GEMM).
+   * for all M rows (the decode path); any M is accepted (training uses it as the forward GEMM). W in any dtype of
+   * `weightDtypes`.
    */
-  linear(M: number, N: number, K: number, x: F32, w: F32, bias: F32 | null, y: F32): void;
+  linear(M: number, N: number, K: number, x: F32, w: WeightArg, bias: F32 | null, y: F32): void;
   /** db[N] += Σ_m dy[m, :] (bias gradient of `linear`). */
   biasBackward(M: number, N: number, dy: F32, db: F32): void;
 
   // ---- embedding ------------------------------------------------------------------------------------------
-  /** out[T,C] = table[ids[t], :]. Throws if an id is outside [0, V). */
-  embeddingForward(T: number, C: number, V: number, ids: Int32Array, table: F32, out: F32): void;
+  /** out[T,C] = table[ids[t], :] (table in any dtype of `weightDtypes`). Throws if an id is outside [0, V). */
+  embeddingForward(T: number, C: number, V: number, ids: Int32Array, table: WeightArg, out: F32): void;
   /** dtable[ids[t], :] += dout[t, :]. */
   embeddingBackward(T: number, C: number, V: number, ids: Int32Array, dout: F32, dtable: F32): void;
 

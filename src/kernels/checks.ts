@@ -1,4 +1,5 @@
 /** Argument-check helpers for validate.ts (and the tokenizers' id checks): errors name the op and the values. */
+import type { WeightDtype } from './backend.js';
 
 /**
  * The largest dimension (size letter, element count, pos0) any kernel accepts. The native addon enforces the same
@@ -39,6 +40,37 @@ export function checkF32(op: string, name: string, arr: unknown, need: number, s
 export function checkI32(op: string, name: string, arr: unknown, need: number, shape: () => string): void {
   if (!(arr instanceof Int32Array)) throw typeError(op, name, 'an Int32Array', arr);
   if (arr.length < need) throw lengthError(op, name, arr.length, need, shape);
+}
+
+/**
+ * A weight argument: a Float32Array (f32), or a handle {dtype, data} whose dtype is one of `dtypes` (what the
+ * backend reads) with storage of that dtype, long enough for `need` elements.
+ */
+export function checkWeight(
+  op: string,
+  name: string,
+  w: unknown,
+  need: number,
+  shape: () => string,
+  dtypes: readonly WeightDtype[],
+): void {
+  if (w instanceof Float32Array) return checkF32(op, name, w, need, shape);
+  if (typeof w !== 'object' || w === null || !('dtype' in w) || !('data' in w)) {
+    throw typeError(op, name, 'a Float32Array or a weight {dtype, data}', w);
+  }
+  const { dtype, data } = w as { dtype: unknown; data: unknown };
+  if (!dtypes.includes(dtype as WeightDtype)) {
+    throw new TypeError(
+      `${op}: weight ${name} is ${typeof dtype === 'string' ? JSON.stringify(dtype) : describeValue(dtype)}; this backend reads ${dtypes.join(', ')}`,
+    );
+  }
+  const f32 = dtype === 'f32';
+  if (!(f32 ? data instanceof Float32Array : data instanceof Uint16Array)) {
+    throw typeError(op, `${name}.data`, f32 ? 'a Float32Array' : `a Uint16Array (${String(dtype)} bits)`, data);
+  }
+  if ((data as Float32Array | Uint16Array).length < need) {
+    throw lengthError(op, name, (data as Float32Array | Uint16Array).length, need, shape);
+  }
 }
 
 /** checkF32 for an optional array: null (or undefined) passes. */

@@ -8,13 +8,19 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend } from './backend.js';
+import { heapAllocator, type Backend, type F32, type WeightArg } from './backend.js';
 import { KERNEL_NAMES, withArgChecks, type KernelName } from './validate.js';
 
 export type SimdPath = 'avx512' | 'avx2' | 'scalar';
 
-/** The addon's exports (native/addon.cc): every kernel with the Backend's signature, plus controls. */
-export interface NativeAddon extends Pick<Backend, KernelName> {
+/** The addon's raw kernels: the Backend's signatures, with weights as float32 storage. */
+type AddonKernels = Omit<Pick<Backend, KernelName>, 'linear' | 'embeddingForward'> & {
+  linear(M: number, N: number, K: number, x: F32, w: F32, bias: F32 | null, y: F32): void;
+  embeddingForward(T: number, C: number, V: number, ids: Int32Array, table: F32, out: F32): void;
+};
+
+/** The addon's exports (native/addon.cc): every kernel, plus controls. */
+export interface NativeAddon extends AddonKernels {
   simd(): SimdPath;
   availableSimd(): SimdPath[];
   setSimd(name: SimdPath): void;
@@ -64,12 +70,21 @@ export function loadNativeAddon(): NativeAddon {
   return cachedAddon;
 }
 
+function f32Storage(w: WeightArg): F32 {
+  return w instanceof Float32Array ? w : (w.data as F32);
+}
+
 export function createNativeBackend(addon: NativeAddon = loadNativeAddon()): NativeBackend {
   const lib = addon;
-  // The addon's kernels take the Backend's arguments as they are (they use no `this`).
+  // The addon's kernels take the Backend's arguments as they are (they use no `this`), except weight handles,
+  // which are unwrapped to their float32 storage (the only dtype the addon reads so far; checked before the call).
   const kernels = Object.fromEntries(KERNEL_NAMES.map((k) => [k, lib[k]])) as Pick<Backend, KernelName>;
+  kernels.linear = (M, N, K, x, w, bias, y) => lib.linear(M, N, K, x, f32Storage(w), bias, y);
+  kernels.embeddingForward = (T, C, V, ids, table, out) => lib.embeddingForward(T, C, V, ids, f32Storage(table), out);
   return withArgChecks<NativeBackend>({
     name: 'native',
+    weightDtypes: ['f32'],
+    alloc: heapAllocator,
     get simd(): SimdPath {
       return lib.simd();
     },

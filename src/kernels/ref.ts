@@ -5,12 +5,24 @@
  * deterministic and one row never depends on the others (row independence holds trivially). Arguments are
  * validated by validate.ts, as for every backend.
  */
-import type { Backend, F32 } from './backend.js';
+import { heapAllocator, type Backend, type F32, type WeightArg } from './backend.js';
+import { bf16ToF32Array, f16ToF32Array } from './half.js';
 import { refAttentionKernels } from './ref-attention.js';
 import { withArgChecks } from './validate.js';
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const GELU_CUBIC = 0.044715;
+
+/**
+ * Row `r` of a weight [rows, n] as float32 (a view for f32 storage, else decoded into `buf`). Decoding is exact, so
+ * results do not depend on the storage of the same values.
+ */
+function weightRow(w: WeightArg, r: number, n: number, buf: Float32Array): Float32Array {
+  if (w instanceof Float32Array) return w.subarray(r * n, r * n + n);
+  if (w.dtype === 'f32') return w.data.subarray(r * n, r * n + n);
+  const bits = w.data.subarray(r * n, r * n + n);
+  return w.dtype === 'f16' ? f16ToF32Array(bits, buf) : bf16ToF32Array(bits, buf);
+}
 
 function sigmoid(x: number): number {
   return 1 / (1 + Math.exp(-x));
@@ -19,6 +31,8 @@ function sigmoid(x: number): number {
 export function createRefBackend(): Backend {
   return withArgChecks<Backend>({
     name: 'ref',
+    weightDtypes: ['f32', 'f16', 'bf16'],
+    alloc: heapAllocator,
     threads: () => 1,
     setThreads(n: number): void {
       if (!Number.isInteger(n) || n < 1 || n > 256)
@@ -42,10 +56,12 @@ export function createRefBackend(): Backend {
     },
 
     linear(M, N, K, x, w, bias, y) {
-      for (let m = 0; m < M; m++) {
-        for (let n = 0; n < N; n++) {
+      const row = new Float32Array(K);
+      for (let n = 0; n < N; n++) {
+        const wn = weightRow(w, n, K, row);
+        for (let m = 0; m < M; m++) {
           let s = 0;
-          for (let p = 0; p < K; p++) s += x[m * K + p] * w[n * K + p];
+          for (let p = 0; p < K; p++) s += x[m * K + p] * wn[p];
           y[m * N + n] = bias ? s + bias[n] : s;
         }
       }
@@ -61,7 +77,8 @@ export function createRefBackend(): Backend {
 
     // ---- embedding ------------------------------------------------------------------------------------------
     embeddingForward(T, C, _V, ids, table, out) {
-      for (let t = 0; t < T; t++) out.set(table.subarray(ids[t] * C, ids[t] * C + C), t * C);
+      const row = new Float32Array(C);
+      for (let t = 0; t < T; t++) out.set(weightRow(table, ids[t], C, row), t * C);
     },
 
     embeddingBackward(T, C, _V, ids, dout, dtable) {

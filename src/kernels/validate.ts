@@ -3,7 +3,7 @@
  * kernels trust their arguments, so each call is validated first and bad sizes or values throw an Error that names
  * the kernel and what disagrees (same messages whatever the backend).
  */
-import type { Backend } from './backend.js';
+import type { Backend, WeightDtype } from './backend.js';
 import {
   checkAttentionHeads,
   checkChannels,
@@ -16,9 +16,10 @@ import {
   checkIds,
   checkPositive,
   checkTargets,
+  checkWeight,
 } from './checks.js';
 
-export type KernelName = Exclude<keyof Backend, 'name' | 'threads' | 'setThreads'>;
+export type KernelName = Exclude<keyof Backend, 'name' | 'threads' | 'setThreads' | 'weightDtypes' | 'alloc'>;
 
 export const KERNEL_NAMES: readonly KernelName[] = [
   'gemm',
@@ -58,7 +59,8 @@ function checkAll(
   for (const [name, arr] of arrays) checkF32(op, name, arr, need, () => shape(name));
 }
 
-const argChecks: ArgChecks = {
+/** The checks of every kernel for a backend that reads weights of `dtypes`. */
+const argChecksFor = (dtypes: readonly WeightDtype[]): ArgChecks => ({
   gemm(M, N, K, a, transA, b, transB, c) {
     const op = 'gemm';
     checkDims(op, { M, N, K });
@@ -70,7 +72,7 @@ const argChecks: ArgChecks = {
     const op = 'linear';
     checkDims(op, { M, N, K });
     checkF32(op, 'x', x, M * K, () => `x[M=${M},K=${K}]`);
-    checkF32(op, 'w', w, N * K, () => `w[N=${N},K=${K}]`);
+    checkWeight(op, 'w', w, N * K, () => `w[N=${N},K=${K}]`, dtypes);
     checkF32OrNull(op, 'bias', bias, N, () => `bias[N=${N}]`);
     checkF32(op, 'y', y, M * N, () => `y[M=${M},N=${N}]`);
   },
@@ -84,7 +86,7 @@ const argChecks: ArgChecks = {
     const op = 'embeddingForward';
     checkDims(op, { T, C, V });
     checkI32(op, 'ids', ids, T, () => `ids[T=${T}]`);
-    checkF32(op, 'table', table, V * C, () => `table[V=${V},C=${C}]`);
+    checkWeight(op, 'table', table, V * C, () => `table[V=${V},C=${C}]`, dtypes);
     checkF32(op, 'out', out, T * C, () => `out[T=${T},C=${C}]`);
     checkIds(op, ids, T, V);
   },
@@ -345,7 +347,7 @@ const argChecks: ArgChecks = {
     checkDims(op, { n });
     checkF32(op, 'x', x, n, () => `x[n=${n}]`);
   },
-};
+});
 
 type EmptyWhen = { [K in KernelName]?: (...args: Parameters<Backend[K]>) => boolean };
 
@@ -374,6 +376,7 @@ const emptyWhen: EmptyWhen = {
 /** `raw` with every kernel call validated first; name and thread controls pass through. */
 export function withArgChecks<B extends Backend>(raw: B): B {
   const checked: Record<string, unknown> = {};
+  const argChecks = argChecksFor(raw.weightDtypes);
   for (const k of KERNEL_NAMES) {
     const check = argChecks[k] as (...args: unknown[]) => void;
     const empty = emptyWhen[k] as ((...args: unknown[]) => boolean) | undefined;

@@ -5,7 +5,7 @@
  *
  * Shapes: M new rows, C width, H heads, G kv heads, D head dim, I MLP width, V vocab.
  */
-import type { Backend } from '../kernels/backend.js';
+import { heapAllocator, type Allocator, type Backend } from '../kernels/backend.js';
 import type { ModelConfig } from './config.js';
 import { KVCache } from './kv-cache.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
@@ -18,46 +18,51 @@ import type { Weights } from './weights.js';
  */
 export class ForwardScratch {
   rows = 0;
-  x = new Float32Array(0);
-  norm = new Float32Array(0);
-  q = new Float32Array(0);
-  att = new Float32Array(0);
-  tmp = new Float32Array(0);
-  up = new Float32Array(0);
-  gate = new Float32Array(0);
-  logits = new Float32Array(0);
-  cat = new Float32Array(0);
-  qkv = new Float32Array(0);
-  kNew = new Float32Array(0);
-  vNew = new Float32Array(0);
-  mean = new Float32Array(0);
-  rstd = new Float32Array(0);
-  pos = new Int32Array(0);
-  ids = new Int32Array(0);
+  x: Float32Array = new Float32Array(0);
+  norm: Float32Array = new Float32Array(0);
+  q: Float32Array = new Float32Array(0);
+  att: Float32Array = new Float32Array(0);
+  tmp: Float32Array = new Float32Array(0);
+  up: Float32Array = new Float32Array(0);
+  gate: Float32Array = new Float32Array(0);
+  logits: Float32Array = new Float32Array(0);
+  cat: Float32Array = new Float32Array(0);
+  qkv: Float32Array = new Float32Array(0);
+  kNew: Float32Array = new Float32Array(0);
+  vNew: Float32Array = new Float32Array(0);
+  mean: Float32Array = new Float32Array(0);
+  rstd: Float32Array = new Float32Array(0);
+  pos: Int32Array = new Int32Array(0);
+  ids: Int32Array = new Int32Array(0);
 
-  constructor(private readonly c: ModelConfig) {}
+  constructor(
+    private readonly c: ModelConfig,
+    private readonly alloc: Allocator = heapAllocator,
+  ) {}
 
   ensure(M: number): void {
     if (M <= this.rows) return;
     const { hidden: C, intermediate: I, vocabSize: V } = this.c;
     const kvw = this.c.nKvHeads * this.c.headDim;
+    const f32 = (n: number): Float32Array => this.alloc.f32(n),
+      i32 = (n: number): Int32Array => this.alloc.i32(n);
     this.rows = M;
-    this.x = new Float32Array(M * C);
-    this.norm = new Float32Array(M * C);
-    this.q = new Float32Array(M * C);
-    this.att = new Float32Array(M * C);
-    this.tmp = new Float32Array(M * C);
-    this.up = new Float32Array(M * I);
-    this.gate = new Float32Array(M * I);
-    this.logits = new Float32Array(M * V);
-    this.cat = new Float32Array(M * 2 * C);
-    this.qkv = new Float32Array(M * 3 * C);
-    this.kNew = new Float32Array(M * kvw);
-    this.vNew = new Float32Array(M * kvw);
-    this.mean = new Float32Array(M);
-    this.rstd = new Float32Array(M);
-    this.pos = new Int32Array(M);
-    this.ids = new Int32Array(M);
+    this.x = f32(M * C);
+    this.norm = f32(M * C);
+    this.q = f32(M * C);
+    this.att = f32(M * C);
+    this.tmp = f32(M * C);
+    this.up = f32(M * I);
+    this.gate = f32(M * I);
+    this.logits = f32(M * V);
+    this.cat = f32(M * 2 * C);
+    this.qkv = f32(M * 3 * C);
+    this.kNew = f32(M * kvw);
+    this.vNew = f32(M * kvw);
+    this.mean = f32(M);
+    this.rstd = f32(M);
+    this.pos = i32(M);
+    this.ids = i32(M);
   }
 }
 
@@ -82,8 +87,8 @@ export class InferenceModel {
     readonly weights: Weights,
     readonly backend: Backend,
   ) {
-    this.base = new ForwardScratch(config);
-    this.mod = new ForwardScratch(config);
+    this.base = new ForwardScratch(config, backend.alloc);
+    this.mod = new ForwardScratch(config, backend.alloc);
     this.baseBlocks = Array.from({ length: config.nLayers }, (_, l) =>
       blockNames(config.arch, basePrefix(config.arch, l)),
     );
@@ -101,6 +106,7 @@ export class InferenceModel {
       this.config.nLayers,
       Math.min(maxT, this.config.maxPositions),
       this.config.nKvHeads * this.config.headDim,
+      this.backend.alloc,
     );
   }
 
@@ -111,12 +117,13 @@ export class InferenceModel {
       this.config.recycle.numLayers,
       Math.min(maxT, this.config.maxPositions),
       this.config.nKvHeads * this.config.headDim,
+      this.backend.alloc,
     );
   }
 
   /** Scratch for one caller's calls (see ForwardScratch); it grows with the rows of the calls made with it. */
   newScratch(): ForwardScratch {
-    return new ForwardScratch(this.config);
+    return new ForwardScratch(this.config, this.backend.alloc);
   }
 
   /**
@@ -149,7 +156,7 @@ export class InferenceModel {
     }
     const t = topNames(c),
       x = s.x.subarray(0, M * C);
-    b.embeddingForward(M, C, c.vocabSize, idArr, this.weights.get(t.tokenEmbedding), x);
+    b.embeddingForward(M, C, c.vocabSize, idArr, this.weights.weight(t.tokenEmbedding), x);
     if (t.positionEmbedding) {
       const wpe = this.weights.get(t.positionEmbedding);
       b.add(M * C, x, wpe.subarray(pos0 * C, (pos0 + M) * C), x);
@@ -196,12 +203,20 @@ export class InferenceModel {
     const emb = s.tmp.subarray(0, M * C),
       cat = s.cat.subarray(0, M * 2 * C),
       x = s.x.subarray(0, M * C);
-    b.embeddingForward(M, C, c.vocabSize, idArr, this.weights.get(topNames(c).tokenEmbedding), emb);
+    b.embeddingForward(M, C, c.vocabSize, idArr, this.weights.weight(topNames(c).tokenEmbedding), emb);
     for (let i = 0; i < M; i++) {
       cat.set(hidden.subarray(i * C, (i + 1) * C), i * 2 * C);
       cat.set(emb.subarray(i * C, (i + 1) * C), i * 2 * C + C);
     }
-    b.linear(M, C, 2 * C, cat, this.weights.get('recycle.in_proj.weight'), this.weights.get('recycle.in_proj.bias'), x);
+    b.linear(
+      M,
+      C,
+      2 * C,
+      cat,
+      this.weights.weight('recycle.in_proj.weight'),
+      this.weights.get('recycle.in_proj.bias'),
+      x,
+    );
     for (let l = 0; l < this.moduleBlocks.length; l++) this.block(s, this.moduleBlocks[l]!, M, pos0, pos, cache, l);
     cache.advance(M);
     return this.head(s, M, logitRows);
@@ -219,7 +234,7 @@ export class InferenceModel {
       nrm = s.norm.subarray(0, R * C);
     this.norm(R, xin, t.finalNorm, t.finalNormBias, nrm, s);
     const logits = s.logits.subarray(0, R * c.vocabSize);
-    this.backend.linear(R, c.vocabSize, C, nrm, this.weights.get(t.head), null, logits);
+    this.backend.linear(R, c.vocabSize, C, nrm, this.weights.weight(t.head), null, logits);
     return logits;
   }
 
@@ -275,7 +290,7 @@ export class InferenceModel {
       // GPT-2's fused c_attn [3C, C]: one product (one pass over W, one kernel call), then each row's q, k, v
       // parts go to q and to this layer's cache rows.
       const qkv = s.qkv.subarray(0, M * 3 * C);
-      b.linear(M, 3 * C, C, nrm, w.get(n.qkv), w.get(n.qkvBias!), qkv);
+      b.linear(M, 3 * C, C, nrm, w.weight(n.qkv), w.get(n.qkvBias!), qkv);
       for (let i = 0; i < M; i++) {
         const r = i * 3 * C;
         q.set(qkv.subarray(r, r + C), i * C);
@@ -283,28 +298,28 @@ export class InferenceModel {
         vDst.set(qkv.subarray(r + 2 * C, r + 3 * C), i * C);
       }
     } else {
-      b.linear(M, C, C, nrm, w.get(n.q!), null, q);
-      b.linear(M, kvw, C, nrm, w.get(n.k!), null, kDst);
-      b.linear(M, kvw, C, nrm, w.get(n.v!), null, vDst);
+      b.linear(M, C, C, nrm, w.weight(n.q!), null, q);
+      b.linear(M, kvw, C, nrm, w.weight(n.k!), null, kDst);
+      b.linear(M, kvw, C, nrm, w.weight(n.v!), null, vDst);
       b.rope(M, H, D, q, pos, c.ropeTheta, false);
       b.rope(M, G, D, kDst, pos, c.ropeTheta, false);
     }
     const att = s.att.subarray(0, M * C),
       proj = s.tmp.subarray(0, M * C);
     b.attentionDecode(M, H, G, D, q, cache.k[layer]!, cache.v[layer]!, pos0, att);
-    b.linear(M, C, C, att, w.get(n.o), this.bias(n.oBias), proj);
+    b.linear(M, C, C, att, w.weight(n.o), this.bias(n.oBias), proj);
     b.add(M * C, x, proj, x);
     this.norm(M, x, n.norm2, n.norm2Bias, nrm, s);
     const up = s.up.subarray(0, M * I);
-    b.linear(M, I, C, nrm, w.get(n.up), this.bias(n.upBias), up);
+    b.linear(M, I, C, nrm, w.weight(n.up), this.bias(n.upBias), up);
     if (n.gate) {
       const gate = s.gate.subarray(0, M * I);
-      b.linear(M, I, C, nrm, w.get(n.gate), null, gate);
+      b.linear(M, I, C, nrm, w.weight(n.gate), null, gate);
       b.swigluForward(M * I, gate, up, up);
     } else {
       b.geluForward(M * I, up, up);
     }
-    b.linear(M, C, I, up, w.get(n.down), this.bias(n.downBias), proj);
+    b.linear(M, C, I, up, w.weight(n.down), this.bias(n.downBias), proj);
     b.add(M * C, x, proj, x);
   }
 }

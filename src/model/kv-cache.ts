@@ -3,6 +3,8 @@
  * length: per layer k, v of [maxT, G, D]. `length` is the number of filled positions; `rollback(n)` drops the
  * last n (a rejected draft in verified decoding) without touching memory.
  */
+import { heapAllocator, type Allocator } from '../kernels/backend.js';
+
 export class KVCache {
   readonly k: Float32Array[];
   readonly v: Float32Array[];
@@ -12,9 +14,10 @@ export class KVCache {
     readonly nLayers: number,
     readonly maxT: number,
     readonly kvWidth: number,
+    alloc: Allocator = heapAllocator,
   ) {
-    this.k = Array.from({ length: nLayers }, () => new Float32Array(maxT * kvWidth));
-    this.v = Array.from({ length: nLayers }, () => new Float32Array(maxT * kvWidth));
+    this.k = Array.from({ length: nLayers }, () => alloc.f32(maxT * kvWidth));
+    this.v = Array.from({ length: nLayers }, () => alloc.f32(maxT * kvWidth));
   }
 
   get length(): number {

@@ -63,8 +63,8 @@ export class AdamW {
       if (last && last.decay === decay && last.offset + last.size === p.offset) last.size += p.size;
       else this.ranges.push({ offset: p.offset, size: p.size, decay });
     }
-    this.m = new Float32Array(store.size);
-    this.v = new Float32Array(store.size);
+    this.m = backend.alloc.f32(store.size);
+    this.v = backend.alloc.f32(store.size);
   }
 
   /** Steps taken so far (the next step uses step count + 1 for bias correction). */

@@ -3,6 +3,7 @@
  * optimizer, gradient clipping and checkpointing each touch a single allocation. Declaration order is memory
  * order; parameters are usable only after finalize().
  */
+import { heapAllocator, type Allocator } from '../kernels/backend.js';
 import { Tensor, shapeSize, type Shape } from '../tensor/tensor.js';
 
 export interface ParamInfo {
@@ -32,11 +33,11 @@ export class ParamStore {
     this.total += size;
   }
 
-  /** Allocates the two buffers and the per-parameter views. */
-  finalize(): void {
+  /** Allocates the two buffers (from `alloc`: the backend's memory) and the per-parameter views. */
+  finalize(alloc: Allocator = heapAllocator): void {
     if (this.allData) throw new Error('ParamStore: finalize() called twice');
-    const data = new Float32Array(this.total);
-    const grad = new Float32Array(this.total);
+    const data = alloc.f32(this.total);
+    const grad = alloc.f32(this.total);
     for (const p of this.infos) {
       const end = p.offset + p.size;
       this.tensors.set(p.name, new Tensor(p.shape, data.subarray(p.offset, end), grad.subarray(p.offset, end)));

@@ -8,12 +8,15 @@
  * step again: once the graph repeats, a step allocates no typed arrays (see `allocations`). The price: a tensor
  * made by the tape is valid only until the next reset(); copy out what must outlive the step (logits, loss).
  */
-import type { Backend } from '../kernels/backend.js';
+import type { Allocator, Backend } from '../kernels/backend.js';
 import { Tensor, shapeSize, type Shape } from '../tensor/tensor.js';
 
 /** Buffers handed out in request order; rewind() makes the next sequence of requests reuse them. */
 class Arena {
   private readonly slots: Float32Array[] = [];
+
+  constructor(private readonly alloc: Allocator) {}
+
   private cursor = 0;
   /** Typed arrays created so far (stays flat once the graph repeats). */
   allocations = 0;
@@ -22,7 +25,7 @@ class Arena {
     let buf = this.slots[this.cursor];
     if (buf === undefined || buf.length !== n) {
       // first step, or the graph changed shape at this point: replace the slot
-      buf = new Float32Array(n);
+      buf = this.alloc.f32(n);
       this.slots[this.cursor] = buf;
       this.allocations++;
     } else if (zero) {
@@ -50,13 +53,14 @@ export class Tape {
   readonly backend: Backend;
   /** Whether ops record their backward (false for an evaluation tape, which records nothing). */
   readonly gradEnabled: boolean;
-  private readonly arena = new Arena();
+  private readonly arena: Arena;
   private readonly backwardOps: (() => void)[] = [];
   private backwardRan = false;
 
   constructor(backend: Backend, opts: TapeOptions = {}) {
     this.backend = backend;
     this.gradEnabled = opts.grad ?? true;
+    this.arena = new Arena(backend.alloc);
   }
 
   /** True when an op over these inputs must produce a gradient: the tape records and some input has a grad. */

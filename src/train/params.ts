@@ -4,6 +4,7 @@
  * buffer without gradients, so the optimizer cannot touch them (not even weight decay) and no base gradient
  * is ever computed.
  */
+import { heapAllocator, type Allocator } from '../kernels/backend.js';
 import { ParamStore } from '../nn/params.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { ModelConfig } from '../model/config.js';
@@ -23,14 +24,15 @@ export class TrainParams implements ParamSource {
   constructor(
     readonly config: ModelConfig,
     readonly freezeBase: boolean,
+    alloc: Allocator = heapAllocator,
   ) {
     if (freezeBase && !config.recycle) throw new Error('freezeBase: the model has no recyclable module to train');
     this.specs = allParamSpecs(config);
     this.trainableSpecs = freezeBase ? moduleParamSpecs(config) : this.specs;
     this.store = new ParamStore();
     for (const s of this.trainableSpecs) this.store.declare(s.name, s.shape);
-    this.store.finalize();
-    this.frozen = freezeBase ? new Weights(baseParamSpecs(config)) : null;
+    this.store.finalize(alloc);
+    this.frozen = freezeBase ? new Weights(baseParamSpecs(config), alloc) : null;
     if (this.frozen)
       for (const s of this.frozen.specs) this.frozenTensors.set(s.name, new Tensor(s.shape, this.frozen.get(s.name)));
   }

@@ -110,7 +110,7 @@ function startFresh(given: GivenOptions, be: Backend): Session {
   o = { ...o, seqLen: o.seqLen ?? Math.min(config.maxPositions, 256), warmup: sched.warmup, minLr: sched.minLr };
   if (o.seqLen! > config.maxPositions)
     throw new Error(`--seq-len ${o.seqLen} exceeds the model's context length ${config.maxPositions}`);
-  const params = new TrainParams(config, o.freezeBase);
+  const params = new TrainParams(config, o.freezeBase, be.alloc);
   init.fill(params);
   const { train, val } = tokenizeCorpus(corpus, tok.tokenizer, o.data);
   const sampler = new BatchSampler(train, { batchSize: o.batchSize, seqLen: o.seqLen!, seed: o.seed });
@@ -160,7 +160,7 @@ function resume(given: GivenOptions, be: Backend): Session {
         `${tok.tokenizer.vocabSize} tokens`,
     );
   }
-  const params = new TrainParams(config, state.trainable === 'module');
+  const params = new TrainParams(config, state.trainable === 'module', be.alloc);
   params.copyFrom((n) => weights.get(n));
   const optimizer = new AdamW(be, params.store, { weightDecay: o.weightDecay });
   optimizer.importState(readOptimizerState(dir, state, params.store.size));

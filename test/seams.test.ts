@@ -1,0 +1,134 @@
+/**
+ * The seams later backends and consumers plug into (issue 10): weights as handles that know their storage dtype,
+ * and memory that comes from the backend's allocator (weights, KV caches, inference scratch, the training arena,
+ * the parameter store and the optimizer moments).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { heapAllocator, type Allocator, type Backend, type Weight } from '../src/kernels/backend.js';
+import { f32ToBf16Bits, f32ToF16Bits, f16ToF32Array, bf16ToF32Array } from '../src/kernels/half.js';
+import { createRefBackend } from '../src/kernels/ref.js';
+import { tryLoadNativeBackend } from '../src/kernels/native.js';
+import { Rng } from '../src/data/rng.js';
+import { allParamSpecs } from '../src/model/names.js';
+import { presetConfig } from '../src/model/presets.js';
+import { Weights } from '../src/model/weights.js';
+import { InferenceModel } from '../src/model/infer.js';
+import { initParams } from '../src/model/init.js';
+import { Tape } from '../src/nn/tape.js';
+import { AdamW } from '../src/nn/optim.js';
+import { TrainGraph } from '../src/model/graph.js';
+import { TrainParams } from '../src/train/params.js';
+
+function halfWeight(dtype: 'f16' | 'bf16', values: Float32Array): { w: Weight; widened: Float32Array } {
+  const bits = Uint16Array.from(values, (x) => (dtype === 'f16' ? f32ToF16Bits(x) : f32ToBf16Bits(x)));
+  return { w: { dtype, data: bits }, widened: dtype === 'f16' ? f16ToF32Array(bits) : bf16ToF32Array(bits) };
+}
+
+test('ref linear and embedding read f16 / bf16 weights as stored, bit-identical to their float32 widening', () => {
+  const be = createRefBackend();
+  const rng = new Rng(3);
+  for (const dtype of ['f16', 'bf16'] as const) {
+    for (const [M, N, K] of [
+      [1, 7, 5],
+      [3, 17, 33],
+      [8, 2, 1],
+    ]) {
+      const x = Float32Array.from({ length: M * K }, () => rng.normal());
+      const { w, widened } = halfWeight(
+        dtype,
+        Float32Array.from({ length: N * K }, () => rng.normal()),
+      );
+      const bias = Float32Array.from({ length: N }, () => rng.normal());
+      const a = new Float32Array(M * N),
+        b = new Float32Array(M * N);
+      be.linear(M, N, K, x, w, bias, a);
+      be.linear(M, N, K, x, { dtype: 'f32', data: widened }, bias, b);
+      assert.deepEqual(a, b, `${dtype} linear ${M}x${N}x${K}`);
+      const ids = Int32Array.from({ length: M }, () => rng.int(N));
+      const e1 = new Float32Array(M * K),
+        e2 = new Float32Array(M * K);
+      be.embeddingForward(M, K, N, ids, w, e1);
+      be.embeddingForward(M, K, N, ids, widened, e2);
+      assert.deepEqual(e1, e2, `${dtype} embedding`);
+    }
+  }
+  assert.deepEqual([...be.weightDtypes], ['f32', 'f16', 'bf16']);
+});
+
+test('a backend refuses a weight dtype it does not read, naming it; bad handles are refused', () => {
+  const native = tryLoadNativeBackend().backend;
+  const backends: Backend[] = [createRefBackend(), ...(native ? [native] : [])];
+  const x = new Float32Array(4),
+    y = new Float32Array(2);
+  for (const be of backends) {
+    if (!be.weightDtypes.includes('f16')) {
+      assert.throws(
+        () => be.linear(1, 2, 4, x, { dtype: 'f16', data: new Uint16Array(8) }, null, y),
+        /linear: weight w is "f16"; this backend reads f32/,
+      );
+    }
+    assert.throws(
+      () => be.linear(1, 2, 4, x, { dtype: 'f16', data: new Float32Array(8) } as unknown as Weight, null, y),
+      /linear: argument w\.data must be a Uint16Array \(f16 bits\)|weight w is "f16"/,
+    );
+    assert.throws(
+      () => be.linear(1, 2, 4, x, { dtype: 'f32', data: new Float32Array(7) }, null, y),
+      /linear: w has 7 elements but w\[N=2,K=4\] needs 8/,
+    );
+    be.linear(1, 2, 4, x, { dtype: 'f32', data: new Float32Array(8) }, null, y);
+  }
+});
+
+test('Weights keep each tensor in the dtype asked for, in one allocation per dtype', () => {
+  const config = presetConfig('tiny', { vocabSize: 40 });
+  const specs = allParamSpecs(config);
+  const w = new Weights(specs, heapAllocator, (s) => (s.shape.length === 2 ? 'f16' : 'f32'));
+  const mat = specs.find((s) => s.shape.length === 2)!;
+  const vec = specs.find((s) => s.shape.length === 1)!;
+  assert.equal(w.weight(mat.name).dtype, 'f16');
+  assert.ok(w.weight(mat.name).data instanceof Uint16Array);
+  assert.throws(() => w.get(mat.name), /is stored as f16, not f32/);
+  assert.ok(w.get(vec.name) instanceof Float32Array);
+  const elems = specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+  const half = specs.filter((s) => s.shape.length === 2).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+  assert.equal(w.bytes, half * 2 + (elems - half) * 4);
+});
+
+/** An allocator that counts what it hands out (and could place it anywhere: a WASM heap, aligned memory). */
+function countingAllocator(): { alloc: Allocator; counts: { f32: number; u16: number; i32: number } } {
+  const counts = { f32: 0, u16: 0, i32: 0 };
+  const alloc: Allocator = {
+    f32: (n) => (counts.f32++, new Float32Array(n)),
+    u16: (n) => (counts.u16++, new Uint16Array(n)),
+    i32: (n) => (counts.i32++, new Int32Array(n)),
+  };
+  return { alloc, counts };
+}
+
+test('weights, KV caches, scratch, the tape arena, parameters and optimizer state come from the backend', () => {
+  const { alloc, counts } = countingAllocator();
+  const be: Backend = Object.assign(Object.create(createRefBackend()) as Backend, { alloc });
+  const config = presetConfig('tiny', { vocabSize: 40 });
+  const specs = allParamSpecs(config);
+  const weights = new Weights(specs, be.alloc);
+  initParams(specs, (n) => weights.get(n), config, 1);
+  const before = { ...counts };
+  const model = new InferenceModel(config, weights, be);
+  const cache = model.newBaseCache(16);
+  model.forwardBase([1, 2, 3], cache, 'last');
+  assert.ok(counts.f32 > before.f32 + 2 * config.nLayers, 'KV caches and scratch from the allocator');
+  assert.ok(counts.i32 > before.i32, 'scratch ids and positions from the allocator');
+
+  const mid = counts.f32;
+  const params = new TrainParams(config, false, be.alloc);
+  params.copyFrom((n) => weights.get(n));
+  new AdamW(be, params.store);
+  const tape = new Tape(be);
+  const B = 1,
+    T = 4,
+    ids = Int32Array.from([1, 2, 3, 4]);
+  new TrainGraph(config).forward(tape, params, { B, T, inputs: ids, targets: ids, targets2: ids });
+  // params data + grad, m + v, and at least one activation buffer of the tape
+  assert.ok(counts.f32 >= mid + 5, `training buffers from the allocator (${counts.f32 - mid})`);
+});
