@@ -17,6 +17,7 @@
 import * as nn from '../nn/ops.js';
 import type { Tape } from '../nn/tape.js';
 import { Tensor, reshape, rowsView } from '../tensor/tensor.js';
+import { blockForward, normKind, type BlockOps } from './block.js';
 import type { ModelConfig } from './config.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
 import type { Weights } from './weights.js';
@@ -113,7 +114,8 @@ export class TrainGraph {
     if (top.positionEmbedding)
       x = nn.add(tape, x, nn.embedding(tape, this.positions.get(B, T), p.get(top.positionEmbedding)));
     const pos = this.positions.get(B, T);
-    for (const n of this.baseBlocks) x = this.block(tape, p, n, x, B, T, pos);
+    const baseOps = new TapeBlockOps(tape, p, c, B, T, pos);
+    for (const n of this.baseBlocks) x = blockForward(baseOps, n, x);
     const h = x;
     const logits = this.head(tape, p, h);
     const lmLoss = nn.crossEntropy(tape, logits, batch.targets);
@@ -138,7 +140,8 @@ export class TrainGraph {
       p.get('recycle.in_proj.bias'),
     );
     const mpos = this.positions.get(B, Tm);
-    for (const n of this.moduleBlocks) m = this.block(tape, p, n, m, B, Tm, mpos);
+    const moduleOps = new TapeBlockOps(tape, p, c, B, Tm, mpos);
+    for (const n of this.moduleBlocks) m = blockForward(moduleOps, n, m);
     const recycleLogits = this.head(tape, p, m);
     const recycleLoss = nn.crossEntropy(tape, recycleLogits, targets2);
     const lambda = opts.lossWeight ?? c.recycle!.lossWeight;
@@ -167,26 +170,46 @@ export class TrainGraph {
     }
   }
 
-  private norm(tape: Tape, p: ParamSource, x: Tensor, w: string, b: string | null): Tensor {
-    const eps = this.config.normEps;
-    return b ? nn.layerNorm(tape, x, p.get(w), p.get(b), eps) : nn.rmsNorm(tape, x, p.get(w), eps);
-  }
-
   /** Final norm + LM head: [R, C] → [R, V]. */
   private head(tape: Tape, p: ParamSource, x: Tensor): Tensor {
     const top = topNames(this.config);
-    return nn.linear(tape, this.norm(tape, p, x, top.finalNorm, top.finalNormBias), p.get(top.head), null);
+    return nn.linear(
+      tape,
+      normOnTape(tape, p, this.config, x, top.finalNorm, top.finalNormBias),
+      p.get(top.head),
+      null,
+    );
+  }
+}
+
+/** The model's norm (blocks and the final one) on the tape. */
+function normOnTape(tape: Tape, p: ParamSource, c: ModelConfig, x: Tensor, w: string, b: string | null): Tensor {
+  return normKind(c) === 'layer'
+    ? nn.layerNorm(tape, x, p.get(w), p.get(b!), c.normEps)
+    : nn.rmsNorm(tape, x, p.get(w), c.normEps);
+}
+
+/** The block's operations on the tape, for B sequences of T rows (row b*T + t sits at position t). */
+class TapeBlockOps implements BlockOps<Tensor> {
+  constructor(
+    private readonly tape: Tape,
+    private readonly p: ParamSource,
+    private readonly c: ModelConfig,
+    private readonly B: number,
+    private readonly T: number,
+    private readonly pos: Int32Array,
+  ) {}
+
+  norm(x: Tensor, w: string, b: string | null): Tensor {
+    return normOnTape(this.tape, this.p, this.c, x, w, b);
   }
 
-  /** One pre-norm block over x[B*T, C] (rows b*T + t sit at position t). */
-  private block(tape: Tape, p: ParamSource, n: BlockNames, x: Tensor, B: number, T: number, pos: Int32Array): Tensor {
-    const c = this.config,
+  attention(a: Tensor, n: BlockNames): Tensor {
+    const { tape, p, c, B, T, pos } = this,
       C = c.hidden,
       H = c.nHeads,
       G = c.nKvHeads,
       D = c.headDim;
-    const bias = (name: string | null): Tensor | null => (name ? p.get(name) : null);
-    const a = this.norm(tape, p, x, n.norm1, n.norm1Bias);
     let q: Tensor, k: Tensor, v: Tensor;
     if (n.qkv) {
       // GPT-2's fused c_attn [3C, C]: rows 0..C are q, C..2C k, 2C..3C v (views share data and grad)
@@ -201,11 +224,22 @@ export class TrainGraph {
       k = nn.rope(tape, nn.linear(tape, a, p.get(n.k!), null), R, G, D, pos, c.ropeTheta);
       v = nn.linear(tape, a, p.get(n.v!), null);
     }
-    const att = nn.attention(tape, q, k, v, { B, T, H, G, D });
-    x = nn.add(tape, x, nn.linear(tape, att, p.get(n.o), bias(n.oBias)));
-    const f = this.norm(tape, p, x, n.norm2, n.norm2Bias);
-    const up = nn.linear(tape, f, p.get(n.up), bias(n.upBias));
-    const act = n.gate ? nn.swiglu(tape, nn.linear(tape, f, p.get(n.gate), null), up) : nn.gelu(tape, up);
-    return nn.add(tape, x, nn.linear(tape, act, p.get(n.down), bias(n.downBias)));
+    return nn.attention(tape, q, k, v, { B, T, H, G, D });
+  }
+
+  linear(x: Tensor, w: string, b: string | null): Tensor {
+    return nn.linear(this.tape, x, this.p.get(w), b ? this.p.get(b) : null);
+  }
+
+  gelu(x: Tensor): Tensor {
+    return nn.gelu(this.tape, x);
+  }
+
+  swiglu(gate: Tensor, up: Tensor): Tensor {
+    return nn.swiglu(this.tape, gate, up);
+  }
+
+  residual(x: Tensor, y: Tensor): Tensor {
+    return nn.add(this.tape, x, y);
   }
 }

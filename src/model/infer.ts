@@ -6,6 +6,7 @@
  * Shapes: M new rows, C width, H heads, G kv heads, D head dim, I MLP width, V vocab.
  */
 import { heapAllocator, type Allocator, type Backend } from '../kernels/backend.js';
+import { blockForward, normKind, type BlockOps, type ProductSlot } from './block.js';
 import type { ModelConfig } from './config.js';
 import { KVCache } from './kv-cache.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
@@ -81,12 +82,14 @@ export class InferenceModel {
   private readonly mod: ForwardScratch;
   private readonly baseBlocks: BlockNames[];
   private readonly moduleBlocks: BlockNames[];
+  private readonly ops: DecodeBlockOps;
 
   constructor(
     readonly config: ModelConfig,
     readonly weights: Weights,
     readonly backend: Backend,
   ) {
+    this.ops = new DecodeBlockOps(config, weights, backend);
     this.base = new ForwardScratch(config, backend.alloc);
     this.mod = new ForwardScratch(config, backend.alloc);
     this.baseBlocks = Array.from({ length: config.nLayers }, (_, l) =>
@@ -161,7 +164,7 @@ export class InferenceModel {
       const wpe = this.weights.get(t.positionEmbedding);
       b.add(M * C, x, wpe.subarray(pos0 * C, (pos0 + M) * C), x);
     }
-    for (let l = 0; l < c.nLayers; l++) this.block(s, this.baseBlocks[l]!, M, pos0, pos, cache, l);
+    for (let l = 0; l < c.nLayers; l++) blockForward(this.ops.at(s, M, pos0, pos, cache, l), this.baseBlocks[l]!, x);
     cache.advance(M);
     return { hidden: x, logits: this.head(s, M, logitRows) };
   }
@@ -217,7 +220,8 @@ export class InferenceModel {
       this.weights.get('recycle.in_proj.bias'),
       x,
     );
-    for (let l = 0; l < this.moduleBlocks.length; l++) this.block(s, this.moduleBlocks[l]!, M, pos0, pos, cache, l);
+    for (let l = 0; l < this.moduleBlocks.length; l++)
+      blockForward(this.ops.at(s, M, pos0, pos, cache, l), this.moduleBlocks[l]!, x);
     cache.advance(M);
     return this.head(s, M, logitRows);
   }
@@ -232,60 +236,58 @@ export class InferenceModel {
       R = M - first;
     const xin = s.x.subarray(first * C, M * C),
       nrm = s.norm.subarray(0, R * C);
-    this.norm(R, xin, t.finalNorm, t.finalNormBias, nrm, s);
+    normRows(c, this.weights, this.backend, R, xin, t.finalNorm, t.finalNormBias, nrm, s);
     const logits = s.logits.subarray(0, R * c.vocabSize);
     this.backend.linear(R, c.vocabSize, C, nrm, this.weights.weight(t.head), null, logits);
     return logits;
   }
+}
 
-  private norm(M: number, x: Float32Array, w: string, bias: string | null, out: Float32Array, s: ForwardScratch): void {
-    const C = this.config.hidden;
-    if (this.config.arch === 'gpt2') {
-      this.backend.layerNormForward(
-        M,
-        C,
-        x,
-        this.weights.get(w),
-        this.weights.get(bias!),
-        this.config.normEps,
-        out,
-        s.mean,
-        s.rstd,
-      );
-    } else {
-      this.backend.rmsNormForward(M, C, x, this.weights.get(w), this.config.normEps, out, s.rstd);
-    }
+/**
+ * The block's operations for decoding (block.ts): kernels on the rows of one forward's scratch, in place where the
+ * data allows, with this layer's K/V written into the cache at positions pos0.. and attention over the cache. Set
+ * `at` before each block; one instance serves every block of a call.
+ */
+class DecodeBlockOps implements BlockOps<Float32Array> {
+  private s!: ForwardScratch;
+  private M = 0;
+  private pos0 = 0;
+  private pos!: Int32Array;
+  private cache!: KVCache;
+  private layer = 0;
+
+  constructor(
+    private readonly c: ModelConfig,
+    private readonly w: Weights,
+    private readonly b: Backend,
+  ) {}
+
+  at(s: ForwardScratch, M: number, pos0: number, pos: Int32Array, cache: KVCache, layer: number): this {
+    this.s = s;
+    this.M = M;
+    this.pos0 = pos0;
+    this.pos = pos;
+    this.cache = cache;
+    this.layer = layer;
+    return this;
   }
 
-  private bias(name: string | null): Float32Array | null {
-    return name ? this.weights.get(name) : null;
+  norm(x: Float32Array, w: string, bias: string | null): Float32Array {
+    const out = this.s.norm.subarray(0, x.length);
+    normRows(this.c, this.w, this.b, x.length / this.c.hidden, x, w, bias, out, this.s);
+    return out;
   }
 
-  /** One pre-norm block on s.x[M, C] in place, writing this layer's K/V for positions pos0.. into the cache. */
-  private block(
-    s: ForwardScratch,
-    n: BlockNames,
-    M: number,
-    pos0: number,
-    pos: Int32Array,
-    cache: KVCache,
-    layer: number,
-  ): void {
-    const c = this.config,
-      b = this.backend,
-      w = this.weights;
+  attention(nrm: Float32Array, n: BlockNames): Float32Array {
+    const { c, b, w, s, M, pos0, pos, cache, layer } = this;
     const C = c.hidden,
       H = c.nHeads,
       G = c.nKvHeads,
       D = c.headDim,
-      I = c.intermediate,
       kvw = G * D;
-    const x = s.x.subarray(0, M * C),
-      nrm = s.norm.subarray(0, M * C),
-      q = s.q.subarray(0, M * C);
+    const q = s.q.subarray(0, M * C);
     const kDst = cache.k[layer]!.subarray(pos0 * kvw, (pos0 + M) * kvw);
     const vDst = cache.v[layer]!.subarray(pos0 * kvw, (pos0 + M) * kvw);
-    this.norm(M, x, n.norm1, n.norm1Bias, nrm, s);
     if (n.qkv) {
       // GPT-2's fused c_attn [3C, C]: one product (one pass over W, one kernel call), then each row's q, k, v
       // parts go to q and to this layer's cache rows.
@@ -304,22 +306,51 @@ export class InferenceModel {
       b.rope(M, H, D, q, pos, c.ropeTheta, false);
       b.rope(M, G, D, kDst, pos, c.ropeTheta, false);
     }
-    const att = s.att.subarray(0, M * C),
-      proj = s.tmp.subarray(0, M * C);
+    const att = s.att.subarray(0, M * C);
     b.attentionDecode(M, H, G, D, q, cache.k[layer]!, cache.v[layer]!, pos0, att);
-    b.linear(M, C, C, att, w.weight(n.o), this.bias(n.oBias), proj);
-    b.add(M * C, x, proj, x);
-    this.norm(M, x, n.norm2, n.norm2Bias, nrm, s);
-    const up = s.up.subarray(0, M * I);
-    b.linear(M, I, C, nrm, w.weight(n.up), this.bias(n.upBias), up);
-    if (n.gate) {
-      const gate = s.gate.subarray(0, M * I);
-      b.linear(M, I, C, nrm, w.weight(n.gate), null, gate);
-      b.swigluForward(M * I, gate, up, up);
-    } else {
-      b.geluForward(M * I, up, up);
-    }
-    b.linear(M, C, I, up, w.weight(n.down), this.bias(n.downBias), proj);
-    b.add(M * C, x, proj, x);
+    return att;
+  }
+
+  linear(x: Float32Array, w: string, bias: string | null, slot: ProductSlot): Float32Array {
+    const [N, K] = this.w.spec(w).shape as [number, number];
+    const M = this.M,
+      s = this.s;
+    const y = (slot === 'proj' ? s.tmp : slot === 'up' ? s.up : s.gate).subarray(0, M * N);
+    this.b.linear(M, N, K, x, this.w.weight(w), bias ? this.w.get(bias) : null, y);
+    return y;
+  }
+
+  gelu(x: Float32Array): Float32Array {
+    this.b.geluForward(x.length, x, x);
+    return x;
+  }
+
+  swiglu(gate: Float32Array, up: Float32Array): Float32Array {
+    this.b.swigluForward(up.length, gate, up, up);
+    return up;
+  }
+
+  residual(x: Float32Array, y: Float32Array): Float32Array {
+    this.b.add(x.length, x, y, x);
+    return x;
+  }
+}
+
+/** The model's norm (block.ts normKind) on M rows of x into out; statistics go to the scratch. */
+function normRows(
+  c: ModelConfig,
+  weights: Weights,
+  b: Backend,
+  M: number,
+  x: Float32Array,
+  w: string,
+  bias: string | null,
+  out: Float32Array,
+  s: ForwardScratch,
+): void {
+  if (normKind(c) === 'layer') {
+    b.layerNormForward(M, c.hidden, x, weights.get(w), weights.get(bias!), c.normEps, out, s.mean, s.rstd);
+  } else {
+    b.rmsNormForward(M, c.hidden, x, weights.get(w), c.normEps, out, s.rstd);
   }
 }
