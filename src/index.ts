@@ -1,9 +1,12 @@
-/** recyclegpt's public API. */
+/** recyclegpt's public API on Node. `recyclegpt/core` (core.ts) is the part that runs anywhere, browsers included. */
 export {
   RecycleGPT,
   GenerationStream,
+  type FromBytesOptions,
   type GenerateResult,
+  type JsonInput,
   type LoadOptions,
+  type ModelBytes,
   type StreamToken,
 } from './generate/recyclegpt.js';
 export type { GenerationOptions } from './generate/options.js';

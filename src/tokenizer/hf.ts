@@ -1,9 +1,9 @@
 /**
  * Hugging Face tokenizer.json via @huggingface/tokenizers (pure JS), behind our Tokenizer interface.
  * The file is checked before the library sees it, so a malformed or unsupported file fails with an error naming the
- * file and the field instead of a TypeError deep inside the library.
+ * file and the field instead of a TypeError deep inside the library. No `node:` import (the browser core uses it):
+ * reading the file is tokenizer/index.ts's job.
  */
-import { readJsonFile } from '../io/files.js';
 import { CONFIG_LIMITS } from '../model/config.js';
 import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
 import { ByteLevelBpe, type SpecialToken } from './bpe.js';
@@ -32,9 +32,11 @@ function show(v: unknown): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
-/** Reads and checks the parts of a tokenizer.json we and the library rely on. */
-export function readTokenizerJson(file: string): Json {
-  const json = readJsonFile(file, 'tokenizer file');
+/**
+ * Checks the parts of a parsed tokenizer.json we and the library rely on; `file` names it in errors. Returns the
+ * object with `added_tokens` defaulted to [].
+ */
+export function checkTokenizerJson(json: unknown, file: string): Json {
   if (!isObj(json)) throw new Error(`${file}: a tokenizer.json must be a JSON object, got ${show(json)}`);
   const model = json.model;
   if (!isObj(model)) throw new Error(`${file}: field "model" must be an object, got ${show(model)}`);
@@ -253,11 +255,6 @@ export class HfTokenizer implements Tokenizer {
     const tok = this.lib.id_to_token(id);
     return tok === undefined ? new Uint8Array(0) : (fromByteLevel(tok) ?? utf8Bytes(tok));
   }
-}
-
-/** Loads tokenizer.json with the Hugging Face library. */
-export function loadHfTokenizer(file: string, opts: HfLoadOptions = {}): HfTokenizer {
-  return new HfTokenizer(file, readTokenizerJson(file), opts.config ?? {});
 }
 
 /**

@@ -5,13 +5,15 @@
 import * as fs from 'node:fs';
 import { readJsonFile } from '../io/files.js';
 import * as path from 'node:path';
+import { isMarker, tokenizerFromJson, type TokenizerJsonOptions } from './from-json.js';
 import { gpt2Tokenizer, GPT2_VOCAB_SIZE } from './gpt2.js';
-import { byteLevelBpeFromJson, HfTokenizer, readTokenizerJson } from './hf.js';
+import { checkTokenizerJson, HfTokenizer, type HfLoadOptions } from './hf.js';
 import type { Tokenizer } from './tokenizer.js';
 
 export { createStreamDecoder, checkIds, type Tokenizer, type StreamDecoder } from './tokenizer.js';
 export { Gpt2Tokenizer, gpt2Tokenizer, GPT2_EOS, GPT2_EOS_ID, GPT2_VOCAB_SIZE } from './gpt2.js';
-export { HfTokenizer, loadHfTokenizer, readTokenizerJson, byteLevelBpeFromJson, type HfLoadOptions } from './hf.js';
+export { HfTokenizer, checkTokenizerJson, byteLevelBpeFromJson, type HfLoadOptions } from './hf.js';
+export { tokenizerFromJson, type TokenizerJsonOptions } from './from-json.js';
 export { ByteLevelBpe, type ByteLevelBpeSpec, type SpecialToken } from './bpe.js';
 export {
   trainBpe,
@@ -23,12 +25,16 @@ export {
   type TrainedBpe,
 } from './bpe-trainer.js';
 
-export interface LoadTokenizerOptions {
-  /**
-   * 'auto' (default): our own byte-level BPE encoder when tokenizer.json is plain GPT-2-style byte-level BPE (same
-   * ids, faster), else @huggingface/tokenizers. 'hf': always the library.
-   */
-  engine?: 'auto' | 'hf';
+export type LoadTokenizerOptions = Pick<TokenizerJsonOptions, 'engine'>;
+
+/** Reads and checks the parts of a tokenizer.json we and the library rely on. */
+export function readTokenizerJson(file: string): Record<string, unknown> {
+  return checkTokenizerJson(readJsonFile(file, 'tokenizer file'), file);
+}
+
+/** Loads tokenizer.json with the Hugging Face library. */
+export function loadHfTokenizer(file: string, opts: HfLoadOptions = {}): HfTokenizer {
+  return new HfTokenizer(file, readTokenizerJson(file), opts.config ?? {});
 }
 
 function readJsonObject(file: string): Record<string, unknown> {
@@ -50,19 +56,12 @@ export function loadTokenizer(dirOrFile: string, opts: LoadTokenizerOptions = {}
   const dir = isFile ? path.dirname(dirOrFile) : dirOrFile;
   const tokFile = isFile ? dirOrFile : path.join(dir, 'tokenizer.json');
   if (fs.existsSync(tokFile)) {
-    const raw = readJsonObject(tokFile);
-    if (raw.type === 'gpt2' && raw.model === undefined) return gpt2Tokenizer();
-    if (raw.type !== undefined && raw.model === undefined) {
-      throw new Error(`${tokFile}: marker type ${JSON.stringify(raw.type)} is not known (known: "gpt2")`);
-    }
+    const raw = readJsonFile(tokFile);
+    // tokenizer_config.json is read only for a tokenizer.json that passed the object and marker checks, as before
+    const isHf = typeof raw === 'object' && raw !== null && !Array.isArray(raw) && !isMarker(raw);
     const cfgFile = path.join(dir, 'tokenizer_config.json');
-    const config = fs.existsSync(cfgFile) ? readJsonObject(cfgFile) : {};
-    const json = readTokenizerJson(tokFile);
-    if ((opts.engine ?? 'auto') === 'auto') {
-      const fast = byteLevelBpeFromJson(tokFile, json, { config });
-      if (fast) return fast;
-    }
-    return new HfTokenizer(tokFile, json, config);
+    const config = isHf && fs.existsSync(cfgFile) ? readJsonObject(cfgFile) : {};
+    return tokenizerFromJson(raw, tokFile, { config, engine: opts.engine, gpt2: gpt2Tokenizer });
   }
   const cfgFile = path.join(dir, 'config.json');
   if (fs.existsSync(cfgFile)) {
