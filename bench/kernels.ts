@@ -1,5 +1,5 @@
 /**
- * Kernel benchmark of the native backend (DESIGN.md §4, §5): DRAM read bandwidth measured in the same run, fp32
+ * Kernel benchmark of the native backend (ARCHITECTURE.md §6, §9): DRAM read bandwidth measured in the same run, fp32
  * GEMM 256×768×3072 and training-step shapes, the 50257×768 matvec (M = 1) against that bandwidth and the M = 2
  * product's time over it, a few training kernels — at 1 and 2 threads, medians over repeats (the machine is
  * shared and noisy: compare ratios inside one run). Measurements of one thread count are interleaved round by

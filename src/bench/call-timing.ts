@@ -2,7 +2,7 @@
  * Median wall time of the calls decoding is made of, on a warm cache: a full call on 1 and on 2 tokens, and a
  * module call on 1 and 2 rows. They explain the mode speedups: with t1, t2 (full, M = 1, 2) and tm (module),
  * recycle makes 2 tokens per t2 + tm against standard's 1 per t1, so its ideal speedup is 2·t1 / (t2 + tm), and
- * verified's (1 + α)·t1 / (t2 + tm) at acceptance α (DESIGN.md §1.3: M = 2 must stream the weights once).
+ * verified's (1 + α)·t1 / (t2 + tm) at acceptance α (ARCHITECTURE.md §1.3: M = 2 must stream the weights once).
  */
 import type { InferenceModel } from '../model/infer.js';
 import { median } from './bandwidth.js';

@@ -1,5 +1,5 @@
 /**
- * Mode quality (DESIGN.md §1.4, `recyclegpt eval --mode-quality`): how much the lossy recycle mode (and the
+ * Mode quality (ARCHITECTURE.md §9, `recyclegpt eval --mode-quality`): how much the lossy recycle mode (and the
  * lossless verified mode) change what the model writes, measured as the perplexity under the base model of the
  * continuations each mode generates from the same held-out prompts with the same seeds and sampler.
  *

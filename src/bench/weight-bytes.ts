@@ -1,7 +1,7 @@
 /**
  * Bytes of weights one call streams from memory (float32): a full call reads every base matrix once (the tied
  * embedding once, as the head; the position table and the embedding lookup only touch rows), a module call reads
- * W_in, the module's blocks and the shared head. Decoding at batch 1 is bound by these bytes (DESIGN.md §1.3).
+ * W_in, the module's blocks and the shared head. Decoding at batch 1 is bound by these bytes (ARCHITECTURE.md §1.3).
  */
 import type { ModelConfig } from '../model/config.js';
 import { baseParamSpecs, moduleParamSpecs, topNames, type ParamSpec } from '../model/names.js';

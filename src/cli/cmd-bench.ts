@@ -1,6 +1,6 @@
 /**
  * `recyclegpt bench (--model DIR | --preset NAME) [--modes standard,recycle,verified] [--threads N] [--json]`:
- * decode speed of every mode measured in one process (DESIGN.md §1.4, §4). A preset runs random weights with a
+ * decode speed of every mode measured in one process (ARCHITECTURE.md §9, §6). A preset runs random weights with a
  * random module (speed only); a trained model also gives a meaningful acceptance. --json prints
  * {model, threads, backend, bandwidth_gbs, bandwidth_samples_gbs, roofline_tokens_per_s, call_timings,
  * runs: [{dtype, mode, tokens_per_s, speedup_vs_standard, full_calls_per_token, acceptance, bytes_per_token,

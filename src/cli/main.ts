@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `recyclegpt` command line (DESIGN.md §4). Each command lives in its own file and registers itself here.
+ * `recyclegpt` command line (ARCHITECTURE.md §6). Each command lives in its own file and registers itself here.
  * `--json` commands print one JSON object on the last line of stdout; errors go to stderr with exit code 1.
  */
 import { readFileSync } from 'node:fs';

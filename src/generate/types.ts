@@ -1,9 +1,9 @@
 /**
  * Types shared by the decoding modes, the RecycleGPT API and the CLI: how each token was made, and the
- * statistics of one generation (snake_case, as in the `generate --json` contract, DESIGN.md §4).
+ * statistics of one generation (snake_case, as in the `generate --json` contract, ARCHITECTURE.md §6).
  */
 
-/** The decoding modes of DESIGN.md §1.3. */
+/** The decoding modes of ARCHITECTURE.md §1.3. */
 export type DecodeMode = 'standard' | 'recycle' | 'verified';
 
 export const DECODE_MODES: readonly DecodeMode[] = ['standard', 'recycle', 'verified'];

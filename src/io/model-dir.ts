@@ -1,5 +1,5 @@
 /**
- * Model directory I/O (DESIGN.md §3): config.json + model.safetensors (or HF shards). Loading maps Hugging Face
+ * Model directory I/O (ARCHITECTURE.md §5): config.json + model.safetensors (or HF shards). Loading maps Hugging Face
  * tensor names onto our parameters (GPT-2 Conv1D weights transposed to [out, in]); saving writes HF names back,
  * so HF tools load the base. Every tensor is checked by name and shape; errors name the file and the tensor.
  */

@@ -13,7 +13,7 @@
  * - Row independence: for the norms, activations, `rope` and `attentionDecode`, the result for one row is
  *   bit-identical whatever the number of rows M in the call; for `linear` it is bit-identical for every M ≤ 8
  *   (the decode path: same accumulation order, threads split over N, never over K). Verified decoding depends on
- *   it (DESIGN.md §1.3): its 2-row full calls must reproduce standard decoding's 1-row calls exactly. Above 8
+ *   it (ARCHITECTURE.md §1.3): its 2-row full calls must reproduce standard decoding's 1-row calls exactly. Above 8
  *   rows (prefill, training) `linear` may use a blocked GEMM whose rows agree with 1-row calls only to float32
  *   rounding; every decoding mode runs the same prefill, so their outputs still agree exactly.
  * - Reductions are deterministic for a given thread count.

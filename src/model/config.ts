@@ -1,6 +1,6 @@
 /**
  * Model configuration: the Hugging Face config.json of a GPT-2 or Llama base, plus our "recycle" section
- * (DESIGN.md §3). `parseConfig` validates a parsed JSON object and names the file and field on error;
+ * (ARCHITECTURE.md §5). `parseConfig` validates a parsed JSON object and names the file and field on error;
  * `toHfConfig` writes it back in the same HF-style layout.
  */
 import { z } from 'zod';
@@ -250,7 +250,7 @@ export function toHfConfig(c: ModelConfig): Record<string, unknown> {
   };
 }
 
-/** Default module depth: ceil(L/4), at least 1 (DESIGN.md §1.1). */
+/** Default module depth: ceil(L/4), at least 1 (ARCHITECTURE.md §1.1). */
 export function defaultRecycleLayers(nLayers: number): number {
   return Math.max(1, Math.ceil(nLayers / 4));
 }

@@ -1,6 +1,6 @@
 /**
  * The training graph: the GPT-2 / Llama base and the recyclable module on the tape, for a batch of B sequences
- * of T tokens (DESIGN.md §1.1–1.2). It computes the same function as InferenceModel (infer.ts), which matches
+ * of T tokens (ARCHITECTURE.md §1.1–1.2). It computes the same function as InferenceModel (infer.ts), which matches
  * PyTorch, but for all positions at once and with a backward.
  *
  *   x        = e(ids) (+ wpe[t] for GPT-2)                          [B*T, C]

@@ -1,6 +1,6 @@
 /**
  * Inference forward (no autograd) over KV caches: the base model's full call on M new tokens and the
- * recyclable module's call on M new (h_t, x_{t+1}) pairs (DESIGN.md §1.1). Every kernel used is
+ * recyclable module's call on M new (h_t, x_{t+1}) pairs (ARCHITECTURE.md §1.1). Every kernel used is
  * row-independent, so a row computed in an M-token call equals the same row computed alone, bit for bit.
  *
  * Shapes: M new rows, C width, H heads, G kv heads, D head dim, I MLP width, V vocab.

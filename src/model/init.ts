@@ -1,7 +1,7 @@
 /**
  * Initialisation (GPT-2 / nanoGPT scheme): N(0, 0.02) for matrices and embeddings, residual projections scaled by
  * 1/sqrt(2·L), norms at 1, biases at 0. The module's W_in starts as [I | 0.01·N] so that m_t ≈ h_t
- * (DESIGN.md §1.1): identity on the h half, small on the e half.
+ * (ARCHITECTURE.md §1.1): identity on the h half, small on the e half.
  */
 import type { ModelConfig } from './config.js';
 import type { ParamSpec } from './names.js';

@@ -1,6 +1,6 @@
 /**
  * Parameter naming and shapes. Internal names are the Hugging Face tensor names (so checkpoints load in HF
- * tools) and "recycle.*" for the module (DESIGN.md §3). Internally every linear weight is [out, in]; GPT-2's
+ * tools) and "recycle.*" for the module (ARCHITECTURE.md §5). Internally every linear weight is [out, in]; GPT-2's
  * Conv1D weights are [in, out] in the file, so they carry `fileTransposed` and are transposed at load/save.
  */
 import type { Arch, ModelConfig } from './config.js';

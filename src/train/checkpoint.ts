@@ -1,5 +1,5 @@
 /**
- * Checkpoints = model directories (DESIGN.md §3) plus train_state/:
+ * Checkpoints = model directories (ARCHITECTURE.md §5) plus train_state/:
  *
  *   config.json            HF config + "recycle"
  *   model.safetensors      every parameter under its HF name (GPT-2 Conv1D layout restored)

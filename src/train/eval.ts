@@ -1,5 +1,5 @@
 /**
- * Held-out evaluation of both heads (DESIGN.md §1.4): sequential, non-overlapping windows of T tokens; the
+ * Held-out evaluation of both heads (ARCHITECTURE.md §9): sequential, non-overlapping windows of T tokens; the
  * next-token head is scored at every position (x_{t+1}), the recycle head at t ≤ T−2 (x_{t+2}), and top-1
  * agreement counts argmax recycle at t == argmax base at t+1 (how often the module's guess is what the base
  * itself would say next).

@@ -1,5 +1,5 @@
 /**
- * Recycle decoding, the paper's alternating schedule (lossy; DESIGN.md §1.3). Invariant at the top of the
+ * Recycle decoding, the paper's alternating schedule (lossy; ARCHITECTURE.md §1.3). Invariant at the top of the
  * loop: both caches hold positions 0..L−1 and x_L, x_{L+1} are emitted but pending. Each iteration:
  *   full call on [x_L, x_{L+1}] (one 2-row forward) → h_L, h_{L+1} and the distribution of x_{L+2};
  *   module call on (h_L, x_{L+1}), (h_{L+1}, x_{L+2}) → the distribution of x_{L+3}.

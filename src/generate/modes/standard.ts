@@ -1,4 +1,4 @@
-/** Standard decoding (DESIGN.md §1.3): the prompt in one batched forward, then one full call per token. */
+/** Standard decoding (ARCHITECTURE.md §1.3): the prompt in one batched forward, then one full call per token. */
 import type { DecodeSession } from '../session.js';
 import type { TokenEvent } from '../types.js';
 

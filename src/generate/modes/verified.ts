@@ -1,5 +1,5 @@
 /**
- * Verified decoding (lossless; DESIGN.md §1.3). Invariant at the top of the loop: both caches hold positions
+ * Verified decoding (lossless; ARCHITECTURE.md §1.3). Invariant at the top of the loop: both caches hold positions
  * 0..L−1, x_L is emitted but pending, and the module has drafted d for x_{L+1}. Each iteration:
  *   full call on [x_L, d] (M = 2) → p for x_{L+1} (row 0) and for x_{L+2} given d (row 1);
  *   accept (greedy: d = argmax p; sampling: the speculative rule) → emit d, then x_{L+2} from row 1;
