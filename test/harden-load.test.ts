@@ -91,6 +91,10 @@ test('item 4: tensor shapes are checked from the header before any tensor byte i
         reads.push(n);
         return real.get(n);
       },
+      readInto: (n, dst) => {
+        reads.push(n);
+        real.readInto(n, dst);
+      },
       close: () => undefined,
     };
     assert.throws(

@@ -132,3 +132,23 @@ test('weights, KV caches, scratch, the tape arena, parameters and optimizer stat
   // params data + grad, m + v, and at least one activation buffer of the tape
   assert.ok(counts.f32 >= mid + 5, `training buffers from the allocator (${counts.f32 - mid})`);
 });
+
+test('the loader keeps F16 weights as stored for a backend that reads f16; greedy output equals the widened model', async () => {
+  const { RecycleGPT } = await import('../src/generate/recyclegpt.js');
+  const path = await import('node:path');
+  const dir = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'models', 'recycle-small');
+  const ref = createRefBackend();
+  const widening: Backend = Object.assign(Object.create(createRefBackend()) as Backend, { weightDtypes: ['f32'] });
+  const kept = await RecycleGPT.load(dir, { backend: ref });
+  const wide = await RecycleGPT.load(dir, { backend: widening });
+  const head = kept.model.weights.weight('wte.weight');
+  assert.equal(head.dtype, 'f16', 'the shipped model stores F16; the ref backend keeps it');
+  assert.equal(wide.model.weights.weight('wte.weight').dtype, 'f32');
+  assert.equal(kept.model.weights.weight('ln_f.weight').dtype, 'f32', 'norms stay f32');
+  assert.ok(kept.model.weights.bytes < 0.6 * wide.model.weights.bytes, 'half the bytes for the matrices');
+  for (const mode of ['standard', 'verified'] as const) {
+    const a = await kept.generate('The jury said', { mode, max_new_tokens: 12 });
+    const b = await wide.generate('The jury said', { mode, max_new_tokens: 12 });
+    assert.deepEqual(a.ids, b.ids, mode);
+  }
+});

@@ -110,7 +110,10 @@ export class RecycleGPT {
     let weights;
     try {
       // weights live where the backend's kernels read them best (a WASM backend: inside its own memory)
-      weights = loadWeights(config, src, label('model.safetensors'), { alloc: backend.alloc }).weights;
+      weights = loadWeights(config, src, label('model.safetensors'), {
+        alloc: backend.alloc,
+        dtypes: backend.weightDtypes,
+      }).weights;
     } finally {
       src.close();
     }

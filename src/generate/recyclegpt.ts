@@ -40,7 +40,7 @@ export class RecycleGPT extends CoreRecycleGPT {
   static async load(dir: string, opts: LoadOptions = {}): Promise<RecycleGPT> {
     const backend = opts.backend ?? getBackend();
     if (opts.threads !== undefined) backend.setThreads(opts.threads);
-    const { config, weights } = loadModelDir(dir);
+    const { config, weights } = loadModelDir(dir, { alloc: backend.alloc, dtypes: backend.weightDtypes });
     const tokenizer = opts.tokenizer !== undefined ? opts.tokenizer : tokenizerOf(dir);
     checkTokenizerFits(dir, tokenizer, config);
     return new RecycleGPT(new InferenceModel(config, weights, backend), tokenizer, dir);

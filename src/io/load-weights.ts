@@ -3,9 +3,9 @@
  * Conv1D weights transposed to [out, in]), every tensor checked by name and shape against the config before
  * anything is allocated or read; errors name the source and the tensor. No `node:` import: the browser core uses it.
  */
-import type { Allocator } from '../kernels/backend.js';
+import type { Allocator, Weight, WeightDtype } from '../kernels/backend.js';
 import type { ModelConfig } from '../model/config.js';
-import { allParamSpecs, type ParamSpec } from '../model/names.js';
+import { allParamSpecs, isProductWeight, type ParamSpec } from '../model/names.js';
 import { Weights } from '../model/weights.js';
 import type { LoadedTensor } from './safetensors-bytes.js';
 import type { TensorSource } from './tensor-source.js';
@@ -23,7 +23,7 @@ function canonicalName(name: string): string {
   return name.startsWith('transformer.') ? name.slice('transformer.'.length) : name;
 }
 
-export function transpose(src: Float32Array, rows: number, cols: number, dst: Float32Array): void {
+export function transpose<T extends Float32Array | Uint16Array>(src: T, rows: number, cols: number, dst: T): void {
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c]!;
 }
 
@@ -31,17 +31,39 @@ export function fileShape(s: ParamSpec): number[] {
   return s.fileTransposed ? [s.shape[1]!, s.shape[0]!] : s.shape;
 }
 
+export interface LoadWeightsOptions {
+  /** Load a checkpoint without "recycle.*" tensors (the module keeps what `initModule` gives it). */
+  allowMissingModule?: boolean;
+  /** Memory for the weights (a backend's allocator; default plain arrays). */
+  alloc?: Allocator;
+  /** Weight dtypes to keep as stored (a backend's `weightDtypes`); others are widened to f32. Default: none. */
+  dtypes?: readonly WeightDtype[];
+}
+
+/** Index of the first NaN or ±Infinity of a weight, or −1 (for half storage: the all-ones exponent). */
+function firstNonFinite(w: Weight): number {
+  const d = w.data;
+  if (w.dtype === 'f32') {
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) return i;
+    return -1;
+  }
+  const mask = w.dtype === 'f16' ? 0x7c00 : 0x7f80;
+  for (let i = 0; i < d.length; i++) if ((d[i]! & mask) === mask) return i;
+  return -1;
+}
+
 /**
  * Copy the tensors of `src` into new Weights for `config`. With `allowMissingModule`, a checkpoint without
  * "recycle.*" tensors loads (the module keeps the values `initModule` gives it); otherwise every parameter must
  * be present. Names, shapes and the set of tensors are checked against the config from the file headers alone,
- * before anything is allocated or read: a config or header that claims huge sizes fails here, cheaply.
+ * before anything is allocated or read: a config or header that claims huge sizes fails here, cheaply. Tensors
+ * are read once, into the weights' own memory where their dtype is kept.
  */
 export function loadWeights(
   config: ModelConfig,
   src: TensorSource,
   where: string,
-  opts: { allowMissingModule?: boolean; alloc?: Allocator } = {},
+  opts: LoadWeightsOptions = {},
 ): { weights: Weights; missing: string[] } {
   const specs = allParamSpecs(config);
   const byName = new Map(specs.map((s) => [s.name, s]));
@@ -73,24 +95,46 @@ export function loadWeights(
       `${where}: missing ${list.length} tensor(s): ${list.slice(0, 5).join(', ')}${list.length > 5 ? ', …' : ''}`,
     );
   }
-  const weights = allocateWeights(specs, where, opts.alloc);
+  // Weights read by products keep their stored dtype when the backend reads it; everything else is float32.
+  const keep = new Set<WeightDtype>(opts.dtypes ?? []);
+  const stored = new Map(plan.map(({ raw, spec }) => [spec.name, src.info(raw).dtype]));
+  const dtypeOf = (s: ParamSpec): WeightDtype => {
+    const d = stored.get(s.name);
+    const half = d === 'F16' ? 'f16' : d === 'BF16' ? 'bf16' : null;
+    return half !== null && keep.has(half) && isProductWeight(s, config) ? half : 'f32';
+  };
+  const weights = allocateWeights(specs, where, opts.alloc, dtypeOf);
   for (const { raw, spec } of plan) {
-    const t: LoadedTensor = src.get(raw);
-    const dst = weights.get(spec.name);
-    if (spec.fileTransposed) transpose(t.data, spec.shape[1]!, spec.shape[0]!, dst);
-    else dst.set(t.data);
-    for (let i = 0; i < dst.length; i++) {
-      if (!Number.isFinite(dst[i]!))
-        throw new Error(`${where}: tensor "${raw}" holds a non-finite value at index ${i}`);
+    const w = weights.weight(spec.name);
+    const [rows, cols] = fileShape(spec) as [number, number];
+    if (w.dtype !== 'f32' || stored.get(spec.name) === 'F32') {
+      // As stored, straight into the weights' memory (a transposed one through one temporary of its dtype).
+      if (!spec.fileTransposed) src.readInto(raw, w.data);
+      else {
+        const tmp = w.data instanceof Float32Array ? new Float32Array(w.data.length) : new Uint16Array(w.data.length);
+        src.readInto(raw, tmp);
+        transpose(tmp, rows, cols, w.data);
+      }
+    } else {
+      const t: LoadedTensor = src.get(raw);
+      if (spec.fileTransposed) transpose(t.data, rows, cols, w.data);
+      else w.data.set(t.data);
     }
+    const bad = firstNonFinite(w);
+    if (bad >= 0) throw new Error(`${where}: tensor "${raw}" holds a non-finite value at index ${bad}`);
   }
   return { weights, missing };
 }
 
 /** Weights for `specs`, or an error that says how much memory the model needs (instead of a bare RangeError). */
-function allocateWeights(specs: readonly ParamSpec[], where: string, alloc?: Allocator): Weights {
+function allocateWeights(
+  specs: readonly ParamSpec[],
+  where: string,
+  alloc: Allocator | undefined,
+  dtypeOf: (s: ParamSpec) => WeightDtype,
+): Weights {
   try {
-    return new Weights(specs, alloc);
+    return new Weights(specs, alloc, dtypeOf);
   } catch (e) {
     if (!(e instanceof RangeError)) throw e;
     const n = specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);

@@ -11,8 +11,7 @@ import { openTensorsFromDir } from './sharded.js';
 import { parseConfig, type ModelConfig } from '../model/config.js';
 import { allParamSpecs, type ParamSpec } from '../model/names.js';
 import type { Weights } from '../model/weights.js';
-import type { Allocator } from '../kernels/backend.js';
-import { fileShape, loadWeights, transpose } from './load-weights.js';
+import { fileShape, loadWeights, transpose, type LoadWeightsOptions } from './load-weights.js';
 
 export interface LoadedModel {
   config: ModelConfig;
@@ -29,7 +28,7 @@ export function readConfig(file: string): ModelConfig {
 /** Load config.json and the weights of a model directory. */
 export function loadModelDir(
   dir: string,
-  opts: { allowMissingModule?: boolean; config?: ModelConfig; alloc?: Allocator } = {},
+  opts: LoadWeightsOptions & { config?: ModelConfig } = {},
 ): LoadedModel {
   const cfgPath = join(dir, 'config.json');
   if (!opts.config && !existsSync(cfgPath)) throw new Error(`${dir}: no config.json (is this a model directory?)`);

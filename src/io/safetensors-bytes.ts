@@ -255,6 +255,32 @@ export function readTensor(file: string, name: string, info: TensorInfo, read: R
   return { dtype: info.dtype, shape: [...info.shape], data };
 }
 
+/**
+ * Reads one tensor's stored values as they are into `dst`: F32 into a Float32Array, F16 / BF16 bits into a
+ * Uint16Array, with no conversion and no intermediate copy (a loader keeps weights in their stored dtype this way).
+ */
+export function readTensorInto(
+  file: string,
+  name: string,
+  info: TensorInfo,
+  read: ReadAt,
+  dst: Float32Array | Uint16Array,
+): void {
+  const f32 = info.dtype === 'F32';
+  if (
+    !(f32 ? dst instanceof Float32Array : (info.dtype === 'F16' || info.dtype === 'BF16') && dst instanceof Uint16Array)
+  ) {
+    throw new Error(
+      `safetensors ${file}: tensor "${name}" is ${info.dtype}; it cannot be read as stored into ${dst.constructor.name}`,
+    );
+  }
+  const count = (info.end - info.begin) / DTYPE_BYTES[info.dtype];
+  if (dst.length !== count) {
+    throw new Error(`safetensors ${file}: tensor "${name}" has ${count} elements, the destination ${dst.length}`);
+  }
+  read(new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength), info.begin, `tensor "${name}"`);
+}
+
 /** What a reader of one safetensors file offers, on disk or in memory. */
 export interface SafetensorsSource {
   readonly file: string;
@@ -262,7 +288,10 @@ export interface SafetensorsSource {
   names(): string[];
   has(name: string): boolean;
   info(name: string): TensorInfo;
+  /** One tensor, widened to float32. */
   get(name: string): LoadedTensor;
+  /** One F32 / F16 / BF16 tensor's stored values into `dst` (see readTensorInto). */
+  readInto(name: string, dst: Float32Array | Uint16Array): void;
   close(): void;
 }
 
@@ -335,6 +364,12 @@ export class SafetensorsBytes implements SafetensorsSource {
     const b = this.bytes;
     if (b === null) throw new Error(`safetensors ${this.file}: reader is closed`);
     return readTensor(this.file, name, this.info(name), readFrom(b, this.file));
+  }
+
+  readInto(name: string, dst: Float32Array | Uint16Array): void {
+    const b = this.bytes;
+    if (b === null) throw new Error(`safetensors ${this.file}: reader is closed`);
+    readTensorInto(this.file, name, this.info(name), readFrom(b, this.file), dst);
   }
 
   /** Drops the reference to the bytes. */

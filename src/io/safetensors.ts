@@ -15,6 +15,7 @@ import {
   describe,
   readHeader,
   readTensor,
+  readTensorInto,
   type LoadedTensor,
   type ReadAt,
   type SafetensorsFile,
@@ -100,6 +101,11 @@ export class SafetensorsReader implements SafetensorsSource {
   get(name: string): LoadedTensor {
     if (this.fd === null) throw new Error(`safetensors ${this.file}: reader is closed`);
     return readTensor(this.file, name, this.info(name), readFromFd(this.fd, this.file));
+  }
+
+  readInto(name: string, dst: Float32Array | Uint16Array): void {
+    if (this.fd === null) throw new Error(`safetensors ${this.file}: reader is closed`);
+    readTensorInto(this.file, name, this.info(name), readFromFd(this.fd, this.file), dst);
   }
 
   close(): void {

@@ -24,6 +24,8 @@ export interface TensorSource {
   has(name: string): boolean;
   info(name: string): TensorInfo & { file: string };
   get(name: string): LoadedTensor;
+  /** A tensor's stored values into `dst` (F32 → Float32Array, F16 / BF16 → Uint16Array), no conversion. */
+  readInto(name: string, dst: Float32Array | Uint16Array): void;
   close(): void;
 }
 
@@ -108,6 +110,10 @@ export class ShardSet implements TensorSource {
 
   get(name: string): LoadedTensor {
     return this.reader(name).get(name);
+  }
+
+  readInto(name: string, dst: Float32Array | Uint16Array): void {
+    this.reader(name).readInto(name, dst);
   }
 
   close(): void {

@@ -144,19 +144,7 @@ export class InferenceModel {
       s = scratch,
       M = ids.length,
       C = c.hidden;
-    if (M === 0) throw new Error('forwardBase: no tokens');
-    cache.ensureRoom(M);
-    s.ensure(M);
-    const pos0 = cache.length;
-    const idArr = s.ids.subarray(0, M),
-      pos = s.pos.subarray(0, M);
-    for (let i = 0; i < M; i++) {
-      const id = ids[i]!;
-      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
-        throw new Error(`forwardBase: token id ${id} at index ${i} is outside the vocabulary (${c.vocabSize})`);
-      idArr[i] = id;
-      pos[i] = pos0 + i;
-    }
+    const { pos0, idArr, pos } = this.rows('forwardBase', ids, cache, s);
     const t = topNames(c),
       x = s.x.subarray(0, M * C);
     b.embeddingForward(M, C, c.vocabSize, idArr, this.weights.weight(t.tokenEmbedding), x);
@@ -187,21 +175,9 @@ export class InferenceModel {
       M = nextIds.length,
       C = c.hidden;
     if (!c.recycle) throw new Error('this model has no recyclable module (config.json has no "recycle" section)');
-    if (M === 0) throw new Error('forwardModule: no rows');
     if (hidden.length < M * C)
       throw new Error(`forwardModule: hidden has ${hidden.length} values, ${M} rows of ${C} need ${M * C}`);
-    cache.ensureRoom(M);
-    s.ensure(M);
-    const pos0 = cache.length,
-      pos = s.pos.subarray(0, M),
-      idArr = s.ids.subarray(0, M);
-    for (let i = 0; i < M; i++) {
-      const id = nextIds[i]!;
-      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
-        throw new Error(`forwardModule: token id ${id} at index ${i} is outside the vocabulary (${c.vocabSize})`);
-      idArr[i] = id;
-      pos[i] = pos0 + i;
-    }
+    const { pos0, idArr, pos } = this.rows('forwardModule', nextIds, cache, s);
     // m = W_in · concat(h, e(x_{t+1})) + b_in; concat order: h first, then e.
     const emb = s.tmp.subarray(0, M * C),
       cat = s.cat.subarray(0, M * 2 * C),
@@ -224,6 +200,31 @@ export class InferenceModel {
       blockForward(this.ops.at(s, M, pos0, pos, cache, l), this.moduleBlocks[l]!, x);
     cache.advance(M);
     return this.head(s, M, logitRows);
+  }
+
+  /** The M new rows of a call: room in the cache and scratch, ids checked into s.ids, positions pos0.. in s.pos. */
+  private rows(
+    op: string,
+    ids: ArrayLike<number>,
+    cache: KVCache,
+    s: ForwardScratch,
+  ): { pos0: number; idArr: Int32Array; pos: Int32Array } {
+    const M = ids.length,
+      V = this.config.vocabSize;
+    if (M === 0) throw new Error(`${op}: no rows`);
+    cache.ensureRoom(M);
+    s.ensure(M);
+    const pos0 = cache.length,
+      idArr = s.ids.subarray(0, M),
+      pos = s.pos.subarray(0, M);
+    for (let i = 0; i < M; i++) {
+      const id = ids[i]!;
+      if (!Number.isInteger(id) || id < 0 || id >= V)
+        throw new Error(`${op}: token id ${id} at index ${i} is outside the vocabulary (${V})`);
+      idArr[i] = id;
+      pos[i] = pos0 + i;
+    }
+    return { pos0, idArr, pos };
   }
 
   /** Final norm + LM head on the rows of s.x that are asked for. */

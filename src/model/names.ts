@@ -184,3 +184,9 @@ export function allParamSpecs(c: ModelConfig): ParamSpec[] {
 export function countParams(specs: ParamSpec[]): number {
   return specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
 }
+
+/** Weights read by matrix products (linear, the embedding lookup, the head): the ones a backend may keep in a
+ * narrower dtype. Norms, biases and GPT-2's position table (added, not multiplied) stay float32. */
+export function isProductWeight(spec: ParamSpec, c: ModelConfig): boolean {
+  return spec.shape.length === 2 && spec.name !== topNames(c).positionEmbedding;
+}
