@@ -1,6 +1,7 @@
 /**
  * Decode benchmark entry for `npm run bench` (bench/all.ts calls `benchDecode`) and standalone:
- *   node --import tsx bench/decode.ts [--preset gpt2-small | --model DIR] [--threads N] [--tokens N] [--repeats N] [--json]
+ *   node --import tsx bench/decode.ts [--preset gpt2-small | --model DIR] [--threads N] [--tokens N] [--repeats N]
+ *     [--json]
  * Same measurement as `recyclegpt bench` (src/bench/decode.ts).
  */
 import { pathToFileURL } from 'node:url';

@@ -4,7 +4,8 @@
  * products (the backend is wrapped so every gemm / linear call is timed). Thread counts are interleaved step by
  * step so that load from another process hits both alike; medians are reported.
  *
- *   node --import tsx bench/train.ts [--preset small] [--threads 1,2] [--batch-size 4] [--seq-len 128] [--steps 6] [--json]
+ *   node --import tsx bench/train.ts [--preset small] [--threads 1,2] [--batch-size 4] [--seq-len 128] [--steps 6]
+ *     [--json]
  *
  * `benchTrain(options)` is the same measurement for bench/all.ts. --json prints one object on the last line:
  *   {preset, backend, params, tokens_per_step, runs: [{threads, tokens_per_s, step_ms, gemm_share, gemm_gflops}]}

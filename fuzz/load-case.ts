@@ -29,8 +29,18 @@ export interface CaseResult {
 }
 
 /** Engine errors and messages that mean bad data reached code that did not expect it. */
-const UNCLEAR =
-  /Cannot read propert|is not a function|is not iterable|Maximum call stack|Invalid typed array length|Invalid array length|Array buffer allocation failed|(undefined|null) is not (an object|a function|iterable)/;
+const UNCLEAR = new RegExp(
+  [
+    'Cannot read propert',
+    'is not a function',
+    'is not iterable',
+    'Maximum call stack',
+    'Invalid typed array length',
+    'Invalid array length',
+    'Array buffer allocation failed',
+    '(undefined|null) is not (an object|a function|iterable)',
+  ].join('|'),
+);
 const ENGINE_ERRORS = new Set(['TypeError', 'RangeError', 'SyntaxError', 'ReferenceError', 'EvalError', 'URIError']);
 
 /** A clean rejection: one of our errors (not the engine's), whose message names the file or directory. */

@@ -234,7 +234,8 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
           failures.push(f);
           if (o.save) saveRepro(o.save, dir, seed, f, o.seed);
         }
-        fs.writeFileSync(path.join(dir, file), read(path.join(seed.dir, file))); // loads only read: one file to put back
+        // loads only read: one file to put back
+        fs.writeFileSync(path.join(dir, file), read(path.join(seed.dir, file)));
         if (o.verbose && (i + 1) % 500 === 0)
           process.stderr.write(`fuzz: ${i + 1}/${o.iterations} ${JSON.stringify(counts)}\n`);
       }

@@ -58,7 +58,8 @@ function writeTokenizer(dir: string, vocab: number): void {
 function useSplitPreTokenizer(file: string): void {
   const tok = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
   const pattern =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" +
+    '\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+';
   tok.pre_tokenizer = {
     type: 'Sequence',
     pretokenizers: [

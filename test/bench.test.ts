@@ -14,7 +14,7 @@ import { packageRoot } from '../src/cli/default-model.js';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 
-test('decode bench reports every mode with consistent counters, paired speedups and per-repeat bandwidth probes', () => {
+test('decode bench reports every mode with consistent counters, paired speedups, per-repeat bandwidth probes', () => {
   const backend = getBackend();
   const model = randomPresetModel('tiny', backend);
   const probe = backend.name === 'native'; // the ref probe would time a JS loop over 256 MB

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { DEFAULT_MODEL_NAME, packageRoot, resolveModelDir, shippedModelNames } from '../src/cli/default-model.js';
 
-test('--model takes a directory, a shipped model name, or nothing (the default); anything else is a clear error', () => {
+test('--model takes a directory, a shipped model name or nothing (the default); anything else is a clear error', () => {
   const models = join(packageRoot(), 'models');
   assert.ok(shippedModelNames().includes(DEFAULT_MODEL_NAME));
   assert.ok(shippedModelNames().includes('recycle-deep'));

@@ -26,7 +26,8 @@ test('brown: tags stripped, readable text, stable disjoint split', () => {
   assert.ok(first);
   assert.ok(
     first.startsWith(
-      `The Fulton County Grand Jury said Friday an investigation of Atlanta's recent primary election produced "no evidence" that any irregularities took place.`,
+      `The Fulton County Grand Jury said Friday an investigation of Atlanta's recent primary election ` +
+        `produced "no evidence" that any irregularities took place.`,
     ),
   );
   const text = all.join('\n');

@@ -42,7 +42,8 @@ function check(name: string, opts: GenerationOptions, runs: number): void {
       const r = chiSquare(project(got.counts, keep), project(exact, keep));
       assert.ok(
         r.stat < r.critical,
-        `tokens ${keep}: chi-square ${r.stat.toFixed(1)} ≥ ${r.critical.toFixed(1)} (df ${r.df}), TV ${r.tv.toFixed(3)}`,
+        `tokens ${keep}: chi-square ${r.stat.toFixed(1)} ≥ ${r.critical.toFixed(1)} (df ${r.df}), ` +
+          `TV ${r.tv.toFixed(3)}`,
       );
     }
     const all = chiSquare(got.counts, exact);

@@ -61,7 +61,8 @@ test('top-p selection equals the sort-based definition (random rows with ties)',
   for (let trial = 0; trial < 200; trial++) {
     const V = 1 + Math.floor(u.next() * 300),
       e = new Float64Array(V);
-    for (let i = 0; i < V; i++) e[i] = trial % 3 === 0 ? Math.floor(u.next() * 5) + 1 : Math.exp(4 * u.next()); // ties in every third row
+    // ties in every third row
+    for (let i = 0; i < V; i++) e[i] = trial % 3 === 0 ? Math.floor(u.next() * 5) + 1 : Math.exp(4 * u.next());
     let sum = 0;
     for (const v of e) sum += v;
     const p = 0.05 + 0.9 * u.next();

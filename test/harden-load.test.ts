@@ -157,7 +157,8 @@ test('item 6: files the reference safetensors reader rejects are rejected', () =
       readSafetensors(
         craft(
           f('dupname.st'),
-          '{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}',
+          '{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},' +
+            '"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}',
           data,
         ),
       ),

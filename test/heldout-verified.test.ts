@@ -61,7 +61,8 @@ const skip =
     : false;
 
 test(
-  `verified greedy == standard greedy on ${PROMPTS} held-out Brown prompts (${shipped ? 'shipped model' : 'tiny model trained here'})`,
+  `verified greedy == standard greedy on ${PROMPTS} held-out Brown prompts ` +
+    `(${shipped ? 'shipped model' : 'tiny model trained here'})`,
   { skip },
   (t) => {
     const t0 = performance.now();
@@ -71,7 +72,9 @@ test(
     if (!dir) {
       tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'heldout-verified-'));
       dir = trainTinyOnBrown(path.join(tmp, 'tiny'));
-      which = `a tiny model trained here on Brown's training split (models/recycle-small is not installed), ${((performance.now() - t0) / 1000).toFixed(1)} s of training`;
+      which =
+        `a tiny model trained here on Brown's training split (models/recycle-small is not installed), ` +
+        `${((performance.now() - t0) / 1000).toFixed(1)} s of training`;
     }
     try {
       const maxPositions = readConfig(path.join(dir, 'config.json')).maxPositions;
@@ -79,7 +82,8 @@ test(
       const [P, K] = maxPositions >= 80 ? [32, 48] : [16, 40];
       const { accepted, rejected, seconds } = verifiedOnHeldout(dir, PROMPTS, P, K);
       const msg =
-        `model: ${which}; ${PROMPTS} prompts of ${P} tokens, ${K} new tokens each; drafts accepted ${accepted}, rejected ${rejected} ` +
+        `model: ${which}; ${PROMPTS} prompts of ${P} tokens, ${K} new tokens each; ` +
+        `drafts accepted ${accepted}, rejected ${rejected} ` +
         `(acceptance ${((100 * accepted) / (accepted + rejected)).toFixed(1)}%); decoding ${seconds.toFixed(1)} s`;
       t.diagnostic(msg);
       assert.ok(accepted > 0, 'no draft was accepted: the accept path did not run');

@@ -65,7 +65,8 @@ function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol: numb
   }
   if (worstErr > rtol) {
     assert.fail(
-      `${what}: element ${worst} is ${got[worst]}, want ${want[worst]} (relative error ${worstErr.toExponential(2)} > ${rtol.toExponential(2)})`,
+      `${what}: element ${worst} is ${got[worst]}, want ${want[worst]} ` +
+        `(relative error ${worstErr.toExponential(2)} > ${rtol.toExponential(2)})`,
     );
   }
 }
@@ -502,7 +503,7 @@ seeded('adamw, add, axpy, scale, sumSquares vs ref', (rng, be) => {
   });
 });
 
-// ---- argument errors and loading -------------------------------------------------------------------------------------
+// ---- argument errors and loading ------------------------------------------------------------------------------------
 function errorOf(f: () => unknown): string {
   try {
     f();

@@ -1,6 +1,6 @@
 /**
- * HF import + forward against PyTorch golden outputs (test/fixtures, copied from the shared fixtures): base logits for every position and
- * the module's recycle logits for t = 0..T−2 (ARCHITECTURE.md §1.1), tolerance 1e-4.
+ * HF import + forward against PyTorch golden outputs (test/fixtures, copied from the shared fixtures): base logits for
+ * every position and the module's recycle logits for t = 0..T−2 (ARCHITECTURE.md §1.1), tolerance 1e-4.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

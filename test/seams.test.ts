@@ -133,7 +133,7 @@ test('weights, KV caches, scratch, the tape arena, parameters and optimizer stat
   assert.ok(counts.f32 >= mid + 5, `training buffers from the allocator (${counts.f32 - mid})`);
 });
 
-test('the loader keeps F16 weights as stored for a backend that reads f16; greedy output equals the widened model', async () => {
+test('the loader keeps F16 weights as stored for an f16 backend; greedy output equals the widened model', async () => {
   const { RecycleGPT } = await import('../src/generate/recyclegpt.js');
   const path = await import('node:path');
   const dir = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'models', 'recycle-small');

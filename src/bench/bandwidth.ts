@@ -1,7 +1,7 @@
 /**
  * Memory read bandwidth, measured in the same process as the decode benchmark (machines are noisy;
- * ARCHITECTURE.md §9): the native addon's streaming-read probe when the backend is native, else the backend's sumSquares over
- * a 512 MB array (on the ref backend that measures the JS loop, not DRAM; the method says so).
+ * ARCHITECTURE.md §9): the native addon's streaming-read probe when the backend is native, else the backend's
+ * sumSquares over a 512 MB array (on the ref backend that measures the JS loop, not DRAM; the method says so).
  */
 import type { Backend } from '../kernels/backend.js';
 import type { NativeBackend } from '../kernels/native.js';

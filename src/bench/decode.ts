@@ -127,9 +127,11 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
   let calls: CallTimings | null = null;
   if (o.callTimings !== false) {
     calls = measureCallTimings(model);
-    log(
-      `calls: full M=1 ${calls.full_m1_ms.toFixed(2)} ms, M=2 ${calls.full_m2_ms.toFixed(2)} ms${calls.module_m2_ms !== null ? `, module M=1 ${calls.module_m1_ms!.toFixed(2)} ms, M=2 ${calls.module_m2_ms.toFixed(2)} ms` : ''}`,
-    );
+    const moduleCalls =
+      calls.module_m2_ms !== null
+        ? `, module M=1 ${calls.module_m1_ms!.toFixed(2)} ms, M=2 ${calls.module_m2_ms.toFixed(2)} ms`
+        : '';
+    log(`calls: full M=1 ${calls.full_m1_ms.toFixed(2)} ms, M=2 ${calls.full_m2_ms.toFixed(2)} ms${moduleCalls}`);
   }
   const caches = createCaches(model);
   const gen = (mode: DecodeMode, p: number[], n: number) =>
@@ -165,7 +167,8 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
       t.seconds.push(sec);
       t.rates.push(made / sec);
       log(
-        `repeat ${r + 1}/${repeats} ${mode}: ${(made / sec).toFixed(1)} tokens/s${bw ? ` (read bandwidth just before: ${bw.gbs.toFixed(1)} GB/s)` : ''}`,
+        `repeat ${r + 1}/${repeats} ${mode}: ${(made / sec).toFixed(1)} tokens/s` +
+          `${bw ? ` (read bandwidth just before: ${bw.gbs.toFixed(1)} GB/s)` : ''}`,
       );
     }
   }
@@ -223,12 +226,17 @@ function backendLabel(b: Backend): string {
 export function formatDecodeBench(r: DecodeBenchResult): string {
   const mb = (x: number): string => `${(x / 1e6).toFixed(1)} MB`;
   const lines = [
-    `model ${r.model}: full call ${mb(r.full_call_bytes)}${r.module_call_bytes ? `, module call ${mb(r.module_call_bytes)}` : ''} of f32 weights; ${r.backend}, ${r.threads} thread(s)`,
+    `model ${r.model}: full call ${mb(r.full_call_bytes)}` +
+      `${r.module_call_bytes ? `, module call ${mb(r.module_call_bytes)}` : ''} of f32 weights; ` +
+      `${r.backend}, ${r.threads} thread(s)`,
     r.bandwidth_gbs !== null
-      ? `read bandwidth ${r.bandwidth_gbs.toFixed(1)} GB/s (median of ${r.bandwidth_samples_gbs.length} probes, ${r.bandwidth_samples_gbs.map((x) => x.toFixed(1)).join(' / ')}; ${r.bandwidth_method}) → standard roofline ${r.roofline_tokens_per_s!.toFixed(1)} tokens/s`
+      ? `read bandwidth ${r.bandwidth_gbs.toFixed(1)} GB/s (median of ${r.bandwidth_samples_gbs.length} probes, ` +
+        `${r.bandwidth_samples_gbs.map((x) => x.toFixed(1)).join(' / ')}; ${r.bandwidth_method}) ` +
+        `→ standard roofline ${r.roofline_tokens_per_s!.toFixed(1)} tokens/s`
       : 'read bandwidth not measured',
     ...(r.call_timings ? [callLine(r.call_timings)] : []),
-    `${r.prompts} prompt(s) of ~${r.prompt_tokens} tokens, ${r.new_tokens} new tokens each, greedy, median of ${r.repeats}`,
+    `${r.prompts} prompt(s) of ~${r.prompt_tokens} tokens, ${r.new_tokens} new tokens each, ` +
+      `greedy, median of ${r.repeats}`,
     '',
     'mode       tokens/s  speedup  full calls/token  acceptance  MB/token  roofline tok/s  of roofline',
   ];
@@ -252,7 +260,9 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
 function callLine(t: CallTimings): string {
   const mod =
     t.module_m2_ms !== null
-      ? `; module call M=1 ${t.module_m1_ms!.toFixed(2)} ms, M=2 ${t.module_m2_ms.toFixed(2)} ms → recycle ideal ${t.recycle_ideal_speedup!.toFixed(2)}x`
+      ? `; module call M=1 ${t.module_m1_ms!.toFixed(2)} ms, M=2 ${t.module_m2_ms.toFixed(2)} ms ` +
+        `→ recycle ideal ${t.recycle_ideal_speedup!.toFixed(2)}x`
       : '';
-  return `full call M=1 ${t.full_m1_ms.toFixed(2)} ms, M=2 ${t.full_m2_ms.toFixed(2)} ms (${(t.full_m2_ms / t.full_m1_ms).toFixed(2)}x)${mod}`;
+  const ratio = (t.full_m2_ms / t.full_m1_ms).toFixed(2);
+  return `full call M=1 ${t.full_m1_ms.toFixed(2)} ms, M=2 ${t.full_m2_ms.toFixed(2)} ms (${ratio}x)${mod}`;
 }

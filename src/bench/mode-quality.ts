@@ -109,7 +109,8 @@ export function heldoutPrompts(
     L = tokens.length;
   if (L - W + 1 < count) {
     throw new Error(
-      `mode quality: the held-out split has ${L} tokens, too few for ${count} distinct windows of ${promptTokens} prompt + ${newTokens} new tokens; ` +
+      `mode quality: the held-out split has ${L} tokens, ` +
+        `too few for ${count} distinct windows of ${promptTokens} prompt + ${newTokens} new tokens; ` +
         'use fewer prompts, shorter prompts or more data',
     );
   }
@@ -141,7 +142,8 @@ export function scoreContinuation(
   const seq = [...prompt, ...continuation.slice(0, n - 1)];
   if (seq.length > model.config.maxPositions) {
     throw new RangeError(
-      `scoreContinuation: prompt (${P}) + continuation (${n}) − 1 tokens exceed the context length ${model.config.maxPositions}`,
+      `scoreContinuation: prompt (${P}) + continuation (${n}) − 1 tokens ` +
+        `exceed the context length ${model.config.maxPositions}`,
     );
   }
   const c = cache ?? model.newBaseCache(seq.length);
@@ -222,7 +224,8 @@ export function modeQuality(
   const ctx = model.config.maxPositions;
   if (P + K > ctx) {
     throw new RangeError(
-      `mode quality: ${P} prompt tokens + ${K} new tokens = ${P + K} exceed the model's context length ${ctx}; lower --prompt-tokens or --new-tokens`,
+      `mode quality: ${P} prompt tokens + ${K} new tokens = ${P + K} exceed the model's context length ${ctx}; ` +
+        `lower --prompt-tokens or --new-tokens`,
     );
   }
   const prompts = heldoutPrompts(valTokens, N, P, K);
@@ -297,16 +300,20 @@ export function formatModeQuality(r: ModeQualityResult, title: string): string {
       : 'greedy (temperature 0)';
   const lines = [
     title,
-    `${r.prompts} held-out prompts of ${r.prompt_tokens} tokens, up to ${r.new_tokens} new tokens, ${sampler}, seeds ${r.seed}..${r.seed + r.prompts - 1}`,
+    `${r.prompts} held-out prompts of ${r.prompt_tokens} tokens, up to ${r.new_tokens} new tokens, ` +
+      `${sampler}, seeds ${r.seed}..${r.seed + r.prompts - 1}`,
     '',
-    `${'mode'.padEnd(10)}${'tokens'.padStart(8)}${'ppl (base)'.padStart(13)}${'vs standard'.padStart(13)}${'full calls/tok'.padStart(16)}${'acceptance'.padStart(12)}${'EOS'.padStart(6)}${'decode s'.padStart(10)}`,
+    `${'mode'.padEnd(10)}${'tokens'.padStart(8)}${'ppl (base)'.padStart(13)}${'vs standard'.padStart(13)}` +
+      `${'full calls/tok'.padStart(16)}${'acceptance'.padStart(12)}${'EOS'.padStart(6)}${'decode s'.padStart(10)}`,
   ];
   for (const mode of DECODE_MODES) {
     const m = r.modes[mode];
     const acc = mode === 'verified' && r.acceptance !== null ? `${(100 * r.acceptance).toFixed(1)}%` : '-';
     lines.push(
-      `${mode.padEnd(10)}${String(m.tokens).padStart(8)}${m.ppl.toFixed(3).padStart(13)}${(m.ppl / r.ppl_under_base.standard).toFixed(4).padStart(13)}` +
-        `${(m.tokens > 0 ? m.full_calls / m.tokens : 0).toFixed(3).padStart(16)}${acc.padStart(12)}${String(m.eos).padStart(6)}${m.seconds.toFixed(2).padStart(10)}`,
+      `${mode.padEnd(10)}${String(m.tokens).padStart(8)}${m.ppl.toFixed(3).padStart(13)}` +
+        `${(m.ppl / r.ppl_under_base.standard).toFixed(4).padStart(13)}` +
+        `${(m.tokens > 0 ? m.full_calls / m.tokens : 0).toFixed(3).padStart(16)}${acc.padStart(12)}` +
+        `${String(m.eos).padStart(6)}${m.seconds.toFixed(2).padStart(10)}`,
     );
   }
   lines.push('', `held-out reference text, scored the same way: ppl ${r.ppl_reference.toFixed(3)}`);

@@ -55,7 +55,8 @@ export function register(program: Command): void {
     .option('--max-batches <n>', 'stop after N batches (default: the whole split)', intOption('--max-batches', 1))
     .option(
       '--mode-quality',
-      'generate from held-out prompts with standard, recycle and verified decoding and score the text under the base model',
+      'generate from held-out prompts with standard, recycle and verified decoding ' +
+        'and score the text under the base model',
     )
     .option('--prompts <n>', '--mode-quality: held-out prompts', intOption('--prompts', 1, 100_000), 50)
     .option(
@@ -140,7 +141,9 @@ export function register(program: Command): void {
         const f = (v: number | null, d: number): string => (v === null ? '-' : v.toFixed(d));
         process.stdout.write(
           `${dir} on ${o.data} (held-out, ${r.tokens} tokens, windows of ${seqLen}):\n` +
-            `  ppl next    ${f(r.ppl_next, 3)}\n  ppl recycle ${f(r.ppl_recycle, 3)}\n  agreement   ${f(r.agreement_top1, 4)}\n`,
+            `  ppl next    ${f(r.ppl_next, 3)}\n` +
+            `  ppl recycle ${f(r.ppl_recycle, 3)}\n` +
+            `  agreement   ${f(r.agreement_top1, 4)}\n`,
         );
       }
     });

@@ -16,7 +16,8 @@ export function register(program: Command): void {
       if (rows.length === 0) throw new Error(`${o.log}: the log has no rows`);
       writeFileAtomic(o.out, lossCurvesSvg(rows, o.title));
       process.stdout.write(
-        `wrote ${o.out} (${rows.filter((r) => r.type === 'train').length} train rows, ${rows.filter((r) => r.type === 'eval').length} eval rows)\n`,
+        `wrote ${o.out} (${rows.filter((r) => r.type === 'train').length} train rows, ` +
+          `${rows.filter((r) => r.type === 'eval').length} eval rows)\n`,
       );
     });
 }

@@ -35,14 +35,16 @@ class Progress {
     process.stderr.write(
       `${info.config.arch}, ${info.config.nLayers} layers + ${info.config.recycle?.numLayers ?? 0}-block module, ` +
         `${(info.totalParams / 1e6).toFixed(2)}M parameters (${(info.trainableParams / 1e6).toFixed(2)}M trained); ` +
-        `${info.trainTokens} training / ${info.valTokens} held-out tokens; batch ${o.batchSize}×${o.seqLen}×${o.gradAccum}; ` +
+        `${info.trainTokens} training / ${info.valTokens} held-out tokens; ` +
+        `batch ${o.batchSize}×${o.seqLen}×${o.gradAccum}; ` +
         `${info.backend} backend, ${info.threads} thread(s)\n`,
     );
     if (!this.tty) return;
     this.bar = new cliProgress.SingleBar(
       {
         format:
-          'train |{bar}| {value}/{total} | loss {loss} (lm {lm}, recycle {rec}) | val {val} | {tps} tok/s | ETA {eta_formatted}',
+          'train |{bar}| {value}/{total} | loss {loss} (lm {lm}, recycle {rec}) | ' +
+          'val {val} | {tps} tok/s | ETA {eta_formatted}',
         stream: process.stderr,
         hideCursor: true,
         etaBuffer: 50,
@@ -68,7 +70,8 @@ class Progress {
     this.bar?.update({ val: this.val });
     if (this.enabled && !this.bar) {
       process.stderr.write(
-        `step ${row.step}: val loss next ${fmt(row.val_loss_next)}, recycle ${fmt(row.val_loss_recycle)}, agreement ${fmt(row.agreement_top1)}\n`,
+        `step ${row.step}: val loss next ${fmt(row.val_loss_next)}, recycle ${fmt(row.val_loss_recycle)}, ` +
+          `agreement ${fmt(row.agreement_top1)}\n`,
       );
     }
   }
@@ -167,7 +170,8 @@ export function register(program: Command): void {
         if (json) printJson(result);
         else
           process.stdout.write(
-            `trained ${result.steps} steps → ${result.out}: val ppl next ${fmt(result.ppl_next, 2)}, recycle ${fmt(result.ppl_recycle, 2)}, agreement ${fmt(result.agreement_top1)}\n`,
+            `trained ${result.steps} steps → ${result.out}: val ppl next ${fmt(result.ppl_next, 2)}, ` +
+              `recycle ${fmt(result.ppl_recycle, 2)}, agreement ${fmt(result.agreement_top1)}\n`,
           );
       } finally {
         progress.stop();

@@ -35,7 +35,8 @@ export function resolveModelDir(model: string | undefined): string {
     const shipped = join(packageRoot(), 'models', model);
     if (existsSync(join(shipped, 'config.json'))) return shipped;
     throw new Error(
-      `--model ${model}: no such directory, and no shipped model of that name (shipped: ${shippedModelNames().join(', ') || 'none'})`,
+      `--model ${model}: no such directory, and no shipped model of that name ` +
+        `(shipped: ${shippedModelNames().join(', ') || 'none'})`,
     );
   }
   const dir = join(packageRoot(), 'models', DEFAULT_MODEL_NAME);

@@ -39,7 +39,8 @@ export function splitTail(doc: string, fraction = VAL_TAIL_FRACTION): [string, s
   let cut = Math.floor(doc.length * (1 - fraction));
   const nl = doc.indexOf('\n', cut);
   if (nl !== -1 && nl + 1 < doc.length && nl - cut < doc.length * fraction * 0.5) cut = nl + 1;
-  else if (cut > 0 && cut < doc.length && doc.charCodeAt(cut) >= 0xdc00 && doc.charCodeAt(cut) <= 0xdfff) cut--; // not inside a surrogate pair
+  // not inside a surrogate pair
+  else if (cut > 0 && cut < doc.length && doc.charCodeAt(cut) >= 0xdc00 && doc.charCodeAt(cut) <= 0xdfff) cut--;
   return [doc.slice(0, cut), doc.slice(cut)];
 }
 

@@ -168,7 +168,8 @@ export class BatchSampler {
     }
     if (state.tokens !== tokens.length) {
       throw new Error(
-        `BatchSampler.resume: state.tokens is ${state.tokens} but the token stream has ${tokens.length} tokens (different data?)`,
+        `BatchSampler.resume: state.tokens is ${state.tokens} ` +
+          `but the token stream has ${tokens.length} tokens (different data?)`,
       );
     }
     if (!Number.isInteger(state.step) || state.step < 0)

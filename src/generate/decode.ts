@@ -53,7 +53,8 @@ export function checkPrompt(
   }
   if (prompt.length >= maxLength) {
     throw new RangeError(
-      `the prompt has ${prompt.length} tokens but the context length is ${maxLength}: it must be shorter, to leave room for at least one new token`,
+      `the prompt has ${prompt.length} tokens but the context length is ${maxLength}: ` +
+        `it must be shorter, to leave room for at least one new token`,
     );
   }
 }
@@ -62,7 +63,8 @@ export function checkPrompt(
 export function checkMode(model: InferenceModel, mode: DecodeMode): void {
   if (mode !== 'standard' && !model.hasModule) {
     throw new Error(
-      `mode "${mode}" needs a recyclable module, and this model has none (its config.json has no "recycle" section); use mode "standard"`,
+      `mode "${mode}" needs a recyclable module, and this model has none ` +
+        `(its config.json has no "recycle" section); use mode "standard"`,
     );
   }
 }

@@ -180,7 +180,8 @@ export class Sampler {
       bv = -Infinity;
     for (let i = 0; i < V; i++) {
       const x = logits[i]!;
-      if (x - x !== 0) throw new Error(`sampler: the model produced a non-finite logit (${x}) for token ${i}`); // NaN, ±Infinity
+      // NaN, ±Infinity
+      if (x - x !== 0) throw new Error(`sampler: the model produced a non-finite logit (${x}) for token ${i}`);
       if (x > bv) {
         bv = x;
         best = i;

@@ -91,7 +91,8 @@ export class DecodeSession {
     if (!cache) throw new Error('decode: this mode needs a module cache');
     if (cache.length + nextIds.length !== this.caches.base.length) {
       throw new Error(
-        `decode: module cache (${cache.length} + ${nextIds.length}) out of step with the base cache (${this.caches.base.length})`,
+        `decode: module cache (${cache.length} + ${nextIds.length}) ` +
+          `out of step with the base cache (${this.caches.base.length})`,
       );
     }
     this.stats.module_calls++;

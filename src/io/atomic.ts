@@ -1,6 +1,6 @@
 /**
- * Crash-safe writes (ARCHITECTURE.md §7): data goes to a temporary file in the same folder, is flushed, then renamed over
- * the target, so a reader sees either the old file or the complete new one, never half of it.
+ * Crash-safe writes (ARCHITECTURE.md §7): data goes to a temporary file in the same folder, is flushed, then renamed
+ * over the target, so a reader sees either the old file or the complete new one, never half of it.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

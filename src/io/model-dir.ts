@@ -26,10 +26,7 @@ export function readConfig(file: string): ModelConfig {
 }
 
 /** Load config.json and the weights of a model directory. */
-export function loadModelDir(
-  dir: string,
-  opts: LoadWeightsOptions & { config?: ModelConfig } = {},
-): LoadedModel {
+export function loadModelDir(dir: string, opts: LoadWeightsOptions & { config?: ModelConfig } = {}): LoadedModel {
   const cfgPath = join(dir, 'config.json');
   if (!opts.config && !existsSync(cfgPath)) throw new Error(`${dir}: no config.json (is this a model directory?)`);
   const config = opts.config ?? readConfig(cfgPath);

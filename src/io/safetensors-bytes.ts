@@ -145,7 +145,8 @@ export function parseHeader(
     const want = count * DTYPE_BYTES[dtype];
     if (want !== end - begin) {
       throw new Error(
-        `${t}: shape ${describe(shape)} of ${dtype} needs ${want} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`,
+        `${t}: shape ${describe(shape)} of ${dtype} needs ${want} bytes ` +
+          `but data_offsets [${begin}, ${end}] hold ${end - begin}`,
       );
     }
     infos.set(name, { dtype, shape: shape as number[], begin: dataStart + begin, end: dataStart + end });
@@ -168,7 +169,8 @@ export function parseHeader(
   }
   if (next !== dataStart + dataSize) {
     throw new Error(
-      `${where}: ${dataStart + dataSize - next} trailing bytes after the last tensor (data section is ${dataSize} bytes)`,
+      `${where}: ${dataStart + dataSize - next} trailing bytes after the last tensor ` +
+        `(data section is ${dataSize} bytes)`,
     );
   }
   return { infos: new Map(sorted), metadata };
@@ -271,7 +273,8 @@ export function readTensorInto(
     !(f32 ? dst instanceof Float32Array : (info.dtype === 'F16' || info.dtype === 'BF16') && dst instanceof Uint16Array)
   ) {
     throw new Error(
-      `safetensors ${file}: tensor "${name}" is ${info.dtype}; it cannot be read as stored into ${dst.constructor.name}`,
+      `safetensors ${file}: tensor "${name}" is ${info.dtype}; ` +
+        `it cannot be read as stored into ${dst.constructor.name}`,
     );
   }
   const count = (info.end - info.begin) / DTYPE_BYTES[info.dtype];

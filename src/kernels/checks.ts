@@ -61,7 +61,8 @@ export function checkWeight(
   const { dtype, data } = w as { dtype: unknown; data: unknown };
   if (!dtypes.includes(dtype as WeightDtype)) {
     throw new TypeError(
-      `${op}: weight ${name} is ${typeof dtype === 'string' ? JSON.stringify(dtype) : describeValue(dtype)}; this backend reads ${dtypes.join(', ')}`,
+      `${op}: weight ${name} is ${typeof dtype === 'string' ? JSON.stringify(dtype) : describeValue(dtype)}; ` +
+        `this backend reads ${dtypes.join(', ')}`,
     );
   }
   const f32 = dtype === 'f32';

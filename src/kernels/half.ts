@@ -29,7 +29,8 @@ export function f32ToF16Bits(x: number): number {
   }
   let h = sign | (e << 10) | (mant >>> 13);
   const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1) === 1)) h++; // a carry into the exponent is the right rounding (to inf too)
+  // a carry into the exponent is the right rounding (to inf too)
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1) === 1)) h++;
   return h;
 }
 

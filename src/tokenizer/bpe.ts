@@ -52,7 +52,8 @@ export class ByteLevelBpe implements Tokenizer {
     for (const s of specials) {
       if (!Number.isInteger(s.id) || s.id < 0 || s.id >= ID_LIMIT)
         throw new Error(`${src}: special token "${s.content}" has invalid id ${s.id}`);
-      if (s.content === '') throw new Error(`${src}: special token ${s.id} has empty content`); // it would match everywhere
+      // empty content would match everywhere
+      if (s.content === '') throw new Error(`${src}: special token ${s.id} has empty content`);
       maxId = Math.max(maxId, s.id);
     }
     this.vocabSize = maxId + 1;

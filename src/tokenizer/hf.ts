@@ -63,7 +63,8 @@ export function checkTokenizerJson(json: unknown, file: string): Json {
       (t.id as number) >= MAX_ID
     ) {
       throw new Error(
-        `${file}: added_tokens[${i}] must have a string "content" and an integer "id" in [0, ${MAX_ID}), got ${show(t)}`,
+        `${file}: added_tokens[${i}] must have a string "content" and an integer "id" ` +
+          `in [0, ${MAX_ID}), got ${show(t)}`,
       );
     }
     // An empty added token matches everywhere: the library splits the text at every character around it.

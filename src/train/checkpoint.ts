@@ -240,7 +240,8 @@ export function readOptimizerState(dir: string, state: TrainStateJson, params: n
   if (!fs.existsSync(file)) throw new Error(`${file}: missing (the checkpoint is incomplete)`);
   if (state.optimizer.params !== params) {
     throw new Error(
-      `${path.join(dir, STATE_DIR, STATE_FILE)}: field "optimizer.params" is ${state.optimizer.params}, the model has ${params} trainable parameters`,
+      `${path.join(dir, STATE_DIR, STATE_FILE)}: field "optimizer.params" is ${state.optimizer.params}, ` +
+        `the model has ${params} trainable parameters`,
     );
   }
   const reader = new SafetensorsReader(file);

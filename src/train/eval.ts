@@ -62,7 +62,8 @@ export function evaluateParams(
   const maxBatches = opts.maxBatches ?? Number.POSITIVE_INFINITY;
   if (tokens.length < T + 2) {
     throw new Error(
-      `eval: the held-out split has ${tokens.length} tokens, fewer than one window of ${T} + 2; use a shorter --seq-len or more data`,
+      `eval: the held-out split has ${tokens.length} tokens, fewer than one window of ${T} + 2; ` +
+        `use a shorter --seq-len or more data`,
     );
   }
   const graph = new TrainGraph(config);

@@ -183,7 +183,8 @@ export function mergeResumeOptions(saved: TrainOptions, given: Partial<TrainOpti
     if (RESUME_OVERRIDABLE.includes(key)) (merged as unknown as Record<string, unknown>)[key] = value;
     else if (JSON.stringify(value) !== JSON.stringify(saved[key])) {
       throw new Error(
-        `--resume: option ${key} = ${JSON.stringify(value)} differs from the checkpoint's ${JSON.stringify(saved[key])} (${where}); ` +
+        `--resume: option ${key} = ${JSON.stringify(value)} ` +
+          `differs from the checkpoint's ${JSON.stringify(saved[key])} (${where}); ` +
           `only ${RESUME_OVERRIDABLE.join(', ')} may change when resuming`,
       );
     }

@@ -67,7 +67,8 @@ export function lossCurvesSvg(rows: readonly LogRow[], title = 'RecycleGPT train
   ].filter((s): s is Series => s.points.length > 0 && (s.kind !== 'raw' || window > 1)) as Series[];
   const all = series.flatMap((s) => s.points);
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" ` +
+      `font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${M.left}" y="22" font-size="15" font-weight="bold">${esc(title)}</text>`,
   ];
@@ -122,7 +123,8 @@ export function lossCurvesSvg(rows: readonly LogRow[], title = 'RecycleGPT train
     parts.push(
       s.kind === 'markers'
         ? `<circle cx="${x + 10}" cy="${y}" r="3.5" fill="${s.color}"/>`
-        : `<line x1="${x}" x2="${x + 20}" y1="${y}" y2="${y}" stroke="${s.color}" stroke-width="${s.kind === 'raw' ? 1 : 2}"/>`,
+        : `<line x1="${x}" x2="${x + 20}" y1="${y}" y2="${y}" ` +
+            `stroke="${s.color}" stroke-width="${s.kind === 'raw' ? 1 : 2}"/>`,
       `<text x="${x + 28}" y="${y + 4}">${esc(s.label)}</text>`,
     );
   });

@@ -168,7 +168,8 @@ function resume(given: GivenOptions, be: Backend): Session {
   if (train.length !== state.data.train_tokens || val.length !== state.data.val_tokens) {
     throw new Error(
       `--resume: data "${o.data}" now gives ${train.length} training / ${val.length} held-out tokens, ` +
-        `the checkpoint was trained on ${state.data.train_tokens} / ${state.data.val_tokens} (the data or tokenizer changed)`,
+        `the checkpoint was trained on ${state.data.train_tokens} / ${state.data.val_tokens} ` +
+        `(the data or tokenizer changed)`,
     );
   }
   const sampler = BatchSampler.resume(train, state.sampler);
@@ -176,7 +177,8 @@ function resume(given: GivenOptions, be: Backend): Session {
   const runtime = runtimeOf(be, o);
   if (runtime.backend !== state.runtime.backend || runtime.threads !== state.runtime.threads) {
     messages.push(
-      `note: the checkpoint was trained with the ${state.runtime.backend} backend on ${state.runtime.threads} thread(s), this run uses ` +
+      `note: the checkpoint was trained with the ${state.runtime.backend} backend ` +
+        `on ${state.runtime.threads} thread(s), this run uses ` +
         `${runtime.backend} on ${runtime.threads}: losses will not repeat an uninterrupted run bit for bit`,
     );
   }

@@ -111,7 +111,8 @@ export function assertClose(
     const diff = Math.abs(actual[i] - expected[i]);
     if (!(diff <= atol + rtol * Math.abs(expected[i]))) {
       assert.fail(
-        `${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (|diff| ${diff.toExponential(2)}, max|expected| ${maxAbs.toExponential(2)})`,
+        `${what}[${i}]: got ${actual[i]}, expected ${expected[i]} ` +
+          `(|diff| ${diff.toExponential(2)}, max|expected| ${maxAbs.toExponential(2)})`,
       );
     }
   }
