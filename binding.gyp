@@ -22,9 +22,9 @@
     },
     {
       'target_name': 'recyclegpt_native',
-      'sources': ['native/addon.cc', 'native/pool.cc'],
-      'include_dirs': ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      'defines': ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS'],
+      # the N-API glue (plain C API), the thread pool and the kernel helpers shared by every instruction set
+      'sources': ['native/addon.cc', 'native/pool.cc', 'native/kernels_common.cc'],
+      'defines': ['NAPI_VERSION=8'],
       'cflags!': ['-fno-exceptions'],
       'cflags_cc!': ['-fno-exceptions'],
       'xcode_settings': { 'GCC_ENABLE_CPP_EXCEPTIONS': 'YES' },
@@ -49,8 +49,11 @@
           'target_name': 'rg_avx512',
           'type': 'static_library',
           'sources': ['native/kernels_avx512.cc'],
-          'cflags': ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx2', '-mfma', '-mprefer-vector-width=512'],
-          'xcode_settings': { 'OTHER_CFLAGS': ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx2', '-mfma'] },
+          'cflags': ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx2', '-mfma',
+                     '-mprefer-vector-width=512'],
+          'xcode_settings': {
+            'OTHER_CFLAGS': ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx2', '-mfma'],
+          },
         },
       ],
     }],

@@ -1,16 +1,31 @@
-// N-API glue for the native kernels: picks the instruction set at load time (cpuid, overridable downwards with
-// RECYCLEGPT_SIMD or setSimd), owns the thread count and the RoPE angle table, and unwraps the typed arrays.
-// The addon is reachable from JS (`backend.addon`), so it checks its own arguments before touching memory (the
-// Args helper and the entry table kEntries below), whatever src/kernels/validate.ts has already checked.
-#include <napi.h>
+// N-API glue for the native kernels. The module exports createContext({threads, simd}) and availableSimd(); a
+// context is an object holding every kernel of RG_KERNELS (kernels.h) plus its controls, bound to its own state:
+// the instruction set, the thread count, RoPE's table cache and the bandwidth probe's buffer. Contexts share
+// nothing mutable, so two models in one process keep their own settings; they share the process's thread pool
+// (pool.cc), which runs each job on as many threads as the calling context asks for.
+//
+// There is no per-kernel code here: each kernel's wrapper is the generic KernelCall below, driven by the spec
+// string of its RG_KERNELS entry (parsed once at load) and a thunk generated from its C++ signature. The addon is
+// reachable from JS (`backend.addon`), so it checks its own arguments before touching memory, whatever
+// src/kernels/validate.ts has already checked: each dimension an integer in [0, kMaxDim], each array of the right
+// type and at least as long as the product (overflow-checked) of the dimensions its kernel reads or writes, then
+// ids and targets in range. Only then are the kernels called, so they index with products that cannot wrap, and
+// scratch they allocate is bounded by the caller's arrays (attentionDecode's scores, which are not, have their
+// own limit). Messages match src/kernels/checks.ts where the TS layer checks the same thing. The cost is a few
+// compares per argument: the decode path makes ~100 calls a token. The raw C API is used on this path (no
+// node-addon-api objects, no heap allocation per call).
 #include <math.h>
+#include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <chrono>
-#include <mutex>
+#include <exception>
+#include <new>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #if defined(__linux__)
@@ -18,17 +33,43 @@
 #endif
 
 #include "kernels.h"
-#include "pool.h"
 
 namespace {
 
 using rg::i64;
 using rg::KernelTable;
 
-const KernelTable* g_k = nullptr;
-int g_threads = 1;
+// ---- errors ---------------------------------------------------------------------------------------------------
+// Checks throw JsError (C++ exceptions on the error path only); the callbacks turn it into a pending JS error.
+struct JsError {
+  enum Kind { kType, kRange, kPlain } kind;
+  std::string msg;
+};
+[[noreturn]] void type_error(std::string m) { throw JsError{JsError::kType, std::move(m)}; }
+[[noreturn]] void range_error(std::string m) { throw JsError{JsError::kRange, std::move(m)}; }
+[[noreturn]] void plain_error(std::string m) { throw JsError{JsError::kPlain, std::move(m)}; }
 
-// ---- instruction-set selection --------------------------------------------------------------------------
+void throw_js(napi_env env, const char* op, const JsError& e) {
+  const std::string msg = op ? std::string(op) + ": " + e.msg : e.msg;
+  if (e.kind == JsError::kType) napi_throw_type_error(env, nullptr, msg.c_str());
+  else if (e.kind == JsError::kRange) napi_throw_range_error(env, nullptr, msg.c_str());
+  else napi_throw_error(env, nullptr, msg.c_str());
+}
+
+// Runs body; a JsError or a C++ exception (std::bad_alloc) becomes a JS error instead of terminating.
+template <class F>
+napi_value guarded(napi_env env, const char* op, F&& body) {
+  try {
+    return body();
+  } catch (const JsError& e) {
+    throw_js(env, op, e);
+  } catch (const std::exception& ex) {
+    throw_js(env, op, JsError{JsError::kPlain, ex.what()});
+  }
+  return nullptr;
+}
+
+// ---- instruction-set selection --------------------------------------------------------------------------------
 bool cpu_has_avx512() {
 #if defined(RG_X86) && (defined(__GNUC__) || defined(__clang__))
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
@@ -74,29 +115,14 @@ int default_threads() {
   return n == 0 ? 1 : (n > 256 ? 256 : static_cast<int>(n));
 }
 
-// ---- argument checks -------------------------------------------------------------------------------------------
-// Every entry point reads its arguments through Args, in the order of the Backend signature: each dimension an
-// integer in [0, kMaxDim], each array of the right type and at least as long as the product (overflow-checked)
-// of the dimensions its kernel reads or writes; then ids and targets in range. The argument count is checked
-// once, by Dispatch, from the entry table. Only then are the kernels called, so they index with products that
-// cannot wrap, and scratch they allocate is bounded by the caller's arrays (attentionDecode's scores, which are
-// not, have their own limit). Messages match src/kernels/checks.ts where the TS layer checks the same thing.
-// The cost is a few compares per argument: the decode path makes ~100 calls a token.
-
-// Largest dimension accepted (MAX_DIM in src/kernels/checks.ts): kernels index in int64, but thread, chunk and
-// tail counts pass through int, and no real tensor has an extent near it.
-constexpr i64 kMaxDim = 2147483647;
-
-// A dimension and its name (for messages); converts to its value.
-struct Dim {
-  i64 v;
-  const char* name;
-  operator i64() const { return v; }
-};
-
-const char* describe(const Napi::Value& v) {
-  if (v.IsTypedArray()) {
-    switch (v.As<Napi::TypedArray>().TypedArrayType()) {
+// ---- reading JS values ----------------------------------------------------------------------------------------
+const char* describe(napi_env env, napi_value v) {
+  bool is = false;
+  napi_is_typedarray(env, v, &is);
+  if (is) {
+    napi_typedarray_type t = napi_int8_array;
+    napi_get_typedarray_info(env, v, &t, nullptr, nullptr, nullptr, nullptr);
+    switch (t) {
       case napi_int8_array: return "Int8Array";
       case napi_uint8_array: return "Uint8Array";
       case napi_uint8_clamped_array: return "Uint8ClampedArray";
@@ -111,8 +137,11 @@ const char* describe(const Napi::Value& v) {
       default: return "object";
     }
   }
-  if (v.IsDataView()) return "DataView";
-  switch (v.Type()) {
+  napi_is_dataview(env, v, &is);
+  if (is) return "DataView";
+  napi_valuetype t = napi_object;
+  napi_typeof(env, v, &t);
+  switch (t) {
     case napi_undefined: return "undefined";
     case napi_null: return "null";
     case napi_boolean: return "boolean";
@@ -125,538 +154,618 @@ const char* describe(const Napi::Value& v) {
   }
 }
 
-// Π shape as uint64; false when it does not fit (a zero anywhere makes it 0, whatever the others).
-bool product(std::initializer_list<Dim> shape, uint64_t* out) {
+std::string js_string(napi_env env, napi_value v) {  // String(v), for messages
+  napi_value s;
+  size_t n = 0;
+  if (napi_coerce_to_string(env, v, &s) != napi_ok || napi_get_value_string_utf8(env, s, nullptr, 0, &n) != napi_ok)
+    return "?";
+  std::string out(n, '\0');
+  napi_get_value_string_utf8(env, s, &out[0], n + 1, &n);
+  return out;
+}
+
+bool is_nullish(napi_env env, napi_value v) {
+  napi_valuetype t = napi_object;
+  napi_typeof(env, v, &t);
+  return t == napi_null || t == napi_undefined;
+}
+
+// Largest dimension accepted (MAX_DIM in src/kernels/checks.ts): kernels index in int64, but thread, chunk and
+// tail counts pass through int, and no real tensor has an extent near it.
+constexpr i64 kMaxDim = 2147483647;
+
+i64 read_dim(napi_env env, napi_value v, const std::string& name, i64 max = kMaxDim) {
+  double d = 0;
+  if (napi_get_value_double(env, v, &d) == napi_ok && d >= 0 && d <= static_cast<double>(max) && d == floor(d))
+    return static_cast<i64>(d);
+  const std::string msg = name + " must be an integer in [0, " + std::to_string(max) + "], got ";
+  napi_valuetype t = napi_undefined;
+  napi_typeof(env, v, &t);
+  if (t != napi_number) type_error(msg + describe(env, v));
+  range_error(msg + js_string(env, v));
+}
+
+double read_num(napi_env env, napi_value v, const std::string& name) {
+  double d = 0;
+  if (napi_get_value_double(env, v, &d) != napi_ok) type_error(name + " must be a number, got " + describe(env, v));
+  return d;
+}
+
+bool read_flag(napi_env env, napi_value v) {  // truthiness, as JS `if (v)`
+  bool b = false;
+  if (napi_get_value_bool(env, v, &b) == napi_ok) return b;
+  napi_value c;
+  napi_coerce_to_bool(env, v, &c);
+  napi_get_value_bool(env, c, &b);
+  return b;
+}
+
+// Π of the values as uint64; false when it does not fit (a zero anywhere makes it 0, whatever the others).
+bool product(const i64* vals, size_t n, uint64_t* out) {
   uint64_t p = 1;
   bool over = false;
-  for (const Dim& d : shape) {
-    if (d.v == 0) {
+  for (size_t i = 0; i < n; ++i) {
+    if (vals[i] == 0) {
       *out = 0;
       return true;
     }
-    over |= __builtin_mul_overflow(p, static_cast<uint64_t>(d.v), &p);
+    over |= __builtin_mul_overflow(p, static_cast<uint64_t>(vals[i]), &p);
   }
   *out = p;
   return !over;
 }
 
-class Args {
- public:
-  Args(const Napi::CallbackInfo& info, const char* op) : info_(info), op_(op) {}
+// ---- per-context state ----------------------------------------------------------------------------------------
+struct Ctx;
 
-  [[noreturn]] void type_error(const std::string& msg) const {
-    throw Napi::TypeError::New(info_.Env(), std::string(op_) + ": " + msg);
-  }
-  [[noreturn]] void range_error(const std::string& msg) const {
-    throw Napi::RangeError::New(info_.Env(), std::string(op_) + ": " + msg);
-  }
-
-  Dim dim(size_t i, const char* name, i64 max = kMaxDim) const {
-    const Napi::Value v = info_[i];
-    if (v.IsNumber()) {
-      const double d = v.As<Napi::Number>().DoubleValue();
-      if (d >= 0 && d <= static_cast<double>(max) && d == floor(d)) return Dim{static_cast<i64>(d), name};
-    }
-    const std::string msg = std::string(name) + " must be an integer in [0, " + std::to_string(max) + "], got ";
-    if (!v.IsNumber()) type_error(msg + describe(v));
-    range_error(msg + v.ToString().Utf8Value());
-  }
-  double num(size_t i, const char* name) const {
-    const Napi::Value v = info_[i];
-    if (!v.IsNumber()) type_error(std::string(name) + " must be a number, got " + describe(v));
-    return v.As<Napi::Number>().DoubleValue();
-  }
-  bool flag(size_t i) const { return info_[i].ToBoolean().Value(); }
-
-  float* f32(size_t i, const char* name, std::initializer_list<Dim> shape) const {
-    return array<float>(i, name, napi_float32_array, "a Float32Array", shape);
-  }
-  const float* f32_or_null(size_t i, const char* name, std::initializer_list<Dim> shape) const {
-    if (info_[i].IsNull() || info_[i].IsUndefined()) return nullptr;
-    return array<float>(i, name, napi_float32_array, "a Float32Array or null", shape);
-  }
-  const int32_t* i32(size_t i, const char* name, std::initializer_list<Dim> shape) const {
-    return array<int32_t>(i, name, napi_int32_array, "an Int32Array", shape);
-  }
-
- private:
-  template <class E>
-  E* array(size_t i, const char* name, napi_typedarray_type type, const char* want,
-           std::initializer_list<Dim> shape) const {
-    const Napi::Value v = info_[i];
-    napi_typedarray_type got = napi_int8_array;
-    size_t len = 0;
-    void* data = nullptr;
-    if (!v.IsTypedArray() || napi_get_typedarray_info(info_.Env(), v, &got, &len, &data, nullptr, nullptr) != napi_ok ||
-        got != type)
-      type_error(std::string("argument ") + name + " must be " + want + ", got " + describe(v));
-    uint64_t need = 0;
-    const bool fits = product(shape, &need);
-    if (!fits || need > len) {
-      std::string dims;
-      for (const Dim& d : shape) dims += std::string(dims.empty() ? "" : ",") + d.name + "=" + std::to_string(d.v);
-      range_error(std::string(name) + " has " + std::to_string(len) + " elements but " + name + "[" + dims +
-                  "] needs " + (fits ? std::to_string(need) : "more than 18446744073709551615"));
-    }
-    return static_cast<E*>(data);  // may be null for an empty array: kernels never read it then
-  }
-
-  const Napi::CallbackInfo& info_;
-  const char* op_;
+// The data of one exported function: what it runs and for which context.
+struct Bound {
+  const void* what;  // a KernelDesc or a Control
+  Ctx* ctx;
 };
 
-Napi::Value Undef(const Napi::CallbackInfo& info) { return info.Env().Undefined(); }
-
-// ---- backend controls ----------------------------------------------------------------------------------------
-Napi::Value Simd(const Napi::CallbackInfo& info, const Args&) { return Napi::String::New(info.Env(), g_k->name); }
-
-Napi::Value AvailableSimd(const Napi::CallbackInfo& info, const Args&) {
-  std::vector<std::string> av = available();
-  Napi::Array arr = Napi::Array::New(info.Env(), av.size());
-  for (size_t i = 0; i < av.size(); ++i) arr.Set(static_cast<uint32_t>(i), Napi::String::New(info.Env(), av[i]));
-  return arr;
-}
-
-Napi::Value SetSimd(const Napi::CallbackInfo& info, const Args& a) {
-  if (!info[0].IsString()) a.type_error(std::string("name must be a string, got ") + describe(info[0]));
-  std::string name = info[0].As<Napi::String>().Utf8Value();
-  const KernelTable* t = table_for(name);
-  if (!t) throw Napi::Error::New(info.Env(), "setSimd: \"" + name + "\" is not available on this CPU");
-  g_k = t;
-  return Undef(info);
-}
-
-Napi::Value Threads(const Napi::CallbackInfo& info, const Args&) { return Napi::Number::New(info.Env(), g_threads); }
-
-Napi::Value SetThreads(const Napi::CallbackInfo& info, const Args& a) {
-  const double n = a.num(0, "n");
-  if (!(n >= 1 && n <= 256 && n == floor(n)))
-    a.range_error("n must be an integer 1..256, got " + info[0].ToString().Utf8Value());
-  g_threads = static_cast<int>(n);
-  return Undef(info);
-}
-
-// ---- matrix products -----------------------------------------------------------------------------------------
-// A call that writes nothing is not handed to its kernel (as in validate.ts's emptyWhen): with a zero dimension
-// the length checks no longer bound the others, and a kernel looping over them would spin for nothing.
-Napi::Value Gemm(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim M = a.dim(0, "M"), N = a.dim(1, "N"), K = a.dim(2, "K");
-  const float* x = a.f32(3, "a", {M, K});
-  const bool ta = a.flag(4);
-  const float* y = a.f32(5, "b", {K, N});
-  const bool tb = a.flag(6);
-  float* c = a.f32(7, "c", {M, N});
-  if (M == 0 || N == 0) return Undef(info);
-  g_k->gemm(g_threads, M, N, K, x, ta, y, tb, c, a.flag(8));
-  return Undef(info);
-}
-
-Napi::Value Linear(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim M = a.dim(0, "M"), N = a.dim(1, "N"), K = a.dim(2, "K");
-  const float* x = a.f32(3, "x", {M, K});
-  const float* w = a.f32(4, "w", {N, K});
-  const float* bias = a.f32_or_null(5, "bias", {N});
-  float* y = a.f32(6, "y", {M, N});
-  if (M == 0 || N == 0) return Undef(info);
-  g_k->linear(g_threads, M, N, K, x, w, bias, y);
-  return Undef(info);
-}
-
-Napi::Value BiasBackward(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim M = a.dim(0, "M"), N = a.dim(1, "N");
-  const float* dy = a.f32(2, "dy", {M, N});
-  g_k->bias_backward(g_threads, M, N, dy, a.f32(3, "db", {N}));
-  return Undef(info);
-}
-
-// ---- embedding -------------------------------------------------------------------------------------------------
-void check_ids(const Args& a, const int32_t* ids, i64 T, i64 V) {
-  for (i64 t = 0; t < T; ++t)
-    if (ids[t] < 0 || ids[t] >= V)
-      a.range_error("ids[" + std::to_string(t) + "] = " + std::to_string(ids[t]) + " is outside [0, V=" +
-                    std::to_string(V) + ")");
-}
-
-Napi::Value EmbeddingForward(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim T = a.dim(0, "T"), C = a.dim(1, "C"), V = a.dim(2, "V");
-  const int32_t* ids = a.i32(3, "ids", {T});
-  const float* table = a.f32(4, "table", {V, C});
-  float* out = a.f32(5, "out", {T, C});
-  check_ids(a, ids, T, V);
-  if (T == 0 || C == 0) return Undef(info);
-  g_k->embedding_forward(g_threads, T, C, ids, table, out);
-  return Undef(info);
-}
-
-Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim T = a.dim(0, "T"), C = a.dim(1, "C"), V = a.dim(2, "V");
-  const int32_t* ids = a.i32(3, "ids", {T});
-  const float* dout = a.f32(4, "dout", {T, C});
-  float* dtable = a.f32(5, "dtable", {V, C});
-  check_ids(a, ids, T, V);
-  if (T == 0 || C == 0) return Undef(info);
-  g_k->embedding_backward(g_threads, T, C, ids, dout, dtable);
-  return Undef(info);
-}
-
-// ---- norms -------------------------------------------------------------------------------------------------------
-// A norm over zero channels divides by C: refused when there are rows (checkChannels in checks.ts).
-void check_channels(const Args& a, i64 N, i64 C) {
-  if (N > 0 && C == 0) a.range_error("C must be at least 1 when N=" + std::to_string(N) + " > 0");
-}
-
-Napi::Value LayerNormForward(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim N = a.dim(0, "N"), C = a.dim(1, "C");
-  check_channels(a, N, C);
-  const float *x = a.f32(2, "x", {N, C}), *w = a.f32(3, "w", {C}), *b = a.f32(4, "b", {C});
-  const float eps = static_cast<float>(a.num(5, "eps"));
-  float *out = a.f32(6, "out", {N, C}), *mean = a.f32(7, "mean", {N}), *rstd = a.f32(8, "rstd", {N});
-  if (N == 0) return Undef(info);
-  g_k->layernorm_forward(g_threads, N, C, x, w, b, eps, out, mean, rstd);
-  return Undef(info);
-}
-
-Napi::Value LayerNormBackward(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim N = a.dim(0, "N"), C = a.dim(1, "C");
-  check_channels(a, N, C);
-  const float *dout = a.f32(2, "dout", {N, C}), *x = a.f32(3, "x", {N, C}), *w = a.f32(4, "w", {C});
-  const float *mean = a.f32(5, "mean", {N}), *rstd = a.f32(6, "rstd", {N});
-  float *dx = a.f32(7, "dx", {N, C}), *dw = a.f32(8, "dw", {C}), *db = a.f32(9, "db", {C});
-  if (C == 0) return Undef(info);
-  g_k->layernorm_backward(g_threads, N, C, dout, x, w, mean, rstd, dx, dw, db);
-  return Undef(info);
-}
-
-Napi::Value RmsNormForward(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim N = a.dim(0, "N"), C = a.dim(1, "C");
-  check_channels(a, N, C);
-  const float *x = a.f32(2, "x", {N, C}), *w = a.f32(3, "w", {C});
-  const float eps = static_cast<float>(a.num(4, "eps"));
-  float *out = a.f32(5, "out", {N, C}), *rstd = a.f32(6, "rstd", {N});
-  if (N == 0) return Undef(info);
-  g_k->rmsnorm_forward(g_threads, N, C, x, w, eps, out, rstd);
-  return Undef(info);
-}
-
-Napi::Value RmsNormBackward(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim N = a.dim(0, "N"), C = a.dim(1, "C");
-  check_channels(a, N, C);
-  const float *dout = a.f32(2, "dout", {N, C}), *x = a.f32(3, "x", {N, C}), *w = a.f32(4, "w", {C});
-  const float* rstd = a.f32(5, "rstd", {N});
-  float *dx = a.f32(6, "dx", {N, C}), *dw = a.f32(7, "dw", {C});
-  if (C == 0) return Undef(info);
-  g_k->rmsnorm_backward(g_threads, N, C, dout, x, w, rstd, dx, dw);
-  return Undef(info);
-}
-
-// ---- activations ---------------------------------------------------------------------------------------------------
-Napi::Value GeluForward(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim n = a.dim(0, "n");
-  const float* x = a.f32(1, "x", {n});
-  g_k->gelu_forward(g_threads, n, x, a.f32(2, "out", {n}));
-  return Undef(info);
-}
-
-Napi::Value GeluBackward(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim n = a.dim(0, "n");
-  const float *x = a.f32(1, "x", {n}), *dout = a.f32(2, "dout", {n});
-  g_k->gelu_backward(g_threads, n, x, dout, a.f32(3, "dx", {n}));
-  return Undef(info);
-}
-
-Napi::Value SwigluForward(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim n = a.dim(0, "n");
-  const float *gate = a.f32(1, "gate", {n}), *up = a.f32(2, "up", {n});
-  g_k->swiglu_forward(g_threads, n, gate, up, a.f32(3, "out", {n}));
-  return Undef(info);
-}
-
-Napi::Value SwigluBackward(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim n = a.dim(0, "n");
-  const float *gate = a.f32(1, "gate", {n}), *up = a.f32(2, "up", {n}), *dout = a.f32(3, "dout", {n});
-  float* dgate = a.f32(4, "dgate", {n});
-  g_k->swiglu_backward(g_threads, n, gate, up, dout, dgate, a.f32(5, "dup", {n}));
-  return Undef(info);
-}
-
-// ---- RoPE: cos/sin of pos·theta^(−2i/D) in float64, rounded to float32, cached per (theta, D) ------------------
-struct RopeTable {
-  double theta = 0;
-  i64 D = 0;
-  i64 rows = 0;  // positions 0..rows-1
-  std::vector<float> cosv, sinv;
+struct Ctx {
+  const KernelTable* k = nullptr;
+  int threads = 1;
+  rg::RopeCache rope{};
+  float* bw_buf = nullptr;  // the bandwidth probe's buffer, kept between calls of the same size
+  i64 bw_n = 0;
+  volatile double sink = 0;
+  int refs = 0;             // live functions bound to this context (freed with the last one)
+  std::vector<Bound> bound;
+  ~Ctx() {
+    rg::rope_cache_free(&rope);
+    free(bw_buf);
+  }
 };
-std::mutex g_rope_mu;
-RopeTable g_rope;
-constexpr i64 kRopeCacheMax = 1 << 20;       // positions cached; others are computed per call
-constexpr i64 kRopeCacheFloats = 1 << 26;    // and at most this many floats per table (256 MB)
 
-void rope_fill(double theta, i64 D, double pos, float* c, float* s) {
-  const i64 half = D / 2;
-  for (i64 i = 0; i < half; ++i) {
-    double angle = pos * pow(theta, static_cast<double>(-2 * i) / static_cast<double>(D));
-    c[i] = static_cast<float>(cos(angle));
-    s[i] = static_cast<float>(sin(angle));
+void release(napi_env, void* data, void*) {
+  Ctx* c = static_cast<Bound*>(data)->ctx;
+  if (--c->refs == 0) delete c;
+}
+
+// ---- kernel descriptions: parsed once from RG_KERNELS's spec strings -------------------------------------------
+// A C++ parameter's category, matched against the spec token that fills it.
+enum Cat : uint8_t { kCatI64, kCatNum, kCatBool, kCatF32Ptr, kCatI32Ptr, kCatRope, kCatOther };
+template <class T> struct CatOf { static constexpr Cat v = kCatOther; };
+template <> struct CatOf<i64> { static constexpr Cat v = kCatI64; };
+template <> struct CatOf<float> { static constexpr Cat v = kCatNum; };
+template <> struct CatOf<double> { static constexpr Cat v = kCatNum; };
+template <> struct CatOf<bool> { static constexpr Cat v = kCatBool; };
+template <> struct CatOf<float*> { static constexpr Cat v = kCatF32Ptr; };
+template <> struct CatOf<const float*> { static constexpr Cat v = kCatF32Ptr; };
+template <> struct CatOf<const int32_t*> { static constexpr Cat v = kCatI32Ptr; };
+template <> struct CatOf<rg::RopeCache*> { static constexpr Cat v = kCatRope; };
+
+// One converted argument, as the kernel's parameter of that position reads it.
+union Slot {
+  i64 i;
+  double d;
+  bool b;
+  void* p;
+};
+
+template <class T> struct Get;
+template <> struct Get<i64> { static i64 from(const Slot& s, Ctx*) { return s.i; } };
+template <> struct Get<float> { static float from(const Slot& s, Ctx*) { return static_cast<float>(s.d); } };
+template <> struct Get<double> { static double from(const Slot& s, Ctx*) { return s.d; } };
+template <> struct Get<bool> { static bool from(const Slot& s, Ctx*) { return s.b; } };
+template <> struct Get<float*> { static float* from(const Slot& s, Ctx*) { return static_cast<float*>(s.p); } };
+template <> struct Get<const float*> {
+  static const float* from(const Slot& s, Ctx*) { return static_cast<const float*>(s.p); }
+};
+template <> struct Get<const int32_t*> {
+  static const int32_t* from(const Slot& s, Ctx*) { return static_cast<const int32_t*>(s.p); }
+};
+template <> struct Get<rg::RopeCache*> { static rg::RopeCache* from(const Slot&, Ctx* c) { return &c->rope; } };
+
+template <class R, class... P, size_t... I>
+double invoke(R (*f)(int, P...), Ctx* c, const Slot* s, std::index_sequence<I...>) {
+  if constexpr (std::is_void<R>::value) {
+    f(c->threads, Get<P>::from(s[I], c)...);
+    return 0;
+  } else {
+    return static_cast<double>(f(c->threads, Get<P>::from(s[I], c)...));
   }
 }
 
-Napi::Value Rope(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim R = a.dim(0, "R"), H = a.dim(1, "H"), D = a.dim(2, "D");
-  if (D % 2 != 0) {
-    const std::string d = std::to_string(D.v);
-    a.range_error("D=" + d + " must be even: " + d + " is not a multiple of 2");
-  }
-  float* x = a.f32(3, "x", {R, H, D});
-  const int32_t* pos = a.i32(4, "pos", {R});
-  const double theta = a.num(5, "theta");
-  const bool inverse = a.flag(6);
-  const i64 half = D / 2;
-  if (R == 0 || H == 0 || D == 0) return Undef(info);
-  i64 maxPos = 0;
-  bool cacheable = true;
-  for (i64 r = 0; r < R; ++r) {
-    if (pos[r] < 0 || pos[r] >= kRopeCacheMax) cacheable = false;
-    else if (pos[r] > maxPos) maxPos = pos[r];
-  }
-  // The cached table is bounded too (x bounds half, not positions × half); beyond it, per-call rows.
-  if ((maxPos + 1) * half > kRopeCacheFloats) cacheable = false;
-  std::lock_guard<std::mutex> lk(g_rope_mu);
-  if (!cacheable) {  // unusual positions: a table with one row per call row (R·half ≤ the size of x)
-    std::vector<float> c(static_cast<size_t>(R * half)), s(static_cast<size_t>(R * half));
-    std::vector<int32_t> idx(static_cast<size_t>(R));
-    for (i64 r = 0; r < R; ++r) {
-      rope_fill(theta, D, pos[r], &c[r * half], &s[r * half]);
-      idx[r] = static_cast<int32_t>(r);
-    }
-    g_k->rope(g_threads, R, H, D, x, idx.data(), c.data(), s.data(), inverse);
-    return Undef(info);
-  }
-  RopeTable& t = g_rope;
-  if (t.theta != theta || t.D != D) {
-    t.theta = theta, t.D = D, t.rows = 0;
-    t.cosv.clear(), t.sinv.clear();
-  }
-  if (maxPos >= t.rows) {
-    i64 rows = maxPos + 1 > 2 * t.rows ? maxPos + 1 : 2 * t.rows;
-    if (rows > kRopeCacheMax) rows = kRopeCacheMax;
-    if (rows * half > kRopeCacheFloats) rows = maxPos + 1;
-    t.cosv.resize(static_cast<size_t>(rows * half));
-    t.sinv.resize(static_cast<size_t>(rows * half));
-    for (i64 p = t.rows; p < rows; ++p) rope_fill(theta, D, static_cast<double>(p), &t.cosv[p * half], &t.sinv[p * half]);
-    t.rows = rows;
-  }
-  g_k->rope(g_threads, R, H, D, x, pos, t.cosv.data(), t.sinv.data(), inverse);
-  return Undef(info);
+template <class R, class... P>
+double invoke_all(R (*f)(int, P...), Ctx* c, const Slot* s) {
+  return invoke(f, c, s, std::index_sequence_for<P...>{});
 }
 
-// ---- attention -------------------------------------------------------------------------------------------------------
-// G divides H (head h reads kv head h / (H/G)) and D ≥ 1 (scale 1/sqrt(D)): checkAttentionHeads in checks.ts.
-void check_heads(const Args& a, i64 H, i64 G, i64 D) {
-  if (G == 0 || H % G != 0)
-    a.range_error("H=" + std::to_string(H) + " must be a multiple of G=" + std::to_string(G) + ": " +
-                  std::to_string(H) + " is not a multiple of " + std::to_string(G));
-  if (D == 0) a.range_error("D must be at least 1");
+// The call of the kernel at member M of the context's table, with the converted arguments.
+template <auto M>
+double thunk(Ctx* c, const Slot* s) {
+  return invoke_all(c->k->*M, c, s);
 }
 
-Napi::Value AttentionForward(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim B = a.dim(0, "B"), T = a.dim(1, "T"), H = a.dim(2, "H"), G = a.dim(3, "G"), D = a.dim(4, "D");
-  check_heads(a, H, G, D);
-  const float *q = a.f32(5, "q", {B, T, H, D}), *k = a.f32(6, "k", {B, T, G, D}), *v = a.f32(7, "v", {B, T, G, D});
-  float *out = a.f32(8, "out", {B, T, H, D}), *probs = a.f32(9, "probs", {B, H, T, T});
-  if (B == 0 || T == 0 || H == 0) return Undef(info);
-  g_k->attention_forward(g_threads, B, T, H, G, D, q, k, v, out, probs);
-  return Undef(info);
+// The C++ signature of a table member: parameter categories after `int nth`, and whether it returns a number.
+struct Sig {
+  std::vector<Cat> cats;
+  bool returns;
+};
+template <class R, class... P>
+Sig sig_of(R (*KernelTable::*)(int, P...)) {
+  return Sig{{CatOf<P>::v...}, !std::is_void<R>::value};
 }
 
-Napi::Value AttentionBackward(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim B = a.dim(0, "B"), T = a.dim(1, "T"), H = a.dim(2, "H"), G = a.dim(3, "G"), D = a.dim(4, "D");
-  check_heads(a, H, G, D);
-  const float *q = a.f32(5, "q", {B, T, H, D}), *k = a.f32(6, "k", {B, T, G, D}), *v = a.f32(7, "v", {B, T, G, D});
-  const float *probs = a.f32(8, "probs", {B, H, T, T}), *dout = a.f32(9, "dout", {B, T, H, D});
-  float *dq = a.f32(10, "dq", {B, T, H, D}), *dk = a.f32(11, "dk", {B, T, G, D}), *dv = a.f32(12, "dv", {B, T, G, D});
-  if (B == 0 || T == 0 || H == 0) return Undef(info);
-  g_k->attention_backward(g_threads, B, T, H, G, D, q, k, v, probs, dout, dq, dk, dv);
-  return Undef(info);
-}
+constexpr int kMaxArgs = 16;   // JS arguments, C++ parameters and dimensions per kernel
+constexpr int kMaxShape = 6;   // dimensions per array
+
+enum Kind : uint8_t { kDim, kF32, kF32OrNull, kI32, kNum, kFlag, kRope };
+
+struct ArgSpec {
+  Kind kind;
+  std::string name;
+  int js = -1, param = -1, dim = -1;  // JS argument, C++ parameter, dimension slot (kDim)
+  int shape[kMaxShape] = {};
+  int nshape = 0;
+  const char* want = "";  // for messages: "a Float32Array", ...
+};
+
+struct DerivedDim {
+  int dim, a, b;  // dims[dim] = dims[a] + dims[b]
+};
+
+enum CheckKind : uint8_t { kChannels, kHeads, kEven, kIds, kTargets, kScores };
+struct CheckSpec {
+  CheckKind kind;
+  int a[3];  // dimension slots; for ids / targets, a[0] is the array's C++ parameter
+};
 
 // attention_decode keeps the scores of all query rows of its heads, M·H·(pos0+M) floats over all threads, which
 // the arrays do not bound (D = 1 and a long cache): refused above this, instead of aborting when malloc fails.
 // 2^32 floats (16 GiB) is 32 times a 32-head prefill of 8192 tokens.
 constexpr uint64_t kMaxDecodeScores = uint64_t{1} << 32;
 
-Napi::Value AttentionDecode(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim M = a.dim(0, "M"), H = a.dim(1, "H"), G = a.dim(2, "G"), D = a.dim(3, "D"), pos0 = a.dim(7, "pos0");
-  check_heads(a, H, G, D);
-  const Dim len{pos0 + M, "pos0+M"};  // < 2^32: no overflow
-  const float* q = a.f32(4, "q", {M, H, D});
-  const float *kc = a.f32(5, "kCache", {len, G, D}), *vc = a.f32(6, "vCache", {len, G, D});
-  float* out = a.f32(8, "out", {M, H, D});
-  if (M == 0 || H == 0) return Undef(info);
-  uint64_t scores = 0;
-  if (!product({M, H, len}, &scores) || scores > kMaxDecodeScores)
-    a.range_error("M*H*(pos0+M) = " + std::to_string(M.v) + "*" + std::to_string(H.v) + "*" + std::to_string(len.v) +
-                  " attention scores exceed the kernel's scratch limit of " + std::to_string(kMaxDecodeScores));
-  g_k->attention_decode(g_threads, M, H, G, D, q, kc, vc, pos0, out);
-  return Undef(info);
+struct KernelDesc {
+  const char* js;
+  double (*call)(Ctx*, const Slot*);
+  bool returns = false;
+  int njs = 0, ndims = 0;
+  std::vector<std::string> dim_names;  // for messages ("pos0+M" for a derived one)
+  std::vector<ArgSpec> dims, rest;     // dimensions (read first), then the other arguments in order
+  std::vector<DerivedDim> derived;
+  std::vector<CheckSpec> pre, post;  // after the dimensions; after the arrays
+  std::vector<int> skip;             // dimension slots: no call when one is 0
+};
+
+[[noreturn]] void spec_error(const char* js, const std::string& m) {
+  plain_error(std::string("RG_KERNELS entry ") + js + ": " + m);
 }
 
-// ---- loss ---------------------------------------------------------------------------------------------------------------
-void check_targets(const Args& a, const int32_t* tg, i64 N, i64 V) {
-  for (i64 n = 0; n < N; ++n)
-    if (tg[n] != -1 && (tg[n] < 0 || tg[n] >= V))
-      a.range_error("targets[" + std::to_string(n) + "] = " + std::to_string(tg[n]) + " is outside [0, V=" +
-                    std::to_string(V) + ") and is not -1 (ignore)");
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  for (size_t i = 0; i <= s.size(); ++i)
+    if (i == s.size() || s[i] == sep) {
+      if (i > b) out.push_back(s.substr(b, i - b));
+      b = i + 1;
+    }
+  return out;
 }
 
-Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim N = a.dim(0, "N"), V = a.dim(1, "V");
-  const float* logits = a.f32(2, "logits", {N, V});
-  const int32_t* tg = a.i32(3, "targets", {N});
-  float* losses = a.f32(4, "losses", {N});
-  check_targets(a, tg, N, V);
-  return Napi::Number::New(info.Env(), g_k->cross_entropy_forward(g_threads, N, V, logits, tg, losses));
-}
-
-Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim N = a.dim(0, "N"), V = a.dim(1, "V");
-  const float* logits = a.f32(2, "logits", {N, V});
-  const int32_t* tg = a.i32(3, "targets", {N});
-  const float scale = static_cast<float>(a.num(4, "scale"));
-  float* dlogits = a.f32(5, "dlogits", {N, V});
-  check_targets(a, tg, N, V);
-  g_k->cross_entropy_backward(g_threads, N, V, logits, tg, scale, dlogits);
-  return Undef(info);
-}
-
-// ---- optimizer and elementwise ------------------------------------------------------------------------------------------
-Napi::Value AdamW(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim n = a.dim(0, "n");
-  float *param = a.f32(1, "param", {n}), *m = a.f32(3, "m", {n}), *v = a.f32(4, "v", {n});
-  const float* grad = a.f32(2, "grad", {n});
-  const double lr = a.num(5, "lr"), b1 = a.num(6, "beta1"), b2 = a.num(7, "beta2"), eps = a.num(8, "eps");
-  const double wd = a.num(9, "weightDecay"), step = a.num(10, "step");
-  const double bc1 = 1.0 - pow(b1, step), bc2 = 1.0 - pow(b2, step);
-  g_k->adamw(g_threads, n, param, grad, m, v, static_cast<float>(lr), static_cast<float>(b1), static_cast<float>(b2),
-             static_cast<float>(eps), static_cast<float>(wd), static_cast<float>(bc1), static_cast<float>(bc2));
-  return Undef(info);
-}
-
-Napi::Value Add(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim n = a.dim(0, "n");
-  const float *x = a.f32(1, "a", {n}), *y = a.f32(2, "b", {n});
-  g_k->add(g_threads, n, x, y, a.f32(3, "out", {n}));
-  return Undef(info);
-}
-
-Napi::Value Axpy(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim n = a.dim(0, "n");
-  const float alpha = static_cast<float>(a.num(1, "alpha"));
-  const float* x = a.f32(2, "x", {n});
-  g_k->axpy(g_threads, n, alpha, x, a.f32(3, "y", {n}));
-  return Undef(info);
-}
-
-Napi::Value Scale(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim n = a.dim(0, "n");
-  float* x = a.f32(1, "x", {n});
-  g_k->scale(g_threads, n, x, static_cast<float>(a.num(2, "alpha")));
-  return Undef(info);
-}
-
-Napi::Value SumSquares(const Napi::CallbackInfo& info, const Args& a) {
-  const Dim n = a.dim(0, "n");
-  return Napi::Number::New(info.Env(), g_k->sum_squares(g_threads, n, a.f32(1, "x", {n})));
-}
-
-// ---- benchmark helper (not part of the Backend interface) ---------------------------------------------------------------
-volatile double g_sink = 0;
-
-// readBandwidth(bytes, threads, repeats) -> seconds of each streaming read of a `bytes` buffer. The buffer
-// is kept between calls of the same size (a benchmark interleaves calls), and freed by readBandwidth(0, 1, 0).
-float* g_bw_buf = nullptr;
-i64 g_bw_n = 0;
-
-Napi::Value ReadBandwidth(const Napi::CallbackInfo& info, const Args& a) {
-  // bounded so that a stray call cannot allocate without limit or loop for hours
-  const Dim bytes = a.dim(0, "bytes", i64{1} << 36), nth = a.dim(1, "threads", 256);
-  const Dim reps = a.dim(2, "repeats", 1 << 20);
-  if (nth < 1) a.range_error("threads must be 1..256");
-  const i64 n = bytes / 4;
-  if (n != g_bw_n) {
-    free(g_bw_buf);
-    g_bw_buf = nullptr, g_bw_n = 0;
-    if (n == 0) return Napi::Array::New(info.Env(), 0);
-    void* mem = nullptr;
-    if (posix_memalign(&mem, 4096, static_cast<size_t>(n) * 4) != 0) a.range_error("cannot allocate the buffer");
-    g_bw_buf = static_cast<float*>(mem), g_bw_n = n;
-    for (i64 i = 0; i < n; ++i) g_bw_buf[i] = static_cast<float>(i & 1023) * 1e-3f;  // touch every page
+// Parses a spec (kernels.h describes the tokens) against the kernel's signature; throws on a malformed entry,
+// which fails the module's load: a kernel list that does not match its signatures never runs.
+KernelDesc parse_spec(const char* js, const char* spec, const Sig& sig, double (*call)(Ctx*, const Slot*)) {
+  KernelDesc d;
+  d.js = js, d.call = call, d.returns = sig.returns;
+  const auto bad = [js](const std::string& m) { spec_error(js, m); };
+  std::vector<std::string> dim_refs;  // spec name of each dimension slot
+  std::vector<std::pair<int, std::vector<std::string>>> shapes;  // (index in rest, names)
+  std::vector<std::pair<CheckKind, std::vector<std::string>>> checks;
+  std::vector<std::pair<int, std::pair<std::string, std::string>>> derived;
+  std::vector<std::string> skip;
+  int param = 0;
+  auto next_param = [&](std::initializer_list<Cat> ok) {
+    if (param >= static_cast<int>(sig.cats.size())) bad("more arguments than the C++ signature has parameters");
+    for (Cat c : ok)
+      if (sig.cats[param] == c) return param++;
+    bad("argument " + std::to_string(param) + " does not match its C++ parameter type");
+    return -1;
+  };
+  for (const std::string& tok : split(spec, ' ')) {
+    const char c0 = tok[0];
+    if (c0 == '#') {
+      const size_t eq = tok.find('=');
+      if (eq != std::string::npos) {
+        const std::vector<std::string> ab = split(tok.substr(eq + 1), '+');
+        if (ab.size() != 2) bad("derived dimension " + tok + " is not a sum of two");
+        derived.push_back({static_cast<int>(dim_refs.size()), {ab[0], ab[1]}});
+        dim_refs.push_back(tok.substr(1, eq - 1));
+        d.dim_names.push_back(tok.substr(eq + 1));
+        continue;
+      }
+      ArgSpec a{kDim, tok.substr(1)};
+      a.js = d.njs++, a.param = next_param({kCatI64}), a.dim = static_cast<int>(dim_refs.size());
+      dim_refs.push_back(a.name);
+      d.dim_names.push_back(a.name);
+      d.dims.push_back(a);
+    } else if (c0 == '@' || c0 == '?') {
+      const size_t lb = tok.find('['), rb = tok.find(']');
+      if (lb == std::string::npos || rb != tok.size() - 1) bad("array " + tok + " has no [shape]");
+      ArgSpec a{kF32, tok.substr(1, lb - 1)};
+      a.js = d.njs++;
+      a.param = c0 == '?' ? next_param({kCatF32Ptr}) : next_param({kCatF32Ptr, kCatI32Ptr});
+      if (sig.cats[a.param] == kCatI32Ptr) a.kind = kI32, a.want = "an Int32Array";
+      else if (c0 == '?') a.kind = kF32OrNull, a.want = "a Float32Array or null";
+      else a.want = "a Float32Array";
+      shapes.push_back({static_cast<int>(d.rest.size()), split(tok.substr(lb + 1, rb - lb - 1), ',')});
+      d.rest.push_back(a);
+    } else if (c0 == '$') {
+      if (tok != "$rope") bad("unknown context argument " + tok);
+      ArgSpec a{kRope, tok.substr(1)};
+      a.param = next_param({kCatRope});
+      d.rest.push_back(a);
+    } else if (c0 == '!') {
+      const size_t lp = tok.find('('), rp = tok.find(')');
+      if (lp == std::string::npos || rp != tok.size() - 1) bad("check " + tok + " has no (arguments)");
+      const std::string name = tok.substr(1, lp - 1);
+      const std::vector<std::string> args = split(tok.substr(lp + 1, rp - lp - 1), ',');
+      CheckKind k;
+      size_t n;
+      if (name == "channels") k = kChannels, n = 2;
+      else if (name == "heads") k = kHeads, n = 3;
+      else if (name == "even") k = kEven, n = 1;
+      else if (name == "ids") k = kIds, n = 3;
+      else if (name == "targets") k = kTargets, n = 3;
+      else if (name == "scores") k = kScores, n = 3;
+      else bad("unknown check " + tok);
+      if (args.size() != n) bad("check " + tok + " takes " + std::to_string(n) + " arguments");
+      checks.push_back({k, args});
+    } else if (c0 == '~') {
+      skip = split(tok.substr(1), ',');
+    } else {
+      ArgSpec a{kNum, tok};
+      a.js = d.njs++, a.param = next_param({kCatNum, kCatBool});
+      if (sig.cats[a.param] == kCatBool) a.kind = kFlag;
+      d.rest.push_back(a);
+    }
   }
-  Napi::Array out = Napi::Array::New(info.Env(), static_cast<size_t>(reps));
+  if (param != static_cast<int>(sig.cats.size())) bad("fewer arguments than the C++ signature has parameters");
+  d.ndims = static_cast<int>(dim_refs.size());
+  if (d.njs > kMaxArgs || param > kMaxArgs || d.ndims > kMaxArgs) bad("too many arguments");
+  auto dim_of = [&](const std::string& n) {
+    for (size_t i = 0; i < dim_refs.size(); ++i)
+      if (dim_refs[i] == n) return static_cast<int>(i);
+    bad("unknown dimension " + n);
+    return -1;
+  };
+  for (auto& [i, names] : shapes) {
+    if (names.empty() || names.size() > kMaxShape) bad("array " + d.rest[i].name + ": bad shape");
+    for (const std::string& n : names) d.rest[i].shape[d.rest[i].nshape++] = dim_of(n);
+  }
+  for (auto& [slot, ab] : derived) d.derived.push_back({slot, dim_of(ab.first), dim_of(ab.second)});
+  for (auto& [k, args] : checks) {
+    CheckSpec c{k, {0, 0, 0}};
+    size_t first = 0;
+    if (k == kIds || k == kTargets) {
+      first = 1;
+      c.a[0] = -1;
+      for (const ArgSpec& a : d.rest)
+        if (a.name == args[0] && a.kind == kI32) c.a[0] = a.param;
+      if (c.a[0] < 0) bad("check " + args[0] + ": no Int32Array argument of that name");
+    }
+    for (size_t i = first; i < args.size(); ++i) c.a[i] = dim_of(args[i]);
+    (k == kIds || k == kTargets || k == kScores ? d.post : d.pre).push_back(c);
+  }
+  for (const std::string& n : skip) d.skip.push_back(dim_of(n));
+  return d;
+}
+
+const std::vector<KernelDesc>& kernel_descs() {
+  static const std::vector<KernelDesc> descs = [] {
+    std::vector<KernelDesc> v;
+#define RG_DESC(c, js, spec, Ret, Params) \
+  v.push_back(parse_spec(js, spec, sig_of(&KernelTable::c), &thunk<&KernelTable::c>));
+    RG_KERNELS(RG_DESC)
+#undef RG_DESC
+    return v;
+  }();
+  return descs;
+}
+
+// ---- the generic kernel wrapper -------------------------------------------------------------------------------
+void run_check(const KernelDesc& d, const CheckSpec& c, const i64* dims, const Slot* s) {
+  const std::vector<std::string>& nm = d.dim_names;
+  const auto str = [](i64 v) { return std::to_string(v); };
+  switch (c.kind) {
+    case kChannels:  // a norm over zero channels divides by C: refused when there are rows (checkChannels)
+      if (dims[c.a[0]] > 0 && dims[c.a[1]] == 0)
+        range_error(nm[c.a[1]] + " must be at least 1 when " + nm[c.a[0]] + "=" + str(dims[c.a[0]]) + " > 0");
+      return;
+    case kHeads: {  // G divides H (head h reads kv head h / (H/G)) and D ≥ 1 (scale 1/sqrt(D)): checkAttentionHeads
+      const i64 H = dims[c.a[0]], G = dims[c.a[1]];
+      if (G == 0 || H % G != 0)
+        range_error(nm[c.a[0]] + "=" + str(H) + " must be a multiple of " + nm[c.a[1]] + "=" + str(G) + ": " +
+                    str(H) + " is not a multiple of " + str(G));
+      if (dims[c.a[2]] == 0) range_error(nm[c.a[2]] + " must be at least 1");
+      return;
+    }
+    case kEven:
+      if (dims[c.a[0]] % 2 != 0) {
+        const std::string v = str(dims[c.a[0]]);
+        range_error(nm[c.a[0]] + "=" + v + " must be even: " + v + " is not a multiple of 2");
+      }
+      return;
+    case kIds: {
+      const int32_t* ids = static_cast<const int32_t*>(s[c.a[0]].p);
+      const i64 T = dims[c.a[1]], V = dims[c.a[2]];
+      for (i64 t = 0; t < T; ++t)
+        if (ids[t] < 0 || ids[t] >= V)
+          range_error("ids[" + str(t) + "] = " + str(ids[t]) + " is outside [0, " + nm[c.a[2]] + "=" + str(V) + ")");
+      return;
+    }
+    case kTargets: {
+      const int32_t* tg = static_cast<const int32_t*>(s[c.a[0]].p);
+      const i64 N = dims[c.a[1]], V = dims[c.a[2]];
+      for (i64 n = 0; n < N; ++n)
+        if (tg[n] != -1 && (tg[n] < 0 || tg[n] >= V))
+          range_error("targets[" + str(n) + "] = " + str(tg[n]) + " is outside [0, " + nm[c.a[2]] + "=" + str(V) +
+                      ") and is not -1 (ignore)");
+      return;
+    }
+    case kScores: {
+      const i64 v[3] = {dims[c.a[0]], dims[c.a[1]], dims[c.a[2]]};
+      uint64_t scores = 0;
+      if (!product(v, 3, &scores) || scores > kMaxDecodeScores)
+        range_error(nm[c.a[0]] + "*" + nm[c.a[1]] + "*(" + nm[c.a[2]] + ") = " + str(v[0]) + "*" + str(v[1]) + "*" +
+                    str(v[2]) + " attention scores exceed the kernel's scratch limit of " + str(kMaxDecodeScores));
+      return;
+    }
+  }
+}
+
+void* read_array(napi_env env, napi_value v, const KernelDesc& d, const ArgSpec& a, const i64* dims) {
+  napi_typedarray_type got = napi_int8_array;
+  size_t len = 0;
+  void* data = nullptr;
+  const napi_typedarray_type want = a.kind == kI32 ? napi_int32_array : napi_float32_array;
+  if (napi_get_typedarray_info(env, v, &got, &len, &data, nullptr, nullptr) != napi_ok || got != want) {
+    if (a.kind == kF32OrNull && is_nullish(env, v)) return nullptr;
+    type_error("argument " + a.name + " must be " + a.want + ", got " + describe(env, v));
+  }
+  i64 vals[kMaxShape];
+  for (int i = 0; i < a.nshape; ++i) vals[i] = dims[a.shape[i]];
+  uint64_t need = 0;
+  const bool fits = product(vals, a.nshape, &need);
+  if (!fits || need > len) {
+    std::string shape;
+    for (int i = 0; i < a.nshape; ++i)
+      shape += std::string(i ? "," : "") + d.dim_names[a.shape[i]] + "=" + std::to_string(vals[i]);
+    range_error(a.name + " has " + std::to_string(len) + " elements but " + a.name + "[" + shape + "] needs " +
+                (fits ? std::to_string(need) : "more than 18446744073709551615"));
+  }
+  return data;  // may be null for an empty array: kernels never read it then
+}
+
+napi_value KernelCall(napi_env env, napi_callback_info info) {
+  size_t argc = kMaxArgs;
+  napi_value argv[kMaxArgs];
+  void* data = nullptr;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, &data);
+  const Bound& b = *static_cast<const Bound*>(data);
+  const KernelDesc& d = *static_cast<const KernelDesc*>(b.what);
+  return guarded(env, d.js, [&]() -> napi_value {
+    if (argc < static_cast<size_t>(d.njs))
+      type_error("expected " + std::to_string(d.njs) + " arguments, got " + std::to_string(argc));
+    i64 dims[kMaxArgs];
+    Slot s[kMaxArgs];
+    for (const ArgSpec& a : d.dims) s[a.param].i = dims[a.dim] = read_dim(env, argv[a.js], a.name);
+    for (const DerivedDim& x : d.derived) dims[x.dim] = dims[x.a] + dims[x.b];  // < 2^32: no overflow
+    for (const CheckSpec& c : d.pre) run_check(d, c, dims, s);
+    for (const ArgSpec& a : d.rest) {
+      switch (a.kind) {
+        case kNum: s[a.param].d = read_num(env, argv[a.js], a.name); break;
+        case kFlag: s[a.param].b = read_flag(env, argv[a.js]); break;
+        case kRope: break;  // filled from the context by the thunk
+        default: s[a.param].p = read_array(env, argv[a.js], d, a, dims); break;
+      }
+    }
+    for (const CheckSpec& c : d.post) run_check(d, c, dims, s);
+    // A call that writes nothing is not handed to its kernel (as validate.ts's emptyWhen): with a zero dimension
+    // the length checks no longer bound the others, and a kernel looping over them would spin for nothing.
+    for (int i : d.skip)
+      if (dims[i] == 0) return nullptr;
+    const double r = d.call(b.ctx, s);
+    if (!d.returns) return nullptr;  // undefined
+    napi_value out;
+    napi_create_double(env, r, &out);
+    return out;
+  });
+}
+
+// ---- controls (not kernels) ---------------------------------------------------------------------------------------
+napi_value make_string_array(napi_env env, const std::vector<std::string>& v) {
+  napi_value arr;
+  napi_create_array_with_length(env, v.size(), &arr);
+  for (size_t i = 0; i < v.size(); ++i) {
+    napi_value s;
+    napi_create_string_utf8(env, v[i].c_str(), v[i].size(), &s);
+    napi_set_element(env, arr, static_cast<uint32_t>(i), s);
+  }
+  return arr;
+}
+
+napi_value make_number(napi_env env, double v) {
+  napi_value out;
+  napi_create_double(env, v, &out);
+  return out;
+}
+
+int read_threads(napi_env env, napi_value v, const char* name) {
+  const double n = read_num(env, v, name);
+  if (!(n >= 1 && n <= 256 && n == floor(n)))
+    range_error(std::string(name) + " must be an integer 1..256, got " + js_string(env, v));
+  return static_cast<int>(n);
+}
+
+const KernelTable* read_simd(napi_env env, napi_value v, const char* name) {
+  napi_valuetype t = napi_undefined;
+  napi_typeof(env, v, &t);
+  if (t != napi_string) type_error(std::string(name) + " must be a string, got " + describe(env, v));
+  const std::string s = js_string(env, v);
+  const KernelTable* k = table_for(s);
+  if (!k) plain_error("\"" + s + "\" is not available on this CPU (have: " + available().front() + ")");
+  return k;
+}
+
+struct Control {
+  const char* name;
+  size_t args;
+  napi_value (*fn)(napi_env env, Ctx* c, napi_value* argv);
+};
+
+// readBandwidth(bytes, threads, repeats) -> seconds of each streaming read of a `bytes` buffer (benchmarks). The
+// buffer is kept between calls of the same size (a benchmark interleaves calls), and freed by readBandwidth(0, 1, 0).
+napi_value ReadBandwidth(napi_env env, Ctx* c, napi_value* argv) {
+  // bounded so that a stray call cannot allocate without limit or loop for hours
+  const i64 bytes = read_dim(env, argv[0], "bytes", i64{1} << 36), nth = read_dim(env, argv[1], "threads", 256);
+  const i64 reps = read_dim(env, argv[2], "repeats", 1 << 20);
+  if (nth < 1) range_error("threads must be 1..256");
+  const i64 n = bytes / 4;
+  if (n != c->bw_n) {
+    free(c->bw_buf);
+    c->bw_buf = nullptr, c->bw_n = 0;
+    napi_value empty;
+    napi_create_array(env, &empty);
+    if (n == 0) return empty;
+    void* mem = nullptr;
+    if (posix_memalign(&mem, 4096, static_cast<size_t>(n) * 4) != 0) range_error("cannot allocate the buffer");
+    c->bw_buf = static_cast<float*>(mem), c->bw_n = n;
+    for (i64 i = 0; i < n; ++i) c->bw_buf[i] = static_cast<float>(i & 1023) * 1e-3f;  // touch every page
+  }
+  napi_value out;
+  napi_create_array_with_length(env, static_cast<size_t>(reps), &out);
   for (i64 r = 0; r < reps; ++r) {
     auto t0 = std::chrono::steady_clock::now();
-    g_sink = g_sink + g_k->read_sum(static_cast<int>(nth), n, g_bw_buf);
+    c->sink = c->sink + c->k->read_sum(static_cast<int>(nth), n, c->bw_buf);
     auto t1 = std::chrono::steady_clock::now();
-    out.Set(static_cast<uint32_t>(r), Napi::Number::New(info.Env(), std::chrono::duration<double>(t1 - t0).count()));
+    napi_set_element(env, out, static_cast<uint32_t>(r),
+                     make_number(env, std::chrono::duration<double>(t1 - t0).count()));
   }
   return out;
 }
 
-// ---- the entry table ----------------------------------------------------------------------------------------------
-// Each export: its name, its argument count (checked here, once) and its wrapper. Dispatch also turns a C++
-// exception other than a JS error (std::bad_alloc from a std::vector) into a JS error instead of terminating.
-struct Entry {
-  const char* name;
-  size_t args;
-  Napi::Value (*fn)(const Napi::CallbackInfo&, const Args&);
-};
-
-const Entry kEntries[] = {
-    {"simd", 0, Simd}, {"availableSimd", 0, AvailableSimd}, {"setSimd", 1, SetSimd},
-    {"threads", 0, Threads}, {"setThreads", 1, SetThreads},
-    {"gemm", 9, Gemm}, {"linear", 7, Linear}, {"biasBackward", 4, BiasBackward},
-    {"embeddingForward", 6, EmbeddingForward}, {"embeddingBackward", 6, EmbeddingBackward},
-    {"layerNormForward", 9, LayerNormForward}, {"layerNormBackward", 10, LayerNormBackward},
-    {"rmsNormForward", 7, RmsNormForward}, {"rmsNormBackward", 8, RmsNormBackward},
-    {"geluForward", 3, GeluForward}, {"geluBackward", 4, GeluBackward},
-    {"swigluForward", 4, SwigluForward}, {"swigluBackward", 6, SwigluBackward},
-    {"rope", 7, Rope},
-    {"attentionForward", 10, AttentionForward}, {"attentionBackward", 13, AttentionBackward},
-    {"attentionDecode", 9, AttentionDecode},
-    {"crossEntropyForward", 5, CrossEntropyForward}, {"crossEntropyBackward", 6, CrossEntropyBackward},
-    {"adamw", 11, AdamW}, {"add", 4, Add}, {"axpy", 4, Axpy}, {"scale", 3, Scale}, {"sumSquares", 2, SumSquares},
+const Control kControls[] = {
+    {"simd", 0,
+     [](napi_env env, Ctx* c, napi_value*) {
+       napi_value s;
+       napi_create_string_utf8(env, c->k->name, NAPI_AUTO_LENGTH, &s);
+       return s;
+     }},
+    {"availableSimd", 0, [](napi_env env, Ctx*, napi_value*) { return make_string_array(env, available()); }},
+    {"setSimd", 1,
+     [](napi_env env, Ctx* c, napi_value* argv) -> napi_value {
+       c->k = read_simd(env, argv[0], "name");
+       return nullptr;
+     }},
+    {"threads", 0, [](napi_env env, Ctx* c, napi_value*) { return make_number(env, c->threads); }},
+    {"setThreads", 1,
+     [](napi_env env, Ctx* c, napi_value* argv) -> napi_value {
+       c->threads = read_threads(env, argv[0], "n");
+       return nullptr;
+     }},
     {"readBandwidth", 3, ReadBandwidth},
 };
 
-Napi::Value Dispatch(const Napi::CallbackInfo& info) {
-  const Entry& e = *static_cast<const Entry*>(info.Data());
-  const Args a(info, e.name);
-  if (info.Length() < e.args)
-    a.type_error("expected " + std::to_string(e.args) + " arguments, got " + std::to_string(info.Length()));
-  try {
-    return e.fn(info, a);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& ex) {
-    throw Napi::Error::New(info.Env(), std::string(e.name) + ": " + ex.what());
+napi_value ControlCall(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  void* data = nullptr;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, &data);
+  const Bound& b = *static_cast<const Bound*>(data);
+  const Control& ctl = *static_cast<const Control*>(b.what);
+  return guarded(env, ctl.name, [&]() -> napi_value {
+    if (argc < ctl.args) type_error("expected " + std::to_string(ctl.args) + " arguments, got " + std::to_string(argc));
+    return ctl.fn(env, b.ctx, argv);
+  });
+}
+
+// ---- the module -------------------------------------------------------------------------------------------------
+void export_fn(napi_env env, napi_value obj, const char* name, napi_callback cb, Bound* data) {
+  napi_value fn;
+  if (napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, data, &fn) != napi_ok ||
+      napi_set_named_property(env, obj, name, fn) != napi_ok)
+    plain_error(std::string("cannot export ") + name);
+  if (data) {
+    ++data->ctx->refs;
+    if (napi_add_finalizer(env, fn, data, release, nullptr, nullptr) != napi_ok) plain_error("cannot add a finalizer");
   }
 }
 
-Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  // Best instruction set the CPU has; RECYCLEGPT_SIMD may ask for a lower one (tests use it).
-  std::vector<std::string> av = available();
-  g_k = table_for(av.front());
-  const char* want = getenv("RECYCLEGPT_SIMD");
-  if (want && *want) {
-    const KernelTable* t = table_for(want);
-    if (!t) throw Napi::Error::New(env, std::string("RECYCLEGPT_SIMD=") + want + " is not available on this CPU (have: " + av.front() + ")");
-    g_k = t;
-  }
-  g_threads = default_threads();
-  for (const Entry& e : kEntries)
-    exports.Set(e.name, Napi::Function::New(env, Dispatch, e.name, const_cast<Entry*>(&e)));
-  return exports;
+// createContext({threads?, simd?}): a fresh context (defaults: every core the process may use, the best SIMD path).
+napi_value CreateContext(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value opts;
+  napi_get_cb_info(env, info, &argc, &opts, nullptr, nullptr);
+  return guarded(env, "createContext", [&]() -> napi_value {
+    const KernelTable* k = table_for(available().front());
+    int threads = default_threads();
+    if (argc >= 1 && !is_nullish(env, opts)) {
+      napi_valuetype t = napi_undefined;
+      napi_typeof(env, opts, &t);
+      if (t != napi_object) type_error(std::string("options must be an object, got ") + describe(env, opts));
+      napi_value v;
+      if (napi_get_named_property(env, opts, "threads", &v) == napi_ok && !is_nullish(env, v))
+        threads = read_threads(env, v, "threads");
+      if (napi_get_named_property(env, opts, "simd", &v) == napi_ok && !is_nullish(env, v))
+        k = read_simd(env, v, "simd");
+    }
+    const std::vector<KernelDesc>& descs = kernel_descs();
+    Ctx* c = new Ctx();
+    c->k = k, c->threads = threads;
+    // Bound entries never move: the vector is sized once, before any function points into it.
+    c->bound.reserve(descs.size() + sizeof(kControls) / sizeof(kControls[0]));
+    napi_value obj;
+    napi_create_object(env, &obj);
+    try {
+      for (const KernelDesc& d : descs) {
+        c->bound.push_back(Bound{&d, c});
+        export_fn(env, obj, d.js, KernelCall, &c->bound.back());
+      }
+      for (const Control& ctl : kControls) {
+        c->bound.push_back(Bound{&ctl, c});
+        export_fn(env, obj, ctl.name, ControlCall, &c->bound.back());
+      }
+    } catch (...) {
+      if (c->refs == 0) delete c;  // else freed by the finalizers of the functions already made
+      throw;
+    }
+    return obj;
+  });
 }
+
+napi_value AvailableSimd(napi_env env, napi_callback_info) { return make_string_array(env, available()); }
 
 }  // namespace
 
-NODE_API_MODULE(recyclegpt_native, Init)
+NAPI_MODULE_INIT() {
+  return guarded(env, "recyclegpt_native", [&]() -> napi_value {
+    kernel_descs();  // a spec that does not match its kernel fails the load, with the entry's name
+    export_fn(env, exports, "createContext", CreateContext, nullptr);
+    export_fn(env, exports, "availableSimd", AvailableSimd, nullptr);
+    return exports;
+  });
+}

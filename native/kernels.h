@@ -1,7 +1,23 @@
-// The kernel table: one instance per instruction set (kernels_avx512.cc, kernels_avx2.cc, kernels_scalar.cc,
-// all generated from kernels_impl.h). addon.cc picks one at load time with cpuid. Arguments arrive validated by
-// addon.cc (types, each dimension in [0, 2^31-1], array lengths against overflow-checked products, ids, targets),
-// and calls that write nothing never arrive; `nth` is the thread count for this call.
+// The kernel list and the kernel table. RG_KERNELS is the one list of kernels: each entry names the C++ kernel
+// and the JS export (the names of KERNEL_NAMES in src/kernels/validate.ts), describes the JS arguments (a spec
+// string, read by native/addon.cc, which checks and converts arguments from it: no per-kernel glue code), and
+// gives the C++ signature after the leading `int nth` (thread count). The KernelTable's members and each
+// instruction set's table (kernels_impl.h) are generated from it, so a kernel is added with one line here and
+// one in KERNEL_NAMES, plus its code in kernels_impl.h.
+//
+// Spec tokens, space-separated, in JS argument order (the C++ parameters follow the same order):
+//   #M            a dimension: an integer in [0, 2^31-1]; C++ i64
+//   #len=pos0+M   a derived dimension (not an argument): the sum of two dimensions
+//   @x[M,K]       an array of at least M·K elements (overflow-checked): Float32Array for float* / const float*,
+//                 Int32Array for const int32_t*
+//   ?bias[N]      the same, or null / undefined (C++ nullptr)
+//   eps           a scalar: a number for float / double, any value (truthiness) for bool
+//   $rope         no argument: the calling context's RoPE table cache (RopeCache*)
+//   !check(a,b)   a check: channels(N,C), heads(H,G,D), even(D) run once the dimensions are read;
+//                 ids(ids,T,V), targets(targets,N,V), scores(M,H,len) once the arrays are
+//   ~M,N          nothing to do (no kernel call) when any of these dimensions is 0
+// Arguments arrive at the kernels validated (types, each dimension in [0, 2^31-1], array lengths against
+// overflow-checked products, ids, targets), and calls that write nothing never arrive.
 #pragma once
 #include <stdint.h>
 
@@ -9,60 +25,93 @@ namespace rg {
 
 typedef int64_t i64;
 
+// RoPE's cos/sin tables for one context (native/kernels_common.cc): pos·theta^(−2i/D) in float64, rounded to
+// float32, cached for positions 0..rows-1 of the last (theta, D); plus scratch rows for positions outside it.
+struct RopeCache {
+  double theta;
+  i64 D, rows;
+  float *cosv, *sinv;  // [rows, D/2]
+  float *tmpc, *tmps;  // [tmpcap] scratch for uncached positions
+  int32_t* tmpidx;     // [tmpcap / (D/2)] row indices into tmpc / tmps
+  i64 tmpcap, tmpidxcap;
+};
+
+// Points *cosTab / *sinTab at tables with one row per entry of *rows (rows[r] is pos[r] when cached, else r).
+// Single-threaded per cache (a context belongs to one JS thread). Aborts when memory runs out (as kernels do).
+void rope_tables(RopeCache* cache, double theta, i64 D, i64 R, const int32_t* pos, const float** cosTab,
+                 const float** sinTab, const int32_t** rows);
+void rope_cache_free(RopeCache* cache);
+
+// AdamW's bias corrections 1 − beta^step, computed in float64 once for every instruction set, rounded to float32.
+void adam_bias_correction(double beta1, double beta2, double step, float* bc1, float* bc2);
+
+// clang-format off
+#define RG_KERNELS(X)                                                                                              \
+  X(gemm, "gemm", "#M #N #K @a[M,K] transA @b[K,N] transB @c[M,N] accumulate ~M,N",                              \
+    void, (i64, i64, i64, const float*, bool, const float*, bool, float*, bool))                                   \
+  X(linear, "linear", "#M #N #K @x[M,K] @w[N,K] ?bias[N] @y[M,N] ~M,N",                                          \
+    void, (i64, i64, i64, const float*, const float*, const float*, float*))                                       \
+  X(bias_backward, "biasBackward", "#M #N @dy[M,N] @db[N]", void, (i64, i64, const float*, float*))               \
+  X(embedding_forward, "embeddingForward", "#T #C #V @ids[T] @table[V,C] @out[T,C] !ids(ids,T,V) ~T,C",          \
+    void, (i64, i64, i64, const int32_t*, const float*, float*))                                                   \
+  X(embedding_backward, "embeddingBackward", "#T #C #V @ids[T] @dout[T,C] @dtable[V,C] !ids(ids,T,V) ~T,C",      \
+    void, (i64, i64, i64, const int32_t*, const float*, float*))                                                   \
+  X(layernorm_forward, "layerNormForward",                                                                         \
+    "#N #C !channels(N,C) @x[N,C] @w[C] @b[C] eps @out[N,C] @mean[N] @rstd[N] ~N",                               \
+    void, (i64, i64, const float*, const float*, const float*, float, float*, float*, float*))                     \
+  X(layernorm_backward, "layerNormBackward",                                                                       \
+    "#N #C !channels(N,C) @dout[N,C] @x[N,C] @w[C] @mean[N] @rstd[N] @dx[N,C] @dw[C] @db[C] ~C",                 \
+    void, (i64, i64, const float*, const float*, const float*, const float*, const float*, float*, float*, float*)) \
+  X(rmsnorm_forward, "rmsNormForward", "#N #C !channels(N,C) @x[N,C] @w[C] eps @out[N,C] @rstd[N] ~N",           \
+    void, (i64, i64, const float*, const float*, float, float*, float*))                                           \
+  X(rmsnorm_backward, "rmsNormBackward",                                                                           \
+    "#N #C !channels(N,C) @dout[N,C] @x[N,C] @w[C] @rstd[N] @dx[N,C] @dw[C] ~C",                                 \
+    void, (i64, i64, const float*, const float*, const float*, const float*, float*, float*))                      \
+  X(gelu_forward, "geluForward", "#n @x[n] @out[n]", void, (i64, const float*, float*))                           \
+  X(gelu_backward, "geluBackward", "#n @x[n] @dout[n] @dx[n]", void, (i64, const float*, const float*, float*))   \
+  X(swiglu_forward, "swigluForward", "#n @gate[n] @up[n] @out[n]",                                               \
+    void, (i64, const float*, const float*, float*))                                                               \
+  X(swiglu_backward, "swigluBackward", "#n @gate[n] @up[n] @dout[n] @dgate[n] @dup[n]",                          \
+    void, (i64, const float*, const float*, const float*, float*, float*))                                         \
+  X(rope, "rope", "#R #H #D !even(D) @x[R,H,D] @pos[R] theta inverse $rope ~R,H,D",                              \
+    void, (i64, i64, i64, float*, const int32_t*, double, bool, RopeCache*))                                       \
+  X(attention_forward, "attentionForward",                                                                         \
+    "#B #T #H #G #D !heads(H,G,D) @q[B,T,H,D] @k[B,T,G,D] @v[B,T,G,D] @out[B,T,H,D] @probs[B,H,T,T] ~B,T,H",    \
+    void, (i64, i64, i64, i64, i64, const float*, const float*, const float*, float*, float*))                     \
+  X(attention_backward, "attentionBackward",                                                                       \
+    "#B #T #H #G #D !heads(H,G,D) @q[B,T,H,D] @k[B,T,G,D] @v[B,T,G,D] @probs[B,H,T,T] @dout[B,T,H,D] "          \
+    "@dq[B,T,H,D] @dk[B,T,G,D] @dv[B,T,G,D] ~B,T,H",                                                             \
+    void, (i64, i64, i64, i64, i64, const float*, const float*, const float*, const float*, const float*,          \
+           float*, float*, float*))                                                                                \
+  X(attention_decode, "attentionDecode",                                                                           \
+    "#M #H #G #D @q[M,H,D] @kCache[len,G,D] @vCache[len,G,D] #pos0 @out[M,H,D] #len=pos0+M !heads(H,G,D) "        \
+    "!scores(M,H,len) ~M,H",                                                                                       \
+    void, (i64, i64, i64, i64, const float*, const float*, const float*, i64, float*))                             \
+  X(cross_entropy_forward, "crossEntropyForward",                                                                  \
+    "#N #V @logits[N,V] @targets[N] @losses[N] !targets(targets,N,V)",                                           \
+    double, (i64, i64, const float*, const int32_t*, float*))                                                      \
+  X(cross_entropy_backward, "crossEntropyBackward",                                                                \
+    "#N #V @logits[N,V] @targets[N] scale @dlogits[N,V] !targets(targets,N,V)",                                  \
+    void, (i64, i64, const float*, const int32_t*, float, float*))                                                 \
+  X(adamw, "adamw", "#n @param[n] @grad[n] @m[n] @v[n] lr beta1 beta2 eps weightDecay step",                     \
+    void, (i64, float*, const float*, float*, float*, double, double, double, double, double, double))             \
+  X(add, "add", "#n @a[n] @b[n] @out[n]", void, (i64, const float*, const float*, float*))                        \
+  X(axpy, "axpy", "#n alpha @x[n] @y[n]", void, (i64, float, const float*, float*))                               \
+  X(scale, "scale", "#n @x[n] alpha", void, (i64, float*, float))                                                 \
+  X(sum_squares, "sumSquares", "#n @x[n]", double, (i64, const float*))
+// clang-format on
+
+// Appends the parameters of a parenthesized list after `int nth`: RG_WITH_NTH((a, b)) is (int nth, a, b).
+#define RG_WITH_NTH(...) (int nth, RG_UNPAREN __VA_ARGS__)
+#define RG_UNPAREN(...) __VA_ARGS__
+
 struct KernelTable {
   const char* name;
   int simd_width;  // floats per vector register
-
-  // C[M,N] (= or +=) op(A)·op(B)
-  void (*gemm)(int nth, i64 M, i64 N, i64 K, const float* a, bool transA, const float* b, bool transB, float* c,
-               bool accumulate);
-  // y[M,N] = x[M,K]·W[N,K]^T + bias (bias may be null)
-  void (*linear)(int nth, i64 M, i64 N, i64 K, const float* x, const float* w, const float* bias, float* y);
-  void (*bias_backward)(int nth, i64 M, i64 N, const float* dy, float* db);
-
-  void (*embedding_forward)(int nth, i64 T, i64 C, const int32_t* ids, const float* table, float* out);
-  void (*embedding_backward)(int nth, i64 T, i64 C, const int32_t* ids, const float* dout, float* dtable);
-
-  void (*layernorm_forward)(int nth, i64 N, i64 C, const float* x, const float* w, const float* b, float eps,
-                            float* out, float* mean, float* rstd);
-  void (*layernorm_backward)(int nth, i64 N, i64 C, const float* dout, const float* x, const float* w,
-                             const float* mean, const float* rstd, float* dx, float* dw, float* db);
-  void (*rmsnorm_forward)(int nth, i64 N, i64 C, const float* x, const float* w, float eps, float* out, float* rstd);
-  void (*rmsnorm_backward)(int nth, i64 N, i64 C, const float* dout, const float* x, const float* w,
-                           const float* rstd, float* dx, float* dw);
-
-  void (*gelu_forward)(int nth, i64 n, const float* x, float* out);
-  void (*gelu_backward)(int nth, i64 n, const float* x, const float* dout, float* dx);
-  void (*swiglu_forward)(int nth, i64 n, const float* gate, const float* up, float* out);
-  void (*swiglu_backward)(int nth, i64 n, const float* gate, const float* up, const float* dout, float* dgate,
-                          float* dup);
-
-  // x[R,H,D] rotated in place; cosTab/sinTab hold [maxPos+1, D/2] float32 values (built by addon.cc).
-  void (*rope)(int nth, i64 R, i64 H, i64 D, float* x, const int32_t* pos, const float* cosTab,
-               const float* sinTab, bool inverse);
-
-  void (*attention_forward)(int nth, i64 B, i64 T, i64 H, i64 G, i64 D, const float* q, const float* k,
-                            const float* v, float* out, float* probs);
-  void (*attention_backward)(int nth, i64 B, i64 T, i64 H, i64 G, i64 D, const float* q, const float* k,
-                             const float* v, const float* probs, const float* dout, float* dq, float* dk,
-                             float* dv);
-  void (*attention_decode)(int nth, i64 M, i64 H, i64 G, i64 D, const float* q, const float* kCache,
-                           const float* vCache, i64 pos0, float* out);
-
-  double (*cross_entropy_forward)(int nth, i64 N, i64 V, const float* logits, const int32_t* targets,
-                                  float* losses);
-  void (*cross_entropy_backward)(int nth, i64 N, i64 V, const float* logits, const int32_t* targets, float scale,
-                                 float* dlogits);
-
-  // bc1 = 1 − beta1^t, bc2 = 1 − beta2^t (computed in double by the caller)
-  void (*adamw)(int nth, i64 n, float* param, const float* grad, float* m, float* v, float lr, float beta1,
-                float beta2, float eps, float wd, float bc1, float bc2);
-  void (*add)(int nth, i64 n, const float* a, const float* b, float* out);
-  void (*axpy)(int nth, i64 n, float alpha, const float* x, float* y);
-  void (*scale)(int nth, i64 n, float* x, float alpha);
-  double (*sum_squares)(int nth, i64 n, const float* x);
-
-  // Streaming read of n floats (the bandwidth benchmark): returns their sum so the read is not elided.
+#define RG_MEMBER(c, js, spec, Ret, Params) Ret(*c) RG_WITH_NTH(Params);
+  RG_KERNELS(RG_MEMBER)
+#undef RG_MEMBER
+  // Streaming read of n floats (the bandwidth benchmark, not a kernel): returns their sum so the read stays.
   double (*read_sum)(int nth, i64 n, const float* x);
 };
 

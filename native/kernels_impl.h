@@ -554,14 +554,17 @@ static void bias_backward(int nth, i64 M, i64 N, const float* dy, float* db) {
 // ================================================================================================
 // Embedding
 // ================================================================================================
-static void embedding_forward(int nth, i64 T, i64 C, const int32_t* ids, const float* table, float* out) {
+// V (the table's rows) is unused: the glue has checked every id against it.
+static void embedding_forward(int nth, i64 T, i64 C, i64 /*V*/, const int32_t* ids, const float* table,
+                              float* out) {
   for_rows(nth, T, static_cast<double>(C), [&](i64 t0, i64 t1) {
     for (i64 t = t0; t < t1; ++t) memcpy(out + t * C, table + static_cast<i64>(ids[t]) * C, static_cast<size_t>(C) * 4);
   });
 }
 
 // Column ranges: repeated ids accumulate in t order within one chunk.
-static void embedding_backward(int nth, i64 T, i64 C, const int32_t* ids, const float* dout, float* dtable) {
+static void embedding_backward(int nth, i64 T, i64 C, i64 /*V*/, const int32_t* ids, const float* dout,
+                               float* dtable) {
   for_cols(nth, C, T, [&](i64 c0, i64 c1) {
     for (i64 t = 0; t < T; ++t) {
       float* d = dtable + static_cast<i64>(ids[t]) * C;
@@ -784,16 +787,20 @@ static void swiglu_backward(int nth, i64 n, const float* gate, const float* up, 
 }
 
 // ================================================================================================
-// RoPE (rotate-half): x[r, h, i], x[r, h, i + D/2] rotated by the table angle of (pos[r], i).
+// RoPE (rotate-half): x[r, h, i], x[r, h, i + D/2] rotated by the angle of (pos[r], i), from the context's
+// tables (rg::rope_tables, shared by all instruction sets so that the angles are the same bits).
 // ================================================================================================
-static void rope(int nth, i64 R, i64 H, i64 D, float* x, const int32_t* pos, const float* cosTab,
-                 const float* sinTab, bool inverse) {
+static void rope(int nth, i64 R, i64 H, i64 D, float* x, const int32_t* pos, double theta, bool inverse,
+                 rg::RopeCache* cache) {
+  const float *cosTab, *sinTab;
+  const int32_t* rows;
+  rg::rope_tables(cache, theta, D, R, pos, &cosTab, &sinTab, &rows);
   const i64 half = D / 2;
   const V sgn = vset1(inverse ? -1.0f : 1.0f);
   for_rows(nth, R, 6.0 * H * D, [&](i64 r0, i64 r1) {
     for (i64 r = r0; r < r1; ++r) {
-      const float* ct = cosTab + static_cast<i64>(pos[r]) * half;
-      const float* st = sinTab + static_cast<i64>(pos[r]) * half;
+      const float* ct = cosTab + static_cast<i64>(rows[r]) * half;
+      const float* st = sinTab + static_cast<i64>(rows[r]) * half;
       for (i64 h = 0; h < H; ++h) {
         float* o = x + (r * H + h) * D;
         for (i64 i = 0; i < half; i += W) {
@@ -1006,7 +1013,8 @@ static void attention_decode(int nth, i64 M, i64 H, i64 G, i64 D, const float* q
       const float sum = softmax_exp(s + r * len, n);
       scale_row(s + r * len, n, 1.0f / sum);
     }
-    for (i64 h = h0; h < h0 + nh; ++h) attention_values(M, H, h, D, pos0, len, stride, vCache + (h / hpk) * D, s + (h - h0) * M * len, out);
+    for (i64 h = h0; h < h0 + nh; ++h)
+      attention_values(M, H, h, D, pos0, len, stride, vCache + (h / hpk) * D, s + (h - h0) * M * len, out);
   };
   // Memory-bound when M is small: count the bytes of K and V read as work too, so long caches use every thread.
   run_chunks(nth, chunks, 4.0 * M * H * len * D + 8.0 * len * stride, job);
@@ -1093,8 +1101,13 @@ static void cross_entropy_backward(int nth, i64 N, i64 V_, const float* logits, 
 // ================================================================================================
 // Optimizer and elementwise
 // ================================================================================================
-static void adamw(int nth, i64 n, float* param, const float* grad, float* m, float* v, float lr, float beta1,
-                  float beta2, float eps, float wd, float bc1, float bc2) {
+// Scalars arrive as float64 (the bias corrections need beta and step at full precision), used as float32.
+static void adamw(int nth, i64 n, float* param, const float* grad, float* m, float* v, double lr_, double beta1_,
+                  double beta2_, double eps_, double wd_, double step) {
+  float bc1, bc2;
+  rg::adam_bias_correction(beta1_, beta2_, step, &bc1, &bc2);
+  const float lr = static_cast<float>(lr_), beta1 = static_cast<float>(beta1_), beta2 = static_cast<float>(beta2_);
+  const float eps = static_cast<float>(eps_), wd = static_cast<float>(wd_);
   for_elems(nth, n, [&](i64 i0, i64 i1) {
     const V b1 = vset1(beta1), b2 = vset1(beta2), c1 = vset1(1.0f - beta1), c2 = vset1(1.0f - beta2);
     const V bc1v = vset1(bc1), bc2v = vset1(bc2), lrv = vset1(lr), epsv = vset1(eps), wdv = vset1(wd);
@@ -1180,15 +1193,7 @@ static double read_sum(int nth, i64 n, const float* x) {
   return s;
 }
 
-static const rg::KernelTable kTable = {
-    RG_ISA_NAME, W,
-    gemm, linear, bias_backward,
-    embedding_forward, embedding_backward,
-    layernorm_forward, layernorm_backward, rmsnorm_forward, rmsnorm_backward,
-    gelu_forward, gelu_backward, swiglu_forward, swiglu_backward,
-    rope,
-    attention_forward, attention_backward, attention_decode,
-    cross_entropy_forward, cross_entropy_backward,
-    adamw, add, axpy, scale, sum_squares,
-    read_sum,
-};
+// The table, in the order of RG_KERNELS (kernels.h), which declares the members.
+#define RG_ENTRY(c, js, spec, Ret, Params) c,
+static const rg::KernelTable kTable = {RG_ISA_NAME, W, RG_KERNELS(RG_ENTRY) read_sum};
+#undef RG_ENTRY

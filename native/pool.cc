@@ -123,7 +123,8 @@ class Pool {
       int tid;
       while (claim(seen, &tid)) {
         fn_(ctx_, tid, nth);  // fn_/ctx_ stay valid: the caller waits for this tid before the next job
-        if (done_.fetch_add(1, std::memory_order_seq_cst) + 1 == nth && caller_sleeping_.load(std::memory_order_seq_cst)) {
+        if (done_.fetch_add(1, std::memory_order_seq_cst) + 1 == nth &&
+            caller_sleeping_.load(std::memory_order_seq_cst)) {
           std::lock_guard<std::mutex> lk(mu_);
           cv_done_.notify_one();
         }

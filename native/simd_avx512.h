@@ -64,7 +64,8 @@ static inline double vd_hsum(VD2 a) {
 static inline V vexp(V x) {
   x = _mm512_min_ps(x, _mm512_set1_ps(88.7228f));
   x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-  V n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  V n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   V r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
   V p = _mm512_set1_ps(1.9875691500e-4f);
@@ -111,7 +112,8 @@ constexpr bool HAVE_COMBINE = true;
 typedef __m512i VIdx;
 static inline int misalign(const float* p) { return static_cast<int>((reinterpret_cast<uintptr_t>(p) & 63) >> 2); }
 static inline VIdx combine_index(int s) {
-  return _mm512_add_epi32(_mm512_set1_epi32(s), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  return _mm512_add_epi32(_mm512_set1_epi32(s),
+                          _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
 }
 // lanes s..W-1 of lo, then lanes 0..s-1 of hi
 static inline V vcombine(V lo, V hi, VIdx idx) { return _mm512_permutex2var_ps(lo, idx, hi); }

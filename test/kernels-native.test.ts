@@ -559,8 +559,11 @@ test(
     const paths = be.availableSimd();
     assert.ok(paths.includes('scalar'));
     assert.equal(be.simd, paths[0], 'the best path is the default');
-    const nativeTs = fileURLToPath(new URL('../src/kernels/native.ts', import.meta.url));
-    const script = `import { tryLoadNativeBackend } from ${JSON.stringify(nativeTs)}; const r = tryLoadNativeBackend(); console.log(JSON.stringify({ simd: r.backend?.simd, error: r.error }));`;
+    // RECYCLEGPT_SIMD is read by the process default (getBackend) only; createBackend takes { simd }.
+    const indexTs = fileURLToPath(new URL('../src/kernels/index.ts', import.meta.url));
+    const script =
+      `import { getBackend } from ${JSON.stringify(indexTs)};` +
+      'const b = getBackend(); console.log(JSON.stringify({ simd: b.simd }));';
     for (const want of [paths[paths.length - 2] ?? 'scalar', 'scalar']) {
       const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
         env: { ...process.env, RECYCLEGPT_SIMD: want },

@@ -1,19 +1,11 @@
 /** Where the shipped default model lives: <package root>/models/<DEFAULT_MODEL_NAME>. */
 import { existsSync, readdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../node/package-root.js';
+
+export { packageRoot }; // one definition (src/node/package-root.ts); re-exported for existing importers
 
 export const DEFAULT_MODEL_NAME = 'recycle-small';
-
-/** The package root: the nearest folder above this file holding package.json (works from src/ and dist/). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    dir = resolve(dir, '..');
-  }
-  throw new Error('cannot find the recyclegpt package root');
-}
 
 /** The models shipped in <package root>/models (each a folder with a config.json). */
 export function shippedModelNames(): string[] {

@@ -1,17 +1,27 @@
 /**
  * The "native" backend: the C++ addon (native/, built by `npm install` into build/Release) behind the Backend
  * interface. Every call is validated here first with the same checks and messages as the ref backend, then
- * handed to the addon, which picks AVX-512, AVX2+FMA or scalar kernels at load time (RECYCLEGPT_SIMD can force a
- * lower path) and runs them on its own thread pool.
+ * handed to the addon. Each backend owns a native context: its own instruction set (AVX-512, AVX2+FMA or scalar,
+ * the best the CPU has unless asked for a lower one), thread count and RoPE tables, so several models in one
+ * process keep their own settings. Contexts share the addon's thread pool; calls are synchronous, so they never
+ * overlap on one JS thread.
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { heapAllocator, type Backend, type F32, type WeightArg } from './backend.js';
 import { KERNEL_NAMES, withArgChecks, type KernelName } from './validate.js';
+import { packageRoot } from '../node/package-root.js';
 
 export type SimdPath = 'avx512' | 'avx2' | 'scalar';
+
+/** Settings of one native context (and backend). */
+export interface NativeContextOptions {
+  /** Threads for parallel kernels, 1..256 (default: every core this process may use). */
+  threads?: number;
+  /** Instruction set (default: the best this CPU has); one the CPU lacks is an error. */
+  simd?: SimdPath;
+}
 
 /** The addon's raw kernels: the Backend's signatures, with weights as float32 storage. */
 type AddonKernels = Omit<Pick<Backend, KernelName>, 'linear' | 'embeddingForward'> & {
@@ -19,7 +29,7 @@ type AddonKernels = Omit<Pick<Backend, KernelName>, 'linear' | 'embeddingForward
   embeddingForward(T: number, C: number, V: number, ids: Int32Array, table: F32, out: F32): void;
 };
 
-/** The addon's exports (native/addon.cc): every kernel, plus controls. */
+/** A native context (native/addon.cc): every kernel, bound to this context's settings, plus its controls. */
 export interface NativeAddon extends AddonKernels {
   simd(): SimdPath;
   availableSimd(): SimdPath[];
@@ -33,6 +43,14 @@ export interface NativeAddon extends AddonKernels {
   readBandwidth(bytes: number, threads: number, repeats: number): number[];
 }
 
+/** The addon module's exports. */
+export interface NativeModule {
+  /** A fresh context: nothing it sets is seen by another. */
+  createContext(opts?: NativeContextOptions): NativeAddon;
+  /** Paths this CPU supports, best first. */
+  availableSimd(): SimdPath[];
+}
+
 /** The native backend plus the instruction-set controls (beyond the Backend interface). */
 export interface NativeBackend extends Backend {
   readonly name: 'native';
@@ -40,43 +58,50 @@ export interface NativeBackend extends Backend {
   readonly simd: SimdPath;
   /** Paths this CPU supports, best first. */
   availableSimd(): SimdPath[];
-  /** Switch to another supported path (tests compare all of them). */
+  /** Switch this backend to another supported path (tests compare all of them). */
   setSimd(path: SimdPath): void;
-  /** The raw addon (benchmarks use its readBandwidth). */
+  /** This backend's raw context (benchmarks use its readBandwidth). */
   readonly addon: NativeAddon;
 }
 
 // ---- loading ------------------------------------------------------------------------------------------------------
-/** The package root: the nearest folder above this file with binding.gyp (src/kernels/ under tsx, dist/kernels/ compiled). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'binding.gyp')) && existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`no package root (binding.gyp) above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
+let addonFile: string | undefined;
+const loaded = new Map<string, NativeModule>();
+
+/**
+ * Where the addon is loaded from (default: <package root>/build/Release/recyclegpt_native.node). Tests point it at a
+ * missing file to see the fallback; `undefined` restores the default.
+ */
+export function setNativeAddonFile(file: string | undefined): void {
+  addonFile = file;
 }
 
-let cachedAddon: NativeAddon | null = null;
-
-/** Loads build/Release/recyclegpt_native.node; throws with the reason when it is missing or fails to load. */
-export function loadNativeAddon(): NativeAddon {
-  if (cachedAddon) return cachedAddon;
-  const file = join(packageRoot(), 'build', 'Release', 'recyclegpt_native.node');
+/** Loads the addon module (once per file); throws with the reason when it is missing or fails to load. */
+export function loadNativeModule(): NativeModule {
+  const file = addonFile ?? join(packageRoot(), 'build', 'Release', 'recyclegpt_native.node');
+  const cached = loaded.get(file);
+  if (cached) return cached;
   if (!existsSync(file)) throw new Error(`${file} is not built (run "npm run build:native")`);
-  const require = createRequire(import.meta.url);
-  cachedAddon = require(file) as NativeAddon;
-  return cachedAddon;
+  const mod = createRequire(import.meta.url)(file) as NativeModule;
+  loaded.set(file, mod);
+  return mod;
+}
+
+/** A fresh raw native context (unchecked by the TS layer; the addon checks its own arguments). */
+export function loadNativeAddon(opts: NativeContextOptions = {}): NativeAddon {
+  return loadNativeModule().createContext(opts);
 }
 
 function f32Storage(w: WeightArg): F32 {
   return w instanceof Float32Array ? w : (w.data as F32);
 }
 
-export function createNativeBackend(addon: NativeAddon = loadNativeAddon()): NativeBackend {
-  const lib = addon;
-  // The addon's kernels take the Backend's arguments as they are (they use no `this`), except weight handles,
+/** A fresh native backend with its own context; throws when the addon does not load or `opts` is refused. */
+export function createNativeBackend(opts: NativeContextOptions = {}): NativeBackend {
+  const lib = loadNativeAddon(opts);
+  for (const k of KERNEL_NAMES)
+    if (typeof lib[k] !== 'function') throw new Error(`the native addon has no kernel "${k}" (rebuild it)`);
+  // The context's kernels take the Backend's arguments as they are (they use no `this`), except weight handles,
   // which are unwrapped to their float32 storage (the only dtype the addon reads so far; checked before the call).
   const kernels = Object.fromEntries(KERNEL_NAMES.map((k) => [k, lib[k]])) as Pick<Backend, KernelName>;
   kernels.linear = (M, N, K, x, w, bias, y) => lib.linear(M, N, K, x, f32Storage(w), bias, y);
@@ -105,12 +130,16 @@ export function createNativeBackend(addon: NativeAddon = loadNativeAddon()): Nat
 }
 
 /**
- * The native backend, or null and the reason (addon not built, fails to load, RECYCLEGPT_SIMD names a path
- * this CPU lacks). `simd` reports the instruction set chosen.
+ * A fresh native backend, or null and the reason (addon not built, fails to load, `opts` refused). `simd`
+ * reports the instruction set chosen.
  */
-export function tryLoadNativeBackend(): { backend: NativeBackend | null; error?: string; simd?: SimdPath } {
+export function tryLoadNativeBackend(opts: NativeContextOptions = {}): {
+  backend: NativeBackend | null;
+  error?: string;
+  simd?: SimdPath;
+} {
   try {
-    const backend = createNativeBackend(loadNativeAddon());
+    const backend = createNativeBackend(opts);
     return { backend, simd: backend.simd };
   } catch (err) {
     return { backend: null, error: err instanceof Error ? err.message : String(err) };
