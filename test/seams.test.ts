@@ -152,3 +152,42 @@ test('the loader keeps F16 weights as stored for an f16 backend; greedy output e
     assert.deepEqual(a.ids, b.ids, mode);
   }
 });
+
+test('two models in one process keep their own backend and threads; interleaved streams equal solo runs', async () => {
+  const { RecycleGPT } = await import('../src/generate/recyclegpt.js');
+  const path = await import('node:path');
+  const dir = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'models', 'recycle-small');
+  const warnings: string[] = [];
+  const a = await RecycleGPT.load(dir, { threads: 1, onWarning: (m) => warnings.push(m) });
+  const b = await RecycleGPT.load(dir, { threads: 2, onWarning: (m) => warnings.push(m) });
+  assert.notEqual(a.model.backend, b.model.backend, 'each model has its own backend');
+  if (a.model.backend.name === 'native') {
+    assert.equal(a.model.backend.threads(), 1);
+    assert.equal(b.model.backend.threads(), 2);
+  } else assert.equal(warnings.length, 2, 'the fallback to ref is reported, not printed');
+  const opts = { mode: 'verified', max_new_tokens: 10 } as const;
+  const soloA = await a.generate('The jury said', opts);
+  const soloB = await b.generate('It was a', opts);
+  const sa = a.stream('The jury said', opts)[Symbol.asyncIterator]();
+  const sb = b.stream('It was a', opts)[Symbol.asyncIterator]();
+  const idsA: number[] = [],
+    idsB: number[] = [];
+  for (let doneA = false, doneB = false; !doneA || !doneB;) {
+    if (!doneA) {
+      const r = await sa.next();
+      if (r.done) doneA = true;
+      else idsA.push(r.value.id);
+    }
+    if (!doneB) {
+      const r = await sb.next();
+      if (r.done) doneB = true;
+      else idsB.push(r.value.id);
+    }
+  }
+  assert.deepEqual(idsA, soloA.ids);
+  assert.deepEqual(idsB, soloB.ids);
+  if (a.model.backend.name === 'native') {
+    assert.equal(a.model.backend.threads(), 1, 'model b did not change model a');
+    assert.equal(b.model.backend.threads(), 2);
+  }
+});

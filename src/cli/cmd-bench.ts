@@ -7,7 +7,6 @@
  * roofline_tokens_per_s, roofline_fraction, samples}], …} on the last line of stdout.
  */
 import type { Command } from 'commander';
-import { getBackend } from '../kernels/index.js';
 import { InferenceModel } from '../model/infer.js';
 import { loadModelDir } from '../io/model-dir.js';
 import { presetNames } from '../model/presets.js';
@@ -16,7 +15,7 @@ import { formatDecodeBench, runDecodeBench } from '../bench/decode.js';
 import { randomPresetModel } from '../bench/random-model.js';
 import { BENCH_TEXT_PROMPTS, textPromptsFor } from '../bench/prompts.js';
 import { resolveModelDir } from './default-model.js';
-import { intOption, printJson } from './options.js';
+import { intOption, printJson, cliBackend } from './options.js';
 
 function parseModes(v: string): DecodeMode[] {
   const list = v
@@ -62,7 +61,7 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON object on the last line')
     .action((o: BenchCliOptions) => {
       if (o.model && o.preset) throw new Error('give --model or --preset, not both');
-      const backend = getBackend();
+      const backend = cliBackend();
       if (o.threads !== undefined) backend.setThreads(o.threads);
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
       let model: InferenceModel, name: string, prompts: number[][] | undefined;

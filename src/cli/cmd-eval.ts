@@ -12,13 +12,12 @@ import type { Command } from 'commander';
 import { formatModeQuality, modeQuality } from '../bench/mode-quality.js';
 import { loadCorpus } from '../data/corpus.js';
 import { tokenizeDocuments } from '../data/dataset.js';
-import { getBackend } from '../kernels/index.js';
 import { InferenceModel } from '../model/infer.js';
 import { loadModelDir } from '../io/model-dir.js';
 import { loadTokenizer } from '../tokenizer/index.js';
 import { evaluateModel } from '../train/eval.js';
 import { resolveModelDir } from './default-model.js';
-import { floatOption, intOption, printJson } from './options.js';
+import { floatOption, intOption, printJson, cliBackend } from './options.js';
 
 interface EvalFlags {
   model?: string;
@@ -96,7 +95,7 @@ export function register(program: Command): void {
         );
       }
       const tok = loadTokenizer(dir);
-      const backend = getBackend();
+      const backend = cliBackend();
       if (o.threads !== undefined) backend.setThreads(o.threads);
       const val = loadCorpus(o.data).val;
       if (val.length === 0) throw new Error(`data spec "${o.data}": the held-out split is empty`);

@@ -4,11 +4,10 @@
  * and for checks against PyTorch (same layout as the fixtures' expected.json).
  */
 import type { Command } from 'commander';
-import { getBackend } from '../kernels/index.js';
 import { InferenceModel } from '../model/infer.js';
 import { loadModelDir } from '../io/model-dir.js';
 import { resolveModelDir } from './default-model.js';
-import { printJson } from './options.js';
+import { printJson, cliBackend } from './options.js';
 
 function parseIds(text: string): number[] {
   const parts = text.split(',').map((s) => s.trim());
@@ -38,7 +37,7 @@ export function register(program: Command): void {
       const { config, weights } = loadModelDir(resolveModelDir(opts.model));
       if (ids.length > config.maxPositions)
         throw new Error(`--ids: ${ids.length} tokens exceed the context length ${config.maxPositions}`);
-      const model = new InferenceModel(config, weights, getBackend());
+      const model = new InferenceModel(config, weights, cliBackend());
       const V = config.vocabSize,
         C = config.hidden,
         T = ids.length;

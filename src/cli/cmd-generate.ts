@@ -6,12 +6,11 @@
  * stderr. Greedy unless --do-sample, a --temperature above 0, or --top-k/--top-p/--min-p is given. Ctrl-C aborts.
  */
 import type { Command } from 'commander';
-import { getBackend } from '../kernels/index.js';
 import { RecycleGPT } from '../generate/recyclegpt.js';
 import type { GenerationOptions } from '../generate/options.js';
 import { DECODE_MODES, type DecodeMode, type GenerationStats } from '../generate/types.js';
 import { resolveModelDir } from './default-model.js';
-import { floatOption, intOption, printJson } from './options.js';
+import { floatOption, intOption, printJson, cliBackend } from './options.js';
 
 interface GenerateCliOptions {
   model?: string;
@@ -105,7 +104,7 @@ export function register(program: Command): void {
       if ((o.prompt === undefined) === (o.promptIds === undefined))
         throw new Error('give exactly one of --prompt TEXT and --prompt-ids LIST');
       const opts = optionsFromFlags(o);
-      const backend = getBackend();
+      const backend = cliBackend();
       if (o.threads !== undefined) backend.setThreads(o.threads);
       const m = await RecycleGPT.load(resolveModelDir(o.model), { backend });
       const ac = new AbortController();

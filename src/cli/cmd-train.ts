@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import type { EvalRow, TrainRow } from '../train/log.js';
 import { LIMITS, type TrainOptions } from '../train/options.js';
 import { train, type GivenOptions, type StartInfo } from '../train/trainer.js';
-import { floatOption, intOption, printJson } from './options.js';
+import { cliBackend, floatOption, intOption, printJson } from './options.js';
 
 interface TrainFlags extends Partial<Omit<TrainOptions, 'out'>> {
   out: string;
@@ -150,6 +150,7 @@ export function register(program: Command): void {
           given,
           { resume: resume === true },
           {
+            backend: cliBackend(),
             onStart: (i) => progress.start(i),
             onStep: (r) => progress.step(r),
             onEval: (r) => progress.eval(r),

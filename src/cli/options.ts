@@ -1,5 +1,7 @@
-/** Parsers for numeric CLI options that name the option and the value on error. */
+/** Parsers for numeric CLI options that name the option and the value on error; the CLI's backend. */
 import { InvalidArgumentError } from 'commander';
+import type { Backend } from '../kernels/backend.js';
+import { getBackend } from '../kernels/index.js';
 
 export function intOption(name: string, min: number, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
   return (v: string) => {
@@ -22,4 +24,9 @@ export function floatOption(name: string, min: number, max = Number.POSITIVE_INF
 /** Print the final JSON line of a --json command. */
 export function printJson(obj: unknown): void {
   process.stdout.write(`${JSON.stringify(obj)}\n`);
+}
+
+/** The CLI's backend: the process default (RECYCLEGPT_BACKEND / _THREADS / _SIMD), its warnings printed on stderr. */
+export function cliBackend(): Backend {
+  return getBackend({ onWarning: (m) => process.stderr.write(`recyclegpt: ${m}\n`) });
 }

@@ -6,12 +6,13 @@
  *     for await (const tok of m.stream(prompt, opts)) process.stdout.write(tok.text);   // tok.source: how it was made
  *
  * The class is the core one (recyclegpt-core.ts: generation, streams, `fromBytes`) with `load(dir)` added, which
- * reads a model directory through the file system and uses the process-wide backend (native when built).
+ * reads a model directory through the file system. Each loaded model has its own backend (native when built, with
+ * its own thread count), so models in one process do not change each other's settings.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
-import { getBackend } from '../kernels/index.js';
+import { createBackend } from '../kernels/index.js';
 import { InferenceModel } from '../model/infer.js';
 import { loadModelDir } from '../io/model-dir.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
@@ -27,19 +28,21 @@ export {
 } from './recyclegpt-core.js';
 
 export interface LoadOptions {
-  /** Kernel backend (default: the process-wide one, native when built). */
+  /** Kernel backend (default: a new one for this model: native when the addon is built, else ref). */
   backend?: Backend;
-  /** Threads for the backend's parallel kernels. */
+  /** Threads for this model's kernels (default: the backend's; with `backend` given, set on that backend). */
   threads?: number;
+  /** Called with a warning the load raises (e.g. the native addon is missing and ref is used); nothing is printed. */
+  onWarning?: (message: string) => void;
   /** A tokenizer to use instead of the directory's (null: token-id prompts only). */
   tokenizer?: Tokenizer | null;
 }
 
 export class RecycleGPT extends CoreRecycleGPT {
-  /** Load a model directory (config.json, model.safetensors, tokenizer.json; DESIGN.md §3). */
+  /** Load a model directory (config.json, model.safetensors, tokenizer.json; ARCHITECTURE.md §5). */
   static async load(dir: string, opts: LoadOptions = {}): Promise<RecycleGPT> {
-    const backend = opts.backend ?? getBackend();
-    if (opts.threads !== undefined) backend.setThreads(opts.threads);
+    const backend = opts.backend ?? createBackend({ kind: 'auto', threads: opts.threads, onWarning: opts.onWarning });
+    if (opts.backend && opts.threads !== undefined) backend.setThreads(opts.threads);
     const { config, weights } = loadModelDir(dir, { alloc: backend.alloc, dtypes: backend.weightDtypes });
     const tokenizer = opts.tokenizer !== undefined ? opts.tokenizer : tokenizerOf(dir);
     checkTokenizerFits(dir, tokenizer, config);

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadCorpus } from '../data/corpus.js';
 import { BatchSampler } from '../data/dataset.js';
-import { getBackend } from '../kernels/index.js';
+import { createBackend } from '../kernels/index.js';
 import type { Backend } from '../kernels/backend.js';
 import type { ModelConfig } from '../model/config.js';
 import { TrainGraph } from '../model/graph.js';
@@ -43,8 +43,10 @@ export interface StartInfo {
 }
 
 export interface TrainHooks {
-  /** Kernel backend (default getBackend()). */
+  /** Kernel backend (default: a new one for this run, native when the addon is built, else ref). */
   backend?: Backend;
+  /** Warnings (e.g. the native addon is missing); the library prints nothing itself. */
+  onWarning?(message: string): void;
   onStart?(info: StartInfo): void;
   onStep?(row: TrainRow, totalSteps: number): void;
   onEval?(row: EvalRow): void;
@@ -225,7 +227,7 @@ function clipOrStop(s: Session, maxNorm: number, be: Backend, diverged: (what: s
 
 /** Run (or resume) a training job; see TrainOptions. Synchronous: the kernels are. */
 export function train(given: GivenOptions, mode: { resume: boolean }, hooks: TrainHooks = {}): TrainSummary {
-  const be = hooks.backend ?? getBackend();
+  const be = hooks.backend ?? createBackend({ kind: 'auto', onWarning: hooks.onWarning });
   const out = given.out;
   const s = mode.resume ? resume(given, be) : startFresh(given, be);
   const o = s.options;
