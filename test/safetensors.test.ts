@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { openSafetensors, readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
-import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../src/io/half.js';
+import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../src/kernels/half.js';
 import { loadTensorsFromDir } from '../src/io/sharded.js';
 import { DirSwap, recoverReplacedDir, replaceDirAtomic, writeFileAtomic } from '../src/io/atomic.js';
 import { fixturesDir } from './helpers/fixtures.js';

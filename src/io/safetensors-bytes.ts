@@ -9,7 +9,7 @@
  * and every error names the file (or "(bytes)"), the tensor or field, and the value.
  */
 import { parseJson } from './json.js';
-import { bf16ToF32Array, f16ToF32Array } from './half.js';
+import { bf16ToF32Array, f16ToF32Array } from '../kernels/half.js';
 
 /** dtypes we read (all upcast to float32); anything else is rejected by name. */
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64';

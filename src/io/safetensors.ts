@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import { writeAll, writeFileAtomicWith } from './atomic.js';
 import { openRegularFile } from './files.js';
-import { f32ToF16Array } from './half.js';
+import { f32ToF16Array } from '../kernels/half.js';
 import {
   DTYPE_BYTES,
   describe,
