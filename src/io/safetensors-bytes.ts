@@ -329,23 +329,20 @@ function readFrom(b: Uint8Array, file: string): ReadAt {
   };
 }
 
-/** A safetensors file held in memory: the same checks as the file reader; tensors are decoded on demand. */
-export class SafetensorsBytes implements SafetensorsSource {
-  readonly metadata: Record<string, string>;
-  private readonly infos: Map<string, TensorInfo>;
-  private bytes: Uint8Array | null;
-
-  /** `file` names the bytes in errors ("safetensors (bytes): header length ..."). */
+/**
+ * What the file and the in-memory readers share: the checked header, and tensors read through the source's
+ * `ReadAt` (null once closed).
+ */
+export abstract class CheckedSafetensors implements SafetensorsSource {
   constructor(
-    bytes: Bytes,
-    readonly file = '(bytes)',
-  ) {
-    const b = asUint8Array(bytes, `safetensors ${file}`);
-    const parsed = readHeader(file, b.length, readFrom(b, file));
-    this.infos = parsed.infos;
-    this.metadata = parsed.metadata;
-    this.bytes = b;
-  }
+    readonly file: string,
+    private readonly infos: Map<string, TensorInfo>,
+    readonly metadata: Record<string, string>,
+  ) {}
+
+  /** The reader of the open source, or null when it was closed. */
+  protected abstract readAt(): ReadAt | null;
+  abstract close(): void;
 
   /** Tensor names in file order. */
   names(): string[] {
@@ -362,17 +359,36 @@ export class SafetensorsBytes implements SafetensorsSource {
     return i;
   }
 
-  /** Decodes one tensor, upcast to float32 (a copy: the caller's bytes are never aliased). */
+  /** One tensor, upcast to float32 (a fresh array: the source's bytes are never aliased). */
   get(name: string): LoadedTensor {
-    const b = this.bytes;
-    if (b === null) throw new Error(`safetensors ${this.file}: reader is closed`);
-    return readTensor(this.file, name, this.info(name), readFrom(b, this.file));
+    return readTensor(this.file, name, this.info(name), this.open());
   }
 
   readInto(name: string, dst: Float32Array | Uint16Array): void {
-    const b = this.bytes;
-    if (b === null) throw new Error(`safetensors ${this.file}: reader is closed`);
-    readTensorInto(this.file, name, this.info(name), readFrom(b, this.file), dst);
+    readTensorInto(this.file, name, this.info(name), this.open(), dst);
+  }
+
+  private open(): ReadAt {
+    const r = this.readAt();
+    if (r === null) throw new Error(`safetensors ${this.file}: reader is closed`);
+    return r;
+  }
+}
+
+/** A safetensors file held in memory: the same checks as the file reader; tensors are decoded on demand. */
+export class SafetensorsBytes extends CheckedSafetensors {
+  private bytes: Uint8Array | null;
+
+  /** `file` names the bytes in errors ("safetensors (bytes): header length ..."). */
+  constructor(bytes: Bytes, file = '(bytes)') {
+    const b = asUint8Array(bytes, `safetensors ${file}`);
+    const parsed = readHeader(file, b.length, readFrom(b, file));
+    super(file, parsed.infos, parsed.metadata);
+    this.bytes = b;
+  }
+
+  protected readAt(): ReadAt | null {
+    return this.bytes === null ? null : readFrom(this.bytes, this.file);
   }
 
   /** Drops the reference to the bytes. */

@@ -11,16 +11,13 @@ import { writeAll, writeFileAtomicWith } from './atomic.js';
 import { openRegularFile } from './files.js';
 import { f32ToF16Array } from '../kernels/half.js';
 import {
+  CheckedSafetensors,
   DTYPE_BYTES,
   describe,
   readHeader,
-  readTensor,
-  readTensorInto,
   type LoadedTensor,
   type ReadAt,
   type SafetensorsFile,
-  type SafetensorsSource,
-  type TensorInfo,
 } from './safetensors-bytes.js';
 
 export {
@@ -62,50 +59,24 @@ function readFromFd(fd: number, file: string): ReadAt {
  * An open safetensors file: the header is parsed and checked up front, tensor data is read on demand.
  * Call close() when done (readSafetensors does it for you).
  */
-export class SafetensorsReader implements SafetensorsSource {
-  readonly file: string;
-  readonly metadata: Record<string, string>;
-  private readonly infos: Map<string, TensorInfo>;
+export class SafetensorsReader extends CheckedSafetensors {
   private fd: number | null;
 
   constructor(file: string) {
-    this.file = file;
     const { fd, size } = openRegularFile(file, 'safetensors file');
+    let parsed: ReturnType<typeof readHeader>;
     try {
-      const parsed = readHeader(file, size, readFromFd(fd, file));
-      this.infos = parsed.infos;
-      this.metadata = parsed.metadata;
+      parsed = readHeader(file, size, readFromFd(fd, file));
     } catch (err) {
       fs.closeSync(fd);
       throw err;
     }
+    super(file, parsed.infos, parsed.metadata);
     this.fd = fd;
   }
 
-  /** Tensor names in file order. */
-  names(): string[] {
-    return [...this.infos.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.infos.has(name);
-  }
-
-  info(name: string): TensorInfo {
-    const i = this.infos.get(name);
-    if (!i) throw new Error(`safetensors ${this.file}: no tensor named "${name}"`);
-    return i;
-  }
-
-  /** Reads one tensor, upcast to float32. */
-  get(name: string): LoadedTensor {
-    if (this.fd === null) throw new Error(`safetensors ${this.file}: reader is closed`);
-    return readTensor(this.file, name, this.info(name), readFromFd(this.fd, this.file));
-  }
-
-  readInto(name: string, dst: Float32Array | Uint16Array): void {
-    if (this.fd === null) throw new Error(`safetensors ${this.file}: reader is closed`);
-    readTensorInto(this.file, name, this.info(name), readFromFd(this.fd, this.file), dst);
+  protected readAt(): ReadAt | null {
+    return this.fd === null ? null : readFromFd(this.fd, this.file);
   }
 
   close(): void {

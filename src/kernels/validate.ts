@@ -50,13 +50,9 @@ export const KERNEL_NAMES: readonly KernelName[] = [
 
 type ArgChecks = { [K in KernelName]: (...args: Parameters<Backend[K]>) => void };
 
-function checkAll(
-  op: string,
-  arrays: ReadonlyArray<readonly [string, unknown]>,
-  need: number,
-  shape: (name: string) => string,
-): void {
-  for (const [name, arr] of arrays) checkF32(op, name, arr, need, () => shape(name));
+/** checkF32 for several arrays of one size, named by their keys (in order). */
+function checkAll(op: string, arrays: Record<string, unknown>, need: number, shape: (name: string) => string): void {
+  for (const [name, arr] of Object.entries(arrays)) checkF32(op, name, arr, need, () => shape(name));
 }
 
 /** The checks of every kernel for a backend that reads weights of `dtypes`. */
@@ -114,26 +110,8 @@ const argChecksFor = (dtypes: readonly WeightDtype[]): ArgChecks => ({
     const op = 'layerNormBackward';
     checkDims(op, { N, C });
     checkChannels(op, N, C);
-    checkAll(
-      op,
-      [
-        ['dout', dout],
-        ['x', x],
-        ['dx', dx],
-      ],
-      N * C,
-      (n) => `${n}[N=${N},C=${C}]`,
-    );
-    checkAll(
-      op,
-      [
-        ['w', w],
-        ['dw', dw],
-        ['db', db],
-      ],
-      C,
-      (n) => `${n}[C=${C}]`,
-    );
+    checkAll(op, { dout, x, dx }, N * C, (n) => `${n}[N=${N},C=${C}]`);
+    checkAll(op, { w, dw, db }, C, (n) => `${n}[C=${C}]`);
     checkF32(op, 'mean', mean, N, () => `mean[N=${N}]`);
     checkF32(op, 'rstd', rstd, N, () => `rstd[N=${N}]`);
   },
@@ -151,16 +129,7 @@ const argChecksFor = (dtypes: readonly WeightDtype[]): ArgChecks => ({
     const op = 'rmsNormBackward';
     checkDims(op, { N, C });
     checkChannels(op, N, C);
-    checkAll(
-      op,
-      [
-        ['dout', dout],
-        ['x', x],
-        ['dx', dx],
-      ],
-      N * C,
-      (n) => `${n}[N=${N},C=${C}]`,
-    );
+    checkAll(op, { dout, x, dx }, N * C, (n) => `${n}[N=${N},C=${C}]`);
     checkF32(op, 'w', w, C, () => `w[C=${C}]`);
     checkF32(op, 'dw', dw, C, () => `dw[C=${C}]`);
     checkF32(op, 'rstd', rstd, N, () => `rstd[N=${N}]`);
@@ -174,46 +143,17 @@ const argChecksFor = (dtypes: readonly WeightDtype[]): ArgChecks => ({
   geluBackward(n, x, dout, dx) {
     const op = 'geluBackward';
     checkDims(op, { n });
-    checkAll(
-      op,
-      [
-        ['x', x],
-        ['dout', dout],
-        ['dx', dx],
-      ],
-      n,
-      (s) => `${s}[n=${n}]`,
-    );
+    checkAll(op, { x, dout, dx }, n, (s) => `${s}[n=${n}]`);
   },
   swigluForward(n, gate, up, out) {
     const op = 'swigluForward';
     checkDims(op, { n });
-    checkAll(
-      op,
-      [
-        ['gate', gate],
-        ['up', up],
-        ['out', out],
-      ],
-      n,
-      (s) => `${s}[n=${n}]`,
-    );
+    checkAll(op, { gate, up, out }, n, (s) => `${s}[n=${n}]`);
   },
   swigluBackward(n, gate, up, dout, dgate, dup) {
     const op = 'swigluBackward';
     checkDims(op, { n });
-    checkAll(
-      op,
-      [
-        ['gate', gate],
-        ['up', up],
-        ['dout', dout],
-        ['dgate', dgate],
-        ['dup', dup],
-      ],
-      n,
-      (s) => `${s}[n=${n}]`,
-    );
+    checkAll(op, { gate, up, dout, dgate, dup }, n, (s) => `${s}[n=${n}]`);
   },
   rope(R, H, D, x, pos, theta) {
     const op = 'rope';
@@ -237,27 +177,8 @@ const argChecksFor = (dtypes: readonly WeightDtype[]): ArgChecks => ({
     const op = 'attentionBackward';
     checkDims(op, { B, T, H, G, D });
     checkAttentionHeads(op, H, G, D);
-    checkAll(
-      op,
-      [
-        ['q', q],
-        ['dout', dout],
-        ['dq', dq],
-      ],
-      B * T * H * D,
-      (n) => `${n}[B=${B},T=${T},H=${H},D=${D}]`,
-    );
-    checkAll(
-      op,
-      [
-        ['k', k],
-        ['v', v],
-        ['dk', dk],
-        ['dv', dv],
-      ],
-      B * T * G * D,
-      (n) => `${n}[B=${B},T=${T},G=${G},D=${D}]`,
-    );
+    checkAll(op, { q, dout, dq }, B * T * H * D, (n) => `${n}[B=${B},T=${T},H=${H},D=${D}]`);
+    checkAll(op, { k, v, dk, dv }, B * T * G * D, (n) => `${n}[B=${B},T=${T},G=${G},D=${D}]`);
     checkF32(op, 'probs', probs, B * H * T * T, () => `probs[B=${B},H=${H},T=${T}]`);
   },
   attentionDecode(M, H, G, D, q, kCache, vCache, pos0, out) {
@@ -290,17 +211,7 @@ const argChecksFor = (dtypes: readonly WeightDtype[]): ArgChecks => ({
   adamw(n, param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step) {
     const op = 'adamw';
     checkDims(op, { n });
-    checkAll(
-      op,
-      [
-        ['param', param],
-        ['grad', grad],
-        ['m', m],
-        ['v', v],
-      ],
-      n,
-      (s) => `${s}[n=${n}]`,
-    );
+    checkAll(op, { param, grad, m, v }, n, (s) => `${s}[n=${n}]`);
     for (const [name, val] of [
       ['lr', lr],
       ['eps', eps],
@@ -318,16 +229,7 @@ const argChecksFor = (dtypes: readonly WeightDtype[]): ArgChecks => ({
   add(n, a, b, out) {
     const op = 'add';
     checkDims(op, { n });
-    checkAll(
-      op,
-      [
-        ['a', a],
-        ['b', b],
-        ['out', out],
-      ],
-      n,
-      (s) => `${s}[n=${n}]`,
-    );
+    checkAll(op, { a, b, out }, n, (s) => `${s}[n=${n}]`);
   },
   axpy(n, alpha, x, y) {
     const op = 'axpy';
