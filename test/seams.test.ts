@@ -53,7 +53,7 @@ test('ref linear and embedding read f16 / bf16 weights as stored, bit-identical 
       assert.deepEqual(e1, e2, `${dtype} embedding`);
     }
   }
-  assert.deepEqual([...be.weightDtypes], ['f32', 'f16', 'bf16']);
+  assert.deepEqual([...be.weightDtypes], ['f32', 'f16', 'bf16', 'q8_0']);
 });
 
 test('a backend refuses a weight dtype it does not read, naming it; bad handles are refused', () => {
@@ -96,12 +96,13 @@ test('Weights keep each tensor in the dtype asked for, in one allocation per dty
 });
 
 /** An allocator that counts what it hands out (and could place it anywhere: a WASM heap, aligned memory). */
-function countingAllocator(): { alloc: Allocator; counts: { f32: number; u16: number; i32: number } } {
-  const counts = { f32: 0, u16: 0, i32: 0 };
+function countingAllocator(): { alloc: Allocator; counts: { f32: number; u16: number; i32: number; i8: number } } {
+  const counts = { f32: 0, u16: 0, i32: 0, i8: 0 };
   const alloc: Allocator = {
     f32: (n) => (counts.f32++, new Float32Array(n)),
     u16: (n) => (counts.u16++, new Uint16Array(n)),
     i32: (n) => (counts.i32++, new Int32Array(n)),
+    i8: (n) => (counts.i8++, new Int8Array(n)),
   };
   return { alloc, counts };
 }
@@ -190,4 +191,36 @@ test('two models in one process keep their own backend and threads; interleaved 
     assert.equal(a.model.backend.threads(), 1, 'model b did not change model a');
     assert.equal(b.model.backend.threads(), 2);
   }
+});
+
+test('q8_0: ggml Q8_0 rounding (halves away from zero, scale from the unrounded amax/127); ref reads it exactly', async () => {
+  const { quantizeQ8, dequantizeQ8 } = await import('../src/kernels/quant.js');
+  const x = new Float32Array(64);
+  x[0] = 127; // amax of block 0: d = 1, so q = roundf(x)
+  x[1] = 2.5;
+  x[2] = -2.5;
+  x[3] = 0.49999997;
+  x[4] = -126.5;
+  const q = quantizeQ8(x, 1, 64); // block 1 is all zeros: d = 0, q = 0
+  assert.deepEqual([...q.data.subarray(0, 5)], [127, 3, -3, 0, -127]);
+  assert.deepEqual([...q.scales], [f32ToF16Bits(1), 0]);
+  assert.throws(() => quantizeQ8(new Float32Array(40), 1, 40), /K = 40 is not a multiple of 32/);
+  const be = createRefBackend();
+  const rng = new Rng(9);
+  const [M, N, K] = [3, 5, 96];
+  const w = quantizeQ8(
+    Float32Array.from({ length: N * K }, () => rng.normal()),
+    N,
+    K,
+  );
+  const xs = Float32Array.from({ length: M * K }, () => rng.normal());
+  const a = new Float32Array(M * N),
+    b = new Float32Array(M * N);
+  be.linear(M, N, K, xs, { dtype: 'q8_0', data: w.data, scales: w.scales }, null, a);
+  be.linear(M, N, K, xs, dequantizeQ8(w), null, b);
+  assert.deepEqual(a, b);
+  assert.throws(
+    () => be.linear(1, 1, 40, xs, { dtype: 'q8_0', data: new Int8Array(40), scales: new Uint16Array(2) }, null, a),
+    /q8_0 weight w needs a row length that is a multiple of 32/,
+  );
 });

@@ -106,6 +106,7 @@ export function loadWeights(
   const weights = allocateWeights(specs, where, opts.alloc, dtypeOf);
   for (const { raw, spec } of plan) {
     const w = weights.weight(spec.name);
+    if (w.dtype === 'q8_0') throw new Error(`${where}: tensor "${raw}": q8_0 weights come from a quantized model only`);
     const [rows, cols] = fileShape(spec) as [number, number];
     if (w.dtype !== 'f32' || stored.get(spec.name) === 'F32') {
       // As stored, straight into the weights' memory (a transposed one through one temporary of its dtype).

@@ -24,14 +24,16 @@ export type F32 = Float32Array;
 /**
  * How a weight is stored. f32: a Float32Array. f16 / bf16: a Uint16Array of IEEE half / bfloat16 bits, converted
  * to float32 in registers as the kernel reads them (the conversion is exact, so a row's result does not depend on
- * the storage of equal values). int8 with per-block scales comes with the quantization work (ARCHITECTURE.md).
+ * the storage of equal values). q8_0: int8 quants with one float16 scale per block of 32 along K (kernels/quant.ts;
+ * ggml's Q8_0 values); a kernel computes with the dequantized weights d·q, exact in float32.
  */
-export type WeightDtype = 'f32' | 'f16' | 'bf16';
+export type WeightDtype = 'f32' | 'f16' | 'bf16' | 'q8_0';
 
 /** A weight handle: its storage dtype and the elements, row-major [N, K] for a matrix. */
 export type Weight =
   | { readonly dtype: 'f32'; readonly data: Float32Array }
-  | { readonly dtype: 'f16' | 'bf16'; readonly data: Uint16Array };
+  | { readonly dtype: 'f16' | 'bf16'; readonly data: Uint16Array }
+  | { readonly dtype: 'q8_0'; readonly data: Int8Array; readonly scales: Uint16Array };
 
 /** What `linear` and `embeddingForward` take as weights: a handle, or a bare Float32Array, which is f32. */
 export type WeightArg = F32 | Weight;
@@ -45,6 +47,7 @@ export interface Allocator {
   f32(n: number): Float32Array;
   u16(n: number): Uint16Array;
   i32(n: number): Int32Array;
+  i8(n: number): Int8Array;
 }
 
 /** Plain JavaScript typed arrays. */
@@ -52,6 +55,7 @@ export const heapAllocator: Allocator = {
   f32: (n) => new Float32Array(n),
   u16: (n) => new Uint16Array(n),
   i32: (n) => new Int32Array(n),
+  i8: (n) => new Int8Array(n),
 };
 
 export interface Backend {

@@ -43,17 +43,19 @@ export function checkI32(op: string, name: string, arr: unknown, need: number, s
 }
 
 /**
- * A weight argument: a Float32Array (f32), or a handle {dtype, data} whose dtype is one of `dtypes` (what the
- * backend reads) with storage of that dtype, long enough for `need` elements.
+ * A weight argument [rows, cols]: a Float32Array (f32), or a handle {dtype, data} whose dtype is one of `dtypes`
+ * (what the backend reads) with storage of that dtype, long enough (q8_0: cols a multiple of 32, and the scales).
  */
 export function checkWeight(
   op: string,
   name: string,
   w: unknown,
-  need: number,
+  rows: number,
+  cols: number,
   shape: () => string,
   dtypes: readonly WeightDtype[],
 ): void {
+  const need = rows * cols;
   if (w instanceof Float32Array) return checkF32(op, name, w, need, shape);
   if (typeof w !== 'object' || w === null || !('dtype' in w) || !('data' in w)) {
     throw typeError(op, name, 'a Float32Array or a weight {dtype, data}', w);
@@ -65,12 +67,19 @@ export function checkWeight(
         `this backend reads ${dtypes.join(', ')}`,
     );
   }
-  const f32 = dtype === 'f32';
-  if (!(f32 ? data instanceof Float32Array : data instanceof Uint16Array)) {
-    throw typeError(op, `${name}.data`, f32 ? 'a Float32Array' : `a Uint16Array (${String(dtype)} bits)`, data);
+  const want = dtype === 'f32' ? Float32Array : dtype === 'q8_0' ? Int8Array : Uint16Array;
+  if (!(data instanceof want)) {
+    const bits = dtype === 'q8_0' ? 'quants' : dtype === 'f32' ? '' : `${String(dtype)} bits`;
+    throw typeError(op, `${name}.data`, `a ${want.name}${bits ? ` (${bits})` : ''}`, data);
   }
-  if ((data as Float32Array | Uint16Array).length < need) {
-    throw lengthError(op, name, (data as Float32Array | Uint16Array).length, need, shape);
+  const len = (data as Float32Array | Uint16Array | Int8Array).length;
+  if (len < need) throw lengthError(op, name, len, need, shape);
+  if (dtype === 'q8_0') {
+    const scales = (w as { scales?: unknown }).scales;
+    if (!(scales instanceof Uint16Array)) throw typeError(op, `${name}.scales`, 'a Uint16Array (float16 bits)', scales);
+    if (cols % 32 !== 0)
+      throw new RangeError(`${op}: q8_0 weight ${name} needs a row length that is a multiple of 32 (${shape()})`);
+    if (scales.length < need / 32) throw lengthError(op, `${name}.scales`, scales.length, need / 32, shape);
   }
 }
 

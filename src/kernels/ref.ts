@@ -7,6 +7,7 @@
  */
 import { heapAllocator, type Backend, type F32, type WeightArg } from './backend.js';
 import { bf16ToF32Array, f16ToF32Array } from './half.js';
+import { dequantizeQ8, Q8_BLOCK } from './quant.js';
 import { refAttentionKernels } from './ref-attention.js';
 import { withArgChecks } from './validate.js';
 
@@ -20,6 +21,11 @@ const GELU_CUBIC = 0.044715;
 function weightRow(w: WeightArg, r: number, n: number, buf: Float32Array): Float32Array {
   if (w instanceof Float32Array) return w.subarray(r * n, r * n + n);
   if (w.dtype === 'f32') return w.data.subarray(r * n, r * n + n);
+  if (w.dtype === 'q8_0') {
+    const blocks = n / Q8_BLOCK;
+    const q = { data: w.data.subarray(r * n, r * n + n), scales: w.scales.subarray(r * blocks, (r + 1) * blocks) };
+    return dequantizeQ8(q, buf);
+  }
   const bits = w.data.subarray(r * n, r * n + n);
   return w.dtype === 'f16' ? f16ToF32Array(bits, buf) : bf16ToF32Array(bits, buf);
 }
@@ -31,7 +37,7 @@ function sigmoid(x: number): number {
 export function createRefBackend(): Backend {
   return withArgChecks<Backend>({
     name: 'ref',
-    weightDtypes: ['f32', 'f16', 'bf16'],
+    weightDtypes: ['f32', 'f16', 'bf16', 'q8_0'],
     alloc: heapAllocator,
     threads: () => 1,
     setThreads(n: number): void {

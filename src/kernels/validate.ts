@@ -68,7 +68,7 @@ const argChecksFor = (dtypes: readonly WeightDtype[]): ArgChecks => ({
     const op = 'linear';
     checkDims(op, { M, N, K });
     checkF32(op, 'x', x, M * K, () => `x[M=${M},K=${K}]`);
-    checkWeight(op, 'w', w, N * K, () => `w[N=${N},K=${K}]`, dtypes);
+    checkWeight(op, 'w', w, N, K, () => `w[N=${N},K=${K}]`, dtypes);
     checkF32OrNull(op, 'bias', bias, N, () => `bias[N=${N}]`);
     checkF32(op, 'y', y, M * N, () => `y[M=${M},N=${N}]`);
   },
@@ -82,7 +82,7 @@ const argChecksFor = (dtypes: readonly WeightDtype[]): ArgChecks => ({
     const op = 'embeddingForward';
     checkDims(op, { T, C, V });
     checkI32(op, 'ids', ids, T, () => `ids[T=${T}]`);
-    checkWeight(op, 'table', table, V * C, () => `table[V=${V},C=${C}]`, dtypes);
+    checkWeight(op, 'table', table, V, C, () => `table[V=${V},C=${C}]`, dtypes);
     checkF32(op, 'out', out, T * C, () => `out[T=${T},C=${C}]`);
     checkIds(op, ids, T, V);
   },

@@ -5,6 +5,7 @@
  * needs, nothing more.
  */
 import { heapAllocator, type Allocator, type Weight, type WeightDtype } from '../kernels/backend.js';
+import { Q8_BLOCK } from '../kernels/quant.js';
 import type { ParamSpec } from './names.js';
 
 export class Weights {
@@ -22,23 +23,34 @@ export class Weights {
     alloc: Allocator = heapAllocator,
     dtypeOf: (spec: ParamSpec) => WeightDtype = () => 'f32',
   ) {
-    const sizes = { f32: 0, half: 0 };
+    const sizes = { f32: 0, half: 0, q8: 0 };
     const size = (s: ParamSpec): number => s.shape.reduce((a, b) => a * b, 1);
+    const kind = (d: WeightDtype): keyof typeof sizes => (d === 'f32' ? 'f32' : d === 'q8_0' ? 'q8' : 'half');
     for (const s of specs) {
       if (this.specByName.has(s.name)) throw new Error(`Weights: parameter "${s.name}" declared twice`);
       this.specByName.set(s.name, s);
-      sizes[dtypeOf(s) === 'f32' ? 'f32' : 'half'] += size(s);
+      const d = dtypeOf(s);
+      if (d === 'q8_0' && (s.shape.length !== 2 || s.shape[1]! % Q8_BLOCK !== 0)) {
+        throw new Error(`Weights: "${s.name}" [${s.shape.join(', ')}] cannot be q8_0 (rows of a multiple of 32)`);
+      }
+      sizes[kind(d)] += size(s);
     }
     const f32 = alloc.f32(sizes.f32);
-    const half = alloc.u16(sizes.half);
-    const off = { f32: 0, half: 0 };
+    // float16 bits of both half weights and q8_0 scales share one allocation
+    const half = alloc.u16(sizes.half + sizes.q8 / Q8_BLOCK);
+    const q8 = alloc.i8(sizes.q8);
+    const off = { f32: 0, half: 0, q8: 0 };
     for (const s of specs) {
       const n = size(s);
       const dtype = dtypeOf(s);
       if (dtype === 'f32') this.handles.set(s.name, { dtype, data: f32.subarray(off.f32, (off.f32 += n)) });
-      else this.handles.set(s.name, { dtype, data: half.subarray(off.half, (off.half += n)) });
+      else if (dtype === 'q8_0') {
+        const data = q8.subarray(off.q8, (off.q8 += n));
+        const scales = half.subarray(off.half, (off.half += n / Q8_BLOCK));
+        this.handles.set(s.name, { dtype, data, scales });
+      } else this.handles.set(s.name, { dtype, data: half.subarray(off.half, (off.half += n)) });
     }
-    this.bytes = f32.byteLength + half.byteLength;
+    this.bytes = f32.byteLength + half.byteLength + q8.byteLength;
   }
 
   /** The weight handle (storage dtype and elements), as kernels take it. */
