@@ -193,7 +193,7 @@ test('two models in one process keep their own backend and threads; interleaved 
   }
 });
 
-test('q8_0: ggml Q8_0 rounding (halves away from zero, scale from the unrounded amax/127); ref reads it exactly', async () => {
+test('q8_0: ggml rounding (halves away from zero, scale from the unrounded amax/127), read exactly', async () => {
   const { quantizeQ8, dequantizeQ8 } = await import('../src/kernels/quant.js');
   const x = new Float32Array(64);
   x[0] = 127; // amax of block 0: d = 1, so q = roundf(x)
