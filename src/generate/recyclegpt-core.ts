@@ -128,12 +128,15 @@ export class RecycleGPT {
     return this.model.hasModule;
   }
 
-  /** Token ids of a prompt (text needs a tokenizer). */
+  /**
+   * Token ids of a prompt (text needs a tokenizer). Text gets the special tokens the model expects (BOS for Llama,
+   * as tokenizer_config.json / the tokenizer.json post-processor say); ids are taken as they are.
+   */
   encode(prompt: string | readonly number[]): number[] {
     if (typeof prompt !== 'string') return [...prompt];
     if (!this.tokenizer)
       throw new Error(`${this.name} has no tokenizer (no tokenizer.json): give the prompt as token ids`);
-    return this.tokenizer.encode(prompt);
+    return this.tokenizer.encode(prompt, { addSpecialTokens: true });
   }
 
   /**

@@ -5,11 +5,13 @@
  * cache, and gives exact bytes for streaming.
  */
 import { BYTE_TO_UNICODE, GPT2_SPLIT, concatBytes, fromByteLevel, utf8Bytes } from './bytes.js';
-import { checkIds, type Tokenizer } from './tokenizer.js';
+import { checkIds, type DecodeOptions, type EncodeOptions, type Tokenizer } from './tokenizer.js';
 
 export interface SpecialToken {
   content: string;
   id: number;
+  /** a special token (left out by skipSpecialTokens); default true */
+  special?: boolean;
 }
 
 export interface ByteLevelBpeSpec {
@@ -20,6 +22,13 @@ export interface ByteLevelBpeSpec {
   specialTokens?: readonly SpecialToken[];
   eosToken?: string | null;
   bosToken?: string | null;
+  /** encode(text, {addSpecialTokens: true}) puts BOS before / EOS after the text (default false) */
+  addBosToken?: boolean;
+  addEosToken?: boolean;
+  /** ids decode(ids, {skipSpecialTokens: true}) leaves out (default: the special tokens marked special) */
+  skipIds?: Iterable<number>;
+  /** tokenizer_config.json's chat template, kept for a server */
+  chatTemplate?: string | null;
   /** names the source in errors */
   source?: string;
 }
@@ -31,6 +40,10 @@ export class ByteLevelBpe implements Tokenizer {
   readonly vocabSize: number;
   readonly eosTokenId: number | null;
   readonly bosTokenId: number | null;
+  readonly specialTokenIds: ReadonlySet<number>;
+  readonly chatTemplate: string | null;
+  private readonly addBos: boolean;
+  private readonly addEos: boolean;
   private readonly source: string;
   private readonly tokenBytes: Uint8Array[];
   private readonly byteIds = new Int32Array(256);
@@ -92,6 +105,12 @@ export class ByteLevelBpe implements Tokenizer {
     };
     this.eosTokenId = idOf(spec.eosToken, 'eos token');
     this.bosTokenId = idOf(spec.bosToken, 'bos token');
+    this.addBos = spec.addBosToken === true;
+    this.addEos = spec.addEosToken === true;
+    if (this.addBos && this.bosTokenId === null) throw new Error(`${src}: addBosToken without a bos token`);
+    if (this.addEos && this.eosTokenId === null) throw new Error(`${src}: addEosToken without an eos token`);
+    this.specialTokenIds = new Set(spec.skipIds ?? specials.filter((s) => s.special !== false).map((s) => s.id));
+    this.chatTemplate = spec.chatTemplate ?? null;
   }
 
   /** BPE of one pre-token: repeatedly merge all occurrences of the lowest-ranked pair (GPT-2's encoder.py). */
@@ -125,17 +144,23 @@ export class ByteLevelBpe implements Tokenizer {
     for (const m of text.matchAll(GPT2_SPLIT)) for (const id of this.bpe(m[0])) out.push(id);
   }
 
-  /** Special tokens written in the text are recognised (as Hugging Face does for added tokens). */
-  encode(text: string): number[] {
+  /**
+   * Special tokens written in the text are recognised (as Hugging Face does for added tokens). addSpecialTokens puts
+   * BOS/EOS around the text when the spec asks for them (tokenizer_config.json's add_bos_token / add_eos_token).
+   */
+  encode(text: string, opts: EncodeOptions = {}): number[] {
     const out: number[] = [];
+    const special = opts.addSpecialTokens === true;
+    if (special && this.addBos) out.push(this.bosTokenId as number);
     if (!this.specialSplit) {
       this.encodeOrdinary(text, out);
-      return out;
+    } else {
+      text.split(this.specialSplit).forEach((part, i) => {
+        if (i % 2 === 1) out.push(this.specials.get(part) as number);
+        else if (part.length > 0) this.encodeOrdinary(part, out);
+      });
     }
-    text.split(this.specialSplit).forEach((part, i) => {
-      if (i % 2 === 1) out.push(this.specials.get(part) as number);
-      else if (part.length > 0) this.encodeOrdinary(part, out);
-    });
+    if (special && this.addEos) out.push(this.eosTokenId as number);
     return out;
   }
 
@@ -144,7 +169,14 @@ export class ByteLevelBpe implements Tokenizer {
     return concatBytes(ids.map((id) => this.tokenBytes[id]));
   }
 
-  decode(ids: number[]): string {
-    return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(this.decodeBytes(ids));
+  /** skipSpecialTokens leaves out the special tokens (as generation output does). */
+  decode(ids: number[], opts: DecodeOptions = {}): string {
+    const kept = opts.skipSpecialTokens === true ? this.withoutSpecials(ids) : ids;
+    return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(this.decodeBytes(kept));
+  }
+
+  private withoutSpecials(ids: number[]): number[] {
+    checkIds(this.source, ids, this.vocabSize);
+    return ids.filter((id) => !this.specialTokenIds.has(id));
   }
 }

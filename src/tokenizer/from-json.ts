@@ -8,6 +8,8 @@ import type { Tokenizer } from './tokenizer.js';
 export interface TokenizerJsonOptions {
   /** Parsed tokenizer_config.json (eos_token, bos_token, clean_up_tokenization_spaces, ...). */
   config?: Record<string, unknown>;
+  /** names tokenizer_config.json in errors (default "tokenizer_config.json") */
+  configFile?: string;
   /**
    * 'auto' (default): our own byte-level BPE encoder when tokenizer.json is plain GPT-2-style byte-level BPE (same
    * ids, faster), else @huggingface/tokenizers. 'hf': always the library.
@@ -45,9 +47,10 @@ export function tokenizerFromJson(raw: unknown, file: string, opts: TokenizerJso
   }
   const config = opts.config ?? {};
   const json = checkTokenizerJson(obj, file);
+  const configFile = opts.configFile ?? 'tokenizer_config.json';
   if ((opts.engine ?? 'auto') === 'auto') {
-    const fast = byteLevelBpeFromJson(file, json, { config });
+    const fast = byteLevelBpeFromJson(file, json, { config, configFile });
     if (fast) return fast;
   }
-  return new HfTokenizer(file, json, config);
+  return new HfTokenizer(file, json, config, configFile);
 }

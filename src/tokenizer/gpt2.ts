@@ -6,7 +6,7 @@
 import { encode as r50kEncode } from 'gpt-tokenizer/encoding/r50k_base';
 import r50kRanks from 'gpt-tokenizer/bpeRanks/r50k_base';
 import { concatBytes, utf8Bytes } from './bytes.js';
-import { checkIds, type Tokenizer } from './tokenizer.js';
+import { checkIds, type DecodeOptions, type EncodeOptions, type Tokenizer } from './tokenizer.js';
 
 export const GPT2_EOS = '<|endoftext|>';
 export const GPT2_EOS_ID = 50256;
@@ -17,10 +17,15 @@ export class Gpt2Tokenizer implements Tokenizer {
   readonly eosTokenId = GPT2_EOS_ID;
   /** GPT-2 uses <|endoftext|> for BOS too, but never prepends it; callers that want it add it explicitly. */
   readonly bosTokenId = GPT2_EOS_ID;
+  readonly specialTokenIds: ReadonlySet<number> = new Set([GPT2_EOS_ID]);
+  readonly chatTemplate = null;
   private bytes: Uint8Array[] | null = null;
 
-  /** `<|endoftext|>` in the text becomes id 50256, as Hugging Face's GPT-2 tokenizer does. */
-  encode(text: string): number[] {
+  /**
+   * `<|endoftext|>` in the text becomes id 50256, as Hugging Face's GPT-2 tokenizer does. GPT-2 adds no special
+   * tokens around a text, so addSpecialTokens changes nothing.
+   */
+  encode(text: string, _opts?: EncodeOptions): number[] {
     const out: number[] = [];
     const parts = text.split(GPT2_EOS);
     parts.forEach((part, i) => {
@@ -49,8 +54,11 @@ export class Gpt2Tokenizer implements Tokenizer {
     return concatBytes(ids.map((id) => t[id]));
   }
 
-  decode(ids: number[]): string {
-    return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(this.decodeBytes(ids));
+  /** skipSpecialTokens leaves out <|endoftext|>. */
+  decode(ids: number[], opts: DecodeOptions = {}): string {
+    checkIds('gpt2 tokenizer', ids, this.vocabSize);
+    const kept = opts.skipSpecialTokens === true ? ids.filter((id) => id !== GPT2_EOS_ID) : ids;
+    return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(this.decodeBytes(kept));
   }
 }
 

@@ -8,8 +8,9 @@ import { CONFIG_LIMITS } from '../model/config.js';
 import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
 import { ByteLevelBpe, type SpecialToken } from './bpe.js';
 import { concatBytes, fromByteLevel, utf8Bytes } from './bytes.js';
+import { libraryConfig, parseTokenizerConfig, type TokenizerConfig } from './config.js';
 import { checkTokenizerRegexes } from './regex-safety.js';
-import { checkIds, type Tokenizer } from './tokenizer.js';
+import { checkIds, type DecodeOptions, type EncodeOptions, type Tokenizer } from './tokenizer.js';
 
 /** Model types the library implements. */
 const MODEL_TYPES = ['BPE', 'WordPiece', 'Unigram'] as const;
@@ -21,6 +22,8 @@ type Json = Record<string, unknown>;
 export interface HfLoadOptions {
   /** contents of tokenizer_config.json (eos_token, bos_token, clean_up_tokenization_spaces, ...) */
   config?: Json;
+  /** names tokenizer_config.json in errors (default "tokenizer_config.json") */
+  configFile?: string;
 }
 
 function isObj(v: unknown): v is Json {
@@ -34,15 +37,19 @@ function show(v: unknown): string {
 
 /**
  * Checks the parts of a parsed tokenizer.json we and the library rely on; `file` names it in errors. Returns the
- * object with `added_tokens` defaulted to [].
+ * object with `added_tokens` defaulted to [], absent pipeline parts as null, and an absent `model.type` inferred as
+ * Hugging Face's reader does (GPT-2's own file has none).
  */
 export function checkTokenizerJson(json: unknown, file: string): Json {
   if (!isObj(json)) throw new Error(`${file}: a tokenizer.json must be a JSON object, got ${show(json)}`);
-  const model = json.model;
-  if (!isObj(model)) throw new Error(`${file}: field "model" must be an object, got ${show(model)}`);
+  const given = json.model;
+  if (!isObj(given)) throw new Error(`${file}: field "model" must be an object, got ${show(given)}`);
+  const inferred = given.type === undefined;
+  const model: Json = inferred ? { ...given, type: inferModelType(file, given) } : given;
   const type = model.type;
   if (typeof type !== 'string' || !(MODEL_TYPES as readonly string[]).includes(type)) {
-    throw new Error(`${file}: model.type ${show(type)} is not supported (supported: ${MODEL_TYPES.join(', ')})`);
+    const what = inferred ? `(absent, read as ${show(type)} as Hugging Face does)` : show(type);
+    throw new Error(`${file}: model.type ${what} is not supported (supported: ${MODEL_TYPES.join(', ')})`);
   }
   if (type === 'Unigram' ? !Array.isArray(model.vocab) : !isObj(model.vocab)) {
     throw new Error(`${file}: model.vocab has the wrong form for a ${type} model: ${show(model.vocab)}`);
@@ -70,7 +77,31 @@ export function checkTokenizerJson(json: unknown, file: string): Json {
     // An empty added token matches everywhere: the library splits the text at every character around it.
     if (t.content === '') throw new Error(`${file}: added_tokens[${i}] (id ${t.id as number}) has an empty "content"`);
   });
-  return { ...json, added_tokens: added };
+  // the library wants every pipeline field present; Hugging Face's own reader takes a missing one as null
+  const parts = Object.fromEntries(PIPELINE.map((k) => [k, json[k] ?? null]));
+  return { ...json, ...parts, model, added_tokens: added };
+}
+
+const PIPELINE = ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder'];
+
+/**
+ * The model type of a tokenizer.json whose "model" has no "type" (GPT-2's own file, and others written before the
+ * field existed), decided as Hugging Face's reader does: it tries BPE, WordPiece, WordLevel, then Unigram, and takes
+ * the first whose fields are all there (BPE: vocab and merges; WordPiece: unk_token, continuing_subword_prefix,
+ * max_input_chars_per_word and vocab; WordLevel: a vocab map; Unigram: a vocab list of [piece, score]).
+ */
+export function inferModelType(file: string, model: Json): string {
+  const has = (k: string) => model[k] !== undefined;
+  if (isObj(model.vocab)) {
+    if (has('merges')) return 'BPE';
+    if (['unk_token', 'continuing_subword_prefix', 'max_input_chars_per_word'].every(has)) return 'WordPiece';
+    return 'WordLevel';
+  }
+  if (Array.isArray(model.vocab)) return 'Unigram';
+  throw new Error(
+    `${file}: model has no "type" and no "vocab" to infer it from (BPE: vocab + merges; WordPiece: vocab + ` +
+      `continuing_subword_prefix + max_input_chars_per_word + unk_token; Unigram: a vocab list)`,
+  );
 }
 
 /** Ids bound what the library allocates (a table up to the largest id): the bound of a model's vocabulary. */
@@ -170,38 +201,98 @@ function checkComponents(file: string, json: Json): void {
   }
 }
 
-function tokenName(v: unknown): string | null {
-  if (typeof v === 'string') return v;
-  if (isObj(v) && typeof v.content === 'string') return v.content;
-  return null;
-}
-
 function addedTokens(json: Json): SpecialToken[] {
-  return (json.added_tokens as Json[]).map((t) => ({ content: t.content as string, id: t.id as number }));
+  return (json.added_tokens as Json[]).map((t) => ({
+    content: t.content as string,
+    id: t.id as number,
+    special: t.special === true,
+  }));
 }
 
 /** EOS/BOS: tokenizer_config.json first, else the usual names among the added tokens. */
 function specialIds(
   json: Json,
-  config: Json,
+  cfg: TokenizerConfig,
   idOf: (s: string) => number | undefined,
 ): { eos: number | null; bos: number | null } {
   const added = new Set(addedTokens(json).map((t) => t.content));
-  const pick = (key: string, guesses: string[]): number | null => {
-    const name = tokenName(config[key]);
+  const pick = (name: string | null, guesses: string[]): number | null => {
     if (name !== null) return idOf(name) ?? null;
     for (const g of guesses) if (added.has(g)) return idOf(g) ?? null;
     return null;
   };
-  return { eos: pick('eos_token', EOS_GUESSES), bos: pick('bos_token', BOS_GUESSES) };
+  return { eos: pick(cfg.eosToken, EOS_GUESSES), bos: pick(cfg.bosToken, BOS_GUESSES) };
+}
+
+/**
+ * Ids that decoding with skipSpecialTokens drops: the added tokens marked special (as Hugging Face's tokenizers
+ * does) and tokenizer_config.json's additional_special_tokens.
+ */
+function specialTokenIds(json: Json, config: Json, idOf: (s: string) => number | undefined): Set<number> {
+  const ids = new Set(
+    addedTokens(json)
+      .filter((t) => t.special)
+      .map((t) => t.id),
+  );
+  const extra = config.additional_special_tokens;
+  if (Array.isArray(extra)) {
+    for (const t of extra) {
+      const name = typeof t === 'string' ? t : isObj(t) && typeof t.content === 'string' ? t.content : null;
+      const id = name === null ? undefined : idOf(name);
+      if (id !== undefined) ids.add(id);
+    }
+  }
+  return ids;
+}
+
+/** BOS/EOS as tokenizer_config.json asks: a tokenizer whose config names a token not in its vocabulary fails. */
+function checkAddedSpecials(configFile: string, cfg: TokenizerConfig, ids: { eos: number | null; bos: number | null }) {
+  if (cfg.addBosToken && ids.bos === null)
+    throw new Error(`${configFile}: add_bos_token is true but bos_token ${show(cfg.bosToken)} is not a token`);
+  if (cfg.addEosToken && ids.eos === null)
+    throw new Error(`${configFile}: add_eos_token is true but eos_token ${show(cfg.eosToken)} is not a token`);
+}
+
+/** ids with the BOS/EOS tokenizer_config.json asks for (as transformers' post-processor for those flags). */
+function withConfigSpecials(ids: number[], cfg: TokenizerConfig, bos: number | null, eos: number | null): number[] {
+  const out = cfg.addBosToken && bos !== null ? [bos, ...ids] : ids;
+  if (cfg.addEosToken && eos !== null) out.push(eos);
+  return out;
+}
+
+/**
+ * The library's ByteFallback decoder turns a run of <0xNN> tokens that is not valid UTF-8 into whatever TextDecoder
+ * makes of it; Hugging Face's tokenizers gives one U+FFFD per byte of such a run. Ours follows the reference.
+ */
+function fixByteFallback(node: unknown): void {
+  // the library's components are callable objects (functions) that keep their JSON in .config
+  if (typeof node !== 'function' && !isObj(node)) return;
+  const part = node as { config?: { type?: unknown }; decoders?: unknown; text_decoder?: TextDecoder };
+  if (part.config?.type === 'ByteFallback' && part.text_decoder !== undefined) {
+    const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+    part.text_decoder = {
+      decode(bytes?: AllowSharedBufferSource): string {
+        try {
+          return strict.decode(bytes);
+        } catch {
+          return '\uFFFD'.repeat((bytes as Uint8Array | undefined)?.length ?? 0);
+        }
+      },
+    } as TextDecoder;
+    return;
+  }
+  if (Array.isArray(part.decoders)) for (const d of part.decoders) fixByteFallback(d);
 }
 
 export class HfTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly eosTokenId: number | null;
   readonly bosTokenId: number | null;
+  readonly specialTokenIds: ReadonlySet<number>;
+  readonly chatTemplate: string | null;
+  /** tokenizer_config.json's settings (BOS/EOS insertion, token names, chat template). */
+  readonly config: TokenizerConfig;
   private readonly lib: HfLibTokenizer;
-  private readonly cleanUp: boolean;
   private readonly byteLevel: boolean;
   private readonly addedById = new Map<number, string>();
 
@@ -209,22 +300,27 @@ export class HfTokenizer implements Tokenizer {
     readonly file: string,
     json: Json,
     config: Json = {},
+    configFile = 'tokenizer_config.json',
   ) {
     checkTokenizerRegexes(file, json); // before the library compiles them: a pattern could hang encode()
+    const cfg = (this.config = parseTokenizerConfig(config, configFile));
     try {
-      this.lib = new HfLibTokenizer(json, config);
+      this.lib = new HfLibTokenizer(json, libraryConfig(config, cfg));
     } catch (err) {
       throw new Error(`${file}: @huggingface/tokenizers cannot load it: ${(err as Error).message}`);
     }
+    fixByteFallback(this.lib.decoder);
     let max = -1;
     for (const id of this.lib.get_vocab(true).values()) max = Math.max(max, id);
     this.vocabSize = max + 1;
     if (this.vocabSize === 0) throw new Error(`${file}: the vocabulary is empty`);
-    const ids = specialIds(json, config, (s) => this.lib.token_to_id(s));
+    const idOf = (s: string) => this.lib.token_to_id(s);
+    const ids = specialIds(json, cfg, idOf);
+    checkAddedSpecials(configFile, cfg, ids);
     this.eosTokenId = ids.eos;
     this.bosTokenId = ids.bos;
-    // The library cleans up " ." -> "." by default, which breaks exact round trips; only do it when asked to.
-    this.cleanUp = config.clean_up_tokenization_spaces === true;
+    this.specialTokenIds = specialTokenIds(json, config, idOf);
+    this.chatTemplate = cfg.chatTemplate;
     const dec = json.decoder;
     this.byteLevel = isObj(dec) && dec.type === 'ByteLevel' && (json.model as Json).type === 'BPE';
     for (const t of addedTokens(json)) this.addedById.set(t.id, t.content);
@@ -236,15 +332,26 @@ export class HfTokenizer implements Tokenizer {
     }
   }
 
-  /** Plain text to ids; no BOS/EOS is added (callers prepend bosTokenId when their model expects it). */
-  encode(text: string): number[] {
-    return this.lib.encode(text, { add_special_tokens: false }).ids;
+  /**
+   * Text to ids. With addSpecialTokens, the tokens the model expects around a text: BOS/EOS as tokenizer_config.json
+   * says (add_bos_token / add_eos_token, or its class's default), else the tokenizer.json post-processor's.
+   */
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    if (opts.addSpecialTokens !== true) return this.lib.encode(text, { add_special_tokens: false }).ids;
+    if (this.config.addBosToken === null) return this.lib.encode(text, { add_special_tokens: true }).ids;
+    const ids = this.lib.encode(text, { add_special_tokens: false }).ids;
+    return withConfigSpecials(ids, this.config, this.bosTokenId, this.eosTokenId);
   }
 
-  decode(ids: number[]): string {
+  /** Ids to text; skipSpecialTokens leaves out the special tokens (<s>, </s>, ...), as generation output does. */
+  decode(ids: number[], opts: DecodeOptions = {}): string {
     if (ids.length === 0) return '';
     checkIds(this.file, ids, this.vocabSize);
-    return this.lib.decode(ids, { skip_special_tokens: false, clean_up_tokenization_spaces: this.cleanUp });
+    return this.lib.decode(ids, {
+      skip_special_tokens: opts.skipSpecialTokens === true,
+      // The library cleans up " ." -> "." by default, which breaks exact round trips; only do it when asked to.
+      clean_up_tokenization_spaces: this.config.cleanUpTokenizationSpaces,
+    });
   }
 
   /** Exact bytes of the ids: present only for ByteLevel decoders, so the stream decoder can split at characters. */
@@ -260,12 +367,14 @@ export class HfTokenizer implements Tokenizer {
 
 /**
  * For a plain GPT-2-style file (BPE model, ByteLevel pre-tokenizer with the GPT-2 regex and no prefix space, ByteLevel
- * decoder, no normalizer, no dropout) returns our own faster encoder, which gives the same ids; otherwise null.
+ * decoder, a post-processor that adds nothing, no normalizer, no dropout) returns our own faster encoder, which gives
+ * the same ids; otherwise null.
  */
 export function byteLevelBpeFromJson(file: string, json: Json, opts: HfLoadOptions = {}): ByteLevelBpe | null {
   const m = json.model as Json;
   const pre = json.pre_tokenizer;
   const dec = json.decoder;
+  const post = json.post_processor;
   const plain =
     m.type === 'BPE' &&
     json.normalizer == null &&
@@ -275,6 +384,7 @@ export function byteLevelBpeFromJson(file: string, json: Json, opts: HfLoadOptio
     pre.use_regex !== false &&
     isObj(dec) &&
     dec.type === 'ByteLevel' &&
+    (post == null || (isObj(post) && post.type === 'ByteLevel')) &&
     m.dropout == null &&
     m.ignore_merges !== true &&
     m.byte_fallback !== true &&
@@ -291,8 +401,11 @@ export function byteLevelBpeFromJson(file: string, json: Json, opts: HfLoadOptio
   });
   const specials = addedTokens(json);
   const config = opts.config ?? {};
+  const configFile = opts.configFile ?? 'tokenizer_config.json';
+  const cfg = parseTokenizerConfig(config, configFile);
   const idOf = (s: string) => specials.find((t) => t.content === s)?.id ?? vocab.get(s);
-  const ids = specialIds(json, config, idOf);
+  const ids = specialIds(json, cfg, idOf);
+  checkAddedSpecials(configFile, cfg, ids);
   const nameOf = (id: number | null) =>
     id === null
       ? null
@@ -303,6 +416,10 @@ export function byteLevelBpeFromJson(file: string, json: Json, opts: HfLoadOptio
     specialTokens: specials,
     eosToken: nameOf(ids.eos),
     bosToken: nameOf(ids.bos),
+    addBosToken: cfg.addBosToken === true,
+    addEosToken: cfg.addEosToken === true,
+    skipIds: specialTokenIds(json, config, idOf),
+    chatTemplate: cfg.chatTemplate,
     source: file,
   });
 }

@@ -8,11 +8,21 @@ import * as path from 'node:path';
 import { isMarker, tokenizerFromJson, type TokenizerJsonOptions } from './from-json.js';
 import { gpt2Tokenizer, GPT2_VOCAB_SIZE } from './gpt2.js';
 import { checkTokenizerJson, HfTokenizer, type HfLoadOptions } from './hf.js';
+import { parseGenerationConfig, type GenerationConfig } from './generation-config.js';
 import type { Tokenizer } from './tokenizer.js';
 
-export { createStreamDecoder, checkIds, type Tokenizer, type StreamDecoder } from './tokenizer.js';
+export {
+  createStreamDecoder,
+  checkIds,
+  type Tokenizer,
+  type StreamDecoder,
+  type EncodeOptions,
+  type DecodeOptions,
+} from './tokenizer.js';
+export { parseTokenizerConfig, type TokenizerConfig } from './config.js';
+export { parseGenerationConfig, type GenerationConfig, type GenerationDefaults } from './generation-config.js';
 export { Gpt2Tokenizer, gpt2Tokenizer, GPT2_EOS, GPT2_EOS_ID, GPT2_VOCAB_SIZE } from './gpt2.js';
-export { HfTokenizer, checkTokenizerJson, byteLevelBpeFromJson, type HfLoadOptions } from './hf.js';
+export { HfTokenizer, checkTokenizerJson, inferModelType, byteLevelBpeFromJson, type HfLoadOptions } from './hf.js';
 export { tokenizerFromJson, type TokenizerJsonOptions } from './from-json.js';
 export { ByteLevelBpe, type ByteLevelBpeSpec, type SpecialToken } from './bpe.js';
 export {
@@ -34,7 +44,7 @@ export function readTokenizerJson(file: string): Record<string, unknown> {
 
 /** Loads tokenizer.json with the Hugging Face library. */
 export function loadHfTokenizer(file: string, opts: HfLoadOptions = {}): HfTokenizer {
-  return new HfTokenizer(file, readTokenizerJson(file), opts.config ?? {});
+  return new HfTokenizer(file, readTokenizerJson(file), opts.config ?? {}, opts.configFile);
 }
 
 function readJsonObject(file: string): Record<string, unknown> {
@@ -46,7 +56,9 @@ function readJsonObject(file: string): Record<string, unknown> {
 /**
  * The tokenizer of a model directory (or a tokenizer.json path):
  * - tokenizer.json that is the marker `{"type": "gpt2"}` -> GPT-2 BPE (offline);
- * - any other tokenizer.json -> Hugging Face format (tokenizer_config.json, if present, supplies eos/bos names);
+ * - any other tokenizer.json -> Hugging Face format; tokenizer_config.json, if present, supplies the special tokens,
+ *   add_bos_token / add_eos_token and chat_template (else chat_template.jinja beside it, as newer repositories
+ *   store it);
  * - no tokenizer.json, config.json with model_type "gpt2" and vocab_size 50257 -> GPT-2 BPE;
  * - otherwise an error saying what was looked for.
  */
@@ -60,8 +72,11 @@ export function loadTokenizer(dirOrFile: string, opts: LoadTokenizerOptions = {}
     // tokenizer_config.json is read only for a tokenizer.json that passed the object and marker checks, as before
     const isHf = typeof raw === 'object' && raw !== null && !Array.isArray(raw) && !isMarker(raw);
     const cfgFile = path.join(dir, 'tokenizer_config.json');
-    const config = isHf && fs.existsSync(cfgFile) ? readJsonObject(cfgFile) : {};
-    return tokenizerFromJson(raw, tokFile, { config, engine: opts.engine, gpt2: gpt2Tokenizer });
+    let config = isHf && fs.existsSync(cfgFile) ? readJsonObject(cfgFile) : {};
+    const jinja = path.join(dir, 'chat_template.jinja');
+    if (isHf && config.chat_template == null && fs.existsSync(jinja))
+      config = { ...config, chat_template: fs.readFileSync(jinja, 'utf8') };
+    return tokenizerFromJson(raw, tokFile, { config, configFile: cfgFile, engine: opts.engine, gpt2: gpt2Tokenizer });
   }
   const cfgFile = path.join(dir, 'config.json');
   if (fs.existsSync(cfgFile)) {
@@ -73,4 +88,17 @@ export function loadTokenizer(dirOrFile: string, opts: LoadTokenizerOptions = {}
     );
   }
   throw new Error(`${dir}: no tokenizer.json and no config.json to choose a tokenizer from`);
+}
+
+/**
+ * generation_config.json of a model directory (or the file itself) as GenerationOptions-shaped defaults; null when
+ * the directory has none. Bad values fail with the file and the key.
+ */
+export function loadGenerationConfig(dirOrFile: string): GenerationConfig | null {
+  const file =
+    fs.existsSync(dirOrFile) && fs.statSync(dirOrFile).isDirectory()
+      ? path.join(dirOrFile, 'generation_config.json')
+      : dirOrFile;
+  if (!fs.existsSync(file)) return null;
+  return parseGenerationConfig(readJsonFile(file, 'generation config'), file);
 }

@@ -1,11 +1,29 @@
 /** The tokenizer interface every implementation provides, and a streaming decoder on top of it. */
 
+export interface EncodeOptions {
+  /**
+   * Add the special tokens the model expects around a text, as Hugging Face's encode(add_special_tokens=True):
+   * BOS/EOS as tokenizer_config.json says (add_bos_token / add_eos_token, or its tokenizer class's default), else
+   * what the tokenizer.json post-processor adds. Default false: the text's own tokens only.
+   */
+  addSpecialTokens?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Leave out special tokens (<s>, </s>, <|endoftext|>, ...), as generation output does. Default false. */
+  skipSpecialTokens?: boolean;
+}
+
 export interface Tokenizer {
-  encode(text: string): number[];
-  decode(ids: number[]): string;
+  encode(text: string, opts?: EncodeOptions): number[];
+  decode(ids: number[], opts?: DecodeOptions): string;
   readonly vocabSize: number;
   readonly eosTokenId: number | null;
   readonly bosTokenId: number | null;
+  /** Ids that skipSpecialTokens leaves out (absent: none). */
+  readonly specialTokenIds?: ReadonlySet<number>;
+  /** tokenizer_config.json's chat template (Jinja source), kept for a server; null or absent: none. */
+  readonly chatTemplate?: string | null;
   /**
    * Byte-level tokenizers expose the raw bytes of a token sequence; the stream decoder then splits output exactly at
    * UTF-8 character boundaries. Others leave it out and the stream decoder works from decoded text.
@@ -35,13 +53,18 @@ export function checkIds(who: string, ids: readonly number[], vocabSize: number)
  * Otherwise it keeps a window of recent ids (prefix/read offsets, as text-generation-inference does): the new text is
  * decode(window) minus decode(prefix), emitted only when it does not end in U+FFFD. Decoding a window, not single
  * ids, keeps tokenizers whose decode depends on the neighbour (SentencePiece's leading space) correct.
+ * Special tokens are left out (skipSpecialTokens, default true), as Hugging Face's generation output does.
  */
-export function createStreamDecoder(tok: Tokenizer): StreamDecoder {
+export function createStreamDecoder(tok: Tokenizer, opts: DecodeOptions = {}): StreamDecoder {
+  const skip = opts.skipSpecialTokens ?? true;
+  const special = skip ? tok.specialTokenIds : undefined;
+  const keep = special && special.size > 0 ? (ids: number[]) => ids.filter((id) => !special.has(id)) : null;
   const decodeBytes = tok.decodeBytes?.bind(tok);
   if (decodeBytes) {
     let td = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
     return {
-      push(...ids: number[]): string {
+      push(...more: number[]): string {
+        const ids = keep ? keep(more) : more;
         return ids.length === 0 ? '' : td.decode(decodeBytes(ids), { stream: true });
       },
       flush(): string {
@@ -51,14 +74,15 @@ export function createStreamDecoder(tok: Tokenizer): StreamDecoder {
       },
     };
   }
+  const dec = (x: number[]) => tok.decode(x, skip ? { skipSpecialTokens: true } : {});
   let ids: number[] = [];
   let prefixOffset = 0;
   let readOffset = 0;
   return {
     push(...more: number[]): string {
       ids.push(...more);
-      const prefix = readOffset > prefixOffset ? tok.decode(ids.slice(prefixOffset, readOffset)) : '';
-      const text = tok.decode(ids.slice(prefixOffset));
+      const prefix = readOffset > prefixOffset ? dec(ids.slice(prefixOffset, readOffset)) : '';
+      const text = dec(ids.slice(prefixOffset));
       if (text.length <= prefix.length || text.endsWith('\uFFFD')) return '';
       prefixOffset = readOffset;
       readOffset = ids.length;
@@ -71,8 +95,8 @@ export function createStreamDecoder(tok: Tokenizer): StreamDecoder {
       return text.slice(prefix.length);
     },
     flush(): string {
-      const prefix = readOffset > prefixOffset ? tok.decode(ids.slice(prefixOffset, readOffset)) : '';
-      const text = ids.length > prefixOffset ? tok.decode(ids.slice(prefixOffset)) : '';
+      const prefix = readOffset > prefixOffset ? dec(ids.slice(prefixOffset, readOffset)) : '';
+      const text = ids.length > prefixOffset ? dec(ids.slice(prefixOffset)) : '';
       ids = [];
       prefixOffset = readOffset = 0;
       return text.slice(prefix.length);
