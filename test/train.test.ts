@@ -14,6 +14,7 @@ import { loadCorpus } from '../src/data/corpus.js';
 import { tokenizeDocuments } from '../src/data/dataset.js';
 import { getBackend } from '../src/kernels/index.js';
 import { loadModelDir } from '../src/io/model-dir.js';
+import { loadModuleModel } from '../src/io/module-dir.js';
 import { trainBpe, writeTokenizerJson, loadTokenizer } from '../src/tokenizer/index.js';
 import { evaluateModel } from '../src/train/eval.js';
 import { readLog, type EvalRow } from '../src/train/log.js';
@@ -60,6 +61,7 @@ test(
         seqLen: 64,
         lr: 3e-3,
         evalEvery: 100,
+        evalFirst: true,
         evalBatches: 8,
         ckptEvery: 150,
       },
@@ -126,13 +128,15 @@ for (const [arch, fixture] of [
         seqLen: 32,
         lr: 3e-3,
         evalEvery: 15,
+        evalFirst: true,
         evalBatches: 2,
         ckptEvery: 15,
       },
       { resume: false },
       quiet,
     );
-    const after = loadModelDir(out);
+    // the output is the module alone, referring to the base (io/module-dir.ts); loaded with it
+    const after = loadModuleModel(out);
     assert.equal(after.config.recycle?.numLayers, 1, 'ceil(L/4) module blocks');
     let moduleChanged = false;
     for (const spec of after.weights.specs) {

@@ -20,7 +20,7 @@ interface TrainFlags extends Partial<Omit<TrainOptions, 'out'>> {
 const fmt = (v: number | null | undefined, digits = 3): string =>
   v === null || v === undefined ? '-' : v.toFixed(digits);
 
-/** Progress: a cli-progress bar on a terminal, plain lines at each evaluation otherwise. */
+/** Progress: a cli-progress bar on a terminal; otherwise one plain line per step (a log file, a pipe) and per eval. */
 class Progress {
   private bar: cliProgress.SingleBar | null = null;
   private val = '-';
@@ -55,7 +55,15 @@ class Progress {
     this.bar.start(o.steps, info.startStep, { loss: '-', lm: '-', rec: '-', val: '-', tps: '-' });
   }
 
-  step(row: TrainRow): void {
+  step(row: TrainRow, total: number): void {
+    if (this.enabled && !this.tty) {
+      process.stderr.write(
+        `step ${row.step}/${total}: loss ${fmt(row.loss)} ` +
+          `(lm ${fmt(row.lm_loss)}, recycle ${fmt(row.recycle_loss)}), ` +
+          `lr ${row.lr.toExponential(2)}, grad norm ${fmt(row.grad_norm)}, ${Math.round(row.tokens_per_s)} tok/s, ` +
+          `${row.elapsed_s.toFixed(1)} s\n`,
+      );
+    }
     this.bar?.update(row.step, {
       loss: fmt(row.loss),
       lm: fmt(row.lm_loss),
@@ -76,6 +84,10 @@ class Progress {
     }
   }
 
+  checkpoint(step: number, dir: string): void {
+    if (this.enabled && !this.tty) process.stderr.write(`step ${step}: checkpoint written to ${dir}\n`);
+  }
+
   stop(): void {
     this.bar?.stop();
     this.bar = null;
@@ -91,7 +103,10 @@ export function register(program: Command): void {
     .option('--preset <name>', 'model shape: tiny, tiny-llama, small, gpt2-small (default tiny)')
     .option('--config <file>', 'HF-style config.json giving the model shape')
     .option('--base <dir>', 'start from this HF GPT-2/Llama model directory (a module is added if it has none)')
-    .option('--freeze-base', 'train only the module (recycle.*); the base stays bit-identical')
+    .option(
+      '--freeze-base',
+      'train only the module (recycle.*), the base in inference mode; --out gets the module alone (refers to the base)',
+    )
     .option('--resume', 'continue from the checkpoint in --out')
     .option('--steps <n>', 'optimizer steps (default 1000)', intOption('--steps', 1, LIMITS.steps))
     .option('--batch-size <n>', 'sequences per micro-batch (default 8)', intOption('--batch-size', 1, LIMITS.batchSize))
@@ -127,6 +142,12 @@ export function register(program: Command): void {
       'checkpoint every N steps (default 200)',
       intOption('--ckpt-every', 1, LIMITS.ckptEvery),
     )
+    .option(
+      '--ckpt-minutes <x>',
+      'also checkpoint when X minutes passed since the last one',
+      floatOption('--ckpt-minutes', 0),
+    )
+    .option('--eval-first', 'evaluate both heads before step 1 too')
     .option('--seed <n>', 'seed for init and batch sampling (default 1337)', intOption('--seed', 0))
     .option(
       '--threads <n>',
@@ -152,7 +173,8 @@ export function register(program: Command): void {
           {
             backend: cliBackend(),
             onStart: (i) => progress.start(i),
-            onStep: (r) => progress.step(r),
+            onStep: (r, total) => progress.step(r, total),
+            onCheckpoint: (step, dir) => progress.checkpoint(step, dir),
             onEval: (r) => progress.eval(r),
           },
         );

@@ -6,10 +6,11 @@ import { register as bench } from './cmd-bench.js';
 import { register as train } from './cmd-train.js';
 import { register as evaluate } from './cmd-eval.js';
 import { register as plot } from './cmd-plot.js';
+import { register as merge } from './cmd-merge.js';
 
 type Register = (program: Command) => void;
 
-const registry: Register[] = [forward, generate, bench, train, evaluate, plot];
+const registry: Register[] = [forward, generate, bench, train, evaluate, plot, merge];
 
 export function registerCommands(program: Command): void {
   for (const r of registry) r(program);

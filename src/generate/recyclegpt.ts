@@ -15,6 +15,7 @@ import type { Backend } from '../kernels/backend.js';
 import { createBackend } from '../kernels/index.js';
 import { InferenceModel } from '../model/infer.js';
 import { loadModelDir } from '../io/model-dir.js';
+import { loadAnyModelDir } from '../io/module-dir.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { checkTokenizerFits, RecycleGPT as CoreRecycleGPT } from './recyclegpt-core.js';
 
@@ -36,6 +37,11 @@ export interface LoadOptions {
   onWarning?: (message: string) => void;
   /** A tokenizer to use instead of the directory's (null: token-id prompts only). */
   tokenizer?: Tokenizer | null;
+  /**
+   * A module-only directory (trained on a frozen base, io/module-dir.ts) to load over `dir` as its base, the PEFT
+   * adapter way; its recorded fingerprint must match `dir`. A module-only `dir` finds its own base without this.
+   */
+  module?: string;
 }
 
 export class RecycleGPT extends CoreRecycleGPT {
@@ -43,8 +49,11 @@ export class RecycleGPT extends CoreRecycleGPT {
   static async load(dir: string, opts: LoadOptions = {}): Promise<RecycleGPT> {
     const backend = opts.backend ?? createBackend({ kind: 'auto', threads: opts.threads, onWarning: opts.onWarning });
     if (opts.backend && opts.threads !== undefined) backend.setThreads(opts.threads);
-    const { config, weights } = loadModelDir(dir, { alloc: backend.alloc, dtypes: backend.weightDtypes });
-    const tokenizer = opts.tokenizer !== undefined ? opts.tokenizer : tokenizerOf(dir);
+    const modOpts = { alloc: backend.alloc, dtypes: backend.weightDtypes };
+    const { config, weights, tokenizerDir } = loadAnyModelDir(dir, opts.module, modOpts, (d) =>
+      loadModelDir(d, modOpts),
+    );
+    const tokenizer = opts.tokenizer !== undefined ? opts.tokenizer : tokenizerOf(tokenizerDir);
     checkTokenizerFits(dir, tokenizer, config);
     return new RecycleGPT(new InferenceModel(config, weights, backend), tokenizer, dir);
   }

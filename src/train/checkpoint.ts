@@ -22,8 +22,9 @@ import { readJsonFile } from '../io/files.js';
 import { isDiskFull, recoverReplacedDir, replaceDirAtomic, SWAP_MARKER } from '../io/atomic.js';
 import { toHfConfig, type ModelConfig } from '../model/config.js';
 import { saveWeights } from '../io/model-dir.js';
+import { moduleConfigJson, saveModuleWeights, type BaseRef, type ModuleDtype } from '../io/module-dir.js';
 import type { AdamWState } from '../nn/optim.js';
-import { MAX_THREADS, validateOptions, type TrainOptions } from './options.js';
+import { LATER_OPTIONS, MAX_THREADS, validateOptions, type TrainOptions } from './options.js';
 import type { TrainParams } from './params.js';
 
 export const STATE_DIR = 'train_state';
@@ -76,7 +77,14 @@ export interface CheckpointContent {
   tokenizerFiles: Record<string, string>;
   state: Omit<TrainStateJson, 'format' | 'version' | 'optimizer'>;
   optimizer: AdamWState;
+  /**
+   * Module-only checkpoint (frozen base): config.json refers to the base, model.safetensors holds recycle.* in the
+   * base's dtype, and train_state/module.safetensors the float32 values the optimizer works on (exact resume).
+   */
+  module?: { base: BaseRef; dtype: ModuleDtype };
 }
+
+export const MODULE_MASTER_FILE = 'module.safetensors';
 
 const CHECKPOINT_ENTRIES = new Set([
   'config.json',
@@ -130,11 +138,21 @@ export function saveCheckpoint(dir: string, c: CheckpointContent): void {
   };
   try {
     replaceDirAtomic(dir, (tmp) => {
-      fs.writeFileSync(stage(tmp, 'config.json'), `${JSON.stringify(toHfConfig(c.config), null, 2)}\n`);
-      saveWeights(stage(tmp, 'model.safetensors'), c.config, (n) => c.params.data(n));
+      const n = c.params.store.size;
+      if (c.module) {
+        fs.writeFileSync(stage(tmp, 'config.json'), moduleConfigJson(c.config, c.module.base));
+        saveModuleWeights(stage(tmp, 'model.safetensors'), c.config, (n) => c.params.data(n), c.module.dtype);
+      } else {
+        fs.writeFileSync(stage(tmp, 'config.json'), `${JSON.stringify(toHfConfig(c.config), null, 2)}\n`);
+        saveWeights(stage(tmp, 'model.safetensors'), c.config, (n) => c.params.data(n));
+      }
       for (const [name, text] of Object.entries(c.tokenizerFiles)) fs.writeFileSync(stage(tmp, name), text);
       fs.mkdirSync(stage(tmp, STATE_DIR));
-      const n = c.params.store.size;
+      if (c.module) {
+        writeSafetensors(stage(tmp, path.join(STATE_DIR, MODULE_MASTER_FILE)), [
+          { name: 'module.params', shape: [n], data: c.params.store.data },
+        ]);
+      }
       writeSafetensors(stage(tmp, path.join(STATE_DIR, OPTIMIZER_FILE)), [
         { name: 'adamw.m', shape: [n], data: c.optimizer.m },
         { name: 'adamw.v', shape: [n], data: c.optimizer.v },
@@ -189,7 +207,7 @@ export function readTrainState(dir: string): TrainStateJson {
     const issue = r.error.issues[0]!;
     throw new Error(`${file}: field "${issue.path.join('.') || '(root)'}": ${issue.message}`);
   }
-  const options = validateOptions(r.data.options, `${file} options`);
+  const options = validateOptions({ ...LATER_OPTIONS, ...r.data.options }, `${file} options`);
   const state = { ...r.data, options } as TrainStateJson;
   checkConsistency(state, file);
   return state;
@@ -264,6 +282,28 @@ export function readOptimizerState(dir: string, state: TrainStateJson, params: n
       return data;
     };
     return { step: state.optimizer.step, m: get('adamw.m'), v: get('adamw.v') };
+  } finally {
+    reader.close();
+  }
+}
+
+/** The float32 module values of a module-only checkpoint (train_state/module.safetensors), checked for size. */
+export function readModuleMaster(dir: string, params: number): Float32Array {
+  const file = path.join(dir, STATE_DIR, MODULE_MASTER_FILE);
+  if (!fs.existsSync(file)) throw new Error(`${file}: missing (the module-only checkpoint is incomplete)`);
+  const reader = new SafetensorsReader(file);
+  try {
+    if (!reader.has('module.params')) throw new Error(`${file}: tensor "module.params" is missing`);
+    const shape = reader.info('module.params').shape;
+    if (shape.length !== 1 || shape[0] !== params)
+      throw new Error(
+        `${file}: tensor "module.params" has shape [${shape.join(', ')}], the module has ${params} values`,
+      );
+    const data = reader.get('module.params').data;
+    for (let i = 0; i < data.length; i++)
+      if (!Number.isFinite(data[i]!))
+        throw new Error(`${file}: tensor "module.params" holds a non-finite value at ${i}`);
+    return data;
   } finally {
     reader.close();
   }

@@ -10,6 +10,7 @@ import type { ModelConfig } from '../model/config.js';
 import { TrainGraph, weightsSource, type ParamSource } from '../model/graph.js';
 import type { Weights } from '../model/weights.js';
 import { Tape } from '../nn/tape.js';
+import type { FrozenBase, ModuleGraph } from './module-graph.js';
 
 export interface EvalResult {
   /** Mean CE of the next-token head (nats per token). */
@@ -118,4 +119,77 @@ export function evaluateModel(
   opts: EvalOptions,
 ): EvalResult {
   return evaluateParams(config, weightsSource(weights), tokens, opts);
+}
+
+/**
+ * Evaluate a module on a frozen base the module-only trainer's way (module-graph.ts): the base in inference mode
+ * (its next-token loss from its own logits, per sequence), the module on a no-grad tape. Same windows and the same
+ * quantities as evaluateParams.
+ */
+export function evaluateModule(
+  graph: ModuleGraph,
+  base: FrozenBase,
+  params: ParamSource,
+  tokens: Int32Array,
+  opts: EvalOptions,
+): EvalResult {
+  const config = graph.config;
+  const T = Math.min(opts.seqLen ?? config.maxPositions, config.maxPositions);
+  const batchSize = opts.batchSize ?? 4;
+  const maxBatches = opts.maxBatches ?? Number.POSITIVE_INFINITY;
+  if (tokens.length < T + 2) {
+    throw new Error(
+      `eval: the held-out split has ${tokens.length} tokens, fewer than one window of ${T} + 2; ` +
+        `use a shorter --seq-len or more data`,
+    );
+  }
+  const tape = opts.tape ?? new Tape(opts.backend, { grad: false });
+  if (tape.gradEnabled) throw new Error('eval: the tape must be created with {grad: false}');
+  const V = config.vocabSize,
+    C = config.hidden;
+  let sumNext = 0,
+    nNext = 0,
+    sumRec = 0,
+    nRec = 0,
+    agree = 0,
+    batches = 0;
+  let h = new Float32Array(0);
+  for (const batch of evalBatches(tokens, batchSize, T)) {
+    if (batches++ >= maxBatches) break;
+    const rows = batch.B * (T - 1);
+    if (h.length < rows * C) h = new Float32Array(rows * C);
+    const baseTop = new Int32Array(batch.B * T);
+    base.hidden(batch, h, (b, logits) => {
+      for (let t = 0; t < T; t++) {
+        const target = batch.targets[b * T + t]!;
+        baseTop[b * T + t] = argmax(logits, t * V, V);
+        if (target === -1) continue;
+        let max = -Infinity;
+        for (let i = 0; i < V; i++) max = Math.max(max, logits[t * V + i]!);
+        let s = 0;
+        for (let i = 0; i < V; i++) s += Math.exp(logits[t * V + i]! - max);
+        sumNext += Math.log(s) + max - logits[t * V + target]!;
+        nNext++;
+      }
+    });
+    tape.reset();
+    const out = graph.forward(tape, params, batch, h);
+    sumRec += out.recycleLoss.data[0]! * rows;
+    nRec += rows;
+    const rec = out.recycleLogits.data;
+    for (let b = 0; b < batch.B; b++)
+      for (let t = 0; t < T - 1; t++) if (argmax(rec, (b * (T - 1) + t) * V, V) === baseTop[b * T + t + 1]) agree++;
+  }
+  tape.reset();
+  const lossNext = sumNext / nNext;
+  const lossRec = nRec > 0 ? sumRec / nRec : null;
+  return {
+    loss_next: lossNext,
+    ppl_next: Math.exp(lossNext),
+    loss_recycle: lossRec,
+    ppl_recycle: lossRec === null ? null : Math.exp(lossRec),
+    agreement_top1: nRec > 0 ? agree / nRec : null,
+    tokens: nNext,
+    tokens_recycle: nRec,
+  };
 }

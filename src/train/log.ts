@@ -14,7 +14,8 @@ export interface TrainRow {
   step: number;
   /** Joint loss lm_loss + λ·recycle_loss (mean over micro-batches). */
   loss: number;
-  lm_loss: number;
+  /** null when the base is frozen (its loss cannot change; evaluation reports it). */
+  lm_loss: number | null;
   recycle_loss: number | null;
   lr: number;
   /** Global gradient L2 norm before clipping. */

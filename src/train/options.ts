@@ -42,6 +42,10 @@ export interface TrainOptions {
   evalBatches: number;
   /** Write a checkpoint every N steps (and at the end). */
   ckptEvery: number;
+  /** Also write one when N minutes have passed since the last (null: by steps only). */
+  ckptMinutes: number | null;
+  /** Evaluate before step 1 too (default only at evalEvery steps and the end). */
+  evalFirst: boolean;
   seed: number;
   /** Kernel threads (null: the backend's default). */
   threads: number | null;
@@ -68,6 +72,8 @@ export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'data' | 'out'> = {
   evalEvery: 100,
   evalBatches: 20,
   ckptEvery: 200,
+  ckptMinutes: null,
+  evalFirst: false,
   seed: 1337,
   threads: null,
 };
@@ -78,8 +84,13 @@ export const RESUME_OVERRIDABLE: readonly (keyof TrainOptions)[] = [
   'evalEvery',
   'evalBatches',
   'ckptEvery',
+  'ckptMinutes',
+  'evalFirst',
   'threads',
 ];
+
+/** Options added after checkpoints were first written: an older state.json without them gets these values. */
+export const LATER_OPTIONS: Partial<TrainOptions> = { ckptMinutes: null, evalFirst: false };
 
 /**
  * Upper bounds: far beyond any run this CPU trainer can do, low enough that a typo or a hand-edited checkpoint
@@ -138,6 +149,8 @@ const RULES: Record<keyof TrainOptions, [Check, string]> = {
   evalEvery: [isInt(0, LIMITS.evalEvery), inRange(0, LIMITS.evalEvery)],
   evalBatches: [isInt(1, LIMITS.evalBatches), inRange(1, LIMITS.evalBatches)],
   ckptEvery: [isInt(1, LIMITS.ckptEvery), inRange(1, LIMITS.ckptEvery)],
+  ckptMinutes: [orNull(isNum(0, true)), 'a number of minutes > 0'],
+  evalFirst: [(v) => typeof v === 'boolean', 'true or false'],
   seed: [isInt(0), 'an integer >= 0'],
   threads: [orNull(isInt(1, LIMITS.threads)), inRange(1, LIMITS.threads)],
 };

@@ -44,7 +44,7 @@ export function lossCurvesSvg(rows: readonly LogRow[], title = 'RecycleGPT train
   const finite = (v: number | null | undefined): v is number => typeof v === 'number' && Number.isFinite(v);
   const trainRows = rows.filter((r) => r.type === 'train');
   const evalRows = rows.filter((r) => r.type === 'eval');
-  const lm = trainRows.filter((r) => finite(r.lm_loss)).map((r): [number, number] => [r.step, r.lm_loss]);
+  const lm = trainRows.filter((r) => finite(r.lm_loss)).map((r): [number, number] => [r.step, r.lm_loss!]);
   const rec = trainRows.filter((r) => finite(r.recycle_loss)).map((r): [number, number] => [r.step, r.recycle_loss!]);
   const window = Math.max(1, Math.round(trainRows.length / 50));
   const series: Series[] = [

@@ -10,7 +10,9 @@ import { tokenizeDocuments } from '../data/dataset.js';
 import { defaultRecycleLayers, validateConfig, type ModelConfig } from '../model/config.js';
 import { initParams } from '../model/init.js';
 import { loadModelDir, readConfig } from '../io/model-dir.js';
-import { moduleParamSpecs } from '../model/names.js';
+import { baseParamSpecs, countParams, moduleParamSpecs } from '../model/names.js';
+import type { Allocator, WeightDtype } from '../kernels/backend.js';
+import type { Weights } from '../model/weights.js';
 import { presetConfig } from '../model/presets.js';
 import {
   bpeFromTrained,
@@ -67,8 +69,16 @@ export function plannedVocab(o: TrainOptions): number {
   return presetConfig(o.preset ?? 'tiny').vocabSize;
 }
 
+/** Bases above this many parameters get a 1-block module by default (a laptop trains it; EAGLE uses one). */
+export const LARGE_BASE_PARAMS = 300e6;
+
+/** Default module depth: 1 block for a base above LARGE_BASE_PARAMS, else ceil(L/4) (ARCHITECTURE.md §1.1). */
+export function defaultModuleDepth(c: ModelConfig): number {
+  return countParams(baseParamSpecs(c)) > LARGE_BASE_PARAMS ? 1 : defaultRecycleLayers(c.nLayers);
+}
+
 function withRecycle(c: ModelConfig, o: TrainOptions): ModelConfig {
-  const numLayers = o.recycleLayers ?? c.recycle?.numLayers ?? defaultRecycleLayers(c.nLayers);
+  const numLayers = o.recycleLayers ?? c.recycle?.numLayers ?? defaultModuleDepth(c);
   const lossWeight = o.lambda ?? c.recycle?.lossWeight ?? 1;
   return { ...c, recycle: { numLayers, lossWeight } };
 }
@@ -85,16 +95,24 @@ export interface InitialModel {
   fill(params: TrainParams): void;
   /** For the start-up message. */
   source: string;
+  /** The loaded base (with the new module's initial values), when starting from one. */
+  weights?: Weights;
 }
 
 /** Config and initial weights of a fresh run (preset, config file, or HF base + module). */
-export function initialModel(o: TrainOptions, tok: Tokenizer): InitialModel {
+export function initialModel(
+  o: TrainOptions,
+  tok: Tokenizer,
+  frozenLoad: { alloc?: Allocator; dtypes?: readonly WeightDtype[] } = {},
+): InitialModel {
   if (o.base !== null) {
     const cfgPath = path.join(o.base, 'config.json');
     if (!fs.existsSync(cfgPath)) throw new Error(`--base ${o.base}: no config.json (is this a model directory?)`);
     const config = withRecycle(readConfig(cfgPath), o);
     checkVocab(config, tok, cfgPath);
-    const { weights, missing } = loadModelDir(o.base, { config, allowMissingModule: true });
+    // a frozen base is used as loaded (module-only training): the backend's memory and dtypes
+    const load = o.freezeBase ? frozenLoad : {};
+    const { weights, missing } = loadModelDir(o.base, { config, allowMissingModule: true, ...load });
     const missingSet = new Set(missing);
     initParams(
       moduleParamSpecs(config).filter((s) => missingSet.has(s.name)),
@@ -106,7 +124,7 @@ export function initialModel(o: TrainOptions, tok: Tokenizer): InitialModel {
       missing.length > 0
         ? `${o.base} + a new ${config.recycle!.numLayers}-block module`
         : `${o.base} (with its module)`;
-    return { config, fill: (p) => p.copyFrom((n) => weights.get(n)), source };
+    return { config, fill: (p) => p.copyFrom((n) => weights.get(n)), source, weights };
   }
   let config: ModelConfig;
   let source: string;

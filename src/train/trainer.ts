@@ -18,8 +18,25 @@ import { loadModelDir, readConfig } from '../io/model-dir.js';
 import { AdamW, cosineSchedule } from '../nn/optim.js';
 import { Tape } from '../nn/tape.js';
 import { isDiskFull } from '../io/atomic.js';
-import { hasCheckpoint, readOptimizerState, readTrainState, recoverCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { evaluateParams } from './eval.js';
+import {
+  hasCheckpoint,
+  readModuleMaster,
+  readOptimizerState,
+  readTrainState,
+  recoverCheckpoint,
+  saveCheckpoint,
+} from './checkpoint.js';
+import { evaluateModule, evaluateParams } from './eval.js';
+import { FrozenBase, ModuleGraph } from './module-graph.js';
+import {
+  baseDtype,
+  checkBase,
+  makeBaseRef,
+  readBaseRef,
+  resolveBase,
+  type BaseRef,
+  type ModuleDtype,
+} from '../io/module-dir.js';
 import { LOG_FILE, TrainLog, type EvalRow, type TrainRow } from './log.js';
 import { mergeResumeOptions, resolveOptions, scheduleOf, type TrainOptions } from './options.js';
 import { TrainParams } from './params.js';
@@ -88,6 +105,10 @@ interface Session {
   messages: string[];
   /** Backend and threads of this process (saved; compared on resume). */
   runtime: { backend: string; threads: number };
+  /** Frozen base: it runs in inference mode, only the module is on the tape (module-graph.ts). */
+  frozenBase: FrozenBase | null;
+  /** Module-only output: the base reference and the dtype the module is written in (null: a full directory). */
+  moduleOut: { base: BaseRef; dtype: ModuleDtype } | null;
 }
 
 /** The backend and thread count this run will use (threads are set before training starts). */
@@ -106,18 +127,25 @@ function startFresh(given: GivenOptions, be: Backend): Session {
   let o = resolveOptions({ ...given, data: given.data });
   const corpus = loadCorpus(o.data);
   const tok = chooseTokenizer(o, corpus, plannedVocab(o));
-  const init = initialModel(o, tok.tokenizer);
+  const init = initialModel(o, tok.tokenizer, { alloc: be.alloc, dtypes: be.weightDtypes });
   const config = init.config;
   const sched = scheduleOf(o);
   o = { ...o, seqLen: o.seqLen ?? Math.min(config.maxPositions, 256), warmup: sched.warmup, minLr: sched.minLr };
   if (o.seqLen! > config.maxPositions)
     throw new Error(`--seq-len ${o.seqLen} exceeds the model's context length ${config.maxPositions}`);
-  const params = new TrainParams(config, o.freezeBase, be.alloc);
+  const inPlace = o.freezeBase ? init.weights : undefined;
+  const params = new TrainParams(config, o.freezeBase, be.alloc, inPlace);
   init.fill(params);
   const { train, val } = tokenizeCorpus(corpus, tok.tokenizer, o.data);
   const sampler = new BatchSampler(train, { batchSize: o.batchSize, seqLen: o.seqLen!, seed: o.seed });
   const optimizer = new AdamW(be, params.store, { weightDecay: o.weightDecay });
   const messages = [`model: ${init.source}`, `tokenizer: ${tok.source}`];
+  const frozen = inPlace ? new FrozenBase(config, inPlace, be) : null;
+  // a module trained on a frozen base is written alone, referring to the base (and to its tokenizer, unless another
+  // one was chosen)
+  const moduleOut =
+    o.freezeBase && o.base !== null ? { base: makeBaseRef(o.base, o.out), dtype: baseDtype(o.base) } : null;
+  if (moduleOut) messages.push(`output: the module only (${moduleOut.dtype}), referring to the base ${o.base}`);
   return {
     options: o,
     config,
@@ -126,10 +154,12 @@ function startFresh(given: GivenOptions, be: Backend): Session {
     sampler,
     train,
     val,
-    tokenizerFiles: tok.files,
+    tokenizerFiles: moduleOut && o.tokenizer === null ? {} : tok.files,
     step: 0,
     messages,
     runtime: runtimeOf(be, o),
+    frozenBase: frozen,
+    moduleOut,
   };
 }
 
@@ -154,16 +184,23 @@ function resume(given: GivenOptions, be: Backend): Session {
         `${config.maxPositions} (${cfgFile})`,
     );
   }
-  const { weights } = loadModelDir(dir, { config });
-  const tok = tokenizerFromDir(dir);
+  const moduleOnly = state.trainable === 'module';
+  const ref = moduleOnly ? readBaseRef(dir) : null;
+  const baseDir = ref ? resolveBase(dir, ref) : null;
+  if (ref && baseDir) checkBase(dir, baseDir, ref);
+  const frozenLoad = moduleOnly ? { alloc: be.alloc, dtypes: be.weightDtypes, allowMissingModule: ref !== null } : {};
+  const { weights } = loadModelDir(baseDir ?? dir, { config, ...frozenLoad });
+  const ownTokenizer = !ref || fs.existsSync(path.join(dir, 'tokenizer.json'));
+  const tok = tokenizerFromDir(ownTokenizer ? dir : baseDir!);
   if (tok.tokenizer.vocabSize > config.vocabSize) {
     throw new Error(
       `${cfgFile}: vocab_size ${config.vocabSize} is smaller than the checkpoint tokenizer's ` +
         `${tok.tokenizer.vocabSize} tokens`,
     );
   }
-  const params = new TrainParams(config, state.trainable === 'module', be.alloc);
-  params.copyFrom((n) => weights.get(n));
+  const params = new TrainParams(config, moduleOnly, be.alloc, moduleOnly ? weights : undefined);
+  if (ref) params.store.data.set(readModuleMaster(dir, params.store.size));
+  else params.copyFrom((n) => weights.get(n));
   const optimizer = new AdamW(be, params.store, { weightDecay: o.weightDecay });
   optimizer.importState(readOptimizerState(dir, state, params.store.size));
   const { train, val } = tokenizeCorpus(loadCorpus(o.data), tok.tokenizer, o.data);
@@ -192,10 +229,12 @@ function resume(given: GivenOptions, be: Backend): Session {
     sampler,
     train,
     val,
-    tokenizerFiles: tok.files,
+    tokenizerFiles: ownTokenizer ? tok.files : {},
     step: state.step,
     messages,
     runtime,
+    frozenBase: moduleOnly ? new FrozenBase(config, weights, be) : null,
+    moduleOut: ref && baseDir ? { base: ref, dtype: baseDtype(baseDir) } : null,
   };
 }
 
@@ -205,6 +244,7 @@ function checkpoint(s: Session): void {
     params: s.params,
     tokenizerFiles: s.tokenizerFiles,
     optimizer: s.optimizer.exportState(),
+    ...(s.moduleOut ? { module: s.moduleOut } : {}),
     state: {
       step: s.step,
       options: s.options,
@@ -234,6 +274,8 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
   if (o.threads !== null) be.setThreads(o.threads);
   const log = new TrainLog(path.join(out, LOG_FILE));
   const graph = new TrainGraph(s.config);
+  const moduleGraph = s.frozenBase ? new ModuleGraph(s.config) : null;
+  const hidden = s.frozenBase ? be.alloc.f32(o.batchSize * (o.seqLen! - 1) * s.config.hidden) : null;
   const tape = new Tape(be);
   const evalTape = new Tape(be, { grad: false });
   const lr = cosineSchedule({ warmup: o.warmup!, total: o.steps, maxLr: o.lr, minLr: o.minLr! });
@@ -259,13 +301,17 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
   };
 
   const evaluate = (): void => {
-    const r = evaluateParams(s.config, s.params, s.val, {
+    const evalOpts = {
       backend: be,
       seqLen: o.seqLen!,
       batchSize: o.batchSize,
       maxBatches: o.evalBatches,
       tape: evalTape,
-    });
+    };
+    const r =
+      moduleGraph && s.frozenBase
+        ? evaluateModule(moduleGraph, s.frozenBase, s.params, s.val, evalOpts)
+        : evaluateParams(s.config, s.params, s.val, evalOpts);
     lastEval = {
       type: 'eval',
       step: s.step,
@@ -280,8 +326,10 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
     logged(() => log.append(row));
     hooks.onEval?.(lastEval);
   };
+  let lastSave = performance.now();
   const save = (): void => {
     checkpoint(s);
+    lastSave = performance.now();
     savedStep = s.step;
     saved = true;
     hooks.onCheckpoint?.(s.step, out);
@@ -314,7 +362,7 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
     threads: be.threads(),
     messages: s.messages,
   });
-  if (!mode.resume && o.evalEvery > 0) evaluate();
+  if (!mode.resume && o.evalFirst) evaluate();
 
   const started = performance.now();
   const tokensPerStep = o.batchSize * o.seqLen! * o.gradAccum;
@@ -323,10 +371,27 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
     const rate = lr(s.step);
     s.params.store.zeroGrad();
     let loss = 0,
-      lmLoss = 0,
+      lmLoss: number | null = 0,
       recLoss = 0,
       hasRec = false;
-    for (let micro = 0; micro < o.gradAccum; micro++) {
+    for (let micro = 0; micro < o.gradAccum && moduleGraph && s.frozenBase && hidden; micro++) {
+      // frozen base: the base in inference mode gives h, only the module is on the tape
+      tape.reset();
+      const batch = s.sampler.next();
+      s.frozenBase.hidden(batch, hidden);
+      const outp = moduleGraph.forward(tape, s.params, batch, hidden);
+      if (hooks.injectNaN?.step === s.step + 1 && hooks.injectNaN.where === 'loss')
+        outp.recycleLoss.data[0] = Number.NaN;
+      const r = outp.recycleLoss.data[0]!;
+      if (!Number.isFinite(r)) diverged(`the loss is ${r} (recycle)`);
+      const lambda = s.config.recycle!.lossWeight;
+      loss += (lambda * r) / o.gradAccum;
+      recLoss += r / o.gradAccum;
+      hasRec = true;
+      lmLoss = null;
+      tape.backward(outp.recycleLoss, lambda * (1 / o.gradAccum));
+    }
+    for (let micro = 0; micro < o.gradAccum && !moduleGraph; micro++) {
       tape.reset();
       const outp = graph.forward(tape, s.params, s.sampler.next());
       if (hooks.injectNaN?.step === s.step + 1 && hooks.injectNaN.where === 'loss') outp.loss.data[0] = Number.NaN;
@@ -334,7 +399,7 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
       if (!Number.isFinite(l))
         diverged(`the loss is ${l} (lm ${outp.lmLoss.data[0]}, recycle ${outp.recycleLoss?.data[0] ?? '-'})`);
       loss += l / o.gradAccum;
-      lmLoss += outp.lmLoss.data[0]! / o.gradAccum;
+      lmLoss! += outp.lmLoss.data[0]! / o.gradAccum;
       if (outp.recycleLoss) {
         recLoss += outp.recycleLoss.data[0]! / o.gradAccum;
         hasRec = true;
@@ -362,7 +427,8 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
     hooks.onStep?.(lastTrain, o.steps);
     const last = s.step === o.steps;
     if ((o.evalEvery > 0 && s.step % o.evalEvery === 0) || last) evaluate();
-    if (s.step % o.ckptEvery === 0 || last) {
+    const byTime = o.ckptMinutes !== null && performance.now() - lastSave >= o.ckptMinutes * 60_000;
+    if (s.step % o.ckptEvery === 0 || last || byTime) {
       if (s.params.firstNonFinite() >= 0) diverged('a parameter became non-finite after the update', s.step);
       save();
     }
