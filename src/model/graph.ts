@@ -20,6 +20,7 @@ import { Tensor, reshape, rowsView } from '../tensor/tensor.js';
 import { blockForward, normKind, type BlockOps } from './block.js';
 import type { ModelConfig } from './config.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
+import { ropeFor, type RopeTable } from './rope.js';
 import type { Weights } from './weights.js';
 
 /** The parameters by Hugging Face name (internal [out, in] layout); a tensor with a grad trains. */
@@ -92,13 +93,14 @@ export class TrainGraph {
   private readonly baseBlocks: BlockNames[];
   private readonly moduleBlocks: BlockNames[];
   private readonly positions = new Positions();
+  /** rope_theta for the kernel, or the scaled frequencies' table (rope.ts), shared by every forward. */
+  private readonly rope: number | RopeTable;
 
   constructor(readonly config: ModelConfig) {
-    this.baseBlocks = Array.from({ length: config.nLayers }, (_, l) =>
-      blockNames(config.arch, basePrefix(config.arch, l)),
-    );
+    this.rope = ropeFor(config);
+    this.baseBlocks = Array.from({ length: config.nLayers }, (_, l) => blockNames(config, basePrefix(config.arch, l)));
     this.moduleBlocks = Array.from({ length: config.recycle?.numLayers ?? 0 }, (_, l) =>
-      blockNames(config.arch, modulePrefix(l)),
+      blockNames(config, modulePrefix(l)),
     );
   }
 
@@ -114,7 +116,7 @@ export class TrainGraph {
     if (top.positionEmbedding)
       x = nn.add(tape, x, nn.embedding(tape, this.positions.get(B, T), p.get(top.positionEmbedding)));
     const pos = this.positions.get(B, T);
-    const baseOps = new TapeBlockOps(tape, p, c, B, T, pos);
+    const baseOps = new TapeBlockOps(tape, p, c, B, T, pos, this.rope);
     for (const n of this.baseBlocks) x = blockForward(baseOps, n, x);
     const h = x;
     const logits = this.head(tape, p, h);
@@ -140,7 +142,7 @@ export class TrainGraph {
       p.get('recycle.in_proj.bias'),
     );
     const mpos = this.positions.get(B, Tm);
-    const moduleOps = new TapeBlockOps(tape, p, c, B, Tm, mpos);
+    const moduleOps = new TapeBlockOps(tape, p, c, B, Tm, mpos, this.rope);
     for (const n of this.moduleBlocks) m = blockForward(moduleOps, n, m);
     const recycleLogits = this.head(tape, p, m);
     const recycleLoss = nn.crossEntropy(tape, recycleLogits, targets2);
@@ -198,6 +200,7 @@ class TapeBlockOps implements BlockOps<Tensor> {
     private readonly B: number,
     private readonly T: number,
     private readonly pos: Int32Array,
+    private readonly rope: number | RopeTable,
   ) {}
 
   norm(x: Tensor, w: string, b: string | null): Tensor {
@@ -205,7 +208,7 @@ class TapeBlockOps implements BlockOps<Tensor> {
   }
 
   attention(a: Tensor, n: BlockNames): Tensor {
-    const { tape, p, c, B, T, pos } = this,
+    const { tape, p, c, B, T, pos, rope } = this,
       C = c.hidden,
       H = c.nHeads,
       G = c.nKvHeads,
@@ -220,9 +223,10 @@ class TapeBlockOps implements BlockOps<Tensor> {
       v = nn.linear(tape, a, rowsView(W, 2 * C, C), rowsView(Wb, 2 * C, C));
     } else {
       const R = B * T;
-      q = nn.rope(tape, nn.linear(tape, a, p.get(n.q!), null), R, H, D, pos, c.ropeTheta);
-      k = nn.rope(tape, nn.linear(tape, a, p.get(n.k!), null), R, G, D, pos, c.ropeTheta);
-      v = nn.linear(tape, a, p.get(n.v!), null);
+      const proj = (w: string, b: string | null): Tensor => nn.linear(tape, a, p.get(w), b ? p.get(b) : null);
+      q = nn.rope(tape, proj(n.q!, n.qBias), R, H, D, pos, rope);
+      k = nn.rope(tape, proj(n.k!, n.kBias), R, G, D, pos, rope);
+      v = proj(n.v!, n.vBias);
     }
     return nn.attention(tape, q, k, v, { B, T, H, G, D });
   }

@@ -10,6 +10,7 @@ import { blockForward, normKind, type BlockOps, type ProductSlot } from './block
 import type { ModelConfig } from './config.js';
 import { KVCache } from './kv-cache.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
+import { ropeFor, type RopeTable } from './rope.js';
 import type { Weights } from './weights.js';
 
 /**
@@ -44,14 +45,15 @@ export class ForwardScratch {
   ensure(M: number): void {
     if (M <= this.rows) return;
     const { hidden: C, intermediate: I, vocabSize: V } = this.c;
-    const kvw = this.c.nKvHeads * this.c.headDim;
+    const kvw = this.c.nKvHeads * this.c.headDim,
+      qw = this.c.nHeads * this.c.headDim;
     const f32 = (n: number): Float32Array => this.alloc.f32(n),
       i32 = (n: number): Int32Array => this.alloc.i32(n);
     this.rows = M;
     this.x = f32(M * C);
     this.norm = f32(M * C);
-    this.q = f32(M * C);
-    this.att = f32(M * C);
+    this.q = f32(M * qw);
+    this.att = f32(M * qw);
     this.tmp = f32(M * C);
     this.up = f32(M * I);
     this.gate = f32(M * I);
@@ -92,11 +94,9 @@ export class InferenceModel {
     this.ops = new DecodeBlockOps(config, weights, backend);
     this.base = new ForwardScratch(config, backend.alloc);
     this.mod = new ForwardScratch(config, backend.alloc);
-    this.baseBlocks = Array.from({ length: config.nLayers }, (_, l) =>
-      blockNames(config.arch, basePrefix(config.arch, l)),
-    );
+    this.baseBlocks = Array.from({ length: config.nLayers }, (_, l) => blockNames(config, basePrefix(config.arch, l)));
     this.moduleBlocks = Array.from({ length: config.recycle?.numLayers ?? 0 }, (_, l) =>
-      blockNames(config.arch, modulePrefix(l)),
+      blockNames(config, modulePrefix(l)),
     );
   }
 
@@ -256,12 +256,16 @@ class DecodeBlockOps implements BlockOps<Float32Array> {
   private pos!: Int32Array;
   private cache!: KVCache;
   private layer = 0;
+  /** rope_theta for the kernel, or the scaled frequencies' table (rope.ts). */
+  private readonly rope: number | RopeTable;
 
   constructor(
     private readonly c: ModelConfig,
     private readonly w: Weights,
     private readonly b: Backend,
-  ) {}
+  ) {
+    this.rope = ropeFor(c);
+  }
 
   at(s: ForwardScratch, M: number, pos0: number, pos: Int32Array, cache: KVCache, layer: number): this {
     this.s = s;
@@ -280,13 +284,14 @@ class DecodeBlockOps implements BlockOps<Float32Array> {
   }
 
   attention(nrm: Float32Array, n: BlockNames): Float32Array {
-    const { c, b, w, s, M, pos0, pos, cache, layer } = this;
+    const { c, b, w, s, M, pos0, cache, layer } = this;
     const C = c.hidden,
       H = c.nHeads,
       G = c.nKvHeads,
       D = c.headDim,
+      qw = H * D,
       kvw = G * D;
-    const q = s.q.subarray(0, M * C);
+    const q = s.q.subarray(0, M * qw);
     const kDst = cache.k[layer]!.subarray(pos0 * kvw, (pos0 + M) * kvw);
     const vDst = cache.v[layer]!.subarray(pos0 * kvw, (pos0 + M) * kvw);
     if (n.qkv) {
@@ -301,15 +306,24 @@ class DecodeBlockOps implements BlockOps<Float32Array> {
         vDst.set(qkv.subarray(r + 2 * C, r + 3 * C), i * C);
       }
     } else {
-      b.linear(M, C, C, nrm, w.weight(n.q!), null, q);
-      b.linear(M, kvw, C, nrm, w.weight(n.k!), null, kDst);
-      b.linear(M, kvw, C, nrm, w.weight(n.v!), null, vDst);
-      b.rope(M, H, D, q, pos, c.ropeTheta, false);
-      b.rope(M, G, D, kDst, pos, c.ropeTheta, false);
+      const bias = (name: string | null): Float32Array | null => (name ? w.get(name) : null);
+      b.linear(M, qw, C, nrm, w.weight(n.q!), bias(n.qBias), q);
+      b.linear(M, kvw, C, nrm, w.weight(n.k!), bias(n.kBias), kDst);
+      b.linear(M, kvw, C, nrm, w.weight(n.v!), bias(n.vBias), vDst);
+      this.rotate(H, q);
+      this.rotate(G, kDst);
     }
-    const att = s.att.subarray(0, M * C);
+    const att = s.att.subarray(0, M * qw);
     b.attentionDecode(M, H, G, D, q, cache.k[layer]!, cache.v[layer]!, pos0, att);
     return att;
+  }
+
+  /** RoPE in place on x[M, heads, D] at this call's positions: the backend kernel, or the scaled table. */
+  private rotate(heads: number, x: Float32Array): void {
+    const { M, pos, rope } = this,
+      D = this.c.headDim;
+    if (typeof rope === 'number') this.b.rope(M, heads, D, x, pos, rope, false);
+    else rope.rotate(M, heads, D, x, pos, false);
   }
 
   linear(x: Float32Array, w: string, bias: string | null, slot: ProductSlot): Float32Array {

@@ -23,24 +23,33 @@ export interface BlockNames {
   norm1Bias: string | null;
   norm2: string;
   norm2Bias: string | null;
-  /** GPT-2: the fused c_attn [3C, C]; Llama: q/k/v separately. */
+  /** GPT-2: the fused c_attn [3C, C]; Llama: q/k/v separately ([H·D, C], [G·D, C], [G·D, C]). */
   qkv: string | null;
   qkvBias: string | null;
   q: string | null;
   k: string | null;
   v: string | null;
+  /** Llama attention_bias, Qwen2. */
+  qBias: string | null;
+  kBias: string | null;
+  vBias: string | null;
+  /** [C, H·D]. */
   o: string;
+  /** GPT-2; Llama attention_bias. */
   oBias: string | null;
   /** GPT-2: c_fc; Llama: up_proj (gate_proj separate). */
   up: string;
+  /** GPT-2; Llama mlp_bias (up, gate and down). */
   upBias: string | null;
   gate: string | null;
+  gateBias: string | null;
   down: string;
   downBias: string | null;
 }
 
-export function blockNames(arch: Arch, prefix: string): BlockNames {
-  if (arch === 'gpt2') {
+/** The tensor names of one block of `c` under `prefix`; bias slots are null where the config has no bias. */
+export function blockNames(c: ModelConfig, prefix: string): BlockNames {
+  if (c.arch === 'gpt2') {
     return {
       norm1: `${prefix}ln_1.weight`,
       norm1Bias: `${prefix}ln_1.bias`,
@@ -51,15 +60,20 @@ export function blockNames(arch: Arch, prefix: string): BlockNames {
       q: null,
       k: null,
       v: null,
+      qBias: null,
+      kBias: null,
+      vBias: null,
       o: `${prefix}attn.c_proj.weight`,
       oBias: `${prefix}attn.c_proj.bias`,
       up: `${prefix}mlp.c_fc.weight`,
       upBias: `${prefix}mlp.c_fc.bias`,
       gate: null,
+      gateBias: null,
       down: `${prefix}mlp.c_proj.weight`,
       downBias: `${prefix}mlp.c_proj.bias`,
     };
   }
+  const bias = (on: boolean | undefined, module: string): string | null => (on ? `${prefix}${module}.bias` : null);
   return {
     norm1: `${prefix}input_layernorm.weight`,
     norm1Bias: null,
@@ -70,13 +84,17 @@ export function blockNames(arch: Arch, prefix: string): BlockNames {
     q: `${prefix}self_attn.q_proj.weight`,
     k: `${prefix}self_attn.k_proj.weight`,
     v: `${prefix}self_attn.v_proj.weight`,
+    qBias: bias(c.qkvBias, 'self_attn.q_proj'),
+    kBias: bias(c.qkvBias, 'self_attn.k_proj'),
+    vBias: bias(c.qkvBias, 'self_attn.v_proj'),
     o: `${prefix}self_attn.o_proj.weight`,
-    oBias: null,
+    oBias: bias(c.oBias, 'self_attn.o_proj'),
     up: `${prefix}mlp.up_proj.weight`,
-    upBias: null,
+    upBias: bias(c.mlpBias, 'mlp.up_proj'),
     gate: `${prefix}mlp.gate_proj.weight`,
+    gateBias: bias(c.mlpBias, 'mlp.gate_proj'),
     down: `${prefix}mlp.down_proj.weight`,
-    downBias: null,
+    downBias: bias(c.mlpBias, 'mlp.down_proj'),
   };
 }
 
@@ -119,8 +137,9 @@ export function topNames(c: ModelConfig): TopNames {
 function blockSpecs(c: ModelConfig, prefix: string): ParamSpec[] {
   const C = c.hidden,
     I = c.intermediate,
+    qw = c.nHeads * c.headDim,
     kvw = c.nKvHeads * c.headDim;
-  const n = blockNames(c.arch, prefix);
+  const n = blockNames(c, prefix);
   const gpt2 = c.arch === 'gpt2';
   const mat = (name: string, shape: number[], init: ParamSpec['init'] = 'normal'): ParamSpec => ({
     name,
@@ -133,10 +152,14 @@ function blockSpecs(c: ModelConfig, prefix: string): ParamSpec[] {
     name ? [{ name, shape: [size], fileTransposed: false, decay: false, init }] : [];
   const specs: ParamSpec[] = [...vec(n.norm1, C, 'ones'), ...vec(n.norm1Bias, C, 'zeros')];
   if (n.qkv) specs.push(mat(n.qkv, [3 * C, C]), ...vec(n.qkvBias, 3 * C, 'zeros'));
-  else specs.push(mat(n.q!, [C, C]), mat(n.k!, [kvw, C]), mat(n.v!, [kvw, C]));
-  specs.push(mat(n.o, [C, C], 'residual'), ...vec(n.oBias, C, 'zeros'));
+  else {
+    specs.push(mat(n.q!, [qw, C]), ...vec(n.qBias, qw, 'zeros'));
+    specs.push(mat(n.k!, [kvw, C]), ...vec(n.kBias, kvw, 'zeros'));
+    specs.push(mat(n.v!, [kvw, C]), ...vec(n.vBias, kvw, 'zeros'));
+  }
+  specs.push(mat(n.o, [C, qw], 'residual'), ...vec(n.oBias, C, 'zeros'));
   specs.push(...vec(n.norm2, C, 'ones'), ...vec(n.norm2Bias, C, 'zeros'));
-  if (n.gate) specs.push(mat(n.gate, [I, C]));
+  if (n.gate) specs.push(mat(n.gate, [I, C]), ...vec(n.gateBias, I, 'zeros'));
   specs.push(mat(n.up, [I, C]), ...vec(n.upBias, I, 'zeros'));
   specs.push(mat(n.down, [C, I], 'residual'), ...vec(n.downBias, C, 'zeros'));
   return specs;

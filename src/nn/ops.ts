@@ -134,10 +134,27 @@ export function swiglu(tape: Tape, gate: Tensor, up: Tensor): Tensor {
 }
 
 /**
+ * A rotate-half RoPE by other frequencies than the kernel's theta^(−2i/D) (scaled RoPE, model/rope.ts): in place on
+ * x[R, H, D]; `inverse` rotates by the negative angles (the transpose).
+ */
+export interface RopeRotation {
+  rotate(R: number, H: number, D: number, x: Float32Array, pos: Int32Array, inverse: boolean): void;
+}
+
+/**
  * Rotate-half RoPE of x viewed as [R, H, D] (R rows with positions pos[R], H heads). Returns a rotated copy.
+ * `theta`: the base of the backend kernel's frequencies, or a RopeRotation with its own.
  * Backward: the rotation is orthogonal, so dx += rotate(dout, −angle).
  */
-export function rope(tape: Tape, x: Tensor, R: number, H: number, D: number, pos: Int32Array, theta: number): Tensor {
+export function rope(
+  tape: Tape,
+  x: Tensor,
+  R: number,
+  H: number,
+  D: number,
+  pos: Int32Array,
+  theta: number | RopeRotation,
+): Tensor {
   const op = 'rope';
   if (x.size !== R * H * D)
     throw new Error(`${op}: x ${shapeToString(x.shape)} has ${x.size} elements, expected R·H·D = ${R}·${H}·${D}`);
@@ -146,13 +163,15 @@ export function rope(tape: Tape, x: Tensor, R: number, H: number, D: number, pos
   const needs = tape.needsGrad(x);
   const out = tape.tensor(x.shape, needs);
   out.data.set(x.data);
-  be.rope(R, H, D, out.data, pos, theta, false);
+  const rotate = (a: Float32Array, inverse: boolean): void =>
+    typeof theta === 'number' ? be.rope(R, H, D, a, pos, theta, inverse) : theta.rotate(R, H, D, a, pos, inverse);
+  rotate(out.data, false);
   const dx = x.grad;
   const rotated = needs ? tape.scratch(x.size) : null;
   tape.record(out, (dout) => {
     if (!dx || !rotated) return;
     rotated.set(dout);
-    be.rope(R, H, D, rotated, pos, theta, true);
+    rotate(rotated, true);
     be.axpy(x.size, 1, rotated, dx);
   });
   return out;
