@@ -23,7 +23,7 @@
     {
       'target_name': 'recyclegpt_native',
       # the N-API glue (plain C API), the thread pool and the kernel helpers shared by every instruction set
-      'sources': ['native/addon.cc', 'native/pool.cc', 'native/kernels_common.cc'],
+      'sources': ['native/addon.cc', 'native/pool.cc', 'native/kernels_common.cc', 'native/probe.cc'],
       'defines': ['NAPI_VERSION=8'],
       'cflags!': ['-fno-exceptions'],
       'cflags_cc!': ['-fno-exceptions'],

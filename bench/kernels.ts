@@ -1,18 +1,26 @@
 /**
- * Kernel benchmark of the native backend (ARCHITECTURE.md §6, §9): DRAM read bandwidth measured in the same run, fp32
- * GEMM 256×768×3072 and training-step shapes, the 50257×768 matvec (M = 1) against that bandwidth and the M = 2
- * product's time over it, a few training kernels — at 1 and 2 threads, medians over repeats (the machine is
- * shared and noisy: compare ratios inside one run). Measurements of one thread count are interleaved round by
- * round so that a burst of load from another process hits all of them alike.
+ * Kernel benchmark of the native backend (ARCHITECTURE.md §6, §9): DRAM read bandwidth and the FMA peak (independent
+ * FMA chains in registers, the addon's fmaPeak probe) measured in the same run, fp32 GEMM 256×768×3072 against that
+ * peak and training-step shapes, the 50257×768 matvec (M = 1) against the bandwidth and the M = 2 product's time over
+ * it, the matvec for every other weight dtype the backend reads (backend.weightDtypes, at run time), a few training
+ * kernels — at 1 and 2 threads, medians over repeats (the machine is shared and noisy: compare ratios inside one
+ * run). Measurements of one thread count are interleaved round by round so that a burst of load from another
+ * process hits all of them alike.
  *
  *   npm run bench:kernels [-- --json] [-- --quick]
  *
  * With --json the last line of stdout is one JSON object:
- *   {simd, bandwidth_gbs: {"1", "2"}, gemm_gflops: {"1", "2"}, matvec_gbs: {"1", "2"}, matvec_fraction_of_bw,
- *    m2_over_m1: {"1", "2"}, cores_used: {"1", "2"}, shapes: {name: {"1", "2"} GFLOP/s or GB/s}}
+ *   {simd, bandwidth_gbs: {"1", "2"}, fma_peak_gflops: {"1", "2"}, gemm_gflops: {"1", "2"},
+ *    gemm_fraction_of_peak: {"1", "2"}, matvec_gbs: {"1", "2"}, matvec_fraction_of_bw, m2_over_m1: {"1", "2"},
+ *    matvec_dtype_gbs: {dtype: {"1", "2"}}, cores_used: {"1", "2"}, shapes: {name: {"1", "2"} GFLOP/s or GB/s}}
+ * fma_peak_gflops is all threads together; gemm_fraction_of_peak = gemm_gflops / fma_peak_gflops at that count.
+ * matvec_dtype_gbs counts the bytes of the weight as stored (f16 / bf16: 2 per value; q8_0: 1 + 2/32).
  * cores_used (process CPU time / wall time while measuring) tells whether the second core was actually free.
  */
 import { createNativeBackend, type NativeBackend } from '../src/kernels/native.js';
+import type { Weight, WeightDtype } from '../src/kernels/backend.js';
+import { f32ToBf16Bits, f32ToF16Array } from '../src/kernels/half.js';
+import { quantizeQ8 } from '../src/kernels/quant.js';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -34,6 +42,25 @@ function rand(n: number, scale = 1): Float32Array {
     a[i] = ((s >>> 8) / 16777216 - 0.5) * scale;
   }
   return a;
+}
+
+/** w [N, K] stored as `dtype` (a handle the backend's linear reads), and its size in bytes. */
+function weightAs(dtype: WeightDtype, w: Float32Array, N: number, K: number): { weight: Weight; bytes: number } {
+  switch (dtype) {
+    case 'f32':
+      return { weight: { dtype, data: w }, bytes: w.length * 4 };
+    case 'f16':
+      return { weight: { dtype, data: f32ToF16Array(w) }, bytes: w.length * 2 };
+    case 'bf16':
+      return {
+        weight: { dtype, data: new Uint16Array(w.length).map((_, i) => f32ToBf16Bits(w[i])) },
+        bytes: w.length * 2,
+      };
+    case 'q8_0': {
+      const q = quantizeQ8(w, N, K);
+      return { weight: { dtype, data: q.data, scales: q.scales }, bytes: q.data.length + q.scales.length * 2 };
+    }
+  }
 }
 
 function seconds(f: () => void): number {
@@ -90,6 +117,17 @@ function cases(be: NativeBackend): Case[] {
     amount: N * K * 4,
     run: () => be.linear(2, N, K, x, w, null, y),
   });
+  // The same matvec for every other weight dtype this backend reads (as stored: bytes of the stored weight).
+  for (const dtype of be.weightDtypes) {
+    if (dtype === 'f32') continue;
+    const { weight, bytes } = weightAs(dtype, w, N, K);
+    out.push({
+      name: `matvec 50257x768 M=1 ${dtype}`,
+      unit: 'GB/s',
+      amount: bytes,
+      run: () => be.linear(1, N, K, x, weight, null, y),
+    });
+  }
 
   // Training kernels (gpt2-small-like step, B=4, T=256, H=12, D=64; CE over 1024 rows × 8192).
   const B = 4,
@@ -145,6 +183,7 @@ function main(): void {
   const all = cases(be);
   const result: Record<string, Record<string, number>> = {};
   const bandwidth: Record<string, number> = {};
+  const peak: Record<string, number> = {};
   // CPU time of this process over wall time while measuring: ~2 at 2 threads when the second core was free,
   // ~1 when another process held it (then 2-thread figures say nothing about scaling).
   const coresUsed: Record<string, number> = {};
@@ -153,15 +192,18 @@ function main(): void {
     for (const c of all) c.run(); // warm-up (page faults, pool start)
     const times = all.map((): number[] => []);
     const bw: number[] = [];
+    const fma: number[] = [];
     const cpu0 = process.cpuUsage();
     const wall0 = performance.now();
     for (let r = 0; r < ROUNDS; r++) {
       bw.push(...be.addon.readBandwidth(512 * 2 ** 20, th, 1).map((s) => (512 * 2 ** 20) / s / 1e9));
+      fma.push(be.addon.fmaPeak(th, 0.02));
       all.forEach((c, i) => times[i].push(seconds(c.run)));
     }
     const cpu = process.cpuUsage(cpu0);
     coresUsed[th] = (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
     bandwidth[th] = median(bw);
+    peak[th] = median(fma);
     be.addon.readBandwidth(0, 1, 0);
     all.forEach((c, i) => {
       (result[c.name] ??= {})[th] = c.amount / median(times[i]) / 1e9;
@@ -177,20 +219,22 @@ function main(): void {
     '2': result[`${m2} ms`][2] / result[`${m1} ms`][2],
   };
   const fraction = { '1': result[m1][1] / bandwidth[1], '2': result[m1][2] / bandwidth[2] };
+  const g = 'gemm 256x768x3072';
+  const gemmFraction = { '1': result[g][1] / peak[1], '2': result[g][2] / peak[2] };
 
   const row = (name: string, a: string, b: string): string => `${name.padEnd(40)}${a.padStart(12)}${b.padStart(12)}`;
   log(row('', '1 thread', '2 threads'));
   log(row('DRAM read bandwidth 512 MB (GB/s)', bandwidth[1].toFixed(1), bandwidth[2].toFixed(1)));
+  log(row('FMA peak, all threads (GFLOP/s)', peak[1].toFixed(1), peak[2].toFixed(1)));
   for (const c of all) {
     const ms = result[`${c.name} ms`];
     log(row(`${c.name} (${c.unit})`, `${result[c.name][1].toFixed(1)}`, `${result[c.name][2].toFixed(1)}`));
     log(row('    ms', ms[1].toFixed(3), ms[2].toFixed(3)));
   }
+  log(row('gemm 256x768x3072 / FMA peak', gemmFraction[1].toFixed(3), gemmFraction[2].toFixed(3)));
   log(row('matvec M=1 / bandwidth', fraction[1].toFixed(3), fraction[2].toFixed(3)));
   log(row('matvec time M=2 / M=1', m2OverM1[1].toFixed(3), m2OverM1[2].toFixed(3)));
-  log(
-    row('gemm scaling 2 threads / 1', '', (result['gemm 256x768x3072'][2] / result['gemm 256x768x3072'][1]).toFixed(2)),
-  );
+  log(row('gemm scaling 2 threads / 1', '', (result[g][2] / result[g][1]).toFixed(2)));
   log(row('cores used while measuring (cpu/wall)', coresUsed[1].toFixed(2), coresUsed[2].toFixed(2)));
 
   if (json) {
@@ -202,10 +246,15 @@ function main(): void {
       JSON.stringify({
         simd: be.simd,
         bandwidth_gbs: round({ '1': bandwidth[1], '2': bandwidth[2] }),
-        gemm_gflops: round(per('gemm 256x768x3072')),
+        fma_peak_gflops: round({ '1': peak[1], '2': peak[2] }),
+        gemm_gflops: round(per(g)),
+        gemm_fraction_of_peak: round(gemmFraction),
         matvec_gbs: round(per(m1)),
         matvec_fraction_of_bw: round(fraction),
         m2_over_m1: round(m2OverM1),
+        matvec_dtype_gbs: Object.fromEntries(
+          be.weightDtypes.filter((d) => d !== 'f32').map((d) => [d, round(per(`${m1} ${d}`))]),
+        ),
         cores_used: round({ '1': coresUsed[1], '2': coresUsed[2] }),
         shapes: Object.fromEntries(Object.entries(shapes).map(([k, v]) => [k, round(v)])),
       }),

@@ -688,6 +688,14 @@ const Control kControls[] = {
        return nullptr;
      }},
     {"readBandwidth", 3, ReadBandwidth},
+    // fmaPeak(threads, seconds) -> GFLOP/s of the FMA probe (native/probe.cc), one run of about `seconds`
+    {"fmaPeak", 2,
+     [](napi_env env, Ctx* c, napi_value* argv) {
+       const int nth = read_threads(env, argv[0], "threads");
+       const double s = read_num(env, argv[1], "seconds");
+       if (!(s >= 0 && s <= 60)) range_error("seconds must be 0..60, got " + js_string(env, argv[1]));
+       return make_number(env, rg::fma_peak(c->k, nth, s));
+     }},
 };
 
 napi_value ControlCall(napi_env env, napi_callback_info info) {

@@ -113,7 +113,16 @@ struct KernelTable {
 #undef RG_MEMBER
   // Streaming read of n floats (the bandwidth benchmark, not a kernel): returns their sum so the read stays.
   double (*read_sum)(int nth, i64 n, const float* x);
+  // The FMA peak probe (not a kernel): `iters` rounds of independent FMA chains in registers on each of nth threads;
+  // returns the flops done. rg::fma_peak times it.
+  double (*fma_chains)(int nth, i64 iters);
 };
+
+// Size in bytes of this CPU's level-1 data, level-2 or level-3 cache (native/probe.cc: sysfs, else sysconf, else
+// a common size); the GEMM blocking reads it.
+i64 cache_bytes(int level);
+// GFLOP/s of `k`'s FMA probe on nth threads, one run of about `seconds` (native/probe.cc).
+double fma_peak(const KernelTable* k, int nth, double seconds);
 
 const KernelTable* table_scalar();
 #if defined(RG_X86)

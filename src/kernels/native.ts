@@ -41,6 +41,11 @@ export interface NativeAddon extends AddonKernels {
    * is kept for the next call of the same size; readBandwidth(0, 1, 0) frees it.
    */
   readBandwidth(bytes: number, threads: number, repeats: number): number[];
+  /**
+   * GFLOP/s (all threads together) of the FMA peak probe: independent FMA chains in registers on `threads` threads
+   * with this context's SIMD path, one run of about `seconds` (benchmarks compare the GEMM with it).
+   */
+  fmaPeak(threads: number, seconds: number): number;
 }
 
 /** The addon module's exports. */
