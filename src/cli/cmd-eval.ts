@@ -1,7 +1,9 @@
 /**
- * `recyclegpt eval [--model DIR] --data SPEC [--json]`: held-out perplexity of both heads and the top-1
+ * `recyclegpt eval [--model DIR] --data SPEC [--dtype D] [--json]`: held-out perplexity of both heads and the top-1
  * agreement of the module with the base (src/train/eval.ts). --json prints
- * {ppl_next, ppl_recycle, agreement_top1, tokens, …} on the last line of stdout.
+ * {ppl_next, ppl_recycle, agreement_top1, tokens, dtype, …} on the last line of stdout. --dtype f32|f16|bf16|int8
+ * evaluates the weights converted to that dtype (int8: q8_0) at load; default: as the directory stores them. The
+ * evaluation graph computes in float32 over the converted weights' values (d·q for q8_0, exact in float32).
  *
  * `recyclegpt eval --mode-quality [--model DIR] --data SPEC [--prompts N] [--new-tokens K] [--prompt-tokens P]
  *  [--temperature T] [--top-k K] [--top-p P] [--seed S] [--json]`: continuations of held-out prompts by each
@@ -13,7 +15,9 @@ import { formatModeQuality, modeQuality } from '../bench/mode-quality.js';
 import { loadCorpus } from '../data/corpus.js';
 import { tokenizeDocuments } from '../data/dataset.js';
 import { InferenceModel } from '../model/infer.js';
-import { loadModelDir } from '../io/model-dir.js';
+import { loadModelDirAs } from '../io/model-dir.js';
+import { USER_DTYPES } from '../model/convert.js';
+import { dtypeFlag } from './cmd-generate.js';
 import { loadTokenizer } from '../tokenizer/index.js';
 import { evaluateModel } from '../train/eval.js';
 import { resolveModelDir } from './default-model.js';
@@ -26,6 +30,7 @@ interface EvalFlags {
   batchSize: number;
   maxBatches?: number;
   threads?: number;
+  dtype?: string;
   json?: boolean;
   modeQuality?: boolean;
   prompts: number;
@@ -84,10 +89,12 @@ export function register(program: Command): void {
       0,
     )
     .option('--threads <n>', 'kernel threads', intOption('--threads', 1, 256))
+    .option('--dtype <dtype>', `weight dtype at load: ${USER_DTYPES.join(' | ')} (default: as stored)`)
     .option('--json', 'print one JSON object on the last line of stdout')
     .action((o: EvalFlags) => {
       const dir = resolveModelDir(o.model);
-      const { config, weights } = loadModelDir(dir);
+      // float32 storage holding the dtype's values: the evaluation graph reads float32 weights
+      const { config, weights, dtype } = loadModelDirAs(dir, { dtype: dtypeFlag(o.dtype) });
       if (o.modeQuality && !config.recycle) {
         throw new Error(
           `--mode-quality compares standard, recycle and verified decoding, and ${dir} has no recyclable module ` +
@@ -119,9 +126,18 @@ export function register(program: Command): void {
         });
         const { continuations: _ids, ...summary } = r;
         if (o.json)
-          printJson({ ...summary, model: dir, data: o.data, backend: backend.name, threads: backend.threads() });
+          printJson({
+            ...summary,
+            model: dir,
+            data: o.data,
+            dtype,
+            backend: backend.name,
+            threads: backend.threads(),
+          });
         else
-          process.stdout.write(formatModeQuality(r, `${dir} on ${o.data} (held-out split, ${tokens.length} tokens):`));
+          process.stdout.write(
+            formatModeQuality(r, `${dir} (${dtype} weights) on ${o.data} (held-out split, ${tokens.length} tokens):`),
+          );
         return;
       }
       const seqLen = o.seqLen ?? config.maxPositions;
@@ -134,12 +150,12 @@ export function register(program: Command): void {
         batchSize: o.batchSize,
         maxBatches: o.maxBatches,
       });
-      const result = { ...r, model: dir, seq_len: seqLen, seconds: (performance.now() - t0) / 1000 };
+      const result = { ...r, model: dir, dtype, seq_len: seqLen, seconds: (performance.now() - t0) / 1000 };
       if (o.json) printJson(result);
       else {
         const f = (v: number | null, d: number): string => (v === null ? '-' : v.toFixed(d));
         process.stdout.write(
-          `${dir} on ${o.data} (held-out, ${r.tokens} tokens, windows of ${seqLen}):\n` +
+          `${dir} (${dtype} weights) on ${o.data} (held-out, ${r.tokens} tokens, windows of ${seqLen}):\n` +
             `  ppl next    ${f(r.ppl_next, 3)}\n` +
             `  ppl recycle ${f(r.ppl_recycle, 3)}\n` +
             `  agreement   ${f(r.agreement_top1, 4)}\n`,

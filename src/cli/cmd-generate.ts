@@ -1,6 +1,7 @@
 /**
  * `recyclegpt generate [--model DIR] --prompt TEXT [--mode standard|recycle|verified] [--max-new-tokens N]
- *  [--temperature T --top-k K --top-p P --min-p P --repetition-penalty R --seed S] [--stop STR]… [--json]`
+ *  [--temperature T --top-k K --top-p P --min-p P --repetition-penalty R --seed S] [--stop STR]… [--dtype D] [--json]`
+ * --dtype f32|f16|bf16|int8 converts the weight matrices at load (int8: q8_0); default: as the directory stores them.
  * Streams the text to stdout as it is made (with --json, stdout holds only the final JSON line:
  * {text, tokens, tokens_per_s, full_calls, module_calls, accepted, rejected, mode, …}); a one-line summary goes to
  * stderr. Greedy unless --do-sample, a --temperature above 0, or --top-k/--top-p/--min-p is given. Ctrl-C aborts.
@@ -9,6 +10,8 @@ import type { Command } from 'commander';
 import { RecycleGPT } from '../generate/recyclegpt.js';
 import type { GenerationOptions } from '../generate/options.js';
 import { DECODE_MODES, type DecodeMode, type GenerationStats } from '../generate/types.js';
+import { USER_DTYPES, type UserDtype } from '../model/convert.js';
+import { allParamSpecs, isProductWeight } from '../model/names.js';
 import { resolveModelDir } from './default-model.js';
 import { floatOption, intOption, printJson, cliBackend } from './options.js';
 
@@ -27,7 +30,16 @@ interface GenerateCliOptions {
   seed?: number;
   stop: string[];
   threads?: number;
+  dtype?: string;
   json?: boolean;
+}
+
+/** The --dtype value, checked (undefined: as stored). */
+export function dtypeFlag(v: string | undefined): UserDtype | undefined {
+  if (v === undefined) return undefined;
+  if (!(USER_DTYPES as readonly string[]).includes(v))
+    throw new Error(`--dtype must be one of ${USER_DTYPES.join(', ')}, got "${v}"`);
+  return v as UserDtype;
 }
 
 function parseIdList(text: string): number[] {
@@ -96,6 +108,7 @@ export function register(program: Command): void {
     .option('--seed <s>', 'sampling seed', intOption('--seed', 0, 2 ** 32 - 1))
     .option('--stop <text>', 'stop string (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--threads <n>', 'kernel threads', intOption('--threads', 1, 256))
+    .option('--dtype <dtype>', `weight dtype at load: ${USER_DTYPES.join(' | ')} (default: as stored)`)
     .option(
       '--json',
       'print one JSON object {text, tokens, tokens_per_s, full_calls, module_calls, accepted, rejected, mode, …}',
@@ -104,9 +117,22 @@ export function register(program: Command): void {
       if ((o.prompt === undefined) === (o.promptIds === undefined))
         throw new Error('give exactly one of --prompt TEXT and --prompt-ids LIST');
       const opts = optionsFromFlags(o);
+      const dtype = dtypeFlag(o.dtype);
       const backend = cliBackend();
       if (o.threads !== undefined) backend.setThreads(o.threads);
-      const m = await RecycleGPT.load(resolveModelDir(o.model), { backend });
+      const m = await RecycleGPT.load(resolveModelDir(o.model), {
+        backend,
+        dtype,
+        onWarning: (w) => process.stderr.write(`recyclegpt: ${w}\n`),
+      });
+      const c = m.config;
+      const storage = [
+        ...new Set(
+          allParamSpecs(c)
+            .filter((sp) => isProductWeight(sp, c))
+            .map((sp) => m.model.weights.weight(sp.name).dtype),
+        ),
+      ];
       const ac = new AbortController();
       const onInt = (): void => ac.abort(new Error('interrupted'));
       process.once('SIGINT', onInt);
@@ -136,6 +162,8 @@ export function register(program: Command): void {
             seed: s.seed,
             backend: backend.name,
             threads: backend.threads(),
+            dtype: dtype ?? 'as stored',
+            weight_storage: storage,
           });
         }
       } finally {

@@ -14,8 +14,9 @@ import { join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
 import { createBackend } from '../kernels/index.js';
 import { InferenceModel } from '../model/infer.js';
-import { loadModelDir } from '../io/model-dir.js';
+import { loadModelDirAs } from '../io/model-dir.js';
 import { loadAnyModelDir } from '../io/module-dir.js';
+import type { UserDtype } from '../model/convert.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { checkTokenizerFits, RecycleGPT as CoreRecycleGPT } from './recyclegpt-core.js';
 
@@ -42,6 +43,12 @@ export interface LoadOptions {
    * adapter way; its recorded fingerprint must match `dir`. A module-only `dir` finds its own base without this.
    */
   module?: string;
+  /**
+   * The dtype of the product weights (matrices, embedding, head): converted at load from an f32 model
+   * (model/convert.ts; int8 is ggml's q8_0); a quantized directory loads as stored. Default: as stored. Where the
+   * backend cannot read that storage, the weights are widened to f32 (same values) and `onWarning` says so.
+   */
+  dtype?: UserDtype;
 }
 
 export class RecycleGPT extends CoreRecycleGPT {
@@ -51,7 +58,13 @@ export class RecycleGPT extends CoreRecycleGPT {
     if (opts.backend && opts.threads !== undefined) backend.setThreads(opts.threads);
     const modOpts = { alloc: backend.alloc, dtypes: backend.weightDtypes };
     const { config, weights, tokenizerDir } = loadAnyModelDir(dir, opts.module, modOpts, (d) =>
-      loadModelDir(d, modOpts),
+      loadModelDirAs(d, {
+        dtype: opts.dtype,
+        alloc: backend.alloc,
+        dtypes: backend.weightDtypes,
+        backendName: backend.name,
+        onWarning: opts.onWarning,
+      }),
     );
     const tokenizer = opts.tokenizer !== undefined ? opts.tokenizer : tokenizerOf(tokenizerDir);
     checkTokenizerFits(dir, tokenizer, config);

@@ -11,8 +11,11 @@
 import { parseJson } from './json.js';
 import { bf16ToF32Array, f16ToF32Array } from '../kernels/half.js';
 
-/** dtypes we read (all upcast to float32); anything else is rejected by name. */
-export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64';
+/**
+ * dtypes we read (all can be upcast to float32, exactly for I8); anything else is rejected by name. I8 holds the
+ * quants of a q8_0 weight in a quantized model directory (ARCHITECTURE.md §5), read as stored into an Int8Array.
+ */
+export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64' | 'I8';
 export const DTYPE_BYTES: Readonly<Record<SafetensorsDtype, number>> = {
   F32: 4,
   F16: 2,
@@ -20,12 +23,12 @@ export const DTYPE_BYTES: Readonly<Record<SafetensorsDtype, number>> = {
   F64: 8,
   I32: 4,
   I64: 8,
+  I8: 1,
 };
 /** dtypes that exist in the format but that we do not convert: named in the error instead of "unknown". */
 const KNOWN_UNSUPPORTED = [
   'BOOL',
   'U8',
-  'I8',
   'U16',
   'I16',
   'U32',
@@ -237,6 +240,12 @@ export function readTensor(file: string, name: string, info: TensorInfo, read: R
       data = Float32Array.from(d);
       break;
     }
+    case 'I8': {
+      const q = new Int8Array(count);
+      fill(q);
+      data = Float32Array.from(q);
+      break;
+    }
     case 'I32':
     case 'I64': {
       const src = info.dtype === 'I32' ? new Int32Array(count) : new BigInt64Array(count);
@@ -257,21 +266,30 @@ export function readTensor(file: string, name: string, info: TensorInfo, read: R
   return { dtype: info.dtype, shape: [...info.shape], data };
 }
 
+/** Where `readInto` puts a tensor's stored values: F32 → Float32Array, F16 / BF16 → Uint16Array, I8 → Int8Array. */
+export type StoredArray = Float32Array | Uint16Array | Int8Array;
+
+function fitsStored(dtype: SafetensorsDtype, dst: StoredArray): boolean {
+  switch (dtype) {
+    case 'F32':
+      return dst instanceof Float32Array;
+    case 'F16':
+    case 'BF16':
+      return dst instanceof Uint16Array;
+    case 'I8':
+      return dst instanceof Int8Array;
+    default:
+      return false;
+  }
+}
+
 /**
  * Reads one tensor's stored values as they are into `dst`: F32 into a Float32Array, F16 / BF16 bits into a
- * Uint16Array, with no conversion and no intermediate copy (a loader keeps weights in their stored dtype this way).
+ * Uint16Array, I8 into an Int8Array, with no conversion and no intermediate copy (a loader keeps weights in their
+ * stored dtype this way).
  */
-export function readTensorInto(
-  file: string,
-  name: string,
-  info: TensorInfo,
-  read: ReadAt,
-  dst: Float32Array | Uint16Array,
-): void {
-  const f32 = info.dtype === 'F32';
-  if (
-    !(f32 ? dst instanceof Float32Array : (info.dtype === 'F16' || info.dtype === 'BF16') && dst instanceof Uint16Array)
-  ) {
+export function readTensorInto(file: string, name: string, info: TensorInfo, read: ReadAt, dst: StoredArray): void {
+  if (!fitsStored(info.dtype, dst)) {
     throw new Error(
       `safetensors ${file}: tensor "${name}" is ${info.dtype}; ` +
         `it cannot be read as stored into ${dst.constructor.name}`,
@@ -293,8 +311,8 @@ export interface SafetensorsSource {
   info(name: string): TensorInfo;
   /** One tensor, widened to float32. */
   get(name: string): LoadedTensor;
-  /** One F32 / F16 / BF16 tensor's stored values into `dst` (see readTensorInto). */
-  readInto(name: string, dst: Float32Array | Uint16Array): void;
+  /** One F32 / F16 / BF16 / I8 tensor's stored values into `dst` (see readTensorInto). */
+  readInto(name: string, dst: StoredArray): void;
   close(): void;
 }
 
@@ -364,7 +382,7 @@ export abstract class CheckedSafetensors implements SafetensorsSource {
     return readTensor(this.file, name, this.info(name), this.open());
   }
 
-  readInto(name: string, dst: Float32Array | Uint16Array): void {
+  readInto(name: string, dst: StoredArray): void {
     readTensorInto(this.file, name, this.info(name), this.open(), dst);
   }
 

@@ -32,13 +32,23 @@ export {
   type TensorInfo,
 } from './safetensors-bytes.js';
 
+/**
+ * One tensor to write. Without `dtype`, `data` is float32 and is written as the file's dtype (WriteOptions.dtype:
+ * F32, or F16 rounded to nearest even). With `dtype`, the values are written as given: F32 from a Float32Array
+ * (or F16 converted from one), F16 / BF16 bits from a Uint16Array, I8 from an Int8Array.
+ */
 export interface WriteTensor {
   readonly name: string;
   readonly shape: readonly number[];
-  readonly data: Float32Array;
+  readonly data: Float32Array | Uint16Array | Int8Array;
+  readonly dtype?: WriteDtype;
 }
 
+/** The dtypes the writer writes. */
+export type WriteDtype = 'F32' | 'F16' | 'BF16' | 'I8';
+
 export interface WriteOptions {
+  /** The dtype of float32 tensors that name none (F32 or F16). */
   dtype?: 'F32' | 'F16';
   metadata?: Record<string, string>;
 }
@@ -101,15 +111,32 @@ export function readSafetensors(file: string): SafetensorsFile {
   }
 }
 
+/** How a tensor's data is written: as its bytes, or float32 converted to F16 in slices. */
+function encodingOf(where: string, t: WriteTensor, fileDtype: 'F32' | 'F16'): { dtype: WriteDtype; convert: boolean } {
+  const d = t.data;
+  const dtype = t.dtype ?? fileDtype;
+  const ok =
+    d instanceof Float32Array
+      ? dtype === 'F32' || dtype === 'F16'
+      : d instanceof Uint16Array
+        ? dtype === 'F16' || dtype === 'BF16'
+        : d instanceof Int8Array && dtype === 'I8';
+  if (!ok || (!(d instanceof Float32Array) && t.dtype === undefined)) {
+    const kind = (d as { constructor?: { name?: string } } | null)?.constructor?.name ?? typeof d;
+    throw new Error(`${where}: ${kind} data cannot be written as ${describe(dtype)}`);
+  }
+  return { dtype, convert: d instanceof Float32Array && dtype === 'F16' };
+}
+
 /**
- * Writes tensors (in the given order, contiguous) as F32 or F16, atomically. The header is padded with spaces to a
- * multiple of 8 bytes so every tensor starts 8-byte aligned in the file, as the reference writer does.
+ * Writes tensors (in the given order, contiguous), atomically: float32 data as F32 or F16 (the tensor's `dtype`,
+ * else `opts.dtype`), F16 / BF16 bits and I8 values as given. The header is padded with spaces to a multiple of 8
+ * bytes so every tensor starts 8-byte aligned in the file, as the reference writer does.
  */
 export function writeSafetensors(file: string, tensors: readonly WriteTensor[], opts: WriteOptions = {}): void {
-  const dtype = opts.dtype ?? 'F32';
-  if (dtype !== 'F32' && dtype !== 'F16')
-    throw new Error(`writeSafetensors ${file}: dtype must be F32 or F16, got ${describe(dtype)}`);
-  const width = DTYPE_BYTES[dtype];
+  const fileDtype = opts.dtype ?? 'F32';
+  if (fileDtype !== 'F32' && fileDtype !== 'F16')
+    throw new Error(`writeSafetensors ${file}: dtype must be F32 or F16, got ${describe(fileDtype)}`);
   const header: Record<string, unknown> = {};
   if (opts.metadata && Object.keys(opts.metadata).length > 0) {
     for (const [k, v] of Object.entries(opts.metadata)) {
@@ -118,12 +145,14 @@ export function writeSafetensors(file: string, tensors: readonly WriteTensor[], 
     }
     header.__metadata__ = opts.metadata;
   }
+  const convert: boolean[] = [];
   let offset = 0;
   for (const t of tensors) {
     const where = `writeSafetensors ${file}: tensor "${t.name}"`;
     if (typeof t.name !== 'string' || t.name === '' || t.name === '__metadata__')
       throw new Error(`${where}: invalid name`);
     if (Object.prototype.hasOwnProperty.call(header, t.name)) throw new Error(`${where}: duplicate name`);
+    const enc = encodingOf(where, t, fileDtype);
     let count = 1;
     t.shape.forEach((d, i) => {
       if (!Number.isSafeInteger(d) || d < 0)
@@ -133,8 +162,10 @@ export function writeSafetensors(file: string, tensors: readonly WriteTensor[], 
     if (count !== t.data.length) {
       throw new Error(`${where}: shape ${describe(t.shape)} has ${count} elements but data has ${t.data.length}`);
     }
-    header[t.name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + count * width] };
-    offset += count * width;
+    const bytes = count * DTYPE_BYTES[enc.dtype];
+    header[t.name] = { dtype: enc.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes] };
+    convert.push(enc.convert);
+    offset += bytes;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (Buffer.byteLength(json, 'utf8') % 8)) % 8);
@@ -144,17 +175,17 @@ export function writeSafetensors(file: string, tensors: readonly WriteTensor[], 
   writeFileAtomicWith(file, (fd) => {
     writeAll(fd, lenBuf);
     writeAll(fd, hb);
-    for (const t of tensors) {
+    tensors.forEach((t, i) => {
       const d = t.data;
-      if (dtype === 'F32') writeAll(fd, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+      if (!convert[i]) writeAll(fd, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
       else {
         // convert in slices so a huge tensor does not need a second full-size copy at once
         const step = 1 << 20;
-        for (let i = 0; i < d.length; i += step) {
-          const h = f32ToF16Array(d.subarray(i, Math.min(d.length, i + step)));
+        for (let j = 0; j < d.length; j += step) {
+          const h = f32ToF16Array(d.subarray(j, Math.min(d.length, j + step)) as Float32Array);
           writeAll(fd, new Uint8Array(h.buffer));
         }
       }
-    }
+    });
   });
 }

@@ -11,6 +11,7 @@ import {
   type Bytes,
   type LoadedTensor,
   type SafetensorsSource,
+  type StoredArray,
   type TensorInfo,
 } from './safetensors-bytes.js';
 
@@ -24,8 +25,8 @@ export interface TensorSource {
   has(name: string): boolean;
   info(name: string): TensorInfo & { file: string };
   get(name: string): LoadedTensor;
-  /** A tensor's stored values into `dst` (F32 → Float32Array, F16 / BF16 → Uint16Array), no conversion. */
-  readInto(name: string, dst: Float32Array | Uint16Array): void;
+  /** A tensor's stored values into `dst` (F32 → Float32Array, F16 / BF16 → Uint16Array, I8 → Int8Array). */
+  readInto(name: string, dst: StoredArray): void;
   close(): void;
 }
 
@@ -112,7 +113,7 @@ export class ShardSet implements TensorSource {
     return this.reader(name).get(name);
   }
 
-  readInto(name: string, dst: Float32Array | Uint16Array): void {
+  readInto(name: string, dst: StoredArray): void {
     this.reader(name).readInto(name, dst);
   }
 
