@@ -53,7 +53,7 @@ test('decode bench reports every mode with consistent counters, paired speedups,
   }
   assert.ok(r.call_timings && r.call_timings.full_m1_ms > 0 && r.call_timings.module_m2_ms! > 0);
   const text = formatDecodeBench(r);
-  assert.match(text, /^verified /m);
+  assert.match(text, /^f32 +verified /m);
   assert.match(text, /of roofline/);
 });
 

@@ -18,7 +18,11 @@ import { seededUniform } from '../generate/sampler.js';
 import { DECODE_MODES, type DecodeMode } from '../generate/types.js';
 import { measureReadBandwidth, median, type Bandwidth } from './bandwidth.js';
 import { measureCallTimings, type CallTimings } from './call-timing.js';
-import { callBytes } from './weight-bytes.js';
+import type { Weight } from '../kernels/backend.js';
+import { Q8_BLOCK } from '../kernels/quant.js';
+import type { UserDtype } from '../model/convert.js';
+import { baseParamSpecs, moduleParamSpecs, topNames, type ParamSpec } from '../model/names.js';
+import type { CallBytes } from './weight-bytes.js';
 
 /** Probe size: 8x the last-level cache of common CPUs, small enough to repeat at every repeat (~10 ms a pass). */
 const PROBE_BYTES = 256 * 2 ** 20;
@@ -41,10 +45,12 @@ export interface DecodeBenchOptions {
   callTimings?: boolean;
   /** Progress lines (stderr in the CLI). */
   log?: (line: string) => void;
+  /** The dtype the model's product weights are stored in (reported; the model is built in it by the caller). */
+  dtype?: UserDtype;
 }
 
 export interface DecodeBenchRun {
-  dtype: 'f32';
+  dtype: UserDtype;
   mode: DecodeMode;
   tokens_per_s: number;
   /** Median over repeats of (this mode's tokens/s ÷ standard's tokens/s in the same repeat); null without standard. */
@@ -61,6 +67,30 @@ export interface DecodeBenchRun {
   roofline_fraction: number | null;
   /** tokens/s of each repeat. */
   samples: number[];
+  /** With --vs-llama-cpp: tokens/s ÷ llama.cpp's standard decode at the same precision (int8 ↔ Q8_0). */
+  vs_llama_cpp?: number | null;
+}
+
+/** Prefill speed: one full call over a long prompt (512 tokens in the CLI) from an empty cache. */
+export interface PrefillRun {
+  dtype: UserDtype;
+  tokens: number;
+  tokens_per_s: number;
+  samples: number[];
+  /** With --vs-llama-cpp: ÷ llama.cpp's prefill at the same precision. */
+  vs_llama_cpp?: number | null;
+}
+
+/** llama.cpp's standard decode and prefill of a GGUF export of the same weights (bench --vs-llama-cpp). */
+export interface LlamaCppRun {
+  dtype: UserDtype;
+  /** The GGUF's tensor type: F32, F16, Q8_0. */
+  ggml_type: string;
+  tokens_per_s: number;
+  samples: number[];
+  prefill_tokens: number | null;
+  prefill_tokens_per_s: number | null;
+  prefill_samples: number[];
 }
 
 export interface DecodeBenchResult {
@@ -81,6 +111,12 @@ export interface DecodeBenchResult {
   repeats: number;
   call_timings: CallTimings | null;
   runs: DecodeBenchRun[];
+  /** Multi-dtype runs (bench --dtypes): the dtypes measured, in order. */
+  dtypes?: UserDtype[];
+  /** Dtypes asked for and not measured, with the reason (a backend that does not read that storage). */
+  skipped?: { dtype: string; reason: string }[];
+  prefill?: PrefillRun[];
+  llama_cpp?: LlamaCppRun[];
 }
 
 interface Totals {
@@ -121,7 +157,7 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
         `bench: a ${p.length}-token prompt + ${tokens} new tokens exceed the context length ${c.maxPositions}`,
       );
   }
-  const bytes = callBytes(c);
+  const bytes = storedCallBytes(model);
   const probe = (): Bandwidth | null =>
     o.bandwidth === false ? null : measureReadBandwidth(backend, PROBE_BYTES, 3, 'best');
   let calls: CallTimings | null = null;
@@ -186,7 +222,7 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
         ? median(t.rates.map((x, i) => (x * bpt) / (t.bw[i]! * 1e9)))
         : null;
     return {
-      dtype: 'f32',
+      dtype: o.dtype ?? 'f32',
       mode,
       tokens_per_s: rate,
       speedup_vs_standard: std ? median(t.rates.map((x, i) => x / std.rates[i]!)) : null,
@@ -217,6 +253,49 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
   };
 }
 
+/** Bytes of a weight as stored (q8_0: one byte a value plus a float16 scale per 32). */
+function storedBytes(w: Weight): number {
+  const n = w.data.length;
+  return w.dtype === 'f32' ? 4 * n : w.dtype === 'q8_0' ? n + (2 * n) / Q8_BLOCK : 2 * n;
+}
+
+/**
+ * weight-bytes.ts's call bytes in the model's own storage: a full call reads every base matrix once (the tied
+ * embedding once, as the head; the position table and an untied embedding only touch rows), a module call reads
+ * the module, the final norm and the head.
+ */
+export function storedCallBytes(model: InferenceModel): CallBytes {
+  const c = model.config,
+    t = topNames(c);
+  const sum = (specs: readonly ParamSpec[]): number =>
+    specs.reduce((s, p) => s + storedBytes(model.weights.weight(p.name)), 0);
+  const rowOnly = new Set([t.positionEmbedding, c.tieEmbeddings ? null : t.tokenEmbedding]);
+  const full = sum(baseParamSpecs(c).filter((s) => !rowOnly.has(s.name)));
+  const head = sum(
+    baseParamSpecs(c).filter((s) => s.name === t.head || s.name === t.finalNorm || s.name === t.finalNormBias),
+  );
+  return { full, module: c.recycle ? sum(moduleParamSpecs(c)) + head : 0 };
+}
+
+/** Prefill tokens/s: `ids` through one full call from an empty cache, median over `repeats` (after a warm-up). */
+export function measurePrefill(
+  model: InferenceModel,
+  ids: readonly number[],
+  repeats: number,
+  dtype: UserDtype,
+): PrefillRun {
+  const cache = model.newBaseCache(ids.length);
+  model.forwardBase(ids.slice(0, Math.min(8, ids.length)), cache, 'last');
+  const samples: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    cache.reset();
+    const t0 = performance.now();
+    model.forwardBase(ids, cache, 'last');
+    samples.push(ids.length / ((performance.now() - t0) / 1000));
+  }
+  return { dtype, tokens: ids.length, tokens_per_s: median(samples), samples };
+}
+
 function backendLabel(b: Backend): string {
   const simd = (b as { simd?: unknown }).simd;
   return typeof simd === 'string' ? `${b.name} (${simd})` : b.name;
@@ -225,9 +304,11 @@ function backendLabel(b: Backend): string {
 /** The human-readable report. */
 export function formatDecodeBench(r: DecodeBenchResult): string {
   const mb = (x: number): string => `${(x / 1e6).toFixed(1)} MB`;
+  const vs = r.runs.some((x) => x.vs_llama_cpp !== undefined);
   const lines = [
     `model ${r.model}: full call ${mb(r.full_call_bytes)}` +
-      `${r.module_call_bytes ? `, module call ${mb(r.module_call_bytes)}` : ''} of f32 weights; ` +
+      `${r.module_call_bytes ? `, module call ${mb(r.module_call_bytes)}` : ''} of ${r.runs[0]?.dtype ?? 'f32'} ` +
+      'weights; ' +
       `${r.backend}, ${r.threads} thread(s)`,
     r.bandwidth_gbs !== null
       ? `read bandwidth ${r.bandwidth_gbs.toFixed(1)} GB/s (median of ${r.bandwidth_samples_gbs.length} probes, ` +
@@ -238,22 +319,41 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
     `${r.prompts} prompt(s) of ~${r.prompt_tokens} tokens, ${r.new_tokens} new tokens each, ` +
       `greedy, median of ${r.repeats}`,
     '',
-    'mode       tokens/s  speedup  full calls/token  acceptance  MB/token  roofline tok/s  of roofline',
+    'dtype mode       tokens/s  speedup  full calls/token  acceptance  MB/token  roofline tok/s  of roofline' +
+      (vs ? '  vs llama.cpp' : ''),
   ];
+  const ratio = (x: number | null | undefined): string => (x !== null && x !== undefined ? `${x.toFixed(2)}x` : '-');
   for (const x of r.runs) {
     lines.push(
       [
+        x.dtype.padEnd(5),
         x.mode.padEnd(9),
         x.tokens_per_s.toFixed(1).padStart(9),
-        (x.speedup_vs_standard !== null ? `${x.speedup_vs_standard.toFixed(2)}x` : '-').padStart(8),
+        ratio(x.speedup_vs_standard).padStart(8),
         x.full_calls_per_token.toFixed(3).padStart(17),
         (x.acceptance !== null ? `${(100 * x.acceptance).toFixed(1)}%` : '-').padStart(11),
         (x.bytes_per_token / 1e6).toFixed(1).padStart(9),
         (x.roofline_tokens_per_s !== null ? x.roofline_tokens_per_s.toFixed(1) : '-').padStart(15),
         (x.roofline_fraction !== null ? `${(100 * x.roofline_fraction).toFixed(0)}%` : '-').padStart(12),
+        ...(vs ? [ratio(x.vs_llama_cpp).padStart(13)] : []),
       ].join(' '),
     );
   }
+  for (const p of r.prefill ?? []) {
+    const lc = r.llama_cpp?.find((l) => l.dtype === p.dtype);
+    lines.push(
+      `prefill ${p.dtype}: ${p.tokens} tokens at ${p.tokens_per_s.toFixed(1)} tokens/s` +
+        (lc?.prefill_tokens_per_s
+          ? `; llama.cpp ${lc.prefill_tokens_per_s.toFixed(1)} (${ratio(p.vs_llama_cpp)})`
+          : ''),
+    );
+  }
+  for (const l of r.llama_cpp ?? [])
+    lines.push(
+      `llama.cpp ${l.dtype} (${l.ggml_type}): standard ${l.tokens_per_s.toFixed(1)} tokens/s ` +
+        `(${l.samples.map((x) => x.toFixed(1)).join(' / ')})`,
+    );
+  for (const k of r.skipped ?? []) lines.push(`${k.dtype}: not measured: ${k.reason}`);
   return lines.join('\n');
 }
 

@@ -1,17 +1,45 @@
 /**
- * `recyclegpt bench (--model DIR | --preset NAME) [--modes standard,recycle,verified] [--threads N] [--json]`:
- * decode speed of every mode measured in one process (ARCHITECTURE.md §9, §6). A preset runs random weights with a
- * random module (speed only); a trained model also gives a meaningful acceptance. --json prints
+ * `recyclegpt bench (--model DIR | --preset NAME) [--modes standard,recycle,verified] [--threads N]
+ * [--dtypes f32,f16,bf16,int8] [--vs-llama-cpp] [--json]`: decode speed of every mode and weight dtype measured in
+ * one process (ARCHITECTURE.md §9, §6). A preset runs random weights with a random module (speed only); a trained
+ * model also gives a meaningful acceptance. Each dtype's model holds its product weights as stored in that dtype
+ * (int8 = q8_0); a dtype the backend does not read is skipped and said so, never measured converted back to f32.
+ * --vs-llama-cpp exports each dtype's weights as GGUF (F32 / F16 / Q8_0) and runs llama.cpp's standard greedy
+ * decode on the same prompts, threads and token counts (bench/llama-cpp.ts; `npm run peers:install`), and the
+ * prefill of one --prefill-token prompt (512) for both. --json prints
  * {model, threads, backend, bandwidth_gbs, bandwidth_samples_gbs, roofline_tokens_per_s, call_timings,
  * runs: [{dtype, mode, tokens_per_s, speedup_vs_standard, full_calls_per_token, acceptance, bytes_per_token,
- * roofline_tokens_per_s, roofline_fraction, samples}], …} on the last line of stdout.
+ * roofline_tokens_per_s, roofline_fraction, samples, vs_llama_cpp?}], prefill: [{dtype, tokens, tokens_per_s,
+ * vs_llama_cpp?}], llama_cpp?: [{dtype, ggml_type, tokens_per_s, prefill_tokens_per_s, …}], skipped?, …} on the
+ * last line of stdout: one entry in runs per dtype × mode; speedup_vs_standard is against our standard at the same
+ * dtype; roofline_tokens_per_s and the byte counts at the top are the first dtype's.
  */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Command } from 'commander';
+import type { Backend } from '../kernels/backend.js';
 import { InferenceModel } from '../model/infer.js';
+import type { ModelConfig } from '../model/config.js';
+import { convertWeights, storageDtype, USER_DTYPES, type UserDtype } from '../model/convert.js';
+import { isProductWeight, allParamSpecs } from '../model/names.js';
+import type { Weights } from '../model/weights.js';
 import { loadModelDir } from '../io/model-dir.js';
+import { readJsonFile } from '../io/files.js';
+import { exportGguf, placeholderTokenizerJson, type GgufExportDtype } from '../io/gguf.js';
 import { presetNames } from '../model/presets.js';
 import { DECODE_MODES, type DecodeMode } from '../generate/types.js';
-import { formatDecodeBench, runDecodeBench } from '../bench/decode.js';
+import {
+  formatDecodeBench,
+  measurePrefill,
+  randomPrompts,
+  runDecodeBench,
+  type DecodeBenchResult,
+  type LlamaCppRun,
+  type PrefillRun,
+} from '../bench/decode.js';
+import { median } from '../bench/bandwidth.js';
+import { benchLlamaCpp, llamaCppInstalled, PEER_MISSING_MESSAGE } from '../bench/llama-cpp.js';
 import { randomPresetModel } from '../bench/random-model.js';
 import { BENCH_TEXT_PROMPTS, textPromptsFor } from '../bench/prompts.js';
 import { resolveModelDir } from './default-model.js';
@@ -29,6 +57,43 @@ function parseModes(v: string): DecodeMode[] {
   return list as DecodeMode[];
 }
 
+function parseDtypes(v: string): UserDtype[] {
+  const list = [
+    ...new Set(
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
+    ),
+  ];
+  for (const d of list)
+    if (!(USER_DTYPES as readonly string[]).includes(d))
+      throw new Error(`--dtypes: unknown dtype "${d}" (known: ${USER_DTYPES.join(', ')})`);
+  if (list.length === 0) throw new Error('--dtypes: give at least one dtype');
+  return list as UserDtype[];
+}
+
+/** The GGUF type llama.cpp runs for one of our dtypes, or null where it is not compared. */
+const GGUF_OF: Record<UserDtype, GgufExportDtype | null> = { f32: 'f32', f16: 'f16', bf16: null, int8: 'q8_0' };
+const GGML_NAME: Record<GgufExportDtype, string> = { f32: 'F32', f16: 'F16', q8_0: 'Q8_0' };
+
+/** Why `backend` cannot run `config` stored as `dtype` (a storage it does not read), or null. */
+function unreadable(config: ModelConfig, dtype: UserDtype, backend: Backend): string | null {
+  const need = new Set(
+    allParamSpecs(config)
+      .filter((s) => isProductWeight(s, config))
+      .map((s) => storageDtype(dtype, s)),
+  );
+  const missing = [...need].filter((d) => !backend.weightDtypes.includes(d));
+  return missing.length > 0
+    ? `the ${backend.name} backend reads ${backend.weightDtypes.join(', ')} weights, not ${missing.join(', ')}`
+    : null;
+}
+
+function allF32(w: Weights): boolean {
+  return w.specs.every((s) => w.weight(s.name).dtype === 'f32');
+}
+
 interface BenchCliOptions {
   model?: string;
   preset?: string;
@@ -38,6 +103,9 @@ interface BenchCliOptions {
   repeats: number;
   prompts: number;
   bandwidth: boolean;
+  dtypes: string;
+  vsLlamaCpp?: boolean;
+  prefill: number;
   json?: boolean;
 }
 
@@ -58,36 +126,132 @@ export function register(program: Command): void {
       2,
     )
     .option('--no-bandwidth', 'skip the read-bandwidth measurement')
+    .option('--dtypes <list>', `comma-separated weight dtypes, each run as stored (${USER_DTYPES.join(', ')})`, 'f32')
+    .option('--vs-llama-cpp', 'also run llama.cpp on a GGUF export of the same weights (npm run peers:install)')
+    .option(
+      '--prefill <n>',
+      'prompt length of the prefill measurement (capped at the context)',
+      intOption('--prefill', 1, 1 << 20),
+      512,
+    )
     .option('--json', 'print one JSON object on the last line')
-    .action((o: BenchCliOptions) => {
+    .action(async (o: BenchCliOptions) => {
       if (o.model && o.preset) throw new Error('give --model or --preset, not both');
+      const dtypes = parseDtypes(o.dtypes);
+      if (o.vsLlamaCpp && !llamaCppInstalled()) throw new Error(PEER_MISSING_MESSAGE);
       const backend = cliBackend();
       if (o.threads !== undefined) backend.setThreads(o.threads);
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
-      let model: InferenceModel, name: string, prompts: number[][] | undefined;
+      let config: ModelConfig,
+        name: string,
+        prompts: number[][] | undefined,
+        tokenizerJson: unknown = null,
+        tokenizerFile = '(placeholder vocabulary)',
+        source: Weights;
       if (o.preset) {
         log(`initialising ${o.preset} with random weights…`);
-        model = randomPresetModel(o.preset, backend);
+        const m = randomPresetModel(o.preset, backend);
+        config = m.config;
+        source = m.weights;
         name = `preset:${o.preset}`;
       } else {
         const dir = resolveModelDir(o.model);
-        const { config, weights } = loadModelDir(dir);
-        model = new InferenceModel(config, weights, backend);
+        const loaded = loadModelDir(dir);
+        config = loaded.config;
+        source = loaded.weights;
         name = dir;
         prompts = textPromptsFor(dir, Math.min(o.prompts, BENCH_TEXT_PROMPTS.length)) ?? undefined;
         if (!prompts) log(`${dir}: no tokenizer; benchmarking on random token ids`);
+        if (existsSync(join(dir, 'tokenizer.json'))) {
+          tokenizerFile = join(dir, 'tokenizer.json');
+          tokenizerJson = readJsonFile(tokenizerFile, 'tokenizer');
+        }
       }
+      prompts ??= randomPrompts(o.prompts, 16, config.vocabSize);
+      const prefillIds = randomPrompts(1, Math.min(o.prefill, config.maxPositions), config.vocabSize, 99)[0]!;
       const modes = o.modes ? parseModes(o.modes) : undefined;
-      const result = runDecodeBench(model, {
-        name,
-        modes,
-        prompts,
-        promptCount: o.prompts,
-        tokens: o.tokens,
-        repeats: o.repeats,
-        bandwidth: o.bandwidth,
-        log,
-      });
+      const threads = backend.threads();
+      const results: DecodeBenchResult[] = [];
+      const prefill: PrefillRun[] = [];
+      const llama: LlamaCppRun[] = [];
+      const skipped: { dtype: string; reason: string }[] = [];
+      const tmp = o.vsLlamaCpp ? mkdtempSync(join(tmpdir(), 'recyclegpt-bench-gguf-')) : null;
+      try {
+        for (const dtype of dtypes) {
+          const why = unreadable(config, dtype, backend);
+          if (why) {
+            log(`${dtype}: skipped: ${why}`);
+            skipped.push({ dtype, reason: why });
+            continue;
+          }
+          // Every dtype's model is the same weights, converted (f32 ones used as they are).
+          const weights =
+            dtype === 'f32' && allF32(source) ? source : convertWeights(source, config, dtype, backend.alloc);
+          const model = new InferenceModel(config, weights, backend);
+          log(`${dtype}: our modes`);
+          const r = runDecodeBench(model, {
+            name,
+            modes,
+            prompts,
+            tokens: o.tokens,
+            repeats: o.repeats,
+            bandwidth: o.bandwidth,
+            log,
+            dtype,
+          });
+          results.push(r);
+          const pf = measurePrefill(model, prefillIds, o.repeats, dtype);
+          log(`${dtype}: prefill ${pf.tokens} tokens at ${pf.tokens_per_s.toFixed(1)} tokens/s`);
+          prefill.push(pf);
+          const gg = GGUF_OF[dtype];
+          if (tmp && !gg) skipped.push({ dtype, reason: 'llama.cpp is compared at f32, f16 and int8 (q8_0) only' });
+          if (tmp && gg) {
+            const file = join(tmp, `${dtype}.gguf`);
+            log(`${dtype}: exporting GGUF ${GGML_NAME[gg]} for llama.cpp…`);
+            exportGguf(
+              config,
+              model.weights,
+              tokenizerJson ?? placeholderTokenizerJson(config.vocabSize),
+              tokenizerFile,
+              file,
+              {
+                dtype: gg,
+              },
+            );
+            const lc = await benchLlamaCpp(file, {
+              threads,
+              prompts,
+              tokens: o.tokens,
+              repeats: o.repeats,
+              prefillPrompt: prefillIds,
+              log,
+            });
+            rmSync(file, { force: true });
+            llama.push({ dtype, ggml_type: GGML_NAME[gg], ...lc });
+            for (const run of r.runs) run.vs_llama_cpp = run.tokens_per_s / lc.tokens_per_s;
+            pf.vs_llama_cpp = lc.prefill_tokens_per_s ? pf.tokens_per_s / lc.prefill_tokens_per_s : null;
+          }
+        }
+      } finally {
+        if (tmp) rmSync(tmp, { recursive: true, force: true });
+      }
+      if (results.length === 0)
+        throw new Error(`bench: no dtype could run (${skipped.map((k) => k.reason).join('; ')})`);
+      const first = results[0]!;
+      const bw = results.flatMap((r) => r.bandwidth_samples_gbs);
+      const gbs = bw.length > 0 ? median(bw) : null;
+      const result: DecodeBenchResult = {
+        ...first,
+        threads,
+        bandwidth_gbs: gbs,
+        bandwidth_samples_gbs: bw,
+        roofline_tokens_per_s: gbs !== null ? (gbs * 1e9) / first.full_call_bytes : null,
+        runs: results.flatMap((r) => r.runs),
+        dtypes: results.map((r) => r.runs[0]!.dtype),
+        prefill,
+        ...(o.vsLlamaCpp ? { llama_cpp: llama } : {}),
+        ...(skipped.length > 0 ? { skipped } : {}),
+      };
       // With --json the table goes to stderr, so stdout holds only the JSON line.
       (o.json ? process.stderr : process.stdout).write(`${formatDecodeBench(result)}\n`);
       if (o.json) printJson(result);

@@ -6,12 +6,13 @@ import { register as bench } from './cmd-bench.js';
 import { register as train } from './cmd-train.js';
 import { register as evaluate } from './cmd-eval.js';
 import { register as plot } from './cmd-plot.js';
+import { register as exportGguf } from './cmd-export-gguf.js';
 import { register as merge } from './cmd-merge.js';
 import { register as quantize } from './cmd-quantize.js';
 
 type Register = (program: Command) => void;
 
-const registry: Register[] = [forward, generate, bench, train, evaluate, plot, merge, quantize];
+const registry: Register[] = [forward, generate, bench, train, evaluate, plot, merge, exportGguf, quantize];
 
 export function registerCommands(program: Command): void {
   for (const r of registry) r(program);
