@@ -8,7 +8,8 @@
 // string of its RG_KERNELS entry (parsed once at load) and a thunk generated from its C++ signature. The addon is
 // reachable from JS (`backend.addon`), so it checks its own arguments before touching memory, whatever
 // src/kernels/validate.ts has already checked: each dimension an integer in [0, kMaxDim], each array of the right
-// type and at least as long as the product (overflow-checked) of the dimensions its kernel reads or writes, then
+// type and at least as long as the product (overflow-checked) of the dimensions its kernel reads or writes (a weight
+// may be a handle {dtype, data[, scales]}: its storage is checked as checks.ts's checkWeight does), then
 // ids and targets in range. Only then are the kernels called, so they index with products that cannot wrap, and
 // scratch they allocate is bounded by the caller's arrays (attentionDecode's scores, which are not, have their
 // own limit). Messages match src/kernels/checks.ts where the TS layer checks the same thing. The cost is a few
@@ -73,14 +74,16 @@ napi_value guarded(napi_env env, const char* op, F&& body) {
 bool cpu_has_avx512() {
 #if defined(RG_X86) && (defined(__GNUC__) || defined(__clang__))
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
 #else
   return false;
 #endif
 }
 bool cpu_has_avx2() {
 #if defined(RG_X86) && (defined(__GNUC__) || defined(__clang__))
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // F16C (the f16 weights' conversion) comes with every AVX2 + FMA CPU, but is checked all the same
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 #else
   return false;
 #endif
@@ -246,7 +249,7 @@ void release(napi_env, void* data, void*) {
 
 // ---- kernel descriptions: parsed once from RG_KERNELS's spec strings -------------------------------------------
 // A C++ parameter's category, matched against the spec token that fills it.
-enum Cat : uint8_t { kCatI64, kCatNum, kCatBool, kCatF32Ptr, kCatI32Ptr, kCatRope, kCatOther };
+enum Cat : uint8_t { kCatI64, kCatNum, kCatBool, kCatF32Ptr, kCatI32Ptr, kCatWeight, kCatRope, kCatOther };
 template <class T> struct CatOf { static constexpr Cat v = kCatOther; };
 template <> struct CatOf<i64> { static constexpr Cat v = kCatI64; };
 template <> struct CatOf<float> { static constexpr Cat v = kCatNum; };
@@ -255,6 +258,7 @@ template <> struct CatOf<bool> { static constexpr Cat v = kCatBool; };
 template <> struct CatOf<float*> { static constexpr Cat v = kCatF32Ptr; };
 template <> struct CatOf<const float*> { static constexpr Cat v = kCatF32Ptr; };
 template <> struct CatOf<const int32_t*> { static constexpr Cat v = kCatI32Ptr; };
+template <> struct CatOf<const rg::WeightRef*> { static constexpr Cat v = kCatWeight; };
 template <> struct CatOf<rg::RopeCache*> { static constexpr Cat v = kCatRope; };
 
 // One converted argument, as the kernel's parameter of that position reads it.
@@ -276,6 +280,9 @@ template <> struct Get<const float*> {
 };
 template <> struct Get<const int32_t*> {
   static const int32_t* from(const Slot& s, Ctx*) { return static_cast<const int32_t*>(s.p); }
+};
+template <> struct Get<const rg::WeightRef*> {
+  static const rg::WeightRef* from(const Slot& s, Ctx*) { return static_cast<const rg::WeightRef*>(s.p); }
 };
 template <> struct Get<rg::RopeCache*> { static rg::RopeCache* from(const Slot&, Ctx* c) { return &c->rope; } };
 
@@ -312,8 +319,9 @@ Sig sig_of(R (*KernelTable::*)(int, P...)) {
 
 constexpr int kMaxArgs = 16;   // JS arguments, C++ parameters and dimensions per kernel
 constexpr int kMaxShape = 6;   // dimensions per array
+constexpr int kMaxWeights = 2;  // weight arguments per kernel
 
-enum Kind : uint8_t { kDim, kF32, kF32OrNull, kI32, kNum, kFlag, kRope };
+enum Kind : uint8_t { kDim, kF32, kF32OrNull, kI32, kWeight, kNum, kFlag, kRope };
 
 struct ArgSpec {
   Kind kind;
@@ -343,7 +351,7 @@ struct KernelDesc {
   const char* js;
   double (*call)(Ctx*, const Slot*);
   bool returns = false;
-  int njs = 0, ndims = 0;
+  int njs = 0, ndims = 0, nweights = 0;
   std::vector<std::string> dim_names;  // for messages ("pos0+M" for a derived one)
   std::vector<ArgSpec> dims, rest;     // dimensions (read first), then the other arguments in order
   std::vector<DerivedDim> derived;
@@ -402,13 +410,17 @@ KernelDesc parse_spec(const char* js, const char* spec, const Sig& sig, double (
       dim_refs.push_back(a.name);
       d.dim_names.push_back(a.name);
       d.dims.push_back(a);
-    } else if (c0 == '@' || c0 == '?') {
+    } else if (c0 == '@' || c0 == '?' || c0 == '%') {
       const size_t lb = tok.find('['), rb = tok.find(']');
       if (lb == std::string::npos || rb != tok.size() - 1) bad("array " + tok + " has no [shape]");
       ArgSpec a{kF32, tok.substr(1, lb - 1)};
       a.js = d.njs++;
-      a.param = c0 == '?' ? next_param({kCatF32Ptr}) : next_param({kCatF32Ptr, kCatI32Ptr});
-      if (sig.cats[a.param] == kCatI32Ptr) a.kind = kI32, a.want = "an Int32Array";
+      if (c0 == '%') a.param = next_param({kCatWeight});
+      else a.param = c0 == '?' ? next_param({kCatF32Ptr}) : next_param({kCatF32Ptr, kCatI32Ptr});
+      if (c0 == '%') {
+        a.kind = kWeight, a.want = "a Float32Array or a weight {dtype, data}";
+        if (++d.nweights > kMaxWeights) bad("too many weights");
+      } else if (sig.cats[a.param] == kCatI32Ptr) a.kind = kI32, a.want = "an Int32Array";
       else if (c0 == '?') a.kind = kF32OrNull, a.want = "a Float32Array or null";
       else a.want = "a Float32Array";
       shapes.push_back({static_cast<int>(d.rest.size()), split(tok.substr(lb + 1, rb - lb - 1), ',')});
@@ -455,6 +467,8 @@ KernelDesc parse_spec(const char* js, const char* spec, const Sig& sig, double (
   for (auto& [i, names] : shapes) {
     if (names.empty() || names.size() > kMaxShape) bad("array " + d.rest[i].name + ": bad shape");
     for (const std::string& n : names) d.rest[i].shape[d.rest[i].nshape++] = dim_of(n);
+    if (d.rest[i].kind == kWeight && d.rest[i].nshape != 2)
+      bad("weight " + d.rest[i].name + ": shape is not [rows,cols]");
   }
   for (auto& [slot, ab] : derived) d.derived.push_back({slot, dim_of(ab.first), dim_of(ab.second)});
   for (auto& [k, args] : checks) {
@@ -537,6 +551,27 @@ void run_check(const KernelDesc& d, const CheckSpec& c, const i64* dims, const S
   }
 }
 
+// "x[M=2,K=3]": an array's shape with the values of its dimensions, for messages.
+std::string shape_text(const KernelDesc& d, const ArgSpec& a, const i64* vals) {
+  std::string shape;
+  for (int i = 0; i < a.nshape; ++i)
+    shape += std::string(i ? "," : "") + d.dim_names[a.shape[i]] + "=" + std::to_string(vals[i]);
+  return a.name + "[" + shape + "]";
+}
+
+// Throws unless `len` elements cover the product of the array's dimensions (divided by `per`: q8_0's scales,
+// named a.name + suffix).
+void check_length(const KernelDesc& d, const ArgSpec& a, const i64* dims, size_t len, uint64_t per = 1,
+                  const char* suffix = "") {
+  i64 vals[kMaxShape];
+  for (int i = 0; i < a.nshape; ++i) vals[i] = dims[a.shape[i]];
+  uint64_t need = 0;
+  const bool fits = product(vals, a.nshape, &need);
+  if (fits && need / per <= len) return;
+  range_error(a.name + suffix + " has " + std::to_string(len) + " elements but " + shape_text(d, a, vals) + " needs " +
+              (fits ? std::to_string(need / per) : "more than 18446744073709551615"));
+}
+
 void* read_array(napi_env env, napi_value v, const KernelDesc& d, const ArgSpec& a, const i64* dims) {
   napi_typedarray_type got = napi_int8_array;
   size_t len = 0;
@@ -546,18 +581,80 @@ void* read_array(napi_env env, napi_value v, const KernelDesc& d, const ArgSpec&
     if (a.kind == kF32OrNull && is_nullish(env, v)) return nullptr;
     type_error("argument " + a.name + " must be " + a.want + ", got " + describe(env, v));
   }
-  i64 vals[kMaxShape];
-  for (int i = 0; i < a.nshape; ++i) vals[i] = dims[a.shape[i]];
-  uint64_t need = 0;
-  const bool fits = product(vals, a.nshape, &need);
-  if (!fits || need > len) {
-    std::string shape;
-    for (int i = 0; i < a.nshape; ++i)
-      shape += std::string(i ? "," : "") + d.dim_names[a.shape[i]] + "=" + std::to_string(vals[i]);
-    range_error(a.name + " has " + std::to_string(len) + " elements but " + a.name + "[" + shape + "] needs " +
-                (fits ? std::to_string(need) : "more than 18446744073709551615"));
-  }
+  check_length(d, a, dims, len);
   return data;  // may be null for an empty array: kernels never read it then
+}
+
+// A weight argument (kernels.h's %w): a Float32Array, or a handle {dtype, data[, scales]} checked as
+// src/kernels/checks.ts's checkWeight does, with its messages. The handle costs a few property reads a call.
+rg::WeightRef* read_weight(napi_env env, napi_value v, const KernelDesc& d, const ArgSpec& a, const i64* dims,
+                           rg::WeightRef* out) {
+  napi_typedarray_type got = napi_int8_array;
+  size_t len = 0;
+  void* data = nullptr;
+  out->scales = nullptr;
+  if (napi_get_typedarray_info(env, v, &got, &len, &data, nullptr, nullptr) == napi_ok) {
+    if (got != napi_float32_array)
+      type_error("argument " + a.name + " must be " + a.want + ", got " + describe(env, v));
+    check_length(d, a, dims, len);
+    out->dtype = rg::kWF32, out->data = data;
+    return out;
+  }
+  napi_valuetype t = napi_undefined;
+  napi_typeof(env, v, &t);
+  napi_value dv = nullptr;
+  napi_valuetype dt = napi_undefined;
+  if (t == napi_object && napi_get_named_property(env, v, "dtype", &dv) == napi_ok) napi_typeof(env, dv, &dt);
+  // Before any other error: is it a handle at all ({dtype, data} as `in` sees them)? Checked on error paths only.
+  const auto must_be_handle = [&]() {
+    bool has_dtype = false, has_data = false;
+    if (t == napi_object) {
+      napi_has_named_property(env, v, "dtype", &has_dtype);
+      napi_has_named_property(env, v, "data", &has_data);
+    }
+    if (!has_dtype || !has_data) type_error("argument " + a.name + " must be " + a.want + ", got " + describe(env, v));
+  };
+  char name[8] = {0};
+  size_t nlen = 0;
+  if (dt == napi_string) napi_get_value_string_utf8(env, dv, name, sizeof(name), &nlen);
+  static const char* const kNames[] = {"f32", "f16", "bf16", "q8_0"};
+  int code = -1;
+  for (int i = 0; i < 4 && dt == napi_string; ++i)
+    if (strlen(kNames[i]) == nlen && memcmp(kNames[i], name, nlen) == 0) code = i;
+  if (code < 0) {
+    must_be_handle();
+    type_error("weight " + a.name + " is " +
+               (dt == napi_string ? "\"" + js_string(env, dv) + "\"" : std::string(describe(env, dv))) +
+               "; this backend reads f32, f16, bf16, q8_0");
+  }
+  out->dtype = static_cast<rg::WeightDtype>(code);
+  static const napi_typedarray_type kTypes[] = {napi_float32_array, napi_uint16_array, napi_uint16_array,
+                                                napi_int8_array};
+  static const char* const kWant[] = {"a Float32Array", "a Uint16Array (f16 bits)", "a Uint16Array (bf16 bits)",
+                                      "a Int8Array (quants)"};
+  napi_value dat = nullptr;
+  if (napi_get_named_property(env, v, "data", &dat) != napi_ok ||
+      napi_get_typedarray_info(env, dat, &got, &len, &data, nullptr, nullptr) != napi_ok || got != kTypes[code]) {
+    must_be_handle();
+    type_error("argument " + a.name + ".data must be " + kWant[code] + ", got " + describe(env, dat));
+  }
+  out->data = data;
+  check_length(d, a, dims, len);
+  if (out->dtype == rg::kWQ8_0) {
+    size_t slen = 0;
+    napi_value sc = nullptr;
+    void* sdata = nullptr;
+    if (napi_get_named_property(env, v, "scales", &sc) != napi_ok ||
+        napi_get_typedarray_info(env, sc, &got, &slen, &sdata, nullptr, nullptr) != napi_ok || got != napi_uint16_array)
+      type_error("argument " + a.name + ".scales must be a Uint16Array (float16 bits), got " + describe(env, sc));
+    out->scales = static_cast<const uint16_t*>(sdata);
+    const i64 vals[2] = {dims[a.shape[0]], dims[a.shape[1]]};
+    if (vals[1] % rg::kQ8Block != 0)
+      range_error("q8_0 weight " + a.name + " needs a row length that is a multiple of 32 (" + shape_text(d, a, vals) +
+                  ")");
+    check_length(d, a, dims, slen, rg::kQ8Block, ".scales");
+  }
+  return out;
 }
 
 napi_value KernelCall(napi_env env, napi_callback_info info) {
@@ -572,6 +669,8 @@ napi_value KernelCall(napi_env env, napi_callback_info info) {
       type_error("expected " + std::to_string(d.njs) + " arguments, got " + std::to_string(argc));
     i64 dims[kMaxArgs];
     Slot s[kMaxArgs];
+    rg::WeightRef weights[kMaxWeights];
+    int nw = 0;
     for (const ArgSpec& a : d.dims) s[a.param].i = dims[a.dim] = read_dim(env, argv[a.js], a.name);
     for (const DerivedDim& x : d.derived) dims[x.dim] = dims[x.a] + dims[x.b];  // < 2^32: no overflow
     for (const CheckSpec& c : d.pre) run_check(d, c, dims, s);
@@ -580,6 +679,7 @@ napi_value KernelCall(napi_env env, napi_callback_info info) {
         case kNum: s[a.param].d = read_num(env, argv[a.js], a.name); break;
         case kFlag: s[a.param].b = read_flag(env, argv[a.js]); break;
         case kRope: break;  // filled from the context by the thunk
+        case kWeight: s[a.param].p = read_weight(env, argv[a.js], d, a, dims, &weights[nw++]); break;
         default: s[a.param].p = read_array(env, argv[a.js], d, a, dims); break;
       }
     }

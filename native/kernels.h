@@ -11,6 +11,8 @@
 //   @x[M,K]       an array of at least M·K elements (overflow-checked): Float32Array for float* / const float*,
 //                 Int32Array for const int32_t*
 //   ?bias[N]      the same, or null / undefined (C++ nullptr)
+//   %w[N,K]       a weight: a Float32Array (f32) or a handle {dtype, data[, scales]} of any WeightDtype, its
+//                 storage checked against [N,K] (q8_0: K a multiple of 32, N·K/32 scales); C++ const WeightRef*
 //   eps           a scalar: a number for float / double, any value (truthiness) for bool
 //   $rope         no argument: the calling context's RoPE table cache (RopeCache*)
 //   !check(a,b)   a check: channels(N,C), heads(H,G,D), even(D) run once the dimensions are read;
@@ -42,6 +44,18 @@ void rope_tables(RopeCache* cache, double theta, i64 D, i64 R, const int32_t* po
                  const float** sinTab, const int32_t** rows);
 void rope_cache_free(RopeCache* cache);
 
+// A weight as stored (src/kernels/backend.ts's Weight handle; codes in WEIGHT_DTYPES order). Kernels convert it
+// to float32 in registers, exactly: f16 / bf16 bits widen losslessly, and q8_0's d·q (float16 d, int8 q) has at
+// most 11 + 8 significant bits, so it is exact in float32 too. A row's result therefore equals the f32 kernel's on
+// the dequantized weights, bit for bit wherever both take the same path.
+enum WeightDtype : int32_t { kWF32 = 0, kWF16 = 1, kWBF16 = 2, kWQ8_0 = 3 };
+constexpr i64 kQ8Block = 32;  // q8_0: weights per scale, consecutive along K
+struct WeightRef {
+  WeightDtype dtype;
+  const void* data;        // float / uint16_t bits / int8_t quants, row-major [rows, cols]
+  const uint16_t* scales;  // q8_0: float16 bits of d, [rows, cols/32]; else nullptr
+};
+
 // AdamW's bias corrections 1 − beta^step, computed in float64 once for every instruction set, rounded to float32.
 void adam_bias_correction(double beta1, double beta2, double step, float* bc1, float* bc2);
 
@@ -49,11 +63,11 @@ void adam_bias_correction(double beta1, double beta2, double step, float* bc1, f
 #define RG_KERNELS(X)                                                                                              \
   X(gemm, "gemm", "#M #N #K @a[M,K] transA @b[K,N] transB @c[M,N] accumulate ~M,N",                              \
     void, (i64, i64, i64, const float*, bool, const float*, bool, float*, bool))                                   \
-  X(linear, "linear", "#M #N #K @x[M,K] @w[N,K] ?bias[N] @y[M,N] ~M,N",                                          \
-    void, (i64, i64, i64, const float*, const float*, const float*, float*))                                       \
+  X(linear, "linear", "#M #N #K @x[M,K] %w[N,K] ?bias[N] @y[M,N] ~M,N",                                          \
+    void, (i64, i64, i64, const float*, const WeightRef*, const float*, float*))                                   \
   X(bias_backward, "biasBackward", "#M #N @dy[M,N] @db[N]", void, (i64, i64, const float*, float*))               \
-  X(embedding_forward, "embeddingForward", "#T #C #V @ids[T] @table[V,C] @out[T,C] !ids(ids,T,V) ~T,C",          \
-    void, (i64, i64, i64, const int32_t*, const float*, float*))                                                   \
+  X(embedding_forward, "embeddingForward", "#T #C #V @ids[T] %table[V,C] @out[T,C] !ids(ids,T,V) ~T,C",          \
+    void, (i64, i64, i64, const int32_t*, const WeightRef*, float*))                                               \
   X(embedding_backward, "embeddingBackward", "#T #C #V @ids[T] @dout[T,C] @dtable[V,C] !ids(ids,T,V) ~T,C",      \
     void, (i64, i64, i64, const int32_t*, const float*, float*))                                                   \
   X(layernorm_forward, "layerNormForward",                                                                         \

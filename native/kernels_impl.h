@@ -265,7 +265,7 @@ static void linear_small(int nth, i64 M, i64 N, i64 K, const float* x, const flo
   run_chunks(nth, (N + len - 1) / len, 2.0 * static_cast<double>(M) * N * K, chunk);
 }
 
-static void linear(int nth, i64 M, i64 N, i64 K, const float* x, const float* w, const float* bias, float* y) {
+static void linear_f32(int nth, i64 M, i64 N, i64 K, const float* x, const float* w, const float* bias, float* y) {
   if (M == 0 || N == 0) return;
   if (M <= 8) {
     linear_small(nth, M, N, K, x, w, bias, y);
@@ -276,6 +276,217 @@ static void linear(int nth, i64 M, i64 N, i64 K, const float* x, const float* w,
     for (i64 m = 0; m < M; ++m) memcpy(y + m * N, bias, static_cast<size_t>(N) * 4);
   }
   gemm(nth, M, N, K, x, false, w, true, y, bias != nullptr);
+}
+
+// ================================================================================================
+// linear for f16 / bf16 / q8_0 weights, read as stored and converted to float32 in registers (kernels.h's
+// WeightRef: the conversions are exact). Small M: linear_row's arithmetic exactly, chunk c of W floats → acc[c % 4],
+// a masked tail chunk, the same final sums; only the loads differ. So each row is bit-identical for every M ≤ 8,
+// and equal, bit for bit, to linear_f32's on the dequantized weights (all linear_row modes load the same values).
+// W rows are read as one sequential stream per thread (plain loads: the aligned-block tricks of the f32 path pay
+// for 64-byte vectors of floats, less for 32 or 16 bytes of f16 / int8). q8_0 rows are whole 32-blocks and W
+// divides 32: a chunk never straddles two scales.
+// Large M: each chunk of W rows is dequantized into a thread's buffer (L2) and multiplied by the f32 GEMM, with no
+// N·K float32 copy of W (the head has 50257 rows); the GEMM's sums do not depend on how C is cut, so these rows
+// equal the f32 path's on the dequantized weights too.
+// ================================================================================================
+
+// Readers of one W row as float32 vectors: load(o) is elements o .. o+W-1 (o a multiple of W); load_chunks(o, wv)
+// the LIN_ACC chunks from o (a multiple of LIN_ACC·W, itself a multiple of 32), one(i) element i alone.
+struct RowF16 {
+  const uint16_t* p;
+  static constexpr int kBytes = 2;
+  V load(i64 o) const { return vload_f16(p + o); }
+  void load_chunks(i64 o, V* wv) const {
+#pragma GCC unroll 4
+    for (int a = 0; a < LIN_ACC; ++a) wv[a] = vload_f16(p + o + a * W);
+  }
+  float one(i64 i) const { return f16_to_f32(p[i]); }
+  const void* at(i64 o) const { return p + o; }
+};
+struct RowBF16 {
+  const uint16_t* p;
+  static constexpr int kBytes = 2;
+  V load(i64 o) const { return vload_bf16(p + o); }
+  void load_chunks(i64 o, V* wv) const {
+#pragma GCC unroll 4
+    for (int a = 0; a < LIN_ACC; ++a) wv[a] = vload_bf16(p + o + a * W);
+  }
+  float one(i64 i) const {
+    const uint32_t bits = static_cast<uint32_t>(p[i]) << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+  }
+  const void* at(i64 o) const { return p + o; }
+};
+struct RowQ8 {
+  const int8_t* q;
+  const uint16_t* d;  // the row's scales
+  static constexpr int kBytes = 1;
+  V load(i64 o) const { return vmul(vset1(f16_to_f32(d[o / rg::kQ8Block])), vload_i8(q + o)); }
+  void load_chunks(i64 o, V* wv) const {  // one scale per block, not per chunk (~1.3x faster from cache)
+    constexpr int per = static_cast<int>(rg::kQ8Block) / W;  // chunks per block: 4 (8 floats) or 2 (16)
+    const uint16_t* db = d + o / rg::kQ8Block;
+    V dv = vzero();
+#pragma GCC unroll 4
+    for (int a = 0; a < LIN_ACC; ++a) {
+      if (a % per == 0) dv = vset1(f16_to_f32(db[a / per]));
+      wv[a] = vmul(dv, vload_i8(q + o + a * W));
+    }
+  }
+  float one(i64 i) const { return f16_to_f32(d[i / rg::kQ8Block]) * static_cast<float>(q[i]); }
+  const void* at(i64 o) const { return q + o; }
+};
+
+static inline RowF16 row_f16(const rg::WeightRef& w, i64 n, i64 K) {
+  return RowF16{static_cast<const uint16_t*>(w.data) + n * K};
+}
+static inline RowBF16 row_bf16(const rg::WeightRef& w, i64 n, i64 K) {
+  return RowBF16{static_cast<const uint16_t*>(w.data) + n * K};
+}
+static inline RowQ8 row_q8(const rg::WeightRef& w, i64 n, i64 K) {
+  return RowQ8{static_cast<const int8_t*>(w.data) + n * K, w.scales + n * (K / rg::kQ8Block)};
+}
+
+// The first n (< W) elements from o, zero-padded (a row's tail; never reads past it).
+template <class R>
+static inline V load_tail(const R& r, i64 o, int n) {
+  alignas(64) float t[W];
+  for (int i = 0; i < W; ++i) t[i] = i < n ? r.one(o + i) : 0.0f;
+  return vload(t);
+}
+
+// Row n of a weight [rows, K] as float32 into out[0..K).
+template <class R>
+static inline void dequant_into(const R& r, i64 K, float* out) {
+  i64 o = 0;
+  for (; o + W <= K; o += W) vstore(out + o, r.load(o));
+  if (o < K) vstore_n(out + o, load_tail(r, o, static_cast<int>(K - o)), static_cast<int>(K - o));
+}
+static void dequant_row(const rg::WeightRef& w, i64 n, i64 K, float* out) {
+  switch (w.dtype) {
+    case rg::kWF16: dequant_into(row_f16(w, n, K), K, out); break;
+    case rg::kWBF16: dequant_into(row_bf16(w, n, K), K, out); break;
+    case rg::kWQ8_0: dequant_into(row_q8(w, n, K), K, out); break;
+    default: memcpy(out, static_cast<const float*>(w.data) + n * K, static_cast<size_t>(K) * 4); break;
+  }
+}
+
+constexpr int LIN_PF_BYTES = 4096;  // prefetch distance in the W stream (as LIN_PF for float32 rows)
+
+template <int M, class R>
+static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, const float* xs, const R& wr, const float* bias,
+                                 float* y) {
+  constexpr int A = LIN_ACC;
+  V acc[A][M];
+#pragma GCC unroll 8
+  for (int m = 0; m < M; ++m) {
+#pragma GCC unroll 4
+    for (int a = 0; a < A; ++a) acc[a][m] = vzero();
+  }
+  const i64 nfull = K / W;
+  const int tail = static_cast<int>(K - nfull * W);
+  i64 c = 0;
+  for (; c + A <= nfull; c += A) {  // chunks c .. c+A-1 → acc[0 .. A-1]
+    const i64 o = c * W;
+#pragma GCC unroll 4
+    for (int l = 0; l < A * W * R::kBytes; l += 64)
+      prefetch_l1(static_cast<const char*>(wr.at(o)) + LIN_PF_BYTES + l);
+    V wv[A];
+    wr.load_chunks(o, wv);
+#pragma GCC unroll 8
+    for (int m = 0; m < M; ++m) {
+#pragma GCC unroll 4
+      for (int a = 0; a < A; ++a) acc[a][m] = vfma(vload(xs + m * Kp + o + a * W), wv[a], acc[a][m]);
+    }
+  }
+  for (; c < nfull; ++c) {  // fewer than A full chunks left: chunk c → acc[c % A]
+    const i64 o = c * W;
+    const V wv = wr.load(o);
+#pragma GCC unroll 8
+    for (int m = 0; m < M; ++m) acc[c % A][m] = vfma(vload(xs + m * Kp + o), wv, acc[c % A][m]);
+  }
+  if (tail) {  // chunk c = nfull, masked; it goes to acc[c % A] like any chunk
+    const i64 o = c * W;
+    const V wv = load_tail(wr, o, tail);
+#pragma GCC unroll 8
+    for (int m = 0; m < M; ++m) acc[c % A][m] = vfma(vload_n(xs + m * Kp + o, tail), wv, acc[c % A][m]);
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < M; ++m) {
+    const float s = vhsum(vadd(vadd(acc[0][m], acc[1][m]), vadd(acc[2][m], acc[3][m])));
+    y[m * N + n] = bias ? s + bias[n] : s;
+  }
+}
+
+template <int M>
+static void linear_small_rows_dt(i64 n0, i64 n1, i64 N, i64 K, i64 Kp, const float* xs, const rg::WeightRef& w,
+                                 const float* bias, float* y) {
+  switch (w.dtype) {
+    case rg::kWF16:
+      for (i64 n = n0; n < n1; ++n) linear_row_dt<M>(n, N, K, Kp, xs, row_f16(w, n, K), bias, y);
+      break;
+    case rg::kWBF16:
+      for (i64 n = n0; n < n1; ++n) linear_row_dt<M>(n, N, K, Kp, xs, row_bf16(w, n, K), bias, y);
+      break;
+    default:
+      for (i64 n = n0; n < n1; ++n) linear_row_dt<M>(n, N, K, Kp, xs, row_q8(w, n, K), bias, y);
+      break;
+  }
+}
+
+static void linear_small_dt(int nth, i64 M, i64 N, i64 K, const float* x, const rg::WeightRef& w, const float* bias,
+                            float* y) {
+  const i64 Kp = (K + 15) / 16 * 16;
+  float* xs = tls_x.get(M * Kp);  // the caller's buffer, read by all threads during this call
+  for (i64 m = 0; m < M; ++m) memcpy(xs + m * Kp, x + m * K, static_cast<size_t>(K) * 4);
+  // Chunks of rows holding ~256 KB of W as stored, as linear_small.
+  const i64 bytes = w.dtype == rg::kWQ8_0 ? 1 : 2;
+  const i64 len = imax(8, 262144 / imax(K * bytes, 1));
+  auto chunk = [&](i64 c) {
+    const i64 n0 = c * len, n1 = imin(N, n0 + len);
+    switch (M) {
+      case 1: linear_small_rows_dt<1>(n0, n1, N, K, Kp, xs, w, bias, y); break;
+      case 2: linear_small_rows_dt<2>(n0, n1, N, K, Kp, xs, w, bias, y); break;
+      case 3: linear_small_rows_dt<3>(n0, n1, N, K, Kp, xs, w, bias, y); break;
+      case 4: linear_small_rows_dt<4>(n0, n1, N, K, Kp, xs, w, bias, y); break;
+      case 5: linear_small_rows_dt<5>(n0, n1, N, K, Kp, xs, w, bias, y); break;
+      case 6: linear_small_rows_dt<6>(n0, n1, N, K, Kp, xs, w, bias, y); break;
+      case 7: linear_small_rows_dt<7>(n0, n1, N, K, Kp, xs, w, bias, y); break;
+      default: linear_small_rows_dt<8>(n0, n1, N, K, Kp, xs, w, bias, y); break;
+    }
+  };
+  // Memory-bound, reading fewer bytes than f32: the same work measure (per weight) as linear_small.
+  run_chunks(nth, (N + len - 1) / len, 2.0 * static_cast<double>(M) * N * K, chunk);
+}
+
+// M > 8: chunks of W rows dequantized to float32 (up to ~1 MB, a multiple of 16 rows, a multiple of nth chunks),
+// each multiplied on its thread by the GEMM. Each chunk packs x again, so chunks are as large as L2 allows.
+static void linear_large_dt(int nth, i64 M, i64 N, i64 K, const float* x, const rg::WeightRef& w, const float* bias,
+                            float* y) {
+  const int use = threads_for(nth, 2.0 * static_cast<double>(M) * N * K / 40.0);  // as the GEMM: ≥ 4 Mflop each
+  const i64 most = imax(16, 262144 / imax(K, 1) / 16 * 16);
+  i64 chunks = (N + most - 1) / most;
+  chunks = (chunks + use - 1) / use * use;
+  const i64 len = imax(16, ((N + chunks - 1) / chunks + 15) / 16 * 16);
+  auto chunk = [&](i64 c) {
+    const i64 n0 = c * len, rows = imin(N, n0 + len) - n0;
+    float* wc = tls_w.get(rows * K);
+    for (i64 r = 0; r < rows; ++r) dequant_row(w, n0 + r, K, wc + r * K);
+    if (bias) {  // as linear_f32: the bias pre-fills y and the product accumulates onto it
+      for (i64 m = 0; m < M; ++m) memcpy(y + m * N + n0, bias + n0, static_cast<size_t>(rows) * 4);
+    }
+    gemm_strided(M, rows, K, x, K, 1, wc, 1, K, y + n0, N, bias != nullptr);
+  };
+  rg::parallel_chunks(use, (N + len - 1) / len, chunk);
+}
+
+static void linear(int nth, i64 M, i64 N, i64 K, const float* x, const rg::WeightRef* w, const float* bias,
+                   float* y) {
+  if (w->dtype == rg::kWF32) linear_f32(nth, M, N, K, x, static_cast<const float*>(w->data), bias, y);
+  else if (M <= 8) linear_small_dt(nth, M, N, K, x, *w, bias, y);
+  else linear_large_dt(nth, M, N, K, x, *w, bias, y);
 }
 
 // db[N] += Σ_m dy[m, :]; each column range sums its rows in order.
@@ -293,11 +504,19 @@ static void bias_backward(int nth, i64 M, i64 N, const float* dy, float* db) {
 // ================================================================================================
 // Embedding
 // ================================================================================================
-// V (the table's rows) is unused: the glue has checked every id against it.
-static void embedding_forward(int nth, i64 T, i64 C, i64 /*V*/, const int32_t* ids, const float* table,
+// V (the table's rows) is unused: the glue has checked every id against it. Rows of f16 / bf16 / q8_0 tables are
+// converted exactly (dequant_row), so every dtype gives the float32 values ref's weightRow gives.
+static void embedding_forward(int nth, i64 T, i64 C, i64 /*V*/, const int32_t* ids, const rg::WeightRef* table,
                               float* out) {
+  if (table->dtype == rg::kWF32) {
+    const float* tab = static_cast<const float*>(table->data);
+    for_rows(nth, T, static_cast<double>(C), [&](i64 t0, i64 t1) {
+      for (i64 t = t0; t < t1; ++t) memcpy(out + t * C, tab + static_cast<i64>(ids[t]) * C, static_cast<size_t>(C) * 4);
+    });
+    return;
+  }
   for_rows(nth, T, static_cast<double>(C), [&](i64 t0, i64 t1) {
-    for (i64 t = t0; t < t1; ++t) memcpy(out + t * C, table + static_cast<i64>(ids[t]) * C, static_cast<size_t>(C) * 4);
+    for (i64 t = t0; t < t1; ++t) dequant_row(*table, ids[t], C, out + t * C);
   });
 }
 

@@ -107,3 +107,17 @@ static inline VIdx combine_index(int s) { return s; }
 static inline V vcombine(V lo, V, VIdx) { return lo; }
 
 static inline void prefetch_l1(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+
+// Weight storage to float32, W values from p, exact (kernels.h's WeightRef): f16 with F16C, bf16 as the high half
+// of a float32, int8 sign-extended then converted. f16_to_f32 widens one float16 (a q8_0 scale).
+static inline V vload_f16(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+static inline V vload_bf16(const uint16_t* p) {
+  const __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+}
+static inline V vload_i8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+static inline float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }

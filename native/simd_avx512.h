@@ -119,3 +119,17 @@ static inline VIdx combine_index(int s) {
 static inline V vcombine(V lo, V hi, VIdx idx) { return _mm512_permutex2var_ps(lo, idx, hi); }
 
 static inline void prefetch_l1(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+
+// Weight storage to float32, W values from p, exact (kernels.h's WeightRef): f16 with vcvtph2ps, bf16 as the high
+// half of a float32, int8 sign-extended then converted. f16_to_f32 widens one float16 (a q8_0 scale).
+static inline V vload_f16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+static inline V vload_bf16(const uint16_t* p) {
+  const __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+}
+static inline V vload_i8(const int8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+static inline float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }

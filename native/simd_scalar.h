@@ -91,3 +91,35 @@ static inline VIdx combine_index(int s) { return s; }
 static inline V vcombine(V lo, V, VIdx) { return lo; }
 
 static inline void prefetch_l1(const void* p) { __builtin_prefetch(p, 0, 3); }
+
+// Weight storage to float32, exact (kernels.h's WeightRef), as the F16C / shift / sign-extend of the SIMD paths.
+static inline float f16_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  uint32_t bits;
+  if (e == 0) {  // zero or subnormal: m·2^-24, exact (a normal float32)
+    const float f = static_cast<float>(m) * 5.9604644775390625e-8f;
+    memcpy(&bits, &f, 4);
+    bits |= sign;
+  } else if (e == 31) {  // inf, or NaN made quiet (as vcvtph2ps does)
+    bits = sign | 0x7f800000u | (m ? 0x400000u | (m << 13) : 0u);
+  } else {
+    bits = sign | ((e + 112) << 23) | (m << 13);
+  }
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+static inline float bf16_to_f32(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+#define RG_VMAP1(expr)              \
+  V r;                              \
+  for (int i = 0; i < W; ++i) r.v[i] = (expr); \
+  return r
+static inline V vload_f16(const uint16_t* p) { RG_VMAP1(f16_to_f32(p[i])); }
+static inline V vload_bf16(const uint16_t* p) { RG_VMAP1(bf16_to_f32(p[i])); }
+static inline V vload_i8(const int8_t* p) { RG_VMAP1(static_cast<float>(p[i])); }
+#undef RG_VMAP1

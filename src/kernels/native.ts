@@ -9,7 +9,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { heapAllocator, type Backend, type F32, type WeightArg } from './backend.js';
+import { heapAllocator, type Backend, type WeightArg } from './backend.js';
 import { KERNEL_NAMES, withArgChecks, type KernelName } from './validate.js';
 import { packageRoot } from '../node/package-root.js';
 
@@ -23,11 +23,11 @@ export interface NativeContextOptions {
   simd?: SimdPath;
 }
 
-/** The addon's raw kernels: the Backend's signatures, with weights as float32 storage. */
-type AddonKernels = Omit<Pick<Backend, KernelName>, 'linear' | 'embeddingForward'> & {
-  linear(M: number, N: number, K: number, x: F32, w: F32, bias: F32 | null, y: F32): void;
-  embeddingForward(T: number, C: number, V: number, ids: Int32Array, table: F32, out: F32): void;
-};
+/**
+ * The addon's raw kernels: the Backend's signatures. Weights (linear's w, embeddingForward's table) are taken as
+ * they come, a Float32Array or a handle of any dtype, which the addon reads as stored (native/kernels.h, %w).
+ */
+type AddonKernels = Pick<Backend, KernelName>;
 
 /** A native context (native/addon.cc): every kernel, bound to this context's settings, plus its controls. */
 export interface NativeAddon extends AddonKernels {
@@ -97,23 +97,21 @@ export function loadNativeAddon(opts: NativeContextOptions = {}): NativeAddon {
   return loadNativeModule().createContext(opts);
 }
 
-function f32Storage(w: WeightArg): F32 {
-  return w instanceof Float32Array ? w : (w.data as F32);
-}
-
 /** A fresh native backend with its own context; throws when the addon does not load or `opts` is refused. */
 export function createNativeBackend(opts: NativeContextOptions = {}): NativeBackend {
   const lib = loadNativeAddon(opts);
   for (const k of KERNEL_NAMES)
     if (typeof lib[k] !== 'function') throw new Error(`the native addon has no kernel "${k}" (rebuild it)`);
-  // The context's kernels take the Backend's arguments as they are (they use no `this`), except weight handles,
-  // which are unwrapped to their float32 storage (the only dtype the addon reads so far; checked before the call).
+  // The context's kernels take the Backend's arguments as they are (they use no `this`), weight handles included:
+  // the addon reads f16, bf16 and q8_0 weights as stored, converting in registers. An f32 handle is passed as its
+  // Float32Array, which the addon reads with one call instead of a handle's few property reads (~1 µs a call).
   const kernels = Object.fromEntries(KERNEL_NAMES.map((k) => [k, lib[k]])) as Pick<Backend, KernelName>;
-  kernels.linear = (M, N, K, x, w, bias, y) => lib.linear(M, N, K, x, f32Storage(w), bias, y);
-  kernels.embeddingForward = (T, C, V, ids, table, out) => lib.embeddingForward(T, C, V, ids, f32Storage(table), out);
+  const bare = (w: WeightArg): WeightArg => (w instanceof Float32Array || w.dtype !== 'f32' ? w : w.data);
+  kernels.linear = (M, N, K, x, w, bias, y) => lib.linear(M, N, K, x, bare(w), bias, y);
+  kernels.embeddingForward = (T, C, V, ids, table, out) => lib.embeddingForward(T, C, V, ids, bare(table), out);
   return withArgChecks<NativeBackend>({
     name: 'native',
-    weightDtypes: ['f32'],
+    weightDtypes: ['f32', 'f16', 'bf16', 'q8_0'],
     alloc: heapAllocator,
     get simd(): SimdPath {
       return lib.simd();

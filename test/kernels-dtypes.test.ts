@@ -1,0 +1,344 @@
+/**
+ * The native kernels on weights kept as stored (issue 11, item 1): f16, bf16 and q8_0 weights read by `linear` and
+ * `embeddingForward`, converted to float32 in registers. For every dtype, every SIMD path this CPU has and 1 and 2
+ * threads: results equal ref's (which computes on the exactly dequantized weights) up to float32 summation order,
+ * and for M ≤ 8 equal the native f32 kernel on the dequantized weights bit for bit; rows are bit-identical for every
+ * M ≤ 8; embeddings equal ref's bit for bit (every f16 and bf16 bit pattern); bad handles get the checked layer's
+ * messages from the raw addon too. End to end: the shipped model (stored F16) keeps f16 weights on the native
+ * backend and decodes greedily exactly as its f32 load does; int8 verified greedy equals int8 standard greedy.
+ * Seeds are fresh each run and printed on failure (SEED=… reproduces). Fails if the addon is not built, unless
+ * RECYCLEGPT_BACKEND=ref.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRefBackend } from '../src/kernels/ref.js';
+import { createNativeBackend, tryLoadNativeBackend, type NativeBackend } from '../src/kernels/native.js';
+import type { Weight, WeightDtype } from '../src/kernels/backend.js';
+import { bf16ToF32Array, f16ToF32Array, f32ToBf16Bits, f32ToF16Bits } from '../src/kernels/half.js';
+import { dequantizeQ8, quantizeQ8 } from '../src/kernels/quant.js';
+import { allParamSpecs } from '../src/model/names.js';
+import { RecycleGPT } from '../src/generate/recyclegpt.js';
+import { Rng, seededTest } from './helpers/check.js';
+
+const skipAll = process.env.RECYCLEGPT_BACKEND === 'ref';
+const skip = skipAll ? 'RECYCLEGPT_BACKEND=ref' : false;
+const loaded = skipAll ? { backend: null, error: 'skipped' } : tryLoadNativeBackend();
+const ref = createRefBackend();
+
+function native(): NativeBackend {
+  if (!loaded.backend)
+    throw new Error(`the native addon did not load: ${loaded.error} (set RECYCLEGPT_BACKEND=ref to skip these tests)`);
+  return loaded.backend;
+}
+
+function seeded(name: string, body: (rng: Rng, be: NativeBackend) => void): void {
+  seededTest(name, (rng) => body(rng, native()), { skip });
+}
+
+/** Runs `fn` for every SIMD path × threads 1, 2 (restoring the defaults afterwards). */
+function eachConfig(be: NativeBackend, fn: (label: string, threads: number) => void): void {
+  const simd0 = be.simd;
+  const th0 = be.threads();
+  try {
+    for (const simd of be.availableSimd()) {
+      be.setSimd(simd);
+      for (const th of [1, 2]) {
+        be.setThreads(th);
+        fn(`${simd}/${th}t`, th);
+      }
+    }
+  } finally {
+    be.setSimd(simd0);
+    be.setThreads(th0);
+  }
+}
+
+/** |got − want| ≤ rtol·(|want| + rms(want)) elementwise; reports the worst element. */
+function assertClose(got: Float32Array, want: Float32Array, rtol: number, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  let rms = 0;
+  for (let i = 0; i < want.length; i++) rms += want[i] * want[i];
+  rms = Math.sqrt(rms / Math.max(1, want.length)) || 1e-30;
+  for (let i = 0; i < want.length; i++) {
+    const err = Math.abs(got[i] - want[i]) / (Math.abs(want[i]) + rms);
+    if (!(err <= rtol))
+      assert.fail(`${what}: element ${i} is ${got[i]}, want ${want[i]} (relative error ${err.toExponential(2)})`);
+  }
+}
+
+/** Bit for bit; NaNs (whatever their payload) only have to be NaN on both sides. */
+function assertBitwise(got: Float32Array, want: Float32Array, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  const a = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const b = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i] && !(Number.isNaN(got[i]) && Number.isNaN(want[i])))
+      assert.fail(`${what}: element ${i} differs: ${got[i]} vs ${want[i]}`);
+  }
+}
+
+const prodTol = (K: number): number => 1e-5 * Math.max(1, Math.sqrt(K));
+const DTYPES = ['f16', 'bf16', 'q8_0'] as const;
+type StoredDtype = (typeof DTYPES)[number];
+
+/** `w` [N, K] stored as `dtype`, and the float32 values that storage stands for. */
+function stored(dtype: StoredDtype, w: Float32Array, N: number, K: number): { h: Weight; deq: Float32Array } {
+  if (dtype === 'q8_0') {
+    const q = quantizeQ8(w, N, K);
+    return { h: { dtype, ...q }, deq: dequantizeQ8(q) };
+  }
+  const bits = Uint16Array.from(w, dtype === 'f16' ? f32ToF16Bits : f32ToBf16Bits);
+  return { h: { dtype, data: bits }, deq: dtype === 'f16' ? f16ToF32Array(bits) : bf16ToF32Array(bits) };
+}
+
+/** A row length for `dtype`: odd ones for f16 / bf16 (masked tails), multiples of 32 for q8_0. */
+function pickK(rng: Rng, dtype: StoredDtype): number {
+  if (dtype === 'q8_0') return 32 * rng.pick([1, 2, 3, 5, 24, rng.int(1, 40)]);
+  return rng.pick([1, 7, 15, 17, 31, 33, 65, 767, 2 * rng.int(0, 400) + 1]);
+}
+
+test('the native backend reads every weight dtype as stored', { skip }, () => {
+  assert.deepEqual([...native().weightDtypes], ['f32', 'f16', 'bf16', 'q8_0'] satisfies WeightDtype[]);
+});
+
+// ---- linear -------------------------------------------------------------------------------------------------------
+seeded(
+  'linear: every dtype, SIMD path and thread count vs ref; M ≤ 8 equals f32 on the dequantized weights',
+  (rng, be) => {
+    for (const dtype of DTYPES) {
+      const shapes: [number, number, number][] = [];
+      for (let M = 1; M <= 9; M++) shapes.push([M, rng.pick([1, 3, 17, 33, rng.int(1, 150) | 1]), pickK(rng, dtype)]);
+      shapes.push([16, 65, pickK(rng, dtype)], [rng.int(10, 70), rng.int(1, 200) | 1, pickK(rng, dtype)]);
+      shapes.push([33, 257, dtype === 'q8_0' ? 96 : 97]); // several W chunks of the M > 8 path
+      shapes.push([3, 5, 0], [12, 5, 0]); // empty rows: y = bias
+      for (const [M, N, K] of shapes) {
+        const x = rng.uniform(M * K),
+          bias = rng.uniform(N);
+        const { h, deq } = stored(dtype, rng.uniform(N * K), N, K);
+        for (const b of [null, bias]) {
+          const want = new Float32Array(M * N);
+          ref.linear(M, N, K, x, h, b, want);
+          let first: Float32Array | null = null;
+          eachConfig(be, (cfg, th) => {
+            const what = `linear ${dtype} ${M}x${N}x${K} bias=${b !== null} ${cfg}`;
+            const got = new Float32Array(M * N).fill(NaN);
+            be.linear(M, N, K, x, h, b, got);
+            assertClose(got, want, prodTol(K), what);
+            if (M <= 8) {
+              const f32 = new Float32Array(M * N).fill(NaN);
+              be.linear(M, N, K, x, deq, b, f32);
+              assertBitwise(got, f32, `${what}: vs f32 on the dequantized weights`);
+            }
+            if (th === 1) first = got;
+            else if (first) assertBitwise(got, first, `${what}: 2 threads vs 1`);
+          });
+        }
+      }
+    }
+  },
+);
+
+seeded('linear: every dtype, a row is bit-identical whatever M (1..8) and the thread count', (rng, be) => {
+  for (const dtype of DTYPES) {
+    for (let trial = 0; trial < 2; trial++) {
+      const N = rng.pick([1, 3, 17, rng.int(1, 300) | 1]),
+        K = pickK(rng, dtype);
+      const x = rng.uniform(8 * K),
+        bias = rng.uniform(N);
+      const { h } = stored(dtype, rng.uniform(N * K), N, K);
+      const simd0 = be.simd;
+      try {
+        for (const simd of be.availableSimd()) {
+          be.setSimd(simd);
+          be.setThreads(1);
+          const alone: Float32Array[] = [];
+          for (let m = 0; m < 8; m++) {
+            const y = new Float32Array(N);
+            be.linear(1, N, K, x.subarray(m * K, (m + 1) * K), h, bias, y);
+            alone.push(y);
+          }
+          for (const th of [1, 2]) {
+            be.setThreads(th);
+            for (let M = 1; M <= 8; M++) {
+              const start = rng.int(0, 8 - M);
+              const y = new Float32Array(M * N);
+              be.linear(M, N, K, x.subarray(start * K, (start + M) * K), h, bias, y);
+              for (let m = 0; m < M; m++)
+                assertBitwise(
+                  y.subarray(m * N, (m + 1) * N),
+                  alone[start + m],
+                  `linear ${dtype} ${simd} ${th}t N=${N} K=${K}: row ${m} of M=${M} vs alone`,
+                );
+            }
+          }
+        }
+      } finally {
+        be.setSimd(simd0);
+        be.setThreads(1);
+      }
+    }
+  }
+});
+
+seeded('linear: q8_0 with extreme scales (subnormal, largest float16, zero) and quants -128..127 vs ref', (rng, be) => {
+  const N = 37,
+    K = 96;
+  const data = Int8Array.from({ length: N * K }, () => rng.int(-128, 127));
+  const special = [0x0000, 0x0001, 0x03ff, 0x0400, 0x3c00, 0x7bff, 0x8001, 0xfbff];
+  const scales = Uint16Array.from({ length: (N * K) / 32 }, (_, i) =>
+    i < special.length ? special[i] : rng.int(0, 0x7bff) | (rng.int(0, 1) << 15),
+  );
+  const h: Weight = { dtype: 'q8_0', data, scales };
+  const deq = dequantizeQ8({ data, scales });
+  for (const M of [1, 2, 5, 8, 12]) {
+    const x = rng.uniform(M * K),
+      want = new Float32Array(M * N);
+    ref.linear(M, N, K, x, h, null, want);
+    eachConfig(be, (cfg) => {
+      const got = new Float32Array(M * N);
+      be.linear(M, N, K, x, h, null, got);
+      assertClose(got, want, prodTol(K), `linear q8_0 M=${M} ${cfg}`);
+      if (M <= 8) {
+        const f32 = new Float32Array(M * N);
+        be.linear(M, N, K, x, deq, null, f32);
+        assertBitwise(got, f32, `linear q8_0 M=${M} ${cfg}: vs f32 on the dequantized weights`);
+      }
+    });
+  }
+});
+
+// ---- embeddingForward -----------------------------------------------------------------------------------------------
+seeded('embeddingForward: every dtype equals ref bit for bit (odd C, repeated ids)', (rng, be) => {
+  for (const dtype of DTYPES) {
+    for (const C of dtype === 'q8_0' ? [32, 96, 768] : [1, 7, 17, 33, 320, 767]) {
+      const V = rng.int(1, 60),
+        T = rng.int(1, 40);
+      const ids = rng.ints(T, 0, V - 1);
+      const { h } = stored(dtype, rng.uniform(V * C), V, C);
+      const want = new Float32Array(T * C);
+      ref.embeddingForward(T, C, V, ids, h, want);
+      eachConfig(be, (cfg) => {
+        const got = new Float32Array(T * C).fill(NaN);
+        be.embeddingForward(T, C, V, ids, h, got);
+        assertBitwise(got, want, `embeddingForward ${dtype} T=${T} C=${C} V=${V} ${cfg}`);
+      });
+    }
+  }
+});
+
+test(
+  'embeddingForward: every f16 and bf16 bit pattern (subnormals, infinities, NaNs) converts as ref',
+  { skip },
+  () => {
+    const be = native();
+    const C = 64 + 3, // odd: the conversion's masked tail sees every pattern too
+      V = Math.ceil(65536 / C);
+    const bits = Uint16Array.from({ length: V * C }, (_, i) => i & 0xffff);
+    const ids = Int32Array.from({ length: V }, (_, i) => i);
+    for (const dtype of ['f16', 'bf16'] as const) {
+      const h: Weight = { dtype, data: bits };
+      const want = new Float32Array(V * C);
+      ref.embeddingForward(V, C, V, ids, h, want);
+      eachConfig(be, (cfg) => {
+        const got = new Float32Array(V * C);
+        be.embeddingForward(V, C, V, ids, h, got);
+        assertBitwise(got, want, `embeddingForward ${dtype} all patterns ${cfg}`);
+      });
+    }
+  },
+);
+
+// ---- argument checks ------------------------------------------------------------------------------------------------
+test('bad weight handles: the raw addon answers with the checked layer’s errors', { skip }, () => {
+  const be = native();
+  const f = (n: number): Float32Array => new Float32Array(n);
+  const cases: [string, unknown, number][] = [
+    ['unknown dtype', { dtype: 'q4_0', data: f(96) }, 32],
+    ['numeric dtype', { dtype: 3, data: f(96) }, 32],
+    ['no dtype', { data: f(96) }, 32],
+    ['no data', { dtype: 'f16' }, 32],
+    ['unknown dtype, no data', { dtype: 'q4_0' }, 32],
+    ['a plain array', [0, 0, 0], 32],
+    ['an Int32Array', new Int32Array(96), 32],
+    ['f16 data as float32', { dtype: 'f16', data: f(96) }, 32],
+    ['bf16 data short', { dtype: 'bf16', data: new Uint16Array(95) }, 32],
+    ['f32 handle short', { dtype: 'f32', data: f(95) }, 32],
+    ['q8_0 data as uint8', { dtype: 'q8_0', data: new Uint8Array(96), scales: new Uint16Array(3) }, 32],
+    ['q8_0 no scales', { dtype: 'q8_0', data: new Int8Array(96) }, 32],
+    ['q8_0 K not a multiple of 32', { dtype: 'q8_0', data: new Int8Array(96), scales: new Uint16Array(3) }, 31],
+    ['q8_0 scales short', { dtype: 'q8_0', data: new Int8Array(96), scales: new Uint16Array(2) }, 32],
+  ];
+  const errorOf = (fn: () => void): Error => {
+    try {
+      fn();
+    } catch (e) {
+      return e as Error;
+    }
+    return assert.fail('no error');
+  };
+  for (const [name, w, K] of cases) {
+    const N = 3;
+    type Call = (b: typeof be | typeof ref | NativeBackend['addon']) => void;
+    const lin: Call = (b) => b.linear(1, N, K, f(K), w as Weight, null, f(N));
+    const emb: Call = (b) => b.embeddingForward(1, K, N, new Int32Array(1), w as Weight, f(K));
+    for (const [op, call] of [
+      ['linear', lin],
+      ['embeddingForward', emb],
+    ] as const) {
+      const want = errorOf(() => call(ref));
+      for (const [who, b] of [
+        ['backend', be],
+        ['raw addon', be.addon],
+      ] as const) {
+        const got = errorOf(() => call(b));
+        assert.equal(got.message, want.message, `${op} ${name}: ${who}`);
+        assert.equal(got.constructor, want.constructor, `${op} ${name}: ${who}: error class`);
+      }
+    }
+  }
+  // valid handles of every dtype pass the raw addon's checks
+  const y = f(3);
+  be.addon.linear(1, 3, 32, f(32), { dtype: 'q8_0', data: new Int8Array(96), scales: new Uint16Array(3) }, null, y);
+  be.addon.linear(1, 3, 32, f(32), { dtype: 'f32', data: f(96) }, null, y);
+  be.addon.embeddingForward(1, 31, 3, new Int32Array([2]), { dtype: 'bf16', data: new Uint16Array(93) }, f(31));
+});
+
+// ---- end to end -----------------------------------------------------------------------------------------------------
+const modelDir = join(fileURLToPath(new URL('..', import.meta.url)), 'models', 'recycle-small');
+const PROMPTS = ['Once upon a time', 'The little dog', 'She said'];
+
+async function greedy(m: RecycleGPT, mode: 'standard' | 'verified'): Promise<number[][]> {
+  const out: number[][] = [];
+  for (const p of PROMPTS) out.push((await m.generate(p, { mode, max_new_tokens: 40 })).ids);
+  return out;
+}
+
+test(
+  'recycle-small on the native backend: f16 weights kept; greedy equals the f32 load; int8 verified = standard',
+  {
+    skip,
+  },
+  async () => {
+    // as stored: the loader keeps the dtypes the backend lists in weightDtypes
+    const f16 = await RecycleGPT.load(modelDir, { backend: createNativeBackend({ threads: 2 }) });
+    const dtypes = new Map<string, number>();
+    for (const s of allParamSpecs(f16.model.config)) {
+      if (!f16.model.weights.has(s.name)) continue;
+      const d = f16.model.weights.weight(s.name).dtype;
+      dtypes.set(d, (dtypes.get(d) ?? 0) + 1);
+    }
+    assert.equal(f16.model.weights.weight('wte.weight').dtype, 'f16', 'the embedding (and tied head) stays f16');
+    assert.ok((dtypes.get('f16') ?? 0) >= 6 * 4, `product weights kept f16: ${JSON.stringify([...dtypes])}`);
+    const f32 = await RecycleGPT.load(modelDir, { backend: createNativeBackend({ threads: 2 }), dtype: 'f32' });
+    assert.equal(f32.model.weights.weight('wte.weight').dtype, 'f32');
+    const int8 = await RecycleGPT.load(modelDir, { backend: createNativeBackend({ threads: 2 }), dtype: 'int8' });
+    assert.equal(int8.model.weights.weight('wte.weight').dtype, 'q8_0');
+    for (const mode of ['standard', 'verified'] as const) {
+      assert.deepEqual(await greedy(f16, mode), await greedy(f32, mode), `${mode}: f16 as stored vs f32`);
+    }
+    assert.deepEqual(await greedy(int8, 'verified'), await greedy(int8, 'standard'), 'int8: verified vs standard');
+    assert.deepEqual(await greedy(f16, 'verified'), await greedy(f16, 'standard'), 'f16: verified vs standard');
+  },
+);
