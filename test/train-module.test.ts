@@ -102,7 +102,10 @@ for (const fixture of ['tiny-gpt2', 'tiny-llama']) {
     let wmax = 0;
     for (let i = 0; i < tapeParams.store.data.length; i++)
       wmax = Math.max(wmax, Math.abs(tapeParams.store.data[i]! - modParams.store.data[i]!));
-    assert.ok(wmax < 1e-5, `module weights differ by ${wmax}`);
+    // AdamW divides by sqrt(v): where a gradient is near 0, rounding-level differences (the inference path runs the
+    // base with the small-M decode kernel, the tape with the GEMM) can move a weight by a fraction of the step size
+    // (lr 1e-2). The gradients and losses above are compared to 1e-5 at every step; the weights to 5% of one step.
+    assert.ok(wmax < 5e-4, `module weights differ by ${wmax}`);
   });
 }
 
