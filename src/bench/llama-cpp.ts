@@ -140,6 +140,14 @@ export class LlamaCppRunner {
     return out;
   }
 
+  /** Greedy decode rate: tokens/s over `prompts`, `n` new tokens each, every prompt's prefill included. */
+  async decodeRate(prompts: readonly (readonly number[])[], n: number): Promise<number> {
+    const t0 = performance.now();
+    let made = 0;
+    for (const p of prompts) made += (await this.greedy(p, n)).length;
+    return made / ((performance.now() - t0) / 1000);
+  }
+
   /** Seconds to prefill `prompt` into an empty sequence (no token generated). */
   async prefillSeconds(prompt: readonly number[]): Promise<number> {
     await this.sequence.clearHistory();
@@ -185,10 +193,7 @@ export async function benchLlamaCpp(gguf: string, o: LlamaCppBenchOptions): Prom
     const samples: number[] = [],
       prefill: number[] = [];
     for (let i = 0; i < o.repeats; i++) {
-      const t0 = performance.now();
-      let made = 0;
-      for (const p of o.prompts) made += (await r.greedy(p, o.tokens)).length;
-      samples.push(made / ((performance.now() - t0) / 1000));
+      samples.push(await r.decodeRate(o.prompts, o.tokens));
       if (o.prefillPrompt) prefill.push(o.prefillPrompt.length / (await r.prefillSeconds(o.prefillPrompt)));
       o.log?.(
         `repeat ${i + 1}/${o.repeats} llama.cpp: ${samples[i]!.toFixed(1)} tokens/s` +

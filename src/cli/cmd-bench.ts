@@ -35,11 +35,12 @@ import {
   randomPrompts,
   runDecodeBench,
   type DecodeBenchResult,
+  type DecodeBenchRun,
   type LlamaCppRun,
   type PrefillRun,
 } from '../bench/decode.js';
 import { median } from '../bench/bandwidth.js';
-import { benchLlamaCpp, llamaCppInstalled, PEER_MISSING_MESSAGE } from '../bench/llama-cpp.js';
+import { LlamaCppRunner, llamaCppInstalled, PEER_MISSING_MESSAGE } from '../bench/llama-cpp.js';
 import { randomPresetModel } from '../bench/random-model.js';
 import { BENCH_TEXT_PROMPTS, textPromptsFor } from '../bench/prompts.js';
 import { resolveModelDir } from './default-model.js';
@@ -88,6 +89,85 @@ function unreadable(config: ModelConfig, dtype: UserDtype, backend: Backend): st
   return missing.length > 0
     ? `the ${backend.name} backend reads ${backend.weightDtypes.join(', ')} weights, not ${missing.join(', ')}`
     : null;
+}
+
+/** One dtype's model and what each repeat measured. */
+interface DtypeState {
+  dtype: UserDtype;
+  model: InferenceModel;
+  results: DecodeBenchResult[];
+  prefill: number[];
+  runner: LlamaCppRunner | null;
+  ggml?: string;
+  llama: number[];
+  llamaPrefill: number[];
+}
+
+/** The report: per dtype × mode, medians over repeats of the rates and of the paired ratios. */
+function aggregate(
+  states: DtypeState[],
+  modes: readonly DecodeMode[],
+  repeats: number,
+  threads: number,
+  vs: boolean,
+  skipped: { dtype: string; reason: string }[],
+  prefillTokens: number,
+): DecodeBenchResult {
+  const runs: DecodeBenchRun[] = [];
+  const prefill: PrefillRun[] = [];
+  const llama: LlamaCppRun[] = [];
+  for (const st of states) {
+    const bw = st.results.flatMap((r) => r.bandwidth_samples_gbs);
+    const gbs = bw.length > 0 ? median(bw) : null;
+    const std = st.results.map((r) => r.runs.find((x) => x.mode === 'standard'));
+    for (const mode of modes) {
+      const per = st.results.map((r) => r.runs.find((x) => x.mode === mode)!);
+      const rates = per.map((x) => x.tokens_per_s);
+      const fractions = per.map((x) => x.roofline_fraction);
+      runs.push({
+        ...per[0]!,
+        tokens_per_s: median(rates),
+        speedup_vs_standard: std.every((x) => x) ? median(rates.map((x, i) => x / std[i]!.tokens_per_s)) : null,
+        roofline_tokens_per_s: gbs !== null ? (gbs * 1e9) / per[0]!.bytes_per_token : null,
+        roofline_fraction: fractions.every((x) => x !== null) ? median(fractions as number[]) : null,
+        samples: rates,
+        ...(vs ? { vs_llama_cpp: st.runner ? median(rates.map((x, i) => x / st.llama[i]!)) : null } : {}),
+      });
+    }
+    prefill.push({
+      dtype: st.dtype,
+      tokens: prefillTokens,
+      tokens_per_s: median(st.prefill),
+      samples: st.prefill,
+      ...(vs ? { vs_llama_cpp: st.runner ? median(st.prefill.map((x, i) => x / st.llamaPrefill[i]!)) : null } : {}),
+    });
+    if (st.runner)
+      llama.push({
+        dtype: st.dtype,
+        ggml_type: st.ggml!,
+        tokens_per_s: median(st.llama),
+        samples: st.llama,
+        prefill_tokens: prefillTokens,
+        prefill_tokens_per_s: median(st.llamaPrefill),
+        prefill_samples: st.llamaPrefill,
+      });
+  }
+  const first = states[0]!.results[0]!;
+  const bw = states.flatMap((st) => st.results.flatMap((r) => r.bandwidth_samples_gbs));
+  const gbs = bw.length > 0 ? median(bw) : null;
+  return {
+    ...first,
+    threads,
+    repeats,
+    bandwidth_gbs: gbs,
+    bandwidth_samples_gbs: bw,
+    roofline_tokens_per_s: gbs !== null ? (gbs * 1e9) / first.full_call_bytes : null,
+    runs,
+    dtypes: states.map((st) => st.dtype),
+    prefill,
+    ...(vs ? { llama_cpp: llama } : {}),
+    ...(skipped.length > 0 ? { skipped } : {}),
+  };
 }
 
 function allF32(w: Weights): boolean {
@@ -169,12 +249,10 @@ export function register(program: Command): void {
       }
       prompts ??= randomPrompts(o.prompts, 16, config.vocabSize);
       const prefillIds = randomPrompts(1, Math.min(o.prefill, config.maxPositions), config.vocabSize, 99)[0]!;
-      const modes = o.modes ? parseModes(o.modes) : undefined;
+      const modes = o.modes ? parseModes(o.modes) : config.recycle ? [...DECODE_MODES] : (['standard'] as DecodeMode[]);
       const threads = backend.threads();
-      const results: DecodeBenchResult[] = [];
-      const prefill: PrefillRun[] = [];
-      const llama: LlamaCppRun[] = [];
       const skipped: { dtype: string; reason: string }[] = [];
+      const states: DtypeState[] = [];
       const tmp = o.vsLlamaCpp ? mkdtempSync(join(tmpdir(), 'recyclegpt-bench-gguf-')) : null;
       try {
         for (const dtype of dtypes) {
@@ -187,71 +265,69 @@ export function register(program: Command): void {
           // Every dtype's model is the same weights, converted (f32 ones used as they are).
           const weights =
             dtype === 'f32' && allF32(source) ? source : convertWeights(source, config, dtype, backend.alloc);
-          const model = new InferenceModel(config, weights, backend);
-          log(`${dtype}: our modes`);
-          const r = runDecodeBench(model, {
-            name,
-            modes,
-            prompts,
-            tokens: o.tokens,
-            repeats: o.repeats,
-            bandwidth: o.bandwidth,
-            log,
+          const st: DtypeState = {
             dtype,
-          });
-          results.push(r);
-          const pf = measurePrefill(model, prefillIds, o.repeats, dtype);
-          log(`${dtype}: prefill ${pf.tokens} tokens at ${pf.tokens_per_s.toFixed(1)} tokens/s`);
-          prefill.push(pf);
+            model: new InferenceModel(config, weights, backend),
+            results: [],
+            prefill: [],
+            runner: null,
+            llama: [],
+            llamaPrefill: [],
+          };
+          states.push(st);
           const gg = GGUF_OF[dtype];
           if (tmp && !gg) skipped.push({ dtype, reason: 'llama.cpp is compared at f32, f16 and int8 (q8_0) only' });
           if (tmp && gg) {
             const file = join(tmp, `${dtype}.gguf`);
             log(`${dtype}: exporting GGUF ${GGML_NAME[gg]} for llama.cpp…`);
-            exportGguf(
-              config,
-              model.weights,
-              tokenizerJson ?? placeholderTokenizerJson(config.vocabSize),
-              tokenizerFile,
-              file,
-              {
-                dtype: gg,
-              },
-            );
-            const lc = await benchLlamaCpp(file, {
+            const tok = tokenizerJson ?? placeholderTokenizerJson(config.vocabSize);
+            exportGguf(config, weights, tok, tokenizerFile, file, { dtype: gg });
+            const longest = Math.max(...prompts.map((p) => p.length)) + o.tokens;
+            st.runner = await LlamaCppRunner.open(file, {
               threads,
-              prompts,
-              tokens: o.tokens,
-              repeats: o.repeats,
-              prefillPrompt: prefillIds,
-              log,
+              contextSize: Math.max(longest, prefillIds.length, 64),
             });
-            rmSync(file, { force: true });
-            llama.push({ dtype, ggml_type: GGML_NAME[gg], ...lc });
-            for (const run of r.runs) run.vs_llama_cpp = run.tokens_per_s / lc.tokens_per_s;
-            pf.vs_llama_cpp = lc.prefill_tokens_per_s ? pf.tokens_per_s / lc.prefill_tokens_per_s : null;
+            st.ggml = GGML_NAME[gg];
+            await st.runner.greedy(prompts[0]!, 8); // warm-up
+          }
+        }
+        if (states.length === 0)
+          throw new Error(`bench: no dtype could run (${skipped.map((k) => k.reason).join('; ')})`);
+        // Repeats outermost: in each, every dtype runs our modes (rotated), our prefill, then llama.cpp's decode and
+        // prefill, so drift on a shared machine hits them alike; ratios are paired within a repeat.
+        for (let r = 0; r < o.repeats; r++) {
+          for (const st of states) {
+            const order = modes.map((_, i) => modes[(i + r) % modes.length]!);
+            st.results.push(
+              runDecodeBench(st.model, {
+                name,
+                modes: order,
+                prompts,
+                tokens: o.tokens,
+                repeats: 1,
+                bandwidth: o.bandwidth,
+                callTimings: r === 0 && st === states[0],
+                dtype: st.dtype,
+                log: (line) => log(`${st.dtype} ${line.replace('repeat 1/1', `repeat ${r + 1}/${o.repeats}`)}`),
+              }),
+            );
+            st.prefill.push(measurePrefill(st.model, prefillIds, 1, st.dtype).tokens_per_s);
+            let line = `${st.dtype} repeat ${r + 1}/${o.repeats}: prefill ${st.prefill[r]!.toFixed(1)} tokens/s`;
+            if (st.runner) {
+              st.llama.push(await st.runner.decodeRate(prompts, o.tokens));
+              st.llamaPrefill.push(prefillIds.length / (await st.runner.prefillSeconds(prefillIds)));
+              line +=
+                `; llama.cpp ${st.ggml}: ${st.llama[r]!.toFixed(1)} tokens/s, ` +
+                `prefill ${st.llamaPrefill[r]!.toFixed(1)} tokens/s`;
+            }
+            log(line);
           }
         }
       } finally {
+        for (const st of states) await st.runner?.close();
         if (tmp) rmSync(tmp, { recursive: true, force: true });
       }
-      if (results.length === 0)
-        throw new Error(`bench: no dtype could run (${skipped.map((k) => k.reason).join('; ')})`);
-      const first = results[0]!;
-      const bw = results.flatMap((r) => r.bandwidth_samples_gbs);
-      const gbs = bw.length > 0 ? median(bw) : null;
-      const result: DecodeBenchResult = {
-        ...first,
-        threads,
-        bandwidth_gbs: gbs,
-        bandwidth_samples_gbs: bw,
-        roofline_tokens_per_s: gbs !== null ? (gbs * 1e9) / first.full_call_bytes : null,
-        runs: results.flatMap((r) => r.runs),
-        dtypes: results.map((r) => r.runs[0]!.dtype),
-        prefill,
-        ...(o.vsLlamaCpp ? { llama_cpp: llama } : {}),
-        ...(skipped.length > 0 ? { skipped } : {}),
-      };
+      const result = aggregate(states, modes, o.repeats, threads, !!o.vsLlamaCpp, skipped, prefillIds.length);
       // With --json the table goes to stderr, so stdout holds only the JSON line.
       (o.json ? process.stderr : process.stdout).write(`${formatDecodeBench(result)}\n`);
       if (o.json) printJson(result);
