@@ -29,3 +29,11 @@ export {
   type DecodeBenchResult,
   type DecodeBenchRun,
 } from './bench/decode.js';
+export {
+  createBackend,
+  getBackend,
+  type Backend,
+  type BackendKind,
+  type BackendOptions,
+  type SimdPath,
+} from './kernels/index.js';
