@@ -185,14 +185,17 @@ export class TrainGraph {
 }
 
 /** The model's norm (blocks and the final one) on the tape. */
-function normOnTape(tape: Tape, p: ParamSource, c: ModelConfig, x: Tensor, w: string, b: string | null): Tensor {
+export function normOnTape(tape: Tape, p: ParamSource, c: ModelConfig, x: Tensor, w: string, b: string | null): Tensor {
   return normKind(c) === 'layer'
     ? nn.layerNorm(tape, x, p.get(w), p.get(b!), c.normEps)
     : nn.rmsNorm(tape, x, p.get(w), c.normEps);
 }
 
-/** The block's operations on the tape, for B sequences of T rows (row b*T + t sits at position t). */
-class TapeBlockOps implements BlockOps<Tensor> {
+/**
+ * The block's operations on the tape, for B sequences of T rows (row b*T + t sits at position t): the training graph's
+ * and the frozen-base module graph's (train/module-graph.ts).
+ */
+export class TapeBlockOps implements BlockOps<Tensor> {
   constructor(
     private readonly tape: Tape,
     private readonly p: ParamSource,

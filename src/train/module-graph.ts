@@ -15,8 +15,8 @@
  */
 import type { Backend } from '../kernels/backend.js';
 import type { ModelConfig } from '../model/config.js';
-import { blockForward, normKind, type BlockOps } from '../model/block.js';
-import type { GraphBatch, ParamSource } from '../model/graph.js';
+import { blockForward } from '../model/block.js';
+import { normOnTape, TapeBlockOps, type GraphBatch, type ParamSource } from '../model/graph.js';
 import { InferenceModel, type ForwardScratch } from '../model/infer.js';
 import type { KVCache } from '../model/kv-cache.js';
 import { blockNames, modulePrefix, topNames, type BlockNames } from '../model/names.js';
@@ -24,7 +24,7 @@ import { ropeFor, type RopeTable } from '../model/rope.js';
 import type { Weights } from '../model/weights.js';
 import * as nn from '../nn/ops.js';
 import type { Tape } from '../nn/tape.js';
-import { Tensor, rowsView } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 
 /** The frozen base in inference mode: h for the module rows of a batch. */
 export class FrozenBase {
@@ -121,7 +121,7 @@ export class ModuleGraph {
       p.get('recycle.in_proj.weight'),
       p.get('recycle.in_proj.bias'),
     );
-    const ops = new ModuleTapeOps(tape, p, c, B, Tm, this.positions(B, Tm), this.rope);
+    const ops = new TapeBlockOps(tape, p, c, B, Tm, this.positions(B, Tm), this.rope);
     for (const n of this.blocks) m = blockForward(ops, n, m);
     const recycleLogits = nn.linear(
       tape,
@@ -131,70 +131,5 @@ export class ModuleGraph {
     );
     const recycleLoss = nn.crossEntropy(tape, recycleLogits, targets2);
     return { recycleLoss, recycleLogits };
-  }
-}
-
-function normOnTape(tape: Tape, p: ParamSource, c: ModelConfig, x: Tensor, w: string, b: string | null): Tensor {
-  return normKind(c) === 'layer'
-    ? nn.layerNorm(tape, x, p.get(w), p.get(b!), c.normEps)
-    : nn.rmsNorm(tape, x, p.get(w), c.normEps);
-}
-
-/**
- * The block's operations on the tape for the module's B sequences of T rows. Same ops as graph.ts's TapeBlockOps
- * (which is not exported); keep the two in step, or export that one and use it here.
- */
-class ModuleTapeOps implements BlockOps<Tensor> {
-  constructor(
-    private readonly tape: Tape,
-    private readonly p: ParamSource,
-    private readonly c: ModelConfig,
-    private readonly B: number,
-    private readonly T: number,
-    private readonly pos: Int32Array,
-    private readonly rope: number | RopeTable,
-  ) {}
-
-  norm(x: Tensor, w: string, b: string | null): Tensor {
-    return normOnTape(this.tape, this.p, this.c, x, w, b);
-  }
-
-  attention(a: Tensor, n: BlockNames): Tensor {
-    const { tape, p, c, B, T, pos, rope } = this,
-      C = c.hidden,
-      H = c.nHeads,
-      G = c.nKvHeads,
-      D = c.headDim;
-    let q: Tensor, k: Tensor, v: Tensor;
-    if (n.qkv) {
-      const W = p.get(n.qkv),
-        Wb = p.get(n.qkvBias!);
-      q = nn.linear(tape, a, rowsView(W, 0, C), rowsView(Wb, 0, C));
-      k = nn.linear(tape, a, rowsView(W, C, C), rowsView(Wb, C, C));
-      v = nn.linear(tape, a, rowsView(W, 2 * C, C), rowsView(Wb, 2 * C, C));
-    } else {
-      const R = B * T;
-      const proj = (w: string, b: string | null): Tensor => nn.linear(tape, a, p.get(w), b ? p.get(b) : null);
-      q = nn.rope(tape, proj(n.q!, n.qBias), R, H, D, pos, rope);
-      k = nn.rope(tape, proj(n.k!, n.kBias), R, G, D, pos, rope);
-      v = proj(n.v!, n.vBias);
-    }
-    return nn.attention(tape, q, k, v, { B, T, H, G, D });
-  }
-
-  linear(x: Tensor, w: string, b: string | null): Tensor {
-    return nn.linear(this.tape, x, this.p.get(w), b ? this.p.get(b) : null);
-  }
-
-  gelu(x: Tensor): Tensor {
-    return nn.gelu(this.tape, x);
-  }
-
-  swiglu(gate: Tensor, up: Tensor): Tensor {
-    return nn.swiglu(this.tape, gate, up);
-  }
-
-  residual(x: Tensor, y: Tensor): Tensor {
-    return nn.add(this.tape, x, y);
   }
 }
