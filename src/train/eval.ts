@@ -38,6 +38,21 @@ export interface EvalOptions {
   tape?: Tape;
 }
 
+/** Mean losses, perplexities and agreement from the sums over the evaluated rows. */
+function evalResult(sumNext: number, nNext: number, sumRec: number, nRec: number, agree: number): EvalResult {
+  const lossNext = sumNext / nNext;
+  const lossRec = nRec > 0 ? sumRec / nRec : null;
+  return {
+    loss_next: lossNext,
+    ppl_next: Math.exp(lossNext),
+    loss_recycle: lossRec,
+    ppl_recycle: lossRec === null ? null : Math.exp(lossRec),
+    agreement_top1: nRec > 0 ? agree / nRec : null,
+    tokens: nNext,
+    tokens_recycle: nRec,
+  };
+}
+
 function argmax(a: Float32Array, from: number, n: number): number {
   let best = 0,
     bestV = a[from]!;
@@ -98,17 +113,7 @@ export function evaluateParams(
     }
   }
   tape.reset();
-  const lossNext = sumNext / nNext;
-  const lossRec = nRec > 0 ? sumRec / nRec : null;
-  return {
-    loss_next: lossNext,
-    ppl_next: Math.exp(lossNext),
-    loss_recycle: lossRec,
-    ppl_recycle: lossRec === null ? null : Math.exp(lossRec),
-    agreement_top1: nRec > 0 ? agree / nRec : null,
-    tokens: nNext,
-    tokens_recycle: nRec,
-  };
+  return evalResult(sumNext, nNext, sumRec, nRec, agree);
 }
 
 /** Evaluate a loaded model (loadModelDir) on a token stream. */
@@ -181,15 +186,5 @@ export function evaluateModule(
       for (let t = 0; t < T - 1; t++) if (argmax(rec, (b * (T - 1) + t) * V, V) === baseTop[b * T + t + 1]) agree++;
   }
   tape.reset();
-  const lossNext = sumNext / nNext;
-  const lossRec = nRec > 0 ? sumRec / nRec : null;
-  return {
-    loss_next: lossNext,
-    ppl_next: Math.exp(lossNext),
-    loss_recycle: lossRec,
-    ppl_recycle: lossRec === null ? null : Math.exp(lossRec),
-    agreement_top1: nRec > 0 ? agree / nRec : null,
-    tokens: nNext,
-    tokens_recycle: nRec,
-  };
+  return evalResult(sumNext, nNext, sumRec, nRec, agree);
 }
