@@ -114,6 +114,8 @@ static inline void axpy_row(float* acc, float p, const float* v, i64 n) {
 }
 
 // The GEMM (gemm, gemm_strided) and the FMA peak probe (fma_chains).
+#include <type_traits>
+
 #include "gemm_impl.h"
 
 // ================================================================================================
@@ -242,27 +244,37 @@ static void linear_small_rows(i64 n0, i64 n1, i64 N, i64 K, i64 Kp, const float*
 
 static thread_local Scratch tls_x = {nullptr, 0};
 
-static void linear_small(int nth, i64 M, i64 N, i64 K, const float* x, const float* w, const float* bias, float* y) {
+// The small-M (M <= 8) product's frame, shared by every weight dtype: x copied into rows padded to 16 floats, W cut
+// into chunks of `len` rows handed to the threads (over N, never K: rows stay bit-identical for every M), and
+// `rows(tag, n0, n1, Kp, xs)` running the M-row kernel on rows n0..n1 (tag: std::integral_constant<int, M>).
+template <class Rows>
+static void linear_small_chunks(int nth, i64 M, i64 N, i64 K, const float* x, i64 len, Rows rows) {
   const i64 Kp = (K + 15) / 16 * 16;
   float* xs = tls_x.get(M * Kp);  // the caller's buffer, read by all threads during this call
   for (i64 m = 0; m < M; ++m) memcpy(xs + m * Kp, x + m * K, static_cast<size_t>(K) * 4);
-  // Chunks of rows holding ~256 KB of W: long sequential streams, cheap to hand out.
-  const i64 len = imax(8, 65536 / imax(K, 1));
   auto chunk = [&](i64 c) {
     const i64 n0 = c * len, n1 = imin(N, n0 + len);
     switch (M) {
-      case 1: linear_small_rows<1>(n0, n1, N, K, Kp, xs, w, bias, y); break;
-      case 2: linear_small_rows<2>(n0, n1, N, K, Kp, xs, w, bias, y); break;
-      case 3: linear_small_rows<3>(n0, n1, N, K, Kp, xs, w, bias, y); break;
-      case 4: linear_small_rows<4>(n0, n1, N, K, Kp, xs, w, bias, y); break;
-      case 5: linear_small_rows<5>(n0, n1, N, K, Kp, xs, w, bias, y); break;
-      case 6: linear_small_rows<6>(n0, n1, N, K, Kp, xs, w, bias, y); break;
-      case 7: linear_small_rows<7>(n0, n1, N, K, Kp, xs, w, bias, y); break;
-      default: linear_small_rows<8>(n0, n1, N, K, Kp, xs, w, bias, y); break;
+      case 1: rows(std::integral_constant<int, 1>{}, n0, n1, Kp, xs); break;
+      case 2: rows(std::integral_constant<int, 2>{}, n0, n1, Kp, xs); break;
+      case 3: rows(std::integral_constant<int, 3>{}, n0, n1, Kp, xs); break;
+      case 4: rows(std::integral_constant<int, 4>{}, n0, n1, Kp, xs); break;
+      case 5: rows(std::integral_constant<int, 5>{}, n0, n1, Kp, xs); break;
+      case 6: rows(std::integral_constant<int, 6>{}, n0, n1, Kp, xs); break;
+      case 7: rows(std::integral_constant<int, 7>{}, n0, n1, Kp, xs); break;
+      default: rows(std::integral_constant<int, 8>{}, n0, n1, Kp, xs); break;
     }
   };
-  // Memory-bound: ~1 flop per byte counts as work here, so a 768×768 layer (2.4 MB) uses both threads.
+  // Memory-bound: ~1 flop per byte counts as work here, so a 768x768 layer (2.4 MB) uses both threads.
   run_chunks(nth, (N + len - 1) / len, 2.0 * static_cast<double>(M) * N * K, chunk);
+}
+
+static void linear_small(int nth, i64 M, i64 N, i64 K, const float* x, const float* w, const float* bias, float* y) {
+  // Chunks of rows holding ~256 KB of W: long sequential streams, cheap to hand out.
+  const i64 len = imax(8, 65536 / imax(K, 1));
+  linear_small_chunks(nth, M, N, K, x, len, [&](auto rows, i64 n0, i64 n1, i64 Kp, const float* xs) {
+    linear_small_rows<decltype(rows)::value>(n0, n1, N, K, Kp, xs, w, bias, y);
+  });
 }
 
 static void linear_f32(int nth, i64 M, i64 N, i64 K, const float* x, const float* w, const float* bias, float* y) {
@@ -438,27 +450,12 @@ static void linear_small_rows_dt(i64 n0, i64 n1, i64 N, i64 K, i64 Kp, const flo
 
 static void linear_small_dt(int nth, i64 M, i64 N, i64 K, const float* x, const rg::WeightRef& w, const float* bias,
                             float* y) {
-  const i64 Kp = (K + 15) / 16 * 16;
-  float* xs = tls_x.get(M * Kp);  // the caller's buffer, read by all threads during this call
-  for (i64 m = 0; m < M; ++m) memcpy(xs + m * Kp, x + m * K, static_cast<size_t>(K) * 4);
   // Chunks of rows holding ~256 KB of W as stored, as linear_small.
   const i64 bytes = w.dtype == rg::kWQ8_0 ? 1 : 2;
   const i64 len = imax(8, 262144 / imax(K * bytes, 1));
-  auto chunk = [&](i64 c) {
-    const i64 n0 = c * len, n1 = imin(N, n0 + len);
-    switch (M) {
-      case 1: linear_small_rows_dt<1>(n0, n1, N, K, Kp, xs, w, bias, y); break;
-      case 2: linear_small_rows_dt<2>(n0, n1, N, K, Kp, xs, w, bias, y); break;
-      case 3: linear_small_rows_dt<3>(n0, n1, N, K, Kp, xs, w, bias, y); break;
-      case 4: linear_small_rows_dt<4>(n0, n1, N, K, Kp, xs, w, bias, y); break;
-      case 5: linear_small_rows_dt<5>(n0, n1, N, K, Kp, xs, w, bias, y); break;
-      case 6: linear_small_rows_dt<6>(n0, n1, N, K, Kp, xs, w, bias, y); break;
-      case 7: linear_small_rows_dt<7>(n0, n1, N, K, Kp, xs, w, bias, y); break;
-      default: linear_small_rows_dt<8>(n0, n1, N, K, Kp, xs, w, bias, y); break;
-    }
-  };
-  // Memory-bound, reading fewer bytes than f32: the same work measure (per weight) as linear_small.
-  run_chunks(nth, (N + len - 1) / len, 2.0 * static_cast<double>(M) * N * K, chunk);
+  linear_small_chunks(nth, M, N, K, x, len, [&](auto rows, i64 n0, i64 n1, i64 Kp, const float* xs) {
+    linear_small_rows_dt<decltype(rows)::value>(n0, n1, N, K, Kp, xs, w, bias, y);
+  });
 }
 
 // M > 8: chunks of W rows dequantized to float32 (up to ~1 MB, a multiple of 16 rows, a multiple of nth chunks),
