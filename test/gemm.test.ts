@@ -10,22 +10,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRefBackend } from '../src/kernels/ref.js';
-import { tryLoadNativeBackend, type NativeBackend, type SimdPath } from '../src/kernels/native.js';
-import { Rng, seededTest } from './helpers/check.js';
+import type { NativeBackend, SimdPath } from '../src/kernels/native.js';
+import { Rng } from './helpers/check.js';
+import { assertClose, seededNative } from './helpers/native.js';
 
-const skipAll = process.env.RECYCLEGPT_BACKEND === 'ref';
-const loaded = skipAll ? { backend: null, error: 'skipped' } : tryLoadNativeBackend();
 const ref = createRefBackend();
-
-function native(): NativeBackend {
-  if (!loaded.backend)
-    throw new Error(`the native addon did not load: ${loaded.error} (set RECYCLEGPT_BACKEND=ref to skip these tests)`);
-  return loaded.backend;
-}
-
-function seeded(name: string, body: (rng: Rng, be: NativeBackend) => void): void {
-  seededTest(name, (rng) => body(rng, native()), { skip: skipAll ? 'RECYCLEGPT_BACKEND=ref' : false });
-}
+const seeded = seededNative;
 
 /** The micro-tile of each path (simd_*.h: GEMM_MR rows × GEMM_NV vectors). */
 const TILE: Record<SimdPath, { mr: number; nr: number }> = {
@@ -58,17 +48,6 @@ function blocking(simd: SimdPath): { kc: number; mc: number; nc: number } {
   const kc = Math.min(1024, Math.max(64, Math.floor(l1 / 2 / (4 * Math.max(mr, nr)) / 16) * 16));
   const rows = Math.floor(l2 / 4 / (4 * kc));
   return { kc, mc: Math.max(mr, Math.floor(rows / mr) * mr), nc: Math.max(2 * nr, Math.floor(rows / nr) * nr) };
-}
-
-/** |got − want| ≤ rtol·(|want| + rms(want)) elementwise. */
-function assertClose(got: Float32Array, want: Float32Array, rtol: number, what: string): void {
-  let rms = 0;
-  for (const v of want) rms += v * v;
-  rms = Math.sqrt(rms / Math.max(1, want.length)) || 1e-30;
-  for (let i = 0; i < want.length; i++) {
-    const err = Math.abs(got[i] - want[i]) / (Math.abs(want[i]) + rms);
-    if (!(err <= rtol)) assert.fail(`${what}: element ${i} is ${got[i]}, want ${want[i]} (relative error ${err})`);
-  }
 }
 
 function sameBits(a: Float32Array, b: Float32Array): boolean {

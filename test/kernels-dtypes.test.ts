@@ -14,72 +14,20 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRefBackend } from '../src/kernels/ref.js';
-import { createNativeBackend, tryLoadNativeBackend, type NativeBackend } from '../src/kernels/native.js';
+import { createNativeBackend, type NativeBackend } from '../src/kernels/native.js';
 import type { Weight, WeightDtype } from '../src/kernels/backend.js';
 import { bf16ToF32Array, f16ToF32Array, f32ToBf16Bits, f32ToF16Bits } from '../src/kernels/half.js';
 import { dequantizeQ8, quantizeQ8 } from '../src/kernels/quant.js';
 import { allParamSpecs } from '../src/model/names.js';
 import { RecycleGPT } from '../src/generate/recyclegpt.js';
-import { Rng, seededTest } from './helpers/check.js';
+import { Rng } from './helpers/check.js';
+import { assertBitwise, assertClose, eachConfig, native, nativeSkip, prodTol, seededNative } from './helpers/native.js';
 
-const skipAll = process.env.RECYCLEGPT_BACKEND === 'ref';
-const skip = skipAll ? 'RECYCLEGPT_BACKEND=ref' : false;
-const loaded = skipAll ? { backend: null, error: 'skipped' } : tryLoadNativeBackend();
+const skip = nativeSkip;
 const ref = createRefBackend();
-
-function native(): NativeBackend {
-  if (!loaded.backend)
-    throw new Error(`the native addon did not load: ${loaded.error} (set RECYCLEGPT_BACKEND=ref to skip these tests)`);
-  return loaded.backend;
-}
-
-function seeded(name: string, body: (rng: Rng, be: NativeBackend) => void): void {
-  seededTest(name, (rng) => body(rng, native()), { skip });
-}
-
-/** Runs `fn` for every SIMD path × threads 1, 2 (restoring the defaults afterwards). */
-function eachConfig(be: NativeBackend, fn: (label: string, threads: number) => void): void {
-  const simd0 = be.simd;
-  const th0 = be.threads();
-  try {
-    for (const simd of be.availableSimd()) {
-      be.setSimd(simd);
-      for (const th of [1, 2]) {
-        be.setThreads(th);
-        fn(`${simd}/${th}t`, th);
-      }
-    }
-  } finally {
-    be.setSimd(simd0);
-    be.setThreads(th0);
-  }
-}
-
-/** |got − want| ≤ rtol·(|want| + rms(want)) elementwise; reports the worst element. */
-function assertClose(got: Float32Array, want: Float32Array, rtol: number, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  let rms = 0;
-  for (let i = 0; i < want.length; i++) rms += want[i] * want[i];
-  rms = Math.sqrt(rms / Math.max(1, want.length)) || 1e-30;
-  for (let i = 0; i < want.length; i++) {
-    const err = Math.abs(got[i] - want[i]) / (Math.abs(want[i]) + rms);
-    if (!(err <= rtol))
-      assert.fail(`${what}: element ${i} is ${got[i]}, want ${want[i]} (relative error ${err.toExponential(2)})`);
-  }
-}
-
+const seeded = seededNative;
 /** Bit for bit; NaNs (whatever their payload) only have to be NaN on both sides. */
-function assertBitwise(got: Float32Array, want: Float32Array, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  const a = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const b = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== b[i] && !(Number.isNaN(got[i]) && Number.isNaN(want[i])))
-      assert.fail(`${what}: element ${i} differs: ${got[i]} vs ${want[i]}`);
-  }
-}
-
-const prodTol = (K: number): number => 1e-5 * Math.max(1, Math.sqrt(K));
+const assertSame = (got: Float32Array, want: Float32Array, what: string): void => assertBitwise(got, want, what, true);
 const DTYPES = ['f16', 'bf16', 'q8_0'] as const;
 type StoredDtype = (typeof DTYPES)[number];
 
@@ -129,10 +77,10 @@ seeded(
             if (M <= 8) {
               const f32 = new Float32Array(M * N).fill(NaN);
               be.linear(M, N, K, x, deq, b, f32);
-              assertBitwise(got, f32, `${what}: vs f32 on the dequantized weights`);
+              assertSame(got, f32, `${what}: vs f32 on the dequantized weights`);
             }
             if (th === 1) first = got;
-            else if (first) assertBitwise(got, first, `${what}: 2 threads vs 1`);
+            else if (first) assertSame(got, first, `${what}: 2 threads vs 1`);
           });
         }
       }
@@ -166,7 +114,7 @@ seeded('linear: every dtype, a row is bit-identical whatever M (1..8) and the th
               const y = new Float32Array(M * N);
               be.linear(M, N, K, x.subarray(start * K, (start + M) * K), h, bias, y);
               for (let m = 0; m < M; m++)
-                assertBitwise(
+                assertSame(
                   y.subarray(m * N, (m + 1) * N),
                   alone[start + m],
                   `linear ${dtype} ${simd} ${th}t N=${N} K=${K}: row ${m} of M=${M} vs alone`,
@@ -203,7 +151,7 @@ seeded('linear: q8_0 with extreme scales (subnormal, largest float16, zero) and 
       if (M <= 8) {
         const f32 = new Float32Array(M * N);
         be.linear(M, N, K, x, deq, null, f32);
-        assertBitwise(got, f32, `linear q8_0 M=${M} ${cfg}: vs f32 on the dequantized weights`);
+        assertSame(got, f32, `linear q8_0 M=${M} ${cfg}: vs f32 on the dequantized weights`);
       }
     });
   }
@@ -222,7 +170,7 @@ seeded('embeddingForward: every dtype equals ref bit for bit (odd C, repeated id
       eachConfig(be, (cfg) => {
         const got = new Float32Array(T * C).fill(NaN);
         be.embeddingForward(T, C, V, ids, h, got);
-        assertBitwise(got, want, `embeddingForward ${dtype} T=${T} C=${C} V=${V} ${cfg}`);
+        assertSame(got, want, `embeddingForward ${dtype} T=${T} C=${C} V=${V} ${cfg}`);
       });
     }
   }
@@ -244,7 +192,7 @@ test(
       eachConfig(be, (cfg) => {
         const got = new Float32Array(V * C);
         be.embeddingForward(V, C, V, ids, h, got);
-        assertBitwise(got, want, `embeddingForward ${dtype} all patterns ${cfg}`);
+        assertSame(got, want, `embeddingForward ${dtype} all patterns ${cfg}`);
       });
     }
   },

@@ -11,76 +11,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createRefBackend } from '../src/kernels/ref.js';
-import { tryLoadNativeBackend, type NativeBackend, type SimdPath } from '../src/kernels/native.js';
+import type { SimdPath } from '../src/kernels/native.js';
 import type { Backend } from '../src/kernels/backend.js';
-import { Rng, seededTest } from './helpers/check.js';
+import { assertBitwise, assertClose, eachConfig, native, nativeSkip, prodTol, seededNative } from './helpers/native.js';
 
-const skipAll = process.env.RECYCLEGPT_BACKEND === 'ref';
-const loaded = skipAll ? { backend: null, error: 'skipped' } : tryLoadNativeBackend();
 const ref = createRefBackend();
-
-function native(): NativeBackend {
-  if (!loaded.backend)
-    throw new Error(`the native addon did not load: ${loaded.error} (set RECYCLEGPT_BACKEND=ref to skip these tests)`);
-  return loaded.backend;
-}
-
-/** A test with a fresh seed (or SEED=…), reported in the failure message; fails if the addon is missing. */
-function seeded(name: string, body: (rng: Rng, be: NativeBackend) => void): void {
-  seededTest(name, (rng) => body(rng, native()), { skip: skipAll ? 'RECYCLEGPT_BACKEND=ref' : false });
-}
-
-/** Runs `fn` for every SIMD path × threads 1, 2 (restoring the defaults afterwards). */
-function eachConfig(be: NativeBackend, fn: (label: string) => void): void {
-  const simd0 = be.simd;
-  const th0 = be.threads();
-  try {
-    for (const simd of be.availableSimd()) {
-      be.setSimd(simd);
-      for (const th of [1, 2]) {
-        be.setThreads(th);
-        fn(`${simd}/${th}t`);
-      }
-    }
-  } finally {
-    be.setSimd(simd0);
-    be.setThreads(th0);
-  }
-}
-
-/** |got − want| ≤ rtol·(|want| + rms(want)) elementwise; reports the worst element. */
-function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  let rms = 0;
-  for (let i = 0; i < want.length; i++) rms += want[i] * want[i];
-  rms = Math.sqrt(rms / Math.max(1, want.length)) || 1e-30;
-  let worst = -1;
-  let worstErr = 0;
-  for (let i = 0; i < want.length; i++) {
-    const err = Math.abs(got[i] - want[i]) / (Math.abs(want[i]) + rms);
-    if (!(err <= worstErr)) {
-      worstErr = Number.isNaN(err) ? Infinity : err;
-      worst = i;
-    }
-  }
-  if (worstErr > rtol) {
-    assert.fail(
-      `${what}: element ${worst} is ${got[worst]}, want ${want[worst]} ` +
-        `(relative error ${worstErr.toExponential(2)} > ${rtol.toExponential(2)})`,
-    );
-  }
-}
-
-function assertBitwise(got: Float32Array, want: Float32Array, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  const a = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const b = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== b[i]) assert.fail(`${what}: element ${i} differs: ${got[i]} vs ${want[i]}`);
-  }
-}
-
-const prodTol = (K: number): number => 1e-5 * Math.max(1, Math.sqrt(K));
+const seeded = seededNative;
 const ODD = [1, 2, 3, 7, 16, 17, 31, 33, 64, 65, 100] as const;
 
 // ---- matrix products ----------------------------------------------------------------------------------------------
@@ -552,7 +488,7 @@ seeded('argument errors: same messages as ref', (_rng, be) => {
 
 test(
   'addon loads (fails when not built unless RECYCLEGPT_BACKEND=ref) and RECYCLEGPT_SIMD picks the path',
-  { skip: skipAll ? 'RECYCLEGPT_BACKEND=ref' : false },
+  { skip: nativeSkip },
   () => {
     const be = native();
     assert.equal(be.name, 'native');

@@ -1,0 +1,77 @@
+/**
+ * What the native-kernel test files share: the addon (loaded once; RECYCLEGPT_BACKEND=ref skips these tests), a
+ * seeded test that gets it, a loop over every SIMD path × 1 and 2 threads, and the comparisons with ref.
+ */
+import assert from 'node:assert/strict';
+import { tryLoadNativeBackend, type NativeBackend } from '../../src/kernels/native.js';
+import { Rng, seededTest } from './check.js';
+
+export const nativeSkip: string | false = process.env.RECYCLEGPT_BACKEND === 'ref' ? 'RECYCLEGPT_BACKEND=ref' : false;
+const loaded = nativeSkip ? { backend: null, error: 'skipped' } : tryLoadNativeBackend();
+
+/** The native backend; a test fails (not skips) when the addon did not load. */
+export function native(): NativeBackend {
+  if (!loaded.backend)
+    throw new Error(`the native addon did not load: ${loaded.error} (set RECYCLEGPT_BACKEND=ref to skip these tests)`);
+  return loaded.backend;
+}
+
+/** A test with a fresh seed (or SEED=…), reported in the failure message, given the native backend. */
+export function seededNative(name: string, body: (rng: Rng, be: NativeBackend) => void): void {
+  seededTest(name, (rng) => body(rng, native()), { skip: nativeSkip });
+}
+
+/** Runs `fn` for every SIMD path × threads 1, 2 (restoring the defaults afterwards). */
+export function eachConfig(be: NativeBackend, fn: (label: string, threads: number) => void): void {
+  const simd0 = be.simd;
+  const th0 = be.threads();
+  try {
+    for (const simd of be.availableSimd()) {
+      be.setSimd(simd);
+      for (const th of [1, 2]) {
+        be.setThreads(th);
+        fn(`${simd}/${th}t`, th);
+      }
+    }
+  } finally {
+    be.setSimd(simd0);
+    be.setThreads(th0);
+  }
+}
+
+/** |got − want| ≤ rtol·(|want| + rms(want)) elementwise; reports the worst element. */
+export function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  let rms = 0;
+  for (let i = 0; i < want.length; i++) rms += want[i]! * want[i]!;
+  rms = Math.sqrt(rms / Math.max(1, want.length)) || 1e-30;
+  let worst = -1;
+  let worstErr = 0;
+  for (let i = 0; i < want.length; i++) {
+    const err = Math.abs(got[i]! - want[i]!) / (Math.abs(want[i]!) + rms);
+    if (!(err <= worstErr)) {
+      worstErr = Number.isNaN(err) ? Infinity : err;
+      worst = i;
+    }
+  }
+  if (worstErr > rtol) {
+    assert.fail(
+      `${what}: element ${worst} is ${got[worst]}, want ${want[worst]} ` +
+        `(relative error ${worstErr.toExponential(2)} > ${rtol.toExponential(2)})`,
+    );
+  }
+}
+
+/** Bit for bit; with `anyNaN`, NaNs (whatever their payload) only have to be NaN on both sides. */
+export function assertBitwise(got: Float32Array, want: Float32Array, what: string, anyNaN = false): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  const a = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const b = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i] && !(anyNaN && Number.isNaN(got[i]) && Number.isNaN(want[i])))
+      assert.fail(`${what}: element ${i} differs: ${got[i]} vs ${want[i]}`);
+  }
+}
+
+/** Tolerance of a K-term float32 dot product against ref's float64 one. */
+export const prodTol = (K: number): number => 1e-5 * Math.max(1, Math.sqrt(K));
