@@ -8,10 +8,10 @@ import { recycleDecode } from './modes/recycle.js';
 import { standardDecode } from './modes/standard.js';
 import { verifiedDecode } from './modes/verified.js';
 import { isResolvedOptions, resolveOptions, type GenerationOptions, type ResolvedOptions } from './options.js';
-import { DecodeSession, type SessionCaches } from './session.js';
+import { DecodeSession, isModelCall, type DecodeStep, type SessionCaches } from './session.js';
 import type { DecodeMode, GenerationStats, TokenEvent } from './types.js';
 
-const MODES: Record<DecodeMode, (s: DecodeSession) => Generator<TokenEvent, void>> = {
+const MODES: Record<DecodeMode, (s: DecodeSession) => Generator<DecodeStep, void, void>> = {
   standard: standardDecode,
   recycle: recycleDecode,
   verified: verifiedDecode,
@@ -80,9 +80,38 @@ export function eosIds(model: InferenceModel, opts: ResolvedOptions, fallback: n
 }
 
 /**
- * Start generating from `prompt` (token ids). Options are validated here (types, ranges, mode vs model,
- * prompt vs context), before any model call; iterate the result to run the steps. `eos` overrides the EOS ids
- * (default: the eos_token_id option, else the model config's).
+ * Set up a generation and return its mode's raw steps: tokens and the model calls the mode asks for (session.ts
+ * ModelCall), for a driver that runs the calls itself — batched with other sessions' calls in a server. Options are
+ * validated here (types, ranges, mode vs model, prompt vs context), before any model call. `eos` overrides the EOS
+ * ids (default: the eos_token_id option, else the model config's).
+ */
+export function decodeSteps(
+  model: InferenceModel,
+  prompt: readonly number[],
+  options: GenerationOptions | ResolvedOptions = {},
+  caches?: SessionCaches,
+  eos?: readonly number[],
+): { session: DecodeSession; steps: Generator<DecodeStep, void, void> } {
+  const opts = isResolvedOptions(options) ? options : resolveOptions(options);
+  checkMode(model, opts.mode);
+  const c = caches ?? createCaches(model);
+  if (opts.mode !== 'standard' && !c.module) throw new Error(`mode "${opts.mode}" needs a module cache`);
+  checkPrompt(model, prompt, Math.min(model.config.maxPositions, c.base.maxT));
+  const session = new DecodeSession(model, prompt, opts, eos ?? eosIds(model, opts), c);
+  return { session, steps: MODES[opts.mode](session) };
+}
+
+/** Drive a mode by itself: each model call runs alone, on the session's own caches. */
+function* runAlone(session: DecodeSession, steps: Generator<DecodeStep, void, void>): Generator<TokenEvent, void> {
+  for (const step of steps) {
+    if (isModelCall(step)) session.run(step);
+    else yield step;
+  }
+}
+
+/**
+ * Start generating from `prompt` (token ids); iterate the result to run the steps (see decodeSteps for the
+ * checks and `eos`).
  */
 export function decode(
   model: InferenceModel,
@@ -91,18 +120,13 @@ export function decode(
   caches?: SessionCaches,
   eos?: readonly number[],
 ): DecodeRun {
-  const opts = isResolvedOptions(options) ? options : resolveOptions(options);
-  checkMode(model, opts.mode);
-  const c = caches ?? createCaches(model);
-  if (opts.mode !== 'standard' && !c.module) throw new Error(`mode "${opts.mode}" needs a module cache`);
-  checkPrompt(model, prompt, Math.min(model.config.maxPositions, c.base.maxT));
-  const session = new DecodeSession(model, prompt, opts, eos ?? eosIds(model, opts), c);
-  const steps = MODES[opts.mode](session);
+  const { session, steps } = decodeSteps(model, prompt, options, caches, eos);
+  const tokens = runAlone(session, steps);
   return {
     stats: session.stats,
     ids: session.output,
     session,
-    [Symbol.iterator]: () => steps,
+    [Symbol.iterator]: () => tokens,
   };
 }
 

@@ -12,6 +12,39 @@ import { Sampler, seededUniform } from './sampler.js';
 import { emptyStats, type GenerationStats, type TokenEvent, type TokenSource } from './types.js';
 
 /**
+ * A model call a mode asks for. The modes do not call the model themselves: they yield the call, and whoever drives
+ * the mode runs it — alone (`DecodeSession.run`, what `decode` does) or batched with other sessions' calls (a
+ * server's scheduler) — stores `result` and resumes the mode. Outputs must live in the session's own scratch (the
+ * modes keep them across later yields). Kernels are row-independent, so both ways give the same bits.
+ */
+export interface BaseCall {
+  readonly call: 'base';
+  readonly session: DecodeSession;
+  /** Token ids for the next base positions (cache.length …). */
+  readonly ids: ArrayLike<number>;
+  readonly rows: LogitRows;
+  result: BaseOutput | null;
+}
+
+export interface ModuleCall {
+  readonly call: 'module';
+  readonly session: DecodeSession;
+  /** Rows (hidden[i], nextIds[i]) for the next module positions; logits of the last row are wanted. */
+  readonly hidden: Float32Array;
+  readonly nextIds: ArrayLike<number>;
+  result: Float32Array | null;
+}
+
+export type ModelCall = BaseCall | ModuleCall;
+
+/** What a mode's generator yields: a token for the caller, or a model call for its driver. */
+export type DecodeStep = TokenEvent | ModelCall;
+
+export function isModelCall(step: DecodeStep): step is ModelCall {
+  return 'call' in step;
+}
+
+/**
  * What one generation writes: its KV caches and the scratch its forward outputs live in. The modes keep outputs
  * across a `yield` (recycle and verified hold h, verified a second logits row), so generations that interleave need
  * a set each; without `scratch` the model's shared one is used (fine for one generation run to the end).
@@ -71,21 +104,24 @@ export class DecodeSession {
   }
 
   /** The prompt in one batched forward: h for every prompt position, logits for the last. */
-  prefill(): BaseOutput {
-    const out = this.full(this.prompt, 'last');
+  *prefill(): Generator<ModelCall, BaseOutput, void> {
+    const out = yield* this.full(this.prompt, 'last');
     this.stats.prefill_seconds = (performance.now() - this.t0) / 1000;
     return out;
   }
 
   /** A full call on `ids` at the next base positions. */
-  full(ids: ArrayLike<number>, rows: LogitRows): BaseOutput {
+  *full(ids: ArrayLike<number>, rows: LogitRows): Generator<ModelCall, BaseOutput, void> {
     this.checkAbort();
     this.stats.full_calls++;
-    return this.model.forwardBase(ids, this.caches.base, rows, this.caches.scratch?.base);
+    const call: BaseCall = { call: 'base', session: this, ids, rows, result: null };
+    yield call;
+    if (!call.result) throw new Error('decode: a full call was resumed before it ran');
+    return call.result;
   }
 
   /** A module call on rows (h[i], nextIds[i]) at the next module positions; logits of the last row. */
-  module(hidden: Float32Array, nextIds: ArrayLike<number>): Float32Array {
+  *module(hidden: Float32Array, nextIds: ArrayLike<number>): Generator<ModelCall, Float32Array, void> {
     this.checkAbort();
     const cache = this.caches.module;
     if (!cache) throw new Error('decode: this mode needs a module cache');
@@ -96,7 +132,22 @@ export class DecodeSession {
       );
     }
     this.stats.module_calls++;
-    return this.model.forwardModule(hidden, nextIds, cache, 'last', this.caches.scratch?.module ?? undefined);
+    const call: ModuleCall = { call: 'module', session: this, hidden, nextIds, result: null };
+    yield call;
+    if (!call.result) throw new Error('decode: a module call was resumed before it ran');
+    return call.result;
+  }
+
+  /** Run one of this session's calls by itself, on its caches and scratch. */
+  run(call: ModelCall): void {
+    if (call.session !== this) throw new Error("decode: a call was run by another session's driver");
+    const { base, module, scratch } = this.caches;
+    if (call.call === 'base') {
+      call.result = this.model.forwardBase(call.ids, base, call.rows, scratch?.base);
+    } else {
+      if (!module) throw new Error('decode: this mode needs a module cache');
+      call.result = this.model.forwardModule(call.hidden, call.nextIds, module, 'last', scratch?.module ?? undefined);
+    }
   }
 
   /** Record a generated token; ends the generation on EOS or when no room is left. */

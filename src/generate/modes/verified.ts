@@ -9,25 +9,24 @@
  * row-independent, row 0 of the 2-row call is bit-identical to standard decoding's 1-row call: greedy output
  * equals standard greedy token for token, and sampled output has standard decoding's distribution.
  */
-import type { DecodeSession } from '../session.js';
-import type { TokenEvent } from '../types.js';
+import type { DecodeSession, DecodeStep } from '../session.js';
 
-export function* verifiedDecode(s: DecodeSession): Generator<TokenEvent, void> {
+export function* verifiedDecode(s: DecodeSession): Generator<DecodeStep, void, void> {
   const C = s.model.config.hidden;
-  const out = s.prefill();
+  const out = yield* s.prefill();
   let x = s.sampler.pick(out.logits, s.history);
   yield s.emit(x, 'full');
   if (s.done) return;
-  let draft = s.room() >= 2 ? s.sampler.draft(s.module(out.hidden, [...s.prompt.slice(1), x]), s.history) : -1;
+  let draft = s.room() >= 2 ? s.sampler.draft(yield* s.module(out.hidden, [...s.prompt.slice(1), x]), s.history) : -1;
   for (;;) {
     if (draft < 0) {
       // One token left (max_new_tokens or the context): a standard step.
-      x = s.sampler.pick(s.full([x], 'last').logits, s.history);
+      x = s.sampler.pick((yield* s.full([x], 'last')).logits, s.history);
       yield s.emit(x, 'full');
       if (s.done) return;
       continue;
     }
-    const o = s.full([x, draft], 'all');
+    const o = yield* s.full([x, draft], 'all');
     const V = s.model.config.vocabSize;
     const verdict = s.sampler.verify(o.logits.subarray(0, V), s.history);
     if (verdict.accepted) {
@@ -36,14 +35,14 @@ export function* verifiedDecode(s: DecodeSession): Generator<TokenEvent, void> {
       const y = s.sampler.pick(o.logits.subarray(V, 2 * V), s.history);
       yield s.emit(y, 'full');
       if (s.done) return;
-      draft = s.room() >= 2 ? s.sampler.draft(s.module(o.hidden, [draft, y]), s.history) : -1;
+      draft = s.room() >= 2 ? s.sampler.draft(yield* s.module(o.hidden, [draft, y]), s.history) : -1;
       x = y;
     } else {
       s.caches.base.rollback(1);
       const r = verdict.token;
       yield s.emit(r, 'replaced');
       if (s.done) return;
-      draft = s.room() >= 2 ? s.sampler.draft(s.module(o.hidden.subarray(0, C), [r]), s.history) : -1;
+      draft = s.room() >= 2 ? s.sampler.draft(yield* s.module(o.hidden.subarray(0, C), [r]), s.history) : -1;
       x = r;
     }
   }
