@@ -117,6 +117,8 @@ export interface DecodeBenchResult {
   skipped?: { dtype: string; reason: string }[];
   prefill?: PrefillRun[];
   llama_cpp?: LlamaCppRun[];
+  /** The process's peak resident memory (MB) at the end of the run: the models of every dtype, caches, scratch. */
+  peak_rss_mb?: number;
 }
 
 interface Totals {
@@ -354,6 +356,7 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
         `(${l.samples.map((x) => x.toFixed(1)).join(' / ')})`,
     );
   for (const k of r.skipped ?? []) lines.push(`${k.dtype}: not measured: ${k.reason}`);
+  if (r.peak_rss_mb !== undefined) lines.push(`peak resident memory ${r.peak_rss_mb.toFixed(0)} MB`);
   return lines.join('\n');
 }
 

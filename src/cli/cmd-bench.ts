@@ -1,5 +1,5 @@
 /**
- * `recyclegpt bench (--model DIR | --preset NAME) [--modes standard,recycle,verified] [--threads N]
+ * `recyclegpt bench (--model DIR | --preset NAME) [--modes standard,recycle,verified] [--threads N] [--backend KIND]
  * [--dtypes f32,f16,bf16,int8] [--vs-llama-cpp] [--json]`: decode speed of every mode and weight dtype measured in
  * one process (ARCHITECTURE.md §9, §6). A preset runs random weights with a random module (speed only); a trained
  * model also gives a meaningful acceptance. Each dtype's model holds its product weights as stored in that dtype
@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Backend } from '../kernels/backend.js';
+import { createBackend, type BackendKind } from '../kernels/index.js';
 import { InferenceModel } from '../model/infer.js';
 import type { ModelConfig } from '../model/config.js';
 import { convertWeights, storageDtype, USER_DTYPES, type UserDtype } from '../model/convert.js';
@@ -27,7 +28,7 @@ import type { Weights } from '../model/weights.js';
 import { loadModelDir } from '../io/model-dir.js';
 import { readJsonFile } from '../io/files.js';
 import { exportGguf, placeholderTokenizerJson, type GgufExportDtype } from '../io/gguf.js';
-import { presetNames } from '../model/presets.js';
+import { presetConfig, presetNames } from '../model/presets.js';
 import { DECODE_MODES, type DecodeMode } from '../generate/types.js';
 import {
   formatDecodeBench,
@@ -167,6 +168,7 @@ function aggregate(
     prefill,
     ...(vs ? { llama_cpp: llama } : {}),
     ...(skipped.length > 0 ? { skipped } : {}),
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
   };
 }
 
@@ -179,6 +181,7 @@ interface BenchCliOptions {
   preset?: string;
   modes?: string;
   threads?: number;
+  backend?: string;
   tokens: number;
   repeats: number;
   prompts: number;
@@ -197,6 +200,7 @@ export function register(program: Command): void {
     .option('--preset <name>', `random weights of a preset shape (${presetNames().join(', ')}); speed only`)
     .option('--modes <list>', 'comma-separated modes (default: all the model supports)')
     .option('--threads <n>', 'kernel threads', intOption('--threads', 1, 256))
+    .option('--backend <kind>', 'kernels: native, wasm (WebAssembly, one thread), ref (default: RECYCLEGPT_BACKEND)')
     .option('--tokens <n>', 'new tokens per prompt', intOption('--tokens', 2, 100_000), 64)
     .option('--repeats <n>', 'repeats per mode (median reported)', intOption('--repeats', 1, 1000), 3)
     .option(
@@ -219,7 +223,7 @@ export function register(program: Command): void {
       if (o.model && o.preset) throw new Error('give --model or --preset, not both');
       const dtypes = parseDtypes(o.dtypes);
       if (o.vsLlamaCpp && !llamaCppInstalled()) throw new Error(PEER_MISSING_MESSAGE);
-      const backend = cliBackend();
+      const backend = o.backend ? createBackend({ kind: o.backend as BackendKind }) : cliBackend();
       if (o.threads !== undefined) backend.setThreads(o.threads);
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
       let config: ModelConfig,
@@ -227,12 +231,9 @@ export function register(program: Command): void {
         prompts: number[][] | undefined,
         tokenizerJson: unknown = null,
         tokenizerFile = '(placeholder vocabulary)',
-        source: Weights;
+        source: Weights | null = null;
       if (o.preset) {
-        log(`initialising ${o.preset} with random weights…`);
-        const m = randomPresetModel(o.preset, backend);
-        config = m.config;
-        source = m.weights;
+        config = presetConfig(o.preset); // each dtype's model is built below, directly in its dtype
         name = `preset:${o.preset}`;
       } else {
         const dir = resolveModelDir(o.model);
@@ -262,9 +263,14 @@ export function register(program: Command): void {
             skipped.push({ dtype, reason: why });
             continue;
           }
-          // Every dtype's model is the same weights, converted (f32 ones used as they are).
-          const weights =
-            dtype === 'f32' && allF32(source) ? source : convertWeights(source, config, dtype, backend.alloc);
+          // Every dtype's model is the same weights, converted (f32 ones used as they are). A preset's random model is
+          // built in the dtype directly (the same values, without an f32 copy held: llama-1b int8 fits its memory).
+          if (!source) log(`${dtype}: initialising ${o.preset} with random weights…`);
+          const weights = !source
+            ? randomPresetModel(o.preset!, backend, 1, dtype).weights
+            : dtype === 'f32' && allF32(source) && backend.name !== 'wasm' // wasm kernels read their own memory
+              ? source
+              : convertWeights(source, config, dtype, backend.alloc);
           const st: DtypeState = {
             dtype,
             model: new InferenceModel(config, weights, backend),
