@@ -351,8 +351,8 @@ class DecodeBlockOps implements BlockOps<Float32Array> {
   }
 }
 
-/** The model's norm (block.ts normKind) on M rows of x into out; statistics go to the scratch. */
-function normRows(
+/** The model's norm (block.ts normKind) on M rows of x into out; statistics go to the scratch (also infer-batch.ts). */
+export function normRows(
   c: ModelConfig,
   weights: Weights,
   b: Backend,

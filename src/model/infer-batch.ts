@@ -1,0 +1,383 @@
+/**
+ * Several sessions' decode calls as one forward (continuous batching, src/server/scheduler.ts): the rows of every
+ * call are concatenated for each product, norm and activation, so a weight matrix is read once per chunk of rows
+ * instead of once per session; attention and the KV writes run per call ("segment") on that call's own cache at its
+ * own positions. Outputs are copied into each segment's own ForwardScratch, where the solo forward would have left
+ * them (BaseOutput views), because the decoding modes keep those views across later yields.
+ *
+ * Bit-identity (ARCHITECTURE.md §4): a segment's hidden rows and logits equal InferenceModel.forwardBase /
+ * forwardModule on that call alone, bit for bit, whatever else is in the batch. Norms, activations, RoPE, the
+ * embedding and attentionDecode are row-independent for any row count; `linear` only for M ≤ 8 (above that it may
+ * switch to the blocked GEMM). So every product here runs in chunks of at most ROW_CHUNK = 8 rows: each chunk still
+ * reads the weights once, and 8 rows is where a CPU decode stops being bound by reading weights anyway. A call with
+ * more than 8 rows (a prompt's prefill) is not batched: its solo forward uses the GEMM, and batching it would give
+ * other bits; the scheduler runs such calls alone.
+ */
+import type { Backend } from '../kernels/backend.js';
+import { blockForward, type BlockOps, type ProductSlot } from './block.js';
+import type { ModelConfig } from './config.js';
+import { normRows, type BaseOutput, type ForwardScratch, type InferenceModel, type LogitRows } from './infer.js';
+import type { KVCache } from './kv-cache.js';
+import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
+import { ropeFor, type RopeTable } from './rope.js';
+import type { Weights } from './weights.js';
+
+/** Rows per product call: `linear` is row-bit-identical to a 1-row call for M ≤ 8 (ARCHITECTURE.md §4). */
+export const ROW_CHUNK = 8;
+
+/** One session's full call in a batch: ids at positions cache.length…, outputs copied into `out`. */
+export interface BaseSegment {
+  ids: ArrayLike<number>;
+  cache: KVCache;
+  rows: LogitRows;
+  /** The session's own scratch: the outputs are views into it, as forwardBase(…, out) would give. */
+  out: ForwardScratch;
+}
+
+/** One session's module call in a batch: rows (hidden[i], nextIds[i]); the outputs land in `out`. */
+export interface ModuleSegment {
+  hidden: Float32Array;
+  nextIds: ArrayLike<number>;
+  cache: KVCache;
+  /** Logit rows wanted (default 'last', as forwardModule). */
+  rows?: LogitRows;
+  out: ForwardScratch;
+}
+
+/** Where a segment's rows sit in the batch. */
+interface Span {
+  r0: number;
+  M: number;
+  pos0: number;
+  cache: KVCache;
+}
+
+/**
+ * The batched forward over one loaded model. It owns the scratch of the concatenated rows (grown to the largest
+ * batch seen); one instance serves one driver (calls must not interleave).
+ */
+export class BatchedForward {
+  private readonly s: ForwardScratch;
+  private readonly ops: BatchBlockOps;
+  private readonly baseBlocks: BlockNames[];
+  private readonly moduleBlocks: BlockNames[];
+
+  constructor(readonly model: InferenceModel) {
+    const c = model.config;
+    this.s = model.newScratch();
+    this.ops = new BatchBlockOps(c, model.weights, model.backend);
+    this.baseBlocks = Array.from({ length: c.nLayers }, (_, l) => blockNames(c, basePrefix(c.arch, l)));
+    this.moduleBlocks = Array.from({ length: c.recycle?.numLayers ?? 0 }, (_, l) => blockNames(c, modulePrefix(l)));
+  }
+
+  /** Full calls of several sessions in one forward; result i is what forwardBase would give segment i alone. */
+  base(segs: readonly BaseSegment[]): BaseOutput[] {
+    const c = this.model.config,
+      b = this.model.backend,
+      w = this.model.weights,
+      s = this.s,
+      C = c.hidden;
+    const { spans, rows } = this.layout(
+      'forwardBaseBatch',
+      segs.map((g) => g.ids),
+      segs.map((g) => g.cache),
+    );
+    const t = topNames(c),
+      x = s.x.subarray(0, rows * C);
+    b.embeddingForward(rows, C, c.vocabSize, s.ids.subarray(0, rows), w.weight(t.tokenEmbedding), x);
+    if (t.positionEmbedding) {
+      const wpe = w.get(t.positionEmbedding);
+      for (const { r0, M, pos0 } of spans) {
+        const xs = x.subarray(r0 * C, (r0 + M) * C);
+        b.add(M * C, xs, wpe.subarray(pos0 * C, (pos0 + M) * C), xs);
+      }
+    }
+    for (let l = 0; l < c.nLayers; l++) blockForward(this.ops.at(s, spans, rows, l), this.baseBlocks[l]!, x);
+    for (const sp of spans) sp.cache.advance(sp.M);
+    const logits = this.head(
+      spans,
+      segs.map((g) => g.rows),
+    );
+    return segs.map((g, i) => {
+      const { r0, M } = spans[i]!;
+      g.out.ensure(M);
+      const hidden = g.out.x.subarray(0, M * C);
+      hidden.set(x.subarray(r0 * C, (r0 + M) * C));
+      return { hidden, logits: copyLogits(logits[i]!, g.out) };
+    });
+  }
+
+  /**
+   * Module calls of several sessions in one forward; result i holds what forwardModule gives segment i alone
+   * (`logits`) and the module's last block output u (`hidden`, before the final norm: what a chained draft feeds
+   * back). `hidden` of a segment may be a view of its own `out` (read before anything is written there).
+   */
+  module(segs: readonly ModuleSegment[]): BaseOutput[] {
+    const c = this.model.config,
+      b = this.model.backend,
+      w = this.model.weights,
+      s = this.s,
+      C = c.hidden;
+    if (!c.recycle) throw new Error('this model has no recyclable module (config.json has no "recycle" section)');
+    segs.forEach((g, i) => {
+      if (g.hidden.length < g.nextIds.length * C) {
+        throw new Error(
+          `forwardModuleBatch: segment ${i}: hidden has ${g.hidden.length} values, ` +
+            `${g.nextIds.length} rows of ${C} need ${g.nextIds.length * C}`,
+        );
+      }
+    });
+    const { spans, rows } = this.layout(
+      'forwardModuleBatch',
+      segs.map((g) => g.nextIds),
+      segs.map((g) => g.cache),
+    );
+    // m = W_in · concat(h, e(x_{t+1})) + b_in; concat order: h first, then e (as forwardModule).
+    const emb = s.tmp.subarray(0, rows * C),
+      cat = s.cat.subarray(0, rows * 2 * C),
+      x = s.x.subarray(0, rows * C);
+    b.embeddingForward(rows, C, c.vocabSize, s.ids.subarray(0, rows), w.weight(topNames(c).tokenEmbedding), emb);
+    segs.forEach((g, i) => {
+      const { r0, M } = spans[i]!;
+      for (let j = 0; j < M; j++) {
+        const r = r0 + j;
+        cat.set(g.hidden.subarray(j * C, (j + 1) * C), r * 2 * C);
+        cat.set(emb.subarray(r * C, (r + 1) * C), r * 2 * C + C);
+      }
+    });
+    linearRows(b, rows, C, 2 * C, cat, w.weight('recycle.in_proj.weight'), w.get('recycle.in_proj.bias'), x);
+    for (let l = 0; l < this.moduleBlocks.length; l++)
+      blockForward(this.ops.at(s, spans, rows, l), this.moduleBlocks[l]!, x);
+    for (const sp of spans) sp.cache.advance(sp.M);
+    const logits = this.head(
+      spans,
+      segs.map((g) => g.rows ?? 'last'),
+    );
+    return segs.map((g, i) => {
+      const { r0, M } = spans[i]!;
+      g.out.ensure(M);
+      const hidden = g.out.x.subarray(0, M * C);
+      hidden.set(x.subarray(r0 * C, (r0 + M) * C));
+      return { hidden, logits: copyLogits(logits[i]!, g.out) };
+    });
+  }
+
+  /** Checks every segment (rows, room, distinct caches, ids) and writes ids and positions into the batch scratch. */
+  private layout(
+    op: string,
+    idLists: readonly ArrayLike<number>[],
+    caches: readonly KVCache[],
+  ): { spans: Span[]; rows: number } {
+    if (idLists.length === 0) throw new Error(`${op}: no segments`);
+    const V = this.model.config.vocabSize;
+    let rows = 0;
+    const seen = new Set<KVCache>();
+    idLists.forEach((ids, i) => {
+      const cache = caches[i]!;
+      if (ids.length === 0) throw new Error(`${op}: segment ${i} has no rows`);
+      if (ids.length > ROW_CHUNK)
+        throw new Error(`${op}: segment ${i} has ${ids.length} rows; calls above ${ROW_CHUNK} rows run alone`);
+      if (seen.has(cache)) throw new Error(`${op}: segment ${i} shares its KV cache with another segment`);
+      seen.add(cache);
+      cache.ensureRoom(ids.length);
+      rows += ids.length;
+    });
+    this.s.ensure(rows);
+    const spans: Span[] = [];
+    let r = 0;
+    idLists.forEach((ids, i) => {
+      const cache = caches[i]!,
+        pos0 = cache.length;
+      spans.push({ r0: r, M: ids.length, pos0, cache });
+      for (let j = 0; j < ids.length; j++, r++) {
+        const id = ids[j]!;
+        if (!Number.isInteger(id) || id < 0 || id >= V)
+          throw new Error(`${op}: segment ${i}: token id ${id} at index ${j} is outside the vocabulary (${V})`);
+        this.s.ids[r] = id;
+        this.s.pos[r] = pos0 + j;
+      }
+    });
+    return { spans, rows };
+  }
+
+  /** Final norm + LM head on the rows each segment asks for; returns each segment's logits (batch scratch views). */
+  private head(spans: readonly Span[], want: readonly LogitRows[]): Float32Array[] {
+    const c = this.model.config,
+      s = this.s,
+      C = c.hidden,
+      V = c.vocabSize,
+      t = topNames(c);
+    // Gather the wanted rows of x into tmp (contiguous), then one norm and the chunked head product over them.
+    const picks: { first: number; R: number }[] = [];
+    let R = 0;
+    spans.forEach(({ r0, M }, i) => {
+      const rows = want[i]!;
+      const first = rows === 'last' ? r0 + M - 1 : r0,
+        n = rows === 'none' ? 0 : r0 + M - first;
+      s.tmp.set(s.x.subarray(first * C, (first + n) * C), R * C);
+      picks.push({ first: R, R: n });
+      R += n;
+    });
+    if (R > 0) {
+      const nrm = s.norm.subarray(0, R * C);
+      normRows(
+        c,
+        this.model.weights,
+        this.model.backend,
+        R,
+        s.tmp.subarray(0, R * C),
+        t.finalNorm,
+        t.finalNormBias,
+        nrm,
+        s,
+      );
+      linearRows(
+        this.model.backend,
+        R,
+        V,
+        C,
+        nrm,
+        this.model.weights.weight(t.head),
+        null,
+        s.logits.subarray(0, R * V),
+      );
+    }
+    return picks.map((p) => s.logits.subarray(p.first * V, (p.first + p.R) * V));
+  }
+}
+
+/** Copies a segment's logits into its own scratch (already grown to the segment's rows); the view there. */
+function copyLogits(src: Float32Array, out: ForwardScratch): Float32Array {
+  const dst = out.logits.subarray(0, src.length);
+  dst.set(src);
+  return dst;
+}
+
+/** y[M, N] = x · Wᵀ + bias in chunks of ≤ ROW_CHUNK rows, each chunk reading W once (row-bit-identical, §4). */
+function linearRows(
+  b: Backend,
+  M: number,
+  N: number,
+  K: number,
+  x: Float32Array,
+  w: Parameters<Backend['linear']>[4],
+  bias: Float32Array | null,
+  y: Float32Array,
+): void {
+  for (let r0 = 0; r0 < M; r0 += ROW_CHUNK) {
+    const m = Math.min(ROW_CHUNK, M - r0);
+    b.linear(m, N, K, x.subarray(r0 * K, (r0 + m) * K), w, bias, y.subarray(r0 * N, (r0 + m) * N));
+  }
+}
+
+/**
+ * The block's operations over the rows of a batch (block.ts): products, norms and activations on all rows at once
+ * (products chunked), the K/V rows written into each segment's cache at its positions, attention per segment.
+ */
+class BatchBlockOps implements BlockOps<Float32Array> {
+  private s!: ForwardScratch;
+  private spans: readonly Span[] = [];
+  private rows = 0;
+  private layer = 0;
+  private readonly rope: number | RopeTable;
+
+  constructor(
+    private readonly c: ModelConfig,
+    private readonly w: Weights,
+    private readonly b: Backend,
+  ) {
+    this.rope = ropeFor(c);
+  }
+
+  at(s: ForwardScratch, spans: readonly Span[], rows: number, layer: number): this {
+    this.s = s;
+    this.spans = spans;
+    this.rows = rows;
+    this.layer = layer;
+    return this;
+  }
+
+  norm(x: Float32Array, w: string, bias: string | null): Float32Array {
+    const out = this.s.norm.subarray(0, x.length);
+    normRows(this.c, this.w, this.b, x.length / this.c.hidden, x, w, bias, out, this.s);
+    return out;
+  }
+
+  attention(nrm: Float32Array, n: BlockNames): Float32Array {
+    const { c, b, w, s, rows, layer } = this;
+    const C = c.hidden,
+      H = c.nHeads,
+      G = c.nKvHeads,
+      D = c.headDim,
+      qw = H * D,
+      kvw = G * D;
+    const q = s.q.subarray(0, rows * qw);
+    if (n.qkv) {
+      // GPT-2's fused c_attn: one chunked product, then each row's q to q and its k, v to its segment's cache.
+      const qkv = s.qkv.subarray(0, rows * 3 * C);
+      linearRows(b, rows, 3 * C, C, nrm, w.weight(n.qkv), w.get(n.qkvBias!), qkv);
+      for (const { r0, M, pos0, cache } of this.spans) {
+        for (let i = 0; i < M; i++) {
+          const r = (r0 + i) * 3 * C,
+            p = (pos0 + i) * C;
+          q.set(qkv.subarray(r, r + C), (r0 + i) * C);
+          cache.k[layer]!.set(qkv.subarray(r + C, r + 2 * C), p);
+          cache.v[layer]!.set(qkv.subarray(r + 2 * C, r + 3 * C), p);
+        }
+      }
+    } else {
+      const bias = (name: string | null): Float32Array | null => (name ? w.get(name) : null);
+      const k = s.kNew.subarray(0, rows * kvw),
+        v = s.vNew.subarray(0, rows * kvw);
+      linearRows(b, rows, qw, C, nrm, w.weight(n.q!), bias(n.qBias), q);
+      linearRows(b, rows, kvw, C, nrm, w.weight(n.k!), bias(n.kBias), k);
+      linearRows(b, rows, kvw, C, nrm, w.weight(n.v!), bias(n.vBias), v);
+      this.rotate(H, q);
+      this.rotate(G, k);
+      for (const { r0, M, pos0, cache } of this.spans) {
+        cache.k[layer]!.set(k.subarray(r0 * kvw, (r0 + M) * kvw), pos0 * kvw);
+        cache.v[layer]!.set(v.subarray(r0 * kvw, (r0 + M) * kvw), pos0 * kvw);
+      }
+    }
+    const att = s.att.subarray(0, rows * qw);
+    for (const { r0, M, pos0, cache } of this.spans) {
+      const qs = q.subarray(r0 * qw, (r0 + M) * qw),
+        out = att.subarray(r0 * qw, (r0 + M) * qw);
+      b.attentionDecode(M, H, G, D, qs, cache.k[layer]!, cache.v[layer]!, pos0, out);
+    }
+    return att;
+  }
+
+  /** RoPE in place on x[rows, heads, D], each row at its own segment's position (s.pos). */
+  private rotate(heads: number, x: Float32Array): void {
+    const { rows, rope } = this,
+      D = this.c.headDim,
+      pos = this.s.pos.subarray(0, rows);
+    if (typeof rope === 'number') this.b.rope(rows, heads, D, x, pos, rope, false);
+    else rope.rotate(rows, heads, D, x, pos, false);
+  }
+
+  linear(x: Float32Array, w: string, bias: string | null, slot: ProductSlot): Float32Array {
+    const [N, K] = this.w.spec(w).shape as [number, number];
+    const M = this.rows,
+      s = this.s;
+    const y = (slot === 'proj' ? s.tmp : slot === 'up' ? s.up : s.gate).subarray(0, M * N);
+    linearRows(this.b, M, N, K, x, this.w.weight(w), bias ? this.w.get(bias) : null, y);
+    return y;
+  }
+
+  gelu(x: Float32Array): Float32Array {
+    this.b.geluForward(x.length, x, x);
+    return x;
+  }
+
+  swiglu(gate: Float32Array, up: Float32Array): Float32Array {
+    this.b.swigluForward(up.length, gate, up, up);
+    return up;
+  }
+
+  residual(x: Float32Array, y: Float32Array): Float32Array {
+    this.b.add(x.length, x, y, x);
+    return x;
+  }
+}
