@@ -4,8 +4,9 @@
  * bar on stderr, train_log.jsonl and atomic checkpoints in DIR. See src/train/trainer.ts.
  */
 import cliProgress from 'cli-progress';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import type { EvalRow, TrainRow } from '../train/log.js';
+import { MAX_RECYCLE_DEPTH } from '../model/module-chain.js';
 import { LIMITS, type TrainOptions } from '../train/options.js';
 import { train, type GivenOptions, type StartInfo } from '../train/trainer.js';
 import { cliBackend, floatOption, intOption, printJson } from './options.js';
@@ -15,6 +16,14 @@ interface TrainFlags extends Partial<Omit<TrainOptions, 'out'>> {
   resume?: boolean;
   json?: boolean;
   progress: boolean;
+}
+
+/** `--recycle-depth-weights 1,0.5,0.25`: finite numbers ≥ 0. */
+function depthWeightsOption(value: string): number[] {
+  const ws = value.split(',').map((v) => Number(v.trim()));
+  if (ws.length === 0 || ws.some((w, i) => !Number.isFinite(w) || w < 0 || value.split(',')[i]!.trim() === ''))
+    throw new InvalidArgumentError(`--recycle-depth-weights: "${value}" is not a comma-separated list of numbers ≥ 0`);
+  return ws;
 }
 
 const fmt = (v: number | null | undefined, digits = 3): string =>
@@ -59,7 +68,8 @@ class Progress {
     if (this.enabled && !this.tty) {
       process.stderr.write(
         `step ${row.step}/${total}: loss ${fmt(row.loss)} ` +
-          `(lm ${fmt(row.lm_loss)}, recycle ${fmt(row.recycle_loss)}), ` +
+          `(lm ${fmt(row.lm_loss)}, recycle ${fmt(row.recycle_loss)}` +
+          `${row.recycle_loss_depths ? ` [by depth ${row.recycle_loss_depths.map((l) => fmt(l)).join(' ')}]` : ''}), ` +
           `lr ${row.lr.toExponential(2)}, grad norm ${fmt(row.grad_norm)}, ${Math.round(row.tokens_per_s)} tok/s, ` +
           `${row.elapsed_s.toFixed(1)} s\n`,
       );
@@ -79,7 +89,8 @@ class Progress {
     if (this.enabled && !this.bar) {
       process.stderr.write(
         `step ${row.step}: val loss next ${fmt(row.val_loss_next)}, recycle ${fmt(row.val_loss_recycle)}, ` +
-          `agreement ${fmt(row.agreement_top1)}\n`,
+          `agreement ${fmt(row.agreement_top1)}` +
+          `${row.depths ? ` [by depth ${row.depths.map((d) => fmt(d.agreement_top1)).join(' ')}]` : ''}\n`,
       );
     }
   }
@@ -122,6 +133,16 @@ export function register(program: Command): void {
     .option('--weight-decay <x>', 'AdamW weight decay (default 0.1)', floatOption('--weight-decay', 0))
     .option('--grad-clip <x>', 'clip the global gradient norm (default 1)', floatOption('--grad-clip', 0))
     .option('--lambda <x>', "weight λ of the recycle loss (default: the config's, 1)", floatOption('--lambda', 0))
+    .option(
+      '--recycle-depth <k>',
+      'k-step recycle loss: unroll the module on its own states over k depths, for chained drafts (default 1)',
+      intOption('--recycle-depth', 1, MAX_RECYCLE_DEPTH),
+    )
+    .option(
+      '--recycle-depth-weights <list>',
+      'weights of depths 1..k, comma-separated (default 1,0.5,0.25,…)',
+      depthWeightsOption,
+    )
     .option(
       '--recycle-layers <n>',
       'module blocks when adding a module (default ceil(L/4))',

@@ -10,18 +10,24 @@
  *   u        = module blocks(m)  (Llama: RoPE at position t)        [B*(T−1), C]
  *   rlogits  = head(u)  (the base's final norm and head, shared)    [B*(T−1), V] → CE vs x_{t+2}
  *   loss     = CE(next) + λ · CE(recycle)
+ * With a k-step recycle loss (module-chain.ts) the module runs k times on its own outputs and
+ *   loss     = CE(next) + λ · Σ_j w_j · CE(recycle at depth j).
  *
  * Which parameters train is decided by the ParamSource: a tensor with a `grad` collects gradients, one without
  * (frozen base, evaluation) does not, and the tape records nothing that no gradient needs.
  */
 import * as nn from '../nn/ops.js';
 import type { Tape } from '../nn/tape.js';
-import { Tensor, reshape, rowsView } from '../tensor/tensor.js';
-import { blockForward, normKind, type BlockOps } from './block.js';
+import { Tensor, reshape } from '../tensor/tensor.js';
+import { blockForward } from './block.js';
 import type { ModelConfig } from './config.js';
-import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
+import { ModuleChain } from './module-chain.js';
+import { basePrefix, blockNames, topNames, type BlockNames } from './names.js';
 import { ropeFor, type RopeTable } from './rope.js';
+import { normOnTape, TapeBlockOps } from './tape-block.js';
 import type { Weights } from './weights.js';
+
+export { normOnTape, TapeBlockOps } from './tape-block.js';
 
 /** The parameters by Hugging Face name (internal [out, in] layout); a tensor with a grad trains. */
 export interface ParamSource {
@@ -56,10 +62,13 @@ export interface GraphBatch {
 }
 
 export interface GraphOutput {
-  /** CE(next) + λ·CE(recycle), [1] (the recycle term is left out when the model has no module). */
+  /** CE(next) + λ·Σ_j w_j·CE(recycle_j), [1] (the recycle term is left out when the model has no module). */
   loss: Tensor;
   lmLoss: Tensor;
+  /** CE of depth 1 (the paper's recycle loss). */
   recycleLoss: Tensor | null;
+  /** CE of each depth 1..k, their logits and targets (null without a module). */
+  recycleDepths: { losses: Tensor[]; logits: Tensor[]; targets: Int32Array[] } | null;
   /** Next-token logits [B*T, V]. */
   logits: Tensor;
   /** Recycle logits [B*(T−1), V]: row b*(T−1)+t predicts x_{t+2}. */
@@ -71,6 +80,9 @@ export interface GraphOptions {
   lossWeight?: number;
   /** Run the module (default: when the config has one). */
   module?: boolean;
+  /** The k-step recycle loss: depth k and per-depth weights (default depth 1, module-chain.ts). */
+  depth?: number;
+  depthWeights?: readonly number[];
 }
 
 /** Position ids 0..T−1 repeated for B rows; cached per shape (the tape holds them until backward). */
@@ -91,7 +103,7 @@ class Positions {
 
 export class TrainGraph {
   private readonly baseBlocks: BlockNames[];
-  private readonly moduleBlocks: BlockNames[];
+  private readonly chain: ModuleChain | null;
   private readonly positions = new Positions();
   /** rope_theta for the kernel, or the scaled frequencies' table (rope.ts), shared by every forward. */
   private readonly rope: number | RopeTable;
@@ -99,9 +111,7 @@ export class TrainGraph {
   constructor(readonly config: ModelConfig) {
     this.rope = ropeFor(config);
     this.baseBlocks = Array.from({ length: config.nLayers }, (_, l) => blockNames(config, basePrefix(config.arch, l)));
-    this.moduleBlocks = Array.from({ length: config.recycle?.numLayers ?? 0 }, (_, l) =>
-      blockNames(config, modulePrefix(l)),
-    );
+    this.chain = config.recycle ? new ModuleChain(config) : null;
   }
 
   /** The forward pass on `tape`; call tape.backward(out.loss) for gradients. */
@@ -122,33 +132,27 @@ export class TrainGraph {
     const logits = this.head(tape, p, h);
     const lmLoss = nn.crossEntropy(tape, logits, batch.targets);
 
-    const runModule = (opts.module ?? true) && c.recycle !== null && T >= 2;
-    if (!runModule) return { loss: lmLoss, lmLoss, recycleLoss: null, logits, recycleLogits: null };
+    const runModule = (opts.module ?? true) && this.chain !== null && T >= 2;
+    if (!runModule)
+      return { loss: lmLoss, lmLoss, recycleLoss: null, recycleDepths: null, logits, recycleLogits: null };
 
-    // ---- module: rows (b, t) for t = 0..T−2, i.e. B*(T−1) rows
+    // ---- module: anchor rows (b, t) for t = 0..T−2, i.e. B*(T−1) rows, unrolled over k depths
     const Tm = T - 1;
     const hRows = reshape(nn.sliceCols(tape, reshape(h, [B, T * C]), 0, Tm * C), [B * Tm, C]);
-    const nextIds = new Int32Array(B * Tm);
-    const targets2 = new Int32Array(B * Tm);
-    for (let b = 0; b < B; b++) {
-      nextIds.set(batch.inputs.subarray(b * T + 1, b * T + T), b * Tm);
-      targets2.set(batch.targets2.subarray(b * T, b * T + Tm), b * Tm);
-    }
-    const e = nn.embedding(tape, nextIds, p.get(top.tokenEmbedding));
-    let m = nn.linear(
-      tape,
-      nn.concatCols(tape, hRows, e),
-      p.get('recycle.in_proj.weight'),
-      p.get('recycle.in_proj.bias'),
-    );
-    const mpos = this.positions.get(B, Tm);
-    const moduleOps = new TapeBlockOps(tape, p, c, B, Tm, mpos, this.rope);
-    for (const n of this.moduleBlocks) m = blockForward(moduleOps, n, m);
-    const recycleLogits = this.head(tape, p, m);
-    const recycleLoss = nn.crossEntropy(tape, recycleLogits, targets2);
+    const chain = this.chain!.forward(tape, p, batch, hRows, {
+      depth: opts.depth ?? 1,
+      ...(opts.depthWeights ? { weights: opts.depthWeights } : {}),
+    });
     const lambda = opts.lossWeight ?? c.recycle!.lossWeight;
-    const loss = nn.weightedSum(tape, lmLoss, recycleLoss, lambda);
-    return { loss, lmLoss, recycleLoss, logits, recycleLogits };
+    const loss = nn.weightedSum(tape, lmLoss, chain.loss, lambda);
+    return {
+      loss,
+      lmLoss,
+      recycleLoss: chain.losses[0]!,
+      recycleDepths: chain,
+      logits,
+      recycleLogits: chain.logits[0]!,
+    };
   }
 
   private checkBatch(batch: GraphBatch): void {
@@ -181,72 +185,5 @@ export class TrainGraph {
       p.get(top.head),
       null,
     );
-  }
-}
-
-/** The model's norm (blocks and the final one) on the tape. */
-export function normOnTape(tape: Tape, p: ParamSource, c: ModelConfig, x: Tensor, w: string, b: string | null): Tensor {
-  return normKind(c) === 'layer'
-    ? nn.layerNorm(tape, x, p.get(w), p.get(b!), c.normEps)
-    : nn.rmsNorm(tape, x, p.get(w), c.normEps);
-}
-
-/**
- * The block's operations on the tape, for B sequences of T rows (row b*T + t sits at position t): the training graph's
- * and the frozen-base module graph's (train/module-graph.ts).
- */
-export class TapeBlockOps implements BlockOps<Tensor> {
-  constructor(
-    private readonly tape: Tape,
-    private readonly p: ParamSource,
-    private readonly c: ModelConfig,
-    private readonly B: number,
-    private readonly T: number,
-    private readonly pos: Int32Array,
-    private readonly rope: number | RopeTable,
-  ) {}
-
-  norm(x: Tensor, w: string, b: string | null): Tensor {
-    return normOnTape(this.tape, this.p, this.c, x, w, b);
-  }
-
-  attention(a: Tensor, n: BlockNames): Tensor {
-    const { tape, p, c, B, T, pos, rope } = this,
-      C = c.hidden,
-      H = c.nHeads,
-      G = c.nKvHeads,
-      D = c.headDim;
-    let q: Tensor, k: Tensor, v: Tensor;
-    if (n.qkv) {
-      // GPT-2's fused c_attn [3C, C]: rows 0..C are q, C..2C k, 2C..3C v (views share data and grad)
-      const W = p.get(n.qkv),
-        Wb = p.get(n.qkvBias!);
-      q = nn.linear(tape, a, rowsView(W, 0, C), rowsView(Wb, 0, C));
-      k = nn.linear(tape, a, rowsView(W, C, C), rowsView(Wb, C, C));
-      v = nn.linear(tape, a, rowsView(W, 2 * C, C), rowsView(Wb, 2 * C, C));
-    } else {
-      const R = B * T;
-      const proj = (w: string, b: string | null): Tensor => nn.linear(tape, a, p.get(w), b ? p.get(b) : null);
-      q = nn.rope(tape, proj(n.q!, n.qBias), R, H, D, pos, rope);
-      k = nn.rope(tape, proj(n.k!, n.kBias), R, G, D, pos, rope);
-      v = proj(n.v!, n.vBias);
-    }
-    return nn.attention(tape, q, k, v, { B, T, H, G, D });
-  }
-
-  linear(x: Tensor, w: string, b: string | null): Tensor {
-    return nn.linear(this.tape, x, this.p.get(w), b ? this.p.get(b) : null);
-  }
-
-  gelu(x: Tensor): Tensor {
-    return nn.gelu(this.tape, x);
-  }
-
-  swiglu(gate: Tensor, up: Tensor): Tensor {
-    return nn.swiglu(this.tape, gate, up);
-  }
-
-  residual(x: Tensor, y: Tensor): Tensor {
-    return nn.add(this.tape, x, y);
   }
 }

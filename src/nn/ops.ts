@@ -295,3 +295,22 @@ export function weightedSum(tape: Tape, a: Tensor, b: Tensor, alpha: number): Te
   });
   return out;
 }
+
+/** Σ_i w_i·x_i for scalars x_i[1] (the k-step recycle loss over depths). */
+export function weightedSumN(tape: Tape, xs: readonly Tensor[], weights: readonly number[]): Tensor {
+  const op = 'weightedSumN';
+  if (xs.length === 0 || xs.length !== weights.length)
+    throw new Error(`${op}: ${xs.length} scalars and ${weights.length} weights (need the same number, ≥ 1)`);
+  for (const [i, x] of xs.entries())
+    if (x.size !== 1) throw new Error(`${op}: term ${i} has shape ${shapeToString(x.shape)}, expected a scalar`);
+  for (const [i, w] of weights.entries())
+    if (!Number.isFinite(w)) throw new Error(`${op}: weight ${i} must be finite, got ${w}`);
+  const out = tape.tensor([1], tape.needsGrad(...xs));
+  let sum = 0;
+  for (const [i, x] of xs.entries()) sum += weights[i]! * x.data[0]!;
+  out.data[0] = sum;
+  tape.record(out, (dout) => {
+    for (const [i, x] of xs.entries()) if (x.grad) x.grad[0] += weights[i]! * dout[0]!;
+  });
+  return out;
+}

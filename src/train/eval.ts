@@ -10,6 +10,7 @@ import type { ModelConfig } from '../model/config.js';
 import { TrainGraph, weightsSource, type ParamSource } from '../model/graph.js';
 import type { Weights } from '../model/weights.js';
 import { Tape } from '../nn/tape.js';
+import type { DepthEval } from './log.js';
 import type { FrozenBase, ModuleGraph } from './module-graph.js';
 
 export interface EvalResult {
@@ -24,6 +25,8 @@ export interface EvalResult {
   tokens: number;
   /** Positions scored by the recycle head. */
   tokens_recycle: number;
+  /** The module chain at each depth 1..EvalOptions.depth (empty without a module). */
+  depths: DepthEval[];
 }
 
 export interface EvalOptions {
@@ -36,10 +39,75 @@ export interface EvalOptions {
   maxBatches?: number;
   /** A no-grad tape to reuse between calls (its arena is recycled). */
   tape?: Tape;
+  /** Depths of the module chain to evaluate (default 1; model/module-chain.ts). */
+  depth?: number;
+}
+
+/** Sums per depth: loss over the rows with a target, agreement where the base has a prediction for that token. */
+class DepthTally {
+  private readonly loss: number[];
+  private readonly rows: number[];
+  private readonly agree: number[];
+  private readonly compared: number[];
+
+  constructor(readonly depth: number) {
+    [this.loss, this.rows, this.agree, this.compared] = [0, 0, 0, 0].map(() => new Array<number>(depth).fill(0));
+  }
+
+  /**
+   * One batch: per depth j the chain's mean loss, logits and targets (rows b·(T−1)+t); `baseTop(b, s)` is the base's
+   * argmax at position s (s ≤ T−1), the token the base would put at s+1.
+   */
+  add(
+    B: number,
+    T: number,
+    V: number,
+    d: { losses: { data: Float32Array }[]; logits: { data: Float32Array }[]; targets: Int32Array[] },
+    baseTop: (b: number, s: number) => number,
+  ): void {
+    const Tm = T - 1;
+    for (let j = 1; j <= this.depth; j++) {
+      const targets = d.targets[j - 1]!,
+        logits = d.logits[j - 1]!.data;
+      let counted = 0;
+      for (let r = 0; r < targets.length; r++) if (targets[r] !== -1) counted++;
+      this.loss[j - 1]! += d.losses[j - 1]!.data[0]! * counted;
+      this.rows[j - 1]! += counted;
+      for (let b = 0; b < B; b++) {
+        for (let t = 0; t + j <= T - 1; t++) {
+          const r = b * Tm + t;
+          if (targets[r] === -1) continue;
+          this.compared[j - 1]!++;
+          if (argmax(logits, r * V, V) === baseTop(b, t + j)) this.agree[j - 1]!++;
+        }
+      }
+    }
+  }
+
+  result(): DepthEval[] {
+    return this.loss.map((sum, i) => {
+      const loss = sum / Math.max(1, this.rows[i]!);
+      return {
+        depth: i + 1,
+        loss,
+        ppl: Math.exp(loss),
+        agreement_top1: this.agree[i]! / Math.max(1, this.compared[i]!),
+        tokens: this.rows[i]!,
+        tokens_agreement: this.compared[i]!,
+      };
+    });
+  }
 }
 
 /** Mean losses, perplexities and agreement from the sums over the evaluated rows. */
-function evalResult(sumNext: number, nNext: number, sumRec: number, nRec: number, agree: number): EvalResult {
+function evalResult(
+  sumNext: number,
+  nNext: number,
+  sumRec: number,
+  nRec: number,
+  agree: number,
+  depths: DepthEval[],
+): EvalResult {
   const lossNext = sumNext / nNext;
   const lossRec = nRec > 0 ? sumRec / nRec : null;
   return {
@@ -50,6 +118,7 @@ function evalResult(sumNext: number, nNext: number, sumRec: number, nRec: number
     agreement_top1: nRec > 0 ? agree / nRec : null,
     tokens: nNext,
     tokens_recycle: nRec,
+    depths: nRec > 0 ? depths : [],
   };
 }
 
@@ -86,6 +155,7 @@ export function evaluateParams(
   const tape = opts.tape ?? new Tape(opts.backend, { grad: false });
   if (tape.gradEnabled) throw new Error('eval: the tape must be created with {grad: false}');
   const V = config.vocabSize;
+  const tally = new DepthTally(opts.depth ?? 1);
   let sumNext = 0,
     nNext = 0,
     sumRec = 0,
@@ -95,7 +165,7 @@ export function evaluateParams(
   for (const batch of evalBatches(tokens, batchSize, T)) {
     if (batches++ >= maxBatches) break;
     tape.reset();
-    const out = graph.forward(tape, params, batch);
+    const out = graph.forward(tape, params, batch, { depth: tally.depth });
     const rowsNext = batch.B * T;
     sumNext += out.lmLoss.data[0]! * rowsNext;
     nNext += rowsNext;
@@ -105,6 +175,7 @@ export function evaluateParams(
       nRec += rowsRec;
       const base = out.logits.data,
         rec = out.recycleLogits.data;
+      tally.add(batch.B, T, V, out.recycleDepths!, (b, s) => argmax(base, (b * T + s) * V, V));
       for (let b = 0; b < batch.B; b++) {
         for (let t = 0; t < T - 1; t++) {
           if (argmax(rec, (b * (T - 1) + t) * V, V) === argmax(base, (b * T + t + 1) * V, V)) agree++;
@@ -113,7 +184,7 @@ export function evaluateParams(
     }
   }
   tape.reset();
-  return evalResult(sumNext, nNext, sumRec, nRec, agree);
+  return evalResult(sumNext, nNext, sumRec, nRec, agree, tally.result());
 }
 
 /** Evaluate a loaded model (loadModelDir) on a token stream. */
@@ -152,6 +223,7 @@ export function evaluateModule(
   if (tape.gradEnabled) throw new Error('eval: the tape must be created with {grad: false}');
   const V = config.vocabSize,
     C = config.hidden;
+  const tally = new DepthTally(opts.depth ?? graph.chainOptions.depth);
   let sumNext = 0,
     nNext = 0,
     sumRec = 0,
@@ -178,7 +250,8 @@ export function evaluateModule(
       }
     });
     tape.reset();
-    const out = graph.forward(tape, params, batch, h);
+    const out = graph.forward(tape, params, batch, h, tally.depth);
+    tally.add(batch.B, T, V, out.depths, (b, s) => baseTop[b * T + s]!);
     sumRec += out.recycleLoss.data[0]! * rows;
     nRec += rows;
     const rec = out.recycleLogits.data;
@@ -186,5 +259,5 @@ export function evaluateModule(
       for (let t = 0; t < T - 1; t++) if (argmax(rec, (b * (T - 1) + t) * V, V) === baseTop[b * T + t + 1]) agree++;
   }
   tape.reset();
-  return evalResult(sumNext, nNext, sumRec, nRec, agree);
+  return evalResult(sumNext, nNext, sumRec, nRec, agree, tally.result());
 }

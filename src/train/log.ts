@@ -16,7 +16,10 @@ export interface TrainRow {
   loss: number;
   /** null when the base is frozen (its loss cannot change; evaluation reports it). */
   lm_loss: number | null;
+  /** CE of the recycle head at depth 1 (the paper's recycle loss). */
   recycle_loss: number | null;
+  /** With a k-step recycle loss (k > 1): CE at each depth 1..k; the loss uses λ·Σ_j w_j·CE_j. */
+  recycle_loss_depths?: number[];
   lr: number;
   /** Global gradient L2 norm before clipping. */
   grad_norm: number;
@@ -34,6 +37,21 @@ export interface EvalRow {
   ppl_recycle: number | null;
   agreement_top1: number | null;
   tokens: number;
+  /** With a k-step recycle loss (k > 1): loss and top-1 agreement with the base at each depth 1..k. */
+  depths?: DepthEval[];
+}
+
+/** One depth of the module chain on held-out text (train/eval.ts). */
+export interface DepthEval {
+  depth: number;
+  /** Mean CE against x_{t+depth+1}. */
+  loss: number;
+  ppl: number;
+  /** argmax at depth j, anchor t == the base's argmax at position t+j. */
+  agreement_top1: number;
+  /** Rows scored (loss) and rows compared with the base (agreement). */
+  tokens: number;
+  tokens_agreement: number;
 }
 
 export type LogRow = TrainRow | EvalRow;

@@ -8,6 +8,8 @@
  *   u       = module blocks(m)                                          (trainable)
  *   rlogits = head(u)  (the base's final norm and head: frozen, but dlogits → du flows through them)
  *   loss    = CE(rlogits, x_{t+2}); backward seeded with λ
+ * or, with the k-step recycle loss, the module unrolled on its own states (model/module-chain.ts):
+ *   loss    = Σ_j w_j · CE(depth j's logits, x_{t+j+1}).
  *
  * This is the same function of the module's parameters as TrainGraph.forward with a frozen base (the LM term's
  * gradient is zero there), so losses and module gradients agree with it to float32 rounding (test/train-module).
@@ -15,14 +17,11 @@
  */
 import type { Backend } from '../kernels/backend.js';
 import type { ModelConfig } from '../model/config.js';
-import { blockForward } from '../model/block.js';
-import { normOnTape, TapeBlockOps, type GraphBatch, type ParamSource } from '../model/graph.js';
+import type { GraphBatch, ParamSource } from '../model/graph.js';
 import { InferenceModel, type ForwardScratch } from '../model/infer.js';
 import type { KVCache } from '../model/kv-cache.js';
-import { blockNames, modulePrefix, topNames, type BlockNames } from '../model/names.js';
-import { ropeFor, type RopeTable } from '../model/rope.js';
+import { ModuleChain, type ChainOptions } from '../model/module-chain.js';
 import type { Weights } from '../model/weights.js';
-import * as nn from '../nn/ops.js';
 import type { Tape } from '../nn/tape.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -66,70 +65,43 @@ export class FrozenBase {
 }
 
 export interface ModuleOutput {
-  /** CE of the recycle head, [1] (mean over rows whose target is not −1). */
+  /** Σ_j w_j·CE_j over the chain's depths, [1]; backward seeded with λ. */
+  loss: Tensor;
+  /** CE of the recycle head at depth 1, [1] (mean over rows whose target is not −1). */
   recycleLoss: Tensor;
   /** [B·(T−1), V]: row b·(T−1)+t predicts x_{t+2}. */
   recycleLogits: Tensor;
+  /** Per depth j = 1..k: CE, logits (row b·(T−1)+t predicts x_{t+j+1}) and targets. */
+  depths: { losses: Tensor[]; logits: Tensor[]; targets: Int32Array[] };
 }
 
-/** Position ids 0..T−2 repeated for B rows, and the module's next ids / targets, cached per shape. */
+/** The module chain (model/module-chain.ts) over h rows that are data (the frozen base's), not tape tensors. */
 export class ModuleGraph {
-  private readonly blocks: BlockNames[];
-  private readonly posCache = new Map<string, Int32Array>();
-  private readonly rope: number | RopeTable;
+  private readonly chain: ModuleChain;
 
-  constructor(readonly config: ModelConfig) {
+  constructor(
+    readonly config: ModelConfig,
+    /** The k-step recycle loss: depth and per-depth weights (default: depth 1). */
+    readonly chainOptions: ChainOptions = { depth: 1 },
+  ) {
     if (!config.recycle) throw new Error('ModuleGraph: the model has no recyclable module');
-    this.blocks = Array.from({ length: config.recycle.numLayers }, (_, l) => blockNames(config, modulePrefix(l)));
-    this.rope = ropeFor(config);
-  }
-
-  private positions(B: number, T: number): Int32Array {
-    const key = `${B}x${T}`;
-    let p = this.posCache.get(key);
-    if (!p) {
-      p = new Int32Array(B * T);
-      for (let i = 0; i < p.length; i++) p[i] = i % T;
-      this.posCache.set(key, p);
-    }
-    return p;
+    this.chain = new ModuleChain(config);
   }
 
   /**
    * The module on the tape over `h` [B·(T−1), C] (FrozenBase.hidden's layout). Gradients reach only the parameters
-   * of `p` that carry a grad (recycle.*); call tape.backward(out.recycleLoss, λ) for them.
+   * of `p` that carry a grad (recycle.*); call tape.backward(out.loss, λ) for them. `depth`: unroll the chain this
+   * far instead of the training depth (evaluation).
    */
-  forward(tape: Tape, p: ParamSource, batch: GraphBatch, h: Float32Array): ModuleOutput {
-    const c = this.config,
-      { B, T } = batch,
-      C = c.hidden,
-      Tm = T - 1;
+  forward(tape: Tape, p: ParamSource, batch: GraphBatch, h: Float32Array, depth?: number): ModuleOutput {
+    const { B, T } = batch,
+      C = this.config.hidden,
+      R = B * (T - 1);
     if (T < 2) throw new Error(`ModuleGraph: sequence length ${T} leaves no module rows (need T ≥ 2)`);
-    const R = B * Tm;
-    const nextIds = new Int32Array(R);
-    const targets2 = new Int32Array(R);
-    for (let b = 0; b < B; b++) {
-      nextIds.set(batch.inputs.subarray(b * T + 1, b * T + T), b * Tm);
-      targets2.set(batch.targets2.subarray(b * T, b * T + Tm), b * Tm);
-    }
-    const top = topNames(c);
-    const hRows = new Tensor([R, C], h.subarray(0, R * C));
-    const e = nn.embedding(tape, nextIds, p.get(top.tokenEmbedding));
-    let m = nn.linear(
-      tape,
-      nn.concatCols(tape, hRows, e),
-      p.get('recycle.in_proj.weight'),
-      p.get('recycle.in_proj.bias'),
-    );
-    const ops = new TapeBlockOps(tape, p, c, B, Tm, this.positions(B, Tm), this.rope);
-    for (const n of this.blocks) m = blockForward(ops, n, m);
-    const recycleLogits = nn.linear(
-      tape,
-      normOnTape(tape, p, c, m, top.finalNorm, top.finalNormBias),
-      p.get(top.head),
-      null,
-    );
-    const recycleLoss = nn.crossEntropy(tape, recycleLogits, targets2);
-    return { recycleLoss, recycleLogits };
+    if (h.length < R * C) throw new Error(`ModuleGraph: h has ${h.length} values, need ${R * C}`);
+    // another depth than the training chain's (evaluation): that depth's default weights
+    const opts = depth === undefined || depth === this.chainOptions.depth ? this.chainOptions : { depth };
+    const out = this.chain.forward(tape, p, batch, new Tensor([R, C], h.subarray(0, R * C)), opts);
+    return { loss: out.loss, recycleLoss: out.losses[0]!, recycleLogits: out.logits[0]!, depths: out };
   }
 }

@@ -4,6 +4,8 @@
  * change when continuing).
  */
 
+import { defaultDepthWeights, MAX_RECYCLE_DEPTH } from '../model/module-chain.js';
+
 export interface TrainOptions {
   /** Corpus SPEC: a text file, a folder of .txt files, `brown` or `nlp-corpus`. */
   data: string;
@@ -37,6 +39,10 @@ export interface TrainOptions {
   gradClip: number;
   /** λ of the recycle loss (null: the config's loss_weight). */
   lambda: number | null;
+  /** k of the k-step recycle loss: the module unrolled on its own states over k depths (model/module-chain.ts). */
+  recycleDepth: number;
+  /** w_1..w_k of the depths (null: 1, 1/2, 1/4, …). */
+  recycleDepthWeights: number[] | null;
   /** Evaluate both heads every N steps (0: never, except at the end). */
   evalEvery: number;
   evalBatches: number;
@@ -69,6 +75,8 @@ export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'data' | 'out'> = {
   weightDecay: 0.1,
   gradClip: 1.0,
   lambda: null,
+  recycleDepth: 1,
+  recycleDepthWeights: null,
   evalEvery: 100,
   evalBatches: 20,
   ckptEvery: 200,
@@ -90,7 +98,12 @@ export const RESUME_OVERRIDABLE: readonly (keyof TrainOptions)[] = [
 ];
 
 /** Options added after checkpoints were first written: an older state.json without them gets these values. */
-export const LATER_OPTIONS: Partial<TrainOptions> = { ckptMinutes: null, evalFirst: false };
+export const LATER_OPTIONS: Partial<TrainOptions> = {
+  ckptMinutes: null,
+  evalFirst: false,
+  recycleDepth: 1,
+  recycleDepthWeights: null,
+};
 
 /**
  * Upper bounds: far beyond any run this CPU trainer can do, low enough that a typo or a hand-edited checkpoint
@@ -146,6 +159,11 @@ const RULES: Record<keyof TrainOptions, [Check, string]> = {
   weightDecay: [isNum(0), 'a number >= 0'],
   gradClip: [isNum(0, true), 'a number > 0'],
   lambda: [orNull(isNum(0)), 'a number >= 0'],
+  recycleDepth: [isInt(1, MAX_RECYCLE_DEPTH), inRange(1, MAX_RECYCLE_DEPTH)],
+  recycleDepthWeights: [
+    orNull((v) => Array.isArray(v) && v.length >= 1 && v.every((w) => isNum(0)(w))),
+    'a list of numbers >= 0, one per depth',
+  ],
   evalEvery: [isInt(0, LIMITS.evalEvery), inRange(0, LIMITS.evalEvery)],
   evalBatches: [isInt(1, LIMITS.evalBatches), inRange(1, LIMITS.evalBatches)],
   ckptEvery: [isInt(1, LIMITS.ckptEvery), inRange(1, LIMITS.ckptEvery)],
@@ -172,6 +190,11 @@ export function validateOptions(o: Record<string, unknown>, where: string): Trai
       `${where}: give only one of preset (${opts.preset}), config (${opts.config}) and base (${opts.base})`,
     );
   if (opts.freezeBase && opts.base === null) throw new Error(`${where}: freezeBase needs a base model (--base DIR)`);
+  if (opts.recycleDepthWeights !== null && opts.recycleDepthWeights.length !== opts.recycleDepth)
+    throw new Error(
+      `${where}: recycleDepthWeights has ${opts.recycleDepthWeights.length} weights ` +
+        `(${opts.recycleDepthWeights.join(',')}), recycleDepth is ${opts.recycleDepth}: give one weight per depth`,
+    );
   if (opts.minLr !== null && opts.minLr > opts.lr)
     throw new Error(`${where}: minLr ${opts.minLr} is above lr ${opts.lr}`);
   if (opts.warmup !== null && opts.warmup > opts.steps)
@@ -203,6 +226,11 @@ export function mergeResumeOptions(saved: TrainOptions, given: Partial<TrainOpti
     }
   }
   return validateOptions(merged as unknown as Record<string, unknown>, where);
+}
+
+/** The k-step recycle loss of a run: depth and per-depth weights after defaults. */
+export function chainOf(o: TrainOptions): { depth: number; weights: number[] } {
+  return { depth: o.recycleDepth, weights: o.recycleDepthWeights ?? defaultDepthWeights(o.recycleDepth) };
 }
 
 /** Warm-up steps and the cosine floor after defaults. */

@@ -38,7 +38,7 @@ import {
   type ModuleDtype,
 } from '../io/module-dir.js';
 import { LOG_FILE, TrainLog, type EvalRow, type TrainRow } from './log.js';
-import { mergeResumeOptions, resolveOptions, scheduleOf, type TrainOptions } from './options.js';
+import { chainOf, mergeResumeOptions, resolveOptions, scheduleOf, type TrainOptions } from './options.js';
 import { TrainParams } from './params.js';
 import { chooseTokenizer, initialModel, plannedVocab, tokenizeCorpus, tokenizerFromDir } from './setup.js';
 
@@ -274,7 +274,8 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
   if (o.threads !== null) be.setThreads(o.threads);
   const log = new TrainLog(path.join(out, LOG_FILE));
   const graph = new TrainGraph(s.config);
-  const moduleGraph = s.frozenBase ? new ModuleGraph(s.config) : null;
+  const chain = chainOf(o);
+  const moduleGraph = s.frozenBase ? new ModuleGraph(s.config, chain) : null;
   const hidden = s.frozenBase ? be.alloc.f32(o.batchSize * (o.seqLen! - 1) * s.config.hidden) : null;
   const tape = new Tape(be);
   const evalTape = new Tape(be, { grad: false });
@@ -307,6 +308,7 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
       batchSize: o.batchSize,
       maxBatches: o.evalBatches,
       tape: evalTape,
+      depth: chain.depth,
     };
     const r =
       moduleGraph && s.frozenBase
@@ -321,6 +323,7 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
       ppl_recycle: r.ppl_recycle,
       agreement_top1: r.agreement_top1,
       tokens: r.tokens,
+      ...(chain.depth > 1 ? { depths: r.depths } : {}),
     };
     const row = lastEval;
     logged(() => log.append(row));
@@ -374,26 +377,33 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
       lmLoss: number | null = 0,
       recLoss = 0,
       hasRec = false;
+    // CE per depth of the k-step recycle loss (mean over micro-batches), logged when k > 1
+    const depthLoss = new Array<number>(chain.depth).fill(0);
+    const addDepths = (losses: readonly { data: Float32Array }[]): void =>
+      losses.forEach((l, j) => (depthLoss[j]! += l.data[0]! / o.gradAccum));
     for (let micro = 0; micro < o.gradAccum && moduleGraph && s.frozenBase && hidden; micro++) {
       // frozen base: the base in inference mode gives h, only the module is on the tape
       tape.reset();
       const batch = s.sampler.next();
       s.frozenBase.hidden(batch, hidden);
       const outp = moduleGraph.forward(tape, s.params, batch, hidden);
+      addDepths(outp.depths.losses);
       if (hooks.injectNaN?.step === s.step + 1 && hooks.injectNaN.where === 'loss')
         outp.recycleLoss.data[0] = Number.NaN;
-      const r = outp.recycleLoss.data[0]!;
-      if (!Number.isFinite(r)) diverged(`the loss is ${r} (recycle)`);
+      const r = outp.recycleLoss.data[0]!,
+        chained = outp.loss.data[0]!;
+      if (!Number.isFinite(r) || !Number.isFinite(chained)) diverged(`the loss is ${chained} (recycle)`);
       const lambda = s.config.recycle!.lossWeight;
-      loss += (lambda * r) / o.gradAccum;
+      loss += (lambda * chained) / o.gradAccum;
       recLoss += r / o.gradAccum;
       hasRec = true;
       lmLoss = null;
-      tape.backward(outp.recycleLoss, lambda * (1 / o.gradAccum));
+      tape.backward(outp.loss, lambda * (1 / o.gradAccum));
     }
     for (let micro = 0; micro < o.gradAccum && !moduleGraph; micro++) {
       tape.reset();
-      const outp = graph.forward(tape, s.params, s.sampler.next());
+      const outp = graph.forward(tape, s.params, s.sampler.next(), { depth: chain.depth, depthWeights: chain.weights });
+      if (outp.recycleDepths) addDepths(outp.recycleDepths.losses);
       if (hooks.injectNaN?.step === s.step + 1 && hooks.injectNaN.where === 'loss') outp.loss.data[0] = Number.NaN;
       const l = outp.loss.data[0]!;
       if (!Number.isFinite(l))
@@ -417,6 +427,7 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
       loss,
       lm_loss: lmLoss,
       recycle_loss: hasRec ? recLoss : null,
+      ...(hasRec && chain.depth > 1 ? { recycle_loss_depths: depthLoss } : {}),
       lr: rate,
       grad_norm: gnorm,
       tokens_per_s: tokensPerStep / dt,
