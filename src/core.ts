@@ -32,6 +32,14 @@ export {
   type TokenSource,
 } from './generate/types.js';
 export { createRefBackend } from './kernels/ref.js';
+export {
+  createWasmBackend,
+  createWasmBackendFromModule,
+  WASM_KERNELS_URL,
+  type WasmBackend,
+  type WasmBackendOptions,
+  type WasmKernelsSource,
+} from './kernels/wasm.js';
 export type { Backend } from './kernels/backend.js';
 export { parseConfig, type ModelConfig } from './model/config.js';
 export { SafetensorsBytes, type Bytes, type LoadedTensor, type TensorInfo } from './io/safetensors-bytes.js';

@@ -1,10 +1,12 @@
 /**
  * Memory read bandwidth, measured in the same process as the decode benchmark (machines are noisy;
- * ARCHITECTURE.md §9): the native addon's streaming-read probe when the backend is native, else the backend's
- * sumSquares over a 512 MB array (on the ref backend that measures the JS loop, not DRAM; the method says so).
+ * ARCHITECTURE.md §9): the native addon's streaming-read probe when the backend is native (the module's when it is
+ * wasm), else the backend's sumSquares over a 512 MB array (on the ref backend that measures the JS loop, not DRAM;
+ * the method says so).
  */
 import type { Backend } from '../kernels/backend.js';
 import type { NativeBackend } from '../kernels/native.js';
+import type { WasmBackend } from '../kernels/wasm.js';
 
 export interface Bandwidth {
   /** GB/s (1e9 bytes per second): the median or the best of the passes (`stat`). */
@@ -33,6 +35,10 @@ export function measureReadBandwidth(
       gbs: bytes / pick(secs) / 1e9,
       method: `native readBandwidth, ${bytes >> 20} MB, ${how}, ${threads} thread(s)`,
     };
+  }
+  if (backend.name === 'wasm' && 'readBandwidth' in backend) {
+    const secs = (backend as WasmBackend).readBandwidth(bytes, repeats);
+    return { gbs: bytes / pick(secs) / 1e9, method: `wasm readBandwidth, ${bytes >> 20} MB, ${how}, 1 thread` };
   }
   const n = bytes / 4,
     x = new Float32Array(n).fill(1); // fill touches every page (untouched pages read as one zero page)

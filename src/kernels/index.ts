@@ -6,14 +6,18 @@
 import type { Backend } from './backend.js';
 import { createRefBackend } from './ref.js';
 import { createNativeBackend, loadNativeModule, type SimdPath } from './native.js';
+import { createNodeWasmBackend } from './wasm-node.js';
 
 export type { Backend, F32 } from './backend.js';
 export type { SimdPath } from './native.js';
 
-export type BackendKind = 'native' | 'ref' | 'auto';
+export type BackendKind = 'native' | 'ref' | 'wasm' | 'auto';
 
 export interface BackendOptions {
-  /** "native" (an error if the addon does not load), "ref", or "auto" (default): native, else ref with a warning. */
+  /**
+   * "native" (an error if the addon does not load), "ref", "wasm" (the same C++ compiled to WebAssembly, one thread),
+   * or "auto" (default): native, else ref with a warning.
+   */
   kind?: BackendKind;
   /** Threads for parallel kernels, 1..256 (native default: every core this process may use; ref: always 1). */
   threads?: number;
@@ -23,18 +27,24 @@ export interface BackendOptions {
   onWarning?: (message: string) => void;
 }
 
-const KINDS: readonly BackendKind[] = ['native', 'ref', 'auto'];
+const KINDS: readonly BackendKind[] = ['native', 'ref', 'wasm', 'auto'];
 const SIMD_PATHS: readonly SimdPath[] = ['avx512', 'avx2', 'scalar'];
 
 /** A fresh backend: nothing set on it (threads, SIMD path) is seen by another. */
 export function createBackend(opts: BackendOptions = {}): Backend {
   const kind = opts.kind ?? 'auto';
-  if (!KINDS.includes(kind)) throw new Error(`createBackend: kind must be "native", "ref" or "auto", got "${kind}"`);
+  if (!KINDS.includes(kind))
+    throw new Error(`createBackend: kind must be "native", "ref", "wasm" or "auto", got "${kind}"`);
   const { threads, simd } = opts;
   if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256))
     throw new Error(`createBackend: threads must be an integer 1..256, got ${threads}`);
   if (simd !== undefined && !SIMD_PATHS.includes(simd))
     throw new Error(`createBackend: simd must be "avx512", "avx2" or "scalar", got "${simd}"`);
+  if (kind === 'wasm') {
+    const wasm = createNodeWasmBackend();
+    if (threads !== undefined) wasm.setThreads(threads);
+    return wasm;
+  }
   if (kind !== 'ref') {
     let loadError: string | null = null;
     try {
@@ -73,14 +83,14 @@ function envInt(name: string): number | undefined {
 }
 
 /**
- * The process-wide backend of the command line: made once, from RECYCLEGPT_BACKEND (ref | native | auto, default
- * auto), RECYCLEGPT_THREADS and RECYCLEGPT_SIMD. Library code takes a backend from its caller instead.
+ * The process-wide backend of the command line: made once, from RECYCLEGPT_BACKEND (ref | native | wasm | auto,
+ * default auto), RECYCLEGPT_THREADS and RECYCLEGPT_SIMD. Library code takes a backend from its caller instead.
  */
 export function getBackend(opts: ProcessBackendOptions = {}): Backend {
   if (!current) {
     const want = process.env.RECYCLEGPT_BACKEND;
     if (want !== undefined && !KINDS.includes(want as BackendKind))
-      throw new Error(`RECYCLEGPT_BACKEND must be "ref", "native" or "auto", got "${want}"`);
+      throw new Error(`RECYCLEGPT_BACKEND must be "ref", "native", "wasm" or "auto", got "${want}"`);
     const simd = process.env.RECYCLEGPT_SIMD || undefined;
     if (simd !== undefined && !SIMD_PATHS.includes(simd as SimdPath))
       throw new Error(`RECYCLEGPT_SIMD must be "avx512", "avx2" or "scalar", got "${simd}"`);

@@ -1,0 +1,140 @@
+// Vector primitives for WebAssembly SIMD128 (4 floats). Included inside the rg_wasm namespace by
+// native/wasm/kernels_wasm.cc, which is compiled with clang --target=wasm32 -msimd128.
+//
+// SIMD128 has no fused multiply-add (relaxed-simd's is not deterministic across engines), so vfma rounds twice,
+// as the scalar path does; max / min follow the scalar path's `a > b ? a : b` (NaN and ±0 included) instead of
+// f32x4.max's NaN propagation. Half-precision and int8 weights widen in integer lanes, exactly (kernels.h).
+#include <wasm_simd128.h>
+
+constexpr int W = 4;
+typedef v128_t V;
+
+// GEMM micro-tile: 4 rows × 2 vectors = 8 accumulators, leaving room in the 16 xmm registers that engines map
+// v128 values to (some are reserved as scratch).
+constexpr int GEMM_MR = 4;
+constexpr int GEMM_NV = 2;
+
+static inline V vzero() { return wasm_f32x4_splat(0.0f); }
+static inline V vset1(float a) { return wasm_f32x4_splat(a); }
+static inline V vload(const float* p) { return wasm_v128_load(p); }
+static inline void vstore(float* p, V a) { wasm_v128_store(p, a); }
+// First n (0 <= n <= W) lanes from p, zero elsewhere; lanes past n are not read (they may lie past memory's end).
+static inline V vload_n(const float* p, int n) {
+  if (n >= W) return wasm_v128_load(p);
+  float t[W] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int i = 0; i < n; ++i) t[i] = p[i];
+  return wasm_v128_load(t);
+}
+static inline void vstore_n(float* p, V a, int n) {
+  if (n >= W) {
+    wasm_v128_store(p, a);
+    return;
+  }
+  float t[W];
+  wasm_v128_store(t, a);
+  for (int i = 0; i < n; ++i) p[i] = t[i];
+}
+static inline V vkeep_n(V a, int n) {
+  const V lane = wasm_i32x4_make(0, 1, 2, 3);
+  return wasm_v128_and(a, wasm_i32x4_gt(wasm_i32x4_splat(n), lane));
+}
+static inline V vadd(V a, V b) { return wasm_f32x4_add(a, b); }
+static inline V vsub(V a, V b) { return wasm_f32x4_sub(a, b); }
+static inline V vmul(V a, V b) { return wasm_f32x4_mul(a, b); }
+static inline V vdiv(V a, V b) { return wasm_f32x4_div(a, b); }
+static inline V vmax(V a, V b) { return wasm_v128_bitselect(a, b, wasm_f32x4_gt(a, b)); }
+static inline V vmin(V a, V b) { return wasm_v128_bitselect(a, b, wasm_f32x4_lt(a, b)); }
+static inline V vsqrt(V a) { return wasm_f32x4_sqrt(a); }
+// Not fused on this path: a·b rounded, then + c.
+static inline V vfma(V a, V b, V c) { return wasm_f32x4_add(wasm_f32x4_mul(a, b), c); }
+static inline V vfnma(V a, V b, V c) { return wasm_f32x4_sub(c, wasm_f32x4_mul(a, b)); }
+
+// Fixed pairwise order: (lane0 + lane2) + (lane1 + lane3).
+static inline float vhsum(V a) {
+  const V s2 = wasm_f32x4_add(a, wasm_i32x4_shuffle(a, a, 2, 3, 2, 3));
+  return wasm_f32x4_extract_lane(s2, 0) + wasm_f32x4_extract_lane(s2, 1);
+}
+static inline float vhmax(V a) {
+  float m = wasm_f32x4_extract_lane(a, 0);
+  const float l1 = wasm_f32x4_extract_lane(a, 1), l2 = wasm_f32x4_extract_lane(a, 2),
+              l3 = wasm_f32x4_extract_lane(a, 3);
+  m = l1 > m ? l1 : m;
+  m = l2 > m ? l2 : m;
+  return l3 > m ? l3 : m;
+}
+
+// Float64 accumulation of W floats: lanes 0-1 into lo, 2-3 into hi.
+typedef v128_t VD2;
+static inline VD2 vd_zero() { return wasm_f64x2_splat(0.0); }
+static inline void vsq_acc_f64(V a, VD2* lo, VD2* hi) {
+  const VD2 l = wasm_f64x2_promote_low_f32x4(a);
+  const VD2 h = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(a, a, 2, 3, 2, 3));
+  *lo = wasm_f64x2_add(*lo, wasm_f64x2_mul(l, l));
+  *hi = wasm_f64x2_add(*hi, wasm_f64x2_mul(h, h));
+}
+static inline void vacc_f64(V a, VD2* lo, VD2* hi) {
+  *lo = wasm_f64x2_add(*lo, wasm_f64x2_promote_low_f32x4(a));
+  *hi = wasm_f64x2_add(*hi, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(a, a, 2, 3, 2, 3)));
+}
+static inline double vd_hsum(VD2 a) { return wasm_f64x2_extract_lane(a, 0) + wasm_f64x2_extract_lane(a, 1); }
+
+// exp(x), the Cephes polynomial of simd_avx2.h with separate multiplies and adds; inputs clamped to [-87.3, 88] so
+// that 2^n can be built from exponent bits.
+static inline V vexp(V x) {
+  x = wasm_f32x4_min(x, wasm_f32x4_splat(88.0f));
+  x = wasm_f32x4_max(x, wasm_f32x4_splat(-87.3365478515625f));
+  const V n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
+  V r = vfnma(n, wasm_f32x4_splat(0.693359375f), x);
+  r = vfnma(n, wasm_f32x4_splat(-2.12194440e-4f), r);
+  V p = wasm_f32x4_splat(1.9875691500e-4f);
+  p = vfma(p, r, wasm_f32x4_splat(1.3981999507e-3f));
+  p = vfma(p, r, wasm_f32x4_splat(8.3334519073e-3f));
+  p = vfma(p, r, wasm_f32x4_splat(4.1665795894e-2f));
+  p = vfma(p, r, wasm_f32x4_splat(1.6666665459e-1f));
+  p = vfma(p, r, wasm_f32x4_splat(5.0000001201e-1f));
+  const V y = vfma(p, wasm_f32x4_mul(r, r), wasm_f32x4_add(r, wasm_f32x4_splat(1.0f)));
+  const V e = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  return wasm_f32x4_mul(y, e);
+}
+
+// In-register transpose of a 4×4 block (GEMM packing).
+static inline void vtranspose(V r[W]) {
+  const V t0 = wasm_i32x4_shuffle(r[0], r[1], 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(r[0], r[1], 2, 6, 3, 7);
+  const V t2 = wasm_i32x4_shuffle(r[2], r[3], 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(r[2], r[3], 2, 6, 3, 7);
+  r[0] = wasm_i64x2_shuffle(t0, t2, 0, 2);
+  r[1] = wasm_i64x2_shuffle(t0, t2, 1, 3);
+  r[2] = wasm_i64x2_shuffle(t1, t3, 0, 2);
+  r[3] = wasm_i64x2_shuffle(t1, t3, 1, 3);
+}
+
+// No cheap two-source permute worth it here: misaligned streams use plain unaligned loads (see simd_avx512.h).
+constexpr bool HAVE_COMBINE = false;
+typedef int VIdx;
+static inline int misalign(const float*) { return 0; }
+static inline VIdx combine_index(int s) { return s; }
+static inline V vcombine(V lo, V, VIdx) { return lo; }
+
+static inline void prefetch_l1(const void*) {}  // WebAssembly has no prefetch
+
+// Weight storage to float32, exact (kernels.h's WeightRef), with the results of simd_scalar.h's conversions:
+// float16 bits widen through integer lanes (subnormals through one exact float subtraction; NaN made quiet).
+static inline V f16_lanes_to_f32(V h) {
+  const V shifted = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13);
+  const V exp = wasm_v128_and(shifted, wasm_i32x4_splat(0x0f800000));
+  const V normal = wasm_i32x4_add(shifted, wasm_i32x4_splat(112 << 23));
+  const V mant = wasm_v128_and(h, wasm_i32x4_splat(0x3ff));
+  const V quiet = wasm_v128_and(wasm_i32x4_ne(mant, wasm_i32x4_splat(0)), wasm_i32x4_splat(0x400000));
+  const V special = wasm_v128_or(wasm_i32x4_add(normal, wasm_i32x4_splat(112 << 23)), quiet);  // inf, NaN
+  // zero / subnormal m·2^-24: the float with bits (113 << 23) + m·2^13 is 2^-14 + m·2^-24, exact; minus 2^-14
+  const V sub = wasm_f32x4_sub(wasm_i32x4_add(shifted, wasm_i32x4_splat(113 << 23)), wasm_i32x4_splat(113 << 23));
+  V o = wasm_v128_bitselect(special, normal, wasm_i32x4_eq(exp, wasm_i32x4_splat(0x0f800000)));
+  o = wasm_v128_bitselect(sub, o, wasm_i32x4_eq(exp, wasm_i32x4_splat(0)));
+  return wasm_v128_or(o, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
+}
+static inline V vload_f16(const uint16_t* p) { return f16_lanes_to_f32(wasm_u32x4_load16x4(p)); }
+static inline V vload_bf16(const uint16_t* p) { return wasm_i32x4_shl(wasm_u32x4_load16x4(p), 16); }
+static inline V vload_i8(const int8_t* p) {
+  const V b = wasm_v128_load32_zero(p);
+  return wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(wasm_i16x8_extend_low_i8x16(b)));
+}
+static inline float f16_to_f32(uint16_t h) { return wasm_f32x4_extract_lane(f16_lanes_to_f32(wasm_i32x4_splat(h)), 0); }
