@@ -7,6 +7,8 @@ export class TokenHistory {
   /** Distinct ids in order of first appearance. */
   readonly distinct: number[] = [];
   private readonly seen: Uint8Array;
+  /** Per position: whether that push added the id to `distinct` (so `pop` can undo it). */
+  private readonly added: boolean[] = [];
 
   constructor(
     readonly vocabSize: number,
@@ -20,9 +22,21 @@ export class TokenHistory {
     if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize)
       throw new RangeError(`token id ${id} is outside the vocabulary (${this.vocabSize})`);
     this.ids.push(id);
-    if (!this.seen[id]) {
+    const fresh = !this.seen[id];
+    this.added.push(fresh);
+    if (fresh) {
       this.seen[id] = 1;
       this.distinct.push(id);
+    }
+  }
+
+  /** Remove the last id (chained drafting pushes its drafts for the draft steps' processors, then pops them). */
+  pop(): void {
+    const id = this.ids.pop();
+    if (id === undefined) throw new Error('TokenHistory.pop: the history is empty');
+    if (this.added.pop()) {
+      this.seen[id] = 0;
+      this.distinct.pop();
     }
   }
 

@@ -3,7 +3,7 @@
  * `top_k`, `top_p`, `min_p`, `repetition_penalty`, `eos_token_id`, `stop_strings`), plus `mode`, `seed` and an
  * `AbortSignal`. `resolveOptions` checks types and ranges and names the option and the value on error.
  */
-import { DECODE_MODES, type DecodeMode } from './types.js';
+import { DECODE_MODES, MAX_DRAFT_TOKENS, type DecodeMode, type DraftTokens } from './types.js';
 import { MAX_REPETITION_PENALTY, MIN_REPETITION_PENALTY, type SamplerSettings } from './sampler.js';
 
 export interface GenerationOptions {
@@ -31,6 +31,11 @@ export interface GenerationOptions {
   stop_strings?: string[];
   /** Cancels the generation: the stream / promise rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Drafts per full call in recycle / verified mode: 1..7 (default 1, the paper's schedule) or, for verified, 'auto'
+   * (the k with the most expected tokens/s from the acceptance measured so far and the measured call costs).
+   */
+  draft_tokens?: DraftTokens;
 }
 
 /** Validated options: the sampler's settings plus what the decoding loop needs. */
@@ -42,6 +47,7 @@ export interface ResolvedOptions extends SamplerSettings {
   eosTokenIds: number[] | null;
   stopStrings: string[];
   signal: AbortSignal | null;
+  draftTokens: DraftTokens;
 }
 
 export const DEFAULT_MAX_NEW_TOKENS = 128;
@@ -59,6 +65,7 @@ const KNOWN = new Set([
   'eos_token_id',
   'stop_strings',
   'signal',
+  'draft_tokens',
 ]);
 
 function fail(name: string, want: string, got: unknown): never {
@@ -103,6 +110,7 @@ export function resolveOptions(opts: GenerationOptions = {}): ResolvedOptions {
     fail('stop_strings', 'a list of non-empty strings', JSON.stringify(stops));
   const signal = o.signal ?? null;
   if (signal !== null && !(signal instanceof AbortSignal)) fail('signal', 'an AbortSignal', signal);
+  const draftTokens = draftTokensOption(o.draft_tokens, mode as DecodeMode);
   const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : int(o, 'seed', 0, 0, 2 ** 32 - 1);
   const resolved: ResolvedOptions = {
     mode: mode as DecodeMode,
@@ -123,9 +131,23 @@ export function resolveOptions(opts: GenerationOptions = {}): ResolvedOptions {
     eosTokenIds: eos,
     stopStrings: stops as string[],
     signal: signal as AbortSignal | null,
+    draftTokens,
   };
   RESOLVED.add(resolved);
   return resolved;
+}
+
+/** draft_tokens checked against the mode: 'auto' measures acceptance, so it needs verified mode. */
+function draftTokensOption(v: unknown, mode: DecodeMode): DraftTokens {
+  if (v === undefined) return 1;
+  const want = `an integer in [1, ${MAX_DRAFT_TOKENS}] or "auto"`;
+  if (v !== 'auto' && !(typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_DRAFT_TOKENS))
+    fail('draft_tokens', want, v);
+  if (v === 'auto' && mode !== 'verified')
+    throw new RangeError(`generation option draft_tokens "auto" needs mode "verified" (the mode is "${mode}")`);
+  if (v !== 1 && mode === 'standard')
+    throw new RangeError(`generation option draft_tokens applies to modes recycle and verified, not "standard"`);
+  return v as DraftTokens;
 }
 
 const RESOLVED = new WeakSet<object>();

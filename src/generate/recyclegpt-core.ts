@@ -202,7 +202,7 @@ export class GenerationStream implements AsyncIterable<StreamToken> {
     readonly options: ResolvedOptions,
     private readonly eos: readonly number[],
   ) {
-    this.statsRef = emptyStats(options.mode, promptIds.length, options.seed);
+    this.statsRef = emptyStats(options.mode, promptIds.length, options.seed, options.draftTokens);
   }
 
   get stats(): GenerationStats {

@@ -1,10 +1,12 @@
 /**
  * The sampler of one generation: the logits processors composed in transformers' order, a seeded uniform
  * source, and the three operations the decoding modes need — pick the next token (argmax or a draw), draft a
- * token from the module (remembering its distribution q), and verify a draft against the base's distribution p
- * (greedy: accept iff the draft is p's argmax; sampling: the speculative-sampling rule, accept with probability
- * min(1, p(d)/q(d)), else draw from normalize(max(0, p − q)), which leaves the output distributed as p).
- * p and q are always the distributions after the same processors with the same history.
+ * token from the module (remembering its distribution q, one per draft depth of a chain), and verify a draft
+ * against the base's distribution p (greedy: accept iff the draft is p's argmax; sampling: the speculative-sampling
+ * rule, accept with probability min(1, p(d)/q(d)), else draw from normalize(max(0, p − q)), which leaves the output
+ * distributed as p). p and q are always the distributions after the same processors with the same history. A chain
+ * of drafts d_1..d_k is verified depth by depth, each against the base's row given the accepted d_1..d_{j−1}; the
+ * first rejection ends it, which keeps every emitted token distributed as standard decoding's.
  *
  * Numerics: the processors work on a float32 row. The rescaling ones (repetition penalty, temperature) can overflow
  * it at extreme settings (temperature 1e-38, penalty 1e-50: ±Infinity, then NaN), so a row they leave non-finite is
@@ -53,12 +55,14 @@ export class Sampler {
   readonly processors: readonly LogitsProcessor[];
   private readonly work: Float32Array;
   private readonly p: Float64Array;
-  private readonly q: Float64Array;
+  /** The module's distribution of the pending draft at each depth (allocated on first use of a depth). */
+  private readonly qs: Float64Array[] = [];
   /** The stable path's float64 row (allocated on first use). */
   private wide: Float64Array | null = null;
   /** How many leading processors rescale the row (penalty, temperature); the others only filter it. */
   private readonly scaling: number;
-  private draftId = -1;
+  /** The pending draft at each depth (−1: none). */
+  private readonly draftIds: number[] = [];
 
   constructor(
     readonly settings: SamplerSettings,
@@ -87,7 +91,7 @@ export class Sampler {
     this.processors = list;
     this.work = new Float32Array(vocabSize);
     this.p = new Float64Array(vocabSize);
-    this.q = new Float64Array(vocabSize);
+    this.qs.push(new Float64Array(vocabSize));
   }
 
   get greedy(): boolean {
@@ -196,25 +200,46 @@ export class Sampler {
     return this.draw(this.distribution(logits, history, this.p));
   }
 
-  /** A draft from the module's logits row; its distribution q is kept for `verify`. */
-  draft(logits: Float32Array, history: TokenHistory): number {
-    this.draftId = this.greedy
-      ? this.greedyPick(logits, history)
-      : this.draw(this.distribution(logits, history, this.q));
-    return this.draftId;
+  /**
+   * A draft from the module's logits row at chain depth `depth` (0 = the first draft of a full call; a depth-0 draft
+   * starts a new chain and drops any pending one); its distribution q is kept for `verify` at the same depth.
+   */
+  draft(logits: Float32Array, history: TokenHistory, depth = 0): number {
+    const q = this.qAt(depth);
+    if (depth === 0) this.draftIds.fill(-1);
+    const id = this.greedy ? this.greedyPick(logits, history) : this.draw(this.distribution(logits, history, q));
+    this.draftIds[depth] = id;
+    return id;
   }
 
-  /** Verify the last draft against the base's logits row for the same position (same history as the draft). */
-  verify(logits: Float32Array, history: TokenHistory): Verdict {
-    const d = this.draftId;
-    if (d < 0) throw new Error('sampler.verify: no pending draft');
-    this.draftId = -1;
+  /**
+   * Verify the pending draft at `depth` against the base's logits row for the same position, with the history the
+   * base row saw (the prompt, the output and the accepted shallower drafts). A rejection drops the deeper drafts.
+   */
+  verify(logits: Float32Array, history: TokenHistory, depth = 0): Verdict {
+    const d = this.draftIds[depth] ?? -1;
+    if (d < 0) throw new Error(`sampler.verify: no pending draft at depth ${depth}`);
+    this.draftIds[depth] = -1;
+    const v = this.judge(d, logits, history, this.qs[depth]!);
+    if (!v.accepted) this.draftIds.fill(-1);
+    return v;
+  }
+
+  /** The q buffer of a draft depth (depths 0..7). */
+  private qAt(depth: number): Float64Array {
+    if (!(Number.isInteger(depth) && depth >= 0 && depth < 8))
+      throw new RangeError(`sampler.draft: depth must be an integer in [0, 8), got ${depth}`);
+    while (this.qs.length <= depth) this.qs.push(new Float64Array(this.vocabSize));
+    return this.qs[depth]!;
+  }
+
+  /** The acceptance test of one draft d drawn from q (the speculative-sampling rule; greedy: d = argmax p). */
+  private judge(d: number, logits: Float32Array, history: TokenHistory, q: Float64Array): Verdict {
     if (this.greedy) {
       const a = this.greedyPick(logits, history);
       return { accepted: a === d, token: a };
     }
-    const p = this.distribution(logits, history, this.p),
-      q = this.q;
+    const p = this.distribution(logits, history, this.p);
     const u = this.rng.next();
     if (u * q[d]! < p[d]!) return { accepted: true, token: d }; // u < min(1, p/q); q[d] > 0 as d was drawn from q
     let sum = 0;

@@ -2,10 +2,11 @@
  * The state one generation shares between its steps, whatever the mode: the model, the base and module KV
  * caches (kept in sync by position: module position t holds (h_t, x_{t+1})), the forward scratch, the token
  * history, the sampler, the stop conditions (EOS, max_new_tokens, context length), the AbortSignal and the live
- * statistics.
+ * statistics. Chained drafts (draft_tokens > 1) append module positions beyond the base's for one round; the mode
+ * rolls them back before the module catches up with real (h, x) pairs.
  */
 import type { KVCache } from '../model/kv-cache.js';
-import type { BaseOutput, ForwardScratch, InferenceModel, LogitRows } from '../model/infer.js';
+import type { BaseOutput, ForwardScratch, InferenceModel, LogitRows, ModuleOutput } from '../model/infer.js';
 import { TokenHistory } from './history.js';
 import type { ResolvedOptions } from './options.js';
 import { Sampler, seededUniform } from './sampler.js';
@@ -32,7 +33,13 @@ export interface ModuleCall {
   /** Rows (hidden[i], nextIds[i]) for the next module positions; logits of the last row are wanted. */
   readonly hidden: Float32Array;
   readonly nextIds: ArrayLike<number>;
+  /** Logits [1, V] of the last row. */
   result: Float32Array | null;
+  /**
+   * The module's hidden rows u [M, C] (its last block's output, before the final norm: forwardModuleOut's `hidden`),
+   * set together with `result`. A chained draft step feeds the last row back in place of h.
+   */
+  resultHidden: Float32Array | null;
 }
 
 export type ModelCall = BaseCall | ModuleCall;
@@ -76,7 +83,7 @@ export class DecodeSession {
     const V = model.config.vocabSize;
     this.history = new TokenHistory(V, prompt);
     this.sampler = new Sampler(options, V, seededUniform(options.seed));
-    this.stats = emptyStats(options.mode, prompt.length, options.seed);
+    this.stats = emptyStats(options.mode, prompt.length, options.seed, options.draftTokens);
     this.eos = new Set(eosIds);
     this.maxLength = Math.min(model.config.maxPositions, caches.base.maxT, caches.module?.maxT ?? Infinity);
     caches.base.reset();
@@ -122,20 +129,34 @@ export class DecodeSession {
 
   /** A module call on rows (h[i], nextIds[i]) at the next module positions; logits of the last row. */
   *module(hidden: Float32Array, nextIds: ArrayLike<number>): Generator<ModelCall, Float32Array, void> {
+    return (yield* this.moduleOut(hidden, nextIds)).logits;
+  }
+
+  /**
+   * A module call returning the logits of the last row and the module's hidden rows u. Not `chained`: the rows catch
+   * the module up with the base (module position t holds (h_t, x_{t+1}), so it ends level with the base cache).
+   * `chained`: one draft step ahead of the base, on the previous step's u and its draft (ARCHITECTURE.md §1.3).
+   */
+  *moduleOut(
+    hidden: Float32Array,
+    nextIds: ArrayLike<number>,
+    chained = false,
+  ): Generator<ModelCall, ModuleOutput, void> {
     this.checkAbort();
     const cache = this.caches.module;
     if (!cache) throw new Error('decode: this mode needs a module cache');
-    if (cache.length + nextIds.length !== this.caches.base.length) {
+    const base = this.caches.base.length;
+    if (chained ? cache.length < base : cache.length + nextIds.length !== base) {
       throw new Error(
-        `decode: module cache (${cache.length} + ${nextIds.length}) ` +
-          `out of step with the base cache (${this.caches.base.length})`,
+        `decode: module cache (${cache.length} + ${nextIds.length}${chained ? ', chained' : ''}) ` +
+          `out of step with the base cache (${base})`,
       );
     }
     this.stats.module_calls++;
-    const call: ModuleCall = { call: 'module', session: this, hidden, nextIds, result: null };
+    const call: ModuleCall = { call: 'module', session: this, hidden, nextIds, result: null, resultHidden: null };
     yield call;
-    if (!call.result) throw new Error('decode: a module call was resumed before it ran');
-    return call.result;
+    if (!call.result || !call.resultHidden) throw new Error('decode: a module call was resumed before it ran');
+    return { logits: call.result, hidden: call.resultHidden };
   }
 
   /** Run one of this session's calls by itself, on its caches and scratch. */
@@ -146,14 +167,20 @@ export class DecodeSession {
       call.result = this.model.forwardBase(call.ids, base, call.rows, scratch?.base);
     } else {
       if (!module) throw new Error('decode: this mode needs a module cache');
-      call.result = this.model.forwardModule(call.hidden, call.nextIds, module, 'last', scratch?.module ?? undefined);
+      const out = this.model.forwardModuleOut(call.hidden, call.nextIds, module, 'last', scratch?.module ?? undefined);
+      call.result = out.logits;
+      call.resultHidden = out.hidden;
     }
   }
 
-  /** Record a generated token; ends the generation on EOS or when no room is left. */
-  emit(id: number, source: TokenSource): TokenEvent {
+  /**
+   * Record a generated token; ends the generation on EOS or when no room is left. `depth`: the draft position of a
+   * recycled, accepted or replaced token (1 = the first draft after a full call); counted in the per-depth stats.
+   */
+  emit(id: number, source: TokenSource, depth?: number): TokenEvent {
     if (this.finished) throw new Error('decode: emit after the generation ended');
     const ev: TokenEvent = { id, source, index: this.output.length };
+    if (depth !== undefined) ev.depth = depth;
     this.output.push(id);
     this.history.push(id);
     const s = this.stats;
@@ -161,6 +188,11 @@ export class DecodeSession {
     if (source === 'accepted') s.accepted++;
     else if (source === 'replaced') s.rejected++;
     else if (source === 'recycled') s.recycled++;
+    if (depth !== undefined && source !== 'full') {
+      if (source === 'recycled') bump(s.drafted_by_depth, depth);
+      else bump(s.checked_by_depth, depth);
+      if (source === 'accepted') bump(s.accepted_by_depth, depth);
+    }
     s.seconds = (performance.now() - this.t0) / 1000;
     s.tokens_per_s = s.seconds > 0 ? s.tokens / s.seconds : 0;
     if (this.eos.has(id)) this.end('eos');
@@ -174,4 +206,10 @@ export class DecodeSession {
     this.finished = true;
     this.stats.finish_reason ??= reason;
   }
+}
+
+/** counts[depth − 1]++, growing the array with zeros. */
+export function bump(counts: number[], depth: number): void {
+  while (counts.length < depth) counts.push(0);
+  counts[depth - 1]!++;
 }

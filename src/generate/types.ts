@@ -24,7 +24,18 @@ export interface TokenEvent {
   source: TokenSource;
   /** 0 for the first generated token. */
   index: number;
+  /**
+   * For `recycled`, `accepted` and `replaced` tokens: the draft position within its full call (1 = the module's first
+   * draft after the full model's token, j = the j-th chained draft; for `replaced`, the depth of the rejected draft).
+   */
+  depth?: number;
 }
+
+/** Most drafts per full call: the pending token plus 7 drafts fill the 8-row small-M product (ARCHITECTURE.md §4). */
+export const MAX_DRAFT_TOKENS = 7;
+
+/** The draft_tokens option: a fixed k (1 = one draft per full call, the paper's schedule) or 'auto'. */
+export type DraftTokens = number | 'auto';
 
 /** Why a generation ended. `stop`: a stop string matched; `context`: the context length was reached. */
 export type FinishReason = 'eos' | 'length' | 'context' | 'stop';
@@ -43,6 +54,20 @@ export interface GenerationStats {
   rejected: number;
   /** Recycle mode: tokens emitted from the module unverified. */
   recycled: number;
+  /** The draft_tokens option (recycle, verified; 1 in standard). */
+  draft_tokens: DraftTokens;
+  /** The k of the latest full call that carried drafts (with 'auto', its latest choice); null before any. */
+  draft_tokens_chosen: number | null;
+  /** Full calls that carried k drafts, by k ("1".."7"). */
+  rounds_by_draft_tokens: Record<string, number>;
+  /**
+   * Per draft depth (index 0 = depth 1): drafts made (verified: sent to a full call; recycle: emitted), drafts the
+   * full call judged (every shallower draft of that call accepted; verified only) and drafts accepted. The
+   * acceptance at depth j given that depth j was reached is accepted_by_depth[j−1] / checked_by_depth[j−1].
+   */
+  drafted_by_depth: number[];
+  checked_by_depth: number[];
+  accepted_by_depth: number[];
   /** Wall time of the whole generation (prefill included), seconds. */
   seconds: number;
   prefill_seconds: number;
@@ -52,7 +77,12 @@ export interface GenerationStats {
   seed: number;
 }
 
-export function emptyStats(mode: DecodeMode, promptTokens: number, seed: number): GenerationStats {
+export function emptyStats(
+  mode: DecodeMode,
+  promptTokens: number,
+  seed: number,
+  draftTokens: DraftTokens = 1,
+): GenerationStats {
   return {
     mode,
     prompt_tokens: promptTokens,
@@ -62,6 +92,12 @@ export function emptyStats(mode: DecodeMode, promptTokens: number, seed: number)
     accepted: 0,
     rejected: 0,
     recycled: 0,
+    draft_tokens: draftTokens,
+    draft_tokens_chosen: null,
+    rounds_by_draft_tokens: {},
+    drafted_by_depth: [],
+    checked_by_depth: [],
+    accepted_by_depth: [],
     seconds: 0,
     prefill_seconds: 0,
     tokens_per_s: 0,

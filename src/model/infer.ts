@@ -78,6 +78,13 @@ export interface BaseOutput {
   logits: Float32Array;
 }
 
+export interface ModuleOutput {
+  /** u: the module's last block output (before the final norm), [M, C]. A view valid until the next call. */
+  hidden: Float32Array;
+  /** Logits [R, V] as in BaseOutput. */
+  logits: Float32Array;
+}
+
 export class InferenceModel {
   /** The scratch of calls that bring none (one set per model: such callers must not interleave). */
   private readonly base: ForwardScratch;
@@ -169,6 +176,21 @@ export class InferenceModel {
     logitRows: LogitRows = 'last',
     scratch: ForwardScratch = this.mod,
   ): Float32Array {
+    return this.forwardModuleOut(hidden, nextIds, cache, logitRows, scratch).logits;
+  }
+
+  /**
+   * forwardModule, also returning the module's hidden rows u [M, C] (its last block's output, before the final norm)
+   * as `hidden`: what a chained draft step feeds back in place of h (ARCHITECTURE.md §1.3). `hidden` may be a view
+   * of this same scratch's previous module output (it is copied into the concat buffer before anything is written).
+   */
+  forwardModuleOut(
+    hidden: Float32Array,
+    nextIds: ArrayLike<number>,
+    cache: KVCache,
+    logitRows: LogitRows = 'last',
+    scratch: ForwardScratch = this.mod,
+  ): ModuleOutput {
     const c = this.config,
       b = this.backend,
       s = scratch,
@@ -199,7 +221,7 @@ export class InferenceModel {
     for (let l = 0; l < this.moduleBlocks.length; l++)
       blockForward(this.ops.at(s, M, pos0, pos, cache, l), this.moduleBlocks[l]!, x);
     cache.advance(M);
-    return this.head(s, M, logitRows);
+    return { hidden: x, logits: this.head(s, M, logitRows) };
   }
 
   /** The M new rows of a call: room in the cache and scratch, ids checked into s.ids, positions pos0.. in s.pos. */

@@ -1,31 +1,55 @@
 /**
- * Recycle decoding, the paper's alternating schedule (lossy; ARCHITECTURE.md §1.3). Invariant at the top of the
- * loop: both caches hold positions 0..L−1 and x_L, x_{L+1} are emitted but pending. Each iteration:
- *   full call on [x_L, x_{L+1}] (one 2-row forward) → h_L, h_{L+1} and the distribution of x_{L+2};
- *   module call on (h_L, x_{L+1}), (h_{L+1}, x_{L+2}) → the distribution of x_{L+3}.
- * The prefill plays the first full call: prompt → x_n, then the module over every prompt position → x_{n+1}.
- * So tokens alternate full / recycled, and each full call yields two tokens.
+ * Recycle decoding, the paper's alternating schedule (lossy; ARCHITECTURE.md §1.3), with k module tokens per full
+ * call (draft_tokens; the paper's k = 1). Invariant at the top of the loop: the base cache holds positions 0..L−1,
+ * x_L (the full model's token) is emitted, and the module is owed its catch-up rows (h_t, x_{t+1}) up to position
+ * L−1. Each iteration:
+ *   catch-up module call → r_1 (for x_{L+1}) and the module's hidden u_1;
+ *   chained module calls j = 2..k, one row each on (u_{j−1}, r_{j−1}) → r_j; r_1..r_k are emitted unverified;
+ *   the module cache drops the k−1 chained rows;
+ *   full call on [x_L, r_1..r_k] (one (k+1)-row forward) → h for each and the distribution of x_{L+k+1}, emitted;
+ *   the module is owed rows (h_L, r_1), …, (h_{L+k}, x_{L+k+1}).
+ * The prefill plays the first full call. So each full call yields k + 1 tokens, k of them from the module.
  */
 import type { DecodeSession, DecodeStep } from '../session.js';
 
 export function* recycleDecode(s: DecodeSession): Generator<DecodeStep, void, void> {
+  const C = s.model.config.hidden;
+  const opt = s.options.draftTokens ?? 1;
+  if (opt === 'auto') throw new Error('decode: draft_tokens "auto" needs verified mode');
+  const moduleCache = s.caches.module;
+  if (!moduleCache) throw new Error('decode: recycle mode needs a module cache');
+  const chainInput = new Float32Array(C);
   const out = yield* s.prefill();
   let a = s.sampler.pick(out.logits, s.history);
   yield s.emit(a, 'full');
   if (s.done) return;
-  // Module positions 0..n−1: (h_t, x_{t+1}) for the prompt, the last pairing h_{n−1} with the new token.
-  const next = [...s.prompt.slice(1), a];
-  let b = s.sampler.pick(yield* s.module(out.hidden, next), s.history);
-  yield s.emit(b, 'recycled');
+  // Owed module rows: every prompt position, the last pairing h_{n−1} with the new token.
+  let oweHidden = out.hidden,
+    oweIds: number[] = [...s.prompt.slice(1), a];
+  const pending: number[] = [];
   for (;;) {
+    pending.length = 0;
+    pending.push(a);
+    let m = yield* s.moduleOut(oweHidden, oweIds);
+    for (let j = 1; j <= opt; j++) {
+      if (j > 1) {
+        chainInput.set(m.hidden.subarray(m.hidden.length - C));
+        m = yield* s.moduleOut(chainInput, [pending[j - 1]!], true);
+      }
+      const r = s.sampler.pick(m.logits, s.history);
+      pending.push(r);
+      yield s.emit(r, 'recycled', j);
+      if (s.done) return;
+    }
+    moduleCache.rollback(opt - 1);
+    const st = s.stats;
+    st.rounds_by_draft_tokens[opt] = (st.rounds_by_draft_tokens[opt] ?? 0) + 1;
+    st.draft_tokens_chosen = opt;
+    const o = yield* s.full(pending, 'last');
+    a = s.sampler.pick(o.logits, s.history);
+    yield s.emit(a, 'full');
     if (s.done) return;
-    const o = yield* s.full([a, b], 'last');
-    const c = s.sampler.pick(o.logits, s.history);
-    yield s.emit(c, 'full');
-    if (s.done) return;
-    const d = s.sampler.pick(yield* s.module(o.hidden, [b, c]), s.history);
-    yield s.emit(d, 'recycled');
-    a = c;
-    b = d;
+    oweHidden = o.hidden;
+    oweIds = [...pending.slice(1), a];
   }
 }
