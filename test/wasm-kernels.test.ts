@@ -1,0 +1,374 @@
+/**
+ * The wasm backend (the native kernels compiled to WebAssembly SIMD128, native/wasm/) against the ref backend:
+ * every kernel on random inputs of odd sizes and block edges, each call made twice, once on plain arrays (copied in
+ * and out) and once on arrays from the backend's allocator (read in place), which must agree bit for bit; linear's
+ * rows bit-identical for every M ≤ 8 and every weight dtype; argument errors identical to ref's; memory that runs out
+ * gives an error naming it. Seeds are fresh each run and printed on failure (SEED=… reproduces).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRefBackend } from '../src/kernels/ref.js';
+import { createNodeWasmBackend } from '../src/kernels/wasm-node.js';
+import type { Backend, Weight } from '../src/kernels/backend.js';
+import { f32ToBf16Bits, f32ToF16Bits } from '../src/kernels/half.js';
+import { quantizeQ8 } from '../src/kernels/quant.js';
+import { Rng, seededTest } from './helpers/check.js';
+import { assertBitwise, assertClose, prodTol } from './helpers/native.js';
+
+const ref = createRefBackend();
+const wasm = createNodeWasmBackend({ memoryBytes: 512 * 2 ** 20 });
+const ODD = [1, 2, 3, 7, 16, 17, 31, 33, 64, 65, 100] as const;
+
+type Arg = number | boolean | null | Float32Array | Int32Array | Weight;
+type Call = (be: Backend, args: Arg[]) => unknown;
+
+/** A copy of `a` in `be`'s memory (typed arrays and weight handles; other values as they are). */
+function copyInto(be: Backend, a: Arg): Arg {
+  if (a instanceof Float32Array) {
+    const c = be.alloc.f32(a.length);
+    c.set(a);
+    return c;
+  }
+  if (a instanceof Int32Array) {
+    const c = be.alloc.i32(a.length);
+    c.set(a);
+    return c;
+  }
+  if (a === null || typeof a !== 'object') return a;
+  if (a.dtype === 'f32') return { dtype: 'f32', data: copyInto(be, a.data) as Float32Array };
+  if (a.dtype === 'q8_0') {
+    const data = be.alloc.i8(a.data.length),
+      scales = be.alloc.u16(a.scales.length);
+    data.set(a.data);
+    scales.set(a.scales);
+    return { dtype: 'q8_0', data, scales };
+  }
+  const data = be.alloc.u16(a.data.length);
+  data.set(a.data);
+  return { dtype: a.dtype, data };
+}
+
+const plainCopy = (a: Arg): Arg => (a instanceof Float32Array || a instanceof Int32Array ? a.slice() : a);
+
+/**
+ * Runs `call` on ref, on wasm with plain arrays and on wasm with its own arrays; compares the float arrays at `outs`
+ * (and the return value) with ref to `tol` (relative, assertClose), and the two wasm runs bit for bit.
+ */
+function compare(what: string, args: Arg[], outs: number[], tol: number, call: Call): void {
+  const want = args.map(plainCopy);
+  const wantRet = call(ref, want);
+  const plain = args.map(plainCopy);
+  const plainRet = call(wasm, plain);
+  const inMem = args.map((a) => copyInto(wasm, a));
+  const inMemRet = call(wasm, inMem);
+  for (const i of outs) {
+    assertClose(plain[i] as Float32Array, want[i] as Float32Array, tol, `${what}: argument ${i}`);
+    assertBitwise(new Float32Array(inMem[i] as Float32Array), plain[i] as Float32Array, `${what}: arg ${i} in memory`);
+  }
+  if (typeof wantRet === 'number') {
+    assertClose([plainRet as number], [wantRet], tol, `${what}: result`);
+    assert.equal(inMemRet, plainRet, `${what}: result in memory`);
+  }
+}
+
+function seeded(name: string, body: (rng: Rng) => void): void {
+  seededTest(name, body);
+}
+
+test('the wasm backend: name, dtypes, one thread, memory reserved up front', () => {
+  assert.equal(wasm.name, 'wasm');
+  assert.deepEqual([...wasm.weightDtypes], ['f32', 'f16', 'bf16', 'q8_0']);
+  wasm.setThreads(4);
+  assert.equal(wasm.threads(), 1);
+  assert.equal(wasm.memoryBytes, 512 * 2 ** 20);
+  const a = wasm.alloc.f32(1000);
+  assert.ok(a.every((v) => v === 0));
+  assert.equal(a.byteOffset % 64, 0, 'allocations are 64-byte aligned');
+});
+
+seeded('gemm: all transposes, accumulate, odd sizes and block edges vs ref', (rng) => {
+  const shapes: [number, number, number][] = [
+    [1, 1, 1],
+    [0, 3, 4],
+    [rng.pick(ODD), rng.pick(ODD), rng.pick(ODD)],
+    [15, 33, 257],
+    [rng.int(60, 80), rng.int(30, 70), rng.int(250, 530)],
+  ];
+  for (const [M, N, K] of shapes)
+    for (const tA of [false, true])
+      for (const tB of [false, true])
+        for (const acc of [false, true])
+          compare(
+            `gemm ${M}x${N}x${K} tA=${tA} tB=${tB} acc=${acc}`,
+            [M, N, K, rng.uniform(M * K), tA, rng.uniform(K * N), tB, rng.uniform(M * N), acc],
+            [7],
+            prodTol(K),
+            (be, a) => be.gemm(M, N, K, a[3] as Float32Array, tA, a[5] as Float32Array, tB, a[7] as Float32Array, acc),
+          );
+});
+
+/** A weight of `dtype` holding the values of `w` ([N, K]) rounded to that dtype. */
+function weightOf(dtype: Weight['dtype'], w: Float32Array, N: number, K: number): Weight {
+  if (dtype === 'f32') return { dtype, data: w };
+  if (dtype === 'q8_0') {
+    const q = { dtype, data: new Int8Array(N * K), scales: new Uint16Array((N * K) / 32) } as const;
+    quantizeQ8(w, N, K, q);
+    return q;
+  }
+  return { dtype, data: Uint16Array.from(w, dtype === 'f16' ? f32ToF16Bits : f32ToBf16Bits) };
+}
+
+seeded('linear: every dtype, small-M and GEMM paths, bias or not, vs ref; rows bit-identical for M ≤ 8', (rng) => {
+  for (const dtype of ['f32', 'f16', 'bf16', 'q8_0'] as const) {
+    const shapes: [number, number, number][] = [
+      [1, 1, 32],
+      [2, 33, 64],
+      [3, 65, 96],
+      [8, 17, 32 * rng.int(1, 25)],
+      [rng.int(9, 40), rng.int(1, 90), 32 * rng.int(1, 10)],
+    ];
+    if (dtype !== 'q8_0') shapes.push([5, 7, 1], [1, 17, 767], [rng.int(1, 8), rng.int(1, 300), rng.int(1, 800)]);
+    for (const [M, N, K] of shapes) {
+      const x = rng.uniform(M * K);
+      const weight = weightOf(dtype, rng.uniform(N * K), N, K);
+      for (const bias of [null, rng.uniform(N)]) {
+        compare(
+          `linear ${dtype} ${M}x${N}x${K} bias=${bias !== null}`,
+          [x, weight, bias, new Float32Array(M * N)],
+          [3],
+          prodTol(K),
+          (be, a) =>
+            be.linear(M, N, K, a[0] as Float32Array, a[1] as Weight, a[2] as Float32Array | null, a[3] as Float32Array),
+        );
+      }
+      if (M > 8) continue;
+      const all = new Float32Array(M * N);
+      wasm.linear(M, N, K, x, weight, null, all);
+      for (let m = 0; m < M; m++) {
+        const one = new Float32Array(N);
+        wasm.linear(1, N, K, x.subarray(m * K, (m + 1) * K), weight, null, one);
+        assertBitwise(all.subarray(m * N, (m + 1) * N), one, `linear ${dtype} N=${N} K=${K}: row ${m} of M=${M}`);
+      }
+    }
+  }
+});
+
+seeded('embedding forward (every dtype) and backward, biasBackward vs ref', (rng) => {
+  const T = rng.pick(ODD),
+    V = rng.int(1, 20),
+    C = rng.pick([32, 64, 96]),
+    ids = rng.ints(T, 0, V - 1);
+  for (const dtype of ['f32', 'f16', 'bf16', 'q8_0'] as const) {
+    const weight = weightOf(dtype, rng.uniform(V * C), V, C);
+    compare(`embeddingForward ${dtype}`, [ids, weight, new Float32Array(T * C)], [2], 0, (be, a) =>
+      be.embeddingForward(T, C, V, a[0] as Int32Array, a[1] as Weight, a[2] as Float32Array),
+    );
+  }
+  const C2 = rng.pick([1, 3, 17, 100]);
+  compare(`embeddingBackward C=${C2}`, [ids, rng.uniform(T * C2), rng.uniform(V * C2)], [2], prodTol(T), (be, a) =>
+    be.embeddingBackward(T, C2, V, a[0] as Int32Array, a[1] as Float32Array, a[2] as Float32Array),
+  );
+  const M = rng.pick(ODD),
+    N = rng.pick([1, 17, 100, 767]);
+  compare(`biasBackward ${M}x${N}`, [rng.uniform(M * N), rng.uniform(N)], [1], prodTol(M), (be, a) =>
+    be.biasBackward(M, N, a[0] as Float32Array, a[1] as Float32Array),
+  );
+});
+
+seeded('layerNorm, rmsNorm, gelu, swiglu, rope forward/backward vs ref', (rng) => {
+  for (const C of [1, 3, 17, rng.pick([64, 100, 767, 768])]) {
+    const N = rng.pick(ODD),
+      eps = 1e-5,
+      x = rng.uniform(N * C, 2),
+      w = rng.uniform(C),
+      b = rng.uniform(C);
+    const tol = prodTol(C);
+    compare(
+      `layerNormForward C=${C}`,
+      [x, w, b, new Float32Array(N * C), new Float32Array(N), new Float32Array(N)],
+      [3, 4, 5],
+      tol,
+      (be, a) => {
+        const [xx, ww, bb, o, mu, rs] = a as Float32Array[];
+        be.layerNormForward(N, C, xx!, ww!, bb!, eps, o!, mu!, rs!);
+      },
+    );
+    const mean = new Float32Array(N),
+      rstd = new Float32Array(N);
+    ref.layerNormForward(N, C, x, w, b, eps, new Float32Array(N * C), mean, rstd);
+    compare(
+      `layerNormBackward C=${C}`,
+      [rng.uniform(N * C), x, w, mean, rstd, rng.uniform(N * C), rng.uniform(C), rng.uniform(C)],
+      [5, 6, 7],
+      prodTol(N * C),
+      (be, a) => {
+        const [d, xx, ww, mu, rs, dx, dw, db] = a as Float32Array[];
+        be.layerNormBackward(N, C, d!, xx!, ww!, mu!, rs!, dx!, dw!, db!);
+      },
+    );
+    compare(`rmsNormForward C=${C}`, [x, w, new Float32Array(N * C), new Float32Array(N)], [2, 3], tol, (be, a) => {
+      const [xx, ww, o, rs] = a as Float32Array[];
+      be.rmsNormForward(N, C, xx!, ww!, eps, o!, rs!);
+    });
+    ref.rmsNormForward(N, C, x, w, eps, new Float32Array(N * C), rstd);
+    compare(
+      `rmsNormBackward C=${C}`,
+      [rng.uniform(N * C), x, w, rstd, rng.uniform(N * C), rng.uniform(C)],
+      [4, 5],
+      prodTol(N * C),
+      (be, a) => {
+        const [d, xx, ww, rs, dx, dw] = a as Float32Array[];
+        be.rmsNormBackward(N, C, d!, xx!, ww!, rs!, dx!, dw!);
+      },
+    );
+  }
+  const n = rng.pick([1, 7, 17, 1000, 40003]);
+  const x = rng.uniform(n, 6),
+    up = rng.uniform(n, 3);
+  compare(`geluForward n=${n}`, [x, new Float32Array(n)], [1], 1e-5, (be, a) =>
+    be.geluForward(n, a[0] as Float32Array, a[1] as Float32Array),
+  );
+  compare(`geluBackward n=${n}`, [x, rng.uniform(n), rng.uniform(n)], [2], 1e-5, (be, a) =>
+    be.geluBackward(n, a[0] as Float32Array, a[1] as Float32Array, a[2] as Float32Array),
+  );
+  compare(`swigluForward n=${n}`, [x, up, new Float32Array(n)], [2], 1e-5, (be, a) =>
+    be.swigluForward(n, a[0] as Float32Array, a[1] as Float32Array, a[2] as Float32Array),
+  );
+  compare(`swigluBackward n=${n}`, [x, up, rng.uniform(n), rng.uniform(n), rng.uniform(n)], [3, 4], 1e-5, (be, a) => {
+    const [g, u, d, dg, du] = a as Float32Array[];
+    be.swigluBackward(n, g!, u!, d!, dg!, du!);
+  });
+  const R = rng.pick(ODD),
+    H = rng.int(1, 4),
+    D = 2 * rng.int(1, 40),
+    pos = rng.ints(R, 0, 3000);
+  for (const inverse of [false, true])
+    compare(`rope R=${R} H=${H} D=${D} inverse=${inverse}`, [rng.uniform(R * H * D), pos], [0], 1e-6, (be, a) =>
+      be.rope(R, H, D, a[0] as Float32Array, a[1] as Int32Array, 10000, inverse),
+    );
+});
+
+seeded('attention forward/backward/decode vs ref', (rng) => {
+  for (const [G, hpk] of [
+    [1, 1],
+    [2, 2],
+    [1, 3],
+  ] as const) {
+    const B = rng.int(1, 2),
+      T = rng.pick([1, 7, 17, 33]),
+      H = G * hpk,
+      D = rng.pick([1, 16, 17, 64]);
+    const q = rng.uniform(B * T * H * D),
+      k = rng.uniform(B * T * G * D),
+      v = rng.uniform(B * T * G * D);
+    const what = `B=${B} T=${T} H=${H} G=${G} D=${D}`;
+    compare(
+      `attentionForward ${what}`,
+      [q, k, v, new Float32Array(q.length), new Float32Array(B * H * T * T)],
+      [3, 4],
+      prodTol(T * D),
+      (be, a) => {
+        const [qq, kk, vv, o, p] = a as Float32Array[];
+        be.attentionForward(B, T, H, G, D, qq!, kk!, vv!, o!, p!);
+      },
+    );
+    const probs = new Float32Array(B * H * T * T);
+    ref.attentionForward(B, T, H, G, D, q, k, v, new Float32Array(q.length), probs);
+    const grads = [rng.uniform(q.length), rng.uniform(k.length), rng.uniform(v.length)];
+    compare(
+      `attentionBackward ${what}`,
+      [q, k, v, probs, rng.uniform(q.length), ...grads],
+      [5, 6, 7],
+      prodTol(T * D * hpk),
+      (be, a) => {
+        const [qq, kk, vv, p, d, dq, dk, dv] = a as Float32Array[];
+        be.attentionBackward(B, T, H, G, D, qq!, kk!, vv!, p!, d!, dq!, dk!, dv!);
+      },
+    );
+    const M = rng.int(1, 8),
+      pos0 = rng.pick([0, 1, 5, rng.int(0, 300)]),
+      len = pos0 + M;
+    const qd = rng.uniform(M * H * D),
+      kc = rng.uniform(len * G * D),
+      vc = rng.uniform(len * G * D);
+    compare(
+      `attentionDecode M=${M} pos0=${pos0} ${what}`,
+      [qd, kc, vc, new Float32Array(M * H * D)],
+      [3],
+      prodTol(len * D),
+      (be, a) => {
+        const [qq, kk, vv, o] = a as Float32Array[];
+        be.attentionDecode(M, H, G, D, qq!, kk!, vv!, pos0, o!);
+      },
+    );
+    const all = new Float32Array(M * H * D);
+    wasm.attentionDecode(M, H, G, D, qd, kc, vc, pos0, all);
+    for (let i = 0; i < M; i++) {
+      const one = new Float32Array(H * D);
+      wasm.attentionDecode(1, H, G, D, qd.subarray(i * H * D), kc, vc, pos0 + i, one);
+      assertBitwise(one, all.subarray(i * H * D, (i + 1) * H * D), `attentionDecode row ${i} of M=${M} ${what}`);
+    }
+  }
+});
+
+seeded('crossEntropy, adamw, add, axpy, scale, sumSquares vs ref', (rng) => {
+  const N = rng.pick(ODD),
+    V = rng.pick([1, 2, 17, 1000, 4099]);
+  const logits = rng.uniform(N * V, 8),
+    targets = rng.ints(N, -1, V - 1);
+  compare(`crossEntropyForward V=${V}`, [logits, targets, new Float32Array(N)], [2], prodTol(V), (be, a) =>
+    be.crossEntropyForward(N, V, a[0] as Float32Array, a[1] as Int32Array, a[2] as Float32Array),
+  );
+  compare(`crossEntropyBackward V=${V}`, [logits, targets, rng.uniform(N * V, 0.01)], [2], prodTol(V), (be, a) =>
+    be.crossEntropyBackward(N, V, a[0] as Float32Array, a[1] as Int32Array, 1 / N, a[2] as Float32Array),
+  );
+  const n = rng.pick([1, 15, 17, 1000, 100003]);
+  const p = rng.uniform(n),
+    g = rng.uniform(n, 0.1),
+    m = rng.uniform(n, 0.01),
+    v = rng.uniform(n, 1e-4).map(Math.abs),
+    step = rng.int(1, 50);
+  compare(`adamw n=${n}`, [p, g, m, v], [0, 1, 2, 3], 1e-6, (be, a) => {
+    const [pp, gg, mm, vv] = a as Float32Array[];
+    be.adamw(n, pp!, gg!, mm!, vv!, 1e-3, 0.9, 0.95, 1e-8, 0.1, step);
+  });
+  compare(`add n=${n}`, [p, g, new Float32Array(n)], [2], 0, (be, a) =>
+    be.add(n, a[0] as Float32Array, a[1] as Float32Array, a[2] as Float32Array),
+  );
+  compare(`axpy n=${n}`, [g, rng.uniform(n)], [1], 1e-6, (be, a) =>
+    be.axpy(n, 0.37, a[0] as Float32Array, a[1] as Float32Array),
+  );
+  compare(`scale n=${n}`, [p], [0], 1e-6, (be, a) => be.scale(n, a[0] as Float32Array, -1.7));
+  compare(`sumSquares n=${n}`, [p], [], 1e-12, (be, a) => be.sumSquares(n, a[0] as Float32Array));
+});
+
+test('wasm kernels: argument errors are ref’s; out of memory names the backend and its size', () => {
+  const f = (n: number): Float32Array => new Float32Array(n);
+  const calls: [string, (be: Backend) => void][] = [
+    ['linear short y', (be) => be.linear(2, 3, 4, f(8), f(12), null, f(5))],
+    [
+      'linear q8_0 K',
+      (be) =>
+        be.linear(1, 2, 31, f(31), { dtype: 'q8_0', data: new Int8Array(62), scales: new Uint16Array(2) }, null, f(2)),
+    ],
+    ['embedding id', (be) => be.embeddingForward(1, 2, 3, new Int32Array([3]), f(6), f(2))],
+    ['heads', (be) => be.attentionDecode(1, 3, 2, 4, f(12), f(8), f(8), 0, f(12))],
+    ['rope odd D', (be) => be.rope(1, 1, 3, f(3), new Int32Array(1), 10000, false)],
+  ];
+  for (const [what, call] of calls) {
+    let want = '';
+    assert.throws(
+      () => call(ref),
+      (e: Error) => ((want = e.message), true),
+      what,
+    );
+    assert.throws(
+      () => call(wasm),
+      (e: Error) => e.message === want,
+      `${what}: ${want}`,
+    );
+  }
+  const small = createNodeWasmBackend({ memoryBytes: 2 ** 21 });
+  assert.throws(() => small.alloc.f32(2 ** 20), /wasm backend: out of memory allocating f32\[1048576\].*memoryBytes/);
+  assert.throws(() => createNodeWasmBackend({ memoryBytes: 1000 }), /memoryBytes must be an integer/);
+});
