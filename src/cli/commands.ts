@@ -9,10 +9,11 @@ import { register as plot } from './cmd-plot.js';
 import { register as exportGguf } from './cmd-export-gguf.js';
 import { register as merge } from './cmd-merge.js';
 import { register as quantize } from './cmd-quantize.js';
+import { register as serve } from './cmd-serve.js';
 
 type Register = (program: Command) => void;
 
-const registry: Register[] = [forward, generate, bench, train, evaluate, plot, merge, exportGguf, quantize];
+const registry: Register[] = [forward, generate, bench, train, evaluate, plot, merge, exportGguf, quantize, serve];
 
 export function registerCommands(program: Command): void {
   for (const r of registry) r(program);
