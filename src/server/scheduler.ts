@@ -99,6 +99,8 @@ export class Scheduler {
     if (!Number.isInteger(opts.parallel) || opts.parallel < 1) throw new RangeError('parallel must be an integer ≥ 1');
     if (!Number.isInteger(opts.maxQueue) || opts.maxQueue < 0) throw new RangeError('maxQueue must be an integer ≥ 0');
     this.batch = new BatchedForward(model);
+    // Every slot's KV caches up front (as llama.cpp's slots): memory use is known at start, not found under load.
+    for (let i = 0; i < opts.parallel; i++) this.free.push(createCaches(model, opts.contextLength));
   }
 
   get activeCount(): number {
@@ -189,7 +191,7 @@ export class Scheduler {
       const job = this.queue.shift()!;
       job.dropFromQueue?.();
       job.startedAt = performance.now();
-      const caches = this.free.pop() ?? createCaches(this.model, this.opts.contextLength);
+      const caches = this.free.pop()!; // one set per slot, made in the constructor
       try {
         const { session, steps } = decodeSteps(this.model, job.spec.prompt, job.spec.options, caches, job.spec.eos);
         job.session = session;
