@@ -1,0 +1,87 @@
+/**
+ * draft_tokens "auto": the chooser picks the k with the most expected tokens per second from acceptance and call
+ * costs (checked on synthetic costs and counts, where the right k is known), the costs are measured once per model
+ * and cached, and verified decoding with auto stays lossless (greedy equals standard) and reports its choices.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeAll } from '../src/generate/decode.js';
+import { AutoDraftTokens, callCosts, type CallCosts } from '../src/generate/modes/draft-k.js';
+import { emptyStats, type GenerationStats } from '../src/generate/types.js';
+import { randomModel } from './helpers/models.js';
+import { randomPrompts } from './helpers/decoding.js';
+
+/** Stats whose depth-j acceptance (given depth j reached) is alpha[j], from n checks each. */
+function statsWith(alpha: number[], n = 1000): GenerationStats {
+  const s = emptyStats('verified', 4, 1, 'auto');
+  s.checked_by_depth = alpha.map(() => n);
+  s.accepted_by_depth = alpha.map((a) => Math.round(a * n));
+  return s;
+}
+
+/** Full calls nearly flat in M (weight-bound), module calls a tenth of a full call. */
+const flat: CallCosts = { fullMs: [10, 10.2, 10.4, 10.6, 10.8, 11, 11.2, 11.4], moduleMs1: 1, moduleMs8: 1.3 };
+
+test('auto: high acceptance and flat full-call costs → the most drafts; low acceptance → one', () => {
+  const auto = new AutoDraftTokens(flat);
+  assert.equal(auto.choose(statsWith([0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95]), 7), 7);
+  assert.equal(auto.choose(statsWith([0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95]), 3), 3, 'capped by the room');
+  assert.equal(auto.choose(statsWith([0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]), 7), 1);
+  // Depth 2 is often right, depth 3 almost never: two drafts.
+  assert.equal(auto.choose(statsWith([0.8, 0.7, 0.02, 0.02, 0.02, 0.02, 0.02]), 7), 2);
+});
+
+test('auto: a full call whose cost grows with M makes deep drafts not worth it', () => {
+  const steep: CallCosts = { fullMs: [10, 20, 30, 40, 50, 60, 70, 80], moduleMs1: 1, moduleMs8: 8 };
+  const auto = new AutoDraftTokens(steep);
+  assert.equal(auto.choose(statsWith([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]), 7), 1);
+});
+
+test('auto: observed call times rescale the calibrated costs (a slow module makes chains dearer)', () => {
+  const auto = new AutoDraftTokens(flat);
+  const s = statsWith([0.7, 0.6, 0.5, 0.4, 0.3, 0.3, 0.3]);
+  const before = auto.choose(s, 7);
+  for (let i = 0; i < 40; i++) auto.observeModule(1, 30); // the module now costs 3 full calls
+  const after = auto.choose(s, 7);
+  assert.ok(before > 1 && after < before, `k ${before} → ${after}`);
+});
+
+test('auto: untried depths are estimated like the depth above them (optimistic), measured ones by their counts', () => {
+  const auto = new AutoDraftTokens(flat);
+  const s = emptyStats('verified', 4, 1, 'auto');
+  assert.deepEqual(auto.acceptance(s, 3), [0.5, 0.5, 0.5]);
+  s.checked_by_depth = [98];
+  s.accepted_by_depth = [89];
+  const a = auto.acceptance(s, 3);
+  assert.ok(Math.abs(a[0]! - 0.9) < 1e-12 && a[1] === a[0] && a[2] === a[0], String(a));
+});
+
+test('auto: the call costs are measured once per model and thread count, positive and finite', () => {
+  const model = randomModel({ preset: 'tiny', scale: 4, seed: 7 });
+  const c = callCosts(model);
+  assert.equal(c.fullMs.length, 8);
+  for (const x of [...c.fullMs, c.moduleMs1, c.moduleMs8]) assert.ok(x > 0 && Number.isFinite(x), String(x));
+  assert.equal(callCosts(model), c, 'cached');
+});
+
+for (const preset of ['tiny', 'tiny-llama'] as const) {
+  test(`verified with draft_tokens "auto" equals standard greedy and reports its choices (${preset})`, () => {
+    const model = randomModel({ preset, scale: 4, seed: 7 });
+    for (const p of randomPrompts(6, 12, 8, 3)) {
+      const std = decodeAll(model, p, { max_new_tokens: 40 });
+      const run = decodeAll(model, p, { mode: 'verified', draft_tokens: 'auto', max_new_tokens: 40 });
+      assert.deepEqual(run.ids, std.ids, `prompt [${p}]`);
+      const s = run.stats;
+      assert.equal(s.draft_tokens, 'auto');
+      assert.ok(s.draft_tokens_chosen !== null && s.draft_tokens_chosen >= 1 && s.draft_tokens_chosen <= 7);
+      const rounds = Object.values(s.rounds_by_draft_tokens).reduce((a, b) => a + b, 0);
+      assert.ok(rounds > 0 && rounds <= s.full_calls - 1, `${rounds} rounds, ${s.full_calls} full calls`);
+      const drafted = Object.entries(s.rounds_by_draft_tokens).reduce((a, [k, v]) => a + Number(k) * v, 0);
+      assert.equal(
+        drafted,
+        s.drafted_by_depth.reduce((a, b) => a + b, 0),
+        'drafts add up',
+      );
+    }
+  });
+}
