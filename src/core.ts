@@ -22,7 +22,12 @@ export {
   type ModelBytes,
   type StreamToken,
 } from './generate/recyclegpt-core.js';
-export type { GenerationOptions } from './generate/options.js';
+export {
+  ineffectiveSamplingWarning,
+  SAMPLING_ONLY_OPTIONS,
+  DEFAULT_MAX_NEW_TOKENS,
+  type GenerationOptions,
+} from './generate/options.js';
 export {
   DECODE_MODES,
   type DecodeMode,
@@ -45,4 +50,12 @@ export { parseConfig, type ModelConfig } from './model/config.js';
 export { SafetensorsBytes, type Bytes, type LoadedTensor, type TensorInfo } from './io/safetensors-bytes.js';
 export { openTensorsFromBytes, type ShardedBytes, type TensorSource, type WeightBytes } from './io/tensor-source.js';
 export { tokenizerFromJson, type TokenizerJsonOptions } from './tokenizer/from-json.js';
-export { createStreamDecoder, type StreamDecoder, type Tokenizer } from './tokenizer/tokenizer.js';
+export {
+  createStreamDecoder,
+  type StreamDecoder,
+  type Tokenizer,
+  type EncodeOptions,
+  type DecodeOptions,
+} from './tokenizer/tokenizer.js';
+export type { InferenceModel } from './model/infer.js';
+export type { WeightDtype } from './kernels/backend.js';

@@ -9,7 +9,12 @@ export {
   type ModelBytes,
   type StreamToken,
 } from './generate/recyclegpt.js';
-export type { GenerationOptions } from './generate/options.js';
+export {
+  ineffectiveSamplingWarning,
+  SAMPLING_ONLY_OPTIONS,
+  DEFAULT_MAX_NEW_TOKENS,
+  type GenerationOptions,
+} from './generate/options.js';
 export {
   DECODE_MODES,
   type DecodeMode,
@@ -37,3 +42,21 @@ export {
   type BackendOptions,
   type SimdPath,
 } from './kernels/index.js';
+// the types that appear in the signatures above (a model's config, tokenizer, inference model, dtypes)
+export { parseConfig, type ModelConfig } from './model/config.js';
+export type { InferenceModel } from './model/infer.js';
+export { USER_DTYPES, type UserDtype } from './model/convert.js';
+export type { WeightDtype } from './kernels/backend.js';
+export {
+  loadTokenizer,
+  loadGenerationConfig,
+  createStreamDecoder,
+  type Tokenizer,
+  type StreamDecoder,
+  type EncodeOptions,
+  type DecodeOptions,
+  type GenerationConfig,
+  type GenerationDefaults,
+} from './tokenizer/index.js';
+// the model resolver the CLI's --model and RecycleGPT.load share
+export { resolveModelDir, shippedModelNames, DEFAULT_MODEL_NAME } from './node/model-resolve.js';

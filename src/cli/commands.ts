@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { register as forward } from './cmd-forward.js';
 import { register as generate } from './cmd-generate.js';
+import { register as chat } from './cmd-chat.js';
 import { register as bench } from './cmd-bench.js';
 import { register as train } from './cmd-train.js';
 import { register as evaluate } from './cmd-eval.js';
@@ -13,7 +14,19 @@ import { register as serve } from './cmd-serve.js';
 
 type Register = (program: Command) => void;
 
-const registry: Register[] = [forward, generate, bench, train, evaluate, plot, merge, exportGguf, quantize, serve];
+const registry: Register[] = [
+  forward,
+  generate,
+  chat,
+  bench,
+  train,
+  evaluate,
+  plot,
+  merge,
+  exportGguf,
+  quantize,
+  serve,
+];
 
 export function registerCommands(program: Command): void {
   for (const r of registry) r(program);

@@ -26,7 +26,12 @@ export function printJson(obj: unknown): void {
   process.stdout.write(`${JSON.stringify(obj)}\n`);
 }
 
+/** How the CLI shows a warning: one line on stderr. */
+export function warnOnStderr(message: string): void {
+  process.stderr.write(`recyclegpt: ${message}\n`);
+}
+
 /** The CLI's backend: the process default (RECYCLEGPT_BACKEND / _THREADS / _SIMD), its warnings printed on stderr. */
 export function cliBackend(): Backend {
-  return getBackend({ onWarning: (m) => process.stderr.write(`recyclegpt: ${m}\n`) });
+  return getBackend({ onWarning: warnOnStderr });
 }

@@ -150,6 +150,25 @@ function draftTokensOption(v: unknown, mode: DecodeMode): DraftTokens {
   return v as DraftTokens;
 }
 
+/** The options that only shape sampling: with do_sample false (greedy decoding) they change nothing. */
+export const SAMPLING_ONLY_OPTIONS = ['temperature', 'top_k', 'top_p', 'min_p'] as const;
+
+/**
+ * The one sampling rule, shared by the API and the CLI (as transformers has it): decoding samples if and only if
+ * do_sample is true. Sampling-only options given without it have no effect; this returns the warning that says so
+ * (null when there is nothing to say). `spell` names things as the caller's user knows them (CLI: `--top-k`).
+ */
+export function ineffectiveSamplingWarning(
+  opts: GenerationOptions,
+  spell: { option: (name: string) => string; doSample: string } = { option: (k) => k, doSample: 'do_sample: true' },
+): string | null {
+  if (opts.do_sample === true) return null;
+  const given = SAMPLING_ONLY_OPTIONS.filter((k) => opts[k] !== undefined);
+  if (given.length === 0) return null;
+  const list = given.map((k) => `${spell.option(k)} ${String(opts[k])}`).join(', ');
+  return `${list} ${given.length > 1 ? 'have' : 'has'} no effect without ${spell.doSample} (decoding is greedy)`;
+}
+
 const RESOLVED = new WeakSet<object>();
 
 /** True for objects made by `resolveOptions` (so a caller may pass them again without re-validation). */

@@ -19,7 +19,7 @@ import { tokenizerFromJson, type TokenizerJsonOptions } from '../tokenizer/from-
 import { createStreamDecoder, type Tokenizer } from '../tokenizer/tokenizer.js';
 import { checkMode, checkPrompt, createCaches, decode, eosIds } from './decode.js';
 import { nextTurn } from './next-turn.js';
-import { resolveOptions, type GenerationOptions, type ResolvedOptions } from './options.js';
+import { ineffectiveSamplingWarning, resolveOptions, type GenerationOptions, type ResolvedOptions } from './options.js';
 import type { SessionCaches } from './session.js';
 import { StopStringFilter } from './stop-strings.js';
 import { emptyStats, type GenerationStats, type TokenEvent } from './types.js';
@@ -61,6 +61,8 @@ export interface FromBytesOptions {
   name?: string;
   /** Which tokenizer implementation reads tokenizer.json (see TokenizerJsonOptions). */
   engine?: TokenizerJsonOptions['engine'];
+  /** Receives warnings, such as generation options that have no effect (default: console.warn). */
+  onWarning?: (message: string) => void;
 }
 
 /** Idle cache sets kept for reuse; more concurrent generations allocate more, the extra ones are then dropped. */
@@ -75,8 +77,15 @@ export function checkTokenizerFits(where: string, tokenizer: Tokenizer | null, c
   }
 }
 
+/** Where a model's warnings go when its owner gave no `onWarning`: the console, as transformers' logger. */
+function warnOnConsole(message: string): void {
+  globalThis.console?.warn(`recyclegpt: ${message}`);
+}
+
 export class RecycleGPT {
   private readonly free: SessionCaches[] = [];
+  /** Receives this model's warnings (a generation option that has no effect); set by load / fromBytes. */
+  onWarning: (message: string) => void = warnOnConsole;
 
   constructor(
     readonly model: InferenceModel,
@@ -117,7 +126,9 @@ export class RecycleGPT {
     } finally {
       src.close();
     }
-    return new this(new InferenceModel(config, weights, backend), tokenizer, name);
+    const m = new this(new InferenceModel(config, weights, backend), tokenizer, name);
+    if (opts.onWarning) m.onWarning = opts.onWarning;
+    return m;
   }
 
   get config(): ModelConfig {
@@ -145,6 +156,8 @@ export class RecycleGPT {
    */
   stream(prompt: string | readonly number[], options: GenerationOptions = {}): GenerationStream {
     const opts = resolveOptions(options);
+    const ineffective = ineffectiveSamplingWarning(options);
+    if (ineffective !== null) this.onWarning(ineffective);
     if (opts.stopStrings.length > 0 && !this.tokenizer)
       throw new Error('generation option stop_strings needs a tokenizer');
     const ids = this.encode(prompt);

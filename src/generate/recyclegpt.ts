@@ -16,6 +16,7 @@ import { createBackend } from '../kernels/index.js';
 import { InferenceModel } from '../model/infer.js';
 import { loadModelDirAs } from '../io/model-dir.js';
 import { loadAnyModelDir } from '../io/module-dir.js';
+import { resolveModelDir } from '../node/model-resolve.js';
 import type { UserDtype } from '../model/convert.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { checkTokenizerFits, RecycleGPT as CoreRecycleGPT } from './recyclegpt-core.js';
@@ -34,7 +35,10 @@ export interface LoadOptions {
   backend?: Backend;
   /** Threads for this model's kernels (default: the backend's; with `backend` given, set on that backend). */
   threads?: number;
-  /** Called with a warning the load raises (e.g. the native addon is missing and ref is used); nothing is printed. */
+  /**
+   * Called with a warning the load raises (e.g. the native addon is missing and ref is used; nothing is printed)
+   * and, later, with the model's own warnings (generation options that have no effect; default: console.warn).
+   */
   onWarning?: (message: string) => void;
   /** A tokenizer to use instead of the directory's (null: token-id prompts only). */
   tokenizer?: Tokenizer | null;
@@ -52,8 +56,12 @@ export interface LoadOptions {
 }
 
 export class RecycleGPT extends CoreRecycleGPT {
-  /** Load a model directory (config.json, model.safetensors, tokenizer.json; ARCHITECTURE.md §5). */
-  static async load(dir: string, opts: LoadOptions = {}): Promise<RecycleGPT> {
+  /**
+   * Load a model directory (config.json, model.safetensors, tokenizer.json; ARCHITECTURE.md §5), the name of a
+   * shipped model (`'recycle-deep'`), or with no name the shipped default, as the CLI's `--model` does.
+   */
+  static async load(model?: string, opts: LoadOptions = {}): Promise<RecycleGPT> {
+    const dir = resolveModelDir(model, 'RecycleGPT.load');
     const backend = opts.backend ?? createBackend({ kind: 'auto', threads: opts.threads, onWarning: opts.onWarning });
     if (opts.backend && opts.threads !== undefined) backend.setThreads(opts.threads);
     const modOpts = { alloc: backend.alloc, dtypes: backend.weightDtypes };
@@ -68,7 +76,9 @@ export class RecycleGPT extends CoreRecycleGPT {
     );
     const tokenizer = opts.tokenizer !== undefined ? opts.tokenizer : tokenizerOf(tokenizerDir);
     checkTokenizerFits(dir, tokenizer, config);
-    return new RecycleGPT(new InferenceModel(config, weights, backend), tokenizer, dir);
+    const m = new RecycleGPT(new InferenceModel(config, weights, backend), tokenizer, dir);
+    if (opts.onWarning) m.onWarning = opts.onWarning;
+    return m;
   }
 }
 

@@ -1,0 +1,154 @@
+/**
+ * The flags `generate` and `chat` share: decoding mode, length, sampling, seed, stop strings, threads, dtype; and
+ * the prompt (`--prompt TEXT`, `--prompt-file FILE` or `-` for stdin, `--prompt-ids LIST`). Sampling follows the
+ * API's rule (generate/options.ts ineffectiveSamplingWarning): greedy unless --do-sample; a sampling flag without it
+ * changes nothing and gets a warning.
+ */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { ineffectiveSamplingWarning, type GenerationOptions } from '../generate/options.js';
+import { DECODE_MODES, type DecodeMode, type GenerationStats } from '../generate/types.js';
+import { USER_DTYPES, type UserDtype } from '../model/convert.js';
+import { resolveModelDir } from './default-model.js';
+import { RecycleGPT } from '../generate/recyclegpt.js';
+import { cliBackend, floatOption, intOption, warnOnStderr } from './options.js';
+
+export interface GenerationFlags {
+  model?: string;
+  mode: string;
+  maxNewTokens: number;
+  doSample?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+  stop: string[];
+  threads?: number;
+  dtype?: string;
+}
+
+export interface PromptFlags {
+  prompt?: string;
+  promptFile?: string;
+  promptIds?: string;
+}
+
+/** The --dtype value, checked (undefined: as stored). */
+export function dtypeFlag(v: string | undefined): UserDtype | undefined {
+  if (v === undefined) return undefined;
+  if (!(USER_DTYPES as readonly string[]).includes(v))
+    throw new Error(`--dtype must be one of ${USER_DTYPES.join(', ')}, got "${v}"`);
+  return v as UserDtype;
+}
+
+/** Adds the shared generation flags to `cmd`. */
+export function addGenerationFlags(cmd: Command): Command {
+  return cmd
+    .option('--model <dir|name>', 'model directory or shipped model name (default: the shipped model)')
+    .option('--mode <mode>', `decoding mode: ${DECODE_MODES.join(' | ')}`, 'standard')
+    .option('--max-new-tokens <n>', 'tokens to generate at most', intOption('--max-new-tokens', 1, 1_000_000), 128)
+    .option('--do-sample', 'sample (default: greedy; the sampling flags below apply only with it)')
+    .option(
+      '--temperature <t>',
+      'softmax temperature > 0 (with --do-sample; default 1)',
+      floatOption('--temperature', 0),
+    )
+    .option('--top-k <k>', 'keep the k most likely tokens (0 = off; default 50 when sampling)', intOption('--top-k', 0))
+    .option('--top-p <p>', 'nucleus sampling mass in (0, 1]', floatOption('--top-p', 0, 1))
+    .option('--min-p <p>', 'keep tokens with probability ≥ p · the top one', floatOption('--min-p', 0, 1))
+    .option('--repetition-penalty <r>', 'CTRL repetition penalty (1 = off)', floatOption('--repetition-penalty', 0))
+    .option('--seed <s>', 'sampling seed', intOption('--seed', 0, 2 ** 32 - 1))
+    .option('--stop <text>', 'stop string (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--threads <n>', 'kernel threads', intOption('--threads', 1, 256))
+    .option('--dtype <dtype>', `weight dtype at load: ${USER_DTYPES.join(' | ')} (default: as stored)`);
+}
+
+const cliSpelling = { option: (k: string) => `--${k.replace(/_/g, '-')}`, doSample: '--do-sample' };
+
+/** The generation options the flags describe, and the warning for sampling flags that have no effect (or null). */
+export function optionsFromFlags(o: GenerationFlags): { options: GenerationOptions; warning: string | null } {
+  if (!(DECODE_MODES as readonly string[]).includes(o.mode))
+    throw new Error(`--mode must be one of ${DECODE_MODES.join(', ')}, got "${o.mode}"`);
+  const sample = o.doSample === true;
+  if (sample && o.temperature === 0)
+    throw new Error(
+      '--do-sample with --temperature 0: the temperature must be above 0 (leave out --do-sample for greedy)',
+    );
+  const asGiven: GenerationOptions = {
+    do_sample: sample,
+    temperature: o.temperature,
+    top_k: o.topK,
+    top_p: o.topP,
+    min_p: o.minP,
+  };
+  const warning = ineffectiveSamplingWarning(asGiven, cliSpelling);
+  const g: GenerationOptions = { mode: o.mode as DecodeMode, max_new_tokens: o.maxNewTokens, do_sample: sample };
+  if (sample) {
+    if (o.temperature !== undefined) g.temperature = o.temperature;
+    if (o.topK !== undefined) g.top_k = o.topK;
+    if (o.topP !== undefined) g.top_p = o.topP;
+    if (o.minP !== undefined) g.min_p = o.minP;
+  }
+  if (o.repetitionPenalty !== undefined) g.repetition_penalty = o.repetitionPenalty;
+  if (o.seed !== undefined) g.seed = o.seed;
+  if (o.stop.length > 0) g.stop_strings = o.stop;
+  return { options: g, warning };
+}
+
+/** Comma-separated token ids; `flag` names the option in errors. */
+export function parseIdList(text: string, flag: string): number[] {
+  return text.split(',').map((p, i) => {
+    const n = Number(p.trim());
+    if (p.trim() === '' || !Number.isInteger(n) || n < 0)
+      throw new Error(`${flag}: item ${i} ("${p}") is not a non-negative integer`);
+    return n;
+  });
+}
+
+/**
+ * The prompt the flags give: --prompt TEXT, --prompt-file FILE (`-`: standard input; one trailing newline is
+ * dropped, as a shell's `echo` or an editor adds it) or --prompt-ids LIST. Exactly one is needed.
+ */
+export function promptFromFlags(o: PromptFlags): string | number[] {
+  const given = [o.prompt, o.promptFile, o.promptIds].filter((v) => v !== undefined).length;
+  if (given !== 1)
+    throw new Error('give exactly one of --prompt TEXT, --prompt-file FILE (- for stdin) and --prompt-ids LIST');
+  if (o.promptIds !== undefined) return parseIdList(o.promptIds, '--prompt-ids');
+  if (o.prompt !== undefined) return o.prompt;
+  const file = o.promptFile!;
+  let text: string;
+  try {
+    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
+    throw new Error(`--prompt-file ${file}: ${why}`);
+  }
+  text = text.replace(/\r?\n$/, '');
+  if (text.length === 0) throw new Error(`--prompt-file ${file === '-' ? '- (stdin)' : file}: the prompt is empty`);
+  return text;
+}
+
+/** "verified: 64 tokens in 1.20 s, 53.3 tokens/s, 0.62 full calls/token, acceptance 61% (24/39)". */
+export function summaryLine(s: GenerationStats): string {
+  const parts = [
+    `${s.mode}: ${s.tokens} tokens in ${s.seconds.toFixed(2)} s`,
+    `${s.tokens_per_s.toFixed(1)} tokens/s`,
+    `${s.tokens > 0 ? (s.full_calls / s.tokens).toFixed(2) : '-'} full calls/token`,
+  ];
+  if (s.mode === 'verified') {
+    const n = s.accepted + s.rejected;
+    parts.push(`acceptance ${n > 0 ? ((100 * s.accepted) / n).toFixed(0) : '-'}% (${s.accepted}/${n})`);
+  }
+  if (s.mode === 'recycle') parts.push(`${s.recycled} recycled`);
+  parts.push(`finish: ${s.finish_reason ?? 'stopped'}`, `seed ${s.seed}`);
+  return parts.join(', ');
+}
+
+/** The model the flags name, on the CLI's backend (--threads), converted to --dtype; warnings go to stderr. */
+export async function loadModelFromFlags(o: GenerationFlags): Promise<RecycleGPT> {
+  const backend = cliBackend();
+  if (o.threads !== undefined) backend.setThreads(o.threads);
+  return RecycleGPT.load(resolveModelDir(o.model), { backend, dtype: dtypeFlag(o.dtype), onWarning: warnOnStderr });
+}
