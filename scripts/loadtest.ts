@@ -228,6 +228,9 @@ async function main(): Promise<void> {
     const bad = warm.find((o) => !o.ok);
     if (bad) throw new Error(`a warm-up request failed with status ${bad.status}`);
     const rss0 = rssMb(pid);
+    // The server's RSS every 5 s of the run: a leak keeps climbing, a heap settling into its working size levels off.
+    const series: number[] = [];
+    const sampler = setInterval(() => series.push(Math.round(rssMb(pid))), 5000);
     let report: Record<string, unknown>;
     if (scaling !== null) {
       const stream = (): Record<string, unknown> => ({
@@ -262,13 +265,14 @@ async function main(): Promise<void> {
       });
       report = { kind: 'mixed', clients, ...summary(outcomes, seconds) };
     }
+    clearInterval(sampler);
     const rss1 = rssMb(pid);
     const health = (await (await fetch(`${server.url}/health`)).json()) as Record<string, unknown>;
     const out = {
       ...report,
       parallel: Number(parallel),
       model: a.preset ? `preset:${a.preset}` : (a.model ?? 'default'),
-      server_rss_mb: { before: rss0, after: rss1, growth: (rss1 - rss0) / rss0 },
+      server_rss_mb: { before: rss0, after: rss1, growth: (rss1 - rss0) / rss0, every_5s: series },
       batching: health.batching,
       load_average: { before: load0[0], after: loadavg()[0] },
     };

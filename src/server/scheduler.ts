@@ -170,9 +170,16 @@ export class Scheduler {
   private async loop(): Promise<void> {
     try {
       while (this.active.length > 0 || this.queue.length > 0) {
-        this.admit();
-        for (const job of [...this.active]) if (!job.pending) this.advance(job);
-        this.runCalls();
+        try {
+          this.admit();
+          for (const job of [...this.active]) if (!job.pending) this.advance(job);
+          this.runCalls();
+        } catch (e) {
+          // Each job's own errors are caught where they happen; anything else is a bug here: fail every job
+          // rather than leave them hanging (or take the process down with an unhandled rejection).
+          for (const job of [...this.active]) this.leave(job, e);
+          for (const job of this.queue.splice(0)) job.reject(e);
+        }
         this.counters.steps++;
         // Let sockets, new requests and disconnects in before the next step.
         await new Promise<void>((r) => setImmediate(r));
