@@ -14,6 +14,7 @@ import { cliBackend, floatOption, intOption, printJson } from './options.js';
 interface TrainFlags extends Partial<Omit<TrainOptions, 'out'>> {
   out: string;
   resume?: boolean;
+  extendSchedule?: boolean;
   json?: boolean;
   progress: boolean;
 }
@@ -118,7 +119,12 @@ export function register(program: Command): void {
       '--freeze-base',
       'train only the module (recycle.*), the base in inference mode; --out gets the module alone (refers to the base)',
     )
-    .option('--resume', 'continue from the checkpoint in --out')
+    .option('--resume', 'continue from the checkpoint in --out, on the same learning-rate schedule')
+    .option(
+      '--extend-schedule',
+      'with --resume and a larger --steps: restretch the cosine schedule over the new --steps ' +
+        '(without it, steps past the schedule run at the floor --min-lr)',
+    )
     .option('--steps <n>', 'optimizer steps (default 1000)', intOption('--steps', 1, LIMITS.steps))
     .option('--batch-size <n>', 'sequences per micro-batch (default 8)', intOption('--batch-size', 1, LIMITS.batchSize))
     .option(
@@ -184,13 +190,13 @@ export function register(program: Command): void {
     .option('--no-progress', 'no progress output on stderr')
     .option('--json', 'print one JSON summary object on the last line of stdout')
     .action((flags: TrainFlags) => {
-      const { resume, json, progress: showProgress, ...rest } = flags;
+      const { resume, extendSchedule, json, progress: showProgress, ...rest } = flags;
       const given: GivenOptions = rest;
       const progress = new Progress(showProgress);
       try {
         const summary = train(
           given,
-          { resume: resume === true },
+          { resume: resume === true, extendSchedule: extendSchedule === true },
           {
             backend: cliBackend(),
             onStart: (i) => progress.start(i),

@@ -26,6 +26,12 @@ export interface TrainOptions {
   /** N_r when a module is added to a base (null: ceil(L/4)). */
   recycleLayers: number | null;
   steps: number;
+  /**
+   * Length of the learning-rate schedule (warm-up + cosine) in steps (null: steps). Fixed when a run starts and kept
+   * by --resume, so a resumed run continues the same schedule; steps past its end run at the floor minLr. A resume
+   * with `extendSchedule` sets it to the new steps (the cosine restretched over the longer run).
+   */
+  scheduleSteps: number | null;
   batchSize: number;
   /** Tokens per sequence (null: min(context, 256)). */
   seqLen: number | null;
@@ -66,6 +72,7 @@ export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'data' | 'out'> = {
   vocabSize: null,
   recycleLayers: null,
   steps: 1000,
+  scheduleSteps: null,
   batchSize: 8,
   seqLen: null,
   gradAccum: 1,
@@ -103,6 +110,8 @@ export const LATER_OPTIONS: Partial<TrainOptions> = {
   evalFirst: false,
   recycleDepth: 1,
   recycleDepthWeights: null,
+  // checkpoints from before scheduleSteps ran a schedule over their steps; resume reads null as that
+  scheduleSteps: null,
 };
 
 /**
@@ -150,6 +159,7 @@ const RULES: Record<keyof TrainOptions, [Check, string]> = {
   vocabSize: [orNull(isInt(257, LIMITS.vocabSize)), `${inRange(257, LIMITS.vocabSize)} (256 bytes + EOS at least)`],
   recycleLayers: [orNull(isInt(1, LIMITS.recycleLayers)), inRange(1, LIMITS.recycleLayers)],
   steps: [isInt(1, LIMITS.steps), inRange(1, LIMITS.steps)],
+  scheduleSteps: [orNull(isInt(1, LIMITS.steps)), inRange(1, LIMITS.steps)],
   batchSize: [isInt(1, LIMITS.batchSize), inRange(1, LIMITS.batchSize)],
   seqLen: [orNull(isInt(2, LIMITS.seqLen)), inRange(2, LIMITS.seqLen)],
   gradAccum: [isInt(1, LIMITS.gradAccum), inRange(1, LIMITS.gradAccum)],
@@ -197,8 +207,10 @@ export function validateOptions(o: Record<string, unknown>, where: string): Trai
     );
   if (opts.minLr !== null && opts.minLr > opts.lr)
     throw new Error(`${where}: minLr ${opts.minLr} is above lr ${opts.lr}`);
-  if (opts.warmup !== null && opts.warmup > opts.steps)
-    throw new Error(`${where}: warmup ${opts.warmup} is longer than steps ${opts.steps}`);
+  if (opts.warmup !== null && opts.warmup > (opts.scheduleSteps ?? opts.steps))
+    throw new Error(
+      `${where}: warmup ${opts.warmup} is longer than the schedule's ${opts.scheduleSteps ?? opts.steps} steps`,
+    );
   return opts;
 }
 
@@ -233,7 +245,8 @@ export function chainOf(o: TrainOptions): { depth: number; weights: number[] } {
   return { depth: o.recycleDepth, weights: o.recycleDepthWeights ?? defaultDepthWeights(o.recycleDepth) };
 }
 
-/** Warm-up steps and the cosine floor after defaults. */
-export function scheduleOf(o: TrainOptions): { warmup: number; minLr: number } {
-  return { warmup: o.warmup ?? Math.min(100, Math.floor(o.steps / 10)), minLr: o.minLr ?? o.lr / 10 };
+/** Schedule length, warm-up steps and the cosine floor after defaults. */
+export function scheduleOf(o: TrainOptions): { total: number; warmup: number; minLr: number } {
+  const total = o.scheduleSteps ?? o.steps;
+  return { total, warmup: o.warmup ?? Math.min(100, Math.floor(total / 10)), minLr: o.minLr ?? o.lr / 10 };
 }

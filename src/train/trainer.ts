@@ -130,7 +130,13 @@ function startFresh(given: GivenOptions, be: Backend): Session {
   const init = initialModel(o, tok.tokenizer, { alloc: be.alloc, dtypes: be.weightDtypes });
   const config = init.config;
   const sched = scheduleOf(o);
-  o = { ...o, seqLen: o.seqLen ?? Math.min(config.maxPositions, 256), warmup: sched.warmup, minLr: sched.minLr };
+  o = {
+    ...o,
+    seqLen: o.seqLen ?? Math.min(config.maxPositions, 256),
+    scheduleSteps: sched.total,
+    warmup: sched.warmup,
+    minLr: sched.minLr,
+  };
   if (o.seqLen! > config.maxPositions)
     throw new Error(`--seq-len ${o.seqLen} exceeds the model's context length ${config.maxPositions}`);
   const inPlace = o.freezeBase ? init.weights : undefined;
@@ -163,19 +169,22 @@ function startFresh(given: GivenOptions, be: Backend): Session {
   };
 }
 
-function resume(given: GivenOptions, be: Backend): Session {
+function resume(given: GivenOptions, be: Backend, extendSchedule: boolean): Session {
   const dir = given.out;
   // a kill between the renames of a checkpoint swap leaves dir missing: finish or undo that swap first
   recoverCheckpoint(dir);
   const state = readTrainState(dir);
   const stateFile = path.join(dir, 'train_state', 'state.json');
-  const o = mergeResumeOptions(state.options, given, stateFile);
+  // a checkpoint from before scheduleSteps ran its schedule over its steps
+  const saved = { ...state.options, scheduleSteps: state.options.scheduleSteps ?? state.options.steps };
+  const o = mergeResumeOptions(saved, given, stateFile);
   if (o.steps < state.step) {
     throw new Error(
       `--resume: --steps ${o.steps} is below the checkpoint's step ${state.step} (${stateFile}); ` +
         `give --steps ${state.step} or more`,
     );
   }
+  const scheduleNote = resumedSchedule(o, state.step, extendSchedule);
   const cfgFile = path.join(dir, 'config.json');
   const config = readConfig(cfgFile);
   if (o.seqLen! > config.maxPositions) {
@@ -212,7 +221,7 @@ function resume(given: GivenOptions, be: Backend): Session {
     );
   }
   const sampler = BatchSampler.resume(train, state.sampler);
-  const messages = [`resumed from ${dir} at step ${state.step}`];
+  const messages = [`resumed from ${dir} at step ${state.step}`, ...scheduleNote];
   const runtime = runtimeOf(be, o);
   if (runtime.backend !== state.runtime.backend || runtime.threads !== state.runtime.threads) {
     messages.push(
@@ -236,6 +245,30 @@ function resume(given: GivenOptions, be: Backend): Session {
     frozenBase: moduleOnly ? new FrozenBase(config, weights, be) : null,
     moduleOut: ref && baseDir ? { base: ref, dtype: baseDtype(baseDir) } : null,
   };
+}
+
+/**
+ * The schedule of a resumed run (ARCHITECTURE.md §3): the checkpoint's, unless `extend` stretches the cosine over
+ * the new --steps (then `o.scheduleSteps` is updated). Returns what to tell the user about it.
+ */
+function resumedSchedule(o: TrainOptions, step: number, extend: boolean): string[] {
+  const was = o.scheduleSteps!;
+  if (extend) {
+    if (o.steps === was) return [`--extend-schedule: the schedule already ends at step ${was}; nothing to extend`];
+    if (o.steps < was) throw new Error(`--extend-schedule: --steps ${o.steps} is below the schedule's ${was} steps`);
+    const at = (total: number): string =>
+      cosineSchedule({ warmup: o.warmup!, total, maxLr: o.lr, minLr: o.minLr! })(step).toExponential(2);
+    o.scheduleSteps = o.steps;
+    return [
+      `schedule extended from ${was} to ${o.steps} steps: the cosine is restretched, ` +
+        `so the learning rate at step ${step + 1} is ${at(o.steps)} (it was ${at(was)})`,
+    ];
+  }
+  if (o.steps <= was) return [];
+  return [
+    `note: the schedule ends at step ${was}, so steps ${Math.max(was, step) + 1}–${o.steps} run at the floor ` +
+      `learning rate ${o.minLr!.toExponential(2)}; --extend-schedule restretches the cosine over ${o.steps} steps`,
+  ];
 }
 
 function checkpoint(s: Session): void {
@@ -266,10 +299,15 @@ function clipOrStop(s: Session, maxNorm: number, be: Backend, diverged: (what: s
 }
 
 /** Run (or resume) a training job; see TrainOptions. Synchronous: the kernels are. */
-export function train(given: GivenOptions, mode: { resume: boolean }, hooks: TrainHooks = {}): TrainSummary {
+export function train(
+  given: GivenOptions,
+  mode: { resume: boolean; extendSchedule?: boolean },
+  hooks: TrainHooks = {},
+): TrainSummary {
+  if (mode.extendSchedule && !mode.resume) throw new Error('--extend-schedule applies to --resume only');
   const be = hooks.backend ?? createBackend({ kind: 'auto', onWarning: hooks.onWarning });
   const out = given.out;
-  const s = mode.resume ? resume(given, be) : startFresh(given, be);
+  const s = mode.resume ? resume(given, be, mode.extendSchedule === true) : startFresh(given, be);
   const o = s.options;
   if (o.threads !== null) be.setThreads(o.threads);
   const log = new TrainLog(path.join(out, LOG_FILE));
@@ -279,7 +317,7 @@ export function train(given: GivenOptions, mode: { resume: boolean }, hooks: Tra
   const hidden = s.frozenBase ? be.alloc.f32(o.batchSize * (o.seqLen! - 1) * s.config.hidden) : null;
   const tape = new Tape(be);
   const evalTape = new Tape(be, { grad: false });
-  const lr = cosineSchedule({ warmup: o.warmup!, total: o.steps, maxLr: o.lr, minLr: o.minLr! });
+  const lr = cosineSchedule({ warmup: o.warmup!, total: o.scheduleSteps!, maxLr: o.lr, minLr: o.minLr! });
   let lastTrain: TrainRow | null = null,
     lastEval: EvalRow | null = null,
     savedStep = s.step,
