@@ -2,12 +2,14 @@
  * The native kernels on weights kept as stored (issue 11, item 1): f16, bf16 and q8_0 weights read by `linear` and
  * `embeddingForward`, converted to float32 in registers. For every dtype, every SIMD path this CPU has and 1 and 2
  * threads: results equal ref's (which computes on the exactly dequantized weights) up to float32 summation order,
- * and for M ≤ 8 equal the native f32 kernel on the dequantized weights bit for bit; rows are bit-identical for every
- * M ≤ 8; embeddings equal ref's bit for bit (every f16 and bf16 bit pattern); bad handles get the checked layer's
- * messages from the raw addon too. End to end: the shipped model (stored F16) keeps f16 weights on the native
- * backend and decodes greedily exactly as its f32 load does; int8 verified greedy equals int8 standard greedy.
- * Seeds are fresh each run and printed on failure (SEED=… reproduces). Fails if the addon is not built, unless
- * RECYCLEGPT_BACKEND=ref.
+ * and for M ≤ 8 equal the native f32 kernel on the dequantized weights bit for bit — except q8_0 at M ≤ 8 on a path
+ * with an int8 dot (INT8_DOT_PATHS: x quantized to int8 per block of 32, ggml's Q8_0 × Q8_0), which equals a model of
+ * that computation (q8IntModel) up to float32 summation order and ref within the bound of x's rounding to 8 bits
+ * (Σ_b dx_b/2 · Σ_j |w_bj|); rows are bit-identical for every M ≤ 8; embeddings equal ref's bit for bit (every f16
+ * and bf16 bit pattern); bad handles get the checked layer's messages from the raw addon too. End to end: the
+ * shipped model (stored F16) keeps f16 weights on the native backend and decodes greedily exactly as its f32 load
+ * does; int8 verified greedy equals int8 standard greedy. Seeds are fresh each run and printed on failure (SEED=…
+ * reproduces). Fails if the addon is not built, unless RECYCLEGPT_BACKEND=ref.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,6 +41,109 @@ function stored(dtype: StoredDtype, w: Float32Array, N: number, K: number): { h:
   }
   const bits = Uint16Array.from(w, dtype === 'f16' ? f32ToF16Bits : f32ToBf16Bits);
   return { h: { dtype, data: bits }, deq: dtype === 'f16' ? f16ToF32Array(bits) : bf16ToF32Array(bits) };
+}
+
+/** SIMD paths whose q8_0 product at M ≤ 8 quantizes x to int8 (native/kernels_impl.h, linear_q8_int). */
+const INT8_DOT_PATHS: readonly string[] = ['avx2', 'avx512'];
+
+/** float16 bits to a number. */
+function f16(bits: number): number {
+  return f16ToF32Array(Uint16Array.of(bits))[0]!;
+}
+
+/** Round half to even (the vector rounding of native/simd_*.h vb_quantize). */
+function rint(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * The int8-dot q8_0 product, modelled: each x row quantized per block of 32 as vb_quantize does (d = amax/127 and
+ * q = rint(x·(1/d)), in float32), y = Σ_b fround(dx_b·dw_b)·Σ_j xq_j·wq_j summed in float64 (the kernel sums in
+ * float32: compare with prodTol). `bound` is how far the exact product may be from it: Σ_b dx_b/2 · Σ_j |dw_b·wq_j|.
+ */
+function q8IntModel(
+  M: number,
+  N: number,
+  K: number,
+  x: Float32Array,
+  h: { data: Int8Array; scales: Uint16Array },
+  bias: Float32Array | null,
+): { y: Float32Array; bound: Float64Array } {
+  const f = Math.fround,
+    nb = K / 32;
+  const xq = new Int8Array(M * K),
+    dx = new Float64Array(M * nb);
+  for (let m = 0; m < M; m++)
+    for (let b = 0; b < nb; b++) {
+      let amax = 0;
+      for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[m * K + b * 32 + j]!));
+      const d = f(amax / 127),
+        id = d !== 0 ? f(1 / d) : 0;
+      dx[m * nb + b] = d;
+      for (let j = 0; j < 32; j++) xq[m * K + b * 32 + j] = rint(f(x[m * K + b * 32 + j]! * id));
+    }
+  const y = new Float32Array(M * N),
+    bound = new Float64Array(M * N);
+  for (let m = 0; m < M; m++)
+    for (let n = 0; n < N; n++) {
+      let sum = 0,
+        err = 0;
+      for (let b = 0; b < nb; b++) {
+        const dw = f16(h.scales[n * nb + b]!);
+        let isum = 0,
+          wabs = 0;
+        for (let j = 0; j < 32; j++) {
+          const w = h.data[n * K + b * 32 + j]!;
+          isum += w * xq[m * K + b * 32 + j]!;
+          wabs += Math.abs(w);
+        }
+        sum += f(dx[m * nb + b]! * dw) * isum;
+        err += (dx[m * nb + b]! / 2) * Math.abs(dw) * wabs;
+      }
+      y[m * N + n] = sum + (bias ? bias[n]! : 0);
+      bound[m * N + n] = err;
+    }
+  return { y, bound };
+}
+
+/** |got − want| ≤ bound + rtol·(|want| + rms(want)) elementwise (ref vs a q8_0 product on int8 x). */
+function assertWithin(got: Float32Array, want: Float32Array, bound: Float64Array, rtol: number, what: string): void {
+  let rms = 0;
+  for (const v of want) rms += v * v;
+  rms = Math.sqrt(rms / Math.max(1, want.length));
+  for (let i = 0; i < want.length; i++) {
+    const lim = bound[i]! + rtol * (Math.abs(want[i]!) + rms);
+    if (!(Math.abs(got[i]! - want[i]!) <= lim))
+      assert.fail(`${what}: element ${i} is ${got[i]}, want ${want[i]} within ${lim.toExponential(3)}`);
+  }
+}
+
+/**
+ * The checks of one q8_0-or-other product `got` at M rows on SIMD path `simd`: against ref (`want`), and for M ≤ 8
+ * against the f32 kernel on the dequantized weights (`f32`, bit for bit) or, on an int8-dot path, the int8 model.
+ */
+function checkProduct(
+  simd: string,
+  M: number,
+  N: number,
+  K: number,
+  x: Float32Array,
+  h: Weight,
+  bias: Float32Array | null,
+  got: Float32Array,
+  want: Float32Array,
+  f32: () => Float32Array,
+  what: string,
+): void {
+  if (h.dtype === 'q8_0' && M <= 8 && INT8_DOT_PATHS.includes(simd)) {
+    const model = q8IntModel(M, N, K, x, h, bias);
+    assertClose(got, model.y, prodTol(K), `${what}: vs the int8-activation model`);
+    assertWithin(got, want, model.bound, prodTol(K), `${what}: vs ref within x's rounding to int8`);
+    return;
+  }
+  assertClose(got, want, prodTol(K), what);
+  if (M <= 8) assertSame(got, f32(), `${what}: vs f32 on the dequantized weights`);
 }
 
 /** A row length for `dtype`: odd ones for f16 / bf16 (masked tails), multiples of 32 for q8_0. */
@@ -73,12 +178,12 @@ seeded(
             const what = `linear ${dtype} ${M}x${N}x${K} bias=${b !== null} ${cfg}`;
             const got = new Float32Array(M * N).fill(NaN);
             be.linear(M, N, K, x, h, b, got);
-            assertClose(got, want, prodTol(K), what);
-            if (M <= 8) {
-              const f32 = new Float32Array(M * N).fill(NaN);
-              be.linear(M, N, K, x, deq, b, f32);
-              assertSame(got, f32, `${what}: vs f32 on the dequantized weights`);
-            }
+            const f32 = (): Float32Array => {
+              const y = new Float32Array(M * N).fill(NaN);
+              be.linear(M, N, K, x, deq, b, y);
+              return y;
+            };
+            checkProduct(be.simd, M, N, K, x, h, b, got, want, f32, what);
             if (th === 1) first = got;
             else if (first) assertSame(got, first, `${what}: 2 threads vs 1`);
           });
@@ -147,12 +252,12 @@ seeded('linear: q8_0 with extreme scales (subnormal, largest float16, zero) and 
     eachConfig(be, (cfg) => {
       const got = new Float32Array(M * N);
       be.linear(M, N, K, x, h, null, got);
-      assertClose(got, want, prodTol(K), `linear q8_0 M=${M} ${cfg}`);
-      if (M <= 8) {
-        const f32 = new Float32Array(M * N);
-        be.linear(M, N, K, x, deq, null, f32);
-        assertSame(got, f32, `linear q8_0 M=${M} ${cfg}: vs f32 on the dequantized weights`);
-      }
+      const f32 = (): Float32Array => {
+        const y = new Float32Array(M * N);
+        be.linear(M, N, K, x, deq, null, y);
+        return y;
+      };
+      checkProduct(be.simd, M, N, K, x, h, null, got, want, f32, `linear q8_0 M=${M} ${cfg}`);
     });
   }
 });
