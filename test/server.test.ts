@@ -104,6 +104,20 @@ describe('serve: the OpenAI API', () => {
     }
   });
 
+  test('draft_tokens: verified with chained drafts gives standard greedy text; refused for standard', async () => {
+    const s = await server();
+    const want = await model.generate('The king', { mode: 'standard', max_new_tokens: 12, eos_token_id: [] });
+    const body = { prompt: 'The king', max_tokens: 12, temperature: 0, ignore_eos: true };
+    for (const k of [2, 3]) {
+      const r = await post(s, '/v1/completions', { ...body, mode: 'verified', draft_tokens: k });
+      const json = r.json as unknown as { choices: { text: string }[] };
+      assert.equal(json.choices[0]!.text, want.text, `draft_tokens ${k}`);
+    }
+    const bad = await post(s, '/v1/completions', { ...body, mode: 'standard', draft_tokens: 2 });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error!.param, 'draft_tokens');
+  });
+
   test('chat completions through the chat template, non-streaming and streaming', async () => {
     const s = await server();
     const oa = client(s);

@@ -16,7 +16,7 @@ import { presetConfig, presetNames } from '../model/presets.js';
 import { startServer } from '../server/serve.js';
 import { gpt2Tokenizer, GPT2_VOCAB_SIZE } from '../tokenizer/index.js';
 import { dtypeFlag } from './cmd-generate.js';
-import { resolveModelDir } from './default-model.js';
+import { resolveModelDir } from '../node/model-resolve.js';
 import { cliBackend, intOption } from './options.js';
 
 interface ServeCliOptions {

@@ -83,12 +83,19 @@ export function prepareGeneration(
   if (body.repetition_penalty != null) g.repetition_penalty = body.repetition_penalty;
   if (body.seed != null) g.seed = body.seed;
   if (body.ignore_eos) g.eos_token_id = [];
+  if (body.draft_tokens !== undefined) g.draft_tokens = body.draft_tokens;
   let options: ResolvedOptions;
   try {
     options = resolveOptions(g);
     checkMode(model, options.mode);
   } catch (e) {
-    throw new HttpError(400, (e as Error).message, undefined, /mode/.test((e as Error).message) ? 'mode' : null);
+    const msg = (e as Error).message;
+    throw new HttpError(
+      400,
+      msg,
+      undefined,
+      /draft_tokens/.test(msg) ? 'draft_tokens' : /mode/.test(msg) ? 'mode' : null,
+    );
   }
   const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   return { prompt, options, eos: eosIds(model, options, tokenizer.eosTokenId), stops: stop };

@@ -2,7 +2,8 @@
  * Request bodies of the OpenAI-compatible routes, validated with zod. Unknown fields are ignored (clients send
  * `user`, `logprobs: false` and the like), but a field we cannot honour with a non-default value (n > 1, echo,
  * logprobs, suffix, best_of > 1) is refused rather than silently ignored. Extensions: `mode` (standard | recycle |
- * verified), `top_k`, `min_p`, `repetition_penalty`, `ignore_eos` (llama.cpp's names).
+ * verified), `draft_tokens` (1..7 | auto, chained drafts), `top_k`, `min_p`, `repetition_penalty`, `ignore_eos`
+ * (llama.cpp's names).
  */
 import { z } from 'zod';
 import { DECODE_MODES } from '../generate/types.js';
@@ -27,6 +28,7 @@ const sampling = {
   logprobs: z.union([z.literal(false), z.null()], { message: 'logprobs are not supported' }).optional(),
   mode: z.enum(DECODE_MODES as [string, ...string[]]).optional(),
   ignore_eos: z.boolean().optional(),
+  draft_tokens: z.union([z.number().int().min(1).max(7), z.literal('auto')]).optional(),
 };
 
 export const CompletionRequest = z.object({
