@@ -4,6 +4,8 @@
  * on a shared machine hits them alike; medians over repeats. Reports tokens/s, the speedup over standard measured
  * in this run, full calls per token, acceptance (verified), and the bandwidth roofline: measured read bandwidth ÷
  * bytes of weights streamed per token (from the call counters: full calls × base bytes + module calls × module bytes).
+ * Verified (and recycle) run once per draft_tokens value asked for (chained drafts, ARCHITECTURE.md §1.3); a run
+ * reports its acceptance at each draft depth and, for auto, the k it chose per round.
  *
  * The memory bandwidth this shared machine gives us switches between ~40 and ~80 GB/s from one second to the next
  * (neighbours; seen in this bench's own probes), so one probe before the runs says little about what a run saw:
@@ -15,7 +17,7 @@ import type { Backend } from '../kernels/backend.js';
 import type { InferenceModel } from '../model/infer.js';
 import { createCaches, decodeAll } from '../generate/decode.js';
 import { seededUniform } from '../generate/sampler.js';
-import { DECODE_MODES, type DecodeMode } from '../generate/types.js';
+import { DECODE_MODES, type DecodeMode, type DraftTokens } from '../generate/types.js';
 import { measureReadBandwidth, median, type Bandwidth } from './bandwidth.js';
 import { measureCallTimings, type CallTimings } from './call-timing.js';
 import type { Weight } from '../kernels/backend.js';
@@ -47,17 +49,29 @@ export interface DecodeBenchOptions {
   log?: (line: string) => void;
   /** The dtype the model's product weights are stored in (reported; the model is built in it by the caller). */
   dtype?: UserDtype;
+  /** draft_tokens values verified runs with, each a run (default [1]). */
+  draftTokens?: readonly DraftTokens[];
+  /** draft_tokens values recycle runs with ('auto' is verified's only; default [1]). */
+  recycleDraftTokens?: readonly number[];
 }
 
 export interface DecodeBenchRun {
   dtype: UserDtype;
   mode: DecodeMode;
+  /** Drafts per full call (recycle, verified; 1 for standard). */
+  draft_tokens: DraftTokens;
   tokens_per_s: number;
   /** Median over repeats of (this mode's tokens/s ÷ standard's tokens/s in the same repeat); null without standard. */
   speedup_vs_standard: number | null;
   full_calls_per_token: number;
   /** Verified: accepted ÷ (accepted + rejected) drafts; null in other modes. */
   acceptance: number | null;
+  /** Verified: per depth j, accepted ÷ judged drafts at depth j (judged: every shallower draft accepted). */
+  acceptance_by_depth: (number | null)[] | null;
+  /** Recycle / verified: tokens emitted per full call (prefill included). */
+  tokens_per_full_call: number;
+  /** Full calls that carried k drafts, by k (with auto: the k it chose). */
+  rounds_by_draft_tokens: Record<string, number>;
   bytes_per_token: number;
   roofline_tokens_per_s: number | null;
   /**
@@ -130,6 +144,39 @@ interface Totals {
   module: number;
   accepted: number;
   rejected: number;
+  checked: number[];
+  acceptedByDepth: number[];
+  rounds: Record<string, number>;
+}
+
+/** One measured configuration: a mode at a draft_tokens value. */
+export interface BenchVariant {
+  mode: DecodeMode;
+  draftTokens: DraftTokens;
+}
+
+/** "verified k=2", "verified auto", "verified" (k = 1), "standard". */
+export function variantLabel(v: BenchVariant): string {
+  if (v.mode === 'standard') return 'standard';
+  if (v.draftTokens === 'auto') return `${v.mode} auto`;
+  return v.draftTokens === 1 ? v.mode : `${v.mode} k=${v.draftTokens}`;
+}
+
+/** The runs of `modes`: standard once, recycle at each of `recycleK`, verified at each of `verifiedK`. */
+export function benchVariants(
+  modes: readonly DecodeMode[],
+  verifiedK: readonly DraftTokens[] = [1],
+  recycleK: readonly number[] = [1],
+): BenchVariant[] {
+  return modes.flatMap((mode): BenchVariant[] =>
+    mode === 'standard'
+      ? [{ mode, draftTokens: 1 }]
+      : (mode === 'recycle' ? recycleK : verifiedK).map((draftTokens) => ({ mode, draftTokens })),
+  );
+}
+
+function add(total: number[], part: readonly number[]): void {
+  part.forEach((v, i) => (total[i] = (total[i] ?? 0) + v));
 }
 
 export function randomPrompts(count: number, length: number, vocab: number, seed = 1234): number[][] {
@@ -172,18 +219,39 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
     log(`calls: full M=1 ${calls.full_m1_ms.toFixed(2)} ms, M=2 ${calls.full_m2_ms.toFixed(2)} ms${moduleCalls}`);
   }
   const caches = createCaches(model);
-  const gen = (mode: DecodeMode, p: number[], n: number) =>
-    decodeAll(model, p, { mode, max_new_tokens: n, eos_token_id: [], seed: 1 }, caches);
-  for (const m of modes) gen(m, prompts[0]!, 8); // warm-up: JIT, page faults in the caches
-  const totals = new Map<DecodeMode, Totals>(
-    modes.map((m) => [m, { seconds: [], rates: [], bw: [], tokens: 0, full: 0, module: 0, accepted: 0, rejected: 0 }]),
+  const variants = benchVariants(modes, o.draftTokens, o.recycleDraftTokens);
+  const gen = (v: BenchVariant, p: number[], n: number) =>
+    decodeAll(
+      model,
+      p,
+      { mode: v.mode, max_new_tokens: n, eos_token_id: [], seed: 1, draft_tokens: v.draftTokens },
+      caches,
+    );
+  for (const v of variants) gen(v, prompts[0]!, 8); // warm-up: JIT, page faults in the caches, auto's calibration
+  const totals = new Map<BenchVariant, Totals>(
+    variants.map((v) => [
+      v,
+      {
+        seconds: [],
+        rates: [],
+        bw: [],
+        tokens: 0,
+        full: 0,
+        module: 0,
+        accepted: 0,
+        rejected: 0,
+        checked: [],
+        acceptedByDepth: [],
+        rounds: {},
+      },
+    ]),
   );
   const bwSamples: number[] = [];
   let bwMethod: string | null = null;
   for (let r = 0; r < repeats; r++) {
-    const order = modes.map((_, i) => modes[(i + r) % modes.length]!);
-    for (const mode of order) {
-      const t = totals.get(mode)!;
+    const order = variants.map((_, i) => variants[(i + r) % variants.length]!);
+    for (const variant of order) {
+      const t = totals.get(variant)!;
       const bw = probe();
       if (bw) {
         bwSamples.push(bw.gbs);
@@ -193,27 +261,31 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
       let made = 0;
       const t0 = performance.now();
       for (const p of prompts) {
-        const s = gen(mode, p, tokens).stats;
+        const s = gen(variant, p, tokens).stats;
         made += s.tokens;
         t.full += s.full_calls;
         t.module += s.module_calls;
         t.accepted += s.accepted;
         t.rejected += s.rejected;
+        add(t.checked, s.checked_by_depth);
+        add(t.acceptedByDepth, s.accepted_by_depth);
+        for (const [k, n] of Object.entries(s.rounds_by_draft_tokens)) t.rounds[k] = (t.rounds[k] ?? 0) + n;
       }
       const sec = (performance.now() - t0) / 1000;
       t.tokens += made;
       t.seconds.push(sec);
       t.rates.push(made / sec);
       log(
-        `repeat ${r + 1}/${repeats} ${mode}: ${(made / sec).toFixed(1)} tokens/s` +
+        `repeat ${r + 1}/${repeats} ${variantLabel(variant)}: ${(made / sec).toFixed(1)} tokens/s` +
           `${bw ? ` (read bandwidth just before: ${bw.gbs.toFixed(1)} GB/s)` : ''}`,
       );
     }
   }
-  const std = totals.get('standard');
+  const std = [...totals].find(([v]) => v.mode === 'standard')?.[1];
   const gbs = bwSamples.length > 0 ? median(bwSamples) : null;
-  const runs: DecodeBenchRun[] = modes.map((mode) => {
-    const t = totals.get(mode)!,
+  const runs: DecodeBenchRun[] = variants.map((variant) => {
+    const mode = variant.mode,
+      t = totals.get(variant)!,
       rate = median(t.rates);
     const bpt = (t.full * bytes.full + t.module * bytes.module) / t.tokens;
     const drafts = t.accepted + t.rejected;
@@ -226,10 +298,15 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
     return {
       dtype: o.dtype ?? 'f32',
       mode,
+      draft_tokens: variant.draftTokens,
       tokens_per_s: rate,
       speedup_vs_standard: std ? median(t.rates.map((x, i) => x / std.rates[i]!)) : null,
       full_calls_per_token: t.full / t.tokens,
       acceptance: mode === 'verified' ? (drafts > 0 ? t.accepted / drafts : null) : null,
+      acceptance_by_depth:
+        mode === 'verified' ? t.checked.map((n, j) => (n > 0 ? t.acceptedByDepth[j]! / n : null)) : null,
+      tokens_per_full_call: t.tokens / t.full,
+      rounds_by_draft_tokens: t.rounds,
       bytes_per_token: bpt,
       roofline_tokens_per_s: roof,
       roofline_fraction: fraction,
@@ -321,15 +398,16 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
     `${r.prompts} prompt(s) of ~${r.prompt_tokens} tokens, ${r.new_tokens} new tokens each, ` +
       `greedy, median of ${r.repeats}`,
     '',
-    'dtype mode       tokens/s  speedup  full calls/token  acceptance  MB/token  roofline tok/s  of roofline' +
-      (vs ? '  vs llama.cpp' : ''),
+    'dtype mode             tokens/s  speedup  full calls/token  acceptance  MB/token  roofline tok/s  of roofline' +
+      (vs ? '  vs llama.cpp' : '') +
+      '  acceptance by depth',
   ];
   const ratio = (x: number | null | undefined): string => (x !== null && x !== undefined ? `${x.toFixed(2)}x` : '-');
   for (const x of r.runs) {
     lines.push(
       [
         x.dtype.padEnd(5),
-        x.mode.padEnd(9),
+        variantLabel({ mode: x.mode, draftTokens: x.draft_tokens }).padEnd(15),
         x.tokens_per_s.toFixed(1).padStart(9),
         ratio(x.speedup_vs_standard).padStart(8),
         x.full_calls_per_token.toFixed(3).padStart(17),
@@ -338,6 +416,7 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
         (x.roofline_tokens_per_s !== null ? x.roofline_tokens_per_s.toFixed(1) : '-').padStart(15),
         (x.roofline_fraction !== null ? `${(100 * x.roofline_fraction).toFixed(0)}%` : '-').padStart(12),
         ...(vs ? [ratio(x.vs_llama_cpp).padStart(13)] : []),
+        ` ${depthCell(x)}`,
       ].join(' '),
     );
   }
@@ -358,6 +437,15 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
   for (const k of r.skipped ?? []) lines.push(`${k.dtype}: not measured: ${k.reason}`);
   if (r.peak_rss_mb !== undefined) lines.push(`peak resident memory ${r.peak_rss_mb.toFixed(0)} MB`);
   return lines.join('\n');
+}
+
+/** "71% 52% 40%" per depth, and for auto the k it chose ("k=3×20 k=1×4"). */
+function depthCell(x: DecodeBenchRun): string {
+  const depth = x.acceptance_by_depth?.length ? x.acceptance_by_depth : null;
+  const cells = depth ? depth.map((a) => (a === null ? '-' : `${(100 * a).toFixed(0)}%`)).join(' ') : '';
+  const ks = Object.entries(x.rounds_by_draft_tokens).sort((a, b) => b[1] - a[1]);
+  const chose = x.draft_tokens === 'auto' ? ` (chose ${ks.map(([k, n]) => `k=${k}×${n}`).join(' ')})` : '';
+  return `${cells}${chose}`;
 }
 
 function callLine(t: CallTimings): string {

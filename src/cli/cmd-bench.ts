@@ -1,18 +1,21 @@
 /**
  * `recyclegpt bench (--model DIR | --preset NAME) [--modes standard,recycle,verified] [--threads N] [--backend KIND]
- * [--dtypes f32,f16,bf16,int8] [--vs-llama-cpp] [--json]`: decode speed of every mode and weight dtype measured in
- * one process (ARCHITECTURE.md §9, §6). A preset runs random weights with a random module (speed only); a trained
- * model also gives a meaningful acceptance. Each dtype's model holds its product weights as stored in that dtype
- * (int8 = q8_0); a dtype the backend does not read is skipped and said so, never measured converted back to f32.
+ * [--dtypes f32,f16,bf16,int8] [--draft-tokens 1,2,3,auto] [--vs-llama-cpp] [--json]`: decode speed of every mode
+ * and weight dtype measured in one process (ARCHITECTURE.md §9, §6). Verified runs once per --draft-tokens value
+ * (default 1,2,3,auto: chained drafts); recycle at k = 1, or at each integer of --draft-tokens when it is given.
+ * A preset runs random weights with a random module (speed only); a trained model also gives a meaningful
+ * acceptance. Each dtype's model holds its product weights as stored in that dtype (int8 = q8_0); a dtype the
+ * backend does not read is skipped and said so, never measured converted back to f32.
  * --vs-llama-cpp exports each dtype's weights as GGUF (F32 / F16 / Q8_0) and runs llama.cpp's standard greedy
  * decode on the same prompts, threads and token counts (bench/llama-cpp.ts; `npm run peers:install`), and the
  * prefill of one --prefill-token prompt (512) for both. --json prints
  * {model, threads, backend, bandwidth_gbs, bandwidth_samples_gbs, roofline_tokens_per_s, call_timings,
- * runs: [{dtype, mode, tokens_per_s, speedup_vs_standard, full_calls_per_token, acceptance, bytes_per_token,
+ * runs: [{dtype, mode, draft_tokens, tokens_per_s, speedup_vs_standard, full_calls_per_token, acceptance,
+ * acceptance_by_depth, tokens_per_full_call, rounds_by_draft_tokens, bytes_per_token,
  * roofline_tokens_per_s, roofline_fraction, samples, vs_llama_cpp?}], prefill: [{dtype, tokens, tokens_per_s,
  * vs_llama_cpp?}], llama_cpp?: [{dtype, ggml_type, tokens_per_s, prefill_tokens_per_s, …}], skipped?, …} on the
- * last line of stdout: one entry in runs per dtype × mode; speedup_vs_standard is against our standard at the same
- * dtype; roofline_tokens_per_s and the byte counts at the top are the first dtype's.
+ * last line of stdout: one entry in runs per dtype × mode × draft_tokens; speedup_vs_standard is against our standard
+ * at the same dtype; roofline_tokens_per_s and the byte counts at the top are the first dtype's.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,8 +32,10 @@ import { loadModelDir } from '../io/model-dir.js';
 import { readJsonFile } from '../io/files.js';
 import { exportGguf, placeholderTokenizerJson, type GgufExportDtype } from '../io/gguf.js';
 import { presetConfig, presetNames } from '../model/presets.js';
-import { DECODE_MODES, type DecodeMode } from '../generate/types.js';
+import { DECODE_MODES, type DecodeMode, type DraftTokens } from '../generate/types.js';
+import { draftTokensFlag } from './generation-flags.js';
 import {
+  benchVariants,
   formatDecodeBench,
   measurePrefill,
   randomPrompts,
@@ -104,10 +109,17 @@ interface DtypeState {
   llamaPrefill: number[];
 }
 
-/** The report: per dtype × mode, medians over repeats of the rates and of the paired ratios. */
+/** --draft-tokens: a comma-separated list of 1..7 and auto. */
+function parseDraftTokens(v: string): DraftTokens[] {
+  const list = [...new Set(v.split(',').map((s) => draftTokensFlag(s)))];
+  if (list.length === 0) throw new Error('--draft-tokens: give at least one value');
+  return list;
+}
+
+/** The report: per dtype × mode × draft_tokens, medians over repeats of the rates and of the paired ratios. */
 function aggregate(
   states: DtypeState[],
-  modes: readonly DecodeMode[],
+  variants: ReturnType<typeof benchVariants>,
   repeats: number,
   threads: number,
   vs: boolean,
@@ -121,8 +133,8 @@ function aggregate(
     const bw = st.results.flatMap((r) => r.bandwidth_samples_gbs);
     const gbs = bw.length > 0 ? median(bw) : null;
     const std = st.results.map((r) => r.runs.find((x) => x.mode === 'standard'));
-    for (const mode of modes) {
-      const per = st.results.map((r) => r.runs.find((x) => x.mode === mode)!);
+    for (const { mode, draftTokens } of variants) {
+      const per = st.results.map((r) => r.runs.find((x) => x.mode === mode && x.draft_tokens === draftTokens)!);
       const rates = per.map((x) => x.tokens_per_s);
       const fractions = per.map((x) => x.roofline_fraction);
       runs.push({
@@ -189,6 +201,7 @@ interface BenchCliOptions {
   dtypes: string;
   vsLlamaCpp?: boolean;
   prefill: number;
+  draftTokens?: string;
   json?: boolean;
 }
 
@@ -217,6 +230,10 @@ export function register(program: Command): void {
       'prompt length of the prefill measurement (capped at the context)',
       intOption('--prefill', 1, 1 << 20),
       512,
+    )
+    .option(
+      '--draft-tokens <list>',
+      'verified: comma-separated drafts per full call, 1..7 or auto (default 1,2,3,auto); recycle: its integers',
     )
     .option('--json', 'print one JSON object on the last line')
     .action(async (o: BenchCliOptions) => {
@@ -251,6 +268,11 @@ export function register(program: Command): void {
       prompts ??= randomPrompts(o.prompts, 16, config.vocabSize);
       const prefillIds = randomPrompts(1, Math.min(o.prefill, config.maxPositions), config.vocabSize, 99)[0]!;
       const modes = o.modes ? parseModes(o.modes) : config.recycle ? [...DECODE_MODES] : (['standard'] as DecodeMode[]);
+      // Verified at every --draft-tokens value; recycle (lossy) at k = 1 unless --draft-tokens names its ks.
+      const draftTokens = parseDraftTokens(o.draftTokens ?? '1,2,3,auto');
+      const ints = draftTokens.filter((k): k is number => k !== 'auto');
+      const recycleDraftTokens = o.draftTokens && ints.length > 0 ? ints : [1];
+      const variants = benchVariants(modes, draftTokens, recycleDraftTokens);
       const threads = backend.threads();
       const skipped: { dtype: string; reason: string }[] = [];
       const states: DtypeState[] = [];
@@ -314,6 +336,8 @@ export function register(program: Command): void {
                 bandwidth: o.bandwidth,
                 callTimings: r === 0 && st === states[0],
                 dtype: st.dtype,
+                draftTokens,
+                recycleDraftTokens,
                 log: (line) => log(`${st.dtype} ${line.replace('repeat 1/1', `repeat ${r + 1}/${o.repeats}`)}`),
               }),
             );
@@ -333,7 +357,7 @@ export function register(program: Command): void {
         for (const st of states) await st.runner?.close();
         if (tmp) rmSync(tmp, { recursive: true, force: true });
       }
-      const result = aggregate(states, modes, o.repeats, threads, !!o.vsLlamaCpp, skipped, prefillIds.length);
+      const result = aggregate(states, variants, o.repeats, threads, !!o.vsLlamaCpp, skipped, prefillIds.length);
       // With --json the table goes to stderr, so stdout holds only the JSON line.
       (o.json ? process.stderr : process.stdout).write(`${formatDecodeBench(result)}\n`);
       if (o.json) printJson(result);

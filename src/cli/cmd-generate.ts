@@ -1,7 +1,7 @@
 /**
  * `recyclegpt generate [--model DIR|NAME] (--prompt TEXT | --prompt-file FILE|- | --prompt-ids LIST)
  *  [--mode standard|recycle|verified] [--max-new-tokens N] [--do-sample --temperature T --top-k K --top-p P
- *  --min-p P] [--repetition-penalty R] [--seed S] [--stop STR]… [--dtype D] [--json]`
+ *  --min-p P] [--repetition-penalty R] [--seed S] [--stop STR]… [--dtype D] [--draft-tokens K|auto] [--json]`
  * --dtype f32|f16|bf16|int8 converts the weight matrices at load (int8: q8_0); default: as the directory stores them.
  * Streams the text to stdout as it is made (with --json, stdout holds only the final JSON line:
  * {text, tokens, tokens_per_s, full_calls, module_calls, accepted, rejected, mode, …}); a one-line summary goes to
@@ -77,6 +77,12 @@ export function register(program: Command): void {
             prompt_tokens: s.prompt_tokens,
             recycled: s.recycled,
             seconds: s.seconds,
+            draft_tokens: s.draft_tokens,
+            draft_tokens_chosen: s.draft_tokens_chosen,
+            rounds_by_draft_tokens: s.rounds_by_draft_tokens,
+            drafted_by_depth: s.drafted_by_depth,
+            checked_by_depth: s.checked_by_depth,
+            accepted_by_depth: s.accepted_by_depth,
             finish_reason: s.finish_reason,
             seed: s.seed,
             backend: backend.name,

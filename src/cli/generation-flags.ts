@@ -7,7 +7,13 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ineffectiveSamplingWarning, type GenerationOptions } from '../generate/options.js';
-import { DECODE_MODES, type DecodeMode, type GenerationStats } from '../generate/types.js';
+import {
+  DECODE_MODES,
+  MAX_DRAFT_TOKENS,
+  type DecodeMode,
+  type DraftTokens,
+  type GenerationStats,
+} from '../generate/types.js';
 import { USER_DTYPES, type UserDtype } from '../model/convert.js';
 import { resolveModelDir } from './default-model.js';
 import { RecycleGPT } from '../generate/recyclegpt.js';
@@ -27,6 +33,7 @@ export interface GenerationFlags {
   stop: string[];
   threads?: number;
   dtype?: string;
+  draftTokens?: string;
 }
 
 export interface PromptFlags {
@@ -62,7 +69,21 @@ export function addGenerationFlags(cmd: Command): Command {
     .option('--seed <s>', 'sampling seed', intOption('--seed', 0, 2 ** 32 - 1))
     .option('--stop <text>', 'stop string (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--threads <n>', 'kernel threads', intOption('--threads', 1, 256))
-    .option('--dtype <dtype>', `weight dtype at load: ${USER_DTYPES.join(' | ')} (default: as stored)`);
+    .option('--dtype <dtype>', `weight dtype at load: ${USER_DTYPES.join(' | ')} (default: as stored)`)
+    .option(
+      '--draft-tokens <k>',
+      `recycle / verified: module drafts per full call, 1..${MAX_DRAFT_TOKENS} (default 1), or auto (verified)`,
+    );
+}
+
+/** A --draft-tokens value: an integer in [1, 7] or "auto". */
+export function draftTokensFlag(v: string, flag = '--draft-tokens'): DraftTokens {
+  const t = v.trim();
+  if (t === 'auto') return 'auto';
+  const n = Number(t);
+  if (t === '' || !Number.isInteger(n) || n < 1 || n > MAX_DRAFT_TOKENS)
+    throw new Error(`${flag} must be an integer in [1, ${MAX_DRAFT_TOKENS}] or "auto", got "${v}"`);
+  return n;
 }
 
 const cliSpelling = { option: (k: string) => `--${k.replace(/_/g, '-')}`, doSample: '--do-sample' };
@@ -94,6 +115,7 @@ export function optionsFromFlags(o: GenerationFlags): { options: GenerationOptio
   if (o.repetitionPenalty !== undefined) g.repetition_penalty = o.repetitionPenalty;
   if (o.seed !== undefined) g.seed = o.seed;
   if (o.stop.length > 0) g.stop_strings = o.stop;
+  if (o.draftTokens !== undefined) g.draft_tokens = draftTokensFlag(o.draftTokens);
   return { options: g, warning };
 }
 
@@ -140,10 +162,22 @@ export function summaryLine(s: GenerationStats): string {
   if (s.mode === 'verified') {
     const n = s.accepted + s.rejected;
     parts.push(`acceptance ${n > 0 ? ((100 * s.accepted) / n).toFixed(0) : '-'}% (${s.accepted}/${n})`);
+    if (s.checked_by_depth.length > 1)
+      parts.push(`by depth ${s.accepted_by_depth.map((a, j) => `${a}/${s.checked_by_depth[j]}`).join(' ')}`);
   }
   if (s.mode === 'recycle') parts.push(`${s.recycled} recycled`);
+  if (s.mode !== 'standard' && s.draft_tokens !== 1) parts.push(`draft tokens ${draftChoice(s)}`);
   parts.push(`finish: ${s.finish_reason ?? 'stopped'}`, `seed ${s.seed}`);
   return parts.join(', ');
+}
+
+/** "3" or "auto (last k=3; rounds k=3: 12, k=1: 4)". */
+function draftChoice(s: GenerationStats): string {
+  if (s.draft_tokens !== 'auto') return String(s.draft_tokens);
+  const used = Object.entries(s.rounds_by_draft_tokens)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `k=${k}: ${n}`);
+  return `auto (last k=${s.draft_tokens_chosen ?? '-'}; rounds ${used.join(', ') || 'none'})`;
 }
 
 /** The model the flags name, on the CLI's backend (--threads), converted to --dtype; warnings go to stderr. */
