@@ -22,6 +22,7 @@ import { loadTokenizer } from '../tokenizer/index.js';
 import { evaluateModel } from '../train/eval.js';
 import { resolveModelDir } from './default-model.js';
 import { floatOption, intOption, printJson, cliBackend } from './options.js';
+import { progressBar, QUIET_FLAG } from './progress.js';
 
 interface EvalFlags {
   model?: string;
@@ -34,12 +35,27 @@ interface EvalFlags {
   json?: boolean;
   modeQuality?: boolean;
   prompts: number;
-  newTokens: number;
-  promptTokens: number;
+  newTokens?: number;
+  promptTokens?: number;
+  quiet?: boolean;
   temperature: number;
   topK?: number;
   topP?: number;
   seed: number;
+}
+
+/**
+ * Prompt and continuation lengths of --mode-quality: as given (they must fit the context together), else 32 and 48,
+ * or for a context shorter than 80 a third of it for the prompt and the rest for the continuation.
+ */
+export function modeQualityLengths(
+  promptTokens: number | undefined,
+  newTokens: number | undefined,
+  context: number,
+): { promptTokens: number; newTokens: number } {
+  const p = promptTokens ?? Math.min(32, Math.max(1, Math.floor(context / 3)));
+  const k = newTokens ?? Math.min(48, Math.max(1, context - p));
+  return { promptTokens: p, newTokens: k };
 }
 
 export function register(program: Command): void {
@@ -65,11 +81,14 @@ export function register(program: Command): void {
     .option('--prompts <n>', '--mode-quality: held-out prompts', intOption('--prompts', 1, 100_000), 50)
     .option(
       '--new-tokens <n>',
-      '--mode-quality: new tokens per prompt (fewer when EOS is generated)',
+      '--mode-quality: new tokens per prompt (fewer when EOS is generated; default 48, less for a short context)',
       intOption('--new-tokens', 1, 100_000),
-      48,
     )
-    .option('--prompt-tokens <n>', '--mode-quality: tokens per prompt', intOption('--prompt-tokens', 1, 100_000), 32)
+    .option(
+      '--prompt-tokens <n>',
+      '--mode-quality: tokens per prompt (default 32, less for a short context)',
+      intOption('--prompt-tokens', 1, 100_000),
+    )
     .option(
       '--temperature <t>',
       '--mode-quality: sampling temperature (0 = greedy)',
@@ -91,6 +110,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'kernel threads', intOption('--threads', 1, 256))
     .option('--dtype <dtype>', `weight dtype at load: ${USER_DTYPES.join(' | ')} (default: as stored)`)
     .option('--json', 'print one JSON object on the last line of stdout')
+    .option(...QUIET_FLAG)
     .action((o: EvalFlags) => {
       const dir = resolveModelDir(o.model);
       // float32 storage holding the dtype's values: the evaluation graph reads float32 weights
@@ -109,21 +129,19 @@ export function register(program: Command): void {
       const tokens = tokenizeDocuments(val, tok);
       if (o.modeQuality) {
         const model = new InferenceModel(config, weights, backend);
+        const lengths = modeQualityLengths(o.promptTokens, o.newTokens, config.maxPositions);
+        const bar = progressBar('mode quality', 'prompts', o.quiet);
         const r = modeQuality(model, tokens, {
           prompts: o.prompts,
-          promptTokens: o.promptTokens,
-          newTokens: o.newTokens,
+          ...lengths,
           temperature: o.temperature,
           topK: o.topK,
           topP: o.topP,
           seed: o.seed,
           eosFallback: tok.eosTokenId,
-          onPrompt: o.json
-            ? undefined
-            : (i, n) => {
-                if (i === n || i % 10 === 0) process.stderr.write(`mode quality: ${i}/${n} prompts\n`);
-              },
+          onPrompt: (i, n) => bar.update(i, n),
         });
+        bar.stop();
         const { continuations: _ids, ...summary } = r;
         if (o.json)
           printJson({
@@ -144,12 +162,15 @@ export function register(program: Command): void {
       if (seqLen > config.maxPositions)
         throw new Error(`--seq-len ${seqLen} exceeds the model's context length ${config.maxPositions}`);
       const t0 = performance.now();
+      const evalBar = progressBar('eval', 'batches', o.quiet);
       const r = evaluateModel(config, weights, tokens, {
         backend,
         seqLen,
         batchSize: o.batchSize,
         maxBatches: o.maxBatches,
+        onBatch: (done, total) => evalBar.update(done, total),
       });
+      evalBar.stop();
       const result = { ...r, model: dir, dtype, seq_len: seqLen, seconds: (performance.now() - t0) / 1000 };
       if (o.json) printJson(result);
       else {

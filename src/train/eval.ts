@@ -4,7 +4,7 @@
  * agreement counts argmax recycle at t == argmax base at t+1 (how often the module's guess is what the base
  * itself would say next).
  */
-import { evalBatches } from '../data/dataset.js';
+import { countEvalWindows, evalBatches } from '../data/dataset.js';
 import type { Backend } from '../kernels/backend.js';
 import type { ModelConfig } from '../model/config.js';
 import { TrainGraph, weightsSource, type ParamSource } from '../model/graph.js';
@@ -41,6 +41,8 @@ export interface EvalOptions {
   tape?: Tape;
   /** Depths of the module chain to evaluate (default 1; model/module-chain.ts). */
   depth?: number;
+  /** Called before each batch with the batches done and the batches in all (for a progress bar). */
+  onBatch?: (done: number, total: number) => void;
 }
 
 /** Sums per depth: loss over the rows with a target, agreement where the base has a prediction for that token. */
@@ -162,8 +164,10 @@ export function evaluateParams(
     nRec = 0,
     agree = 0,
     batches = 0;
+  const totalBatches = Math.min(maxBatches, Math.ceil(countEvalWindows(tokens, T) / batchSize));
   for (const batch of evalBatches(tokens, batchSize, T)) {
     if (batches++ >= maxBatches) break;
+    opts.onBatch?.(batches - 1, totalBatches);
     tape.reset();
     const out = graph.forward(tape, params, batch, { depth: tally.depth });
     const rowsNext = batch.B * T;
@@ -231,8 +235,10 @@ export function evaluateModule(
     agree = 0,
     batches = 0;
   let h = new Float32Array(0);
+  const totalBatches = Math.min(maxBatches, Math.ceil(countEvalWindows(tokens, T) / batchSize));
   for (const batch of evalBatches(tokens, batchSize, T)) {
     if (batches++ >= maxBatches) break;
+    opts.onBatch?.(batches - 1, totalBatches);
     const rows = batch.B * (T - 1);
     if (h.length < rows * C) h = new Float32Array(rows * C);
     const baseTop = new Int32Array(batch.B * T);
