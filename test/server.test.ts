@@ -104,6 +104,28 @@ describe('serve: the OpenAI API', () => {
     }
   });
 
+  test('stop strings cut the text before the stop and finish with "stop", streaming or not', async () => {
+    const s = await server();
+    const full = await model.generate('Once upon a time', { max_new_tokens: 16, eos_token_id: [] });
+    const words = full.text.split(' ').filter((w) => w.length > 0);
+    const stop = ` ${words[Math.min(2, words.length - 1)]!}`;
+    const cut = full.text.slice(0, full.text.indexOf(stop));
+    const body = { prompt: 'Once upon a time', max_tokens: 16, temperature: 0, ignore_eos: true, stop: [stop] };
+    const r = (await post(s, '/v1/completions', body)).json as unknown as {
+      choices: { text: string; finish_reason: string }[];
+    };
+    assert.equal(r.choices[0]!.text, cut);
+    assert.equal(r.choices[0]!.finish_reason, 'stop');
+    const stream = await client(s).completions.create({
+      ...body,
+      model: 'x',
+      stream: true,
+    } as OpenAI.CompletionCreateParamsStreaming);
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
+    assert.equal(text, cut);
+  });
+
   test('draft_tokens: verified with chained drafts gives standard greedy text; refused for standard', async () => {
     const s = await server();
     const want = await model.generate('The king', { mode: 'standard', max_new_tokens: 12, eos_token_id: [] });
