@@ -5,18 +5,21 @@
  * A round with k drafts emits 1 + α_1 + α_1·α_2 + … + α_1···α_k tokens on average (α_j: the acceptance at depth j
  * given that depth j was reached) and costs one full call on k + 1 rows, k − 1 chained module calls on one row and
  * a catch-up module call on (accepted + 1) rows. The costs are measured, never assumed: once per model and thread
- * count, every call shape is timed round-robin on a scratch cache (`calibrate`, ~50 calls); during a generation the
- * mode times its own calls and keeps one scale factor for full and one for module calls (observed ÷ calibrated,
- * moving average), so a machine that slows down or a longer context shifts the costs while the shape of the cost
- * curve over M comes from the calibration. The α_j are smoothed toward α_{j−1} (and α_1 toward ½) with two pseudo
- * observations, so an untried depth looks as good as the one above it — optimistic, so it gets tried when it could
- * pay, and dropped once measured acceptance says it does not. k stays ≥ 1 (auto never turns drafting off: verified
+ * count, full calls on M = 1, 2, 4, 8 rows and module calls on 1 and 8 rows are timed round-robin on a scratch cache
+ * (`calibrate`, 24 calls; other M interpolated linearly). During a generation the mode times its own calls: a full
+ * call size it has used costs its own moving average, the others the calibration times a scale factor (observed ÷
+ * calibrated, moving average; one for full and one for module calls), so a machine that slows down or a longer
+ * context shifts every cost while the shape of the cost curve over M comes from the calibration. The α_j are
+ * smoothed toward α_{j−1} (and α_1 toward ½) with two pseudo observations, so an untried depth looks as good as the
+ * one above it — optimistic, so it gets tried when it could pay, and dropped once measured acceptance says it does
+ * not. k stays ≥ 1 (auto never turns drafting off: verified
  * with k = 1 keeps measuring acceptance; standard mode is the choice without drafts).
  */
 import type { InferenceModel } from '../../model/infer.js';
 import { MAX_DRAFT_TOKENS, type GenerationStats } from '../types.js';
 
-/** Median wall times (ms) of full calls on M = 1..8 rows (index M − 1) and module calls on 1 and 8 rows. */
+/** Median wall times (ms) of full calls on M = 1..8 rows (index M − 1; interpolated between measured sizes) and of
+ * module calls on 1 and 8 rows. */
 export interface CallCosts {
   fullMs: number[];
   moduleMs1: number;
@@ -41,10 +44,11 @@ export function callCosts(model: InferenceModel): CallCosts {
 }
 
 /**
- * Time every call shape round-robin (full M = 1..8 with every row's logits as verified asks, module M = 1 and 8)
- * after one warm-up round, on a fresh cache holding a short context; medians over the rounds.
+ * Time the call shapes round-robin (full M = 1, 2, 4, 8 with every row's logits, as verified asks; module M = 1 and
+ * 8) after one warm-up round, on a fresh cache holding a short context; medians over the rounds; the full calls of
+ * other M interpolated linearly.
  */
-export function calibrate(model: InferenceModel, rounds = 5): CallCosts {
+export function calibrate(model: InferenceModel, rounds = 3): CallCosts {
   const c = model.config,
     maxM = MAX_DRAFT_TOKENS + 1;
   const ctx = Math.max(0, Math.min(16, c.maxPositions - maxM));
@@ -53,7 +57,8 @@ export function calibrate(model: InferenceModel, rounds = 5): CallCosts {
   if (ctx > 0) model.forwardBase(ids.slice(0, ctx), base, 'none', model.newScratch());
   const scratch = model.newScratch();
   const calls: Array<() => void> = [];
-  const sizes = Array.from({ length: Math.min(maxM, c.maxPositions - ctx) }, (_, i) => i + 1);
+  const top = Math.min(maxM, c.maxPositions - ctx);
+  const sizes = [...new Set([1, 2, 4, 8].map((M) => Math.min(M, top)))];
   for (const M of sizes)
     calls.push(() => {
       model.forwardBase(ids.slice(0, M), base, 'all', scratch);
@@ -64,7 +69,7 @@ export function calibrate(model: InferenceModel, rounds = 5): CallCosts {
       h = new Float32Array(Math.max(ctx, maxM) * c.hidden),
       mScratch = model.newScratch();
     if (ctx > 0) model.forwardModule(h, ids.slice(0, ctx), mod, 'last', mScratch);
-    for (const M of [1, sizes.length])
+    for (const M of [1, top])
       calls.push(() => {
         model.forwardModule(h, ids.slice(0, M), mod, 'last', mScratch);
         mod.rollback(M);
@@ -79,8 +84,18 @@ export function calibrate(model: InferenceModel, rounds = 5): CallCosts {
     });
   }
   const med = ms.map(median);
-  const fullMs = sizes.map((_, i) => med[i]!);
-  while (fullMs.length < maxM) fullMs.push(fullMs[fullMs.length - 1]!); // a context shorter than 8 rows
+  const fullMs: number[] = [];
+  for (let M = 1; M <= maxM; M++) {
+    const hi = sizes.findIndex((x) => x >= M);
+    if (hi < 0)
+      fullMs.push(med[sizes.length - 1]!); // a context shorter than 8 rows: never asked for
+    else if (sizes[hi] === M || hi === 0) fullMs.push(med[hi]!);
+    else {
+      const a = sizes[hi - 1]!,
+        b = sizes[hi]!;
+      fullMs.push(med[hi - 1]! + ((med[hi]! - med[hi - 1]!) * (M - a)) / (b - a));
+    }
+  }
   const m1 = model.hasModule ? med[sizes.length]! : 0,
     m8 = model.hasModule ? med[sizes.length + 1]! : 0;
   return { fullMs, moduleMs1: m1, moduleMs8: m8 };
@@ -96,6 +111,8 @@ function median(x: number[]): number {
 export class AutoDraftTokens {
   private fullScale = 1;
   private moduleScale = 1;
+  /** Moving averages of this generation's full calls by M (index M − 1); NaN where none was made. */
+  private readonly fullSeen: number[] = Array.from({ length: MAX_DRAFT_TOKENS + 1 }, () => Number.NaN);
 
   constructor(readonly costs: CallCosts) {}
 
@@ -114,6 +131,14 @@ export class AutoDraftTokens {
   /** A full call on M rows took `ms` in this generation. */
   observeFull(M: number, ms: number): void {
     this.fullScale = blend(this.fullScale, ms / this.fullMs(M));
+    const seen = this.fullSeen[M - 1]!;
+    this.fullSeen[M - 1] = Number.isNaN(seen) ? ms : blend(seen, ms);
+  }
+
+  /** The expected time (ms) of a full call on M rows now: its own average once seen, else calibration × scale. */
+  fullCost(M: number): number {
+    const seen = this.fullSeen[M - 1]!;
+    return Number.isNaN(seen) ? this.fullScale * this.fullMs(M) : seen;
   }
 
   /** A module call on M rows took `ms` in this generation. */
@@ -145,8 +170,7 @@ export class AutoDraftTokens {
     }
     // The catch-up module call after the round has (accepted + 1) rows, on average `tokens` of them.
     const ms =
-      this.fullScale * this.fullMs(k + 1) +
-      this.moduleScale * (this.moduleMs(Math.round(tokens)) + (k - 1) * this.moduleMs(1));
+      this.fullCost(k + 1) + this.moduleScale * (this.moduleMs(Math.round(tokens)) + (k - 1) * this.moduleMs(1));
     return tokens / ms;
   }
 
