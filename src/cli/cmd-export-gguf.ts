@@ -8,12 +8,14 @@ import type { Command } from 'commander';
 import { exportModelDirGguf, GGUF_EXPORT_DTYPES, type GgufExportDtype } from '../io/gguf.js';
 import { resolveModelDir } from './default-model.js';
 import { printJson } from './options.js';
+import { progressBar, QUIET_FLAG } from './progress.js';
 
 interface ExportCliOptions {
   model?: string;
   out: string;
   dtype: string;
   json?: boolean;
+  quiet?: boolean;
 }
 
 export function register(program: Command): void {
@@ -24,12 +26,22 @@ export function register(program: Command): void {
     .requiredOption('--out <file>', 'the GGUF file to write (the module goes to FILE.recycle.safetensors)')
     .option('--dtype <dtype>', `weights of the GGUF: ${GGUF_EXPORT_DTYPES.join(', ')}`, 'f32')
     .option('--json', 'print one JSON object on the last line')
+    .option(...QUIET_FLAG)
     .action((o: ExportCliOptions) => {
       if (!(GGUF_EXPORT_DTYPES as readonly string[]).includes(o.dtype))
         throw new Error(`--dtype: "${o.dtype}" is not one of ${GGUF_EXPORT_DTYPES.join(', ')}`);
       const dir = resolveModelDir(o.model);
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
-      const r = exportModelDirGguf(dir, o.out, { dtype: o.dtype as GgufExportDtype, log });
+      const bar = progressBar('export-gguf', 'tensors', o.quiet);
+      const progress = (done: number, total: number): void => bar.update(done, total);
+      let r;
+      try {
+        // with a bar on the terminal, the percentage lines would only repeat it
+        const lines = o.quiet || process.stderr.isTTY !== true ? log : undefined;
+        r = exportModelDirGguf(dir, o.out, { dtype: o.dtype as GgufExportDtype, log: lines, progress });
+      } finally {
+        bar.stop();
+      }
       for (const k of r.kept) log(`export-gguf: ${k.name} kept as ${k.dtype} (q8_0 needs rows of a multiple of 32)`);
       const mb = (r.bytes / 1e6).toFixed(1);
       const mod = r.moduleFile ? `; module → ${r.moduleFile}` : '; no module';

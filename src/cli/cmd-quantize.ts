@@ -18,6 +18,7 @@ import { allParamSpecs, isProductWeight } from '../model/names.js';
 import type { Weights } from '../model/weights.js';
 import { resolveModelDir } from './default-model.js';
 import { printJson } from './options.js';
+import { progressBar, QUIET_FLAG } from './progress.js';
 
 /** Files of a model directory that travel with it unchanged. */
 export const TOKENIZER_FILES = [
@@ -48,8 +49,17 @@ function weightFilesBytes(dir: string): number {
     .reduce((a, f) => a + fs.statSync(path.join(dir, f)).size, 0);
 }
 
-/** Quantizes the model in `dir` to `dtype` and writes it to `out` (replacing it when `force`). */
-export function quantizeModelDir(dir: string, dtype: UserDtype, out: string, force = false): QuantizeResult {
+/**
+ * Quantizes the model in `dir` to `dtype` and writes it to `out` (replacing it when `force`). `onStage` hears of
+ * each of its three stages (read, convert, write) as it starts.
+ */
+export function quantizeModelDir(
+  dir: string,
+  dtype: UserDtype,
+  out: string,
+  force = false,
+  onStage: (done: number, total: number, stage: string) => void = () => {},
+): QuantizeResult {
   if (!USER_DTYPES.includes(dtype)) throw new Error(`--dtype must be one of ${USER_DTYPES.join(', ')}, got "${dtype}"`);
   if (path.resolve(out) === path.resolve(dir)) throw new Error(`--out ${out} is the model directory itself`);
   if (fs.existsSync(out)) {
@@ -58,9 +68,11 @@ export function quantizeModelDir(dir: string, dtype: UserDtype, out: string, for
       throw new Error(`--out ${out} exists and is not empty (give --force to replace it)`);
     }
   }
+  onStage(0, 3, 'reading');
   const { config, quantization } = readModelConfig(dir);
   // every stored dtype kept as it is, so converting an f16 model to f16 (or int8 to int8) is exact
   const src = loadModelDir(dir, { config, quantization, dtypes: ['f16', 'bf16', 'q8_0'] }).weights;
+  onStage(1, 3, `converting to ${dtype}`);
   const weights: Weights = convertWeights(src, config, dtype);
   const tensors: Record<string, number> = {};
   for (const s of allParamSpecs(config)) {
@@ -71,6 +83,7 @@ export function quantizeModelDir(dir: string, dtype: UserDtype, out: string, for
   const copied = TOKENIZER_FILES.filter((f) => fs.existsSync(path.join(dir, f)));
   const section = quantizationSection(dtype);
   const cfg = { ...toHfConfig(config), ...(section ? { quantization: section } : {}) };
+  onStage(2, 3, 'writing');
   replaceDirAtomic(out, (tmp) => {
     fs.writeFileSync(path.join(tmp, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
     for (const f of copied) fs.copyFileSync(path.join(dir, f), path.join(tmp, f));
@@ -98,11 +111,20 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'output model directory')
     .option('--force', 'replace --out when it exists and is not empty')
     .option('--json', 'print one JSON object {out, dtype, bytes_in, bytes_out, tensors, …}')
-    .action((o: { model?: string; dtype: string; out: string; force?: boolean; json?: boolean }) => {
+    .option(...QUIET_FLAG)
+    .action((o: { model?: string; dtype: string; out: string; force?: boolean; json?: boolean; quiet?: boolean }) => {
       if (!(USER_DTYPES as readonly string[]).includes(o.dtype)) {
         throw new Error(`--dtype must be one of ${USER_DTYPES.join(', ')}, got "${o.dtype}"`);
       }
-      const r = quantizeModelDir(resolveModelDir(o.model), o.dtype as UserDtype, o.out, o.force === true);
+      const bar = progressBar('quantize', 'stages', o.quiet);
+      let r: QuantizeResult;
+      try {
+        r = quantizeModelDir(resolveModelDir(o.model), o.dtype as UserDtype, o.out, o.force === true, (i, n, what) =>
+          bar.update(i, n, what),
+        );
+      } finally {
+        bar.stop();
+      }
       if (o.json) printJson(r);
       else {
         const kinds = Object.entries(r.tensors)

@@ -586,6 +586,8 @@ export interface GgufExportOptions {
   name?: string;
   /** Progress lines (stderr in the CLI). */
   log?: (line: string) => void;
+  /** Called after each GGUF tensor is written (a progress bar). */
+  progress?: (done: number, total: number) => void;
 }
 
 export interface GgufExportResult {
@@ -629,6 +631,7 @@ export function exportGguf(
   const big = bytes > 64 * 2 ** 20;
   let lastPct = -1;
   writeGguf(file, meta, tensors, (done, total) => {
+    o.progress?.(done, total);
     const pct = Math.floor((100 * done) / total);
     if (big && pct >= lastPct + 10) {
       lastPct = pct;
