@@ -1,7 +1,9 @@
 /**
  * `recyclegpt eval [--model DIR] --data SPEC [--dtype D] [--json]`: held-out perplexity of both heads and the top-1
- * agreement of the module with the base (src/train/eval.ts). --json prints
- * {ppl_next, ppl_recycle, agreement_top1, tokens, dtype, …} on the last line of stdout. --dtype f32|f16|bf16|int8
+ * agreement of the module with the base (src/train/eval.ts), and with --depth K (default 3) the module chained on its
+ * own states at each depth 1..K (the k-step recycle loss, model/module-chain.ts). --json prints
+ * {ppl_next, ppl_recycle, agreement_top1, tokens, dtype, depths: [{depth, loss, ppl, agreement_top1, …}], …} on the
+ * last line of stdout. --dtype f32|f16|bf16|int8
  * evaluates the weights converted to that dtype (int8: q8_0) at load; default: as the directory stores them. The
  * evaluation graph computes in float32 over the converted weights' values (d·q for q8_0, exact in float32).
  *
@@ -17,6 +19,7 @@ import { tokenizeDocuments } from '../data/dataset.js';
 import { InferenceModel } from '../model/infer.js';
 import { loadModelDirAs } from '../io/model-dir.js';
 import { USER_DTYPES } from '../model/convert.js';
+import { MAX_RECYCLE_DEPTH } from '../model/module-chain.js';
 import { dtypeFlag } from './cmd-generate.js';
 import { loadTokenizer } from '../tokenizer/index.js';
 import { evaluateModel } from '../train/eval.js';
@@ -32,6 +35,7 @@ interface EvalFlags {
   maxBatches?: number;
   threads?: number;
   dtype?: string;
+  depth: number;
   json?: boolean;
   modeQuality?: boolean;
   prompts: number;
@@ -107,6 +111,12 @@ export function register(program: Command): void {
       intOption('--seed', 0, 2 ** 32 - 1),
       0,
     )
+    .option(
+      '--depth <k>',
+      'evaluate the module chained k times on its own states (chained drafts): loss and agreement per depth',
+      intOption('--depth', 1, MAX_RECYCLE_DEPTH),
+      3,
+    )
     .option('--threads <n>', 'kernel threads', intOption('--threads', 1, 256))
     .option('--dtype <dtype>', `weight dtype at load: ${USER_DTYPES.join(' | ')} (default: as stored)`)
     .option('--json', 'print one JSON object on the last line of stdout')
@@ -169,6 +179,7 @@ export function register(program: Command): void {
         batchSize: o.batchSize,
         maxBatches: o.maxBatches,
         onBatch: (done, total) => evalBar.update(done, total),
+        depth: o.depth,
       });
       evalBar.stop();
       const result = { ...r, model: dir, dtype, seq_len: seqLen, seconds: (performance.now() - t0) / 1000 };
@@ -179,7 +190,14 @@ export function register(program: Command): void {
           `${dir} (${dtype} weights) on ${o.data} (held-out, ${r.tokens} tokens, windows of ${seqLen}):\n` +
             `  ppl next    ${f(r.ppl_next, 3)}\n` +
             `  ppl recycle ${f(r.ppl_recycle, 3)}\n` +
-            `  agreement   ${f(r.agreement_top1, 4)}\n`,
+            `  agreement   ${f(r.agreement_top1, 4)}\n` +
+            r.depths
+              .map(
+                (d) =>
+                  `  depth ${d.depth}: ppl ${f(d.ppl, 3)}, agreement ${f(d.agreement_top1, 4)} ` +
+                  `(predicts x_{t+${d.depth + 1}}; ${d.tokens_agreement} positions compared with the base)\n`,
+              )
+              .join(''),
         );
       }
     });
