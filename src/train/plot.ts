@@ -1,6 +1,9 @@
 /**
  * Loss curves of a training log as a small standalone SVG: train loss of both heads (light, with a moving
- * average on top) and held-out loss of both heads (markers), against the step.
+ * average on top) and held-out loss of both heads (markers: filled circles for next, open diamonds for recycle, so
+ * equal values show both), against the step. An evaluation at step 0 (--eval-first) is a marker only: a line from
+ * it to the first trained evaluation would cut across the other curves. A resume (a new process: elapsed_s starts
+ * again) is a dashed vertical line.
  */
 import type { LogRow } from './log.js';
 
@@ -9,6 +12,8 @@ interface Series {
   color: string;
   points: [number, number][];
   kind: 'raw' | 'line' | 'markers';
+  /** Marker shape (kind 'markers'). */
+  shape?: 'dot' | 'diamond';
 }
 
 const W = 760,
@@ -38,6 +43,30 @@ function ticks(lo: number, hi: number, n: number): number[] {
   return out;
 }
 
+/** A held-out point: a filled dot, or an open diamond drawn over it (both stay visible when they coincide). */
+function marker(s: Series, x: number, y: number): string {
+  const f = (v: number): string => v.toFixed(1);
+  if (s.shape === 'diamond') {
+    const r = 5;
+    return (
+      `<path d="M${f(x)},${f(y - r)} L${f(x + r)},${f(y)} L${f(x)},${f(y + r)} L${f(x - r)},${f(y)} Z" ` +
+      `fill="none" stroke="${s.color}" stroke-width="1.5"/>`
+    );
+  }
+  return `<circle cx="${f(x)}" cy="${f(y)}" r="3" fill="${s.color}"/>`;
+}
+
+/** Steps a run was resumed from: where a train row's elapsed_s (seconds since its process started) goes down. */
+export function resumeSteps(trainRows: readonly LogRow[]): number[] {
+  const out: number[] = [];
+  for (let i = 1; i < trainRows.length; i++) {
+    const a = trainRows[i - 1]!,
+      b = trainRows[i]!;
+    if (a.type === 'train' && b.type === 'train' && b.elapsed_s < a.elapsed_s) out.push(b.step - 1);
+  }
+  return out;
+}
+
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 export function lossCurvesSvg(rows: readonly LogRow[], title = 'RecycleGPT training'): string {
@@ -57,12 +86,14 @@ export function lossCurvesSvg(rows: readonly LogRow[], title = 'RecycleGPT train
       color: '#08306b',
       points: evalRows.filter((r) => finite(r.val_loss_next)).map((r) => [r.step, r.val_loss_next]),
       kind: 'markers',
+      shape: 'dot',
     },
     {
       label: 'val recycle',
       color: '#7f2704',
       points: evalRows.filter((r) => finite(r.val_loss_recycle)).map((r) => [r.step, r.val_loss_recycle!]),
       kind: 'markers',
+      shape: 'diamond',
     },
   ].filter((s): s is Series => s.points.length > 0 && (s.kind !== 'raw' || window > 1)) as Series[];
   const all = series.flatMap((s) => s.points);
@@ -106,12 +137,21 @@ export function lossCurvesSvg(rows: readonly LogRow[], title = 'RecycleGPT train
     `<text x="${M.left + pw / 2}" y="${H - 10}" text-anchor="middle">step</text>`,
     `<text transform="translate(16 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">loss (nats/token)</text>`,
   );
+  for (const step of resumeSteps(trainRows)) {
+    const x = f(sx(step));
+    parts.push(
+      `<line x1="${x}" x2="${x}" y1="${M.top}" y2="${M.top + ph}" stroke="#888" stroke-dasharray="2 3"/>`,
+      `<text x="${f(sx(step) + 3)}" y="${M.top + 12}" fill="#666" font-size="10">resumed at ${step}</text>`,
+    );
+  }
   for (const s of series) {
     if (s.kind === 'markers') {
-      const path = s.points.map((p, i) => `${i === 0 ? 'M' : 'L'}${f(sx(p[0]))},${f(sy(p[1]))}`).join(' ');
-      parts.push(`<path d="${path}" fill="none" stroke="${s.color}" stroke-width="1" stroke-dasharray="4 3"/>`);
-      for (const p of s.points)
-        parts.push(`<circle cx="${f(sx(p[0]))}" cy="${f(sy(p[1]))}" r="3.5" fill="${s.color}"/>`);
+      const trained = s.points.filter((p) => p[0] > 0);
+      if (trained.length > 1) {
+        const path = trained.map((p, i) => `${i === 0 ? 'M' : 'L'}${f(sx(p[0]))},${f(sy(p[1]))}`).join(' ');
+        parts.push(`<path d="${path}" fill="none" stroke="${s.color}" stroke-width="1" stroke-dasharray="4 3"/>`);
+      }
+      for (const p of s.points) parts.push(marker(s, sx(p[0]), sy(p[1])));
     } else {
       const path = s.points.map((p, i) => `${i === 0 ? 'M' : 'L'}${f(sx(p[0]))},${f(sy(p[1]))}`).join(' ');
       parts.push(`<path d="${path}" fill="none" stroke="${s.color}" stroke-width="${s.kind === 'raw' ? 1 : 2}"/>`);
@@ -122,7 +162,7 @@ export function lossCurvesSvg(rows: readonly LogRow[], title = 'RecycleGPT train
       x = M.left + pw + 16;
     parts.push(
       s.kind === 'markers'
-        ? `<circle cx="${x + 10}" cy="${y}" r="3.5" fill="${s.color}"/>`
+        ? marker(s, x + 10, y)
         : `<line x1="${x}" x2="${x + 20}" y1="${y}" y2="${y}" ` +
             `stroke="${s.color}" stroke-width="${s.kind === 'raw' ? 1 : 2}"/>`,
       `<text x="${x + 28}" y="${y + 4}">${esc(s.label)}</text>`,
