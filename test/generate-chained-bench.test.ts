@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { benchVariants, formatDecodeBench, runDecodeBench } from '../src/bench/decode.js';
+import { formatModeQuality, modeQuality } from '../src/bench/mode-quality.js';
 import { randomModel } from './helpers/models.js';
 
 test('bench variants: standard once, recycle at its ks, verified at every draft_tokens value', () => {
@@ -51,4 +52,15 @@ test('decode bench reports verified at each draft_tokens with per-depth acceptan
   const text = formatDecodeBench(r);
   assert.match(text, /verified k=2 /);
   assert.match(text, /verified auto .*\(chose k=\d/);
+});
+
+test('mode quality with draft_tokens 2: verified greedy equals standard; recycle: 2 module tokens a call', () => {
+  const model = randomModel({ preset: 'tiny', scale: 4, seed: 7 });
+  const val = Array.from({ length: 400 }, (_, i) => (i * 7 + (i >> 3)) % 12);
+  const r = modeQuality(model, val, { prompts: 4, promptTokens: 8, newTokens: 16, temperature: 0, draftTokens: 2 });
+  assert.equal(r.draft_tokens, 2);
+  assert.deepEqual(r.continuations.verified, r.continuations.standard);
+  const rec = r.modes.recycle;
+  assert.ok(rec.tokens / rec.full_calls > 2, `recycle: ${rec.tokens} tokens, ${rec.full_calls} full calls`);
+  assert.match(formatModeQuality(r, 'tiny'), /2 module tokens per full call/);
 });

@@ -37,6 +37,8 @@ export interface ModeQualityOptions {
   topP?: number;
   /** Prompt i is decoded with seed `seed + i` in every mode (default 0). */
   seed?: number;
+  /** draft_tokens of recycle and verified: module tokens per full call (default 1, the paper's schedule). */
+  draftTokens?: number;
   /** EOS used when the model config names none (e.g. the tokenizer's). */
   eosFallback?: number | null;
   /** Progress: called after each prompt. */
@@ -76,6 +78,8 @@ export interface ModeQualityResult {
   top_k: number | null;
   top_p: number | null;
   seed: number;
+  /** Module tokens per full call in recycle and verified (draft_tokens). */
+  draft_tokens: number;
   ppl_under_base: Record<DecodeMode, number>;
   ratio_recycle_vs_standard: number;
   ratio_verified_vs_standard: number;
@@ -185,10 +189,11 @@ export function modeQualityGenerationOptions(
   mode: DecodeMode,
   i: number,
   o: Required<Pick<ModeQualityOptions, 'newTokens' | 'temperature' | 'seed'>> &
-    Pick<ModeQualityOptions, 'topK' | 'topP'>,
+    Pick<ModeQualityOptions, 'topK' | 'topP' | 'draftTokens'>,
 ): GenerationOptions {
   const sample = o.temperature > 0;
   const g: GenerationOptions = { mode, max_new_tokens: o.newTokens, do_sample: sample, seed: o.seed + i };
+  if (mode !== 'standard' && o.draftTokens !== undefined) g.draft_tokens = o.draftTokens;
   if (sample) {
     g.temperature = o.temperature;
     g.top_k = o.topK ?? 0;
@@ -229,7 +234,8 @@ export function modeQuality(
     );
   }
   const prompts = heldoutPrompts(valTokens, N, P, K);
-  const genOpts = { newTokens: K, temperature, seed, topK: opts.topK, topP: opts.topP };
+  const genOpts = { newTokens: K, temperature, seed, topK: opts.topK, topP: opts.topP, draftTokens: opts.draftTokens };
+  resolveOptions(modeQualityGenerationOptions('verified', 0, genOpts)); // draft_tokens checked before any call
   // Validate the sampler settings once, before any model call.
   const eos = eosIds(
     model,
@@ -280,6 +286,7 @@ export function modeQuality(
     top_k: temperature > 0 && opts.topK !== undefined ? opts.topK : null,
     top_p: temperature > 0 && opts.topP !== undefined ? opts.topP : null,
     seed,
+    draft_tokens: opts.draftTokens ?? 1,
     ppl_under_base: ppl,
     ratio_recycle_vs_standard: ppl.recycle / ppl.standard,
     ratio_verified_vs_standard: ppl.verified / ppl.standard,
@@ -301,7 +308,8 @@ export function formatModeQuality(r: ModeQualityResult, title: string): string {
   const lines = [
     title,
     `${r.prompts} held-out prompts of ${r.prompt_tokens} tokens, up to ${r.new_tokens} new tokens, ` +
-      `${sampler}, seeds ${r.seed}..${r.seed + r.prompts - 1}`,
+      `${sampler}, seeds ${r.seed}..${r.seed + r.prompts - 1}` +
+      (r.draft_tokens !== 1 ? `; recycle and verified with ${r.draft_tokens} module tokens per full call` : ''),
     '',
     `${'mode'.padEnd(10)}${'tokens'.padStart(8)}${'ppl (base)'.padStart(13)}${'vs standard'.padStart(13)}` +
       `${'full calls/tok'.padStart(16)}${'acceptance'.padStart(12)}${'EOS'.padStart(6)}${'decode s'.padStart(10)}`,
