@@ -8,8 +8,9 @@
  * evaluation graph computes in float32 over the converted weights' values (d·q for q8_0, exact in float32).
  *
  * `recyclegpt eval --mode-quality [--model DIR] --data SPEC [--prompts N] [--new-tokens K] [--prompt-tokens P]
- *  [--temperature T] [--top-k K] [--top-p P] [--seed S] [--json]`: continuations of held-out prompts by each
- * decoding mode at the same seeds, scored by the base model (src/bench/mode-quality.ts). --json prints
+ *  [--temperature T] [--top-k K] [--top-p P] [--seed S] [--draft-tokens K] [--json]`: continuations of held-out
+ * prompts by each decoding mode at the same seeds (recycle and verified with K module tokens per full call, default
+ * 1), scored by the base model (src/bench/mode-quality.ts). --json prints
  * {prompts, new_tokens, temperature, ppl_under_base: {standard, recycle, verified}, ratio_recycle_vs_standard, …}.
  */
 import type { Command } from 'commander';
@@ -20,6 +21,7 @@ import { InferenceModel } from '../model/infer.js';
 import { loadModelDirAs } from '../io/model-dir.js';
 import { USER_DTYPES } from '../model/convert.js';
 import { MAX_RECYCLE_DEPTH } from '../model/module-chain.js';
+import { MAX_DRAFT_TOKENS } from '../generate/types.js';
 import { dtypeFlag } from './cmd-generate.js';
 import { loadTokenizer } from '../tokenizer/index.js';
 import { evaluateModel } from '../train/eval.js';
@@ -46,6 +48,7 @@ interface EvalFlags {
   topK?: number;
   topP?: number;
   seed: number;
+  draftTokens?: number;
 }
 
 /**
@@ -112,6 +115,11 @@ export function register(program: Command): void {
       0,
     )
     .option(
+      '--draft-tokens <k>',
+      '--mode-quality: recycle and verified make k module tokens per full call (chained drafts; default 1)',
+      intOption('--draft-tokens', 1, MAX_DRAFT_TOKENS),
+    )
+    .option(
       '--depth <k>',
       'evaluate the module chained k times on its own states (chained drafts): loss and agreement per depth',
       intOption('--depth', 1, MAX_RECYCLE_DEPTH),
@@ -148,6 +156,7 @@ export function register(program: Command): void {
           topK: o.topK,
           topP: o.topP,
           seed: o.seed,
+          draftTokens: o.draftTokens,
           eosFallback: tok.eosTokenId,
           onPrompt: (i, n) => bar.update(i, n),
         });
