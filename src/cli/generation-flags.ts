@@ -22,7 +22,7 @@ import { cliBackend, floatOption, intOption, warnOnStderr } from './options.js';
 export interface GenerationFlags {
   model?: string;
   mode: string;
-  maxNewTokens: number;
+  maxNewTokens?: number;
   doSample?: boolean;
   temperature?: number;
   topK?: number;
@@ -55,7 +55,11 @@ export function addGenerationFlags(cmd: Command): Command {
   return cmd
     .option('--model <dir|name>', 'model directory or shipped model name (default: the shipped model)')
     .option('--mode <mode>', `decoding mode: ${DECODE_MODES.join(' | ')}`, 'standard')
-    .option('--max-new-tokens <n>', 'tokens to generate at most', intOption('--max-new-tokens', 1, 1_000_000), 128)
+    .option(
+      '--max-new-tokens <n>',
+      "tokens to generate at most (default: the model's generation_config.json, else 128)",
+      intOption('--max-new-tokens', 1, 1_000_000),
+    )
     .option('--do-sample', 'sample (default: greedy; the sampling flags below apply only with it)')
     .option(
       '--temperature <t>',
@@ -105,7 +109,10 @@ export function optionsFromFlags(o: GenerationFlags): { options: GenerationOptio
     min_p: o.minP,
   };
   const warning = ineffectiveSamplingWarning(asGiven, cliSpelling);
-  const g: GenerationOptions = { mode: o.mode as DecodeMode, max_new_tokens: o.maxNewTokens, do_sample: sample };
+  // left out unless given, so that the model's generation_config.json defaults apply (RecycleGPT.generationConfig)
+  const g: GenerationOptions = { mode: o.mode as DecodeMode };
+  if (o.maxNewTokens !== undefined) g.max_new_tokens = o.maxNewTokens;
+  if (sample) g.do_sample = true;
   if (sample) {
     if (o.temperature !== undefined) g.temperature = o.temperature;
     if (o.topK !== undefined) g.top_k = o.topK;

@@ -16,6 +16,7 @@ import { loadWeights } from '../io/load-weights.js';
 import type { Bytes } from '../io/safetensors-bytes.js';
 import { bytesLabel, jsonOf, openTensorsFromBytes, type WeightBytes } from '../io/tensor-source.js';
 import { tokenizerFromJson, type TokenizerJsonOptions } from '../tokenizer/from-json.js';
+import { parseGenerationConfig, type GenerationConfig } from '../tokenizer/generation-config.js';
 import { createStreamDecoder, type Tokenizer } from '../tokenizer/tokenizer.js';
 import { checkMode, checkPrompt, createCaches, decode, eosIds } from './decode.js';
 import { nextTurn } from './next-turn.js';
@@ -48,6 +49,8 @@ export interface ModelBytes {
   readonly tokenizer?: JsonInput | null;
   /** tokenizer_config.json (eos/bos token names) */
   readonly tokenizerConfig?: JsonInput | null;
+  /** generation_config.json: its sampling defaults apply under each generation's own options */
+  readonly generationConfig?: JsonInput | null;
 }
 
 export interface FromBytesOptions {
@@ -82,10 +85,33 @@ function warnOnConsole(message: string): void {
   globalThis.console?.warn(`recyclegpt: ${message}`);
 }
 
+/**
+ * A generation's options over the model's generation_config.json defaults (transformers' rule: what the caller
+ * gives wins, key by key; an option given as undefined counts as not given). max_length (prompt + new tokens) limits
+ * a generation only when neither gives max_new_tokens.
+ */
+export function withGenerationDefaults(
+  options: GenerationOptions,
+  gen: GenerationConfig | null,
+  promptLength: number,
+): GenerationOptions {
+  if (!gen) return options;
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as GenerationOptions;
+  const merged: GenerationOptions = { ...gen.defaults, ...given };
+  if (merged.max_new_tokens === undefined && gen.maxLength !== null)
+    merged.max_new_tokens = Math.max(1, gen.maxLength - promptLength);
+  return merged;
+}
+
 export class RecycleGPT {
   private readonly free: SessionCaches[] = [];
   /** Receives this model's warnings (a generation option that has no effect); set by load / fromBytes. */
   onWarning: (message: string) => void = warnOnConsole;
+  /**
+   * The model's generation_config.json (load / fromBytes read it): defaults under every generation's options.
+   * null: none (the library's defaults: greedy, 128 new tokens). Assign to change or drop them.
+   */
+  generationConfig: GenerationConfig | null = null;
 
   constructor(
     readonly model: InferenceModel,
@@ -128,6 +154,10 @@ export class RecycleGPT {
     }
     const m = new this(new InferenceModel(config, weights, backend), tokenizer, name);
     if (opts.onWarning) m.onWarning = opts.onWarning;
+    if (files.generationConfig !== undefined && files.generationConfig !== null) {
+      const file = label('generation_config.json');
+      m.generationConfig = parseGenerationConfig(jsonOf(files.generationConfig, file), file);
+    }
     return m;
   }
 
@@ -155,12 +185,14 @@ export class RecycleGPT {
    * stream is iterated. The stream's `stats`, `text` and `ids` are live.
    */
   stream(prompt: string | readonly number[], options: GenerationOptions = {}): GenerationStream {
-    const opts = resolveOptions(options);
-    const ineffective = ineffectiveSamplingWarning(options);
+    const ids = this.encode(prompt);
+    const merged = withGenerationDefaults(options, this.generationConfig, ids.length);
+    const opts = resolveOptions(merged);
+    // only the caller's own sampling options can be "ineffective": the file's are defaults, used when sampling
+    const ineffective = ineffectiveSamplingWarning({ ...options, do_sample: merged.do_sample });
     if (ineffective !== null) this.onWarning(ineffective);
     if (opts.stopStrings.length > 0 && !this.tokenizer)
       throw new Error('generation option stop_strings needs a tokenizer');
-    const ids = this.encode(prompt);
     checkMode(this.model, opts.mode);
     checkPrompt(this.model, ids);
     const eos = eosIds(this.model, opts, this.tokenizer?.eosTokenId ?? null);

@@ -18,7 +18,7 @@ import { loadModelDirAs } from '../io/model-dir.js';
 import { loadAnyModelDir } from '../io/module-dir.js';
 import { resolveModelDir } from '../node/model-resolve.js';
 import type { UserDtype } from '../model/convert.js';
-import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
+import { loadGenerationConfig, loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { checkTokenizerFits, RecycleGPT as CoreRecycleGPT } from './recyclegpt-core.js';
 
 export {
@@ -78,6 +78,9 @@ export class RecycleGPT extends CoreRecycleGPT {
     checkTokenizerFits(dir, tokenizer, config);
     const m = new RecycleGPT(new InferenceModel(config, weights, backend), tokenizer, dir);
     if (opts.onWarning) m.onWarning = opts.onWarning;
+    // generation_config.json: the directory's, else (a module-only directory) its base's
+    m.generationConfig =
+      loadGenerationConfig(dir) ?? (tokenizerDir !== dir ? loadGenerationConfig(tokenizerDir) : null);
     return m;
   }
 }
