@@ -51,18 +51,19 @@ static const GemmBlocking& gemm_blocking() {
   return b;
 }
 
-// C[MR×NR] (= or +=) Ap(MR×kc) · Bp(kc×NR)
-static inline void micro_kernel(i64 kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
-                                i64 ldc, bool add) {
+// C[R×NR] (= or +=) rows 0..R-1 of Ap(MR×kc) · Bp(kc×NR); R = MR is the micro-kernel, R < MR an edge panel's rows
+template <int R>
+static inline void micro_kernel_rows(i64 kc, const float* __restrict a, const float* __restrict b,
+                                     float* __restrict c, i64 ldc, bool add) {
   // Fetch the C tile (MR rows, far apart) while the k loop runs: its misses would otherwise stall the stores.
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
+  for (int i = 0; i < R; ++i) {
     __builtin_prefetch(c + i * ldc, 1, 3);
     __builtin_prefetch(c + i * ldc + NR - 1, 1, 3);
   }
-  V acc[MR][GEMM_NV];
+  V acc[R][GEMM_NV];
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < R; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < GEMM_NV; ++j) acc[i][j] = vzero();
   for (i64 k = 0; k < kc; ++k) {
@@ -70,7 +71,7 @@ static inline void micro_kernel(i64 kc, const float* __restrict a, const float* 
 #pragma GCC unroll 4
     for (int j = 0; j < GEMM_NV; ++j) bv[j] = vload(b + j * W);
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < R; ++i) {
       const V av = vset1(a[i]);
 #pragma GCC unroll 4
       for (int j = 0; j < GEMM_NV; ++j) acc[i][j] = vfma(av, bv[j], acc[i][j]);
@@ -79,7 +80,7 @@ static inline void micro_kernel(i64 kc, const float* __restrict a, const float* 
     b += NR;
   }
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < R; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < GEMM_NV; ++j) {
       float* p = c + i * ldc + j * W;
@@ -87,8 +88,33 @@ static inline void micro_kernel(i64 kc, const float* __restrict a, const float* 
     }
 }
 
-// An edge tile (mr < MR rows or nr < NR columns): the same micro-kernel into a buffer, the valid part added.
+// C[MR×NR] (= or +=) Ap(MR×kc) · Bp(kc×NR)
+static inline void micro_kernel(i64 kc, const float* a, const float* b, float* c, i64 ldc, bool add) {
+  micro_kernel_rows<MR>(kc, a, b, c, ldc, add);
+}
+
+template <int R>
+static void edge_rows(i64 kc, const float* a, const float* b, float* c, i64 ldc, bool add) {
+  micro_kernel_rows<R>(kc, a, b, c, ldc, add);
+}
+
+// An edge tile (mr < MR rows or nr < NR columns). Full width, fewer rows (the last row panel of M): only those rows
+// are computed, straight into C (a 4-row tail of a 6-row kernel ran as a whole 6-row tile into a buffer cost ~3% of
+// a 256-row GEMM). Fewer columns: the micro-kernel into a buffer, the valid part added. Either way each element gets
+// the micro-kernel's arithmetic, so edges agree with full tiles.
 static inline void edge_kernel(i64 kc, const float* a, const float* b, float* c, i64 ldc, bool add, i64 mr, i64 nr) {
+  if (nr == NR) {
+    typedef void (*EdgeFn)(i64, const float*, const float*, float*, i64, bool);
+    // rows 1..15, each entry R < MR (entries past MR - 1 are never called: they repeat R = 1)
+#define RG_EDGE(r) edge_rows<(r) < MR ? (r) : 1>
+    static const EdgeFn fns[16] = {nullptr,     RG_EDGE(1),  RG_EDGE(2),  RG_EDGE(3),  RG_EDGE(4),  RG_EDGE(5),
+                                   RG_EDGE(6),  RG_EDGE(7),  RG_EDGE(8),  RG_EDGE(9),  RG_EDGE(10), RG_EDGE(11),
+                                   RG_EDGE(12), RG_EDGE(13), RG_EDGE(14), RG_EDGE(15)};
+#undef RG_EDGE
+    static_assert(MR <= 16, "edge_kernel: a row count table of 16");
+    fns[mr](kc, a, b, c, ldc, add);
+    return;
+  }
   alignas(64) float tmp[MR * NR];
   micro_kernel(kc, a, b, tmp, NR, false);
   for (i64 i = 0; i < mr; ++i) {
