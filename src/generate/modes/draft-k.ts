@@ -9,7 +9,8 @@
  * (`calibrate`, 24 calls; other M interpolated linearly). During a generation the mode times its own calls: a full
  * call size it has used costs its own moving average, the others the calibration times a scale factor (observed ÷
  * calibrated, moving average; one for full and one for module calls), so a machine that slows down or a longer
- * context shifts every cost while the shape of the cost curve over M comes from the calibration. The α_j are
+ * context shifts every cost while the shape of the cost curve over M comes from the calibration. (Under a driver
+ * that batches sessions, a call's observed time is the batched call's: the latency this session sees.) The α_j are
  * smoothed toward α_{j−1} (and α_1 toward ½) with two pseudo observations, so an untried depth looks as good as the
  * one above it — optimistic, so it gets tried when it could pay, and dropped once measured acceptance says it does
  * not. k stays ≥ 1 (auto never turns drafting off: verified
