@@ -213,3 +213,16 @@ test('near the end a round drafts no more than the tokens left − 1', () => {
     for (const k of Object.keys(run.stats.rounds_by_draft_tokens)) assert.ok(Number(k) <= n - 1, `k ${k}, n ${n}`);
   }
 });
+
+test('chained drafts run into the context length cleanly (k = 7; verified equals standard, recycle fills it)', () => {
+  const model = randomModel({ preset: 'tiny-llama', scale: 4, seed: 7, maxPositions: 24 });
+  for (const prompt of randomPrompts(4, 12, 10, 5)) {
+    const std = decodeAll(model, prompt, { max_new_tokens: 100 });
+    const ver = decodeAll(model, prompt, { mode: 'verified', draft_tokens: 7, max_new_tokens: 100 });
+    assert.deepEqual(ver.ids, std.ids);
+    assert.equal(ver.stats.finish_reason, 'context');
+    const rec = decodeAll(model, prompt, { mode: 'recycle', draft_tokens: 7, max_new_tokens: 100 });
+    assert.equal(rec.stats.finish_reason, 'context');
+    assert.equal(rec.ids.length, std.ids.length);
+  }
+});
