@@ -116,20 +116,16 @@ static inline V vcombine(V lo, V, VIdx) { return lo; }
 
 static inline void prefetch_l1(const void*) {}  // WebAssembly has no prefetch
 
-// Weight storage to float32, exact (kernels.h's WeightRef), with the results of simd_scalar.h's conversions:
-// float16 bits widen through integer lanes (subnormals through one exact float subtraction; NaN made quiet).
+// Weight storage to float32, exact (kernels.h's WeightRef), with the results of simd_scalar.h's conversions.
+// float16: its exponent and mantissa bits moved into float32 position (two shifts) are the value times 2^-112,
+// subnormals included, so one exact multiply by 2^112 rescales them; Inf / NaN (65536 or more after it) get the top
+// exponent, NaN made quiet as vcvtph2ps does; the sign moves up by two shifts.
 static inline V f16_lanes_to_f32(V h) {
-  const V shifted = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13);
-  const V exp = wasm_v128_and(shifted, wasm_i32x4_splat(0x0f800000));
-  const V normal = wasm_i32x4_add(shifted, wasm_i32x4_splat(112 << 23));
-  const V mant = wasm_v128_and(h, wasm_i32x4_splat(0x3ff));
-  const V quiet = wasm_v128_and(wasm_i32x4_ne(mant, wasm_i32x4_splat(0)), wasm_i32x4_splat(0x400000));
-  const V special = wasm_v128_or(wasm_i32x4_add(normal, wasm_i32x4_splat(112 << 23)), quiet);  // inf, NaN
-  // zero / subnormal m·2^-24: the float with bits (113 << 23) + m·2^13 is 2^-14 + m·2^-24, exact; minus 2^-14
-  const V sub = wasm_f32x4_sub(wasm_i32x4_add(shifted, wasm_i32x4_splat(113 << 23)), wasm_i32x4_splat(113 << 23));
-  V o = wasm_v128_bitselect(special, normal, wasm_i32x4_eq(exp, wasm_i32x4_splat(0x0f800000)));
-  o = wasm_v128_bitselect(sub, o, wasm_i32x4_eq(exp, wasm_i32x4_splat(0)));
-  return wasm_v128_or(o, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
+  const V two16 = wasm_f32x4_splat(65536.0f);
+  const V scaled = wasm_f32x4_mul(wasm_u32x4_shr(wasm_i32x4_shl(h, 17), 4), wasm_f32x4_splat(5.192296858534828e+33f));
+  const V special = wasm_v128_or(wasm_v128_and(wasm_f32x4_ge(scaled, two16), wasm_i32x4_splat(0x7f800000)),
+                                 wasm_v128_and(wasm_f32x4_gt(scaled, two16), wasm_i32x4_splat(0x400000)));
+  return wasm_v128_or(wasm_v128_or(scaled, special), wasm_i32x4_shl(wasm_u32x4_shr(h, 15), 31));
 }
 static inline V vload_f16(const uint16_t* p) { return f16_lanes_to_f32(wasm_u32x4_load16x4(p)); }
 static inline V vload_bf16(const uint16_t* p) { return wasm_i32x4_shl(wasm_u32x4_load16x4(p), 16); }

@@ -77,7 +77,7 @@ function seeded(name: string, body: (rng: Rng) => void): void {
 
 test('the wasm backend: name, dtypes, one thread, memory reserved up front', () => {
   assert.equal(wasm.name, 'wasm');
-  assert.deepEqual([...wasm.weightDtypes], ['f32', 'f16', 'bf16', 'q8_0']);
+  assert.deepEqual([...wasm.weightDtypes], ['f32', 'bf16', 'q8_0'], 'f16 is widened at load (no SIMD128 conversion)');
   wasm.setThreads(4);
   assert.equal(wasm.threads(), 1);
   assert.equal(wasm.memoryBytes, 512 * 2 ** 20);
@@ -119,7 +119,7 @@ function weightOf(dtype: Weight['dtype'], w: Float32Array, N: number, K: number)
 }
 
 seeded('linear: every dtype, small-M and GEMM paths, bias or not, vs ref; rows bit-identical for M ≤ 8', (rng) => {
-  for (const dtype of ['f32', 'f16', 'bf16', 'q8_0'] as const) {
+  for (const dtype of ['f32', 'bf16', 'q8_0'] as const) {
     const shapes: [number, number, number][] = [
       [1, 1, 32],
       [2, 33, 64],
@@ -158,7 +158,7 @@ seeded('embedding forward (every dtype) and backward, biasBackward vs ref', (rng
     V = rng.int(1, 20),
     C = rng.pick([32, 64, 96]),
     ids = rng.ints(T, 0, V - 1);
-  for (const dtype of ['f32', 'f16', 'bf16', 'q8_0'] as const) {
+  for (const dtype of ['f32', 'bf16', 'q8_0'] as const) {
     const weight = weightOf(dtype, rng.uniform(V * C), V, C);
     compare(`embeddingForward ${dtype}`, [ids, weight, new Float32Array(T * C)], [2], 0, (be, a) =>
       be.embeddingForward(T, C, V, a[0] as Int32Array, a[1] as Weight, a[2] as Float32Array),
@@ -355,6 +355,12 @@ test('wasm kernels: argument errors are ref’s; out of memory names the backend
     ['heads', (be) => be.attentionDecode(1, 3, 2, 4, f(12), f(8), f(8), 0, f(12))],
     ['rope odd D', (be) => be.rope(1, 1, 3, f(3), new Int32Array(1), 10000, false)],
   ];
+  let refused = '';
+  assert.throws(
+    () => wasm.linear(1, 1, 1, f(1), { dtype: 'f16', data: new Uint16Array(1) }, null, f(1)),
+    (e: Error) => ((refused = e.message), /f16/.test(e.message)),
+  );
+  assert.match(refused, /linear/, refused);
   for (const [what, call] of calls) {
     let want = '';
     assert.throws(
@@ -371,4 +377,15 @@ test('wasm kernels: argument errors are ref’s; out of memory names the backend
   const small = createNodeWasmBackend({ memoryBytes: 2 ** 21 });
   assert.throws(() => small.alloc.f32(2 ** 20), /wasm backend: out of memory allocating f32\[1048576\].*memoryBytes/);
   assert.throws(() => createNodeWasmBackend({ memoryBytes: 1000 }), /memoryBytes must be an integer/);
+});
+
+test('wasm float16 widening (q8_0 scales; the raw kernel on f16 tables): all 65536 values, exactly', () => {
+  const raw = Object.getPrototypeOf(wasm) as Backend; // the unchecked kernels: the checked layer refuses f16 here
+  const bits = Uint16Array.from({ length: 65536 }, (_, i) => i);
+  const table: Weight = { dtype: 'f16', data: bits };
+  const got = new Float32Array(65536),
+    want = new Float32Array(65536);
+  raw.embeddingForward(1, 65536, 1, new Int32Array([0]), table, got);
+  ref.embeddingForward(1, 65536, 1, new Int32Array([0]), table, want);
+  assertBitwise(got, want, 'f16 → f32', true);
 });
