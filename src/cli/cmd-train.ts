@@ -119,6 +119,10 @@ export function register(program: Command): void {
       '--freeze-base',
       'train only the module (recycle.*), the base in inference mode; --out gets the module alone (refers to the base)',
     )
+    .option(
+      '--cache-hidden <file>',
+      "--freeze-base: compute the base's hidden states once into FILE (f16, fingerprinted) and train from it",
+    )
     .option('--resume', 'continue from the checkpoint in --out, on the same learning-rate schedule')
     .option(
       '--extend-schedule',

@@ -19,6 +19,11 @@ export interface TrainOptions {
   base: string | null;
   /** Train only recycle.* (requires base). */
   freezeBase: boolean;
+  /**
+   * Frozen base: its hidden states over fixed windows of the training split, computed once into this file and read
+   * back every step (train/hidden-cache.ts); null: the base runs for every batch.
+   */
+  cacheHidden: string | null;
   /** "gpt2", a directory/tokenizer.json, or null: the base's tokenizer, else a new byte-level BPE. */
   tokenizer: string | null;
   /** Vocabulary of the trained BPE (null: the preset's / config's vocab_size). */
@@ -68,6 +73,7 @@ export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'data' | 'out'> = {
   config: null,
   base: null,
   freezeBase: false,
+  cacheHidden: null,
   tokenizer: null,
   vocabSize: null,
   recycleLayers: null,
@@ -110,6 +116,7 @@ export const LATER_OPTIONS: Partial<TrainOptions> = {
   evalFirst: false,
   recycleDepth: 1,
   recycleDepthWeights: null,
+  cacheHidden: null,
   // checkpoints from before scheduleSteps ran a schedule over their steps; resume reads null as that
   scheduleSteps: null,
 };
@@ -155,6 +162,7 @@ const RULES: Record<keyof TrainOptions, [Check, string]> = {
   config: [orNull(isStr), 'a file path'],
   base: [orNull(isStr), 'a directory'],
   freezeBase: [(v) => typeof v === 'boolean', 'true or false'],
+  cacheHidden: [orNull(isStr), 'a file path'],
   tokenizer: [orNull(isStr), '"gpt2" or a directory'],
   vocabSize: [orNull(isInt(257, LIMITS.vocabSize)), `${inRange(257, LIMITS.vocabSize)} (256 bytes + EOS at least)`],
   recycleLayers: [orNull(isInt(1, LIMITS.recycleLayers)), inRange(1, LIMITS.recycleLayers)],
@@ -200,6 +208,10 @@ export function validateOptions(o: Record<string, unknown>, where: string): Trai
       `${where}: give only one of preset (${opts.preset}), config (${opts.config}) and base (${opts.base})`,
     );
   if (opts.freezeBase && opts.base === null) throw new Error(`${where}: freezeBase needs a base model (--base DIR)`);
+  if (opts.cacheHidden !== null && !opts.freezeBase)
+    throw new Error(
+      `${where}: cacheHidden (${opts.cacheHidden}) caches a frozen base's states: it needs --freeze-base`,
+    );
   if (opts.recycleDepthWeights !== null && opts.recycleDepthWeights.length !== opts.recycleDepth)
     throw new Error(
       `${where}: recycleDepthWeights has ${opts.recycleDepthWeights.length} weights ` +

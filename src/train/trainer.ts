@@ -27,9 +27,11 @@ import {
   saveCheckpoint,
 } from './checkpoint.js';
 import { evaluateModule, evaluateParams } from './eval.js';
+import { CachedWindowSampler, HiddenCache, tokensFingerprint } from './hidden-cache.js';
 import { FrozenBase, ModuleGraph } from './module-graph.js';
 import {
   baseDtype,
+  baseFingerprint,
   checkBase,
   makeBaseRef,
   readBaseRef,
@@ -68,6 +70,10 @@ export interface TrainHooks {
   onStep?(row: TrainRow, totalSteps: number): void;
   onEval?(row: EvalRow): void;
   onCheckpoint?(step: number, dir: string): void;
+  /** Test hook: with cacheHidden, run the live base on the cached windows instead of reading the file. */
+  liveHidden?: boolean;
+  /** Progress of building a hidden-state cache (windows done, total). */
+  onCacheProgress?(done: number, total: number): void;
   /** Test hook: make the loss (or a gradient) of this step NaN. */
   injectNaN?: { step: number; where: 'loss' | 'grad' };
 }
@@ -97,7 +103,7 @@ interface Session {
   config: ModelConfig;
   params: TrainParams;
   optimizer: AdamW;
-  sampler: BatchSampler;
+  sampler: BatchSampler | CachedWindowSampler;
   train: Int32Array;
   val: Int32Array;
   tokenizerFiles: Record<string, string>;
@@ -109,6 +115,41 @@ interface Session {
   frozenBase: FrozenBase | null;
   /** Module-only output: the base reference and the dtype the module is written in (null: a full directory). */
   moduleOut: { base: BaseRef; dtype: ModuleDtype } | null;
+  /** The frozen base's states read from a file (--cache-hidden) instead of running it per batch. */
+  hiddenCache: HiddenCache | null;
+}
+
+/** Opens (or builds) the hidden-state cache of a frozen-base run; notes what happened in `messages`. */
+function openCache(
+  o: TrainOptions,
+  baseDir: string,
+  train: Int32Array,
+  frozen: FrozenBase,
+  messages: string[],
+  hooks: TrainHooks,
+): HiddenCache {
+  const t0 = performance.now();
+  const { cache, built } = HiddenCache.openOrBuild(
+    o.cacheHidden!,
+    {
+      base: baseFingerprint(baseDir),
+      data: tokensFingerprint(train),
+      tokens: train.length,
+      seq_len: o.seqLen!,
+      hidden: frozen.config.hidden,
+    },
+    train,
+    frozen,
+    o.batchSize,
+    hooks.onCacheProgress,
+  );
+  const h = cache.header;
+  const mb = (h.windows * (h.seq_len - 1) * h.hidden * 2) / 1e6;
+  messages.push(
+    `hidden states: ${built ? 'built' : 'read from'} ${o.cacheHidden} (${h.windows} windows of ${h.seq_len}, ` +
+      `${mb.toFixed(1)} MB f16${built ? `, ${((performance.now() - t0) / 1000).toFixed(1)} s` : ''})`,
+  );
+  return cache;
 }
 
 /** The backend and thread count this run will use (threads are set before training starts). */
@@ -116,7 +157,7 @@ function runtimeOf(be: Backend, o: TrainOptions): { backend: string; threads: nu
   return { backend: be.name, threads: o.threads ?? be.threads() };
 }
 
-function startFresh(given: GivenOptions, be: Backend): Session {
+function startFresh(given: GivenOptions, be: Backend, hooks: TrainHooks): Session {
   if (given.data === undefined) throw new Error('train: --data SPEC is required');
   if (hasCheckpoint(given.out))
     throw new Error(
@@ -143,10 +184,13 @@ function startFresh(given: GivenOptions, be: Backend): Session {
   const params = new TrainParams(config, o.freezeBase, be.alloc, inPlace);
   init.fill(params);
   const { train, val } = tokenizeCorpus(corpus, tok.tokenizer, o.data);
-  const sampler = new BatchSampler(train, { batchSize: o.batchSize, seqLen: o.seqLen!, seed: o.seed });
   const optimizer = new AdamW(be, params.store, { weightDecay: o.weightDecay });
   const messages = [`model: ${init.source}`, `tokenizer: ${tok.source}`];
   const frozen = inPlace ? new FrozenBase(config, inPlace, be) : null;
+  const hiddenCache = o.cacheHidden !== null && frozen ? openCache(o, o.base!, train, frozen, messages, hooks) : null;
+  const sampler = hiddenCache
+    ? new CachedWindowSampler(train, o.batchSize, o.seqLen!, o.seed)
+    : new BatchSampler(train, { batchSize: o.batchSize, seqLen: o.seqLen!, seed: o.seed });
   // a module trained on a frozen base is written alone, referring to the base (and to its tokenizer, unless another
   // one was chosen)
   const moduleOut =
@@ -166,10 +210,11 @@ function startFresh(given: GivenOptions, be: Backend): Session {
     runtime: runtimeOf(be, o),
     frozenBase: frozen,
     moduleOut,
+    hiddenCache,
   };
 }
 
-function resume(given: GivenOptions, be: Backend, extendSchedule: boolean): Session {
+function resume(given: GivenOptions, be: Backend, extendSchedule: boolean, hooks: TrainHooks): Session {
   const dir = given.out;
   // a kill between the renames of a checkpoint swap leaves dir missing: finish or undo that swap first
   recoverCheckpoint(dir);
@@ -220,8 +265,13 @@ function resume(given: GivenOptions, be: Backend, extendSchedule: boolean): Sess
         `(the data or tokenizer changed)`,
     );
   }
-  const sampler = BatchSampler.resume(train, state.sampler);
   const messages = [`resumed from ${dir} at step ${state.step}`, ...scheduleNote];
+  const frozen = moduleOnly ? new FrozenBase(config, weights, be) : null;
+  const hiddenCache =
+    o.cacheHidden !== null && frozen && baseDir ? openCache(o, baseDir, train, frozen, messages, hooks) : null;
+  const sampler = hiddenCache
+    ? CachedWindowSampler.resume(train, state.sampler)
+    : BatchSampler.resume(train, state.sampler);
   const runtime = runtimeOf(be, o);
   if (runtime.backend !== state.runtime.backend || runtime.threads !== state.runtime.threads) {
     messages.push(
@@ -242,8 +292,9 @@ function resume(given: GivenOptions, be: Backend, extendSchedule: boolean): Sess
     step: state.step,
     messages,
     runtime,
-    frozenBase: moduleOnly ? new FrozenBase(config, weights, be) : null,
+    frozenBase: frozen,
     moduleOut: ref && baseDir ? { base: ref, dtype: baseDtype(baseDir) } : null,
+    hiddenCache,
   };
 }
 
@@ -307,7 +358,7 @@ export function train(
   if (mode.extendSchedule && !mode.resume) throw new Error('--extend-schedule applies to --resume only');
   const be = hooks.backend ?? createBackend({ kind: 'auto', onWarning: hooks.onWarning });
   const out = given.out;
-  const s = mode.resume ? resume(given, be, mode.extendSchedule === true) : startFresh(given, be);
+  const s = mode.resume ? resume(given, be, mode.extendSchedule === true, hooks) : startFresh(given, be, hooks);
   const o = s.options;
   if (o.threads !== null) be.setThreads(o.threads);
   const log = new TrainLog(path.join(out, LOG_FILE));
@@ -422,8 +473,16 @@ export function train(
     for (let micro = 0; micro < o.gradAccum && moduleGraph && s.frozenBase && hidden; micro++) {
       // frozen base: the base in inference mode gives h, only the module is on the tape
       tape.reset();
-      const batch = s.sampler.next();
-      s.frozenBase.hidden(batch, hidden);
+      let batch;
+      if (s.sampler instanceof CachedWindowSampler) {
+        const drawn = s.sampler.next();
+        batch = drawn.batch;
+        if (hooks.liveHidden || !s.hiddenCache) s.frozenBase.hidden(batch, hidden);
+        else s.hiddenCache.read(drawn.windows, hidden);
+      } else {
+        batch = s.sampler.next();
+        s.frozenBase.hidden(batch, hidden);
+      }
       const outp = moduleGraph.forward(tape, s.params, batch, hidden);
       addDepths(outp.depths.losses);
       if (hooks.injectNaN?.step === s.step + 1 && hooks.injectNaN.where === 'loss')
@@ -440,7 +499,9 @@ export function train(
     }
     for (let micro = 0; micro < o.gradAccum && !moduleGraph; micro++) {
       tape.reset();
-      const outp = graph.forward(tape, s.params, s.sampler.next(), { depth: chain.depth, depthWeights: chain.weights });
+      const drawn = s.sampler.next();
+      const batch = 'windows' in drawn ? drawn.batch : drawn;
+      const outp = graph.forward(tape, s.params, batch, { depth: chain.depth, depthWeights: chain.weights });
       if (outp.recycleDepths) addDepths(outp.recycleDepths.losses);
       if (hooks.injectNaN?.step === s.step + 1 && hooks.injectNaN.where === 'loss') outp.loss.data[0] = Number.NaN;
       const l = outp.loss.data[0]!;
@@ -482,5 +543,6 @@ export function train(
       save();
     }
   }
+  s.hiddenCache?.close();
   return { out, step: s.step, lastTrain, lastEval };
 }
