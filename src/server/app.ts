@@ -6,7 +6,7 @@
  * field), max_tokens cap and context checks, a per-request timeout, cancellation when the client disconnects, one
  * log line per request. No route reads a file: requests carry text and token ids only.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { z } from 'zod';
@@ -14,18 +14,11 @@ import type { RecycleGPT } from '../generate/recyclegpt-core.js';
 import type { DecodeMode } from '../generate/types.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ChatTemplate, ChatTemplateError, type ChatMessage } from './chat-template.js';
-import { prepareGeneration, promptIds, TextAssembler, type PreparedGeneration } from './generation.js';
-import {
-  chatBody,
-  chatChunk,
-  completionBody,
-  completionChunk,
-  HttpError,
-  usageChunk,
-  type ReplyMeta,
-} from './responses.js';
+import { prepareGeneration, promptIds } from './generation.js';
+import { logLine, reply, type Env, type ReplyDeps, type RequestLog } from './reply.js';
+import { HttpError } from './responses.js';
 import { ChatRequest, CompletionRequest, describeIssues, DetokenizeRequest, TokenizeRequest } from './schemas.js';
-import { QueueFullError, Scheduler, ShuttingDownError, type JobResult } from './scheduler.js';
+import { Scheduler } from './scheduler.js';
 
 export interface ServerOptions {
   /** Generations decoded together (default 4). */
@@ -58,21 +51,6 @@ export interface ServerApp {
   drain(): Promise<void>;
 }
 
-interface RequestLog {
-  /** Set by a streaming route, which writes its own line when the stream ends. */
-  deferred: boolean;
-  extra: string;
-}
-
-type Env = { Variables: { log: RequestLog } };
-
-/** The client went away (disconnect, stream cancelled). */
-class ClientGone extends Error {}
-/** The generation ran past the request timeout. */
-class TimedOut extends Error {}
-
-const encoder = new TextEncoder();
-
 export function createServerApp(m: RecycleGPT, o: ServerOptions = {}): ServerApp {
   const tokenizer: Tokenizer | null = m.tokenizer;
   if (!tokenizer) throw new Error(`${m.name} has no tokenizer (tokenizer.json): the server needs one`);
@@ -95,6 +73,7 @@ export function createServerApp(m: RecycleGPT, o: ServerOptions = {}): ServerApp
   const chat = ChatTemplate.of(tok);
   const keyDigest = o.apiKey ? createHash('sha256').update(o.apiKey).digest() : null;
   let draining = false;
+  const deps: ReplyDeps = { scheduler, tokenizer: tok, modelId, timeoutMs, log, isDraining: () => draining };
 
   const app = new Hono<Env>();
 
@@ -194,7 +173,7 @@ export function createServerApp(m: RecycleGPT, o: ServerOptions = {}): ServerApp
     const body = parseWith(CompletionRequest, await readJson(c));
     const ids = promptIds(tok, cfg.vocabSize, body.prompt);
     const prep = prepareGeneration(model, tok, ids, body, limits, 'prompt');
-    return generate(c, prep, body.stream === true, body.stream_options?.include_usage === true, 'completion');
+    return reply(deps, c, prep, body.stream === true, body.stream_options?.include_usage === true, 'completion');
   });
 
   app.post('/v1/chat/completions', async (c) => {
@@ -219,149 +198,8 @@ export function createServerApp(m: RecycleGPT, o: ServerOptions = {}): ServerApp
       throw e;
     }
     const prep = prepareGeneration(model, tok, ids, body, limits, 'messages');
-    return generate(c, prep, body.stream === true, body.stream_options?.include_usage === true, 'chat');
+    return reply(deps, c, prep, body.stream === true, body.stream_options?.include_usage === true, 'chat');
   });
-
-  /** Queue the generation and answer with JSON at the end, or with an SSE stream of its text as it comes. */
-  function generate(
-    c: Context<Env>,
-    prep: PreparedGeneration,
-    stream: boolean,
-    includeUsage: boolean,
-    kind: 'completion' | 'chat',
-  ): Response | Promise<Response> {
-    if (draining) throw new HttpError(503, 'the server is shutting down');
-    const meta: ReplyMeta = {
-      id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`,
-      created: Math.floor(Date.now() / 1000),
-      model: modelId,
-    };
-    const entry = c.get('log');
-    const text = new TextAssembler(tok, prep.eos, prep.stops);
-    const cancel = new AbortController();
-    const onClientGone = (): void => cancel.abort(new ClientGone('the client disconnected'));
-    const reqSignal = c.req.raw.signal;
-    if (reqSignal.aborted) onClientGone();
-    reqSignal.addEventListener('abort', onClientGone, { once: true });
-    const timer = setTimeout(
-      () => cancel.abort(new TimedOut(`the generation ran past the request timeout of ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      reqSignal.removeEventListener('abort', onClientGone);
-    };
-    const describe = (r: JobResult | null, outcome: string): string => {
-      const s = r?.session.stats;
-      return s
-        ? `mode=${s.mode} prompt=${s.prompt_tokens} completion=${s.tokens} finish=${s.finish_reason} ` +
-            `queued_ms=${r!.queuedMs.toFixed(0)} ${outcome}`
-        : `mode=${prep.options.mode} prompt=${prep.prompt.length} ${outcome}`;
-    };
-    const t0 = performance.now();
-    let send: ((chunk: string) => void) | null = null;
-    let job: Promise<JobResult>;
-    try {
-      job = scheduler.submit({
-        prompt: prep.prompt,
-        options: prep.options,
-        eos: prep.eos,
-        signal: cancel.signal,
-        onToken: (ev, session) => {
-          const delta = text.push(ev, session);
-          if (send && delta) {
-            const chunk =
-              kind === 'chat' ? chatChunk(meta, { content: delta }, null) : completionChunk(meta, delta, null);
-            send(JSON.stringify(chunk));
-          }
-        },
-      });
-    } catch (e) {
-      cleanup();
-      if (e instanceof QueueFullError || e instanceof ShuttingDownError) throw new HttpError(503, e.message);
-      throw e;
-    }
-
-    if (!stream) {
-      return job.then(
-        (r) => {
-          cleanup();
-          entry.extra = describe(r, 'ok');
-          const s = r.session.stats;
-          return c.json(
-            kind === 'chat' ? chatBody(meta, text.text, s, r.queuedMs) : completionBody(meta, text.text, s, r.queuedMs),
-          );
-        },
-        (e: unknown) => {
-          cleanup();
-          entry.extra = describe(null, `error=${(e as Error).message}`);
-          if (e instanceof TimedOut) throw new HttpError(504, e.message);
-          if (e instanceof ClientGone) throw new HttpError(408, e.message);
-          throw e instanceof HttpError ? e : new HttpError(500, `generation failed: ${(e as Error).message}`);
-        },
-      );
-    }
-
-    entry.deferred = true;
-    let closed = false;
-    let controller!: ReadableStreamDefaultController<Uint8Array>;
-    const write = (data: string): void => {
-      if (closed) return;
-      try {
-        controller.enqueue(encoder.encode(`data: ${data}\n\n`));
-      } catch {
-        closed = true;
-      }
-    };
-    const finish = (status: number, outcome: string, r: JobResult | null): void => {
-      cleanup();
-      if (!closed) {
-        write('[DONE]');
-        closed = true;
-        try {
-          controller.close();
-        } catch {
-          /* already closed by the client */
-        }
-      }
-      log(logLine(c.req.method, c.req.path, status, t0, describe(r, outcome)));
-    };
-    const body = new ReadableStream<Uint8Array>({
-      start(ctl) {
-        controller = ctl;
-      },
-      cancel() {
-        closed = true;
-        cancel.abort(new ClientGone('the client closed the stream'));
-      },
-    });
-    send = write;
-    if (kind === 'chat') write(JSON.stringify(chatChunk(meta, { role: 'assistant', content: '' }, null)));
-    job.then(
-      (r) => {
-        const s = r.session.stats,
-          end = { stats: s, queuedMs: r.queuedMs };
-        write(JSON.stringify(kind === 'chat' ? chatChunk(meta, {}, end) : completionChunk(meta, '', end)));
-        if (includeUsage)
-          write(JSON.stringify(usageChunk(meta, kind === 'chat' ? 'chat.completion.chunk' : 'text_completion', s)));
-        finish(200, 'ok', r);
-      },
-      (e: unknown) => {
-        const gone = e instanceof ClientGone;
-        const err =
-          e instanceof TimedOut
-            ? new HttpError(504, e.message)
-            : e instanceof HttpError
-              ? e
-              : new HttpError(500, `generation failed: ${(e as Error).message}`);
-        if (!gone) write(JSON.stringify(err.body()));
-        finish(gone ? 499 : err.status, gone ? 'client gone' : `error=${err.message}`, null);
-      },
-    );
-    return new Response(body, {
-      headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' },
-    });
-  }
 
   return {
     app,
@@ -392,9 +230,4 @@ function parseWith<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
     throw new HttpError(400, message, undefined, param);
   }
   return r.data;
-}
-
-function logLine(method: string, path: string, status: number, t0: number, extra: string): string {
-  const ms = (performance.now() - t0).toFixed(0);
-  return `${new Date().toISOString()} ${method} ${path} ${status} ${ms}ms${extra ? ` ${extra}` : ''}`;
 }

@@ -89,8 +89,19 @@ export class Scheduler {
   private running = false;
   private closing = false;
   private idleWaiters: (() => void)[] = [];
-  /** Steps run and rows batched, for /health and the load test. */
-  readonly counters = { steps: 0, batchedBaseCalls: 0, batchedModuleCalls: 0, soloCalls: 0, maxBatchRows: 0 };
+  /**
+   * Steps run, calls batched or run alone, the largest batch, and where the time went (ms): in the model's forwards,
+   * and in whole steps (forwards + advancing the modes: sampling, text, stream writes), for /health and the load test.
+   */
+  readonly counters = {
+    steps: 0,
+    batchedBaseCalls: 0,
+    batchedModuleCalls: 0,
+    soloCalls: 0,
+    maxBatchRows: 0,
+    forwardMs: 0,
+    stepMs: 0,
+  };
 
   constructor(
     readonly model: InferenceModel,
@@ -170,10 +181,13 @@ export class Scheduler {
   private async loop(): Promise<void> {
     try {
       while (this.active.length > 0 || this.queue.length > 0) {
+        const t0 = performance.now();
         try {
           this.admit();
           for (const job of [...this.active]) if (!job.pending) this.advance(job);
+          const t1 = performance.now();
           this.runCalls();
+          this.counters.forwardMs += performance.now() - t1;
         } catch (e) {
           // Each job's own errors are caught where they happen; anything else is a bug here: fail every job
           // rather than leave them hanging (or take the process down with an unhandled rejection).
@@ -181,6 +195,7 @@ export class Scheduler {
           for (const job of this.queue.splice(0)) job.reject(e);
         }
         this.counters.steps++;
+        this.counters.stepMs += performance.now() - t0;
         // Let sockets, new requests and disconnects in before the next step.
         await new Promise<void>((r) => setImmediate(r));
       }
