@@ -26,9 +26,9 @@ export function register(program: Command): void {
   addGenerationFlags(cmd)
     .option('--stats', 'print the one-line generation summary on stderr after each continuation')
     .action(async (o: ChatFlags) => {
-      const { options, warning } = optionsFromFlags(o);
-      if (warning !== null) warnOnStderr(warning);
       const m = await loadModelFromFlags(o);
+      const { options, warning } = optionsFromFlags(o, m.generationConfig?.defaults);
+      if (warning !== null) warnOnStderr(warning);
       if (!m.tokenizer)
         throw new Error(`${m.name} has no tokenizer: chat needs text prompts (use generate --prompt-ids)`);
       const tty = process.stdin.isTTY === true;

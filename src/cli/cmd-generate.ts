@@ -40,9 +40,9 @@ export function register(program: Command): void {
     )
     .action(async (o: GenerateCliOptions) => {
       const prompt = promptFromFlags(o);
-      const { options: opts, warning } = optionsFromFlags(o);
-      if (warning !== null) warnOnStderr(warning);
       const m = await loadModelFromFlags(o);
+      const { options: opts, warning } = optionsFromFlags(o, m.generationConfig?.defaults);
+      if (warning !== null) warnOnStderr(warning);
       const backend = m.model.backend;
       const c = m.config;
       const storage = [

@@ -92,17 +92,23 @@ export function draftTokensFlag(v: string, flag = '--draft-tokens'): DraftTokens
 
 const cliSpelling = { option: (k: string) => `--${k.replace(/_/g, '-')}`, doSample: '--do-sample' };
 
-/** The generation options the flags describe, and the warning for sampling flags that have no effect (or null). */
-export function optionsFromFlags(o: GenerationFlags): { options: GenerationOptions; warning: string | null } {
+/**
+ * The generation options the flags describe, and the warning for sampling flags that have no effect (or null).
+ * `defaults`: the model's generation_config.json defaults (its do_sample makes the sampling flags count too).
+ */
+export function optionsFromFlags(
+  o: GenerationFlags,
+  defaults: GenerationOptions = {},
+): { options: GenerationOptions; warning: string | null } {
   if (!(DECODE_MODES as readonly string[]).includes(o.mode))
     throw new Error(`--mode must be one of ${DECODE_MODES.join(', ')}, got "${o.mode}"`);
-  const sample = o.doSample === true;
+  const sample = o.doSample === true || defaults.do_sample === true;
   if (sample && o.temperature === 0)
     throw new Error(
       '--do-sample with --temperature 0: the temperature must be above 0 (leave out --do-sample for greedy)',
     );
   const asGiven: GenerationOptions = {
-    do_sample: sample,
+    do_sample: sample || undefined,
     temperature: o.temperature,
     top_k: o.topK,
     top_p: o.topP,
@@ -112,7 +118,7 @@ export function optionsFromFlags(o: GenerationFlags): { options: GenerationOptio
   // left out unless given, so that the model's generation_config.json defaults apply (RecycleGPT.generationConfig)
   const g: GenerationOptions = { mode: o.mode as DecodeMode };
   if (o.maxNewTokens !== undefined) g.max_new_tokens = o.maxNewTokens;
-  if (sample) g.do_sample = true;
+  if (o.doSample === true) g.do_sample = true;
   if (sample) {
     if (o.temperature !== undefined) g.temperature = o.temperature;
     if (o.topK !== undefined) g.top_k = o.topK;
