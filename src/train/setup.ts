@@ -48,8 +48,22 @@ export function tokenizerFromDir(dirOrFile: string): TokenizerChoice {
   return { tokenizer, files, source: dirOrFile };
 }
 
+/**
+ * `--base` must be a local model directory: a name such as `gpt2` is not one, and nothing is downloaded, so the error
+ * says both.
+ */
+export function checkBaseDir(base: string): void {
+  if (fs.existsSync(base) && fs.statSync(base).isDirectory()) return;
+  throw new Error(
+    `--base ${base}: no such directory. --base takes a local Hugging Face model directory (config.json, ` +
+      `model.safetensors, tokenizer files); recyclegpt cannot download weights, so fetch them first ` +
+      `(e.g. \`huggingface-cli download ${base} --local-dir models/${path.basename(base)}\`) and give that folder`,
+  );
+}
+
 /** The tokenizer of a fresh run (see TrainOptions.tokenizer). `defaultVocab`: the BPE size when none is given. */
 export function chooseTokenizer(o: TrainOptions, corpus: Corpus, defaultVocab: number): TokenizerChoice {
+  if (o.base !== null) checkBaseDir(o.base);
   if (o.tokenizer === 'gpt2')
     return { tokenizer: gpt2Tokenizer(), files: { 'tokenizer.json': GPT2_MARKER }, source: 'GPT-2 BPE' };
   if (o.tokenizer !== null) return tokenizerFromDir(o.tokenizer);
@@ -106,6 +120,7 @@ export function initialModel(
   frozenLoad: { alloc?: Allocator; dtypes?: readonly WeightDtype[] } = {},
 ): InitialModel {
   if (o.base !== null) {
+    checkBaseDir(o.base);
     const cfgPath = path.join(o.base, 'config.json');
     if (!fs.existsSync(cfgPath)) throw new Error(`--base ${o.base}: no config.json (is this a model directory?)`);
     const config = withRecycle(readConfig(cfgPath), o);
