@@ -189,6 +189,7 @@ function allF32(w: Weights): boolean {
 }
 
 interface BenchCliOptions {
+  quiet?: boolean;
   model?: string;
   preset?: string;
   modes?: string;
@@ -236,13 +237,15 @@ export function register(program: Command): void {
       'verified: comma-separated drafts per full call, 1..7 or auto (default 1,2,3,auto); recycle: its integers',
     )
     .option('--json', 'print one JSON object on the last line')
+    .option('--quiet', 'no progress lines on stderr (one per run)')
     .action(async (o: BenchCliOptions) => {
       if (o.model && o.preset) throw new Error('give --model or --preset, not both');
       const dtypes = parseDtypes(o.dtypes);
       if (o.vsLlamaCpp && !llamaCppInstalled()) throw new Error(PEER_MISSING_MESSAGE);
       const backend = o.backend ? createBackend({ kind: o.backend as BackendKind }) : cliBackend();
       if (o.threads !== undefined) backend.setThreads(o.threads);
-      const log = (line: string): void => void process.stderr.write(`${line}\n`);
+      // the per-run lines are bench's progress: --quiet drops them (the table and --json stay)
+      const log = (line: string): void => void (o.quiet || process.stderr.write(`${line}\n`));
       let config: ModelConfig,
         name: string,
         prompts: number[][] | undefined,
@@ -281,7 +284,7 @@ export function register(program: Command): void {
         for (const dtype of dtypes) {
           const why = unreadable(config, dtype, backend);
           if (why) {
-            log(`${dtype}: skipped: ${why}`);
+            process.stderr.write(`${dtype}: skipped: ${why}\n`); // a warning, shown with --quiet too
             skipped.push({ dtype, reason: why });
             continue;
           }
