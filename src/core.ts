@@ -40,7 +40,7 @@ export { createRefBackend } from './kernels/ref.js';
 export {
   createWasmBackend,
   createWasmBackendFromModule,
-  WASM_KERNELS_URL,
+  wasmKernelsUrl,
   type WasmBackend,
   type WasmBackendOptions,
   type WasmKernelsSource,

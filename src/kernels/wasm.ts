@@ -14,8 +14,14 @@
 import type { Allocator, Backend, WeightArg } from './backend.js';
 import { KERNEL_NAMES, withArgChecks, type KernelName } from './validate.js';
 
-/** The compiled kernels, beside this file's source in the package (src/kernels → native/wasm). */
-export const WASM_KERNELS_URL: URL = new URL('../../native/wasm/recyclegpt-kernels.wasm', import.meta.url);
+/**
+ * The compiled kernels in the package (src/kernels or dist/kernels → native/wasm), resolved when first needed, not at
+ * load: a bundle without import.meta (an IIFE) still loads and can pass its own `kernels`. Bundlers that follow
+ * `new URL(…, import.meta.url)` (Vite, webpack 5) ship the file.
+ */
+export function wasmKernelsUrl(): URL {
+  return new URL('../../native/wasm/recyclegpt-kernels.wasm', import.meta.url);
+}
 
 const PAGE = 65536;
 const DEFAULT_MEMORY_BYTES = 1024 * 1024 * 1024;
@@ -232,7 +238,7 @@ export type WasmKernelsSource = BufferSource | WebAssembly.Module | URL | string
 export async function createWasmBackend(
   opts: WasmBackendOptions & { kernels?: WasmKernelsSource } = {},
 ): Promise<WasmBackend> {
-  const src = opts.kernels ?? WASM_KERNELS_URL;
+  const src = opts.kernels ?? wasmKernelsUrl();
   let module: WebAssembly.Module;
   if (src instanceof WebAssembly.Module) module = src;
   else if (typeof src === 'string' || src instanceof URL) {
