@@ -1,12 +1,13 @@
 /**
  * `npm run loadtest -- [--clients 32] [--duration 60] [--model DIR | --preset NAME] [--parallel N] [--ctx-size N]
- *  [--max-tokens 32] [--modes standard,recycle,verified] [--threads N] [--dtype D] [--scaling N [--rounds R]] [--json]`
+ *  [--max-tokens 32] [--modes standard,recycle,verified] [--threads N] [--dtype D] [--warmup S]
+ *  [--scaling N [--rounds R]] [--json]`
  *
  * Starts `recyclegpt serve` as a child process on a free loopback port and runs N concurrent clients against it for
  * a bounded time: each client loops over requests, alternating streaming and non-streaming, cycling through the
  * modes, greedy and sampled, with prompts and max_tokens varying. Reports p50 / p99 latency (and time to first token
- * for streams), aggregate generated tokens/s, errors by status, and the server's RSS before (after a warm-up
- * request per slot) and after the run.
+ * for streams), aggregate generated tokens/s, errors by status, and the server's RSS after start, before the run
+ * (after a request per slot and --warmup seconds, default 10, of the same load), every 5 s, and after.
  *
  * `--scaling N [--rounds R]` measures batching instead: standard greedy streams of --max-tokens tokens (EOS ignored),
  * in R rounds (default 3) of one client alone for --duration, then N concurrent clients for --duration, in the same
@@ -34,6 +35,7 @@ const { values: a } = parseArgs({
     dtype: { type: 'string' },
     scaling: { type: 'string' },
     rounds: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '10' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -50,6 +52,7 @@ const maxTokens = int('max-tokens', a['max-tokens'], 1);
 const modes = a.modes!.split(',').filter(Boolean);
 const scaling = a.scaling === undefined ? null : int('scaling', a.scaling, 2);
 const roundsN = int('rounds', a.rounds, 1);
+const warmupS = int('warmup', a.warmup, 0);
 const parallel = a.parallel ?? String(scaling ?? Math.min(clients, 8));
 
 const PROMPTS = [
@@ -60,6 +63,18 @@ const PROMPTS = [
   'It was the best of times,',
   'A long way from home, the travellers',
 ];
+
+/** Request k of client c in a mixed run: streaming or not, every mode, greedy or seeded sampling, varied lengths. */
+function mixedRequest(c: number, k: number): Record<string, unknown> {
+  const sample = (c + k) % 3 === 0;
+  return {
+    prompt: PROMPTS[(c * 7 + k) % PROMPTS.length],
+    max_tokens: 4 + ((c * 13 + k * 5) % maxTokens),
+    mode: modes[(c + k) % modes.length],
+    stream: (c + k) % 2 === 0,
+    ...(sample ? { temperature: 0.8, top_p: 0.95, seed: c * 1000 + k } : { temperature: 0 }),
+  };
+}
 
 /** The server process and where it listens. */
 async function startServe(): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null> }> {
@@ -274,6 +289,15 @@ async function main(): Promise<void> {
     );
     const bad = warm.find((o) => !o.ok);
     if (bad) throw new Error(`a warm-up request failed with status ${bad.status}`);
+    const rssStart = rssMb(pid);
+    // Then --warmup seconds of the run's own load (mixed runs), so that "before" is the heap at its working size
+    // (V8 grows its young generation under a high allocation rate once): the growth reported is what the measured
+    // run adds, which is what a leak shows. The RSS after start (`start`) is reported too.
+    if (scaling === null && warmupS > 0) {
+      const w = await runClients(server.url, clients, warmupS, mixedRequest);
+      const failed = w.outcomes.filter((o) => !o.ok).length;
+      if (failed > 0) throw new Error(`${failed} warm-up requests failed`);
+    }
     const rss0 = rssMb(pid);
     // The server's RSS every 5 s of the run: a leak keeps climbing, a heap settling into its working size levels off.
     const series: number[] = [];
@@ -311,16 +335,7 @@ async function main(): Promise<void> {
         ratio_median: median(rounds.map((r) => r.ratio)),
       };
     } else {
-      const { outcomes, seconds } = await runClients(server.url, clients, durationS, (c, k) => {
-        const sample = (c + k) % 3 === 0;
-        return {
-          prompt: PROMPTS[(c * 7 + k) % PROMPTS.length],
-          max_tokens: 4 + ((c * 13 + k * 5) % maxTokens),
-          mode: modes[(c + k) % modes.length],
-          stream: (c + k) % 2 === 0,
-          ...(sample ? { temperature: 0.8, top_p: 0.95, seed: c * 1000 + k } : { temperature: 0 }),
-        };
-      });
+      const { outcomes, seconds } = await runClients(server.url, clients, durationS, mixedRequest);
       report = { kind: 'mixed', clients, ...summary(outcomes, seconds) };
     }
     clearInterval(sampler);
@@ -330,7 +345,7 @@ async function main(): Promise<void> {
       ...report,
       parallel: Number(parallel),
       model: a.preset ? `preset:${a.preset}` : (a.model ?? 'default'),
-      server_rss_mb: { before: rss0, after: rss1, growth: (rss1 - rss0) / rss0, every_5s: series },
+      server_rss_mb: { start: rssStart, before: rss0, after: rss1, growth: (rss1 - rss0) / rss0, every_5s: series },
       batching: health.batching,
       load_average: { before: load0[0], after: loadavg()[0] },
     };
