@@ -15,6 +15,8 @@ import {
   writeTokenizerJson,
   type Tokenizer,
 } from '../src/tokenizer/index.js';
+import { encode as r50kEncode } from 'gpt-tokenizer/encoding/r50k_base';
+import { loadCorpus } from '../src/data/corpus.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tok-test-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -48,6 +50,23 @@ test('gpt2: known ids, round trips, <|endoftext|>, no state leaks between decode
   assert.equal(tok.decode(ids.slice(1)).includes('😀'), false, 'a later call does not see bytes of an earlier one');
   assert.throws(() => tok.decode([50257]), /token id 50257 at index 0 is outside the vocabulary/);
   assert.throws(() => tok.decode([1.5]), /token id 1.5/);
+});
+
+test("gpt2: the shipped tokenizer.json encodes as tiktoken's r50k_base (gpt-tokenizer) does, on real text", () => {
+  const tok = gpt2Tokenizer();
+  const texts = [
+    ...loadCorpus('brown').train.slice(0, 120),
+    ...loadCorpus('nlp-corpus').train.slice(0, 40),
+    ...SAMPLES,
+    "I'm don't they'll we've 's 'S  \n\n\t  x   y 1234567 ½ ﬁ \u00a0 ",
+  ];
+  let tokens = 0;
+  for (const t of texts) {
+    const want = r50kEncode(t, { disallowedSpecial: new Set() });
+    assert.deepEqual(tok.encode(t), want, JSON.stringify(t.slice(0, 60)));
+    tokens += want.length;
+  }
+  assert.ok(tokens > 100_000, `${tokens} tokens`);
 });
 
 function streamAll(tok: Tokenizer, ids: number[]): string[] {

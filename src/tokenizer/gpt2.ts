@@ -1,16 +1,39 @@
 /**
- * GPT-2's BPE (r50k_base, 50257 tokens, `<|endoftext|>` = 50256), fully offline. Encoding uses gpt-tokenizer;
- * decoding uses its rank table directly because gpt-tokenizer's decode() shares one streaming TextDecoder between
- * calls, so an incomplete character at the end of one call leaks into the next.
+ * GPT-2's BPE (r50k_base, 50257 tokens, `<|endoftext|>` = 50256), fully offline: the vocabulary and merges ship as
+ * <package root>/models/gpt2-tokenizer/tokenizer.json (Hugging Face's layout, made from tiktoken's rank table by
+ * scripts/make-gpt2-tokenizer.mjs; the test compares its ids with gpt-tokenizer's on Brown and nlp-corpus) and are
+ * read by our byte-level BPE when first used. Node only (it reads a file).
  */
-import { encode as r50kEncode } from 'gpt-tokenizer/encoding/r50k_base';
-import r50kRanks from 'gpt-tokenizer/bpeRanks/r50k_base';
-import { concatBytes, utf8Bytes } from './bytes.js';
-import { checkIds, type DecodeOptions, type EncodeOptions, type Tokenizer } from './tokenizer.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../node/package-root.js';
+import { ByteLevelBpe } from './bpe.js';
+import type { DecodeOptions, EncodeOptions, Tokenizer } from './tokenizer.js';
 
 export const GPT2_EOS = '<|endoftext|>';
 export const GPT2_EOS_ID = 50256;
 export const GPT2_VOCAB_SIZE = 50257;
+
+/** Where GPT-2's tokenizer.json ships. */
+export function gpt2TokenizerFile(): string {
+  return join(packageRoot(), 'models', 'gpt2-tokenizer', 'tokenizer.json');
+}
+
+function loadGpt2Bpe(): ByteLevelBpe {
+  const file = gpt2TokenizerFile();
+  const json = JSON.parse(readFileSync(file, 'utf8')) as { model: { vocab: Record<string, number>; merges: string[] } };
+  const vocab = new Map(Object.entries(json.model.vocab));
+  if (vocab.size !== GPT2_VOCAB_SIZE || vocab.get(GPT2_EOS) !== GPT2_EOS_ID)
+    throw new Error(`${file}: not GPT-2's vocabulary (${vocab.size} tokens, ${GPT2_EOS} = ${vocab.get(GPT2_EOS)})`);
+  return new ByteLevelBpe({
+    vocab,
+    merges: json.model.merges.map((m) => m.split(' ') as [string, string]),
+    specialTokens: [{ content: GPT2_EOS, id: GPT2_EOS_ID }],
+    eosToken: GPT2_EOS,
+    bosToken: GPT2_EOS,
+    source: 'gpt2 tokenizer',
+  });
+}
 
 export class Gpt2Tokenizer implements Tokenizer {
   readonly vocabSize = GPT2_VOCAB_SIZE;
@@ -19,46 +42,28 @@ export class Gpt2Tokenizer implements Tokenizer {
   readonly bosTokenId = GPT2_EOS_ID;
   readonly specialTokenIds: ReadonlySet<number> = new Set([GPT2_EOS_ID]);
   readonly chatTemplate = null;
-  private bytes: Uint8Array[] | null = null;
+  private loaded: ByteLevelBpe | null = null;
+
+  private get bpe(): ByteLevelBpe {
+    this.loaded ??= loadGpt2Bpe();
+    return this.loaded;
+  }
 
   /**
    * `<|endoftext|>` in the text becomes id 50256, as Hugging Face's GPT-2 tokenizer does. GPT-2 adds no special
    * tokens around a text, so addSpecialTokens changes nothing.
    */
   encode(text: string, _opts?: EncodeOptions): number[] {
-    const out: number[] = [];
-    const parts = text.split(GPT2_EOS);
-    parts.forEach((part, i) => {
-      if (i > 0) out.push(GPT2_EOS_ID);
-      if (part.length > 0) for (const id of r50kEncode(part, { disallowedSpecial: new Set() })) out.push(id);
-    });
-    return out;
-  }
-
-  private table(): Uint8Array[] {
-    if (this.bytes) return this.bytes;
-    if (r50kRanks.length !== GPT2_EOS_ID) {
-      throw new Error(
-        `gpt2 tokenizer: gpt-tokenizer's r50k table has ${r50kRanks.length} entries, expected ${GPT2_EOS_ID}`,
-      );
-    }
-    const t = r50kRanks.map((r) => (typeof r === 'string' ? utf8Bytes(r) : Uint8Array.from(r)));
-    t.push(utf8Bytes(GPT2_EOS));
-    this.bytes = t;
-    return t;
+    return this.bpe.encode(text);
   }
 
   decodeBytes(ids: number[]): Uint8Array {
-    checkIds('gpt2 tokenizer', ids, this.vocabSize);
-    const t = this.table();
-    return concatBytes(ids.map((id) => t[id]));
+    return this.bpe.decodeBytes(ids);
   }
 
   /** skipSpecialTokens leaves out <|endoftext|>. */
   decode(ids: number[], opts: DecodeOptions = {}): string {
-    checkIds('gpt2 tokenizer', ids, this.vocabSize);
-    const kept = opts.skipSpecialTokens === true ? ids.filter((id) => id !== GPT2_EOS_ID) : ids;
-    return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(this.decodeBytes(kept));
+    return this.bpe.decode(ids, opts);
   }
 }
 
