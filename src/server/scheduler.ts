@@ -128,7 +128,8 @@ export class Scheduler {
    */
   submit(spec: JobSpec): Promise<JobResult> {
     if (this.closing) throw new ShuttingDownError('the server is shutting down');
-    if (this.active.length >= this.opts.parallel && this.queue.length >= this.opts.maxQueue) {
+    // Capacity: every slot busy or about to be (queued jobs are admitted at the next step) and the queue full.
+    if (this.active.length + this.queue.length >= this.opts.parallel + this.opts.maxQueue) {
       throw new QueueFullError(
         `server busy: ${this.active.length} generations running and the queue of ${this.opts.maxQueue} is full`,
       );
@@ -175,7 +176,8 @@ export class Scheduler {
   private kick(): void {
     if (this.running) return;
     this.running = true;
-    void this.loop();
+    // Start on a later turn, never inside submit(): the caller sets up its token sink after submit returns.
+    setImmediate(() => void this.loop());
   }
 
   private async loop(): Promise<void> {
