@@ -299,7 +299,7 @@ function resume(given: GivenOptions, be: Backend, extendSchedule: boolean, hooks
 }
 
 /**
- * The schedule of a resumed run (ARCHITECTURE.md §3): the checkpoint's, unless `extend` stretches the cosine over
+ * The schedule of a resumed run (ARCHITECTURE.md §6): the checkpoint's, unless `extend` stretches the cosine over
  * the new --steps (then `o.scheduleSteps` is updated). Returns what to tell the user about it.
  */
 function resumedSchedule(o: TrainOptions, step: number, extend: boolean): string[] {
