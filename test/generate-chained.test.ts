@@ -70,6 +70,7 @@ for (const backend of backends) {
           addInto(accepted, run.stats.accepted_by_depth);
           partial += run.events.filter((e) => e.source === 'replaced' && e.depth! >= 2).length;
           assert.equal(run.stats.draft_tokens_chosen !== null, true);
+          assert.equal(run.stats.accepted_by_depth.length, run.stats.checked_by_depth.length, 'one entry per depth');
           const sum = run.stats.accepted_by_depth.reduce((a, b) => a + b, 0);
           assert.equal(sum, run.stats.accepted, 'per-depth acceptances add up');
         });
@@ -225,4 +226,16 @@ test('chained drafts run into the context length cleanly (k = 7; verified equals
     assert.equal(rec.stats.finish_reason, 'context');
     assert.equal(rec.ids.length, std.ids.length);
   }
+});
+
+test('per-depth stats: a rejection at a depth with no acceptance yet still gives accepted_by_depth an entry', () => {
+  const model = randomModel({ preset: 'tiny', scale: 4, seed: 7 });
+  const { session } = decodeSteps(model, [1, 2, 3], { mode: 'verified', draft_tokens: 3, max_new_tokens: 10 });
+  session.emit(4, 'accepted', 1);
+  session.emit(5, 'replaced', 3);
+  const ev = session.emit(6, 'recycled', 2);
+  assert.equal(ev.depth, 2);
+  assert.deepEqual(session.stats.checked_by_depth, [1, 0, 1]);
+  assert.deepEqual(session.stats.accepted_by_depth, [1, 0, 0]);
+  assert.deepEqual(session.stats.drafted_by_depth, [0, 1]);
 });

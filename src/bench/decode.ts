@@ -304,7 +304,7 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
       full_calls_per_token: t.full / t.tokens,
       acceptance: mode === 'verified' ? (drafts > 0 ? t.accepted / drafts : null) : null,
       acceptance_by_depth:
-        mode === 'verified' ? t.checked.map((n, j) => (n > 0 ? t.acceptedByDepth[j]! / n : null)) : null,
+        mode === 'verified' ? t.checked.map((n, j) => (n > 0 ? (t.acceptedByDepth[j] ?? 0) / n : null)) : null,
       tokens_per_full_call: t.tokens / t.full,
       rounds_by_draft_tokens: t.rounds,
       bytes_per_token: bpt,

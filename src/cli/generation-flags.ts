@@ -176,7 +176,7 @@ export function summaryLine(s: GenerationStats): string {
     const n = s.accepted + s.rejected;
     parts.push(`acceptance ${n > 0 ? ((100 * s.accepted) / n).toFixed(0) : '-'}% (${s.accepted}/${n})`);
     if (s.checked_by_depth.length > 1)
-      parts.push(`by depth ${s.accepted_by_depth.map((a, j) => `${a}/${s.checked_by_depth[j]}`).join(' ')}`);
+      parts.push(`by depth ${s.checked_by_depth.map((n, j) => `${s.accepted_by_depth[j] ?? 0}/${n}`).join(' ')}`);
   }
   if (s.mode === 'recycle') parts.push(`${s.recycled} recycled`);
   if (s.mode !== 'standard' && s.draft_tokens !== 1) parts.push(`draft tokens ${draftChoice(s)}`);

@@ -190,8 +190,12 @@ export class DecodeSession {
     else if (source === 'recycled') s.recycled++;
     if (depth !== undefined && source !== 'full') {
       if (source === 'recycled') bump(s.drafted_by_depth, depth);
-      else bump(s.checked_by_depth, depth);
-      if (source === 'accepted') bump(s.accepted_by_depth, depth);
+      else {
+        bump(s.checked_by_depth, depth);
+        // accepted_by_depth as long as checked_by_depth (a 0 where no draft at a depth was accepted)
+        if (source === 'accepted') bump(s.accepted_by_depth, depth);
+        else while (s.accepted_by_depth.length < depth) s.accepted_by_depth.push(0);
+      }
     }
     s.seconds = (performance.now() - this.t0) / 1000;
     s.tokens_per_s = s.seconds > 0 ? s.tokens / s.seconds : 0;
