@@ -187,9 +187,12 @@ export function createWasmBackendFromModule(module: WebAssembly.Module, opts: Wa
         unstage();
         return result;
       } catch (err) {
-        staged.length = 0; // the module may be in any state after a trap: do not touch its blocks again
+        if (!(err instanceof WebAssembly.RuntimeError)) unstage(); // a JS-side error: the module is intact
+        staged.length = 0; // after a trap the module may be in any state: its blocks are not touched again
         if (err instanceof WebAssembly.RuntimeError && report)
-          throw new Error(`wasm backend: ${name}: ${report.replace('%zu', 'some')}`, { cause: err });
+          throw new Error(`wasm backend: ${name}: ${report.replace(' %zu bytes', '')} (memoryBytes ${memoryBytes})`, {
+            cause: err,
+          });
         throw err;
       }
     };
