@@ -41,7 +41,7 @@ export function randomPresetModel(
   const config = presetConfig(preset);
   const specs = allParamSpecs(config);
   if (dtype === 'f32') {
-    const weights = new Weights(specs);
+    const weights = new Weights(specs, backend.alloc); // the backend's memory: wasm kernels read it in place
     initParams(specs, (n) => weights.get(n), config, seed, fastNormalFill(seed));
     return new InferenceModel(config, weights, backend);
   }
