@@ -327,7 +327,7 @@ function checkpoint(s: Session): void {
     config: s.config,
     params: s.params,
     tokenizerFiles: s.tokenizerFiles,
-    optimizer: s.optimizer.exportState(),
+    optimizer: s.optimizer.stateView(), // written before the next step: no copy needed
     ...(s.moduleOut ? { module: s.moduleOut } : {}),
     state: {
       step: s.step,
