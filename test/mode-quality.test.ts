@@ -148,7 +148,9 @@ test(
       assert.match(table.stdout, new RegExp(`^${m}\\s+${tokens[m]}\\s+${ppl[m]!.toFixed(3)}`, 'm'));
     t.diagnostic(`tiny model, 12 prompts, T=0.8 (${((performance.now() - t0) / 1000).toFixed(1)} s): ${lines.at(-1)}`);
 
-    const big = runCli(['eval', '--mode-quality', '--model', s.dir, '--data', 'brown', '--json']);
+    // The defaults fit the context (a third for the prompt); lengths given that exceed it are refused.
+    const long = ['--prompt-tokens', '32', '--new-tokens', '48', '--json'];
+    const big = runCli(['eval', '--mode-quality', '--model', s.dir, '--data', 'brown', ...long]);
     assert.equal(big.status, 1);
     assert.match(big.stderr, /32 prompt tokens \+ 48 new tokens = 80 exceed the model's context length 64/);
   },
