@@ -399,9 +399,13 @@ export function train(
       tape: evalTape,
       depth: chain.depth,
     };
+    // a frozen base's module is evaluated 2 windows at a time (the same windows): its no-grad tape holds logits
+    // [windows·(T−1), V] beside the training tape's, which at a 32k vocabulary is what sets the peak memory
+    const split = o.batchSize % 2 === 0 ? 2 : 1;
+    const moduleEvalOpts = { ...evalOpts, batchSize: split, maxBatches: (o.evalBatches * o.batchSize) / split };
     const r =
       moduleGraph && s.frozenBase
-        ? evaluateModule(moduleGraph, s.frozenBase, s.params, s.val, evalOpts)
+        ? evaluateModule(moduleGraph, s.frozenBase, s.params, s.val, moduleEvalOpts)
         : evaluateParams(s.config, s.params, s.val, evalOpts);
     lastEval = {
       type: 'eval',
