@@ -32,9 +32,6 @@
 #if defined(__linux__)
 #include <sched.h>
 #endif
-#if defined(__unix__) || defined(__APPLE__)
-#include <sys/mman.h>
-#endif
 
 #include "kernels.h"
 
@@ -742,7 +739,6 @@ struct Control {
 
 // readBandwidth(bytes, threads, repeats) -> seconds of each streaming read of a `bytes` buffer (benchmarks). The
 // buffer is kept between calls of the same size (a benchmark interleaves calls), and freed by readBandwidth(0, 1, 0).
-// It lives in huge pages where the OS gives them, as the weights do (allocPages below), so it probes what they get.
 napi_value ReadBandwidth(napi_env env, Ctx* c, napi_value* argv) {
   // bounded so that a stray call cannot allocate without limit or loop for hours
   const i64 bytes = read_dim(env, argv[0], "bytes", i64{1} << 36), nth = read_dim(env, argv[1], "threads", 256);
@@ -756,10 +752,7 @@ napi_value ReadBandwidth(napi_env env, Ctx* c, napi_value* argv) {
     napi_create_array(env, &empty);
     if (n == 0) return empty;
     void* mem = nullptr;
-    if (posix_memalign(&mem, size_t{1} << 21, static_cast<size_t>(n) * 4) != 0) range_error("cannot allocate the buffer");
-#if defined(MADV_HUGEPAGE)
-    madvise(mem, static_cast<size_t>(n) * 4 / (size_t{1} << 21) * (size_t{1} << 21), MADV_HUGEPAGE);  // as allocPages
-#endif
+    if (posix_memalign(&mem, 4096, static_cast<size_t>(n) * 4) != 0) range_error("cannot allocate the buffer");
     c->bw_buf = static_cast<float*>(mem), c->bw_n = n;
     for (i64 i = 0; i < n; ++i) c->bw_buf[i] = static_cast<float>(i & 1023) * 1e-3f;  // touch every page
   }
@@ -773,55 +766,6 @@ napi_value ReadBandwidth(napi_env env, Ctx* c, napi_value* argv) {
                      make_number(env, std::chrono::duration<double>(t1 - t0).count()));
   }
   return out;
-}
-
-// Large, long-lived arrays (model weights, KV caches) as external ArrayBuffers of whole 2 MB-aligned pages, with
-// Linux's transparent huge pages asked for (madvise; THP "madvise" mode is common): decoding streams every weight once
-// a token, and with 4 KB pages that stream crosses a page every 4 KB (a TLB miss, and the hardware prefetchers stop
-// at page boundaries). Anonymous mmap: zero-filled, committed only when touched, as a JS heap buffer. Freed (munmap)
-// when the buffer is collected; V8 is told of the memory so it collects as it would a heap buffer of that size.
-struct Pages {
-  void* base;
-  size_t len;
-  napi_env env;
-};
-constexpr size_t kHugePage = size_t{1} << 21;
-
-napi_value AllocPages(napi_env env, Ctx*, napi_value* argv) {
-  const i64 bytes = read_dim(env, argv[0], "bytes", i64{1} << 40);
-#if (defined(__unix__) || defined(__APPLE__)) && defined(MAP_ANONYMOUS)
-  const size_t want = static_cast<size_t>(bytes < 1 ? 1 : bytes);
-  const size_t len = (want + kHugePage - 1) / kHugePage * kHugePage + kHugePage;  // room to align to 2 MB
-  void* base = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (base == MAP_FAILED) range_error("allocPages: cannot map " + std::to_string(bytes) + " bytes");
-  char* data = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(base) + kHugePage - 1) / kHugePage * kHugePage);
-#if defined(MADV_HUGEPAGE)
-  madvise(data, len - static_cast<size_t>(data - static_cast<char*>(base)), MADV_HUGEPAGE);  // a hint: ignore refusal
-#endif
-  Pages* pg = new Pages{base, len, env};
-  napi_value out;
-  const napi_status st = napi_create_external_arraybuffer(
-      env, data, static_cast<size_t>(bytes),
-      [](napi_env e, void*, void* hint) {
-        Pages* p = static_cast<Pages*>(hint);
-        int64_t adjusted;
-        napi_adjust_external_memory(e, -static_cast<int64_t>(p->len), &adjusted);
-        munmap(p->base, p->len);
-        delete p;
-      },
-      pg, &out);
-  if (st != napi_ok) {  // e.g. a runtime that allows no external buffers: the caller falls back to the JS heap
-    munmap(base, len);
-    delete pg;
-    range_error("allocPages: external buffers are not available here");
-  }
-  int64_t adjusted;
-  napi_adjust_external_memory(env, static_cast<int64_t>(len), &adjusted);
-  return out;
-#else
-  (void)bytes;
-  range_error("allocPages: not available on this platform");
-#endif
 }
 
 const Control kControls[] = {
@@ -844,7 +788,6 @@ const Control kControls[] = {
        return nullptr;
      }},
     {"readBandwidth", 3, ReadBandwidth},
-    {"allocPages", 1, AllocPages},
     // fmaPeak(threads, seconds) -> GFLOP/s of the FMA probe (native/probe.cc), one run of about `seconds`
     {"fmaPeak", 2,
      [](napi_env env, Ctx* c, napi_value* argv) {

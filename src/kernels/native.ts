@@ -9,7 +9,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { heapAllocator, type Allocator, type Backend, type WeightArg } from './backend.js';
+import { heapAllocator, type Backend, type WeightArg } from './backend.js';
 import { KERNEL_NAMES, withArgChecks, type KernelName } from './validate.js';
 import { packageRoot } from '../node/package-root.js';
 
@@ -46,11 +46,6 @@ export interface NativeAddon extends AddonKernels {
    * with this context's SIMD path, one run of about `seconds` (benchmarks compare the GEMM with it).
    */
   fmaPeak(threads: number, seconds: number): number;
-  /**
-   * A zero-filled ArrayBuffer of `bytes` in whole 2 MB-aligned pages, with transparent huge pages asked for where the
-   * OS has them (native/addon.cc AllocPages); throws where external buffers are not available.
-   */
-  allocPages(bytes: number): ArrayBuffer;
 }
 
 /** The addon module's exports. */
@@ -102,45 +97,6 @@ export function loadNativeAddon(opts: NativeContextOptions = {}): NativeAddon {
   return loadNativeModule().createContext(opts);
 }
 
-/** Arrays of at least this many bytes come from the addon's page allocator (model weights, KV caches). */
-const PAGE_ALLOC_BYTES = 2 ** 21;
-
-/**
- * The native backend's allocator: large arrays in huge pages from the addon (decoding streams every weight once a
- * token; with 4 KB pages a f32 gpt2-small token crosses ~120k page boundaries), small ones and any the addon cannot
- * give on the JS heap.
- */
-function pageAllocator(lib: NativeAddon): Allocator {
-  let pages = true;
-  const buffer = (bytes: number): ArrayBuffer | null => {
-    if (!pages || bytes < PAGE_ALLOC_BYTES) return null;
-    try {
-      return lib.allocPages(bytes);
-    } catch {
-      pages = false; // not available in this runtime: the heap from now on
-      return null;
-    }
-  };
-  return {
-    f32: (n) => {
-      const b = buffer(n * 4);
-      return b ? new Float32Array(b) : heapAllocator.f32(n);
-    },
-    u16: (n) => {
-      const b = buffer(n * 2);
-      return b ? new Uint16Array(b) : heapAllocator.u16(n);
-    },
-    i32: (n) => {
-      const b = buffer(n * 4);
-      return b ? new Int32Array(b) : heapAllocator.i32(n);
-    },
-    i8: (n) => {
-      const b = buffer(n);
-      return b ? new Int8Array(b) : heapAllocator.i8(n);
-    },
-  };
-}
-
 /** A fresh native backend with its own context; throws when the addon does not load or `opts` is refused. */
 export function createNativeBackend(opts: NativeContextOptions = {}): NativeBackend {
   const lib = loadNativeAddon(opts);
@@ -156,7 +112,7 @@ export function createNativeBackend(opts: NativeContextOptions = {}): NativeBack
   return withArgChecks<NativeBackend>({
     name: 'native',
     weightDtypes: ['f32', 'f16', 'bf16', 'q8_0'],
-    alloc: pageAllocator(lib),
+    alloc: heapAllocator,
     get simd(): SimdPath {
       return lib.simd();
     },
