@@ -90,15 +90,23 @@ export function prepareGeneration(
     checkMode(model, options.mode);
   } catch (e) {
     const msg = (e as Error).message;
-    throw new HttpError(
-      400,
-      msg,
-      undefined,
-      /draft_tokens/.test(msg) ? 'draft_tokens' : /mode/.test(msg) ? 'mode' : null,
-    );
+    throw new HttpError(400, msg, undefined, optionField(msg, field));
   }
   const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   return { prompt, options, eos: eosIds(model, options, tokenizer.eosTokenId), stops: stop };
+}
+
+/**
+ * The request field a generation-option error is about: the option the message names ("generation option top_k
+ * must be …"), under the request's name for it; else the mode (checkMode's message).
+ */
+function optionField(message: string, maxTokensField: string): string | null {
+  const option = /generation option "?([a-z_]+)/.exec(message)?.[1];
+  if (option === 'max_new_tokens') return maxTokensField;
+  if (option === 'eos_token_id') return 'ignore_eos';
+  if (option === 'do_sample') return 'temperature';
+  if (option) return option;
+  return /\bmode\b/.test(message) ? 'mode' : null;
 }
 
 /** Token ids of a request's prompt: text through the tokenizer (with the model's BOS), or ids checked. */
@@ -138,8 +146,11 @@ export class TextAssembler {
     if (session.done) text += this.decoder.flush();
     if (this.stops) {
       text = this.stops.push(text);
-      if (this.stops.stopped) session.end('stop');
-      else if (session.done) text += this.stops.flush();
+      if (this.stops.stopped) {
+        // A stop string ends the reply as "stop" even when the same token also reached max_tokens or the context.
+        session.end('stop');
+        session.stats.finish_reason = 'stop';
+      } else if (session.done) text += this.stops.flush();
     }
     this.text += text;
     return text;
