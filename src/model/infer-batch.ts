@@ -93,18 +93,12 @@ export class BatchedForward {
       }
     }
     for (let l = 0; l < c.nLayers; l++) blockForward(this.ops.at(s, spans, rows, l), this.baseBlocks[l]!, x);
-    for (const sp of spans) sp.cache.advance(sp.M);
-    const logits = this.head(
+    return this.finish(
       spans,
       segs.map((g) => g.rows),
+      segs.map((g) => g.out),
+      x,
     );
-    return segs.map((g, i) => {
-      const { r0, M } = spans[i]!;
-      g.out.ensure(M);
-      const hidden = g.out.x.subarray(0, M * C);
-      hidden.set(x.subarray(r0 * C, (r0 + M) * C));
-      return { hidden, logits: copyLogits(logits[i]!, g.out) };
-    });
   }
 
   /**
@@ -148,17 +142,33 @@ export class BatchedForward {
     linearRows(b, rows, C, 2 * C, cat, w.weight('recycle.in_proj.weight'), w.get('recycle.in_proj.bias'), x);
     for (let l = 0; l < this.moduleBlocks.length; l++)
       blockForward(this.ops.at(s, spans, rows, l), this.moduleBlocks[l]!, x);
-    for (const sp of spans) sp.cache.advance(sp.M);
-    const logits = this.head(
+    return this.finish(
       spans,
       segs.map((g) => g.rows ?? 'last'),
+      segs.map((g) => g.out),
+      x,
     );
-    return segs.map((g, i) => {
+  }
+
+  /**
+   * After the blocks: each cache advances by its rows, the head runs on the rows wanted, and each segment's hidden
+   * rows and logits are copied into its own scratch (where the solo forward would leave them).
+   */
+  private finish(
+    spans: readonly Span[],
+    want: readonly LogitRows[],
+    outs: readonly ForwardScratch[],
+    x: Float32Array,
+  ): BaseOutput[] {
+    const C = this.model.config.hidden;
+    for (const sp of spans) sp.cache.advance(sp.M);
+    const logits = this.head(spans, want);
+    return outs.map((out, i) => {
       const { r0, M } = spans[i]!;
-      g.out.ensure(M);
-      const hidden = g.out.x.subarray(0, M * C);
+      out.ensure(M);
+      const hidden = out.x.subarray(0, M * C);
       hidden.set(x.subarray(r0 * C, (r0 + M) * C));
-      return { hidden, logits: copyLogits(logits[i]!, g.out) };
+      return { hidden, logits: copyLogits(logits[i]!, out) };
     });
   }
 

@@ -56,73 +56,66 @@ export interface ReplyMeta {
   model: string;
 }
 
+/** The end of a reply: its stats and the time it waited for a slot. */
+export interface ReplyEnd {
+  stats: GenerationStats;
+  queuedMs: number;
+}
+
+/**
+ * The shape every reply and chunk shares: one choice (`payload`: text, message or delta) with its finish reason
+ * (null until `end`), and at the end llama.cpp's `timings` and our `recycle` stats; `usage` on whole replies.
+ */
+function envelope(
+  m: ReplyMeta,
+  object: string,
+  payload: Record<string, unknown>,
+  end: ReplyEnd | null,
+  withUsage: boolean,
+): Record<string, unknown> {
+  return {
+    id: m.id,
+    object,
+    created: m.created,
+    model: m.model,
+    choices: [
+      { index: 0, ...payload, logprobs: null, finish_reason: end ? finishReason(end.stats.finish_reason) : null },
+    ],
+    ...(end && withUsage ? { usage: usageOf(end.stats) } : {}),
+    ...(end ? { timings: timingsOf(end.stats, end.queuedMs), recycle: recycleStatsOf(end.stats) } : {}),
+  };
+}
+
 export function completionBody(
   m: ReplyMeta,
   text: string,
   s: GenerationStats,
   queuedMs: number,
 ): Record<string, unknown> {
-  return {
-    id: m.id,
-    object: 'text_completion',
-    created: m.created,
-    model: m.model,
-    choices: [{ index: 0, text, logprobs: null, finish_reason: finishReason(s.finish_reason) }],
-    usage: usageOf(s),
-    timings: timingsOf(s, queuedMs),
-    recycle: recycleStatsOf(s),
-  };
+  return envelope(m, 'text_completion', { text }, { stats: s, queuedMs }, true);
 }
 
 export function chatBody(m: ReplyMeta, text: string, s: GenerationStats, queuedMs: number): Record<string, unknown> {
-  return {
-    id: m.id,
-    object: 'chat.completion',
-    created: m.created,
-    model: m.model,
-    choices: [
-      {
-        index: 0,
-        message: { role: 'assistant', content: text },
-        logprobs: null,
-        finish_reason: finishReason(s.finish_reason),
-      },
-    ],
-    usage: usageOf(s),
-    timings: timingsOf(s, queuedMs),
-    recycle: recycleStatsOf(s),
-  };
+  return envelope(
+    m,
+    'chat.completion',
+    { message: { role: 'assistant', content: text } },
+    { stats: s, queuedMs },
+    true,
+  );
 }
 
 /** A stream chunk carrying `text` (null finish) or, with `end`, the finish reason, timings and decoding stats. */
-export function completionChunk(
-  m: ReplyMeta,
-  text: string,
-  end: { stats: GenerationStats; queuedMs: number } | null,
-): Record<string, unknown> {
-  return {
-    id: m.id,
-    object: 'text_completion',
-    created: m.created,
-    model: m.model,
-    choices: [{ index: 0, text, logprobs: null, finish_reason: end ? finishReason(end.stats.finish_reason) : null }],
-    ...(end ? { timings: timingsOf(end.stats, end.queuedMs), recycle: recycleStatsOf(end.stats) } : {}),
-  };
+export function completionChunk(m: ReplyMeta, text: string, end: ReplyEnd | null): Record<string, unknown> {
+  return envelope(m, 'text_completion', { text }, end, false);
 }
 
 export function chatChunk(
   m: ReplyMeta,
   delta: { role?: 'assistant'; content?: string },
-  end: { stats: GenerationStats; queuedMs: number } | null,
+  end: ReplyEnd | null,
 ): Record<string, unknown> {
-  return {
-    id: m.id,
-    object: 'chat.completion.chunk',
-    created: m.created,
-    model: m.model,
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: end ? finishReason(end.stats.finish_reason) : null }],
-    ...(end ? { timings: timingsOf(end.stats, end.queuedMs), recycle: recycleStatsOf(end.stats) } : {}),
-  };
+  return envelope(m, 'chat.completion.chunk', { delta }, end, false);
 }
 
 /** The usage chunk of `stream_options: {include_usage: true}` (empty choices, as OpenAI sends it). */
