@@ -13,7 +13,7 @@ import type { Tokenizer } from '../src/tokenizer/tokenizer.js';
 
 let m: RecycleGPT;
 let tok: Tokenizer;
-const limits = { contextLength: 64, maxTokensCap: 64, defaultMode: 'standard' as const };
+const limits = { contextLength: 64, maxTokensCap: 64, defaultMode: 'standard' as const, eos: null };
 
 before(async () => {
   m = await RecycleGPT.load('recycle-small');
@@ -69,4 +69,36 @@ test('a stop string in the token that reaches max_tokens ends the reply as "stop
     return;
   }
   assert.fail('no reply length of 2..30 ends in a token whose text is new');
+});
+
+test("the server ends a generation at generation_config.json's eos_token_id, as RecycleGPT.generate does", async () => {
+  const { createServerApp } = await import('../src/server/app.js');
+  const body = { prompt: 'Once upon a time', max_tokens: 8, temperature: 0 };
+  const ask = async (): Promise<{ text: string; finish: string; tokens: number }> => {
+    const { app } = createServerApp(m, { contextLength: 64, log: () => {} });
+    const r = await app.request('/v1/completions', { method: 'POST', body: JSON.stringify(body) });
+    assert.equal(r.status, 200);
+    const j = (await r.json()) as {
+      choices: { text: string; finish_reason: string }[];
+      usage: { completion_tokens: number };
+    };
+    return { text: j.choices[0]!.text, finish: j.choices[0]!.finish_reason, tokens: j.usage.completion_tokens };
+  };
+  const plain = await ask();
+  assert.equal(plain.tokens, 8);
+  // The model's generation_config.json names the 4th greedy token as an end-of-generation id (as Llama 3's lists
+  // <|eot_id|> beside config.json's eos): the reply ends there, its text left out.
+  const ids = (await m.generate(body.prompt, { max_new_tokens: 8 })).ids;
+  const saved = m.generationConfig;
+  m.generationConfig = { defaults: { eos_token_id: [ids[3]!] }, maxLength: null, bosTokenId: null, padTokenId: null };
+  try {
+    const lib = await m.generate(body.prompt, { max_new_tokens: 8 });
+    const served = await ask();
+    assert.equal(served.tokens, lib.ids.length);
+    assert.equal(served.finish, 'stop');
+    assert.equal(served.text, lib.text);
+    assert.ok(served.tokens < 8);
+  } finally {
+    m.generationConfig = saved;
+  }
 });

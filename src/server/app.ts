@@ -65,6 +65,7 @@ export function createServerApp(m: RecycleGPT, o: ServerOptions = {}): ServerApp
     contextLength,
     maxTokensCap: o.maxTokensCap ?? contextLength,
     defaultMode: o.defaultMode ?? 'standard',
+    eos: m.generationConfig?.defaults.eos_token_id ?? null,
   };
   const scheduler = new Scheduler(model, { parallel, maxQueue: o.maxQueue ?? 4 * parallel, contextLength });
   const modelId = o.modelId ?? m.name;

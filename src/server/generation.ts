@@ -20,6 +20,11 @@ export interface Limits {
   contextLength: number;
   maxTokensCap: number;
   defaultMode: DecodeMode;
+  /**
+   * The model's end-of-generation ids from generation_config.json (a list there, as Llama 3's <|eot_id|> beside
+   * config.json's eos); null: config.json's eos_token_id (else the tokenizer's).
+   */
+  eos: readonly number[] | null;
 }
 
 export interface PreparedGeneration {
@@ -83,6 +88,7 @@ export function prepareGeneration(
   if (body.repetition_penalty != null) g.repetition_penalty = body.repetition_penalty;
   if (body.seed != null) g.seed = body.seed;
   if (body.ignore_eos) g.eos_token_id = [];
+  else if (limits.eos) g.eos_token_id = [...limits.eos];
   if (body.draft_tokens !== undefined) g.draft_tokens = body.draft_tokens;
   let options: ResolvedOptions;
   try {
