@@ -113,3 +113,45 @@ test('a full queue is refused; a cancelled job frees its slot; drain waits for t
   await sched.drain();
   assert.equal(sched.activeCount + sched.queuedCount, 0);
 });
+
+test("one job's failure or cancellation mid-batch leaves the others' output as it is alone", async () => {
+  const model = randomModel({ vocabSize: 40, maxPositions: 64 });
+  const sched = new Scheduler(model, { parallel: 6, maxQueue: 6, contextLength: 64 });
+  const prompts = randomPrompts(6, 40, 5, 11);
+  const opts = (i: number): GenerationOptions => ({
+    mode: MODES[i % 3]!,
+    max_new_tokens: 12,
+    eos_token_id: [],
+    ...(i % 3 === 2 ? { draft_tokens: 2 } : {}),
+  });
+  const outcomes = await Promise.allSettled(
+    prompts.map(async (prompt, i) => {
+      const ac = new AbortController();
+      const ids: number[] = [];
+      await sched.submit({
+        // job 5: a prompt token outside the vocabulary fails when it takes its slot
+        prompt: i === 5 ? [...prompt, 99] : prompt,
+        options: resolveOptions(opts(i)),
+        eos: [],
+        signal: ac.signal,
+        onToken: (ev) => {
+          ids.push(ev.id);
+          if (i === 0 && ids.length === 3) ac.abort(new Error('job 0 cancelled')); // cancelled between steps
+          if (i === 1 && ids.length === 4) throw new Error('job 1 sink failed'); // its token sink throws
+        },
+      });
+      return ids;
+    }),
+  );
+  assert.match(String((outcomes[0] as PromiseRejectedResult).reason), /job 0 cancelled/);
+  assert.match(String((outcomes[1] as PromiseRejectedResult).reason), /job 1 sink failed/);
+  assert.match(String((outcomes[5] as PromiseRejectedResult).reason), /outside the vocabulary/);
+  for (const i of [2, 3, 4]) {
+    const o = outcomes[i]!;
+    assert.equal(o.status, 'fulfilled', `job ${i}: ${String((o as PromiseRejectedResult).reason)}`);
+    assert.deepEqual((o as PromiseFulfilledResult<number[]>).value, decodeAll(model, prompts[i]!, opts(i)).ids);
+  }
+  assert.ok(sched.counters.batchedBaseCalls > 0);
+  await sched.drain();
+  assert.equal(sched.activeCount + sched.queuedCount, 0);
+});
