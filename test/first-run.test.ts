@@ -23,6 +23,8 @@ test('RecycleGPT.load takes a directory, a shipped model name, or nothing (the d
     RecycleGPT.load('no-such-model'),
     /^Error: RecycleGPT\.load no-such-model: no such directory, and no shipped model of that name \(shipped: .*deep/,
   );
+  const file = join(models, 'recycle-deep', 'config.json');
+  await assert.rejects(RecycleGPT.load(file), /config\.json: is a file, not a model directory/);
 });
 
 test('sampling options without do_sample: greedy, and one warning (API: onWarning; CLI: its flags)', async () => {

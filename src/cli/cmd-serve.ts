@@ -44,7 +44,10 @@ export function register(program: Command): void {
     .option('--preset <name>', `random weights of a preset shape with GPT-2's vocabulary (benchmarking aid)`)
     .option('--host <host>', 'address to bind (default loopback only)', '127.0.0.1')
     .option('--port <n>', 'port (0: a free one)', intOption('--port', 0, 65535), 8080)
-    .option('--api-key <key>', 'require Authorization: Bearer <key> (all routes but /health)')
+    .option(
+      '--api-key <key>',
+      'require Authorization: Bearer <key> on all routes but /health (default: $RECYCLEGPT_API_KEY, hidden from ps)',
+    )
     .option('--mode <mode>', `default decoding mode: ${DECODE_MODES.join(' | ')}`, 'standard')
     .option('--parallel <n>', 'requests decoded together (slots)', intOption('--parallel', 1, 256), 4)
     .option(
@@ -66,6 +69,7 @@ export function register(program: Command): void {
       if (!(DECODE_MODES as readonly string[]).includes(o.mode))
         throw new Error(`--mode must be one of ${DECODE_MODES.join(', ')}, got "${o.mode}"`);
       if (o.model && o.preset) throw new Error('give --model or --preset, not both');
+      const apiKey = o.apiKey ?? (process.env.RECYCLEGPT_API_KEY || undefined);
       const dtype = dtypeFlag(o.dtype);
       const backend = cliBackend();
       if (o.threads !== undefined) backend.setThreads(o.threads);
@@ -91,7 +95,7 @@ export function register(program: Command): void {
         host: o.host,
         port: o.port,
         modelId,
-        apiKey: o.apiKey ?? null,
+        apiKey: apiKey ?? null,
         defaultMode: o.mode as DecodeMode,
         parallel: o.parallel,
         maxQueue: o.queue,
@@ -102,7 +106,7 @@ export function register(program: Command): void {
       });
       process.stderr.write(
         `recyclegpt serve: ${server.app.modelId} on ${server.url} (parallel ${o.parallel}, ` +
-          `${backend.name} backend, ${backend.threads()} threads${o.apiKey ? ', API key required' : ''})\n`,
+          `${backend.name} backend, ${backend.threads()} threads${apiKey ? ', API key required' : ''})\n`,
       );
       await new Promise<void>((resolve) => {
         const stop = (sig: string): void => {

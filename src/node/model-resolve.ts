@@ -3,7 +3,7 @@
  * directory; else the name of a model shipped in <package root>/models (`recycle-deep`); nothing: the shipped
  * default. A name that is neither is an error listing the shipped models.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from './package-root.js';
 
@@ -24,7 +24,10 @@ export function shippedModelNames(): string[] {
  */
 export function resolveModelDir(model: string | undefined, label = '--model'): string {
   if (model !== undefined && model !== '') {
-    if (existsSync(model)) return model;
+    if (existsSync(model)) {
+      if (!statSync(model).isDirectory()) throw new Error(`${label} ${model}: is a file, not a model directory`);
+      return model;
+    }
     if (/[\\/]/.test(model)) throw new Error(`${label} ${model}: no such directory`);
     const shipped = join(packageRoot(), 'models', model);
     if (existsSync(join(shipped, 'config.json'))) return shipped;

@@ -11,6 +11,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { z } from 'zod';
 import type { RecycleGPT } from '../generate/recyclegpt-core.js';
+import { callCosts } from '../generate/modes/draft-k.js';
 import type { DecodeMode } from '../generate/types.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ChatTemplate, ChatTemplateError, type ChatMessage } from './chat-template.js';
@@ -67,8 +68,12 @@ export function createServerApp(m: RecycleGPT, o: ServerOptions = {}): ServerApp
     defaultMode: o.defaultMode ?? 'standard',
     eos: m.generationConfig?.defaults.eos_token_id ?? null,
   };
+  // draft_tokens "auto" times the model's calls once; do it now, not inside the first such request's step, which
+  // would stall every stream in flight.
+  if (model.hasModule) callCosts(model);
   const scheduler = new Scheduler(model, { parallel, maxQueue: o.maxQueue ?? 4 * parallel, contextLength });
-  const modelId = o.modelId ?? m.name;
+  // The directory's last component, never its full path (a client need not learn the server's file system).
+  const modelId = o.modelId ?? (m.name.split(/[\\/]/).filter(Boolean).pop() || 'model');
   const timeoutMs = o.requestTimeoutMs ?? 600_000;
   const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const chat = ChatTemplate.of(tok);

@@ -2,16 +2,22 @@
  * generation_config.json as Hugging Face repositories store it, read into defaults shaped like GenerationOptions.
  * Nothing here applies them: the caller merges them under the options it is given. No `node:` import.
  */
-import type { GenerationOptions } from '../generate/options.js';
 
-/** The sampling defaults of a generation_config.json, under GenerationOptions' names (only those the file sets). */
-export type GenerationDefaults = Pick<
-  GenerationOptions,
-  'max_new_tokens' | 'do_sample' | 'temperature' | 'top_k' | 'top_p' | 'min_p' | 'repetition_penalty'
-> & {
+/**
+ * The sampling defaults of a generation_config.json, under GenerationOptions' names (only those the file sets).
+ * Spelled out here rather than picked from generate/options.ts: the tokenizer layer imports nothing above it.
+ */
+export interface GenerationDefaults {
+  max_new_tokens?: number;
+  do_sample?: boolean;
+  temperature?: number;
+  top_k?: number;
+  top_p?: number;
+  min_p?: number;
+  repetition_penalty?: number;
   /** always a list (the file may give one id or a list) */
   eos_token_id?: number[];
-};
+}
 
 export interface GenerationConfig {
   /** defaults for GenerationOptions; a caller's own options go over them */
