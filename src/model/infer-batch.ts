@@ -168,7 +168,7 @@ export class BatchedForward {
       out.ensure(M);
       const hidden = out.x.subarray(0, M * C);
       hidden.set(x.subarray(r0 * C, (r0 + M) * C));
-      return { hidden, logits: copyLogits(logits[i]!, out) };
+      return { hidden, logits: copyLogits(logits[i]!, out, this.model.config.vocabSize) };
     });
   }
 
@@ -241,24 +241,15 @@ export class BatchedForward {
         nrm,
         s,
       );
-      linearRows(
-        this.model.backend,
-        R,
-        V,
-        C,
-        nrm,
-        this.model.weights.weight(t.head),
-        null,
-        s.logits.subarray(0, R * V),
-      );
+      linearRows(this.model.backend, R, V, C, nrm, this.model.weights.weight(t.head), null, s.ensureLogits(R));
     }
     return picks.map((p) => s.logits.subarray(p.first * V, (p.first + p.R) * V));
   }
 }
 
-/** Copies a segment's logits into its own scratch (already grown to the segment's rows); the view there. */
-function copyLogits(src: Float32Array, out: ForwardScratch): Float32Array {
-  const dst = out.logits.subarray(0, src.length);
+/** Copies a segment's logits (rows of V) into its own scratch; the view there. */
+function copyLogits(src: Float32Array, out: ForwardScratch, V: number): Float32Array {
+  const dst = out.ensureLogits(src.length / V);
   dst.set(src);
   return dst;
 }

@@ -42,9 +42,19 @@ export class ForwardScratch {
     private readonly alloc: Allocator = heapAllocator,
   ) {}
 
+  /**
+   * Room for R rows of logits. Grown apart from the other arrays, by the rows a call asks for: a prompt's prefill
+   * wants one row of logits, not one per prompt token (512 × 32000 floats would be 65 MB for nothing).
+   */
+  ensureLogits(R: number): Float32Array {
+    const n = R * this.c.vocabSize;
+    if (this.logits.length < n) this.logits = this.alloc.f32(n);
+    return this.logits.subarray(0, n);
+  }
+
   ensure(M: number): void {
     if (M <= this.rows) return;
-    const { hidden: C, intermediate: I, vocabSize: V } = this.c;
+    const { hidden: C, intermediate: I } = this.c;
     const kvw = this.c.nKvHeads * this.c.headDim,
       qw = this.c.nHeads * this.c.headDim;
     const f32 = (n: number): Float32Array => this.alloc.f32(n),
@@ -57,7 +67,6 @@ export class ForwardScratch {
     this.tmp = f32(M * C);
     this.up = f32(M * I);
     this.gate = f32(M * I);
-    this.logits = f32(M * V);
     this.cat = f32(M * 2 * C);
     this.qkv = f32(M * 3 * C);
     this.kNew = f32(M * kvw);
@@ -260,7 +269,7 @@ export class InferenceModel {
     const xin = s.x.subarray(first * C, M * C),
       nrm = s.norm.subarray(0, R * C);
     normRows(c, this.weights, this.backend, R, xin, t.finalNorm, t.finalNormBias, nrm, s);
-    const logits = s.logits.subarray(0, R * c.vocabSize);
+    const logits = s.ensureLogits(R);
     this.backend.linear(R, c.vocabSize, C, nrm, this.weights.weight(t.head), null, logits);
     return logits;
   }
