@@ -121,8 +121,8 @@ static inline void axpy_row(float* acc, float p, const float* v, i64 n) {
 // ================================================================================================
 // linear, small M (1..8): the decode path. Each W row is loaded once and dotted with all M x rows while it
 // is in registers, so W streams from memory once per call. The per-(m,n) arithmetic is identical for every
-// M: four accumulators take W-wide chunks of K in turn (chunk c → acc[c % 4]), a masked chunk takes the tail,
-// then y = hsum((acc0 + acc1) + (acc2 + acc3)) + bias. Threads split N into contiguous ranges. Four FMA chains
+// M: LIN_ACC accumulators (4 here) take W-wide chunks of K in turn (chunk c → acc[c % LIN_ACC]), a masked chunk
+// takes the tail, then y = hsum((acc0 + acc1) + (acc2 + acc3)) + bias. Threads split N into contiguous ranges. Four FMA chains
 // instead of two: from DRAM (320..4096 × 320 weights, 1 and 2 threads) M = 2 took 1.12-1.20x the M = 1 time
 // with two and 1.01-1.07x with four, which is what the 2-token full calls of recycle/verified decoding need
 // (from L2 the ratio stayed ~1.25x). At M > 4 (prefill of short prompts only) the accumulators spill: correct,
@@ -130,7 +130,23 @@ static inline void axpy_row(float* acc, float p, const float* v, i64 n) {
 // W rows are processed one at a time, so each thread reads W as a single sequential stream: interleaving 4
 // rows (4 short streams) was ~20% slower from DRAM on Zen 5, the hardware prefetcher prefers one stream.
 // ================================================================================================
-constexpr int LIN_ACC = 4;    // accumulators per x row (see above)
+// LIN_ACC, the accumulators per x row, comes from the ISA's simd_*.h (4 above; 2 for SIMD128, whose 16 registers
+// spill at M = 2 with 4). LIN_ACC is a power of two; the accumulators are summed pairwise (lin_acc_sum).
+static_assert(LIN_ACC >= 1 && (LIN_ACC & (LIN_ACC - 1)) == 0, "LIN_ACC must be a power of two");
+
+// hsum of the pairwise tree over acc[0..N) in column m: N = 4 gives (acc0 + acc1) + (acc2 + acc3), N = 2 acc0 + acc1.
+template <int N, int M>
+static inline V lin_acc_tree(const V (*acc)[M], int m) {
+  if constexpr (N == 1) {
+    return acc[0][m];
+  } else {
+    return vadd(lin_acc_tree<N / 2, M>(acc, m), lin_acc_tree<N / 2, M>(acc + N / 2, m));
+  }
+}
+template <int M>
+static inline float lin_acc_sum(const V (&acc)[LIN_ACC][M], int m) {
+  return vhsum(lin_acc_tree<LIN_ACC, M>(acc, m));
+}
 constexpr int LIN_PF = 1024;  // software prefetch distance (floats, 4 KB) ahead in the W stream, into L1
 
 // x arrives as a JS typed array (16-byte aligned at best): linear_small copies it to xs with a row stride
@@ -210,7 +226,7 @@ static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs, cons
   }
 #pragma GCC unroll 8
   for (int m = 0; m < M; ++m) {
-    const float s = vhsum(vadd(vadd(acc[0][m], acc[1][m]), vadd(acc[2][m], acc[3][m])));
+    const float s = lin_acc_sum<M>(acc, m);
     y[m * N + n] = bias ? s + bias[n] : s;
   }
 }
@@ -292,7 +308,7 @@ static void linear_f32(int nth, i64 M, i64 N, i64 K, const float* x, const float
 
 // ================================================================================================
 // linear for f16 / bf16 / q8_0 weights, read as stored and converted to float32 in registers (kernels.h's
-// WeightRef: the conversions are exact). Small M: linear_row's arithmetic exactly, chunk c of W floats → acc[c % 4],
+// WeightRef: the conversions are exact). Small M: linear_row's arithmetic exactly, chunk c of W floats → acc[c % LIN_ACC],
 // a masked tail chunk, the same final sums; only the loads differ. So each row is bit-identical for every M ≤ 8,
 // and equal, bit for bit, to linear_f32's on the dequantized weights (all linear_row modes load the same values).
 // W rows are read as one sequential stream per thread (plain loads: the aligned-block tricks of the f32 path pay
@@ -304,7 +320,7 @@ static void linear_f32(int nth, i64 M, i64 N, i64 K, const float* x, const float
 // ================================================================================================
 
 // Readers of one W row as float32 vectors: load(o) is elements o .. o+W-1 (o a multiple of W); load_chunks(o, wv)
-// the LIN_ACC chunks from o (a multiple of LIN_ACC·W, itself a multiple of 32), one(i) element i alone.
+// the LIN_ACC chunks from o (a multiple of LIN_ACC·W, which divides or is a multiple of 32), one(i) element i alone.
 struct RowF16 {
   const uint16_t* p;
   static constexpr int kBytes = 2;
@@ -445,7 +461,7 @@ static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, const float* xs, c
   }
 #pragma GCC unroll 8
   for (int m = 0; m < M; ++m) {
-    const float s = vhsum(vadd(vadd(acc[0][m], acc[1][m]), vadd(acc[2][m], acc[3][m])));
+    const float s = lin_acc_sum<M>(acc, m);
     y[m * N + n] = bias ? s + bias[n] : s;
   }
 }

@@ -8,6 +8,8 @@ typedef __m256 V;
 // GEMM micro-tile: 6 rows × 2 vectors = 12 accumulators of the 16 ymm registers.
 constexpr int GEMM_MR = 6;
 constexpr int GEMM_NV = 2;
+// Small-M linear: accumulators per x row (kernels_impl.h, linear_row).
+constexpr int LIN_ACC = 4;
 
 static inline V vzero() { return _mm256_setzero_ps(); }
 static inline V vset1(float a) { return _mm256_set1_ps(a); }

@@ -9,6 +9,8 @@ typedef __m512 V;
 // GEMM micro-tile: MR rows × NV vectors. 14×2 uses 28 of the 32 zmm registers for accumulators.
 constexpr int GEMM_MR = 14;
 constexpr int GEMM_NV = 2;
+// Small-M linear: accumulators per x row (kernels_impl.h, linear_row).
+constexpr int LIN_ACC = 4;
 
 static inline V vzero() { return _mm512_setzero_ps(); }
 static inline V vset1(float a) { return _mm512_set1_ps(a); }

@@ -9,6 +9,8 @@ struct V {
 
 constexpr int GEMM_MR = 4;
 constexpr int GEMM_NV = 2;
+// Small-M linear: accumulators per x row (kernels_impl.h, linear_row).
+constexpr int LIN_ACC = 4;
 
 #define RG_VMAP1(expr)              \
   V r;                              \

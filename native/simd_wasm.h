@@ -13,6 +13,9 @@ typedef v128_t V;
 // v128 values to (some are reserved as scratch).
 constexpr int GEMM_MR = 4;
 constexpr int GEMM_NV = 2;
+// Small-M linear (kernels_impl.h, linear_row): 2 accumulators per x row, not the native 4. With 4, M = 2 keeps
+// 8 accumulators + 4 weight vectors + x loads live, which spills in 16 registers (a 2-row call took 1.33x a 1-row one).
+constexpr int LIN_ACC = 2;
 
 static inline V vzero() { return wasm_f32x4_splat(0.0f); }
 static inline V vset1(float a) { return wasm_f32x4_splat(a); }
