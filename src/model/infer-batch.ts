@@ -14,13 +14,11 @@
  * other bits; the scheduler runs such calls alone.
  */
 import type { Backend } from '../kernels/backend.js';
-import { blockForward, type BlockOps, type ProductSlot } from './block.js';
-import type { ModelConfig } from './config.js';
-import { normRows, type BaseOutput, type ForwardScratch, type InferenceModel, type LogitRows } from './infer.js';
+import { blockForward } from './block.js';
+import { DecodeBlockOps, normRows, type RowSpan } from './decode-ops.js';
+import type { BaseOutput, ForwardScratch, InferenceModel, LogitRows } from './infer.js';
 import type { KVCache } from './kv-cache.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
-import { ropeFor, type RopeTable } from './rope.js';
-import type { Weights } from './weights.js';
 
 /** Rows per product call: `linear` is row-bit-identical to a 1-row call for M ≤ 8 (ARCHITECTURE.md §4). */
 export const ROW_CHUNK = 8;
@@ -45,12 +43,7 @@ export interface ModuleSegment {
 }
 
 /** Where a segment's rows sit in the batch. */
-interface Span {
-  r0: number;
-  M: number;
-  pos0: number;
-  cache: KVCache;
-}
+type Span = RowSpan;
 
 /**
  * The batched forward over one loaded model. It owns the scratch of the concatenated rows (grown to the largest
@@ -58,14 +51,14 @@ interface Span {
  */
 export class BatchedForward {
   private readonly s: ForwardScratch;
-  private readonly ops: BatchBlockOps;
+  private readonly ops: DecodeBlockOps;
   private readonly baseBlocks: BlockNames[];
   private readonly moduleBlocks: BlockNames[];
 
   constructor(readonly model: InferenceModel) {
     const c = model.config;
     this.s = model.newScratch();
-    this.ops = new BatchBlockOps(c, model.weights, model.backend);
+    this.ops = new DecodeBlockOps(c, model.weights, model.backend, linearRows);
     this.baseBlocks = Array.from({ length: c.nLayers }, (_, l) => blockNames(c, basePrefix(c.arch, l)));
     this.moduleBlocks = Array.from({ length: c.recycle?.numLayers ?? 0 }, (_, l) => blockNames(c, modulePrefix(l)));
   }
@@ -268,117 +261,5 @@ function linearRows(
   for (let r0 = 0; r0 < M; r0 += ROW_CHUNK) {
     const m = Math.min(ROW_CHUNK, M - r0);
     b.linear(m, N, K, x.subarray(r0 * K, (r0 + m) * K), w, bias, y.subarray(r0 * N, (r0 + m) * N));
-  }
-}
-
-/**
- * The block's operations over the rows of a batch (block.ts): products, norms and activations on all rows at once
- * (products chunked), the K/V rows written into each segment's cache at its positions, attention per segment.
- */
-class BatchBlockOps implements BlockOps<Float32Array> {
-  private s!: ForwardScratch;
-  private spans: readonly Span[] = [];
-  private rows = 0;
-  private layer = 0;
-  private readonly rope: number | RopeTable;
-
-  constructor(
-    private readonly c: ModelConfig,
-    private readonly w: Weights,
-    private readonly b: Backend,
-  ) {
-    this.rope = ropeFor(c);
-  }
-
-  at(s: ForwardScratch, spans: readonly Span[], rows: number, layer: number): this {
-    this.s = s;
-    this.spans = spans;
-    this.rows = rows;
-    this.layer = layer;
-    return this;
-  }
-
-  norm(x: Float32Array, w: string, bias: string | null): Float32Array {
-    const out = this.s.norm.subarray(0, x.length);
-    normRows(this.c, this.w, this.b, x.length / this.c.hidden, x, w, bias, out, this.s);
-    return out;
-  }
-
-  attention(nrm: Float32Array, n: BlockNames): Float32Array {
-    const { c, b, w, s, rows, layer } = this;
-    const C = c.hidden,
-      H = c.nHeads,
-      G = c.nKvHeads,
-      D = c.headDim,
-      qw = H * D,
-      kvw = G * D;
-    const q = s.q.subarray(0, rows * qw);
-    if (n.qkv) {
-      // GPT-2's fused c_attn: one chunked product, then each row's q to q and its k, v to its segment's cache.
-      const qkv = s.qkv.subarray(0, rows * 3 * C);
-      linearRows(b, rows, 3 * C, C, nrm, w.weight(n.qkv), w.get(n.qkvBias!), qkv);
-      for (const { r0, M, pos0, cache } of this.spans) {
-        for (let i = 0; i < M; i++) {
-          const r = (r0 + i) * 3 * C,
-            p = (pos0 + i) * C;
-          q.set(qkv.subarray(r, r + C), (r0 + i) * C);
-          cache.k[layer]!.set(qkv.subarray(r + C, r + 2 * C), p);
-          cache.v[layer]!.set(qkv.subarray(r + 2 * C, r + 3 * C), p);
-        }
-      }
-    } else {
-      const bias = (name: string | null): Float32Array | null => (name ? w.get(name) : null);
-      const k = s.kNew.subarray(0, rows * kvw),
-        v = s.vNew.subarray(0, rows * kvw);
-      linearRows(b, rows, qw, C, nrm, w.weight(n.q!), bias(n.qBias), q);
-      linearRows(b, rows, kvw, C, nrm, w.weight(n.k!), bias(n.kBias), k);
-      linearRows(b, rows, kvw, C, nrm, w.weight(n.v!), bias(n.vBias), v);
-      this.rotate(H, q);
-      this.rotate(G, k);
-      for (const { r0, M, pos0, cache } of this.spans) {
-        cache.k[layer]!.set(k.subarray(r0 * kvw, (r0 + M) * kvw), pos0 * kvw);
-        cache.v[layer]!.set(v.subarray(r0 * kvw, (r0 + M) * kvw), pos0 * kvw);
-      }
-    }
-    const att = s.att.subarray(0, rows * qw);
-    for (const { r0, M, pos0, cache } of this.spans) {
-      const qs = q.subarray(r0 * qw, (r0 + M) * qw),
-        out = att.subarray(r0 * qw, (r0 + M) * qw);
-      b.attentionDecode(M, H, G, D, qs, cache.k[layer]!, cache.v[layer]!, pos0, out);
-    }
-    return att;
-  }
-
-  /** RoPE in place on x[rows, heads, D], each row at its own segment's position (s.pos). */
-  private rotate(heads: number, x: Float32Array): void {
-    const { rows, rope } = this,
-      D = this.c.headDim,
-      pos = this.s.pos.subarray(0, rows);
-    if (typeof rope === 'number') this.b.rope(rows, heads, D, x, pos, rope, false);
-    else rope.rotate(rows, heads, D, x, pos, false);
-  }
-
-  linear(x: Float32Array, w: string, bias: string | null, slot: ProductSlot): Float32Array {
-    const [N, K] = this.w.spec(w).shape as [number, number];
-    const M = this.rows,
-      s = this.s;
-    const y = (slot === 'proj' ? s.tmp : slot === 'up' ? s.up : s.gate).subarray(0, M * N);
-    linearRows(this.b, M, N, K, x, this.w.weight(w), bias ? this.w.get(bias) : null, y);
-    return y;
-  }
-
-  gelu(x: Float32Array): Float32Array {
-    this.b.geluForward(x.length, x, x);
-    return x;
-  }
-
-  swiglu(gate: Float32Array, up: Float32Array): Float32Array {
-    this.b.swigluForward(up.length, gate, up, up);
-    return up;
-  }
-
-  residual(x: Float32Array, y: Float32Array): Float32Array {
-    this.b.add(x.length, x, y, x);
-    return x;
   }
 }

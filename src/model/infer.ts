@@ -6,11 +6,11 @@
  * Shapes: M new rows, C width, H heads, G kv heads, D head dim, I MLP width, V vocab.
  */
 import { heapAllocator, type Allocator, type Backend } from '../kernels/backend.js';
-import { blockForward, normKind, type BlockOps, type ProductSlot } from './block.js';
+import { blockForward } from './block.js';
+import { DecodeBlockOps, normRows, type RowSpan } from './decode-ops.js';
 import type { ModelConfig } from './config.js';
 import { KVCache } from './kv-cache.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
-import { ropeFor, type RopeTable } from './rope.js';
 import type { Weights } from './weights.js';
 
 /**
@@ -160,7 +160,7 @@ export class InferenceModel {
       s = scratch,
       M = ids.length,
       C = c.hidden;
-    const { pos0, idArr, pos } = this.rows('forwardBase', ids, cache, s);
+    const { pos0, idArr } = this.rows('forwardBase', ids, cache, s);
     const t = topNames(c),
       x = s.x.subarray(0, M * C);
     b.embeddingForward(M, C, c.vocabSize, idArr, this.weights.weight(t.tokenEmbedding), x);
@@ -168,7 +168,8 @@ export class InferenceModel {
       const wpe = this.weights.get(t.positionEmbedding);
       b.add(M * C, x, wpe.subarray(pos0 * C, (pos0 + M) * C), x);
     }
-    for (let l = 0; l < c.nLayers; l++) blockForward(this.ops.at(s, M, pos0, pos, cache, l), this.baseBlocks[l]!, x);
+    const spans: RowSpan[] = [{ r0: 0, M, pos0, cache }];
+    for (let l = 0; l < c.nLayers; l++) blockForward(this.ops.at(s, spans, M, l), this.baseBlocks[l]!, x);
     cache.advance(M);
     return { hidden: x, logits: this.head(s, M, logitRows) };
   }
@@ -208,7 +209,7 @@ export class InferenceModel {
     if (!c.recycle) throw new Error('this model has no recyclable module (config.json has no "recycle" section)');
     if (hidden.length < M * C)
       throw new Error(`forwardModule: hidden has ${hidden.length} values, ${M} rows of ${C} need ${M * C}`);
-    const { pos0, idArr, pos } = this.rows('forwardModule', nextIds, cache, s);
+    const { pos0, idArr } = this.rows('forwardModule', nextIds, cache, s);
     // m = W_in · concat(h, e(x_{t+1})) + b_in; concat order: h first, then e.
     const emb = s.tmp.subarray(0, M * C),
       cat = s.cat.subarray(0, M * 2 * C),
@@ -227,8 +228,9 @@ export class InferenceModel {
       this.weights.get('recycle.in_proj.bias'),
       x,
     );
+    const spans: RowSpan[] = [{ r0: 0, M, pos0, cache }];
     for (let l = 0; l < this.moduleBlocks.length; l++)
-      blockForward(this.ops.at(s, M, pos0, pos, cache, l), this.moduleBlocks[l]!, x);
+      blockForward(this.ops.at(s, spans, M, l), this.moduleBlocks[l]!, x);
     cache.advance(M);
     return { hidden: x, logits: this.head(s, M, logitRows) };
   }
@@ -272,131 +274,5 @@ export class InferenceModel {
     const logits = s.ensureLogits(R);
     this.backend.linear(R, c.vocabSize, C, nrm, this.weights.weight(t.head), null, logits);
     return logits;
-  }
-}
-
-/**
- * The block's operations for decoding (block.ts): kernels on the rows of one forward's scratch, in place where the
- * data allows, with this layer's K/V written into the cache at positions pos0.. and attention over the cache. Set
- * `at` before each block; one instance serves every block of a call.
- */
-class DecodeBlockOps implements BlockOps<Float32Array> {
-  private s!: ForwardScratch;
-  private M = 0;
-  private pos0 = 0;
-  private pos!: Int32Array;
-  private cache!: KVCache;
-  private layer = 0;
-  /** rope_theta for the kernel, or the scaled frequencies' table (rope.ts). */
-  private readonly rope: number | RopeTable;
-
-  constructor(
-    private readonly c: ModelConfig,
-    private readonly w: Weights,
-    private readonly b: Backend,
-  ) {
-    this.rope = ropeFor(c);
-  }
-
-  at(s: ForwardScratch, M: number, pos0: number, pos: Int32Array, cache: KVCache, layer: number): this {
-    this.s = s;
-    this.M = M;
-    this.pos0 = pos0;
-    this.pos = pos;
-    this.cache = cache;
-    this.layer = layer;
-    return this;
-  }
-
-  norm(x: Float32Array, w: string, bias: string | null): Float32Array {
-    const out = this.s.norm.subarray(0, x.length);
-    normRows(this.c, this.w, this.b, x.length / this.c.hidden, x, w, bias, out, this.s);
-    return out;
-  }
-
-  attention(nrm: Float32Array, n: BlockNames): Float32Array {
-    const { c, b, w, s, M, pos0, cache, layer } = this;
-    const C = c.hidden,
-      H = c.nHeads,
-      G = c.nKvHeads,
-      D = c.headDim,
-      qw = H * D,
-      kvw = G * D;
-    const q = s.q.subarray(0, M * qw);
-    const kDst = cache.k[layer]!.subarray(pos0 * kvw, (pos0 + M) * kvw);
-    const vDst = cache.v[layer]!.subarray(pos0 * kvw, (pos0 + M) * kvw);
-    if (n.qkv) {
-      // GPT-2's fused c_attn [3C, C]: one product (one pass over W, one kernel call), then each row's q, k, v
-      // parts go to q and to this layer's cache rows.
-      const qkv = s.qkv.subarray(0, M * 3 * C);
-      b.linear(M, 3 * C, C, nrm, w.weight(n.qkv), w.get(n.qkvBias!), qkv);
-      for (let i = 0; i < M; i++) {
-        const r = i * 3 * C;
-        q.set(qkv.subarray(r, r + C), i * C);
-        kDst.set(qkv.subarray(r + C, r + 2 * C), i * C);
-        vDst.set(qkv.subarray(r + 2 * C, r + 3 * C), i * C);
-      }
-    } else {
-      const bias = (name: string | null): Float32Array | null => (name ? w.get(name) : null);
-      b.linear(M, qw, C, nrm, w.weight(n.q!), bias(n.qBias), q);
-      b.linear(M, kvw, C, nrm, w.weight(n.k!), bias(n.kBias), kDst);
-      b.linear(M, kvw, C, nrm, w.weight(n.v!), bias(n.vBias), vDst);
-      this.rotate(H, q);
-      this.rotate(G, kDst);
-    }
-    const att = s.att.subarray(0, M * qw);
-    b.attentionDecode(M, H, G, D, q, cache.k[layer]!, cache.v[layer]!, pos0, att);
-    return att;
-  }
-
-  /** RoPE in place on x[M, heads, D] at this call's positions: the backend kernel, or the scaled table. */
-  private rotate(heads: number, x: Float32Array): void {
-    const { M, pos, rope } = this,
-      D = this.c.headDim;
-    if (typeof rope === 'number') this.b.rope(M, heads, D, x, pos, rope, false);
-    else rope.rotate(M, heads, D, x, pos, false);
-  }
-
-  linear(x: Float32Array, w: string, bias: string | null, slot: ProductSlot): Float32Array {
-    const [N, K] = this.w.spec(w).shape as [number, number];
-    const M = this.M,
-      s = this.s;
-    const y = (slot === 'proj' ? s.tmp : slot === 'up' ? s.up : s.gate).subarray(0, M * N);
-    this.b.linear(M, N, K, x, this.w.weight(w), bias ? this.w.get(bias) : null, y);
-    return y;
-  }
-
-  gelu(x: Float32Array): Float32Array {
-    this.b.geluForward(x.length, x, x);
-    return x;
-  }
-
-  swiglu(gate: Float32Array, up: Float32Array): Float32Array {
-    this.b.swigluForward(up.length, gate, up, up);
-    return up;
-  }
-
-  residual(x: Float32Array, y: Float32Array): Float32Array {
-    this.b.add(x.length, x, y, x);
-    return x;
-  }
-}
-
-/** The model's norm (block.ts normKind) on M rows of x into out; statistics go to the scratch (also infer-batch.ts). */
-export function normRows(
-  c: ModelConfig,
-  weights: Weights,
-  b: Backend,
-  M: number,
-  x: Float32Array,
-  w: string,
-  bias: string | null,
-  out: Float32Array,
-  s: ForwardScratch,
-): void {
-  if (normKind(c) === 'layer') {
-    b.layerNormForward(M, c.hidden, x, weights.get(w), weights.get(bias!), c.normEps, out, s.mean, s.rstd);
-  } else {
-    b.rmsNormForward(M, c.hidden, x, weights.get(w), c.normEps, out, s.rstd);
   }
 }
