@@ -24,7 +24,14 @@ const TYPES: Record<string, string> = { json: 'application/json', safetensors: '
 const serveModels: Connect.NextHandleFunction = (req, res, next) => {
   const url = new URL(req.url ?? '/', 'http://localhost');
   if (!url.pathname.startsWith('/models/')) return next();
-  const file = normalize(join(models, decodeURIComponent(url.pathname.slice('/models/'.length))));
+  let rel: string;
+  try {
+    rel = decodeURIComponent(url.pathname.slice('/models/'.length));
+  } catch {
+    res.statusCode = 400; // a malformed % escape
+    return res.end();
+  }
+  const file = normalize(join(models, rel));
   if (!file.startsWith(models + sep)) return next();
   let size: number;
   try {
