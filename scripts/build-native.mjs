@@ -1,11 +1,13 @@
 // Builds the native kernel addon during `npm install`. A failed build is not fatal: the library then
 // falls back to the plain-TypeScript reference backend and says so once at load time.
-// Skipped when build/Release holds an addon built from the same sources for the same Node ABI (build-stamp.mjs).
+// Skipped when build/Release holds an addon built from the same sources for the same Node ABI with the same compiler
+// (CXX and its --version) and flags (CXXFLAGS etc.) (build-stamp.mjs). `--print-digest` prints that digest, builds
+// nothing.
 // node-gyp: the one npm runs lifecycle scripts with (npm_config_node_gyp, npm's own copy), else one on the PATH.
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { filesUnder, inputsDigest, upToDate, writeStamp } from './build-stamp.mjs';
+import { compilerIdentity, filesUnder, inputsDigest, upToDate, writeStamp } from './build-stamp.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const addon = join(root, 'build', 'Release', 'recyclegpt_native.node');
@@ -19,7 +21,12 @@ const digest = inputsDigest(root, inputs, {
   napi: process.versions.napi,
   platform: process.platform,
   arch: process.arch,
+  compiler: compilerIdentity(process.env),
 });
+if (process.argv.includes('--print-digest')) {
+  console.log(digest);
+  process.exit(0);
+}
 if (upToDate(stamp, digest, [addon])) process.exit(0);
 
 const gyp = process.env.npm_config_node_gyp;
