@@ -5,8 +5,9 @@
  *
  * Starts `recyclegpt serve` as a child process on a free loopback port and runs N concurrent clients against it for
  * a bounded time: each client loops over requests, alternating streaming and non-streaming, cycling through the
- * modes, greedy and sampled, with prompts and max_tokens varying. Reports p50 / p99 latency (and time to first token
- * for streams), aggregate generated tokens/s, errors by status, and the server's RSS after start, before the run
+ * modes, greedy and sampled, with prompts and max_tokens varying. Reports p50 / p99 latency and time to first token
+ * for streams (percentiles by linear interpolation between closest ranks, src/bench/stats.ts), aggregate generated
+ * tokens/s, errors by status, and the server's RSS after start, before the run
  * (after a request per slot and --warmup seconds, default 10, of the same load), every 5 s, and after.
  *
  * `--scaling N [--rounds R]` measures batching instead: standard greedy streams of --max-tokens tokens (EOS ignored),
@@ -19,6 +20,7 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { median, percentile } from '../src/bench/stats.js';
 import { packageRoot } from '../src/node/package-root.js';
 
 const { values: a } = parseArgs({
@@ -235,17 +237,12 @@ async function streamWindow(
   return tokens / seconds;
 }
 
-function pct(xs: number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((x, y) => x - y);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-}
-
 function summary(outcomes: Outcome[], seconds: number): Record<string, unknown> {
   const ok = outcomes.filter((o) => o.ok);
   const errors: Record<string, number> = {};
   for (const o of outcomes) if (!o.ok) errors[String(o.status)] = (errors[String(o.status)] ?? 0) + 1;
   const tokens = ok.reduce((s, o) => s + o.tokens, 0);
+  const latency = ok.map((o) => o.ms);
   const ttft = ok.filter((o) => o.firstTokenMs !== null).map((o) => o.firstTokenMs!);
   return {
     requests: outcomes.length,
@@ -253,17 +250,8 @@ function summary(outcomes: Outcome[], seconds: number): Record<string, unknown> 
     errors: outcomes.length - ok.length,
     errors_by_status: errors,
     streamed: outcomes.filter((o) => o.stream).length,
-    latency_ms: {
-      p50: pct(
-        ok.map((o) => o.ms),
-        50,
-      ),
-      p99: pct(
-        ok.map((o) => o.ms),
-        99,
-      ),
-    },
-    first_token_ms: { p50: pct(ttft, 50), p99: pct(ttft, 99) },
+    latency_ms: { p50: percentile(latency, 50), p99: percentile(latency, 99) },
+    first_token_ms: { p50: percentile(ttft, 50), p99: percentile(ttft, 99) },
     tokens,
     seconds,
     tokens_per_s: tokens / seconds,
@@ -320,11 +308,6 @@ async function main(): Promise<void> {
         const many = await streamWindow(server.url, scaling, durationS, stream);
         rounds.push({ one, many, ratio: many / one });
       }
-      const median = (xs: number[]): number => {
-        const v = [...xs].sort((x, y) => x - y),
-          h = v.length >> 1;
-        return v.length % 2 === 1 ? v[h]! : (v[h - 1]! + v[h]!) / 2;
-      };
       report = {
         kind: 'scaling',
         clients: scaling,
