@@ -5,7 +5,7 @@
  * cache, and gives exact bytes for streaming.
  */
 import { BYTE_TO_UNICODE, GPT2_SPLIT, concatBytes, fromByteLevel, utf8Bytes } from './bytes.js';
-import { checkIds, type DecodeOptions, type EncodeOptions, type Tokenizer } from './tokenizer.js';
+import { checkIds, overlapsSpan, type DecodeOptions, type EncodeOptions, type Tokenizer } from './tokenizer.js';
 
 export interface SpecialToken {
   content: string;
@@ -51,6 +51,8 @@ export class ByteLevelBpe implements Tokenizer {
   private readonly mergeInfo = new Map<number, number>();
   private readonly specials: Map<string, number>;
   private readonly specialSplit: RegExp | null;
+  /** the same names, global, for encoding with plain spans */
+  private readonly specialFind: RegExp | null;
   private readonly cache = new Map<string, number[]>();
 
   constructor(spec: ByteLevelBpeSpec) {
@@ -97,6 +99,7 @@ export class ByteLevelBpe implements Tokenizer {
     const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const names = [...this.specials.keys()].sort((x, y) => y.length - x.length); // longest match first
     this.specialSplit = names.length ? new RegExp(`(${names.map(esc).join('|')})`) : null;
+    this.specialFind = names.length ? new RegExp(names.map(esc).join('|'), 'g') : null;
     const idOf = (name: string | null | undefined, what: string): number | null => {
       if (name === null || name === undefined) return null;
       const id = this.specials.get(name) ?? spec.vocab.get(name);
@@ -145,8 +148,9 @@ export class ByteLevelBpe implements Tokenizer {
   }
 
   /**
-   * Special tokens written in the text are recognised (as Hugging Face does for added tokens). addSpecialTokens puts
-   * BOS/EOS around the text when the spec asks for them (tokenizer_config.json's add_bos_token / add_eos_token).
+   * Special tokens written in the text are recognised (as Hugging Face does for added tokens), except where they
+   * overlap opts.plainSpans. addSpecialTokens puts BOS/EOS around the text when the spec asks for them
+   * (tokenizer_config.json's add_bos_token / add_eos_token).
    */
   encode(text: string, opts: EncodeOptions = {}): number[] {
     const out: number[] = [];
@@ -154,6 +158,8 @@ export class ByteLevelBpe implements Tokenizer {
     if (special && this.addBos) out.push(this.bosTokenId as number);
     if (!this.specialSplit) {
       this.encodeOrdinary(text, out);
+    } else if (opts.plainSpans && opts.plainSpans.length > 0) {
+      this.encodeWithPlainSpans(text, opts.plainSpans, out);
     } else {
       text.split(this.specialSplit).forEach((part, i) => {
         if (i % 2 === 1) out.push(this.specials.get(part) as number);
@@ -162,6 +168,25 @@ export class ByteLevelBpe implements Tokenizer {
     }
     if (special && this.addEos) out.push(this.eosTokenId as number);
     return out;
+  }
+
+  /** Leftmost-longest added-token matches, each kept unless it is a special token overlapping a plain span. */
+  private encodeWithPlainSpans(text: string, spans: EncodeOptions['plainSpans'], out: number[]): void {
+    const find = this.specialFind as RegExp;
+    let from = 0; // the text before `from` is encoded
+    find.lastIndex = 0;
+    for (let m = find.exec(text); m !== null; m = find.exec(text)) {
+      const id = this.specials.get(m[0]) as number;
+      const control = this.specialTokenIds.has(id) || id === this.bosTokenId || id === this.eosTokenId;
+      if (control && overlapsSpan(spans, m.index, m.index + m[0].length)) {
+        find.lastIndex = m.index + 1; // plain text here: look for a match starting further on
+        continue;
+      }
+      if (m.index > from) this.encodeOrdinary(text.slice(from, m.index), out);
+      out.push(id);
+      from = m.index + m[0].length;
+    }
+    if (from < text.length) this.encodeOrdinary(text.slice(from), out);
   }
 
   decodeBytes(ids: number[]): Uint8Array {

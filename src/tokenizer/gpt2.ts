@@ -51,10 +51,10 @@ export class Gpt2Tokenizer implements Tokenizer {
 
   /**
    * `<|endoftext|>` in the text becomes id 50256, as Hugging Face's GPT-2 tokenizer does. GPT-2 adds no special
-   * tokens around a text, so addSpecialTokens changes nothing.
+   * tokens around a text, so addSpecialTokens changes nothing; it stays text where it overlaps opts.plainSpans.
    */
-  encode(text: string, _opts?: EncodeOptions): number[] {
-    return this.bpe.encode(text);
+  encode(text: string, opts?: EncodeOptions): number[] {
+    return this.bpe.encode(text, { plainSpans: opts?.plainSpans });
   }
 
   decodeBytes(ids: number[]): Uint8Array {

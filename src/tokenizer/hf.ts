@@ -10,7 +10,7 @@ import { ByteLevelBpe, type SpecialToken } from './bpe.js';
 import { concatBytes, fromByteLevel, utf8Bytes } from './bytes.js';
 import { libraryConfig, parseTokenizerConfig, type TokenizerConfig } from './config.js';
 import { checkTokenizerRegexes } from './regex-safety.js';
-import { checkIds, type DecodeOptions, type EncodeOptions, type Tokenizer } from './tokenizer.js';
+import { checkIds, overlapsSpan, type DecodeOptions, type EncodeOptions, type Tokenizer } from './tokenizer.js';
 
 /** Model types the library implements. */
 const MODEL_TYPES = ['BPE', 'WordPiece', 'Unigram'] as const;
@@ -284,6 +284,28 @@ function fixByteFallback(node: unknown): void {
   if (Array.isArray(part.decoders)) for (const d of part.decoders) fixByteFallback(d);
 }
 
+/** Marks the aliases of control tokens in encodeWithPlainSpans (a private-use character, never in real text). */
+const ALIAS_MARK = '\u{10FFFD}';
+const alias = (id: number): string => `${ALIAS_MARK}${id}${ALIAS_MARK}`;
+
+/** [offset, name] of the names in `text`, leftmost first, the longest at each offset, not overlapping. */
+function leftmostLongest(text: string, names: ReadonlyMap<string, number>): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  if (names.size === 0) return out;
+  const firsts = new Set([...names.keys()].map((n) => n[0]));
+  for (let i = 0; i < text.length;) {
+    let best: string | null = null;
+    if (firsts.has(text[i]!))
+      for (const n of names.keys()) if (text.startsWith(n, i) && (best === null || n.length > best.length)) best = n;
+    if (best === null) i++;
+    else {
+      out.push([i, best]);
+      i += best.length;
+    }
+  }
+  return out;
+}
+
 export class HfTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly eosTokenId: number | null;
@@ -295,6 +317,12 @@ export class HfTokenizer implements Tokenizer {
   private readonly lib: HfLibTokenizer;
   private readonly byteLevel: boolean;
   private readonly addedById = new Map<number, string>();
+  /** tokenizer.json and the library's config, kept to build `aliasLib` when first needed */
+  private readonly libInputs: { json: Json; config: Json };
+  /** the special tokens (BOS/EOS included) that plain spans turn into text: content -> id */
+  private readonly controlTokens = new Map<string, number>();
+  /** A second library tokenizer whose control tokens are spelled `alias(id)` instead (see encodeWithPlainSpans). */
+  private aliasLib: HfLibTokenizer | null = null;
 
   constructor(
     readonly file: string,
@@ -304,8 +332,9 @@ export class HfTokenizer implements Tokenizer {
   ) {
     checkTokenizerRegexes(file, json); // before the library compiles them: a pattern could hang encode()
     const cfg = (this.config = parseTokenizerConfig(config, configFile));
+    this.libInputs = { json, config: libraryConfig(config, cfg) };
     try {
-      this.lib = new HfLibTokenizer(json, libraryConfig(config, cfg));
+      this.lib = new HfLibTokenizer(json, this.libInputs.config);
     } catch (err) {
       throw new Error(`${file}: @huggingface/tokenizers cannot load it: ${(err as Error).message}`);
     }
@@ -323,7 +352,11 @@ export class HfTokenizer implements Tokenizer {
     this.chatTemplate = cfg.chatTemplate;
     const dec = json.decoder;
     this.byteLevel = isObj(dec) && dec.type === 'ByteLevel' && (json.model as Json).type === 'BPE';
-    for (const t of addedTokens(json)) this.addedById.set(t.id, t.content);
+    for (const t of addedTokens(json)) {
+      this.addedById.set(t.id, t.content);
+      if (this.specialTokenIds.has(t.id) || t.id === ids.bos || t.id === ids.eos)
+        this.controlTokens.set(t.content, t.id);
+    }
     if (this.byteLevel) {
       this.decodeBytes = (ids: number[]): Uint8Array => {
         checkIds(this.file, ids, this.vocabSize);
@@ -337,10 +370,45 @@ export class HfTokenizer implements Tokenizer {
    * says (add_bos_token / add_eos_token, or its class's default), else the tokenizer.json post-processor's.
    */
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    if (opts.addSpecialTokens !== true) return this.lib.encode(text, { add_special_tokens: false }).ids;
-    if (this.config.addBosToken === null) return this.lib.encode(text, { add_special_tokens: true }).ids;
-    const ids = this.lib.encode(text, { add_special_tokens: false }).ids;
+    if (opts.plainSpans && opts.plainSpans.length > 0) return this.encodeWithPlainSpans(text, opts);
+    return this.encodeWith(this.lib, text, opts);
+  }
+
+  private encodeWith(lib: HfLibTokenizer, text: string, opts: EncodeOptions): number[] {
+    if (opts.addSpecialTokens !== true) return lib.encode(text, { add_special_tokens: false }).ids;
+    if (this.config.addBosToken === null) return lib.encode(text, { add_special_tokens: true }).ids;
+    const ids = lib.encode(text, { add_special_tokens: false }).ids;
     return withConfigSpecials(ids, this.config, this.bosTokenId, this.eosTokenId);
+  }
+
+  /**
+   * The library has no split_special_tokens, so: find the control tokens' text (leftmost longest, as the library's
+   * splitter), respell those outside the plain spans as aliases, and encode with a copy of the library tokenizer
+   * whose control tokens are those aliases. The library then does everything else itself (lstrip/rstrip, sections,
+   * normalizer, post-processor); the control tokens' text inside the spans is no added token there, so it is text.
+   */
+  private encodeWithPlainSpans(text: string, opts: EncodeOptions): number[] {
+    const matches = leftmostLongest(text, this.controlTokens);
+    if (!matches.some(([at, name]) => overlapsSpan(opts.plainSpans, at, at + name.length)))
+      return this.encodeWith(this.lib, text, opts);
+    if (text.includes(ALIAS_MARK))
+      throw new Error(`${this.file}: the text holds U+10FFFD, which the tokenizer reserves to mark special tokens`);
+    let out = '',
+      from = 0;
+    for (const [at, name] of matches) {
+      if (overlapsSpan(opts.plainSpans, at, at + name.length)) continue;
+      out += text.slice(from, at) + alias(this.controlTokens.get(name) as number);
+      from = at + name.length;
+    }
+    out += text.slice(from);
+    if (!this.aliasLib) {
+      const { json, config } = this.libInputs;
+      const added = (json.added_tokens as Json[]).map((t) =>
+        this.controlTokens.get(t.content as string) === t.id ? { ...t, content: alias(t.id as number) } : t,
+      );
+      this.aliasLib = new HfLibTokenizer({ ...json, added_tokens: added }, config);
+    }
+    return this.encodeWith(this.aliasLib, out, opts);
   }
 
   /** Ids to text; skipSpecialTokens leaves out the special tokens (<s>, </s>, ...), as generation output does. */

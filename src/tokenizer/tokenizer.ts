@@ -7,6 +7,22 @@ export interface EncodeOptions {
    * what the tokenizer.json post-processor adds. Default false: the text's own tokens only.
    */
   addSpecialTokens?: boolean;
+  /**
+   * Spans [start, end) of the text (UTF-16 offsets) that are plain text: a special token's text that overlaps one is
+   * tokenized as ordinary characters (as Hugging Face's split_special_tokens=True does) instead of becoming the
+   * special token; outside them special tokens are recognised as usual. Added tokens that are not special (extra
+   * vocabulary) are recognised everywhere. A chat template's rendering passes its messages' content here, so that
+   * "<|endoftext|>" typed by a user stays text. Default: none.
+   */
+  plainSpans?: readonly PlainSpan[];
+}
+
+/** [start, end) in UTF-16 code units. */
+export type PlainSpan = readonly [number, number];
+
+/** True when [start, end) overlaps one of `spans`. */
+export function overlapsSpan(spans: readonly PlainSpan[] | undefined, start: number, end: number): boolean {
+  return spans !== undefined && spans.some(([a, b]) => start < b && a < end);
 }
 
 export interface DecodeOptions {
