@@ -67,6 +67,7 @@ export function createServerApp(m: RecycleGPT, o: ServerOptions = {}): ServerApp
     maxTokensCap: o.maxTokensCap ?? contextLength,
     defaultMode: o.defaultMode ?? 'standard',
     eos: m.generationConfig?.defaults.eos_token_id ?? null,
+    defaults: m.generationConfig?.defaults ?? null,
   };
   // draft_tokens "auto" times the model's calls once; do it now, not inside the first such request's step, which
   // would stall every stream in flight.

@@ -9,6 +9,7 @@ import type { DecodeSession } from '../generate/session.js';
 import { StopStringFilter } from '../generate/stop-strings.js';
 import type { DecodeMode, TokenEvent } from '../generate/types.js';
 import type { InferenceModel } from '../model/infer.js';
+import type { GenerationDefaults } from '../tokenizer/generation-config.js';
 import { createStreamDecoder, type StreamDecoder, type Tokenizer } from '../tokenizer/tokenizer.js';
 import { HttpError } from './responses.js';
 import type { CompletionRequest } from './schemas.js';
@@ -25,6 +26,11 @@ export interface Limits {
    * config.json's eos); null: config.json's eos_token_id (else the tokenizer's).
    */
   eos: readonly number[] | null;
+  /**
+   * The model's generation_config.json sampling defaults, for the fields a request leaves out (absent or null: the
+   * OpenAI defaults alone).
+   */
+  defaults?: GenerationDefaults | null;
 }
 
 export interface PreparedGeneration {
@@ -35,8 +41,13 @@ export interface PreparedGeneration {
 }
 
 /**
- * Options for `prompt` from the request's fields. OpenAI's defaults: temperature 1 (sampling; 0 is greedy), top_p 1,
- * no top-k. max_tokens defaults to what the context leaves (at most the cap); a given one must fit with the prompt.
+ * Options for `prompt` from the request's fields. A field the request gives wins; one it leaves out comes from the
+ * model's generation_config.json (limits.defaults: temperature, top_k, top_p, min_p, repetition_penalty,
+ * max_new_tokens; do_sample false there makes a request without temperature greedy), as the CLI and the library
+ * apply it and vLLM's server does; else OpenAI's defaults: temperature 1 (sampling; 0 is greedy), top_p 1, no top-k.
+ * max_tokens defaults to generation_config's max_new_tokens, at most what the context leaves and the cap (its
+ * max_length, transformers' older prompt-plus-new limit, is not applied: vLLM ignores it too); a given one must fit
+ * with the prompt.
  */
 export function prepareGeneration(
   model: InferenceModel,
@@ -75,17 +86,21 @@ export function prepareGeneration(
       field,
     );
   }
-  const temperature = body.temperature ?? 1;
+  const d = limits.defaults ?? {};
+  const temperature = body.temperature ?? (d.do_sample === false ? 0 : (d.temperature ?? 1));
   const g: GenerationOptions = {
     mode: (body.mode as DecodeMode | undefined) ?? limits.defaultMode,
-    max_new_tokens: asked ?? Math.min(limits.maxTokensCap, ctx - n),
+    max_new_tokens: asked ?? Math.min(d.max_new_tokens ?? Infinity, limits.maxTokensCap, ctx - n),
     do_sample: temperature > 0,
-    top_k: body.top_k ?? 0,
+    top_k: body.top_k ?? d.top_k ?? 0,
   };
   if (temperature > 0) g.temperature = temperature;
-  if (body.top_p != null) g.top_p = body.top_p;
-  if (body.min_p != null) g.min_p = body.min_p;
-  if (body.repetition_penalty != null) g.repetition_penalty = body.repetition_penalty;
+  const topP = body.top_p ?? d.top_p,
+    minP = body.min_p ?? d.min_p,
+    repetition = body.repetition_penalty ?? d.repetition_penalty;
+  if (topP != null) g.top_p = topP;
+  if (minP != null) g.min_p = minP;
+  if (repetition != null) g.repetition_penalty = repetition;
   if (body.seed != null) g.seed = body.seed;
   if (body.ignore_eos) g.eos_token_id = [];
   else if (limits.eos) g.eos_token_id = [...limits.eos];
