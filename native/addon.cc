@@ -33,7 +33,12 @@
 #include <sched.h>
 #endif
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "kernels.h"
+#include "pool.h"
 
 namespace {
 
@@ -768,6 +773,75 @@ napi_value ReadBandwidth(napi_env env, Ctx* c, napi_value* argv) {
   return out;
 }
 
+// The in-place probe's read: each thread XORs its contiguous part of the 64-byte blocks into 4 independent 16-byte
+// lanes (integer lanes, so any bytes are fine: weights of any dtype, no float special cases). SSE2 is the x86-64
+// baseline this file is compiled for; 16-byte loads stream as fast as DRAM serves a core.
+uint64_t read_xor(int nth, i64 blocks, const unsigned char* p) {
+  uint64_t part[256] = {0};
+  auto job = [&](int tid, int nt) {
+    i64 b, e;
+    rg::split_range(blocks, tid, nt, &b, &e);
+#if defined(__SSE2__)
+    __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+    for (i64 i = b; i < e; ++i) {
+      const __m128i* q = reinterpret_cast<const __m128i*>(p + i * 64);
+      a0 = _mm_xor_si128(a0, _mm_loadu_si128(q));
+      a1 = _mm_xor_si128(a1, _mm_loadu_si128(q + 1));
+      a2 = _mm_xor_si128(a2, _mm_loadu_si128(q + 2));
+      a3 = _mm_xor_si128(a3, _mm_loadu_si128(q + 3));
+    }
+    uint64_t v[2];
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(v), _mm_xor_si128(_mm_xor_si128(a0, a1), _mm_xor_si128(a2, a3)));
+    part[tid] = v[0] ^ v[1];
+#else
+    uint64_t a = 0;
+    for (i64 i = b * 8; i < e * 8; ++i) {
+      uint64_t v;
+      memcpy(&v, p + i * 8, 8);
+      a ^= v;
+    }
+    part[tid] = a;
+#endif
+  };
+  rg::parallel(nth > 256 ? 256 : nth, job);
+  uint64_t s = 0;
+  for (int t = 0; t < 256; ++t) s ^= part[t];
+  return s;
+}
+
+// readBandwidthOf(array, threads, repeats) -> seconds of each streaming read of the bytes of a typed array the caller
+// already holds (a model's weights: the probe then costs no memory of its own), in whole 64-byte blocks (a tail of
+// fewer bytes is not read).
+napi_value ReadBandwidthOf(napi_env env, Ctx* c, napi_value* argv) {
+  napi_typedarray_type t;
+  size_t len = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, argv[0], &t, &len, &data, nullptr, nullptr) != napi_ok)
+    type_error(std::string("argument array must be a typed array, got ") + describe(env, argv[0]));
+  const i64 nth = read_dim(env, argv[1], "threads", 256), reps = read_dim(env, argv[2], "repeats", 1 << 20);
+  if (nth < 1) range_error("threads must be 1..256");
+  size_t elem = 1;
+  switch (t) {
+    case napi_int16_array: case napi_uint16_array: elem = 2; break;
+    case napi_int32_array: case napi_uint32_array: case napi_float32_array: elem = 4; break;
+    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: elem = 8; break;
+    default: elem = 1;
+  }
+  const size_t bytes = len * elem;
+  const i64 blocks = data ? static_cast<i64>(bytes / 64) : 0;
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  napi_value out;
+  napi_create_array_with_length(env, static_cast<size_t>(reps), &out);
+  for (i64 r = 0; r < reps; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    c->sink = c->sink + static_cast<double>(read_xor(static_cast<int>(nth), blocks, p) & 1);
+    auto t1 = std::chrono::steady_clock::now();
+    napi_set_element(env, out, static_cast<uint32_t>(r),
+                     make_number(env, std::chrono::duration<double>(t1 - t0).count()));
+  }
+  return out;
+}
+
 const Control kControls[] = {
     {"simd", 0,
      [](napi_env env, Ctx* c, napi_value*) {
@@ -788,6 +862,7 @@ const Control kControls[] = {
        return nullptr;
      }},
     {"readBandwidth", 3, ReadBandwidth},
+    {"readBandwidthOf", 3, ReadBandwidthOf},
     // fmaPeak(threads, seconds) -> GFLOP/s of the FMA probe (native/probe.cc), one run of about `seconds`
     {"fmaPeak", 2,
      [](napi_env env, Ctx* c, napi_value* argv) {

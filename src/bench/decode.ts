@@ -207,8 +207,11 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
       );
   }
   const bytes = storedCallBytes(model);
+  // The probe reads the model's own largest weight allocation in place where it holds PROBE_BYTES (a probe buffer
+  // beside llama-1b's weights would add 256 MB to the peak resident memory); smaller models use the probe's buffer.
+  const largest = [...model.weights.storage].sort((a, b) => b.byteLength - a.byteLength)[0];
   const probe = (): Bandwidth | null =>
-    o.bandwidth === false ? null : measureReadBandwidth(backend, PROBE_BYTES, 3, 'best');
+    o.bandwidth === false ? null : measureReadBandwidth(backend, PROBE_BYTES, 3, 'best', largest);
   let calls: CallTimings | null = null;
   if (o.callTimings !== false) {
     calls = measureCallTimings(model);

@@ -42,6 +42,11 @@ export interface NativeAddon extends AddonKernels {
    */
   readBandwidth(bytes: number, threads: number, repeats: number): number[];
   /**
+   * The same probe over the bytes of an array the caller holds (a model's weights), read in place in whole 64-byte
+   * blocks: it allocates nothing, so a benchmark of a large model does not hold a probe buffer beside the weights.
+   */
+  readBandwidthOf(array: ArrayBufferView, threads: number, repeats: number): number[];
+  /**
    * GFLOP/s (all threads together) of the FMA peak probe: independent FMA chains in registers on `threads` threads
    * with this context's SIMD path, one run of about `seconds` (benchmarks compare the GEMM with it).
    */

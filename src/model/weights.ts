@@ -13,6 +13,8 @@ export class Weights {
   private readonly specByName = new Map<string, ParamSpec>();
   /** Bytes of storage over all dtypes. */
   readonly bytes: number;
+  /** The allocations every handle is a view into (one per storage kind: f32, float16 bits, int8 quants). */
+  readonly storage: readonly (Float32Array | Uint16Array | Int8Array)[];
 
   /**
    * `dtypeOf` chooses each tensor's storage (default f32 for all); `alloc` gives the memory (default plain
@@ -51,6 +53,7 @@ export class Weights {
       } else this.handles.set(s.name, { dtype, data: half.subarray(off.half, (off.half += n)) });
     }
     this.bytes = f32.byteLength + half.byteLength + q8.byteLength;
+    this.storage = [f32, half, q8];
   }
 
   /** The weight handle (storage dtype and elements), as kernels take it. */
