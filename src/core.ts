@@ -40,10 +40,14 @@ export { createRefBackend } from './kernels/ref.js';
 export {
   createWasmBackend,
   createWasmBackendFromModule,
+  isThreadedWasmKernels,
   wasmKernelsUrl,
+  wasmThreadsAvailable,
   type WasmBackend,
   type WasmBackendOptions,
   type WasmKernelsSource,
+  type WasmStartWorker,
+  type WasmWorkerInit,
 } from './kernels/wasm.js';
 export type { Backend } from './kernels/backend.js';
 export { parseConfig, type ModelConfig } from './model/config.js';

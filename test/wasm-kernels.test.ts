@@ -16,7 +16,8 @@ import { Rng, seededTest } from './helpers/check.js';
 import { assertBitwise, assertClose, prodTol } from './helpers/native.js';
 
 const ref = createRefBackend();
-const wasm = createNodeWasmBackend({ memoryBytes: 512 * 2 ** 20 });
+// the one-thread kernels (test/wasm-threads.test.ts checks the threaded ones against them, bit for bit)
+const wasm = createNodeWasmBackend({ memoryBytes: 512 * 2 ** 20, threaded: false });
 const ODD = [1, 2, 3, 7, 16, 17, 31, 33, 64, 65, 100] as const;
 
 type Arg = number | boolean | null | Float32Array | Int32Array | Weight;

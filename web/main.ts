@@ -1,14 +1,23 @@
 /**
  * The demo page (npm run demo): one prompt decoded in standard, recycle and verified mode with the wasm kernels,
  * each token coloured by its provenance (TokenSource), live tokens/s per mode and the speedup over standard.
- * The modes run one after another on the page's thread so each speed is measured alone. `window.recyclegpt` exposes
- * the state and the results (test/e2e reads them).
+ * The modes run one after another so each speed is measured alone. `window.recyclegpt` exposes the state and the
+ * results (test/e2e reads them).
+ *
+ * Threads: where the page is cross-origin isolated (npm run demo sends COOP / COEP), the wasm kernels run on a shared
+ * memory with `threads − 1` Web Workers (auto: navigator.hardwareConcurrency, at most 4: decoding is bound by memory
+ * bandwidth, which a few cores saturate, and the page's own thread is one of them); otherwise on one thread. The model
+ * runs on the page's thread, which also computes a share of every kernel call: a main thread may not block
+ * (Atomics.wait), so while the workers finish their last shares it spins (microseconds per call; the pool hands the
+ * caller every share no worker has claimed, so it never waits for a sleeping worker). Moving the whole model into a
+ * worker would also work, but the page yields between tokens anyway, and this keeps one thread fewer.
  */
 import {
   DECODE_MODES,
   RecycleGPT,
   createRefBackend,
   createWasmBackend,
+  wasmThreadsAvailable,
   type Backend,
   type DecodeMode,
   type GenerationOptions,
@@ -32,6 +41,8 @@ export type PageState = 'idle' | 'loading' | 'ready' | 'running' | 'done' | 'err
 export interface PageApi {
   state: PageState;
   backend: string;
+  /** Kernel threads of the loaded backend (the page's thread and its workers). */
+  threads: number;
   results: Partial<Record<DecodeMode, ModeResult>>;
   error: string | null;
 }
@@ -42,7 +53,7 @@ declare global {
   }
 }
 
-const api: PageApi = { state: 'idle', backend: '', results: {}, error: null };
+const api: PageApi = { state: 'idle', backend: '', threads: 1, results: {}, error: null };
 window.recyclegpt = api;
 
 const el = <T extends HTMLElement>(id: string): T => {
@@ -52,15 +63,24 @@ const el = <T extends HTMLElement>(id: string): T => {
 };
 const sourceSelect = el<HTMLSelectElement>('model-source');
 const backendSelect = el<HTMLSelectElement>('backend');
+const threadsSelect = el<HTMLSelectElement>('threads');
 const folderInput = el<HTMLInputElement>('folder');
 const statusEl = el<HTMLSpanElement>('model-status');
 const runButton = el<HTMLButtonElement>('run');
 const stopButton = el<HTMLButtonElement>('stop');
 const modesEl = el<HTMLElement>('modes');
 
-el('isolation').textContent = globalThis.crossOriginIsolated
-  ? 'This page is cross-origin isolated (shared memory is available); the wasm kernels run on one thread.'
-  : 'This page is not cross-origin isolated (serve it with npm run demo); the wasm kernels run on one thread.';
+const threadsOk = wasmThreadsAvailable();
+/** Threads for "auto": every logical core up to 4 (see the top of this file). */
+const AUTO_THREADS = Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1));
+threadsSelect.disabled = !threadsOk;
+if (!threadsOk) threadsSelect.value = '1';
+const wantThreads = (): number =>
+  !threadsOk ? 1 : threadsSelect.value === 'auto' ? AUTO_THREADS : Number(threadsSelect.value);
+el('isolation').textContent = threadsOk
+  ? `This page is cross-origin isolated: the wasm kernels can share their memory with Web Workers ` +
+    `(auto: ${AUTO_THREADS} threads of ${navigator.hardwareConcurrency || '?'} logical cores).`
+  : 'This page is not cross-origin isolated (serve it with npm run demo): the wasm kernels run on one thread.';
 
 function setState(state: PageState, message?: string): void {
   api.state = state;
@@ -100,18 +120,24 @@ const memoryFor = (bytes: number): number =>
 
 async function makeBackend(kind: string, weightBytes: number): Promise<Backend> {
   if (kind === 'ref') return createRefBackend();
-  return createWasmBackend({ memoryBytes: memoryFor(weightBytes) });
+  // the threaded kernels where shared memory is available; with more than one thread this waits for the workers
+  return createWasmBackend({ memoryBytes: memoryFor(weightBytes), threads: wantThreads() });
 }
 
+let closeBackend: (() => void) | null = null;
+
 async function ensureModel(): Promise<RecycleGPT> {
-  const key = `${sourceSelect.value}:${backendSelect.value}:${folderInput.files?.length ?? 0}`;
+  const key = `${sourceSelect.value}:${backendSelect.value}:${wantThreads()}:${folderInput.files?.length ?? 0}`;
   if (model && key === loadedKey) return model;
   model = null;
+  closeBackend?.(); // the previous backend's workers
+  closeBackend = null;
   runButton.disabled = true;
   setState('loading', 'loading the model…');
   const picked = sourceSelect.value === 'folder' && folderInput.files?.length ? folderInput.files : null;
   const { name, files, bytes } = picked ? await readModelFolder(picked) : await fetchShippedModel();
   const backend = await makeBackend(backendSelect.value, bytes);
+  if ('close' in backend) closeBackend = () => (backend as { close(): void }).close();
   const m = await RecycleGPT.fromBytes(files, { backend, name });
   // The engine compiles WebAssembly in tiers (a quick baseline first, optimized code once a function is hot): a
   // short warm-up in every mode, so that the measured runs all get the optimized kernels.
@@ -121,12 +147,15 @@ async function ensureModel(): Promise<RecycleGPT> {
   model = m;
   loadedKey = key;
   api.backend = backend.name;
+  api.threads = backend.threads();
   const c = m.config;
   setState(
     'ready',
     `${name}: ${c.arch}, ${c.nLayers} layers, width ${c.hidden}, ${(bytes / 2 ** 20).toFixed(1)} MB of weights, ` +
-      `${m.hasModule ? 'with' : 'without'} a recyclable module; ${backend.name} kernels`,
+      `${m.hasModule ? 'with' : 'without'} a recyclable module; ${backend.name} kernels, ` +
+      `${api.threads} thread${api.threads === 1 ? '' : 's'}`,
   );
+  el('threads-shown').textContent = `${api.threads}`;
   runButton.disabled = false;
   return m;
 }
@@ -241,6 +270,7 @@ sourceSelect.addEventListener('change', () => {
 });
 folderInput.addEventListener('change', () => void ensureModel().catch((e: unknown) => setState('error', String(e))));
 backendSelect.addEventListener('change', () => void ensureModel().catch((e: unknown) => setState('error', String(e))));
+threadsSelect.addEventListener('change', () => void ensureModel().catch((e: unknown) => setState('error', String(e))));
 
 void ensureModel().catch((e: unknown) => {
   api.error = e instanceof Error ? e.message : String(e);

@@ -1,6 +1,8 @@
 // The runtime of the freestanding WebAssembly build: what the kernels take from libc (a heap, memcpy / memset,
 // abort), the cache sizes the GEMM blocking reads, and a thread pool of one thread. No libc is linked, so the module
 // imports nothing but its memory and four Math functions (include/math.h) and a reporting hook.
+// The threaded build (RG_WASM_THREADS: shared memory, threads.cc's pool) takes its pool from threads.cc and guards the
+// heap with a spin lock (workers grow their thread-local scratch through malloc).
 //
 // The heap: memory for JavaScript (src/kernels/wasm.ts's allocator: weights, KV caches, scratch) is bumped off the
 // end and never reused, so it comes zeroed (fresh pages are zero); the kernels' own scratch (malloc / realloc /
@@ -26,6 +28,22 @@ namespace {
 constexpr uint64_t kPage = 65536;
 constexpr uintptr_t kAlign = 64;
 uintptr_t g_brk = 0;  // first free byte
+
+#ifdef RG_WASM_THREADS
+int32_t g_heap_lock = 0;
+// Held for a heap operation (a few dozen instructions): contention is rare (scratch grows a few times per thread).
+struct HeapLock {
+  HeapLock() {
+    while (__atomic_exchange_n(&g_heap_lock, 1, __ATOMIC_ACQUIRE)) {
+    }
+  }
+  ~HeapLock() { __atomic_store_n(&g_heap_lock, 0, __ATOMIC_RELEASE); }
+};
+#else
+struct HeapLock {
+  HeapLock() {}  // one thread: nothing to hold
+};
+#endif
 
 // `bytes` at a 64-byte boundary off the end of the heap, growing memory as needed; nullptr when it cannot grow.
 void* bump(uint64_t bytes) {
@@ -68,6 +86,7 @@ void* memset(void* dst, int c, size_t n) {
 void* malloc(size_t bytes) {
   const int c = class_of(bytes);
   if (c >= kClasses) return nullptr;
+  HeapLock lock;
   if (g_free[c]) {
     void* p = g_free[c];
     g_free[c] = *static_cast<void**>(p);
@@ -82,6 +101,7 @@ void* malloc(size_t bytes) {
 void free(void* p) {
   if (!p) return;
   const int c = *reinterpret_cast<int*>(static_cast<unsigned char*>(p) - kAlign);
+  HeapLock lock;
   *static_cast<void**>(p) = g_free[c];
   g_free[c] = p;
 }
@@ -110,14 +130,23 @@ void abort(void) { __builtin_trap(); }
 
 // The kernels print only "out of memory allocating %zu bytes" before aborting: JavaScript gets the format.
 FILE* stderr = nullptr;
+#ifdef RG_WASM_THREADS
+const char* rg_wasm_last_report = nullptr;  // a worker's message, for the caller that traps after it (threads.cc)
+#endif
 int fprintf(FILE*, const char* format, ...) {
+#ifdef RG_WASM_THREADS
+  __atomic_store_n(&rg_wasm_last_report, format, __ATOMIC_SEQ_CST);
+#endif
   rg_wasm_report(format);
   return 0;
 }
 
 // JavaScript's allocator: `bytes` zeroed bytes, 64-byte aligned, never freed (they live as long as the module);
 // 0 when memory cannot grow.
-__attribute__((export_name("rg_alloc_zeroed"))) void* rg_alloc_zeroed(uint32_t bytes) { return bump(bytes); }
+__attribute__((export_name("rg_alloc_zeroed"))) void* rg_alloc_zeroed(uint32_t bytes) {
+  HeapLock lock;
+  return bump(bytes);
+}
 // Staging blocks for arrays from outside this memory (one kernel call's), and where the heap ends (bytes in use).
 __attribute__((export_name("rg_malloc"))) void* rg_malloc(uint32_t bytes) { return malloc(bytes); }
 __attribute__((export_name("rg_free"))) void rg_free(void* p) { free(p); }
@@ -133,9 +162,11 @@ namespace rg {
 // size (its K block), so a fixed size also keeps them the same on every machine.
 i64 cache_bytes(int level) { return level == 1 ? 32768 : level == 2 ? 524288 : 8388608; }
 
+#ifndef RG_WASM_THREADS
 // One thread: a job's parts run one after another on the caller.
 void pool_run(int nth, TaskFn fn, void* ctx) {
   for (int t = 0; t < nth; ++t) fn(ctx, t, nth);
 }
+#endif
 
 }  // namespace rg

@@ -214,7 +214,10 @@ export function register(program: Command): void {
     .option('--preset <name>', `random weights of a preset shape (${presetNames().join(', ')}); speed only`)
     .option('--modes <list>', 'comma-separated modes (default: all the model supports)')
     .option('--threads <n>', 'kernel threads', intOption('--threads', 1, 256))
-    .option('--backend <kind>', 'kernels: native, wasm (WebAssembly, one thread), ref (default: RECYCLEGPT_BACKEND)')
+    .option(
+      '--backend <kind>',
+      'kernels: native, wasm (WebAssembly; --threads > 1 starts workers), ref (default: RECYCLEGPT_BACKEND)',
+    )
     .option('--tokens <n>', 'new tokens per prompt', intOption('--tokens', 2, 100_000), 64)
     .option('--repeats <n>', 'repeats per mode (median reported)', intOption('--repeats', 1, 1000), 3)
     .option(

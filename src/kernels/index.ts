@@ -15,11 +15,14 @@ export type BackendKind = 'native' | 'ref' | 'wasm' | 'auto';
 
 export interface BackendOptions {
   /**
-   * "native" (an error if the addon does not load), "ref", "wasm" (the same C++ compiled to WebAssembly, one thread),
-   * or "auto" (default): native, else ref with a warning.
+   * "native" (an error if the addon does not load), "ref", "wasm" (the same C++ compiled to WebAssembly; threads on
+   * worker_threads), or "auto" (default): native, else ref with a warning.
    */
   kind?: BackendKind;
-  /** Threads for parallel kernels, 1..256 (native default: every core this process may use; ref: always 1). */
+  /**
+   * Threads for parallel kernels, 1..256 (native default: every core this process may use; wasm default 1, more start
+   * workers; ref: always 1).
+   */
   threads?: number;
   /** The native instruction set (default: the best the CPU has; one it lacks is an error). Ignored by ref. */
   simd?: SimdPath;
@@ -41,9 +44,7 @@ export function createBackend(opts: BackendOptions = {}): Backend {
   if (simd !== undefined && !SIMD_PATHS.includes(simd))
     throw new Error(`createBackend: simd must be "avx512", "avx2" or "scalar", got "${simd}"`);
   if (kind === 'wasm') {
-    const wasm = createNodeWasmBackend();
-    if (threads !== undefined) wasm.setThreads(threads);
-    return wasm;
+    return createNodeWasmBackend({ threads });
   }
   if (kind !== 'ref') {
     let loadError: string | null = null;
