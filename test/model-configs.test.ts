@@ -23,7 +23,9 @@ import * as nn from '../src/nn/ops.js';
 import { Tape } from '../src/nn/tape.js';
 import { Tensor, reshape } from '../src/tensor/tensor.js';
 import { TrainParams } from '../src/train/params.js';
+import { maxDiff } from './helpers/check.js';
 import { fixturesDir } from './helpers/fixtures.js';
+import { checkGradientsByDifferences } from './helpers/train.js';
 
 const dirOf = (name: string): string => join(fixturesDir, 'hf-configs', name);
 const FIXTURES = ['llama3-rope-scaling', 'qwen2-qkv-bias', 'llama-linear-bias'] as const;
@@ -38,13 +40,6 @@ const expectedOf = (name: string): Expected =>
   JSON.parse(readFileSync(join(dirOf(name), 'expected.json'), 'utf8')) as Expected;
 const configJson = (name: string): Record<string, unknown> =>
   JSON.parse(readFileSync(join(dirOf(name), 'config.json'), 'utf8')) as Record<string, unknown>;
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 const TOL = 1e-4;
 const backends: Backend[] = [createRefBackend()];
@@ -183,7 +178,7 @@ test('gradients of biases and scaled-RoPE projections match finite differences',
   const tape = new Tape(be);
   params.store.zeroGrad();
   tape.backward(graph.forward(tape, params, batch).loss);
-  for (const name of [
+  const probe = [
     'model.layers.0.self_attn.q_proj.bias',
     'model.layers.0.self_attn.k_proj.bias',
     'model.layers.1.self_attn.v_proj.bias',
@@ -194,23 +189,8 @@ test('gradients of biases and scaled-RoPE projections match finite differences',
     'model.layers.0.self_attn.q_proj.weight',
     'recycle.layers.0.self_attn.k_proj.bias',
     'recycle.layers.0.self_attn.k_proj.weight',
-  ]) {
-    const t = params.get(name);
-    let big = 0;
-    for (let i = 1; i < t.size; i++) if (Math.abs(t.grad![i]!) > Math.abs(t.grad![big]!)) big = i;
-    for (const i of [big, Math.floor(t.size / 3)]) {
-      const orig = t.data[i]!,
-        eps = 1e-2 * Math.max(1, Math.abs(orig));
-      t.data[i] = orig + eps;
-      const plus = lossOf();
-      t.data[i] = orig - eps;
-      const minus = lossOf();
-      t.data[i] = orig;
-      const num = (plus - minus) / (2 * eps),
-        ana = t.grad![i]!;
-      assert.ok(Math.abs(num - ana) <= 2e-4 + 1e-2 * Math.abs(num), `${name}[${i}]: analytic ${ana}, numeric ${num}`);
-    }
-  }
+  ];
+  checkGradientsByDifferences(params, probe, lossOf, (size) => [Math.floor(size / 3)]);
 });
 
 test('llama3 and linear inverse frequencies follow transformers', () => {

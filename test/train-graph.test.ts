@@ -17,7 +17,9 @@ import { presetConfig } from '../src/model/presets.js';
 import { initParams } from '../src/model/init.js';
 import { Tape } from '../src/nn/tape.js';
 import { TrainParams } from '../src/train/params.js';
+import { maxDiff } from './helpers/check.js';
 import { fixturesDir } from './helpers/fixtures.js';
+import { checkGradientsByDifferences, randomBatch, scaledPresetModel } from './helpers/train.js';
 
 const fixtures = fixturesDir;
 
@@ -38,13 +40,6 @@ function rowBatch(ids: number[]): GraphBatch {
     targets: Int32Array.from({ length: T }, (_, t) => at(t + 1)),
     targets2: Int32Array.from({ length: T }, (_, t) => at(t + 2)),
   };
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
 }
 
 for (const name of ['tiny-recycle-gpt2', 'tiny-recycle-llama']) {
@@ -97,32 +92,11 @@ function lossOf(graph: TrainGraph, params: TrainParams, batch: GraphBatch, be: B
   return out.loss.data[0]!;
 }
 
-function randomBatch(B: number, T: number, V: number, seed: number): GraphBatch {
-  let s = seed;
-  const next = (): number => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) % V;
-  const stream = Array.from({ length: B * (T + 2) }, next);
-  const inputs = new Int32Array(B * T),
-    targets = new Int32Array(B * T),
-    targets2 = new Int32Array(B * T);
-  for (let b = 0; b < B; b++)
-    for (let t = 0; t < T; t++) {
-      const o = b * (T + 2) + t;
-      inputs[b * T + t] = stream[o]!;
-      targets[b * T + t] = stream[o + 1]!;
-      targets2[b * T + t] = stream[o + 2]!;
-    }
-  return { B, T, inputs, targets, targets2 };
-}
-
 for (const preset of ['tiny', 'tiny-llama'] as const) {
   test(`joint-loss gradients match finite differences (${preset})`, () => {
     // the ref backend sums in float64: central differences of a float32 loss are then accurate to ~1e-3 relative
     const be = createRefBackend();
-    const config = { ...presetConfig(preset, { vocabSize: 40 }), maxPositions: 8, tieEmbeddings: preset === 'tiny' };
-    const params = new TrainParams(config, false);
-    initParams(params.specs, (n) => params.data(n), config, 7);
-    // larger weights than the init so every path carries a visible gradient
-    for (let i = 0; i < params.store.data.length; i++) params.store.data[i]! *= 1 + 0.5 * Math.sin(i);
+    const { config, params } = scaledPresetModel(preset, 8, 7);
     const graph = new TrainGraph(config);
     const batch = randomBatch(2, 6, config.vocabSize, 3);
     const tape = new Tape(be);
@@ -152,27 +126,9 @@ for (const preset of ['tiny', 'tiny-llama'] as const) {
             'recycle.layers.0.self_attn.v_proj.weight',
             'recycle.layers.0.input_layernorm.weight',
           ];
-    for (const name of probe) {
-      const t = params.get(name);
-      // the largest-gradient element and two fixed ones
-      let big = 0;
-      for (let i = 1; i < t.size; i++) if (Math.abs(t.grad![i]!) > Math.abs(t.grad![big]!)) big = i;
-      for (const i of [big, 0, Math.floor(t.size / 2)]) {
-        const orig = t.data[i]!,
-          eps = 1e-2 * Math.max(1, Math.abs(orig));
-        t.data[i] = orig + eps;
-        const plus = lossOf(graph, params, batch, be);
-        t.data[i] = orig - eps;
-        const minus = lossOf(graph, params, batch, be);
-        t.data[i] = orig;
-        const num = (plus - minus) / (2 * eps),
-          ana = t.grad![i]!;
-        assert.ok(
-          Math.abs(num - ana) <= 2e-4 + 1e-2 * Math.abs(num),
-          `${preset} ${name}[${i}]: analytic ${ana}, numeric ${num}`,
-        );
-      }
-    }
+    // the largest-gradient element and two fixed ones
+    const loss = (): number => lossOf(graph, params, batch, be);
+    checkGradientsByDifferences(params, probe, loss, (size) => [0, Math.floor(size / 2)], `${preset} `);
   });
 }
 

@@ -8,10 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { getBackend } from '../src/kernels/index.js';
-import { TrainGraph, weightsSource, type GraphBatch } from '../src/model/graph.js';
+import { TrainGraph, weightsSource } from '../src/model/graph.js';
 import { InferenceModel } from '../src/model/infer.js';
-import { initParams } from '../src/model/init.js';
-import { presetConfig } from '../src/model/presets.js';
 import { Weights } from '../src/model/weights.js';
 import { chainAttention } from '../src/nn/chain-attention.js';
 import * as nn from '../src/nn/ops.js';
@@ -20,31 +18,8 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { evaluateModule, evaluateParams } from '../src/train/eval.js';
 import { FrozenBase, ModuleGraph } from '../src/train/module-graph.js';
 import { TrainParams } from '../src/train/params.js';
-import { Rng } from './helpers/check.js';
-
-function randomBatch(B: number, T: number, V: number, seed: number): GraphBatch {
-  let s = seed;
-  const next = (): number => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) % V;
-  const stream = Array.from({ length: B * (T + 2) }, next);
-  const inputs = new Int32Array(B * T),
-    targets = new Int32Array(B * T),
-    targets2 = new Int32Array(B * T);
-  for (let b = 0; b < B; b++)
-    for (let t = 0; t < T; t++) {
-      const o = b * (T + 2) + t;
-      inputs[b * T + t] = stream[o]!;
-      targets[b * T + t] = stream[o + 1]!;
-      targets2[b * T + t] = stream[o + 2]!;
-    }
-  return { B, T, inputs, targets, targets2 };
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
+import { maxDiff, Rng } from './helpers/check.js';
+import { checkGradientsByDifferences, randomBatch, scaledPresetModel } from './helpers/train.js';
 
 function param(rng: Rng, n: number): Tensor {
   return new Tensor([n], rng.f32(n, 1), new Float32Array(n));
@@ -116,21 +91,10 @@ test('chainAttention gradients match central differences (two extras, grouped he
   });
 });
 
-function model(
-  preset: 'tiny' | 'tiny-llama',
-  seed: number,
-): { config: ReturnType<typeof presetConfig>; params: TrainParams } {
-  const config = { ...presetConfig(preset, { vocabSize: 40 }), maxPositions: 12, tieEmbeddings: preset === 'tiny' };
-  const params = new TrainParams(config, false);
-  initParams(params.specs, (n) => params.data(n), config, seed);
-  for (let i = 0; i < params.store.data.length; i++) params.store.data[i]! *= 1 + 0.5 * Math.sin(i);
-  return { config, params };
-}
-
 for (const preset of ['tiny', 'tiny-llama'] as const) {
   test(`k-step recycle loss (depth 3) gradients match finite differences (${preset})`, () => {
     const be = createRefBackend();
-    const { config, params } = model(preset, 7);
+    const { config, params } = scaledPresetModel(preset, 12, 7);
     const graph = new TrainGraph(config);
     const batch = randomBatch(2, 6, config.vocabSize, 3);
     const opts = { depth: 3, depthWeights: [1, 0.7, 0.4] };
@@ -145,28 +109,12 @@ for (const preset of ['tiny', 'tiny-llama'] as const) {
         ? ['wte.weight', 'h.1.attn.c_attn.weight', 'ln_f.weight', 'recycle.in_proj.weight', 'recycle.in_proj.bias']
         : ['model.embed_tokens.weight', 'model.layers.1.self_attn.k_proj.weight', 'model.norm.weight'];
     for (const n of params.specs.map((s) => s.name).filter((n) => n.startsWith('recycle.layers.0.'))) probe.push(n);
-    for (const name of probe) {
-      const t = params.get(name);
-      let big = 0;
-      for (let i = 1; i < t.size; i++) if (Math.abs(t.grad![i]!) > Math.abs(t.grad![big]!)) big = i;
-      for (const i of [big, Math.floor(t.size / 3)]) {
-        const orig = t.data[i]!,
-          eps = 1e-2 * Math.max(1, Math.abs(orig));
-        t.data[i] = orig + eps;
-        const plus = lossOf();
-        t.data[i] = orig - eps;
-        const minus = lossOf();
-        t.data[i] = orig;
-        const num = (plus - minus) / (2 * eps),
-          ana = t.grad![i]!;
-        assert.ok(Math.abs(num - ana) <= 2e-4 + 1e-2 * Math.abs(num), `${preset} ${name}[${i}]: ${ana} vs ${num}`);
-      }
-    }
+    checkGradientsByDifferences(params, probe, lossOf, (size) => [Math.floor(size / 3)], `${preset} `);
   });
 
   test(`depth j at anchor t = the decode path appending chained steps to the module cache (${preset})`, () => {
     const be = getBackend();
-    const { config, params } = model(preset, 9);
+    const { config, params } = scaledPresetModel(preset, 12, 9);
     const T = 9,
       C = config.hidden,
       V = config.vocabSize;
@@ -204,7 +152,7 @@ for (const preset of ['tiny', 'tiny-llama'] as const) {
 
 test('frozen base: the module graph computes the training graph’s chain; eval reports every depth', () => {
   const be = getBackend();
-  const { config, params } = model('tiny', 3);
+  const { config, params } = scaledPresetModel('tiny', 12, 3);
   const weights = new Weights(params.specs);
   for (const s of params.specs) weights.get(s.name).set(params.data(s.name));
   const frozen = new TrainParams(config, true);

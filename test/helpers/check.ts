@@ -1,6 +1,6 @@
 /**
  * Shared test helpers: a seeded RNG (fresh seed per run, printed on failure; SEED=… reproduces a run),
- * float64 central-difference gradients and a closeness assertion that reports the worst element.
+ * float64 central-difference gradients, a closeness assertion that reports the worst element, the largest difference.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -116,6 +116,14 @@ export function assertClose(
       );
     }
   }
+}
+
+/** The largest |a[i] − b[i]| (the lengths must agree). */
+export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
 }
 
 export function toF64(a: ArrayLike<number>): Float64Array {
