@@ -9,24 +9,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeAll } from '../src/generate/decode.js';
 import type { GenerationOptions } from '../src/generate/options.js';
-import { randomModel } from './helpers/models.js';
-import { chiSquare, exactJoint } from './helpers/decoding.js';
+import {
+  assertSameDistribution,
+  chiSquare,
+  exactJoint,
+  marginal,
+  SAMPLING_CASES,
+  SAMPLING_PROMPT,
+  samplingModel,
+} from './helpers/decoding.js';
 
-const V = 8;
-const model = randomModel({ preset: 'tiny', vocabSize: V, scale: 4, seed: 21 });
-const prompt = [3, 1, 4];
+const model = samplingModel();
+const prompt = SAMPLING_PROMPT;
 const N = 4;
-
-/** Marginalise "a,b,c,d" keys onto the positions in `keep`. */
-function project(m: Map<string, number>, keep: number[]): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const [k, v] of m) {
-    const parts = k.split(',');
-    const key = keep.map((i) => parts[i]).join(',');
-    out.set(key, (out.get(key) ?? 0) + v);
-  }
-  return out;
-}
 
 function check(name: string, opts: GenerationOptions, runs: number): void {
   test(`verified sampling with draft_tokens 3 has standard decoding's distribution (${name})`, () => {
@@ -53,40 +48,29 @@ function check(name: string, opts: GenerationOptions, runs: number): void {
       assert.ok(accepted[j]! > runs / 20, `depth ${j + 1}: ${accepted[j]} accepted of ${checked[j]}`);
       assert.ok(checked[j]! - accepted[j]! > runs / 20, `depth ${j + 1}: ${accepted[j]} accepted of ${checked[j]}`);
     }
-    for (const keep of [
-      [0, 1],
-      [1, 2],
-      [2, 3],
-      [1, 3],
-      [0, 3],
-      [1, 2, 3],
-      [0, 1, 2],
-    ]) {
-      const r = chiSquare(project(counts, keep), project(exact, keep));
-      assert.ok(
-        r.stat < r.critical,
-        `tokens ${keep}: chi-square ${r.stat.toFixed(1)} ≥ ${r.critical.toFixed(1)} (df ${r.df}), ` +
-          `TV ${r.tv.toFixed(3)}`,
-      );
-    }
-    const all = chiSquare(counts, exact);
-    assert.ok(
-      all.stat < all.critical,
-      `4-token joint: ${all.stat.toFixed(1)} ≥ ${all.critical.toFixed(1)} (df ${all.df})`,
+    assertSameDistribution(
+      counts,
+      exact,
+      [
+        [0, 1],
+        [1, 2],
+        [2, 3],
+        [1, 3],
+        [0, 3],
+        [1, 2, 3],
+        [0, 1, 2],
+      ],
+      N,
     );
   });
 }
 
-check('temperature 1', { do_sample: true, top_k: 0 }, 3000);
-check(
-  'temperature 0.8, top-k 6, top-p 0.9, min-p 0.05, repetition penalty 1.3',
-  { do_sample: true, temperature: 0.8, top_k: 6, top_p: 0.9, min_p: 0.05, repetition_penalty: 1.3 },
-  3000,
-);
+const RUNS = [3000, 3000];
+SAMPLING_CASES.forEach((c, i) => check(c.name, c.opts, RUNS[i]!));
 
 test('the test has power: lossy recycle with 3 module tokens fails it', () => {
   const opts: GenerationOptions = { do_sample: true, top_k: 0 };
-  const exact = project(exactJoint(model, prompt, opts, N), [1, 2, 3]);
+  const exact = marginal(exactJoint(model, prompt, opts, N), [1, 2, 3]);
   const counts = new Map<string, number>();
   for (let s = 1; s <= 1500; s++) {
     const r = decodeAll(model, prompt, { ...opts, mode: 'recycle', draft_tokens: 3, max_new_tokens: N, seed: s });

@@ -8,6 +8,7 @@ import { decodeAll } from '../../src/generate/decode.js';
 import { TokenHistory } from '../../src/generate/history.js';
 import { resolveOptions, type GenerationOptions } from '../../src/generate/options.js';
 import { Sampler, argmax, seededUniform } from '../../src/generate/sampler.js';
+import { randomModel } from './models.js';
 
 /** Base logits for the token after `seq`, recomputed from scratch (fresh cache, whole sequence). */
 export function baseLogitsFresh(model: InferenceModel, seq: readonly number[]): Float32Array {
@@ -180,4 +181,59 @@ function normalQuantile(p: number): number {
       (((((b[0]! * s + b[1]!) * s + b[2]!) * s + b[3]!) * s + b[4]!) * s + 1);
   }
   return p < 0.5 ? x : -x;
+}
+
+/**
+ * The sampling-distribution tests' setting: the tiny preset over 8 tokens with weights ×4 (seed 21), peaked enough
+ * that drafts are accepted and rejected often, small enough to enumerate the exact joint; and their prompt.
+ */
+export const SAMPLING_VOCAB = 8;
+export const SAMPLING_PROMPT: readonly number[] = [3, 1, 4];
+export function samplingModel(): InferenceModel {
+  return randomModel({ preset: 'tiny', vocabSize: SAMPLING_VOCAB, scale: 4, seed: 21 });
+}
+
+/** The sampling settings the distribution tests run: temperature 1 alone, and every logits processor at once. */
+export const SAMPLING_CASES: ReadonlyArray<{ name: string; opts: GenerationOptions }> = [
+  { name: 'temperature 1', opts: { do_sample: true, top_k: 0 } },
+  {
+    name: 'temperature 0.8, top-k 6, top-p 0.9, min-p 0.05, repetition penalty 1.3',
+    opts: { do_sample: true, temperature: 0.8, top_k: 6, top_p: 0.9, min_p: 0.05, repetition_penalty: 1.3 },
+  },
+];
+
+/** A distribution over "a,b,c,…" keys marginalised onto the positions in `keep`. */
+export function marginal(m: Map<string, number>, keep: readonly number[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of m) {
+    const parts = k.split(',');
+    const key = keep.map((i) => parts[i]).join(',');
+    out.set(key, (out.get(key) ?? 0) + v);
+  }
+  return out;
+}
+
+/**
+ * Counts of n-token sequences against their exact distribution: a chi-square test on each margin in `margins` and
+ * on the whole n-token joint, each at α = 0.001.
+ */
+export function assertSameDistribution(
+  counts: Map<string, number>,
+  exact: Map<string, number>,
+  margins: readonly (readonly number[])[],
+  n: number,
+): void {
+  for (const keep of margins) {
+    const r = chiSquare(marginal(counts, keep), marginal(exact, keep));
+    assert.ok(
+      r.stat < r.critical,
+      `tokens ${keep}: chi-square ${r.stat.toFixed(1)} ≥ ${r.critical.toFixed(1)} (df ${r.df}), ` +
+        `TV ${r.tv.toFixed(3)}`,
+    );
+  }
+  const all = chiSquare(counts, exact);
+  assert.ok(
+    all.stat < all.critical,
+    `${n}-token joint: chi-square ${all.stat.toFixed(1)} ≥ ${all.critical.toFixed(1)} (df ${all.df})`,
+  );
 }
