@@ -7,30 +7,25 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadCorpus } from '../src/data/corpus.js';
 import { getBackend } from '../src/kernels/index.js';
 import { loadModelDir } from '../src/io/model-dir.js';
-import { trainBpe, writeTokenizerJson } from '../src/tokenizer/index.js';
 import { HiddenCache, tokensFingerprint, windowBatch, windowCount } from '../src/train/hidden-cache.js';
 import { readLog, type TrainRow } from '../src/train/log.js';
 import { FrozenBase } from '../src/train/module-graph.js';
 import { train, TrainingDivergedError } from '../src/train/trainer.js';
+import { smallBrown, tempDirUntilExit } from './helpers/brown-small.js';
 import { fixturesDir } from './helpers/fixtures.js';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'train-hcache-'));
-process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDirUntilExit('train-hcache-');
 const be = getBackend();
 const quiet = { backend: be };
 
 const small = (() => {
-  const c = loadCorpus('brown');
-  const file = path.join(tmp, 'small.txt');
-  fs.writeFileSync(file, c.train.slice(0, 30).join('\n\n'));
+  const { file, tokDir } = smallBrown(tmp, 30);
   const base = path.join(tmp, 'base');
   fs.cpSync(path.join(fixturesDir, 'tiny-gpt2'), base, { recursive: true });
-  writeTokenizerJson(path.join(base, 'tokenizer.json'), trainBpe(c.train.slice(0, 30), { vocabSize: 300 }));
+  fs.copyFileSync(path.join(tokDir, 'tokenizer.json'), path.join(base, 'tokenizer.json'));
   return { file, base };
 })();
 

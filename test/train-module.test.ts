@@ -7,9 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadCorpus } from '../src/data/corpus.js';
 import { BatchSampler } from '../src/data/dataset.js';
 import { getBackend } from '../src/kernels/index.js';
 import { loadModelDir, readConfig } from '../src/io/model-dir.js';
@@ -21,28 +19,19 @@ import { initParams } from '../src/model/init.js';
 import { moduleParamSpecs } from '../src/model/names.js';
 import { AdamW } from '../src/nn/optim.js';
 import { Tape } from '../src/nn/tape.js';
-import { trainBpe, writeTokenizerJson } from '../src/tokenizer/index.js';
 import { readLog, type TrainRow } from '../src/train/log.js';
 import { FrozenBase, ModuleGraph } from '../src/train/module-graph.js';
 import { TrainParams } from '../src/train/params.js';
 import { train, TrainingDivergedError } from '../src/train/trainer.js';
+import { smallBrown, tempDirUntilExit } from './helpers/brown-small.js';
 import { fixturesDir } from './helpers/fixtures.js';
 
 const fixtures = fixturesDir;
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'train-module-'));
-process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDirUntilExit('train-module-');
 const be = getBackend();
 const quiet = { backend: be };
 
-const small = (() => {
-  const c = loadCorpus('brown');
-  const file = path.join(tmp, 'small.txt');
-  fs.writeFileSync(file, c.train.slice(0, 40).join('\n\n'));
-  const tokDir = path.join(tmp, 'tok300');
-  fs.mkdirSync(tokDir);
-  writeTokenizerJson(path.join(tokDir, 'tokenizer.json'), trainBpe(c.train.slice(0, 40), { vocabSize: 300 }));
-  return { file, tokDir };
-})();
+const small = smallBrown(tmp, 40);
 
 /** A base directory with its own tokenizer files (a copy of a fixture). */
 function baseWithTokenizer(fixture: string, name: string): string {

@@ -7,7 +7,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { loadCorpus } from '../src/data/corpus.js';
@@ -15,17 +14,17 @@ import { tokenizeDocuments } from '../src/data/dataset.js';
 import { getBackend } from '../src/kernels/index.js';
 import { loadModelDir } from '../src/io/model-dir.js';
 import { loadModuleModel } from '../src/io/module-dir.js';
-import { trainBpe, writeTokenizerJson, loadTokenizer } from '../src/tokenizer/index.js';
+import { loadTokenizer } from '../src/tokenizer/index.js';
 import { evaluateModel } from '../src/train/eval.js';
 import { readLog, type EvalRow } from '../src/train/log.js';
 import { lossCurvesSvg } from '../src/train/plot.js';
 import { readTrainState } from '../src/train/checkpoint.js';
 import { train, TrainingDivergedError } from '../src/train/trainer.js';
+import { smallBrown, tempDirUntilExit } from './helpers/brown-small.js';
 import { fixturesDir } from './helpers/fixtures.js';
 
 const fixtures = fixturesDir;
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'train-test-'));
-process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDirUntilExit('train-test-');
 const quiet = { backend: getBackend() };
 /** The plain-TS "ref" backend is ~50x slower than the addon: the long training run needs the addon. */
 const needsNative =
@@ -34,15 +33,7 @@ const needsNative =
     : false;
 
 /** A ~300 KB text file from Brown and a 300-token BPE for it (fits the fixtures' 300-word vocabularies). */
-const small = (() => {
-  const c = loadCorpus('brown');
-  const file = path.join(tmp, 'small.txt');
-  fs.writeFileSync(file, c.train.slice(0, 40).join('\n\n'));
-  const tokDir = path.join(tmp, 'tok300');
-  fs.mkdirSync(tokDir);
-  writeTokenizerJson(path.join(tokDir, 'tokenizer.json'), trainBpe(c.train.slice(0, 40), { vocabSize: 300 }));
-  return { file, tokDir };
-})();
+const small = smallBrown(tmp, 40);
 
 const sha = (file: string): string => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
