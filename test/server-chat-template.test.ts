@@ -7,15 +7,14 @@
  * a template that changes content (drops its first character), are refused with a 400. Through the `openai` client.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { RecycleGPT } from '../src/generate/recyclegpt.js';
-import { packageRoot } from '../src/node/package-root.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { ByteLevelBpe } from '../src/tokenizer/bpe.js';
+import { smallModelDir, smallModelWith } from './helpers/small-model.js';
 
 const EOS = '<|endoftext|>';
 const TEMPLATE =
@@ -26,7 +25,7 @@ const SLICING_TEMPLATE =
   "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'][1:] }}{{ eos_token }}\n{% endfor %}" +
   '{% if add_generation_prompt %}<|assistant|>{% endif %}';
 
-const tmp: string[] = [];
+const cleanups: Array<() => void> = [];
 const servers: RunningServer[] = [];
 let model: RecycleGPT;
 let oa: OpenAI;
@@ -35,12 +34,11 @@ let oaSlicing: OpenAI;
 let plainBpe: ByteLevelBpe;
 
 async function modelWith(template: string): Promise<RecycleGPT> {
-  const dir = mkdtempSync(join(tmpdir(), 'recyclegpt-chat-'));
-  tmp.push(dir);
-  const src = join(packageRoot(), 'models', 'recycle-small');
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) copyFileSync(join(src, f), join(dir, f));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ eos_token: EOS, chat_template: template }));
-  return RecycleGPT.load(dir);
+  const { model: m, remove } = await smallModelWith({
+    'tokenizer_config.json': { eos_token: EOS, chat_template: template },
+  });
+  cleanups.push(remove);
+  return m;
 }
 
 async function clientFor(m: RecycleGPT): Promise<OpenAI> {
@@ -53,7 +51,7 @@ before(async () => {
   model = await modelWith(TEMPLATE);
   oa = await clientFor(model);
   oaSlicing = await clientFor(await modelWith(SLICING_TEMPLATE));
-  const json = JSON.parse(readFileSync(join(packageRoot(), 'models', 'recycle-small', 'tokenizer.json'), 'utf8')) as {
+  const json = JSON.parse(readFileSync(join(smallModelDir(), 'tokenizer.json'), 'utf8')) as {
     model: { vocab: Record<string, number>; merges: (string | [string, string])[] };
   };
   plainBpe = new ByteLevelBpe({
@@ -64,7 +62,7 @@ before(async () => {
 
 after(async () => {
   await Promise.all(servers.map((s) => s.close(1000)));
-  for (const d of tmp) rmSync(d, { recursive: true, force: true });
+  for (const remove of cleanups) remove();
 });
 
 describe('serve: chat message content is plain text', () => {

@@ -6,27 +6,20 @@
  * file under its options).
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { RecycleGPT } from '../src/generate/recyclegpt.js';
-import { packageRoot } from '../src/node/package-root.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
+import { smallModelWith } from './helpers/small-model.js';
 
 const PROMPT = 'Once upon a time';
-const tmp: string[] = [];
+const cleanups: Array<() => void> = [];
 const servers: RunningServer[] = [];
 
 /** The shipped small model with `genConfig` as its generation_config.json, and an `openai` client of a server. */
 async function serve(genConfig: Record<string, unknown>): Promise<{ model: RecycleGPT; oa: OpenAI }> {
-  const dir = mkdtempSync(join(tmpdir(), 'recyclegpt-genconfig-'));
-  tmp.push(dir);
-  const src = join(packageRoot(), 'models', 'recycle-small');
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) copyFileSync(join(src, f), join(dir, f));
-  writeFileSync(join(dir, 'generation_config.json'), JSON.stringify(genConfig));
-  const model = await RecycleGPT.load(dir);
+  const { model, remove } = await smallModelWith({ 'generation_config.json': genConfig });
+  cleanups.push(remove);
   const s = await startServer(model, { port: 0, contextLength: 128, log: () => {} });
   servers.push(s);
   return { model, oa: new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'none', maxRetries: 0 }) };
@@ -40,7 +33,7 @@ async function complete(oa: OpenAI, fields: Record<string, unknown>): Promise<{ 
 
 after(async () => {
   await Promise.all(servers.map((s) => s.close(1000)));
-  for (const d of tmp) rmSync(d, { recursive: true, force: true });
+  for (const remove of cleanups) remove();
 });
 
 describe("serve: generation_config.json's defaults under the request's fields", () => {

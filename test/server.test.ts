@@ -7,21 +7,18 @@
  * the same alone and under load.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { RecycleGPT } from '../src/generate/recyclegpt.js';
-import { packageRoot } from '../src/node/package-root.js';
 import { startServer, type ListenOptions, type RunningServer } from '../src/server/serve.js';
+import { smallModelDir, smallModelWith } from './helpers/small-model.js';
 
 const CHAT_TEMPLATE =
   "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}" +
   '{% if add_generation_prompt %}<|assistant|>{% endif %}';
 const CTX = 64;
 
-let dir: string;
+let remove: () => void;
 let model: RecycleGPT;
 const servers: RunningServer[] = [];
 
@@ -55,19 +52,14 @@ async function until(s: RunningServer, pred: (h: { slots: { active: number } }) 
 }
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'recyclegpt-serve-'));
-  const src = join(packageRoot(), 'models', 'recycle-small');
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) copyFileSync(join(src, f), join(dir, f));
-  writeFileSync(
-    join(dir, 'tokenizer_config.json'),
-    JSON.stringify({ eos_token: '<|endoftext|>', chat_template: CHAT_TEMPLATE }),
-  );
-  model = await RecycleGPT.load(dir);
+  ({ model, remove } = await smallModelWith({
+    'tokenizer_config.json': { eos_token: '<|endoftext|>', chat_template: CHAT_TEMPLATE },
+  }));
 });
 
 after(async () => {
   await Promise.all(servers.map((s) => s.close(1000)));
-  rmSync(dir, { recursive: true, force: true });
+  remove();
 });
 
 describe('serve: the OpenAI API', () => {
@@ -228,7 +220,7 @@ describe('serve: errors', () => {
   });
 
   test('a model without a chat template gets a 400 that says so', async () => {
-    const plain = await RecycleGPT.load(join(packageRoot(), 'models', 'recycle-small'));
+    const plain = await RecycleGPT.load(smallModelDir());
     const s = await startServer(plain, { port: 0, contextLength: CTX, log: () => {} });
     servers.push(s);
     const r = await post(s, '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }] });
