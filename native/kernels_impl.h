@@ -147,6 +147,54 @@ template <int M>
 static inline float lin_acc_sum(const V (&acc)[LIN_ACC][M], int m) {
   return vhsum(lin_acc_tree<LIN_ACC, M>(acc, m));
 }
+// The accumulation steps of a small-M row, shared by linear_row (f32) and linear_row_dt (f16 / bf16 / q8_0), so that
+// both keep one order of sums (the row-bit-identity contract): zero_rows clears the accumulators, fma_chunks adds
+// the LIN_ACC chunks from element o (chunk a → acc[a]) for every x row, fma_chunk one chunk c alone (→ acc[c % A]).
+template <int M>
+__attribute__((always_inline)) static inline void zero_rows(V (&acc)[LIN_ACC][M]) {
+#pragma GCC unroll 8
+  for (int m = 0; m < M; ++m) {
+#pragma GCC unroll 4
+    for (int a = 0; a < LIN_ACC; ++a) acc[a][m] = vzero();
+  }
+}
+template <int M>
+__attribute__((always_inline)) static inline void fma_chunks(V (&acc)[LIN_ACC][M], const float* xs, i64 Kp, i64 o,
+                                                             const V* wv) {
+#pragma GCC unroll 8
+  for (int m = 0; m < M; ++m) {
+#pragma GCC unroll 4
+    for (int a = 0; a < LIN_ACC; ++a) acc[a][m] = vfma(vload(xs + m * Kp + o + a * W), wv[a], acc[a][m]);
+  }
+}
+template <int M>
+__attribute__((always_inline)) static inline void fma_chunk(V (&acc)[LIN_ACC][M], i64 c, const float* xs, i64 Kp,
+                                                            V wv) {
+  const i64 o = c * W;
+#pragma GCC unroll 8
+  for (int m = 0; m < M; ++m) acc[c % LIN_ACC][m] = vfma(vload(xs + m * Kp + o), wv, acc[c % LIN_ACC][m]);
+}
+
+// The end of a small-M row n, shared by linear_row (f32) and linear_row_dt (f16 / bf16 / q8_0): the masked tail
+// chunk c = K / W, when K leaves one (`wtail(o)` loads its `tail` W values from element o, zeros beyond), into
+// acc[c % LIN_ACC] like any chunk, then each x row's sum of the accumulators, plus the bias, into y[m, n].
+template <int M, class WTail>
+__attribute__((always_inline)) static inline void store_rows(V (&acc)[LIN_ACC][M], i64 c, int tail, WTail wtail,
+                                                             const float* xs, i64 Kp, i64 n, i64 N, const float* bias,
+                                                             float* y) {
+  if (tail) {
+    const i64 o = c * W;
+    const V wv = wtail(o);
+#pragma GCC unroll 8
+    for (int m = 0; m < M; ++m) acc[c % LIN_ACC][m] = vfma(vload_n(xs + m * Kp + o, tail), wv, acc[c % LIN_ACC][m]);
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < M; ++m) {
+    const float s = lin_acc_sum<M>(acc, m);
+    y[m * N + n] = bias ? s + bias[n] : s;
+  }
+}
+
 constexpr int LIN_PF = 1024;  // software prefetch distance (floats, 4 KB) ahead in the W stream, into L1
 
 // x arrives as a JS typed array (16-byte aligned at best): linear_small copies it to xs with a row stride
@@ -166,11 +214,7 @@ static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs, cons
                               float* y) {
   constexpr int A = LIN_ACC;
   V acc[A][M];
-#pragma GCC unroll 8
-  for (int m = 0; m < M; ++m) {
-#pragma GCC unroll 4
-    for (int a = 0; a < A; ++a) acc[a][m] = vzero();
-  }
+  zero_rows<M>(acc);
   const float* wr = w + n * K;
   const int sh = MODE == LIN_COMBINE ? misalign(wr) : 0;
   const float* wa = wr - sh;  // the aligned block holding wr[0] (MODE != LIN_PLAIN)
@@ -196,11 +240,7 @@ static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs, cons
       for (int a = 1; a < A; ++a) wv[a] = MODE == LIN_AHEAD ? h[a - 1] : vcombine(h[a - 1], h[a], idx);
       prev = h[A - 1];
     }
-#pragma GCC unroll 8
-    for (int m = 0; m < M; ++m) {
-#pragma GCC unroll 4
-      for (int a = 0; a < A; ++a) acc[a][m] = vfma(vload(xs + m * Kp + o + a * W), wv[a], acc[a][m]);
-    }
+    fma_chunks<M>(acc, xs, Kp, o, wv);
   }
   for (; c < nfull; ++c) {  // fewer than A full chunks left: chunk c → acc[c % A]
     const i64 o = c * W;
@@ -215,20 +255,9 @@ static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs, cons
       wv = vcombine(prev, h, idx);
       prev = h;
     }
-#pragma GCC unroll 8
-    for (int m = 0; m < M; ++m) acc[c % A][m] = vfma(vload(xs + m * Kp + o), wv, acc[c % A][m]);
+    fma_chunk<M>(acc, c, xs, Kp, wv);
   }
-  if (tail) {  // chunk c = nfull, masked; it goes to acc[c % A] like any chunk
-    const i64 o = c * W;
-    const V wv = vload_n(wr + o, tail);
-#pragma GCC unroll 8
-    for (int m = 0; m < M; ++m) acc[c % A][m] = vfma(vload_n(xs + m * Kp + o, tail), wv, acc[c % A][m]);
-  }
-#pragma GCC unroll 8
-  for (int m = 0; m < M; ++m) {
-    const float s = lin_acc_sum<M>(acc, m);
-    y[m * N + n] = bias ? s + bias[n] : s;
-  }
+  store_rows<M>(acc, c, tail, [&](i64 o) { return vload_n(wr + o, tail); }, xs, Kp, n, N, bias, y);
 }
 
 static thread_local Scratch tls_w = {nullptr, 0};
@@ -321,33 +350,27 @@ static void linear_f32(int nth, i64 M, i64 N, i64 K, const float* x, const float
 
 // Readers of one W row as float32 vectors: load(o) is elements o .. o+W-1 (o a multiple of W); load_chunks(o, wv)
 // the LIN_ACC chunks from o (a multiple of LIN_ACC·W, which divides or is a multiple of 32), one(i) element i alone.
-struct RowF16 {
+// f16 and bf16 rows: 16-bit storage widened by the ISA's vload_f16 / vload_bf16 (and one value by `one`).
+static inline float bf16_one(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+template <V (*Load)(const uint16_t*), float (*One)(uint16_t)>
+struct RowHalf {
   const uint16_t* p;
   static constexpr int kBytes = 2;
-  V load(i64 o) const { return vload_f16(p + o); }
+  V load(i64 o) const { return Load(p + o); }
   void load_chunks(i64 o, V* wv) const {
 #pragma GCC unroll 4
-    for (int a = 0; a < LIN_ACC; ++a) wv[a] = vload_f16(p + o + a * W);
+    for (int a = 0; a < LIN_ACC; ++a) wv[a] = Load(p + o + a * W);
   }
-  float one(i64 i) const { return f16_to_f32(p[i]); }
+  float one(i64 i) const { return One(p[i]); }
   const void* at(i64 o) const { return p + o; }
 };
-struct RowBF16 {
-  const uint16_t* p;
-  static constexpr int kBytes = 2;
-  V load(i64 o) const { return vload_bf16(p + o); }
-  void load_chunks(i64 o, V* wv) const {
-#pragma GCC unroll 4
-    for (int a = 0; a < LIN_ACC; ++a) wv[a] = vload_bf16(p + o + a * W);
-  }
-  float one(i64 i) const {
-    const uint32_t bits = static_cast<uint32_t>(p[i]) << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-  }
-  const void* at(i64 o) const { return p + o; }
-};
+typedef RowHalf<vload_f16, f16_to_f32> RowF16;
+typedef RowHalf<vload_bf16, bf16_one> RowBF16;
 struct RowQ8 {
   const int8_t* q;
   const uint16_t* d;  // the row's scales
@@ -426,11 +449,7 @@ static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, const float* xs, c
                                  float* y) {
   constexpr int A = LIN_ACC;
   V acc[A][M];
-#pragma GCC unroll 8
-  for (int m = 0; m < M; ++m) {
-#pragma GCC unroll 4
-    for (int a = 0; a < A; ++a) acc[a][m] = vzero();
-  }
+  zero_rows<M>(acc);
   const i64 nfull = K / W;
   const int tail = static_cast<int>(K - nfull * W);
   i64 c = 0;
@@ -441,29 +460,10 @@ static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, const float* xs, c
       prefetch_l1(static_cast<const char*>(wr.at(o)) + LIN_PF_BYTES + l);
     V wv[A];
     wr.load_chunks(o, wv);
-#pragma GCC unroll 8
-    for (int m = 0; m < M; ++m) {
-#pragma GCC unroll 4
-      for (int a = 0; a < A; ++a) acc[a][m] = vfma(vload(xs + m * Kp + o + a * W), wv[a], acc[a][m]);
-    }
+    fma_chunks<M>(acc, xs, Kp, o, wv);
   }
-  for (; c < nfull; ++c) {  // fewer than A full chunks left: chunk c → acc[c % A]
-    const i64 o = c * W;
-    const V wv = wr.load(o);
-#pragma GCC unroll 8
-    for (int m = 0; m < M; ++m) acc[c % A][m] = vfma(vload(xs + m * Kp + o), wv, acc[c % A][m]);
-  }
-  if (tail) {  // chunk c = nfull, masked; it goes to acc[c % A] like any chunk
-    const i64 o = c * W;
-    const V wv = load_tail(wr, o, tail);
-#pragma GCC unroll 8
-    for (int m = 0; m < M; ++m) acc[c % A][m] = vfma(vload_n(xs + m * Kp + o, tail), wv, acc[c % A][m]);
-  }
-#pragma GCC unroll 8
-  for (int m = 0; m < M; ++m) {
-    const float s = lin_acc_sum<M>(acc, m);
-    y[m * N + n] = bias ? s + bias[n] : s;
-  }
+  for (; c < nfull; ++c) fma_chunk<M>(acc, c, xs, Kp, wr.load(c * W));  // fewer than A full chunks left
+  store_rows<M>(acc, c, tail, [&](i64 o) { return load_tail(wr, o, tail); }, xs, Kp, n, N, bias, y);
 }
 
 static thread_local Scratch tls_scales = {nullptr, 0};
