@@ -94,6 +94,17 @@ bool cpu_has_avx2() {
 #endif
 }
 
+// The small-M f32 linear's software prefetch (kernels.h linear_prefetch_bytes) for this CPU: none on AMD Zen 3, where
+// the prefetches into L1 slowed the W stream (gpt2-small's f32 products at M = 1, 2 threads: ~1.1x faster without
+// them, measured against the 4 KB default in one process); the default elsewhere, where it was not measured worse.
+int cpu_linear_prefetch_bytes() {
+#if defined(RG_X86) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_is("znver3")) return 0;
+#endif
+  return rg::linear_prefetch_bytes;
+}
+
 const KernelTable* table_for(const std::string& name) {
 #if defined(RG_X86)
   if (name == "avx512" && cpu_has_avx512()) return rg::table_avx512();
@@ -862,6 +873,15 @@ const Control kControls[] = {
        return nullptr;
      }},
     {"readBandwidth", 3, ReadBandwidth},
+    // linearPrefetch() / setLinearPrefetch(bytes): the f32 small-M linear's software prefetch distance, process-wide
+    // (kernels.h linear_prefetch_bytes; 0 = none): benchmarks compare distances; results do not depend on it
+    {"linearPrefetch", 0,
+     [](napi_env env, Ctx*, napi_value*) { return make_number(env, rg::linear_prefetch_bytes); }},
+    {"setLinearPrefetch", 1,
+     [](napi_env env, Ctx*, napi_value* argv) -> napi_value {
+       rg::linear_prefetch_bytes = static_cast<int>(read_dim(env, argv[0], "bytes", 1 << 16));
+       return nullptr;
+     }},
     {"readBandwidthOf", 3, ReadBandwidthOf},
     // fmaPeak(threads, seconds) -> GFLOP/s of the FMA probe (native/probe.cc), one run of about `seconds`
     {"fmaPeak", 2,
@@ -947,6 +967,7 @@ napi_value AvailableSimd(napi_env env, napi_callback_info) { return make_string_
 NAPI_MODULE_INIT() {
   return guarded(env, "recyclegpt_native", [&]() -> napi_value {
     kernel_descs();  // a spec that does not match its kernel fails the load, with the entry's name
+    rg::linear_prefetch_bytes = cpu_linear_prefetch_bytes();
     export_fn(env, exports, "createContext", CreateContext, nullptr);
     export_fn(env, exports, "availableSimd", AvailableSimd, nullptr);
     return exports;

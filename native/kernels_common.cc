@@ -8,6 +8,9 @@
 #include "kernels.h"
 
 namespace rg {
+
+int linear_prefetch_bytes = 4096;
+
 namespace {
 
 constexpr i64 kRopeCacheMax = 1 << 20;     // positions cached; others get per-call rows

@@ -195,7 +195,6 @@ __attribute__((always_inline)) static inline void store_rows(V (&acc)[LIN_ACC][M
   }
 }
 
-constexpr int LIN_PF = 1024;  // software prefetch distance (floats, 4 KB) ahead in the W stream, into L1
 
 // x arrives as a JS typed array (16-byte aligned at best): linear_small copies it to xs with a row stride
 // padded to 16 floats, so every x load is aligned. W rows are read with aligned loads too where the ISA has a
@@ -216,6 +215,7 @@ static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs, cons
   V acc[A][M];
   zero_rows<M>(acc);
   const float* wr = w + n * K;
+  const i64 pf = rg::linear_prefetch_bytes / 4;  // software prefetch distance in floats (kernels.h), 0 for none
   const int sh = MODE == LIN_COMBINE ? misalign(wr) : 0;
   const float* wa = wr - sh;  // the aligned block holding wr[0] (MODE != LIN_PLAIN)
   const VIdx idx = combine_index(sh);
@@ -225,8 +225,10 @@ static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs, cons
   i64 c = 0;
   for (; c + A <= nfull; c += A) {  // chunks c .. c+A-1 → acc[0 .. A-1]
     const i64 o = c * W;
+    if (pf) {
 #pragma GCC unroll 4
-    for (int l = 0; l < A * W; l += 16) prefetch_l1(wr + o + LIN_PF + l);  // every 64-byte line
+      for (int l = 0; l < A * W; l += 16) prefetch_l1(wr + o + pf + l);  // every 64-byte line
+    }
     V wv[A];
     if (MODE == LIN_PLAIN) {
 #pragma GCC unroll 4
@@ -442,7 +444,7 @@ static void dequant_row(const rg::WeightRef& w, i64 n, i64 K, float* out) {
   }
 }
 
-constexpr int LIN_PF_BYTES = 4096;  // prefetch distance in the W stream (as LIN_PF for float32 rows)
+constexpr int LIN_PF_BYTES = 4096;  // prefetch distance in the W stream (the f32 rows' default, kernels.h)
 
 template <int M, class R>
 static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, const float* xs, const R& wr, const float* bias,

@@ -47,6 +47,12 @@ export interface NativeAddon extends AddonKernels {
    */
   readBandwidthOf(array: ArrayBufferView, threads: number, repeats: number): number[];
   /**
+   * The f32 small-M linear's software prefetch distance in bytes (0: none), process-wide: chosen at load for the CPU
+   * (native/addon.cc), changed by setLinearPrefetch (0..65536) for benchmarks. Results are the same at any distance.
+   */
+  linearPrefetch(): number;
+  setLinearPrefetch(bytes: number): void;
+  /**
    * GFLOP/s (all threads together) of the FMA peak probe: independent FMA chains in registers on `threads` threads
    * with this context's SIMD path, one run of about `seconds` (benchmarks compare the GEMM with it).
    */
