@@ -147,7 +147,8 @@ async function ensureModel(): Promise<RecycleGPT> {
   model = m;
   loadedKey = key;
   api.backend = backend.name;
-  api.threads = backend.threads();
+  // the threads actually running: the page's own and the workers that started (createWasmBackend waited for them)
+  api.threads = 'workers' in backend ? (backend as { workers(): number }).workers() + 1 : backend.threads();
   const c = m.config;
   setState(
     'ready',
