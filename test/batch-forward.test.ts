@@ -120,6 +120,9 @@ for (const { preset, name } of archs) {
     const be: Backend = createRefBackend();
     const model = randomModel({ preset, vocabSize: 97, scale: 3, backend: be, maxPositions: 64 });
     for (const seed of [1, 2]) checkBatchEqualsSolo(model, `${name}/ref seed ${seed}`, seed);
+    // the module's head over a draft vocabulary (model/draft-vocab.ts): the batched module call uses it too
+    model.setDraftVocab(Array.from({ length: 40 }, (_, i) => (i * 7) % 97));
+    checkBatchEqualsSolo(model, `${name}/ref draft vocabulary`, 5);
   });
 
   test(`batched forward == solo forward, bitwise (${name}, native, 1 and 2 threads)`, { skip: nativeSkip }, () => {
@@ -130,6 +133,9 @@ for (const { preset, name } of archs) {
       for (const th of [1, 2]) {
         be.setThreads(th);
         for (const seed of [3, 4]) checkBatchEqualsSolo(model, `${name}/native ${th}t seed ${seed}`, seed);
+        model.setDraftVocab(Array.from({ length: 40 }, (_, i) => (i * 7) % 97));
+        checkBatchEqualsSolo(model, `${name}/native ${th}t draft vocabulary`, 6);
+        model.setDraftVocab(null);
       }
     } finally {
       be.setThreads(th0);

@@ -98,21 +98,29 @@ export class Sampler {
     return !this.settings.doSample;
   }
 
-  /** Copy a row of raw logits [V] and apply the processors. Returns a buffer valid until the next call. */
-  process(logits: Float32Array, history: TokenHistory): Float32Array {
+  /**
+   * Copy a row of raw logits [V] and apply the processors. Returns a buffer valid until the next call. `masked`: the
+   * row may hold −Infinity for ids that cannot be drawn (a draft row over a draft vocabulary, model/draft-vocab.ts);
+   * NaN and +Infinity are errors always, and so is a row with nothing left.
+   */
+  process(logits: Float32Array, history: TokenHistory, masked = false): Float32Array {
     const V = this.vocabSize,
       w = this.work,
       procs = this.processors,
       n = this.scaling;
     if (logits.length < V) throw new Error(`sampler: a logits row has ${logits.length} values, the vocabulary ${V}`);
+    let open = 0;
     for (let i = 0; i < V; i++) {
       const x = logits[i]!;
-      if (!Number.isFinite(x)) throw new Error(`sampler: the model produced a non-finite logit (${x}) for token ${i}`);
+      if (Number.isFinite(x)) open++;
+      else if (!(masked && x === -Infinity))
+        throw new Error(`sampler: the model produced a non-finite logit (${x}) for token ${i}`);
       w[i] = x;
     }
+    if (open === 0) throw new Error('sampler: every logit of a draft row is masked (−Infinity)');
     // The float32 path first: ordinary settings keep exactly the values they always had.
     for (let i = 0; i < n; i++) procs[i]!.process(w, history);
-    if (n > 0 && !allFinite(w, V)) this.rescaleStably(logits, history);
+    if (n > 0 && !finiteWhereOpen(w, logits, V)) this.rescaleStably(logits, history);
     for (let i = n; i < procs.length; i++) procs[i]!.process(w, history);
     return w;
   }
@@ -150,8 +158,9 @@ export class Sampler {
     logits: Float32Array,
     history: TokenHistory,
     out: Float64Array = new Float64Array(this.vocabSize),
+    masked = false,
   ): Float64Array {
-    const w = this.process(logits, history),
+    const w = this.process(logits, history, masked),
       V = this.vocabSize;
     let max = -Infinity;
     for (let i = 0; i < V; i++) if (w[i]! > max) max = w[i]!;
@@ -176,21 +185,23 @@ export class Sampler {
    * non-finite logits on the way, rather than a checked copy and then a second pass (a 50k vocabulary: ~90 → ~45 µs
    * a token).
    */
-  private greedyPick(logits: Float32Array, history: TokenHistory): number {
-    if (this.processors.length > 0) return argmax(this.process(logits, history));
+  private greedyPick(logits: Float32Array, history: TokenHistory, masked = false): number {
+    if (this.processors.length > 0) return argmax(this.process(logits, history, masked));
     const V = this.vocabSize;
     if (logits.length < V) throw new Error(`sampler: a logits row has ${logits.length} values, the vocabulary ${V}`);
     let best = 0,
       bv = -Infinity;
     for (let i = 0; i < V; i++) {
       const x = logits[i]!;
-      // NaN, ±Infinity
-      if (x - x !== 0) throw new Error(`sampler: the model produced a non-finite logit (${x}) for token ${i}`);
+      // NaN, ±Infinity (−Infinity allowed in a masked draft row)
+      if (x - x !== 0 && !(masked && x === -Infinity))
+        throw new Error(`sampler: the model produced a non-finite logit (${x}) for token ${i}`);
       if (x > bv) {
         bv = x;
         best = i;
       }
     }
+    if (bv === -Infinity) throw new Error('sampler: every logit of a draft row is masked (−Infinity)');
     return best;
   }
 
@@ -207,7 +218,10 @@ export class Sampler {
   draft(logits: Float32Array, history: TokenHistory, depth = 0): number {
     const q = this.qAt(depth);
     if (depth === 0) this.draftIds.fill(-1);
-    const id = this.greedy ? this.greedyPick(logits, history) : this.draw(this.distribution(logits, history, q));
+    // a draft row may mask ids (−Infinity outside a draft vocabulary): q is then 0 there, which the rule allows
+    const id = this.greedy
+      ? this.greedyPick(logits, history, true)
+      : this.draw(this.distribution(logits, history, q, true));
     this.draftIds[depth] = id;
     return id;
   }
@@ -275,8 +289,9 @@ export class Sampler {
 }
 
 /** True when the first n values are all finite. */
-function allFinite(x: Float32Array, n: number): boolean {
-  for (let i = 0; i < n; i++) if (x[i]! - x[i]! !== 0) return false; // NaN, ±Infinity
+/** No NaN or ±Infinity in x, except −Infinity where the raw row `raw` was −Infinity already (a masked id). */
+function finiteWhereOpen(x: Float32Array, raw: Float32Array, n: number): boolean {
+  for (let i = 0; i < n; i++) if (x[i]! - x[i]! !== 0 && raw[i] !== -Infinity) return false; // NaN, ±Infinity
   return true;
 }
 

@@ -16,6 +16,7 @@
 import type { Backend } from '../kernels/backend.js';
 import { blockForward } from './block.js';
 import { DecodeBlockOps, normRows, type RowSpan } from './decode-ops.js';
+import type { DraftHead } from './draft-vocab.js';
 import type { BaseOutput, ForwardScratch, InferenceModel, LogitRows } from './infer.js';
 import type { KVCache } from './kv-cache.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
@@ -140,6 +141,7 @@ export class BatchedForward {
       segs.map((g) => g.rows ?? 'last'),
       segs.map((g) => g.out),
       x,
+      this.model.draftHead,
     );
   }
 
@@ -152,10 +154,11 @@ export class BatchedForward {
     want: readonly LogitRows[],
     outs: readonly ForwardScratch[],
     x: Float32Array,
+    draft: DraftHead | null = null,
   ): BaseOutput[] {
     const C = this.model.config.hidden;
     for (const sp of spans) sp.cache.advance(sp.M);
-    const logits = this.head(spans, want);
+    const logits = this.head(spans, want, draft);
     return outs.map((out, i) => {
       const { r0, M } = spans[i]!;
       out.ensure(M);
@@ -203,8 +206,11 @@ export class BatchedForward {
     return { spans, rows };
   }
 
-  /** Final norm + LM head on the rows each segment asks for; returns each segment's logits (batch scratch views). */
-  private head(spans: readonly Span[], want: readonly LogitRows[]): Float32Array[] {
+  /**
+   * Final norm + LM head on the rows each segment asks for (over the module's draft vocabulary when `draft` is
+   * given, as the solo forwardModule); returns each segment's logits (batch scratch views).
+   */
+  private head(spans: readonly Span[], want: readonly LogitRows[], draft: DraftHead | null): Float32Array[] {
     const c = this.model.config,
       s = this.s,
       C = c.hidden,
@@ -234,7 +240,12 @@ export class BatchedForward {
         nrm,
         s,
       );
-      linearRows(this.model.backend, R, V, C, nrm, this.model.weights.weight(t.head), null, s.ensureLogits(R));
+      const logits = s.ensureLogits(R);
+      if (draft) {
+        const sub = s.ensureDraftLogits(R * draft.size);
+        linearRows(this.model.backend, R, draft.size, C, nrm, draft.weight, null, sub);
+        draft.scatter(R, V, sub, logits);
+      } else linearRows(this.model.backend, R, V, C, nrm, this.model.weights.weight(t.head), null, logits);
     }
     return picks.map((p) => s.logits.subarray(p.first * V, (p.first + p.R) * V));
   }

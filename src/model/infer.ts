@@ -8,6 +8,7 @@
 import { heapAllocator, type Allocator, type Backend } from '../kernels/backend.js';
 import { blockForward } from './block.js';
 import { DecodeBlockOps, normRows, type RowSpan } from './decode-ops.js';
+import { DraftHead } from './draft-vocab.js';
 import type { ModelConfig } from './config.js';
 import { KVCache } from './kv-cache.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
@@ -28,6 +29,8 @@ export class ForwardScratch {
   up: Float32Array = new Float32Array(0);
   gate: Float32Array = new Float32Array(0);
   logits: Float32Array = new Float32Array(0);
+  /** The module head's logits over a draft vocabulary [R, N] before they are scattered into `logits`. */
+  draftLogits: Float32Array = new Float32Array(0);
   cat: Float32Array = new Float32Array(0);
   qkv: Float32Array = new Float32Array(0);
   kNew: Float32Array = new Float32Array(0);
@@ -50,6 +53,12 @@ export class ForwardScratch {
     const n = R * this.c.vocabSize;
     if (this.logits.length < n) this.logits = this.alloc.f32(n);
     return this.logits.subarray(0, n);
+  }
+
+  /** Room for n values of draft-vocabulary logits (model/draft-vocab.ts). */
+  ensureDraftLogits(n: number): Float32Array {
+    if (this.draftLogits.length < n) this.draftLogits = this.alloc.f32(n);
+    return this.draftLogits.subarray(0, n);
   }
 
   ensure(M: number): void {
@@ -101,6 +110,7 @@ export class InferenceModel {
   private readonly baseBlocks: BlockNames[];
   private readonly moduleBlocks: BlockNames[];
   private readonly ops: DecodeBlockOps;
+  private draft: DraftHead | null = null;
 
   constructor(
     readonly config: ModelConfig,
@@ -118,6 +128,33 @@ export class InferenceModel {
 
   get hasModule(): boolean {
     return this.config.recycle !== null;
+  }
+
+  /**
+   * Restricts the module's head to a draft vocabulary (model/draft-vocab.ts): module calls then give −Infinity for
+   * every id outside `ids`; null restores the whole head. Base calls are never affected.
+   */
+  setDraftVocab(ids: ArrayLike<number> | null): void {
+    if (ids === null) {
+      this.draft = null;
+      return;
+    }
+    if (!this.config.recycle)
+      throw new Error('setDraftVocab: this model has no recyclable module (config.json has no "recycle" section)');
+    const c = this.config;
+    this.draft = new DraftHead(
+      this.weights.weight(topNames(c).head),
+      c.vocabSize,
+      c.hidden,
+      ids,
+      this.backend.alloc,
+      'setDraftVocab',
+    );
+  }
+
+  /** The module head's draft vocabulary, or null when it uses the whole head. */
+  get draftHead(): DraftHead | null {
+    return this.draft;
   }
 
   newBaseCache(maxT = this.config.maxPositions): KVCache {
@@ -232,7 +269,7 @@ export class InferenceModel {
     for (let l = 0; l < this.moduleBlocks.length; l++)
       blockForward(this.ops.at(s, spans, M, l), this.moduleBlocks[l]!, x);
     cache.advance(M);
-    return { hidden: x, logits: this.head(s, M, logitRows) };
+    return { hidden: x, logits: this.head(s, M, logitRows, this.draft) };
   }
 
   /** The M new rows of a call: room in the cache and scratch, ids checked into s.ids, positions pos0.. in s.pos. */
@@ -260,8 +297,8 @@ export class InferenceModel {
     return { pos0, idArr, pos };
   }
 
-  /** Final norm + LM head on the rows of s.x that are asked for. */
-  private head(s: ForwardScratch, M: number, rows: LogitRows): Float32Array {
+  /** Final norm + LM head on the rows of s.x that are asked for; over a draft vocabulary when `draft` is given. */
+  private head(s: ForwardScratch, M: number, rows: LogitRows, draft: DraftHead | null = null): Float32Array {
     if (rows === 'none') return s.logits.subarray(0, 0);
     const c = this.config,
       C = c.hidden,
@@ -272,7 +309,11 @@ export class InferenceModel {
       nrm = s.norm.subarray(0, R * C);
     normRows(c, this.weights, this.backend, R, xin, t.finalNorm, t.finalNormBias, nrm, s);
     const logits = s.ensureLogits(R);
-    this.backend.linear(R, c.vocabSize, C, nrm, this.weights.weight(t.head), null, logits);
+    if (draft) {
+      const sub = s.ensureDraftLogits(R * draft.size);
+      this.backend.linear(R, draft.size, C, nrm, draft.weight, null, sub);
+      draft.scatter(R, c.vocabSize, sub, logits);
+    } else this.backend.linear(R, c.vocabSize, C, nrm, this.weights.weight(t.head), null, logits);
     return logits;
   }
 }

@@ -1,0 +1,100 @@
+/**
+ * A draft vocabulary for the recyclable module's head (EAGLE-3's draft vocabulary, FR-Spec's frequency-ranked
+ * subset): the module's logits are computed over N chosen token ids only, from a copy of those N rows of the LM head
+ * in its stored dtype, and every other id gets −Infinity. Where the head is a large share of a module call
+ * (gpt2-small: 50257 × 768, 154 of the module call's 187.5 MB in f32), a draft vocabulary of the most frequent tokens
+ * cuts the module call to a fraction at a small cost in acceptance.
+ *
+ * verified stays lossless: the full model checks every draft, and the speculative rule is exact for any draft
+ * distribution, one that is zero outside the subset included. recycle (lossy) can then only recycle subset tokens:
+ * a quality change that `eval --mode-quality` measures.
+ *
+ * Shapes: R logit rows, N draft ids, C width, V vocab.
+ */
+import type { Allocator, Weight } from '../kernels/backend.js';
+import { Q8_BLOCK } from '../kernels/quant.js';
+
+/** The ids checked (integers in 0..V−1, none twice, at least one), as an Int32Array; errors name `where`. */
+export function checkDraftIds(ids: ArrayLike<number>, V: number, where: string): Int32Array {
+  if (ids.length === 0) throw new Error(`${where}: the draft vocabulary is empty`);
+  if (ids.length > V) throw new Error(`${where}: ${ids.length} draft ids for a vocabulary of ${V}`);
+  const out = new Int32Array(ids.length);
+  const seen = new Uint8Array(V);
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]!;
+    if (!Number.isInteger(id) || id < 0 || id >= V)
+      throw new Error(`${where}: draft id ${id} at index ${i} is outside the vocabulary (0..${V - 1})`);
+    if (seen[id]) throw new Error(`${where}: draft id ${id} appears twice (again at index ${i})`);
+    seen[id] = 1;
+    out[i] = id;
+  }
+  return out;
+}
+
+/** The LM head's rows `ids` [N, C] as a weight of the head's own dtype (q8_0 blocks lie along C: whole rows copy). */
+export function gatherRows(head: Weight, C: number, ids: Int32Array, alloc: Allocator): Weight {
+  const N = ids.length;
+  switch (head.dtype) {
+    case 'f32': {
+      const data = alloc.f32(N * C);
+      ids.forEach((id, i) => data.set(head.data.subarray(id * C, (id + 1) * C), i * C));
+      return { dtype: 'f32', data };
+    }
+    case 'f16':
+    case 'bf16': {
+      const data = alloc.u16(N * C);
+      ids.forEach((id, i) => data.set(head.data.subarray(id * C, (id + 1) * C), i * C));
+      return { dtype: head.dtype, data };
+    }
+    case 'q8_0': {
+      const S = C / Q8_BLOCK;
+      const data = alloc.i8(N * C),
+        scales = alloc.u16(N * S);
+      ids.forEach((id, i) => {
+        data.set(head.data.subarray(id * C, (id + 1) * C), i * C);
+        scales.set(head.scales.subarray(id * S, (id + 1) * S), i * S);
+      });
+      return { dtype: 'q8_0', data, scales };
+    }
+  }
+}
+
+/** The module's head over a draft vocabulary: its ids and the gathered head rows. */
+export class DraftHead {
+  readonly ids: Int32Array;
+  readonly weight: Weight;
+
+  constructor(
+    head: Weight,
+    V: number,
+    C: number,
+    ids: ArrayLike<number>,
+    alloc: Allocator,
+    where = 'draft vocabulary',
+  ) {
+    this.ids = checkDraftIds(ids, V, where);
+    this.weight = gatherRows(head, C, this.ids, alloc);
+  }
+
+  get size(): number {
+    return this.ids.length;
+  }
+
+  /** Bytes of the gathered head rows (what a module call reads for its head instead of the whole head). */
+  get bytes(): number {
+    const w = this.weight;
+    return w.data.byteLength + (w.dtype === 'q8_0' ? w.scales.byteLength : 0);
+  }
+
+  /** logits [R, V] = −Infinity, then row r's draft ids take sub [R, N]'s values. */
+  scatter(R: number, V: number, sub: Float32Array, logits: Float32Array): void {
+    const N = this.ids.length,
+      ids = this.ids;
+    logits.fill(-Infinity, 0, R * V);
+    for (let r = 0; r < R; r++) {
+      const o = r * V,
+        s = r * N;
+      for (let i = 0; i < N; i++) logits[o + ids[i]!] = sub[s + i]!;
+    }
+  }
+}
