@@ -24,6 +24,7 @@ import type { Weight } from '../kernels/backend.js';
 import { Q8_BLOCK } from '../kernels/quant.js';
 import type { UserDtype } from '../model/convert.js';
 import { baseParamSpecs, moduleParamSpecs, topNames, type ParamSpec } from '../model/names.js';
+import { rankByFrequency } from '../model/draft-vocab.js';
 import type { CallBytes } from './weight-bytes.js';
 
 /** Probe size: 8x the last-level cache of common CPUs, small enough to repeat at every repeat (~10 ms a pass). */
@@ -119,6 +120,8 @@ export interface DecodeBenchResult {
   roofline_tokens_per_s: number | null;
   full_call_bytes: number;
   module_call_bytes: number;
+  /** The size of the module head's draft vocabulary (model/draft-vocab.ts), null for the whole head. */
+  draft_vocab?: number | null;
   prompts: number;
   prompt_tokens: number;
   new_tokens: number;
@@ -182,6 +185,21 @@ function add(total: number[], part: readonly number[]): void {
 export function randomPrompts(count: number, length: number, vocab: number, seed = 1234): number[][] {
   const u = seededUniform(seed);
   return Array.from({ length: count }, () => Array.from({ length }, () => Math.floor(u.next() * vocab)));
+}
+
+/**
+ * A draft-vocabulary ranking for a model without a corpus (a preset's random weights): every id ranked by how often
+ * it appears in the model's own greedy continuations of `count` random prompts, seeded apart from
+ * the bench's prompts, then by id (model/draft-vocab.ts rankByFrequency).
+ */
+export function selfGeneratedRanking(model: InferenceModel, count = 8, tokens = 64, seed = 4321): Int32Array {
+  const V = model.config.vocabSize;
+  const seen: number[] = [];
+  randomPrompts(count, 16, V, seed).forEach((p, i) => {
+    const r = decodeAll(model, p, { max_new_tokens: tokens, seed: seed + i });
+    seen.push(...r.ids);
+  });
+  return rankByFrequency(seen, V);
 }
 
 export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): DecodeBenchResult {
@@ -326,6 +344,7 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
     roofline_tokens_per_s: gbs !== null ? (gbs * 1e9) / bytes.full : null,
     full_call_bytes: bytes.full,
     module_call_bytes: bytes.module,
+    draft_vocab: model.draftHead?.size ?? null,
     prompts: prompts.length,
     prompt_tokens: Math.round(prompts.reduce((s, p) => s + p.length, 0) / prompts.length),
     new_tokens: tokens,
@@ -356,7 +375,10 @@ export function storedCallBytes(model: InferenceModel): CallBytes {
   const head = sum(
     baseParamSpecs(c).filter((s) => s.name === t.head || s.name === t.finalNorm || s.name === t.finalNormBias),
   );
-  return { full, module: c.recycle ? sum(moduleParamSpecs(c)) + head : 0 };
+  // over a draft vocabulary the module reads its gathered head rows instead of the whole head (model/draft-vocab.ts)
+  const draft = model.draftHead;
+  const moduleHead = draft ? head - storedBytes(model.weights.weight(t.head)) + draft.bytes : head;
+  return { full, module: c.recycle ? sum(moduleParamSpecs(c)) + moduleHead : 0 };
 }
 
 /** Prefill tokens/s: `ids` through one full call from an empty cache, median over `repeats` (after a warm-up). */
@@ -438,6 +460,7 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
         `(${l.samples.map((x) => x.toFixed(1)).join(' / ')})`,
     );
   for (const k of r.skipped ?? []) lines.push(`${k.dtype}: not measured: ${k.reason}`);
+  if (r.draft_vocab) lines.push(`module head over a draft vocabulary of ${r.draft_vocab} ids (--draft-vocab)`);
   if (r.peak_rss_mb !== undefined) lines.push(`peak resident memory ${r.peak_rss_mb.toFixed(0)} MB`);
   return lines.join('\n');
 }

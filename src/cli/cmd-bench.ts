@@ -29,6 +29,7 @@ import { convertWeights, storageDtype, USER_DTYPES, type UserDtype } from '../mo
 import { isProductWeight, allParamSpecs } from '../model/names.js';
 import type { Weights } from '../model/weights.js';
 import { loadModelDir } from '../io/model-dir.js';
+import { draftVocabOf } from '../io/draft-vocab-file.js';
 import { readJsonFile } from '../io/files.js';
 import { exportGguf, placeholderTokenizerJson, type GgufExportDtype } from '../io/gguf.js';
 import { presetConfig, presetNames } from '../model/presets.js';
@@ -40,6 +41,7 @@ import {
   measurePrefill,
   randomPrompts,
   runDecodeBench,
+  selfGeneratedRanking,
   type DecodeBenchResult,
   type DecodeBenchRun,
   type LlamaCppRun,
@@ -203,6 +205,7 @@ interface BenchCliOptions {
   vsLlamaCpp?: boolean;
   prefill: number;
   draftTokens?: string;
+  draftVocab?: number;
   json?: boolean;
 }
 
@@ -239,6 +242,11 @@ export function register(program: Command): void {
       '--draft-tokens <list>',
       'verified: comma-separated drafts per full call, 1..7 or auto (default 1,2,3,auto); recycle: its integers',
     )
+    .option(
+      '--draft-vocab <n>',
+      "the module's head over the n most frequent ids (the model's draft_vocab.json; a preset: its first n ids)",
+      intOption('--draft-vocab', 1, 1 << 24),
+    )
     .option('--json', 'print one JSON object on the last line')
     .option('--quiet', 'no progress lines on stderr (one per run)')
     .action(async (o: BenchCliOptions) => {
@@ -249,6 +257,7 @@ export function register(program: Command): void {
       if (o.threads !== undefined) backend.setThreads(o.threads);
       // the per-run lines are bench's progress: --quiet drops them (the table and --json stay)
       const log = (line: string): void => void (o.quiet || process.stderr.write(`${line}\n`));
+      let draftIds: Int32Array | null = null;
       let config: ModelConfig,
         name: string,
         prompts: number[][] | undefined,
@@ -264,6 +273,7 @@ export function register(program: Command): void {
         config = loaded.config;
         source = loaded.weights;
         name = dir;
+        if (o.draftVocab !== undefined) draftIds = draftVocabOf(dir, o.draftVocab, config.vocabSize);
         prompts = textPromptsFor(dir, Math.min(o.prompts, BENCH_TEXT_PROMPTS.length)) ?? undefined;
         if (!prompts) log(`${dir}: no tokenizer; benchmarking on random token ids`);
         if (existsSync(join(dir, 'tokenizer.json'))) {
@@ -299,9 +309,18 @@ export function register(program: Command): void {
             : dtype === 'f32' && allF32(source) && backend.name !== 'wasm' // wasm kernels read their own memory
               ? source
               : convertWeights(source, config, dtype, backend.alloc);
+          const model = new InferenceModel(config, weights, backend);
+          if (o.draftVocab !== undefined && !draftIds) {
+            // a preset has no corpus: its ids ranked by the first dtype's model's own greedy text stand in
+            log(
+              `--draft-vocab ${o.draftVocab}: ranking ids by the model's own greedy continuations of other prompts (a preset)…`,
+            );
+            draftIds = selfGeneratedRanking(model).slice(0, o.draftVocab);
+          }
+          if (draftIds) model.setDraftVocab(draftIds);
           const st: DtypeState = {
             dtype,
-            model: new InferenceModel(config, weights, backend),
+            model,
             results: [],
             prefill: [],
             runner: null,

@@ -11,6 +11,7 @@ import { register as exportGguf } from './cmd-export-gguf.js';
 import { register as merge } from './cmd-merge.js';
 import { register as quantize } from './cmd-quantize.js';
 import { register as serve } from './cmd-serve.js';
+import { register as draftVocab } from './cmd-draft-vocab.js';
 
 type Register = (program: Command) => void;
 
@@ -26,6 +27,7 @@ const registry: Register[] = [
   exportGguf,
   quantize,
   serve,
+  draftVocab,
 ];
 
 export function registerCommands(program: Command): void {

@@ -4,6 +4,7 @@
  * API's rule (generate/options.ts ineffectiveSamplingWarning): greedy unless --do-sample; a sampling flag without it
  * changes nothing and gets a warning.
  */
+import { draftVocabOf } from '../io/draft-vocab-file.js';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ineffectiveSamplingWarning, type GenerationOptions } from '../generate/options.js';
@@ -34,6 +35,7 @@ export interface GenerationFlags {
   threads?: number;
   dtype?: string;
   draftTokens?: string;
+  draftVocab?: number;
 }
 
 export interface PromptFlags {
@@ -77,6 +79,11 @@ export function addGenerationFlags(cmd: Command): Command {
     .option(
       '--draft-tokens <k>',
       `recycle / verified: module drafts per full call, 1..${MAX_DRAFT_TOKENS} (default 1), or auto (verified)`,
+    )
+    .option(
+      '--draft-vocab <n>',
+      "recycle / verified: the module's head over the model's n most frequent ids (draft_vocab.json; default: all)",
+      intOption('--draft-vocab', 1, 1 << 24),
     );
 }
 
@@ -197,5 +204,8 @@ function draftChoice(s: GenerationStats): string {
 export async function loadModelFromFlags(o: GenerationFlags): Promise<RecycleGPT> {
   const backend = cliBackend();
   if (o.threads !== undefined) backend.setThreads(o.threads);
-  return RecycleGPT.load(resolveModelDir(o.model), { backend, dtype: dtypeFlag(o.dtype), onWarning: warnOnStderr });
+  const dir = resolveModelDir(o.model);
+  const m = await RecycleGPT.load(dir, { backend, dtype: dtypeFlag(o.dtype), onWarning: warnOnStderr });
+  if (o.draftVocab !== undefined) m.model.setDraftVocab(draftVocabOf(dir, o.draftVocab, m.model.config.vocabSize));
+  return m;
 }

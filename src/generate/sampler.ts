@@ -205,10 +205,13 @@ export class Sampler {
     return best;
   }
 
-  /** The next token from a row of raw logits: the processed argmax (greedy) or a draw. */
-  pick(logits: Float32Array, history: TokenHistory): number {
-    if (this.greedy) return this.greedyPick(logits, history);
-    return this.draw(this.distribution(logits, history, this.p));
+  /**
+   * The next token from a row of raw logits: the processed argmax (greedy) or a draw. `masked`: a module row that may
+   * hold −Infinity outside a draft vocabulary (recycle mode's module tokens).
+   */
+  pick(logits: Float32Array, history: TokenHistory, masked = false): number {
+    if (this.greedy) return this.greedyPick(logits, history, masked);
+    return this.draw(this.distribution(logits, history, this.p, masked));
   }
 
   /**

@@ -98,3 +98,17 @@ export class DraftHead {
     }
   }
 }
+
+/**
+ * Every id 0..V−1 ranked by its count in `tokens`, most frequent first (ties: the lower id first): the order a
+ * draft vocabulary of size N takes its first N ids from (FR-Spec's frequency ranking).
+ */
+export function rankByFrequency(tokens: ArrayLike<number>, V: number): Int32Array {
+  const counts = new Float64Array(V);
+  for (let i = 0; i < tokens.length; i++) {
+    const id = tokens[i]!;
+    if (id >= 0 && id < V) counts[id]! += 1;
+  }
+  const ids = Int32Array.from({ length: V }, (_, i) => i);
+  return ids.sort((a, b) => counts[b]! - counts[a]! || a - b);
+}

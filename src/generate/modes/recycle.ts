@@ -36,7 +36,7 @@ export function* recycleDecode(s: DecodeSession): Generator<DecodeStep, void, vo
         chainInput.set(m.hidden.subarray(m.hidden.length - C));
         m = yield* s.moduleOut(chainInput, [pending[j - 1]!], true);
       }
-      const r = s.sampler.pick(m.logits, s.history);
+      const r = s.sampler.pick(m.logits, s.history, true); // a module row: masked outside a draft vocabulary
       pending.push(r);
       yield s.emit(r, 'recycled', j);
       if (s.done) return;
