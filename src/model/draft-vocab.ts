@@ -7,7 +7,7 @@
  *
  * verified stays lossless: the full model checks every draft, and the speculative rule is exact for any draft
  * distribution, one that is zero outside the subset included. recycle (lossy) can then only recycle subset tokens:
- * a quality change that `eval --mode-quality` measures.
+ * a quality change (`eval --mode-quality` does not take a draft vocabulary yet).
  *
  * Shapes: R logit rows, N draft ids, C width, V vocab.
  */
