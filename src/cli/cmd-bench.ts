@@ -312,9 +312,7 @@ export function register(program: Command): void {
           const model = new InferenceModel(config, weights, backend);
           if (o.draftVocab !== undefined && !draftIds) {
             // a preset has no corpus: its ids ranked by the first dtype's model's own greedy text stand in
-            log(
-              `--draft-vocab ${o.draftVocab}: ranking ids by the model's own greedy continuations of other prompts (a preset)…`,
-            );
+            log(`--draft-vocab ${o.draftVocab}: a preset: ids ranked by the model's own greedy continuations…`);
             draftIds = selfGeneratedRanking(model).slice(0, o.draftVocab);
           }
           if (draftIds) model.setDraftVocab(draftIds);
