@@ -2,8 +2,8 @@
  * Choosing a draft vocabulary: the frequency ranking (model/draft-vocab.ts rankByFrequency), draft_vocab.json
  * (io/draft-vocab-file.ts: round trip, errors naming the file and field), and the CLI end to end — `recyclegpt
  * draft-vocab` writes the ranking into a copy of the shipped model, `generate --draft-vocab N` in verified mode then
- * gives standard greedy's text, `bench --draft-vocab N` reports it and the smaller module call, and a model without
- * the file gets an error naming the command that makes one.
+ * gives standard greedy's text, `bench --draft-vocab N` reports it and the smaller module call, `eval --mode-quality
+ * --draft-vocab N` reports it, and a model without the file gets an error naming the command that makes one.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -89,6 +89,16 @@ test('draft-vocab, then generate / bench --draft-vocab on a copy of the shipped 
     assert.equal(r.draft_vocab, 64);
     const whole = /module call ([\d.]+) MB/.exec(b.stdout)?.[1];
     assert.ok(whole && r.module_call_bytes / 1e6 < Number(whole), `module call ${r.module_call_bytes} vs ${whole} MB`);
+    const eq = ['eval', '--model', model, '--data', text, '--mode-quality', '--prompts', '2', '--prompt-tokens', '8'];
+    const q = runCli([...eq, '--new-tokens', '8', '--draft-vocab', '64', '--json', '--quiet']);
+    assert.equal(q.status, 0, q.stderr);
+    assert.equal((JSON.parse(q.stdout.trim().split('\n').at(-1)!) as { draft_vocab: number }).draft_vocab, 64);
+    const noMq = runCli(['eval', '--model', model, '--data', text, '--draft-vocab', '64']);
+    assert.notEqual(noMq.status, 0);
+    assert.match(noMq.stderr, /--draft-vocab applies to --mode-quality/);
+    const srv = runCli(['serve', '--preset', 'tiny', '--draft-vocab', '8']);
+    assert.notEqual(srv.status, 0);
+    assert.match(srv.stderr, /--draft-vocab needs a model directory/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

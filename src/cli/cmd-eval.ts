@@ -18,6 +18,7 @@ import { formatModeQuality, modeQuality } from '../bench/mode-quality.js';
 import { loadCorpus } from '../data/corpus.js';
 import { tokenizeDocuments } from '../data/dataset.js';
 import { InferenceModel } from '../model/infer.js';
+import { draftVocabOf } from '../io/draft-vocab-file.js';
 import { loadModelDirAs } from '../io/model-dir.js';
 import { USER_DTYPES } from '../model/convert.js';
 import { MAX_RECYCLE_DEPTH } from '../model/module-chain.js';
@@ -49,6 +50,7 @@ interface EvalFlags {
   topP?: number;
   seed: number;
   draftTokens?: number;
+  draftVocab?: number;
 }
 
 /**
@@ -120,6 +122,11 @@ export function register(program: Command): void {
       intOption('--draft-tokens', 1, MAX_DRAFT_TOKENS),
     )
     .option(
+      '--draft-vocab <n>',
+      "--mode-quality: the module's head over the model's n most frequent ids (draft_vocab.json; default: all)",
+      intOption('--draft-vocab', 1, 1 << 24),
+    )
+    .option(
       '--depth <k>',
       'evaluate the module chained k times on its own states (chained drafts): loss and agreement per depth',
       intOption('--depth', 1, MAX_RECYCLE_DEPTH),
@@ -139,6 +146,10 @@ export function register(program: Command): void {
             '(its config.json has no "recycle" section); run eval without --mode-quality for its perplexity',
         );
       }
+      if (o.draftVocab !== undefined && !o.modeQuality)
+        throw new Error(
+          '--draft-vocab applies to --mode-quality (decoding); the perplexity evaluation uses the whole head',
+        );
       const tok = loadTokenizer(dir);
       const backend = cliBackend();
       if (o.threads !== undefined) backend.setThreads(o.threads);
@@ -147,6 +158,7 @@ export function register(program: Command): void {
       const tokens = tokenizeDocuments(val, tok);
       if (o.modeQuality) {
         const model = new InferenceModel(config, weights, backend);
+        if (o.draftVocab !== undefined) model.setDraftVocab(draftVocabOf(dir, o.draftVocab, config.vocabSize));
         const lengths = modeQualityLengths(o.promptTokens, o.newTokens, config.maxPositions);
         const bar = progressBar('mode quality', 'prompts', o.quiet);
         const r = modeQuality(model, tokens, {
@@ -168,6 +180,7 @@ export function register(program: Command): void {
             model: dir,
             data: o.data,
             dtype,
+            draft_vocab: o.draftVocab ?? null,
             backend: backend.name,
             threads: backend.threads(),
           });

@@ -10,6 +10,7 @@
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { randomPresetModel } from '../bench/random-model.js';
+import { draftVocabOf } from '../io/draft-vocab-file.js';
 import { RecycleGPT } from '../generate/recyclegpt.js';
 import { DECODE_MODES, type DecodeMode } from '../generate/types.js';
 import { presetConfig, presetNames } from '../model/presets.js';
@@ -20,6 +21,7 @@ import { resolveModelDir } from '../node/model-resolve.js';
 import { cliBackend, intOption } from './options.js';
 
 interface ServeCliOptions {
+  draftVocab?: number;
   model?: string;
   preset?: string;
   host: string;
@@ -65,6 +67,11 @@ export function register(program: Command): void {
     .option('--max-body <bytes>', 'largest request body', intOption('--max-body', 1024), 1 << 20)
     .option('--threads <n>', 'kernel threads', intOption('--threads', 1, 256))
     .option('--dtype <dtype>', 'weight dtype at load: f32 | f16 | bf16 | int8 (default: as stored)')
+    .option(
+      '--draft-vocab <n>',
+      "recycle / verified: the module's head over the model's n most frequent ids (draft_vocab.json; default: all)",
+      intOption('--draft-vocab', 1, 1 << 24),
+    )
     .action(async (o: ServeCliOptions) => {
       if (!(DECODE_MODES as readonly string[]).includes(o.mode))
         throw new Error(`--mode must be one of ${DECODE_MODES.join(', ')}, got "${o.mode}"`);
@@ -77,6 +84,8 @@ export function register(program: Command): void {
       let m: RecycleGPT;
       let modelId = `preset-${o.preset}`;
       if (o.preset) {
+        if (o.draftVocab !== undefined)
+          throw new Error('--draft-vocab needs a model directory with a draft_vocab.json (a preset has no corpus)');
         if (!presetNames().includes(o.preset))
           throw new Error(`--preset ${o.preset}: unknown (presets: ${presetNames().join(', ')})`);
         if (presetConfig(o.preset).vocabSize !== GPT2_VOCAB_SIZE)
@@ -89,6 +98,8 @@ export function register(program: Command): void {
       } else {
         const dir = resolveModelDir(o.model);
         m = await RecycleGPT.load(dir, { backend, dtype, onWarning });
+        if (o.draftVocab !== undefined)
+          m.model.setDraftVocab(draftVocabOf(dir, o.draftVocab, m.model.config.vocabSize));
         modelId = basename(resolve(dir));
       }
       const server = await startServer(m, {
