@@ -56,12 +56,19 @@ test('auto: untried depths are estimated like the depth above them (optimistic),
   assert.ok(Math.abs(a[0]! - 0.9) < 1e-12 && a[1] === a[0] && a[2] === a[0], String(a));
 });
 
-test('auto: the call costs are measured once per model and thread count, positive and finite', () => {
+test('auto: the call costs are measured once per model, thread count and draft vocabulary, positive and finite', () => {
   const model = randomModel({ preset: 'tiny', scale: 4, seed: 7 });
   const c = callCosts(model);
   assert.equal(c.fullMs.length, 8);
   for (const x of [...c.fullMs, c.moduleMs1, c.moduleMs8]) assert.ok(x > 0 && Number.isFinite(x), String(x));
   assert.equal(callCosts(model), c, 'cached');
+  // a draft vocabulary changes a module call's cost: measured again, and cached under it
+  model.setDraftVocab([0, 1, 2, 3, 4]);
+  const d = callCosts(model);
+  assert.notEqual(d, c, 'a draft vocabulary is calibrated apart');
+  assert.equal(callCosts(model), d, 'cached with the draft vocabulary');
+  model.setDraftVocab(null);
+  assert.equal(callCosts(model), c, 'the whole head keeps its calibration');
 });
 
 for (const preset of ['tiny', 'tiny-llama'] as const) {

@@ -32,15 +32,18 @@ const EMA = 0.25;
 /** Pseudo-observations pulling an under-measured depth's acceptance toward the depth above it. */
 const PRIOR = 2;
 
-const CALIBRATIONS = new WeakMap<InferenceModel, Map<number, CallCosts>>();
+const CALIBRATIONS = new WeakMap<InferenceModel, Map<string, CallCosts>>();
 
-/** The call costs of `model` at the backend's current thread count, measured on first use and cached. */
+/**
+ * The call costs of `model` at the backend's current thread count and the module head's draft vocabulary (which
+ * changes a module call's cost: model/draft-vocab.ts), measured on first use and cached.
+ */
 export function callCosts(model: InferenceModel): CallCosts {
-  const threads = model.backend.threads();
-  let byThreads = CALIBRATIONS.get(model);
-  if (!byThreads) CALIBRATIONS.set(model, (byThreads = new Map()));
-  let costs = byThreads.get(threads);
-  if (!costs) byThreads.set(threads, (costs = calibrate(model)));
+  const key = `${model.backend.threads()} threads, draft vocabulary ${model.draftHead?.size ?? 'none'}`;
+  let byKey = CALIBRATIONS.get(model);
+  if (!byKey) CALIBRATIONS.set(model, (byKey = new Map()));
+  let costs = byKey.get(key);
+  if (!costs) byKey.set(key, (costs = calibrate(model)));
   return costs;
 }
 
