@@ -291,7 +291,6 @@ export class Sampler {
   }
 }
 
-/** True when the first n values are all finite. */
 /** No NaN or ±Infinity in x, except −Infinity where the raw row `raw` was −Infinity already (a masked id). */
 function finiteWhereOpen(x: Float32Array, raw: Float32Array, n: number): boolean {
   for (let i = 0; i < n; i++) if (x[i]! - x[i]! !== 0 && raw[i] !== -Infinity) return false; // NaN, ±Infinity
