@@ -14,40 +14,15 @@ import { f32ToBf16Bits, f32ToF16Bits } from '../src/kernels/half.js';
 import { quantizeQ8 } from '../src/kernels/quant.js';
 import { Rng, seededTest } from './helpers/check.js';
 import { assertBitwise, assertClose, prodTol } from './helpers/native.js';
+import { copyInto, type KernelArg } from './helpers/backend-copy.js';
 
 const ref = createRefBackend();
 // the one-thread kernels (test/wasm-threads.test.ts checks the threaded ones against them, bit for bit)
 const wasm = createNodeWasmBackend({ memoryBytes: 512 * 2 ** 20, threaded: false });
 const ODD = [1, 2, 3, 7, 16, 17, 31, 33, 64, 65, 100] as const;
 
-type Arg = number | boolean | null | Float32Array | Int32Array | Weight;
+type Arg = KernelArg;
 type Call = (be: Backend, args: Arg[]) => unknown;
-
-/** A copy of `a` in `be`'s memory (typed arrays and weight handles; other values as they are). */
-function copyInto(be: Backend, a: Arg): Arg {
-  if (a instanceof Float32Array) {
-    const c = be.alloc.f32(a.length);
-    c.set(a);
-    return c;
-  }
-  if (a instanceof Int32Array) {
-    const c = be.alloc.i32(a.length);
-    c.set(a);
-    return c;
-  }
-  if (a === null || typeof a !== 'object') return a;
-  if (a.dtype === 'f32') return { dtype: 'f32', data: copyInto(be, a.data) as Float32Array };
-  if (a.dtype === 'q8_0') {
-    const data = be.alloc.i8(a.data.length),
-      scales = be.alloc.u16(a.scales.length);
-    data.set(a.data);
-    scales.set(a.scales);
-    return { dtype: 'q8_0', data, scales };
-  }
-  const data = be.alloc.u16(a.data.length);
-  data.set(a.data);
-  return { dtype: a.dtype, data };
-}
 
 const plainCopy = (a: Arg): Arg => (a instanceof Float32Array || a instanceof Int32Array ? a.slice() : a);
 

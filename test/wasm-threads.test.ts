@@ -19,44 +19,19 @@ import { quantizeQ8 } from '../src/kernels/quant.js';
 import { createNodeWasmBackend } from '../src/kernels/wasm-node.js';
 import { Rng, seededTest } from './helpers/check.js';
 import { assertBitwise } from './helpers/native.js';
+import { copyInto, type KernelArg } from './helpers/backend-copy.js';
 
 const single = createNodeWasmBackend({ memoryBytes: 1024 * 2 ** 20, threaded: false });
 const threaded = createNodeWasmBackend({ memoryBytes: 1024 * 2 ** 20, threads: 3 });
 const THREADS = [1, 2, 3] as const;
 
-type Arg = number | boolean | null | Float32Array | Int32Array | Weight;
+type Arg = KernelArg;
 interface Case {
   what: string;
   args: Arg[];
   /** indices of the arrays the kernel writes */
   outs: number[];
   call: (be: Backend, a: Arg[]) => unknown;
-}
-
-/** A copy of `a` in `be`'s memory (so the kernels read it in place, as a loaded model's arrays are). */
-function copyInto(be: Backend, a: Arg): Arg {
-  if (a instanceof Float32Array) {
-    const c = be.alloc.f32(a.length);
-    c.set(a);
-    return c;
-  }
-  if (a instanceof Int32Array) {
-    const c = be.alloc.i32(a.length);
-    c.set(a);
-    return c;
-  }
-  if (a === null || typeof a !== 'object') return a;
-  if (a.dtype === 'f32') return { dtype: 'f32', data: copyInto(be, a.data) as Float32Array };
-  if (a.dtype === 'q8_0') {
-    const data = be.alloc.i8(a.data.length),
-      scales = be.alloc.u16(a.scales.length);
-    data.set(a.data);
-    scales.set(a.scales);
-    return { dtype: 'q8_0', data, scales };
-  }
-  const data = be.alloc.u16(a.data.length);
-  data.set(a.data);
-  return { dtype: a.dtype, data };
 }
 
 function weightOf(dtype: 'f32' | 'bf16' | 'q8_0', w: Float32Array, N: number, K: number): Weight {
