@@ -11,8 +11,9 @@
  *
  * Shapes: R logit rows, N draft ids, C width, V vocab.
  */
-import type { Allocator, Weight } from '../kernels/backend.js';
+import type { Allocator, Backend, Weight } from '../kernels/backend.js';
 import { Q8_BLOCK } from '../kernels/quant.js';
+import type { RowProduct } from './decode-ops.js';
 
 /** The ids checked (integers in 0..V−1, none twice, at least one), as an Int32Array; errors name `where`. */
 export function checkDraftIds(ids: ArrayLike<number>, V: number, where: string): Int32Array {
@@ -111,4 +112,26 @@ export function rankByFrequency(tokens: ArrayLike<number>, V: number): Int32Arra
   }
   const ids = Int32Array.from({ length: V }, (_, i) => i);
   return ids.sort((a, b) => counts[b]! - counts[a]! || a - b);
+}
+
+/**
+ * The LM head's logits [R, V] for R normed rows x [R, C] through `product` (the solo or the batched forward's): the
+ * whole head, or, with a draft vocabulary, its gathered rows into the scratch's draft logits, scattered into `logits`.
+ */
+export function headLogits(
+  product: RowProduct,
+  b: Backend,
+  R: number,
+  V: number,
+  C: number,
+  x: Float32Array,
+  head: Weight,
+  draft: DraftHead | null,
+  scratch: { ensureDraftLogits(n: number): Float32Array },
+  logits: Float32Array,
+): void {
+  if (!draft) return product(b, R, V, C, x, head, null, logits);
+  const sub = scratch.ensureDraftLogits(R * draft.size);
+  product(b, R, draft.size, C, x, draft.weight, null, sub);
+  draft.scatter(R, V, sub, logits);
 }

@@ -16,7 +16,7 @@
 import type { Backend } from '../kernels/backend.js';
 import { blockForward } from './block.js';
 import { DecodeBlockOps, normRows, type RowSpan } from './decode-ops.js';
-import type { DraftHead } from './draft-vocab.js';
+import { headLogits, type DraftHead } from './draft-vocab.js';
 import type { BaseOutput, ForwardScratch, InferenceModel, LogitRows } from './infer.js';
 import type { KVCache } from './kv-cache.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
@@ -240,12 +240,8 @@ export class BatchedForward {
         nrm,
         s,
       );
-      const logits = s.ensureLogits(R);
-      if (draft) {
-        const sub = s.ensureDraftLogits(R * draft.size);
-        linearRows(this.model.backend, R, draft.size, C, nrm, draft.weight, null, sub);
-        draft.scatter(R, V, sub, logits);
-      } else linearRows(this.model.backend, R, V, C, nrm, this.model.weights.weight(t.head), null, logits);
+      const head = this.model.weights.weight(t.head);
+      headLogits(linearRows, this.model.backend, R, V, C, nrm, head, draft, s, s.ensureLogits(R));
     }
     return picks.map((p) => s.logits.subarray(p.first * V, (p.first + p.R) * V));
   }

@@ -7,8 +7,8 @@
  */
 import { heapAllocator, type Allocator, type Backend } from '../kernels/backend.js';
 import { blockForward } from './block.js';
-import { DecodeBlockOps, normRows, type RowSpan } from './decode-ops.js';
-import { DraftHead } from './draft-vocab.js';
+import { DecodeBlockOps, normRows, plainProduct, type RowSpan } from './decode-ops.js';
+import { DraftHead, headLogits } from './draft-vocab.js';
 import type { ModelConfig } from './config.js';
 import { KVCache } from './kv-cache.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
@@ -309,11 +309,7 @@ export class InferenceModel {
       nrm = s.norm.subarray(0, R * C);
     normRows(c, this.weights, this.backend, R, xin, t.finalNorm, t.finalNormBias, nrm, s);
     const logits = s.ensureLogits(R);
-    if (draft) {
-      const sub = s.ensureDraftLogits(R * draft.size);
-      this.backend.linear(R, draft.size, C, nrm, draft.weight, null, sub);
-      draft.scatter(R, c.vocabSize, sub, logits);
-    } else this.backend.linear(R, c.vocabSize, C, nrm, this.weights.weight(t.head), null, logits);
+    headLogits(plainProduct, this.backend, R, c.vocabSize, C, nrm, this.weights.weight(t.head), draft, s, logits);
     return logits;
   }
 }
