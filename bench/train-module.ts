@@ -7,6 +7,9 @@
  *   node --import tsx bench/train-module.ts --base DIR [--data brown] [--cache-hidden FILE] [--batch-size 8]
  *     [--seq-len 256] [--steps 6] [--threads 2] [--recycle-layers N] [--profile] [--json]
  *
+ * --config FILE instead of --base: a from-scratch joint training step of that shape (with --recycle-depth N and
+ * --recycle-depth-weights W1,W2,… for the k-step loss), profiled the same way.
+ *
  * --compare-base N: instead, the frozen base's forward for N batches, one forward over the batch (FrozenBase.hidden)
  * and the former one forwardBase per sequence, interleaved; medians.
  *
@@ -34,13 +37,16 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '6' },
     threads: { type: 'string', default: '2' },
     'recycle-layers': { type: 'string' },
+    config: { type: 'string' },
+    'recycle-depth': { type: 'string' },
+    'recycle-depth-weights': { type: 'string' },
     tokenizer: { type: 'string' },
     profile: { type: 'boolean' },
     'compare-base': { type: 'string' },
     json: { type: 'boolean' },
   },
 });
-if (!values.base) throw new Error('--base DIR is required');
+if (!values.base && !values.config) throw new Error('--base DIR or --config FILE is required');
 
 /** ms per kernel name since the last snapshot. */
 class OpTimer {
@@ -148,8 +154,11 @@ try {
     {
       out: path.join(out, 'run'),
       data: values.data,
-      base: values.base,
-      freezeBase: true,
+      ...(values.base ? { base: values.base, freezeBase: true } : { config: values.config! }),
+      ...(values['recycle-depth'] ? { recycleDepth: Number(values['recycle-depth']) } : {}),
+      ...(values['recycle-depth-weights']
+        ? { recycleDepthWeights: values['recycle-depth-weights'].split(',').map(Number) }
+        : {}),
       cacheHidden: values['cache-hidden'] ?? null,
       batchSize: B,
       seqLen: T,

@@ -61,6 +61,8 @@ export interface DecodeBenchRun {
   mode: DecodeMode;
   /** Drafts per full call (recycle, verified; 1 for standard). */
   draft_tokens: DraftTokens;
+  /** The dtype module calls read the head in (model/draft-head.ts: a cheaper copy, or the head as stored). */
+  draft_head_dtype?: string | null;
   tokens_per_s: number;
   /** Median over repeats of (this mode's tokens/s ÷ standard's tokens/s in the same repeat); null without standard. */
   speedup_vs_standard: number | null;
@@ -122,6 +124,8 @@ export interface DecodeBenchResult {
   module_call_bytes: number;
   /** The size of the module head's draft vocabulary (model/draft-vocab.ts), null for the whole head. */
   draft_vocab?: number | null;
+  /** Multi-dtype runs: each dtype's call timings (measured in the first repeat). */
+  call_timings_by_dtype?: ({ dtype: UserDtype } & CallTimings)[];
   prompts: number;
   prompt_tokens: number;
   new_tokens: number;
@@ -224,7 +228,8 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
         `bench: a ${p.length}-token prompt + ${tokens} new tokens exceed the context length ${c.maxPositions}`,
       );
   }
-  const bytes = storedCallBytes(model);
+  const bytes = storedCallBytes(model); // builds the module's draft head (model/draft-head.ts) before any timing
+  const headDtype = model.hasModule ? (model.draftHead?.dtype ?? model.weights.weight(topNames(c).head).dtype) : null;
   // The probe reads the model's own largest weight allocation in place where it holds PROBE_BYTES (a probe buffer
   // beside llama-1b's weights would add 256 MB to the peak resident memory); smaller models use the probe's buffer.
   const largest = [...model.weights.storage].sort((a, b) => b.byteLength - a.byteLength)[0];
@@ -320,6 +325,7 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
       dtype: o.dtype ?? 'f32',
       mode,
       draft_tokens: variant.draftTokens,
+      draft_head_dtype: mode === 'standard' ? null : headDtype,
       tokens_per_s: rate,
       speedup_vs_standard: std ? median(t.rates.map((x, i) => x / std.rates[i]!)) : null,
       full_calls_per_token: t.full / t.tokens,
@@ -344,7 +350,7 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
     roofline_tokens_per_s: gbs !== null ? (gbs * 1e9) / bytes.full : null,
     full_call_bytes: bytes.full,
     module_call_bytes: bytes.module,
-    draft_vocab: model.draftHead?.size ?? null,
+    draft_vocab: model.draftHead?.vocabSize ?? null,
     prompts: prompts.length,
     prompt_tokens: Math.round(prompts.reduce((s, p) => s + p.length, 0) / prompts.length),
     new_tokens: tokens,
@@ -419,7 +425,7 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
         `${r.bandwidth_samples_gbs.map((x) => x.toFixed(1)).join(' / ')}; ${r.bandwidth_method}) ` +
         `→ standard roofline ${r.roofline_tokens_per_s!.toFixed(1)} tokens/s`
       : 'read bandwidth not measured',
-    ...(r.call_timings ? [callLine(r.call_timings)] : []),
+    ...(r.call_timings && !r.call_timings_by_dtype ? [callLine(r.call_timings)] : []),
     `${r.prompts} prompt(s) of ~${r.prompt_tokens} tokens, ${r.new_tokens} new tokens each, ` +
       `greedy, median of ${r.repeats}`,
     '',
@@ -461,6 +467,13 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
     );
   for (const k of r.skipped ?? []) lines.push(`${k.dtype}: not measured: ${k.reason}`);
   if (r.draft_vocab) lines.push(`module head over a draft vocabulary of ${r.draft_vocab} ids (--draft-vocab)`);
+  const heads = new Map(r.runs.filter((x) => x.draft_head_dtype).map((x) => [x.dtype, x.draft_head_dtype!]));
+  if (heads.size > 0)
+    lines.push(
+      `module calls read the head as ${[...heads].map(([d, h]) => `${h} (${d} model)`).join(', ')} ` +
+        '(--draft-head-dtype)',
+    );
+  for (const t of r.call_timings_by_dtype ?? []) lines.push(`${t.dtype} calls: ${callLine(t)}`);
   if (r.peak_rss_mb !== undefined) lines.push(`peak resident memory ${r.peak_rss_mb.toFixed(0)} MB`);
   return lines.join('\n');
 }

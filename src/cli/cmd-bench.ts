@@ -30,11 +30,12 @@ import { isProductWeight, allParamSpecs } from '../model/names.js';
 import type { Weights } from '../model/weights.js';
 import { loadModelDir } from '../io/model-dir.js';
 import { draftVocabOf } from '../io/draft-vocab-file.js';
+import type { DraftHeadDtype } from '../model/draft-head.js';
 import { readJsonFile } from '../io/files.js';
 import { exportGguf, placeholderTokenizerJson, type GgufExportDtype } from '../io/gguf.js';
 import { presetConfig, presetNames } from '../model/presets.js';
 import { DECODE_MODES, type DecodeMode, type DraftTokens } from '../generate/types.js';
-import { draftTokensFlag } from './generation-flags.js';
+import { draftHeadDtypeOption, draftTokensFlag } from './generation-flags.js';
 import {
   benchVariants,
   formatDecodeBench,
@@ -179,6 +180,10 @@ function aggregate(
     roofline_tokens_per_s: gbs !== null ? (gbs * 1e9) / first.full_call_bytes : null,
     runs,
     dtypes: states.map((st) => st.dtype),
+    call_timings_by_dtype: states.flatMap((st) => {
+      const t = st.results[0]!.call_timings;
+      return t ? [{ dtype: st.dtype, ...t }] : [];
+    }),
     prefill,
     ...(vs ? { llama_cpp: llama } : {}),
     ...(skipped.length > 0 ? { skipped } : {}),
@@ -206,6 +211,7 @@ interface BenchCliOptions {
   prefill: number;
   draftTokens?: string;
   draftVocab?: number;
+  draftHeadDtype?: DraftHeadDtype;
   json?: boolean;
 }
 
@@ -247,6 +253,7 @@ export function register(program: Command): void {
       "the module's head over the n most frequent ids (the model's draft_vocab.json; a preset: its first n ids)",
       intOption('--draft-vocab', 1, 1 << 24),
     )
+    .option(...draftHeadDtypeOption())
     .option('--json', 'print one JSON object on the last line')
     .option('--quiet', 'no progress lines on stderr (one per run)')
     .action(async (o: BenchCliOptions) => {
@@ -315,6 +322,7 @@ export function register(program: Command): void {
             log(`--draft-vocab ${o.draftVocab}: a preset: ids ranked by the model's own greedy continuations…`);
             draftIds = selfGeneratedRanking(model).slice(0, o.draftVocab);
           }
+          if (o.draftHeadDtype !== undefined) model.setDraftHeadDtype(o.draftHeadDtype);
           if (draftIds) model.setDraftVocab(draftIds);
           const st: DtypeState = {
             dtype,
@@ -357,7 +365,7 @@ export function register(program: Command): void {
                 tokens: o.tokens,
                 repeats: 1,
                 bandwidth: o.bandwidth,
-                callTimings: r === 0 && st === states[0],
+                callTimings: r === 0,
                 dtype: st.dtype,
                 draftTokens,
                 recycleDraftTokens,

@@ -19,6 +19,8 @@ import { loadCorpus } from '../data/corpus.js';
 import { tokenizeDocuments } from '../data/dataset.js';
 import { InferenceModel } from '../model/infer.js';
 import { draftVocabOf } from '../io/draft-vocab-file.js';
+import type { DraftHeadDtype } from '../model/draft-head.js';
+import { draftHeadDtypeOption } from './generation-flags.js';
 import { loadModelDirAs } from '../io/model-dir.js';
 import { USER_DTYPES } from '../model/convert.js';
 import { MAX_RECYCLE_DEPTH } from '../model/module-chain.js';
@@ -51,6 +53,7 @@ interface EvalFlags {
   seed: number;
   draftTokens?: number;
   draftVocab?: number;
+  draftHeadDtype?: DraftHeadDtype;
 }
 
 /**
@@ -126,6 +129,7 @@ export function register(program: Command): void {
       "--mode-quality: the module's head over the model's n most frequent ids (draft_vocab.json; default: all)",
       intOption('--draft-vocab', 1, 1 << 24),
     )
+    .option(...draftHeadDtypeOption())
     .option(
       '--depth <k>',
       'evaluate the module chained k times on its own states (chained drafts): loss and agreement per depth',
@@ -150,6 +154,10 @@ export function register(program: Command): void {
         throw new Error(
           '--draft-vocab applies to --mode-quality (decoding); the perplexity evaluation uses the whole head',
         );
+      if (o.draftHeadDtype !== undefined && !o.modeQuality)
+        throw new Error(
+          '--draft-head-dtype applies to --mode-quality (decoding); the perplexity evaluation uses the head as stored',
+        );
       const tok = loadTokenizer(dir);
       const backend = cliBackend();
       if (o.threads !== undefined) backend.setThreads(o.threads);
@@ -158,6 +166,8 @@ export function register(program: Command): void {
       const tokens = tokenizeDocuments(val, tok);
       if (o.modeQuality) {
         const model = new InferenceModel(config, weights, backend);
+        // the weights are float32 holding the dtype's values: auto picks what the dtype's own model would get
+        model.setDraftHeadDtype(o.draftHeadDtype ?? (dtype === 'int8' ? 'model' : 'auto'));
         if (o.draftVocab !== undefined) model.setDraftVocab(draftVocabOf(dir, o.draftVocab, config.vocabSize));
         const lengths = modeQualityLengths(o.promptTokens, o.newTokens, config.maxPositions);
         const bar = progressBar('mode quality', 'prompts', o.quiet);
@@ -181,6 +191,7 @@ export function register(program: Command): void {
             data: o.data,
             dtype,
             draft_vocab: o.draftVocab ?? null,
+            draft_head_dtype: model.draftHead?.dtype ?? dtype,
             backend: backend.name,
             threads: backend.threads(),
           });

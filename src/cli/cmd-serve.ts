@@ -11,6 +11,8 @@ import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { randomPresetModel } from '../bench/random-model.js';
 import { draftVocabOf } from '../io/draft-vocab-file.js';
+import type { DraftHeadDtype } from '../model/draft-head.js';
+import { draftHeadDtypeOption } from './generation-flags.js';
 import { RecycleGPT } from '../generate/recyclegpt.js';
 import { DECODE_MODES, type DecodeMode } from '../generate/types.js';
 import { presetConfig, presetNames } from '../model/presets.js';
@@ -22,6 +24,7 @@ import { cliBackend, intOption } from './options.js';
 
 interface ServeCliOptions {
   draftVocab?: number;
+  draftHeadDtype?: DraftHeadDtype;
   model?: string;
   preset?: string;
   host: string;
@@ -72,6 +75,7 @@ export function register(program: Command): void {
       "recycle / verified: the module's head over the model's n most frequent ids (draft_vocab.json; default: all)",
       intOption('--draft-vocab', 1, 1 << 24),
     )
+    .option(...draftHeadDtypeOption())
     .action(async (o: ServeCliOptions) => {
       if (!(DECODE_MODES as readonly string[]).includes(o.mode))
         throw new Error(`--mode must be one of ${DECODE_MODES.join(', ')}, got "${o.mode}"`);
@@ -102,6 +106,7 @@ export function register(program: Command): void {
           m.model.setDraftVocab(draftVocabOf(dir, o.draftVocab, m.model.config.vocabSize));
         modelId = basename(resolve(dir));
       }
+      if (o.draftHeadDtype !== undefined) m.model.setDraftHeadDtype(o.draftHeadDtype);
       const server = await startServer(m, {
         host: o.host,
         port: o.port,

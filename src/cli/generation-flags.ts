@@ -18,7 +18,8 @@ import {
 import { USER_DTYPES, type UserDtype } from '../model/convert.js';
 import { resolveModelDir } from './default-model.js';
 import { RecycleGPT } from '../generate/recyclegpt.js';
-import { cliBackend, floatOption, intOption, warnOnStderr } from './options.js';
+import { choiceOption, cliBackend, floatOption, intOption, warnOnStderr } from './options.js';
+import { DRAFT_HEAD_DTYPES, type DraftHeadDtype } from '../model/draft-head.js';
 
 export interface GenerationFlags {
   model?: string;
@@ -36,6 +37,7 @@ export interface GenerationFlags {
   dtype?: string;
   draftTokens?: string;
   draftVocab?: number;
+  draftHeadDtype?: DraftHeadDtype;
 }
 
 export interface PromptFlags {
@@ -84,7 +86,18 @@ export function addGenerationFlags(cmd: Command): Command {
       '--draft-vocab <n>',
       "recycle / verified: the module's head over the model's n most frequent ids (draft_vocab.json; default: all)",
       intOption('--draft-vocab', 1, 1 << 24),
-    );
+    )
+    .option(...draftHeadDtypeOption());
+}
+
+/** --draft-head-dtype, shared by generate, chat, serve, bench and eval (model/draft-head.ts). */
+export function draftHeadDtypeOption(): [string, string, (v: string) => DraftHeadDtype] {
+  return [
+    '--draft-head-dtype <dtype>',
+    `recycle / verified: the dtype module calls read the LM head in: ${DRAFT_HEAD_DTYPES.join(' | ')} ` +
+      '(default auto: a cheaper copy, q8_0 for f32 / f16 / bf16 heads; model: the head as stored)',
+    choiceOption('--draft-head-dtype', DRAFT_HEAD_DTYPES),
+  ];
 }
 
 /** A --draft-tokens value: an integer in [1, 7] or "auto". */
@@ -206,6 +219,7 @@ export async function loadModelFromFlags(o: GenerationFlags): Promise<RecycleGPT
   if (o.threads !== undefined) backend.setThreads(o.threads);
   const dir = resolveModelDir(o.model);
   const m = await RecycleGPT.load(dir, { backend, dtype: dtypeFlag(o.dtype), onWarning: warnOnStderr });
+  if (o.draftHeadDtype !== undefined) m.model.setDraftHeadDtype(o.draftHeadDtype);
   if (o.draftVocab !== undefined) m.model.setDraftVocab(draftVocabOf(dir, o.draftVocab, m.model.config.vocabSize));
   return m;
 }

@@ -21,6 +21,15 @@ export function floatOption(name: string, min: number, max = Number.POSITIVE_INF
   };
 }
 
+/** A parser for an option that takes one of `choices`, naming the option and the choices on error. */
+export function choiceOption<T extends string>(name: string, choices: readonly T[]): (v: string) => T {
+  return (v: string) => {
+    if (!(choices as readonly string[]).includes(v))
+      throw new InvalidArgumentError(`${name} must be one of ${choices.join(', ')}, got "${v}"`);
+    return v as T;
+  };
+}
+
 /** Print the final JSON line of a --json command. */
 export function printJson(obj: unknown): void {
   process.stdout.write(`${JSON.stringify(obj)}\n`);

@@ -16,7 +16,7 @@
 import type { Backend } from '../kernels/backend.js';
 import { blockForward } from './block.js';
 import { DecodeBlockOps, normRows, type RowSpan } from './decode-ops.js';
-import { headLogits, type DraftHead } from './draft-vocab.js';
+import { headLogits, type DraftHead } from './draft-head.js';
 import type { BaseOutput, ForwardScratch, InferenceModel, LogitRows } from './infer.js';
 import type { KVCache } from './kv-cache.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';

@@ -8,7 +8,7 @@
 import { heapAllocator, type Allocator, type Backend } from '../kernels/backend.js';
 import { blockForward } from './block.js';
 import { DecodeBlockOps, normRows, plainProduct, type RowSpan } from './decode-ops.js';
-import { DraftHead, headLogits } from './draft-vocab.js';
+import { DraftHead, headLogits, resolveDraftHeadDtype, type DraftHeadDtype } from './draft-head.js';
 import type { ModelConfig } from './config.js';
 import { KVCache } from './kv-cache.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
@@ -110,7 +110,10 @@ export class InferenceModel {
   private readonly baseBlocks: BlockNames[];
   private readonly moduleBlocks: BlockNames[];
   private readonly ops: DecodeBlockOps;
-  private draft: DraftHead | null = null;
+  /** The module's head: undefined until built (draftHead), null when it is the LM head as stored. */
+  private draft: DraftHead | null | undefined = undefined;
+  private draftIds: Int32Array | null = null;
+  private draftDtype: DraftHeadDtype = 'auto';
 
   constructor(
     readonly config: ModelConfig,
@@ -132,29 +135,45 @@ export class InferenceModel {
 
   /**
    * Restricts the module's head to a draft vocabulary (model/draft-vocab.ts): module calls then give −Infinity for
-   * every id outside `ids`; null restores the whole head. Base calls are never affected.
+   * every id outside `ids`; null restores the whole vocabulary. Base calls are never affected.
    */
   setDraftVocab(ids: ArrayLike<number> | null): void {
-    if (ids === null) {
-      this.draft = null;
-      return;
-    }
-    if (!this.config.recycle)
+    if (ids !== null && !this.config.recycle)
       throw new Error('setDraftVocab: this model has no recyclable module (config.json has no "recycle" section)');
-    const c = this.config;
-    this.draft = new DraftHead(
-      this.weights.weight(topNames(c).head),
-      c.vocabSize,
-      c.hidden,
-      ids,
-      this.backend.alloc,
-      'setDraftVocab',
-    );
+    const draft = ids === null ? undefined : this.buildDraftHead(ids, this.draftDtype, 'setDraftVocab');
+    this.draftIds = draft?.ids ?? null;
+    this.draft = draft;
   }
 
-  /** The module head's draft vocabulary, or null when it uses the whole head. */
+  /**
+   * The dtype of the module head's copy (model/draft-head.ts): `auto` (the default: q8_0 for a wider head), `model`
+   * (the head as stored), or a dtype. Built now, so that an impossible dtype fails here; base calls are unaffected.
+   */
+  setDraftHeadDtype(dtype: DraftHeadDtype): void {
+    this.draft = this.config.recycle ? this.buildDraftHead(this.draftIds, dtype, 'setDraftHeadDtype') : null;
+    this.draftDtype = dtype;
+  }
+
+  /**
+   * The module's head when it is not the LM head as stored (a draft vocabulary, a cheaper dtype), else null. Built
+   * on first use (quantizing a large head takes a moment, and standard decoding never needs it).
+   */
   get draftHead(): DraftHead | null {
+    if (this.draft === undefined)
+      this.draft = this.config.recycle ? this.buildDraftHead(this.draftIds, this.draftDtype, 'draft head') : null;
     return this.draft;
+  }
+
+  get draftHeadDtype(): DraftHeadDtype {
+    return this.draftDtype;
+  }
+
+  private buildDraftHead(ids: ArrayLike<number> | null, want: DraftHeadDtype, where: string): DraftHead | null {
+    const c = this.config,
+      head = this.weights.weight(topNames(c).head);
+    const dtype = resolveDraftHeadDtype(want, head.dtype, c.hidden, this.backend.weightDtypes);
+    if (ids === null && dtype === null) return null;
+    return new DraftHead(head, c.vocabSize, c.hidden, ids, dtype, this.backend.alloc, where);
   }
 
   newBaseCache(maxT = this.config.maxPositions): KVCache {
@@ -269,7 +288,7 @@ export class InferenceModel {
     for (let l = 0; l < this.moduleBlocks.length; l++)
       blockForward(this.ops.at(s, spans, M, l), this.moduleBlocks[l]!, x);
     cache.advance(M);
-    return { hidden: x, logits: this.head(s, M, logitRows, this.draft) };
+    return { hidden: x, logits: this.head(s, M, logitRows, this.draftHead) };
   }
 
   /** The M new rows of a call: room in the cache and scratch, ids checked into s.ids, positions pos0.. in s.pos. */
@@ -297,7 +316,7 @@ export class InferenceModel {
     return { pos0, idArr, pos };
   }
 
-  /** Final norm + LM head on the rows of s.x that are asked for; over a draft vocabulary when `draft` is given. */
+  /** Final norm + LM head on the rows of s.x that are asked for; through the draft head when `draft` is given. */
   private head(s: ForwardScratch, M: number, rows: LogitRows, draft: DraftHead | null = null): Float32Array {
     if (rows === 'none') return s.logits.subarray(0, 0);
     const c = this.config,

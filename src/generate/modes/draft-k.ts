@@ -35,11 +35,12 @@ const PRIOR = 2;
 const CALIBRATIONS = new WeakMap<InferenceModel, Map<string, CallCosts>>();
 
 /**
- * The call costs of `model` at the backend's current thread count and the module head's draft vocabulary (which
- * changes a module call's cost: model/draft-vocab.ts), measured on first use and cached.
+ * The call costs of `model` at the backend's current thread count and the module's draft head (whose vocabulary and
+ * dtype change a module call's cost: model/draft-head.ts), measured on first use and cached.
  */
 export function callCosts(model: InferenceModel): CallCosts {
-  const key = `${model.backend.threads()} threads, draft vocabulary ${model.draftHead?.size ?? 'none'}`;
+  const d = model.draftHead,
+    key = `${model.backend.threads()} threads, draft head ${d ? `${d.dtype} × ${d.vocabSize ?? 'all'}` : 'none'}`;
   let byKey = CALIBRATIONS.get(model);
   if (!byKey) CALIBRATIONS.set(model, (byKey = new Map()));
   let costs = byKey.get(key);
