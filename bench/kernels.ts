@@ -19,9 +19,9 @@
  * cores_used (process CPU time / wall time while measuring) tells whether the second core was actually free.
  */
 import { createNativeBackend, type NativeBackend } from '../src/kernels/native.js';
-import type { Weight, WeightDtype } from '../src/kernels/backend.js';
+import type { KernelWeightDtype, Weight } from '../src/kernels/backend.js';
 import { f32ToBf16Bits, f32ToF16Array } from '../src/kernels/half.js';
-import { quantizeQ8 } from '../src/kernels/quant.js';
+import { quantizeQ4, quantizeQ8 } from '../src/kernels/quant.js';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -46,7 +46,7 @@ function rand(n: number, scale = 1): Float32Array {
 }
 
 /** w [N, K] stored as `dtype` (a handle the backend's linear reads), and its size in bytes. */
-function weightAs(dtype: WeightDtype, w: Float32Array, N: number, K: number): { weight: Weight; bytes: number } {
+function weightAs(dtype: KernelWeightDtype, w: Float32Array, N: number, K: number): { weight: Weight; bytes: number } {
   switch (dtype) {
     case 'f32':
       return { weight: { dtype, data: w }, bytes: w.length * 4 };
@@ -59,6 +59,10 @@ function weightAs(dtype: WeightDtype, w: Float32Array, N: number, K: number): { 
       };
     case 'q8_0': {
       const q = quantizeQ8(w, N, K);
+      return { weight: { dtype, data: q.data, scales: q.scales }, bytes: q.data.length + q.scales.length * 2 };
+    }
+    case 'q4_0': {
+      const q = quantizeQ4(w, N, K);
       return { weight: { dtype, data: q.data, scales: q.scales }, bytes: q.data.length + q.scales.length * 2 };
     }
   }

@@ -576,16 +576,16 @@ std::string shape_text(const KernelDesc& d, const ArgSpec& a, const i64* vals) {
 }
 
 // Throws unless `len` elements cover the product of the array's dimensions (divided by `per`: q8_0's scales,
-// named a.name + suffix).
+// named a.name + suffix; q4_0's packed data, its shape followed by `note`).
 void check_length(const KernelDesc& d, const ArgSpec& a, const i64* dims, size_t len, uint64_t per = 1,
-                  const char* suffix = "") {
+                  const char* suffix = "", const char* note = "") {
   i64 vals[kMaxShape];
   for (int i = 0; i < a.nshape; ++i) vals[i] = dims[a.shape[i]];
   uint64_t need = 0;
   const bool fits = product(vals, a.nshape, &need);
   if (fits && need / per <= len) return;
-  range_error(a.name + suffix + " has " + std::to_string(len) + " elements but " + shape_text(d, a, vals) + " needs " +
-              (fits ? std::to_string(need / per) : "more than 18446744073709551615"));
+  range_error(a.name + suffix + " has " + std::to_string(len) + " elements but " + shape_text(d, a, vals) + note +
+              " needs " + (fits ? std::to_string(need / per) : "more than 18446744073709551615"));
 }
 
 void* read_array(napi_env env, napi_value v, const KernelDesc& d, const ArgSpec& a, const i64* dims) {
@@ -633,21 +633,21 @@ rg::WeightRef* read_weight(napi_env env, napi_value v, const KernelDesc& d, cons
   char name[8] = {0};
   size_t nlen = 0;
   if (dt == napi_string) napi_get_value_string_utf8(env, dv, name, sizeof(name), &nlen);
-  static const char* const kNames[] = {"f32", "f16", "bf16", "q8_0"};
+  static const char* const kNames[] = {"f32", "f16", "bf16", "q8_0", "q4_0"};  // kernels.h's WeightDtype codes
   int code = -1;
-  for (int i = 0; i < 4 && dt == napi_string; ++i)
+  for (int i = 0; i < 5 && dt == napi_string; ++i)
     if (strlen(kNames[i]) == nlen && memcmp(kNames[i], name, nlen) == 0) code = i;
   if (code < 0) {
     must_be_handle();
     type_error("weight " + a.name + " is " +
                (dt == napi_string ? "\"" + js_string(env, dv) + "\"" : std::string(describe(env, dv))) +
-               "; this backend reads f32, f16, bf16, q8_0");
+               "; this backend reads f32, f16, bf16, q8_0, q4_0");
   }
   out->dtype = static_cast<rg::WeightDtype>(code);
   static const napi_typedarray_type kTypes[] = {napi_float32_array, napi_uint16_array, napi_uint16_array,
-                                                napi_int8_array};
+                                                napi_int8_array, napi_uint8_array};
   static const char* const kWant[] = {"a Float32Array", "a Uint16Array (f16 bits)", "a Uint16Array (bf16 bits)",
-                                      "a Int8Array (quants)"};
+                                      "a Int8Array (quants)", "a Uint8Array (packed 4-bit quants)"};
   napi_value dat = nullptr;
   if (napi_get_named_property(env, v, "data", &dat) != napi_ok ||
       napi_get_typedarray_info(env, dat, &got, &len, &data, nullptr, nullptr) != napi_ok || got != kTypes[code]) {
@@ -655,8 +655,16 @@ rg::WeightRef* read_weight(napi_env env, napi_value v, const KernelDesc& d, cons
     type_error("argument " + a.name + ".data must be " + kWant[code] + ", got " + describe(env, dat));
   }
   out->data = data;
-  check_length(d, a, dims, len);
-  if (out->dtype == rg::kWQ8_0) {
+  const i64 vals[2] = {dims[a.shape[0]], dims[a.shape[1]]};
+  if (out->dtype == rg::kWQ4_0) {  // two quants a byte of whole blocks: the row length before the byte count
+    if (vals[1] % rg::kQ4Block != 0)
+      range_error("q4_0 weight " + a.name + " needs a row length that is a multiple of 32 (" + shape_text(d, a, vals) +
+                  ")");
+    check_length(d, a, dims, len, 2, ".data", " in q4_0 (2 a byte)");
+  } else {
+    check_length(d, a, dims, len);
+  }
+  if (out->dtype == rg::kWQ8_0 || out->dtype == rg::kWQ4_0) {
     size_t slen = 0;
     napi_value sc = nullptr;
     void* sdata = nullptr;
@@ -664,7 +672,6 @@ rg::WeightRef* read_weight(napi_env env, napi_value v, const KernelDesc& d, cons
         napi_get_typedarray_info(env, sc, &got, &slen, &sdata, nullptr, nullptr) != napi_ok || got != napi_uint16_array)
       type_error("argument " + a.name + ".scales must be a Uint16Array (float16 bits), got " + describe(env, sc));
     out->scales = static_cast<const uint16_t*>(sdata);
-    const i64 vals[2] = {dims[a.shape[0]], dims[a.shape[1]]};
     if (vals[1] % rg::kQ8Block != 0)
       range_error("q8_0 weight " + a.name + " needs a row length that is a multiple of 32 (" + shape_text(d, a, vals) +
                   ")");

@@ -12,7 +12,8 @@
 //                 Int32Array for const int32_t*
 //   ?bias[N]      the same, or null / undefined (C++ nullptr)
 //   %w[N,K]       a weight: a Float32Array (f32) or a handle {dtype, data[, scales]} of any WeightDtype, its
-//                 storage checked against [N,K] (q8_0: K a multiple of 32, N·K/32 scales); C++ const WeightRef*
+//                 storage checked against [N,K] (q8_0 / q4_0: K a multiple of 32, N·K/32 scales; q4_0: N·K/2
+//                 bytes of data); C++ const WeightRef*
 //   eps           a scalar: a number for float / double, any value (truthiness) for bool
 //   $rope         no argument: the calling context's RoPE table cache (RopeCache*)
 //   !check(a,b)   a check: channels(N,C), heads(H,G,D), even(D) run once the dimensions are read;
@@ -44,16 +45,20 @@ void rope_tables(RopeCache* cache, double theta, i64 D, i64 R, const int32_t* po
                  const float** sinTab, const int32_t** rows);
 void rope_cache_free(RopeCache* cache);
 
-// A weight as stored (src/kernels/backend.ts's Weight handle; codes in WEIGHT_DTYPES order). Kernels convert it
-// to float32 in registers, exactly: f16 / bf16 bits widen losslessly, and q8_0's d·q (float16 d, int8 q) has at
-// most 11 + 8 significant bits, so it is exact in float32 too. A row's result therefore equals the f32 kernel's on
-// the dequantized weights, bit for bit wherever both take the same path.
-enum WeightDtype : int32_t { kWF32 = 0, kWF16 = 1, kWBF16 = 2, kWQ8_0 = 3 };
+// A weight as stored (src/kernels/backend.ts's Weight handle; codes as src/kernels/wasm.ts's DTYPE_CODE). Kernels
+// convert it to float32 in registers, exactly: f16 / bf16 bits widen losslessly, q8_0's d·q (float16 d, int8 q) has
+// at most 11 + 8 significant bits and q4_0's d·(q − 8) (q in 0..15) at most 11 + 4, so both are exact in float32
+// too. A row's result therefore equals the f32 kernel's on the dequantized weights, bit for bit wherever both take
+// the same path.
+enum WeightDtype : int32_t { kWF32 = 0, kWF16 = 1, kWBF16 = 2, kWQ8_0 = 3, kWQ4_0 = 4 };
 constexpr i64 kQ8Block = 32;  // q8_0: weights per scale, consecutive along K
+constexpr i64 kQ4Block = 32;  // q4_0: the same blocks, stored in 16 bytes (kernels/quant.ts)
 struct WeightRef {
   WeightDtype dtype;
-  const void* data;        // float / uint16_t bits / int8_t quants, row-major [rows, cols]
-  const uint16_t* scales;  // q8_0: float16 bits of d, [rows, cols/32]; else nullptr
+  // float / uint16_t bits / int8_t quants, row-major [rows, cols]; q4_0: uint8_t [rows, cols/2], block b of row n
+  // the 16 bytes from (n·cols + 32·b)/2, byte j holding weight j (low nibble) and weight j + 16 (high nibble)
+  const void* data;
+  const uint16_t* scales;  // q8_0 / q4_0: float16 bits of d, [rows, cols/32]; else nullptr
 };
 
 // The small-M f32 linear's software prefetch distance in bytes ahead in each thread's W stream, into L1 (0: none, the

@@ -435,11 +435,32 @@ static inline void dequant_into(const R& r, i64 K, float* out) {
   for (; o + W <= K; o += W) vstore(out + o, r.load(o));
   if (o < K) vstore_n(out + o, load_tail(r, o, static_cast<int>(K - o)), static_cast<int>(K - o));
 }
+// q4_0: row n's packed quants as int8 values q − 8 (in −8..7) into out[0..K), so that the q8_0 readers (RowQ8,
+// RowQ8F) give its values d·(q − 8): a block's 16 bytes hold weights j (low nibble) and j + 16 (high nibble).
+static inline const uint8_t* q4_row(const rg::WeightRef& w, i64 n, i64 K) {
+  return static_cast<const uint8_t*>(w.data) + n * (K / 2);
+}
+static inline void unpack_q4(const uint8_t* __restrict__ p, i64 K, int8_t* __restrict__ out) {
+  constexpr int H = static_cast<int>(rg::kQ4Block / 2);
+  for (i64 o = 0; o < K; o += rg::kQ4Block, p += H) {  // two contiguous 16-byte loops: vectorized (restrict)
+    for (int j = 0; j < H; ++j) out[o + j] = static_cast<int8_t>(static_cast<uint8_t>((p[j] & 0x0F) + 0xF8));
+    for (int j = 0; j < H; ++j) out[o + H + j] = static_cast<int8_t>(static_cast<uint8_t>((p[j] >> 4) + 0xF8));
+  }
+}
+static thread_local Scratch tls_q4 = {nullptr, 0};  // a q4_0 row unpacked to int8 (K bytes in a float scratch)
+static inline int8_t* q4_scratch(i64 K) { return reinterpret_cast<int8_t*>(tls_q4.get((K + 3) / 4)); }
+
 static void dequant_row(const rg::WeightRef& w, i64 n, i64 K, float* out) {
   switch (w.dtype) {
     case rg::kWF16: dequant_into(row_f16(w, n, K), K, out); break;
     case rg::kWBF16: dequant_into(row_bf16(w, n, K), K, out); break;
     case rg::kWQ8_0: dequant_into(row_q8(w, n, K), K, out); break;
+    case rg::kWQ4_0: {
+      int8_t* q = q4_scratch(K);
+      unpack_q4(q4_row(w, n, K), K, q);
+      dequant_into(RowQ8{q, w.scales + n * (K / rg::kQ4Block)}, K, out);
+      break;
+    }
     default: memcpy(out, static_cast<const float*>(w.data) + n * K, static_cast<size_t>(K) * 4); break;
   }
 }
@@ -480,10 +501,18 @@ static void linear_small_rows_dt(i64 n0, i64 n1, i64 N, i64 K, i64 Kp, const flo
     case rg::kWBF16:
       for (i64 n = n0; n < n1; ++n) linear_row_dt<M>(n, N, K, Kp, xs, row_bf16(w, n, K), bias, y);
       break;
-    default: {  // q8_0: the chunk's scales widened to float32 once (RowQ8F)
+    default: {  // q8_0 / q4_0: the chunk's scales widened to float32 once (RowQ8F)
       const i64 nb = K / rg::kQ8Block;
       float* ds = tls_scales.get((n1 - n0) * nb);
       dequant_into(RowF16{w.scales + n0 * nb}, (n1 - n0) * nb, ds);
+      if (w.dtype == rg::kWQ4_0) {  // each row unpacked to int8 q − 8 first, then read as q8_0 (the same values)
+        int8_t* q = q4_scratch(K);
+        for (i64 n = n0; n < n1; ++n) {
+          unpack_q4(q4_row(w, n, K), K, q);
+          linear_row_dt<M>(n, N, K, Kp, xs, RowQ8F{q, ds + (n - n0) * nb}, bias, y);
+        }
+        break;
+      }
       const int8_t* q = static_cast<const int8_t*>(w.data);
       for (i64 n = n0; n < n1; ++n) linear_row_dt<M>(n, N, K, Kp, xs, RowQ8F{q + n * K, ds + (n - n0) * nb}, bias, y);
       break;
@@ -494,8 +523,8 @@ static void linear_small_rows_dt(i64 n0, i64 n1, i64 N, i64 K, i64 Kp, const flo
 static void linear_small_dt(int nth, i64 M, i64 N, i64 K, const float* x, const rg::WeightRef& w, const float* bias,
                             float* y) {
   // Chunks of rows holding ~256 KB of W as stored, as linear_small.
-  const i64 bytes = w.dtype == rg::kWQ8_0 ? 1 : 2;
-  const i64 len = imax(8, 262144 / imax(K * bytes, 1));
+  const i64 row_bytes = w.dtype == rg::kWQ8_0 ? K : w.dtype == rg::kWQ4_0 ? K / 2 : 2 * K;
+  const i64 len = imax(8, 262144 / imax(row_bytes, 1));
   linear_small_chunks(nth, M, N, K, x, len, [&](auto rows, i64 n0, i64 n1, i64 Kp, const float* xs) {
     linear_small_rows_dt<decltype(rows)::value>(n0, n1, N, K, Kp, xs, w, bias, y);
   });
@@ -514,32 +543,59 @@ static void linear_small_dt(int nth, i64 M, i64 N, i64 K, const float* x, const 
 // the bound test/kernels-dtypes.test.ts checks against ref), as llama.cpp's Q8_0 does. Row independence holds: a row's
 // quantization and sums depend on that row and K only, so each row is bit-identical for every M ≤ 8 (verified
 // decoding), and results do not depend on the thread count. Paths without an int8 dot keep the exact float path.
+// q4_0 weights take the same path (ggml's Q4_0 × Q8_0): a block's 16 bytes unpacked in registers to 32 quants
+// (wb_load_q4) whose dot with x gives the same 8 int32 lane sums of (q − 8)·x as a q8_0 block holding q − 8 would
+// (vb_dot_q4, with each x block's 8·Σx per lane computed once a call); the sums and their order are q8_0's.
 // ================================================================================================
 static thread_local Scratch tls_xq = {nullptr, 0};
 static thread_local Scratch tls_xd = {nullptr, 0};
 
-// Row n of y for M quantized x rows; dd[m·nb + b] = dx[m, b] · dw[n, b], the combined scale of each block.
-template <int M>
-static inline void linear_row_q8i(i64 n, i64 N, i64 K, i64 nb, const int8_t* xq, const float* dd, const int8_t* wq,
-                                  const float* bias, float* y) {
+// Weight blocks of the int8 dot, by dtype: kBytes stored bytes a block of 32 weights, load(p) one block, dot(w, x, c8,
+// i) its lane sums with x block i at x (c8: the x blocks' vb_c8 lanes, which q4_0 needs; kC8 says whether to compute
+// them, else c8 is null).
+struct WQ8 {
+  static constexpr i64 kBytes = rg::kQ8Block;
+  static constexpr bool kC8 = false;
+  static WB load(const uint8_t* p) { return wb_load(reinterpret_cast<const int8_t*>(p)); }
+  static VB dot(const WB& w, const int8_t* x, const int32_t*, i64) { return vb_dot(w, x); }
+};
+struct WQ4 {
+  static constexpr i64 kBytes = rg::kQ4Block / 2;
+  static constexpr bool kC8 = true;
+  static WB load(const uint8_t* p) { return wb_load_q4(p); }
+  static VB dot(const WB& w, const int8_t* x, const int32_t* c8, i64 i) { return vb_dot_q4(w, x, c8 + i * 8); }
+};
+
+// Row n of y for M quantized x rows; dd[m·nb + b] = dx[m, b] · dw[n, b], the combined scale of each block; c8 the
+// x blocks' vb_c8 lanes (8 a block, q4_0 only). Block b goes to acc[b % 2] (for every dtype and M); each iteration of
+// the main loop takes one 64-byte line of W.
+template <int M, class B>
+static inline void linear_row_q8i(i64 n, i64 N, i64 K, i64 nb, const int8_t* xq, const int32_t* c8, const float* dd,
+                                  const uint8_t* wq, const float* bias, float* y) {
+  constexpr int L = static_cast<int>(64 / B::kBytes);  // blocks per line: 2 (q8_0) or 4 (q4_0)
   VB acc[2][M];
 #pragma GCC unroll 8
   for (int m = 0; m < M; ++m) acc[0][m] = acc[1][m] = vb_zero();
   i64 b = 0;
-  for (; b + 2 <= nb; b += 2) {  // one 64-byte line of W per iteration
-    prefetch_l1(wq + b * rg::kQ8Block + LIN_PF_BYTES);
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; ++h) {
-      const WB w = wb_load(wq + (b + h) * rg::kQ8Block);
+  for (; b + L <= nb; b += L) {
+    prefetch_l1(wq + b * B::kBytes + LIN_PF_BYTES);
+#pragma GCC unroll 4
+    for (int h = 0; h < L; ++h) {
+      const WB w = B::load(wq + (b + h) * B::kBytes);
 #pragma GCC unroll 8
-      for (int m = 0; m < M; ++m)
-        acc[h][m] = vb_fma(dd[m * nb + b + h], vb_dot(w, xq + m * K + (b + h) * rg::kQ8Block), acc[h][m]);
+      for (int m = 0; m < M; ++m) {
+        const i64 i = m * nb + b + h;  // x block (m, b + h)
+        acc[h % 2][m] = vb_fma(dd[i], B::dot(w, xq + m * K + (b + h) * rg::kQ8Block, c8, i), acc[h % 2][m]);
+      }
     }
   }
-  if (b < nb) {
-    const WB w = wb_load(wq + b * rg::kQ8Block);
+  for (; b < nb; ++b) {  // fewer than L blocks left (the loop's lines start at even blocks: the same acc[b % 2])
+    const WB w = B::load(wq + b * B::kBytes);
 #pragma GCC unroll 8
-    for (int m = 0; m < M; ++m) acc[0][m] = vb_fma(dd[m * nb + b], vb_dot(w, xq + m * K + b * rg::kQ8Block), acc[0][m]);
+    for (int m = 0; m < M; ++m) {
+      const i64 i = m * nb + b;
+      acc[b % 2][m] = vb_fma(dd[i], B::dot(w, xq + m * K + b * rg::kQ8Block, c8, i), acc[b % 2][m]);
+    }
   }
 #pragma GCC unroll 8
   for (int m = 0; m < M; ++m) {
@@ -549,7 +605,9 @@ static inline void linear_row_q8i(i64 n, i64 N, i64 K, i64 nb, const int8_t* xq,
 }
 
 static thread_local Scratch tls_dd = {nullptr, 0};
+static thread_local Scratch tls_c8 = {nullptr, 0};  // q4_0: the x blocks' vb_c8 lanes (int32 in a float scratch)
 
+template <class B>
 static void linear_q8_int(int nth, i64 M, i64 N, i64 K, const float* x, const rg::WeightRef& w, const float* bias,
                           float* y) {
   const i64 nb = K / rg::kQ8Block;
@@ -558,15 +616,19 @@ static void linear_q8_int(int nth, i64 M, i64 N, i64 K, const float* x, const rg
   float* dx = tls_xd.get(M * nb);
   for (i64 m = 0; m < M; ++m)
     for (i64 b = 0; b < nb; ++b) dx[m * nb + b] = vb_quantize(x + m * K + b * rg::kQ8Block, xq + m * K + b * rg::kQ8Block);
-  const int8_t* wq = static_cast<const int8_t*>(w.data);
-  const i64 len = imax(8, 262144 / imax(K, 1));  // ~256 KB of W per chunk, as linear_small_dt
+  int32_t* c8 = B::kC8 ? reinterpret_cast<int32_t*>(tls_c8.get(M * nb * 8)) : nullptr;
+  if (B::kC8)
+    for (i64 i = 0; i < M * nb; ++i) vb_c8(xq + i * rg::kQ8Block, c8 + i * 8);  // block i = m·nb + b at xq + m·K + 32·b
+  const uint8_t* wq = static_cast<const uint8_t*>(w.data);
+  const i64 row_bytes = nb * B::kBytes;
+  const i64 len = imax(8, 262144 / imax(row_bytes, 1));  // ~256 KB of W per chunk, as linear_small_dt
   auto chunk = [&](i64 c) {
     const i64 n0 = c * len, n1 = imin(N, n0 + len);
     float* dw = tls_scales.get((n1 - n0) * nb);  // the chunk's weight scales widened once
     dequant_into(RowF16{w.scales + n0 * nb}, (n1 - n0) * nb, dw);
     float* dd = tls_dd.get(M * nb);
     for (i64 n = n0; n < n1; ++n) {
-      const int8_t* wr = wq + n * K;
+      const uint8_t* wr = wq + n * row_bytes;
       const float* dr = dw + (n - n0) * nb;
       for (i64 m = 0; m < M; ++m) {  // the combined scales, one vector multiply per W blocks
         i64 b = 0;
@@ -577,14 +639,14 @@ static void linear_q8_int(int nth, i64 M, i64 N, i64 K, const float* x, const rg
         }
       }
       switch (M) {
-        case 1: linear_row_q8i<1>(n, N, K, nb, xq, dd, wr, bias, y); break;
-        case 2: linear_row_q8i<2>(n, N, K, nb, xq, dd, wr, bias, y); break;
-        case 3: linear_row_q8i<3>(n, N, K, nb, xq, dd, wr, bias, y); break;
-        case 4: linear_row_q8i<4>(n, N, K, nb, xq, dd, wr, bias, y); break;
-        case 5: linear_row_q8i<5>(n, N, K, nb, xq, dd, wr, bias, y); break;
-        case 6: linear_row_q8i<6>(n, N, K, nb, xq, dd, wr, bias, y); break;
-        case 7: linear_row_q8i<7>(n, N, K, nb, xq, dd, wr, bias, y); break;
-        default: linear_row_q8i<8>(n, N, K, nb, xq, dd, wr, bias, y); break;
+        case 1: linear_row_q8i<1, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
+        case 2: linear_row_q8i<2, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
+        case 3: linear_row_q8i<3, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
+        case 4: linear_row_q8i<4, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
+        case 5: linear_row_q8i<5, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
+        case 6: linear_row_q8i<6, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
+        case 7: linear_row_q8i<7, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
+        default: linear_row_q8i<8, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
       }
     }
   };
@@ -617,7 +679,8 @@ static void linear(int nth, i64 M, i64 N, i64 K, const float* x, const rg::Weigh
                    float* y) {
   if (w->dtype == rg::kWF32) linear_f32(nth, M, N, K, x, static_cast<const float*>(w->data), bias, y);
 #if defined(RG_HAVE_I8DOT)
-  else if (M <= 8 && w->dtype == rg::kWQ8_0) linear_q8_int(nth, M, N, K, x, *w, bias, y);
+  else if (M <= 8 && w->dtype == rg::kWQ8_0) linear_q8_int<WQ8>(nth, M, N, K, x, *w, bias, y);
+  else if (M <= 8 && w->dtype == rg::kWQ4_0) linear_q8_int<WQ4>(nth, M, N, K, x, *w, bias, y);
 #endif
   else if (M <= 8) linear_small_dt(nth, M, N, K, x, *w, bias, y);
   else linear_large_dt(nth, M, N, K, x, *w, bias, y);

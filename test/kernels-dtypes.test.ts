@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { createNativeBackend, type NativeBackend } from '../src/kernels/native.js';
-import type { Weight, WeightDtype } from '../src/kernels/backend.js';
+import type { KernelWeightDtype, Weight } from '../src/kernels/backend.js';
 import { bf16ToF32Array, f16ToF32Array, f32ToBf16Bits, f32ToF16Bits } from '../src/kernels/half.js';
 import { dequantizeQ8, quantizeQ8 } from '../src/kernels/quant.js';
 import { allParamSpecs } from '../src/model/names.js';
@@ -153,7 +153,7 @@ function pickK(rng: Rng, dtype: StoredDtype): number {
 }
 
 test('the native backend reads every weight dtype as stored', { skip }, () => {
-  assert.deepEqual([...native().weightDtypes], ['f32', 'f16', 'bf16', 'q8_0'] satisfies WeightDtype[]);
+  assert.deepEqual([...native().weightDtypes], ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'] satisfies KernelWeightDtype[]);
 });
 
 // ---- linear -------------------------------------------------------------------------------------------------------
@@ -308,11 +308,11 @@ test('bad weight handles: the raw addon answers with the checked layer’s error
   const be = native();
   const f = (n: number): Float32Array => new Float32Array(n);
   const cases: [string, unknown, number][] = [
-    ['unknown dtype', { dtype: 'q4_0', data: f(96) }, 32],
+    ['unknown dtype', { dtype: 'q4_1', data: f(96) }, 32],
     ['numeric dtype', { dtype: 3, data: f(96) }, 32],
     ['no dtype', { data: f(96) }, 32],
     ['no data', { dtype: 'f16' }, 32],
-    ['unknown dtype, no data', { dtype: 'q4_0' }, 32],
+    ['unknown dtype, no data', { dtype: 'q4_1' }, 32],
     ['a plain array', [0, 0, 0], 32],
     ['an Int32Array', new Int32Array(96), 32],
     ['f16 data as float32', { dtype: 'f16', data: f(96) }, 32],

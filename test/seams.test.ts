@@ -53,7 +53,7 @@ test('ref linear and embedding read f16 / bf16 weights as stored, bit-identical 
       assert.deepEqual(e1, e2, `${dtype} embedding`);
     }
   }
-  assert.deepEqual([...be.weightDtypes], ['f32', 'f16', 'bf16', 'q8_0']);
+  assert.deepEqual([...be.weightDtypes], ['f32', 'f16', 'bf16', 'q8_0', 'q4_0']);
 });
 
 test('a backend refuses a weight dtype it does not read, naming it; bad handles are refused', () => {
@@ -96,13 +96,17 @@ test('Weights keep each tensor in the dtype asked for, in one allocation per dty
 });
 
 /** An allocator that counts what it hands out (and could place it anywhere: a WASM heap, aligned memory). */
-function countingAllocator(): { alloc: Allocator; counts: { f32: number; u16: number; i32: number; i8: number } } {
-  const counts = { f32: 0, u16: 0, i32: 0, i8: 0 };
+function countingAllocator(): {
+  alloc: Allocator;
+  counts: { f32: number; u16: number; i32: number; i8: number; u8: number };
+} {
+  const counts = { f32: 0, u16: 0, i32: 0, i8: 0, u8: 0 };
   const alloc: Allocator = {
     f32: (n) => (counts.f32++, new Float32Array(n)),
     u16: (n) => (counts.u16++, new Uint16Array(n)),
     i32: (n) => (counts.i32++, new Int32Array(n)),
     i8: (n) => (counts.i8++, new Int8Array(n)),
+    u8: (n) => (counts.u8++, new Uint8Array(n)),
   };
   return { alloc, counts };
 }

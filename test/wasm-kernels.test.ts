@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { createNodeWasmBackend } from '../src/kernels/wasm-node.js';
-import type { Backend, Weight } from '../src/kernels/backend.js';
+import type { Backend, Weight, WeightDtype } from '../src/kernels/backend.js';
 import { f32ToBf16Bits, f32ToF16Bits } from '../src/kernels/half.js';
 import { quantizeQ8 } from '../src/kernels/quant.js';
 import { Rng, seededTest } from './helpers/check.js';
@@ -53,7 +53,11 @@ function seeded(name: string, body: (rng: Rng) => void): void {
 
 test('the wasm backend: name, dtypes, one thread, memory reserved up front', () => {
   assert.equal(wasm.name, 'wasm');
-  assert.deepEqual([...wasm.weightDtypes], ['f32', 'bf16', 'q8_0'], 'f16 is widened at load (no SIMD128 conversion)');
+  assert.deepEqual(
+    [...wasm.weightDtypes],
+    ['f32', 'bf16', 'q8_0', 'q4_0'],
+    'f16 is widened at load (no SIMD128 conversion)',
+  );
   wasm.setThreads(4);
   assert.equal(wasm.threads(), 1);
   assert.equal(wasm.memoryBytes, 512 * 2 ** 20);
@@ -84,7 +88,7 @@ seeded('gemm: all transposes, accumulate, odd sizes and block edges vs ref', (rn
 });
 
 /** A weight of `dtype` holding the values of `w` ([N, K]) rounded to that dtype. */
-function weightOf(dtype: Weight['dtype'], w: Float32Array, N: number, K: number): Weight {
+function weightOf(dtype: WeightDtype, w: Float32Array, N: number, K: number): Weight {
   if (dtype === 'f32') return { dtype, data: w };
   if (dtype === 'q8_0') {
     const q = { dtype, data: new Int8Array(N * K), scales: new Uint16Array((N * K) / 32) } as const;

@@ -32,7 +32,7 @@ import { writeAll, writeFileAtomicWith } from './atomic.js';
 import { readJsonFile } from './files.js';
 import { exportTensors, loadModelDir } from './model-dir.js';
 import { writeSafetensors } from './safetensors.js';
-import type { Weight } from '../kernels/backend.js';
+import type { StoredWeight } from '../kernels/backend.js';
 import { Q8_BLOCK } from '../kernels/quant.js';
 import { toHfConfig, type ModelConfig } from '../model/config.js';
 import { convertWeights, weightToF32, type UserDtype } from '../model/convert.js';
@@ -316,7 +316,7 @@ const FILE_TYPE: Record<GgufExportDtype, number> = { f32: 0, f16: 1, q8_0: 7 };
 const USER_DTYPE: Record<GgufExportDtype, UserDtype> = { f32: 'f32', f16: 'f16', q8_0: 'int8' };
 
 /** A weight as a GGUF tensor of the given row-major shape, rows optionally reordered (`rowOf[g]` = source row). */
-function weightTensor(name: string, w: Weight, shape: readonly number[], rowOf?: Int32Array): GgufTensor {
+function weightTensor(name: string, w: StoredWeight, shape: readonly number[], rowOf?: Int32Array): GgufTensor {
   const rows = shape[0]!;
   const rowLen = shape.length === 1 ? 1 : shape[1]!;
   const perm = <T extends Float32Array | Uint16Array | Int8Array>(a: T, len: number): T => {

@@ -3,7 +3,7 @@
  * Conv1D weights transposed to [out, in]), every tensor checked by name and shape against the config before
  * anything is allocated or read; errors name the source and the tensor. No `node:` import: the browser core uses it.
  */
-import type { Allocator, Weight, WeightDtype } from '../kernels/backend.js';
+import type { Allocator, KernelWeightDtype, StoredWeight, WeightDtype } from '../kernels/backend.js';
 import { dequantizeQ8, Q8_BLOCK, type Q8Tensor } from '../kernels/quant.js';
 import type { ModelConfig } from '../model/config.js';
 import { allParamSpecs, isProductWeight, type ParamSpec } from '../model/names.js';
@@ -49,7 +49,7 @@ export interface LoadWeightsOptions {
   /** Memory for the weights (a backend's allocator; default plain arrays). */
   alloc?: Allocator;
   /** Weight dtypes to keep as stored (a backend's `weightDtypes`); others are widened to f32. Default: none. */
-  dtypes?: readonly WeightDtype[];
+  dtypes?: readonly KernelWeightDtype[];
   /**
    * The config's quantization section: null when config.json has none, so I8 tensors are refused; undefined (a
    * caller without a config.json to read it from) accepts q8_0 tensors by their names alone.
@@ -66,7 +66,7 @@ export interface LoadWeightsResult {
 }
 
 /** Index of the first NaN or ±Infinity of a weight, or −1 (for half storage: the all-ones exponent). */
-function firstNonFinite(w: Weight): number {
+function firstNonFinite(w: StoredWeight): number {
   if (w.dtype === 'f32') {
     const d = w.data;
     for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) return i;
@@ -179,7 +179,7 @@ export function loadWeights(
     );
   }
   // Weights read by products keep their stored dtype when the caller keeps it; everything else is float32.
-  const keep = new Set<WeightDtype>(opts.dtypes ?? []);
+  const keep = new Set<KernelWeightDtype>(opts.dtypes ?? []);
   const storedOf = new Map(plan.map(({ raw, spec }) => [spec.name, storedDtype(src.info(raw).dtype)]));
   const widened: string[] = [];
   const dtypeOf = (s: ParamSpec): WeightDtype => {

@@ -16,7 +16,7 @@ import { parseConfig, type ModelConfig } from '../model/config.js';
 import { convertWeights, storageDtype, USER_DTYPES, type UserDtype } from '../model/convert.js';
 import { allParamSpecs, isProductWeight, type ParamSpec } from '../model/names.js';
 import type { Weights } from '../model/weights.js';
-import type { Allocator, WeightDtype } from '../kernels/backend.js';
+import type { Allocator, KernelWeightDtype, WeightDtype } from '../kernels/backend.js';
 import { Q8_BLOCK } from '../kernels/quant.js';
 import {
   fileShape,
@@ -112,7 +112,7 @@ export interface LoadAsOptions {
   /** Memory for the weights (a backend's allocator). */
   alloc?: Allocator;
   /** The weight dtypes the backend reads (`backend.weightDtypes`); others are widened to f32. Default f32 only. */
-  dtypes?: readonly WeightDtype[];
+  dtypes?: readonly KernelWeightDtype[];
   /** Names the backend in the warning about widened weights. */
   backendName?: string;
   /** Told when weights in the requested (or stored) dtype are widened to f32 because the backend cannot read it. */
@@ -139,7 +139,7 @@ export function loadModelDirAs(dir: string, opts: LoadAsOptions = {}): LoadedAs 
   const { config, quantization } = readModelConfig(dir);
   const stored: UserDtype = quantization?.dtype ?? 'f32';
   const dtype = opts.dtype ?? stored;
-  const reads = new Set<WeightDtype>(['f32', ...(opts.dtypes ?? [])]);
+  const reads = new Set<KernelWeightDtype>(['f32', ...(opts.dtypes ?? [])]);
   const targets = new Set(
     allParamSpecs(config)
       .filter((s) => isProductWeight(s, config))

@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Allocator, WeightDtype } from '../kernels/backend.js';
+import type { Allocator, KernelWeightDtype } from '../kernels/backend.js';
 import { parseConfig, toHfConfig, type ModelConfig } from '../model/config.js';
 import { moduleParamSpecs } from '../model/names.js';
 import type { Weights } from '../model/weights.js';
@@ -231,7 +231,7 @@ class UnionSource implements TensorSource {
 
 export interface ModuleLoadOptions {
   alloc?: Allocator;
-  dtypes?: readonly WeightDtype[];
+  dtypes?: readonly KernelWeightDtype[];
 }
 
 export interface LoadedModuleModel {

@@ -22,18 +22,29 @@
 export type F32 = Float32Array;
 
 /**
- * How a weight is stored. f32: a Float32Array. f16 / bf16: a Uint16Array of IEEE half / bfloat16 bits, converted
- * to float32 in registers as the kernel reads them (the conversion is exact, so a row's result does not depend on
- * the storage of equal values). q8_0: int8 quants with one float16 scale per block of 32 along K (kernels/quant.ts;
- * ggml's Q8_0 values); a kernel computes with the dequantized weights d·q, exact in float32.
+ * How a model file's weight is stored. f32: a Float32Array. f16 / bf16: a Uint16Array of IEEE half / bfloat16 bits,
+ * converted to float32 in registers as the kernel reads them (the conversion is exact, so a row's result does not
+ * depend on the storage of equal values). q8_0: int8 quants with one float16 scale per block of 32 along K
+ * (kernels/quant.ts; ggml's Q8_0 values); a kernel computes with the dequantized weights d·q, exact in float32.
  */
 export type WeightDtype = 'f32' | 'f16' | 'bf16' | 'q8_0';
+
+/**
+ * What kernels read: the model files' dtypes, plus q4_0 (4-bit quants d·(q − 8) with one float16 scale per block of
+ * 32 along K, packed two a byte: kernels/quant.ts; ggml's Q4_0), which only copies made in memory take (the module's
+ * cheaper draft head). Writers of model files (safetensors, GGUF export, `quantize`) refuse q4_0 by name.
+ */
+export type KernelWeightDtype = WeightDtype | 'q4_0';
 
 /** A weight handle: its storage dtype and the elements, row-major [N, K] for a matrix. */
 export type Weight =
   | { readonly dtype: 'f32'; readonly data: Float32Array }
   | { readonly dtype: 'f16' | 'bf16'; readonly data: Uint16Array }
-  | { readonly dtype: 'q8_0'; readonly data: Int8Array; readonly scales: Uint16Array };
+  | { readonly dtype: 'q8_0'; readonly data: Int8Array; readonly scales: Uint16Array }
+  | { readonly dtype: 'q4_0'; readonly data: Uint8Array; readonly scales: Uint16Array };
+
+/** A weight of a model file's dtype (every dtype but q4_0): what `Weights`, loaders and writers hold. */
+export type StoredWeight = Extract<Weight, { readonly dtype: WeightDtype }>;
 
 /** What `linear` and `embeddingForward` take as weights: a handle, or a bare Float32Array, which is f32. */
 export type WeightArg = F32 | Weight;
@@ -48,6 +59,7 @@ export interface Allocator {
   u16(n: number): Uint16Array;
   i32(n: number): Int32Array;
   i8(n: number): Int8Array;
+  u8(n: number): Uint8Array;
 }
 
 /** Plain JavaScript typed arrays. */
@@ -56,6 +68,7 @@ export const heapAllocator: Allocator = {
   u16: (n) => new Uint16Array(n),
   i32: (n) => new Int32Array(n),
   i8: (n) => new Int8Array(n),
+  u8: (n) => new Uint8Array(n),
 };
 
 export interface Backend {
@@ -64,7 +77,7 @@ export interface Backend {
   threads(): number;
   setThreads(n: number): void;
   /** Weight dtypes that `linear` and `embeddingForward` read as stored (others must be converted at load). */
-  readonly weightDtypes: readonly WeightDtype[];
+  readonly weightDtypes: readonly KernelWeightDtype[];
   /** Memory for the engine's buffers (see Allocator). */
   readonly alloc: Allocator;
 

@@ -1,5 +1,5 @@
 /** Argument-check helpers for validate.ts (and the tokenizers' id checks): errors name the op and the values. */
-import type { WeightDtype } from './backend.js';
+import type { KernelWeightDtype } from './backend.js';
 
 /**
  * The largest dimension (size letter, element count, pos0) any kernel accepts. The native addon enforces the same
@@ -44,7 +44,8 @@ export function checkI32(op: string, name: string, arr: unknown, need: number, s
 
 /**
  * A weight argument [rows, cols]: a Float32Array (f32), or a handle {dtype, data} whose dtype is one of `dtypes`
- * (what the backend reads) with storage of that dtype, long enough (q8_0: cols a multiple of 32, and the scales).
+ * (what the backend reads) with storage of that dtype, long enough (q8_0 / q4_0: cols a multiple of 32, and the
+ * scales; q4_0's data holds two quants a byte, rows·cols/2 bytes).
  */
 export function checkWeight(
   op: string,
@@ -53,7 +54,7 @@ export function checkWeight(
   rows: number,
   cols: number,
   shape: () => string,
-  dtypes: readonly WeightDtype[],
+  dtypes: readonly KernelWeightDtype[],
 ): void {
   const need = rows * cols;
   if (w instanceof Float32Array) return checkF32(op, name, w, need, shape);
@@ -61,20 +62,34 @@ export function checkWeight(
     throw typeError(op, name, 'a Float32Array or a weight {dtype, data}', w);
   }
   const { dtype, data } = w as { dtype: unknown; data: unknown };
-  if (!dtypes.includes(dtype as WeightDtype)) {
+  if (!dtypes.includes(dtype as KernelWeightDtype)) {
     throw new TypeError(
       `${op}: weight ${name} is ${typeof dtype === 'string' ? JSON.stringify(dtype) : describeValue(dtype)}; ` +
         `this backend reads ${dtypes.join(', ')}`,
     );
   }
-  const want = dtype === 'f32' ? Float32Array : dtype === 'q8_0' ? Int8Array : Uint16Array;
+  const blocked = dtype === 'q8_0' || dtype === 'q4_0';
+  const want =
+    dtype === 'f32' ? Float32Array : dtype === 'q8_0' ? Int8Array : dtype === 'q4_0' ? Uint8Array : Uint16Array;
   if (!(data instanceof want)) {
-    const bits = dtype === 'q8_0' ? 'quants' : dtype === 'f32' ? '' : `${String(dtype)} bits`;
+    const bits =
+      dtype === 'q8_0'
+        ? 'quants'
+        : dtype === 'q4_0'
+          ? 'packed 4-bit quants'
+          : dtype === 'f32'
+            ? ''
+            : `${String(dtype)} bits`;
     throw typeError(op, `${name}.data`, `a ${want.name}${bits ? ` (${bits})` : ''}`, data);
   }
-  const len = (data as Float32Array | Uint16Array | Int8Array).length;
-  if (len < need) throw lengthError(op, name, len, need, shape);
-  if (dtype === 'q8_0') {
+  const len = (data as Float32Array | Uint16Array | Int8Array | Uint8Array).length;
+  if (dtype === 'q4_0') {
+    // its byte count is rows·cols/2 of whole blocks: the row length first
+    if (cols % 32 !== 0)
+      throw new RangeError(`${op}: q4_0 weight ${name} needs a row length that is a multiple of 32 (${shape()})`);
+    if (len < need / 2) throw lengthError(op, `${name}.data`, len, need / 2, () => `${shape()} in q4_0 (2 a byte)`);
+  } else if (len < need) throw lengthError(op, name, len, need, shape);
+  if (blocked) {
     const scales = (w as { scales?: unknown }).scales;
     if (!(scales instanceof Uint16Array)) throw typeError(op, `${name}.scales`, 'a Uint16Array (float16 bits)', scales);
     if (cols % 32 !== 0)

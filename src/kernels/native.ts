@@ -114,7 +114,7 @@ export function createNativeBackend(opts: NativeContextOptions = {}): NativeBack
   for (const k of KERNEL_NAMES)
     if (typeof lib[k] !== 'function') throw new Error(`the native addon has no kernel "${k}" (rebuild it)`);
   // The context's kernels take the Backend's arguments as they are (they use no `this`), weight handles included:
-  // the addon reads f16, bf16 and q8_0 weights as stored, converting in registers. An f32 handle is passed as its
+  // the addon reads f16, bf16, q8_0 and q4_0 weights as stored, converting in registers. An f32 handle is passed as its
   // Float32Array, which the addon reads with one call instead of a handle's few property reads (~1 µs a call).
   const kernels = Object.fromEntries(KERNEL_NAMES.map((k) => [k, lib[k]])) as Pick<Backend, KernelName>;
   const bare = (w: WeightArg): WeightArg => (w instanceof Float32Array || w.dtype !== 'f32' ? w : w.data);
@@ -122,7 +122,7 @@ export function createNativeBackend(opts: NativeContextOptions = {}): NativeBack
   kernels.embeddingForward = (T, C, V, ids, table, out) => lib.embeddingForward(T, C, V, ids, bare(table), out);
   return withArgChecks<NativeBackend>({
     name: 'native',
-    weightDtypes: ['f32', 'f16', 'bf16', 'q8_0'],
+    weightDtypes: ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'],
     alloc: heapAllocator,
     get simd(): SimdPath {
       return lib.simd();

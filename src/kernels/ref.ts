@@ -7,7 +7,7 @@
  */
 import { heapAllocator, type Backend, type F32, type WeightArg } from './backend.js';
 import { bf16ToF32Array, f16ToF32Array } from './half.js';
-import { dequantizeQ8, Q8_BLOCK } from './quant.js';
+import { dequantizeQ4, dequantizeQ8, Q4_BLOCK, Q8_BLOCK } from './quant.js';
 import { refAttentionKernels } from './ref-attention.js';
 import { withArgChecks } from './validate.js';
 
@@ -26,6 +26,14 @@ function weightRow(w: WeightArg, r: number, n: number, buf: Float32Array): Float
     const q = { data: w.data.subarray(r * n, r * n + n), scales: w.scales.subarray(r * blocks, (r + 1) * blocks) };
     return dequantizeQ8(q, buf);
   }
+  if (w.dtype === 'q4_0') {
+    const blocks = n / Q4_BLOCK;
+    const q = {
+      data: w.data.subarray((r * n) / 2, ((r + 1) * n) / 2),
+      scales: w.scales.subarray(r * blocks, (r + 1) * blocks),
+    };
+    return dequantizeQ4(q, buf);
+  }
   const bits = w.data.subarray(r * n, r * n + n);
   return w.dtype === 'f16' ? f16ToF32Array(bits, buf) : bf16ToF32Array(bits, buf);
 }
@@ -37,7 +45,7 @@ function sigmoid(x: number): number {
 export function createRefBackend(): Backend {
   return withArgChecks<Backend>({
     name: 'ref',
-    weightDtypes: ['f32', 'f16', 'bf16', 'q8_0'],
+    weightDtypes: ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'],
     alloc: heapAllocator,
     threads: () => 1,
     setThreads(n: number): void {

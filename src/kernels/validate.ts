@@ -3,7 +3,7 @@
  * kernels trust their arguments, so each call is validated first and bad sizes or values throw an Error that names
  * the kernel and what disagrees (same messages whatever the backend).
  */
-import type { Backend, WeightDtype } from './backend.js';
+import type { Backend, KernelWeightDtype } from './backend.js';
 import {
   checkAttentionHeads,
   checkChannels,
@@ -56,7 +56,7 @@ function checkAll(op: string, arrays: Record<string, unknown>, need: number, sha
 }
 
 /** The checks of every kernel for a backend that reads weights of `dtypes`. */
-const argChecksFor = (dtypes: readonly WeightDtype[]): ArgChecks => ({
+const argChecksFor = (dtypes: readonly KernelWeightDtype[]): ArgChecks => ({
   gemm(M, N, K, a, transA, b, transB, c) {
     const op = 'gemm';
     checkDims(op, { M, N, K });

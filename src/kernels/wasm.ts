@@ -124,7 +124,7 @@ const DEFAULT_MEMORY_BYTES = 1024 * 1024 * 1024;
 /** The most memory a backend may reserve: 4 GiB less a page, so addresses stay below 2^32. */
 export const WASM_MAX_MEMORY_BYTES = 65536 * PAGE - PAGE;
 const MAX_MEMORY_BYTES = WASM_MAX_MEMORY_BYTES;
-const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2, q8_0: 3 } as const; // kernels.h's WeightDtype
+const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 } as const; // kernels.h's WeightDtype
 
 export interface WasmBackendOptions {
   /**
@@ -200,7 +200,7 @@ interface KernelExports {
   rg_pool_worker_tids?(): number;
 }
 
-type TypedArray = Float32Array | Int32Array | Uint16Array | Int8Array;
+type TypedArray = Float32Array | Int32Array | Uint16Array | Int8Array | Uint8Array;
 type RawKernel = (...args: unknown[]) => unknown;
 
 function checkMemoryBytes(n: number): number {
@@ -269,6 +269,7 @@ export function createWasmBackendFromModule(module: WebAssembly.Module, opts: Wa
     u16: (n) => new Uint16Array(buffer, allocBytes(n * 2, `u16[${n}]`), n),
     i32: (n) => new Int32Array(buffer, allocBytes(n * 4, `i32[${n}]`), n),
     i8: (n) => new Int8Array(buffer, allocBytes(n, `i8[${n}]`), n),
+    u8: (n) => new Uint8Array(buffer, allocBytes(n, `u8[${n}]`), n),
   };
   // One WeightRef {int32 dtype, const void* data, const uint16_t* scales} per call (a kernel takes one weight).
   const weightRef = allocBytes(16, 'a weight handle');
@@ -331,7 +332,7 @@ export function createWasmBackendFromModule(module: WebAssembly.Module, opts: Wa
     const h = w instanceof Float32Array ? { dtype: 'f32' as const, data: w } : w;
     i32[weightRef >> 2] = DTYPE_CODE[h.dtype];
     i32[(weightRef >> 2) + 1] = address(h.data, false, op);
-    i32[(weightRef >> 2) + 2] = h.dtype === 'q8_0' ? address(h.scales, false, op) : 0;
+    i32[(weightRef >> 2) + 2] = h.dtype === 'q8_0' || h.dtype === 'q4_0' ? address(h.scales, false, op) : 0;
     return weightRef;
   };
 
@@ -389,8 +390,8 @@ export function createWasmBackendFromModule(module: WebAssembly.Module, opts: Wa
     name: 'wasm',
     // f16 is widened to f32 at load: SIMD128 has no half-precision conversion, and the ~10 integer and float
     // operations per 4 weights that replace it made f16 products ~1.7x slower than f32 end to end (shipped model,
-    // Node 20). bf16 (one shift) and q8_0 are read as stored.
-    weightDtypes: ['f32', 'bf16', 'q8_0'],
+    // Node 20). bf16 (one shift), q8_0 and q4_0 are read as stored.
+    weightDtypes: ['f32', 'bf16', 'q8_0', 'q4_0'],
     alloc,
     memoryBytes: pages * PAGE,
     usedBytes,

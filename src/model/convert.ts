@@ -10,7 +10,7 @@
 import type { Allocator, Weight, WeightDtype } from '../kernels/backend.js';
 import { heapAllocator } from '../kernels/backend.js';
 import { bf16ToF32Array, f16ToF32Array, f32ToBf16Bits, f32ToF16Bits } from '../kernels/half.js';
-import { dequantizeQ8, quantizeQ8, Q8_BLOCK } from '../kernels/quant.js';
+import { dequantizeQ4, dequantizeQ8, quantizeQ8, Q8_BLOCK } from '../kernels/quant.js';
 import type { ModelConfig } from './config.js';
 import { isProductWeight, type ParamSpec } from './names.js';
 import { Weights } from './weights.js';
@@ -36,6 +36,8 @@ export function weightToF32(w: Weight): Float32Array {
       return bf16ToF32Array(w.data);
     case 'q8_0':
       return dequantizeQ8(w);
+    case 'q4_0':
+      return dequantizeQ4(w);
   }
 }
 

@@ -12,7 +12,7 @@
  * Shapes: R logit rows, N draft ids, C width, V vocab.
  */
 import type { Allocator, Backend, Weight } from '../kernels/backend.js';
-import { Q8_BLOCK } from '../kernels/quant.js';
+import { Q4_BLOCK, Q8_BLOCK } from '../kernels/quant.js';
 import type { RowProduct } from './decode-ops.js';
 
 /** The ids checked (integers in 0..V−1, none twice, at least one), as an Int32Array; errors name `where`. */
@@ -32,7 +32,10 @@ export function checkDraftIds(ids: ArrayLike<number>, V: number, where: string):
   return out;
 }
 
-/** The LM head's rows `ids` [N, C] as a weight of the head's own dtype (q8_0 blocks lie along C: whole rows copy). */
+/**
+ * The LM head's rows `ids` [N, C] as a weight of the head's own dtype (q8_0 / q4_0 blocks lie along C: whole rows
+ * copy).
+ */
 export function gatherRows(head: Weight, C: number, ids: Int32Array, alloc: Allocator): Weight {
   const N = ids.length;
   switch (head.dtype) {
@@ -56,6 +59,18 @@ export function gatherRows(head: Weight, C: number, ids: Int32Array, alloc: Allo
         scales.set(head.scales.subarray(id * S, (id + 1) * S), i * S);
       });
       return { dtype: 'q8_0', data, scales };
+    }
+    case 'q4_0': {
+      // whole rows of whole blocks, as q8_0: C/2 bytes of packed quants and C/32 scales a row
+      const B = C / 2,
+        S = C / Q4_BLOCK;
+      const data = alloc.u8(N * B),
+        scales = alloc.u16(N * S);
+      ids.forEach((id, i) => {
+        data.set(head.data.subarray(id * B, (id + 1) * B), i * B);
+        scales.set(head.scales.subarray(id * S, (id + 1) * S), i * S);
+      });
+      return { dtype: 'q4_0', data, scales };
     }
   }
 }

@@ -4,12 +4,12 @@
  * memory, views into it). Training uses nn's ParamStore (float32 weights + grads); `Weights` holds what decoding
  * needs, nothing more.
  */
-import { heapAllocator, type Allocator, type Weight, type WeightDtype } from '../kernels/backend.js';
+import { heapAllocator, type Allocator, type StoredWeight, type WeightDtype } from '../kernels/backend.js';
 import { Q8_BLOCK } from '../kernels/quant.js';
 import type { ParamSpec } from './names.js';
 
 export class Weights {
-  private readonly handles = new Map<string, Weight>();
+  private readonly handles = new Map<string, StoredWeight>();
   private readonly specByName = new Map<string, ParamSpec>();
   /** Bytes of storage over all dtypes. */
   readonly bytes: number;
@@ -57,7 +57,7 @@ export class Weights {
   }
 
   /** The weight handle (storage dtype and elements), as kernels take it. */
-  weight(name: string): Weight {
+  weight(name: string): StoredWeight {
     const w = this.handles.get(name);
     if (!w) throw new Error(`Weights: no parameter named "${name}"`);
     return w;

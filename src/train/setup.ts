@@ -11,7 +11,7 @@ import { defaultRecycleLayers, validateConfig, type ModelConfig } from '../model
 import { initParams } from '../model/init.js';
 import { loadModelDir, readConfig } from '../io/model-dir.js';
 import { baseParamSpecs, countParams, moduleParamSpecs } from '../model/names.js';
-import type { Allocator, WeightDtype } from '../kernels/backend.js';
+import type { Allocator, KernelWeightDtype } from '../kernels/backend.js';
 import type { Weights } from '../model/weights.js';
 import { presetConfig } from '../model/presets.js';
 import {
@@ -117,7 +117,7 @@ export interface InitialModel {
 export function initialModel(
   o: TrainOptions,
   tok: Tokenizer,
-  frozenLoad: { alloc?: Allocator; dtypes?: readonly WeightDtype[] } = {},
+  frozenLoad: { alloc?: Allocator; dtypes?: readonly KernelWeightDtype[] } = {},
 ): InitialModel {
   if (o.base !== null) {
     checkBaseDir(o.base);

@@ -24,6 +24,13 @@ export function copyInto(be: Backend, a: KernelArg): KernelArg {
     scales.set(a.scales);
     return { dtype: 'q8_0', data, scales };
   }
+  if (a.dtype === 'q4_0') {
+    const data = be.alloc.u8(a.data.length),
+      scales = be.alloc.u16(a.scales.length);
+    data.set(a.data);
+    scales.set(a.scales);
+    return { dtype: 'q4_0', data, scales };
+  }
   const data = be.alloc.u16(a.data.length);
   data.set(a.data);
   return { dtype: a.dtype, data };
