@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { decodeAll } from '../src/generate/decode.js';
 import type { Backend, Weight } from '../src/kernels/backend.js';
 import { f32ToF16Bits } from '../src/kernels/half.js';
-import { dequantizeQ8, quantizeQ8 } from '../src/kernels/quant.js';
+import { quantizeQ4, quantizeQ8 } from '../src/kernels/quant.js';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { convertWeights, weightToF32 } from '../src/model/convert.js';
 import { normRows } from '../src/model/decode-ops.js';
@@ -32,9 +32,11 @@ import { native, nativeSkip } from './helpers/native.js';
 const V = 97;
 const ALL = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
 
-test('auto picks q8_0 for f32 / f16 / bf16 heads of whole 32-blocks, the stored head otherwise', () => {
+test('auto picks q8_0 for f32 / f16 / bf16 heads, q4_0 for q8_0 ones (whole 32-blocks), else the stored head', () => {
   for (const head of ['f32', 'f16', 'bf16'] as const)
     assert.equal(resolveDraftHeadDtype('auto', head, 64, ALL), 'q8_0');
+  assert.equal(resolveDraftHeadDtype('auto', 'q8_0', 64, ALL), 'q4_0');
+  assert.equal(resolveDraftHeadDtype('auto', 'q8_0', 64, ['f32', 'q8_0']), null, 'a backend without q4_0');
   assert.equal(resolveDraftHeadDtype('auto', 'f32', 48, ALL), null, 'rows of 48 are not whole blocks');
   assert.equal(resolveDraftHeadDtype('auto', 'f32', 64, ['f32', 'bf16']), null, 'a backend without q8_0');
   assert.equal(resolveDraftHeadDtype('model', 'f32', 64, ALL), null);
@@ -42,6 +44,7 @@ test('auto picks q8_0 for f32 / f16 / bf16 heads of whole 32-blocks, the stored 
   assert.equal(resolveDraftHeadDtype('q8_0', 'q8_0', 64, ALL), null, 'the dtype it already has: no copy');
   assert.throws(() => resolveDraftHeadDtype('f16', 'f32', 64, ['f32', 'q8_0']), /reads f32, q8_0 weights, not f16/);
   assert.throws(() => resolveDraftHeadDtype('q8_0', 'f32', 48, ALL), /rows \(48\) are not a multiple of 32/);
+  assert.throws(() => resolveDraftHeadDtype('q4_0', 'q8_0', 48, ALL), /q4_0: the head's rows \(48\)/);
 });
 
 /** The module's logits [next.length, V] after a base call on `prompt`. */
@@ -74,29 +77,31 @@ function checkDraftHead(model: InferenceModel, label: string): void {
   const baseLogits = model.forwardBase(prompt, model.newBaseCache(), 'all').logits.slice();
   model.setDraftHeadDtype('model');
   const stored = moduleLogits(model, prompt, next);
-  assert.equal(model.draftHead, null, `${label}: 'model' reads the stored head`);
+  assert.equal(model.draftHead as unknown, null, `${label}: 'model' reads the stored head`);
   model.setDraftHeadDtype('auto');
   try {
-    const d = model.draftHead;
-    assert.ok(d && d.dtype === 'q8_0' && d.vocabSize === null, `${label}: auto gives a q8_0 copy of every row`);
-    // the copy holds ggml's Q8_0 of the head's float32 values
-    const want = quantizeQ8(weightToF32(head), V, c.hidden);
-    assert.ok(d.weight.dtype === 'q8_0');
+    const d = model.draftHead,
+      to = head.dtype === 'q8_0' ? 'q4_0' : 'q8_0';
+    assert.ok(d && d.dtype === to && d.vocabSize === null, `${label}: auto gives a ${to} copy of every row`);
+    // the copy holds ggml's Q8_0 / Q4_0 of the head's float32 values
+    const want = (to === 'q8_0' ? quantizeQ8 : quantizeQ4)(weightToF32(head), V, c.hidden);
+    assert.ok(d.weight.dtype === to);
     assert.deepEqual([...d.weight.data], [...want.data], `${label}: quants`);
     assert.deepEqual([...d.weight.scales], [...want.scales], `${label}: scales`);
     assert.deepEqual(model.forwardBase(prompt, model.newBaseCache(), 'all').logits.slice(), baseLogits);
     const got = moduleLogits(model, prompt, next);
     // module logits through the copy: the module's normed rows times the copy, bit for bit
     assert.deepEqual(got, productWith(model, prompt, next, d.weight), `${label}: not the copy's product`);
-    const same = productWith(model, prompt, next, { dtype: 'f32', data: dequantizeQ8(d.weight) });
+    const same = productWith(model, prompt, next, { dtype: 'f32', data: weightToF32(d.weight) });
     let maxDiff = 0,
       scale = 0;
     for (let i = 0; i < got.length; i++) {
       maxDiff = Math.max(maxDiff, Math.abs(got[i]! - same[i]!));
       scale = Math.max(scale, Math.abs(same[i]!));
-      assert.ok(Math.abs(got[i]! - stored[i]!) <= 0.05 * scale + 1e-3, `${label}: logit ${i} far from the head's`);
+      const far = to === 'q8_0' ? 0.05 : 0.25; // 4-bit quants: ~1/16 of a block's largest value per weight
+      assert.ok(Math.abs(got[i]! - stored[i]!) <= far * scale + 1e-3, `${label}: logit ${i} far from the head's`);
     }
-    // ref computes q8_0 exactly (float64 sums); the native int8 dot quantizes the activations too
+    // ref computes the copy's product exactly (float64 sums); the native int8 dot quantizes the activations too
     const tol = model.backend.name === 'ref' ? 1e-5 : 0.02;
     assert.ok(maxDiff <= tol * scale, `${label}: ${maxDiff} from the dequantized copy's product (scale ${scale})`);
     // a draft vocabulary on top: the copy's rows at the ids, bit for bit
@@ -115,14 +120,14 @@ function modelsOf(be: Backend): { dtype: string; model: InferenceModel }[] {
   const m = randomModel({ preset: 'tiny', vocabSize: V, scale: 3, backend: be, maxPositions: 64 });
   return [
     { dtype: 'f32', model: m },
-    ...(['f16', 'bf16'] as const).map((dtype) => ({
+    ...(['f16', 'bf16', 'int8'] as const).map((dtype) => ({
       dtype,
       model: new InferenceModel(m.config, convertWeights(m.weights, m.config, dtype, be.alloc), be),
     })),
   ];
 }
 
-test('a q8_0 draft head: the head’s values quantized, base calls untouched, module logits through it (ref)', () => {
+test('a q8_0 / q4_0 draft head: the head’s values quantized, base untouched, module logits through it (ref)', () => {
   for (const { dtype, model } of modelsOf(createRefBackend())) checkDraftHead(model, `ref ${dtype}`);
 });
 
@@ -149,10 +154,11 @@ test('f16 and bf16 copies hold the head rounded to nearest even', () => {
   assert.equal(d.bytes, 2 * head.length);
 });
 
-test('verified greedy with a q8_0 draft head == standard greedy at k = 1..3, drafts accepted and rejected', () => {
+test('verified int8 greedy with a q4_0 draft head == standard greedy at k = 1..3, drafts accepted and rejected', () => {
   for (const be of [createRefBackend(), ...(nativeSkip ? [] : [native()])]) {
-    const model = randomModel({ preset: 'tiny', vocabSize: V, scale: 3, seed: 5, maxPositions: 64, backend: be });
-    model.setDraftHeadDtype('q8_0');
+    const m = randomModel({ preset: 'tiny', vocabSize: V, scale: 3, seed: 5, maxPositions: 64, backend: be });
+    const model = new InferenceModel(m.config, convertWeights(m.weights, m.config, 'int8', be.alloc), be);
+    assert.equal(model.draftHead?.dtype, 'q4_0');
     const prompts = randomPrompts(6, V, 6, 11);
     const std = prompts.map((p) => decodeAll(model, p, { max_new_tokens: 24 }).ids);
     for (const k of [1, 2, 3]) {

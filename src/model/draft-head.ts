@@ -4,8 +4,8 @@
  * call (gpt2-small: 50257 × 768, 154 of the module call's 187.5 MB in f32) two things make it cheaper:
  *
  * - a draft vocabulary (model/draft-vocab.ts): only N chosen rows, every other id −Infinity;
- * - a cheaper dtype: a copy of the head in q8_0 (f32 / f16 / bf16 models) or q4_0 (q8_0 models), read by module
- *   calls only. Base calls always read the head as stored.
+ * - a cheaper dtype: a copy of the head in q8_0 (f32 / f16 / bf16 models) or q4_0 (q8_0 models; kernels/quant.ts),
+ *   read by module calls only. Base calls always read the head as stored.
  *
  * verified stays lossless with either: the full model checks every draft with its own head, and the speculative
  * rule is exact for any draft distribution. recycle (lossy) emits the module's tokens, so a cheaper head can change
@@ -15,22 +15,23 @@
  */
 import type { Allocator, Backend, Weight } from '../kernels/backend.js';
 import { f32ToBf16Bits, f32ToF16Bits } from '../kernels/half.js';
-import { Q8_BLOCK, quantizeQ8 } from '../kernels/quant.js';
+import { Q4_BLOCK, Q8_BLOCK, quantizeQ4, quantizeQ8 } from '../kernels/quant.js';
 import { weightToF32 } from './convert.js';
 import type { RowProduct } from './decode-ops.js';
 import { checkDraftIds, gatherRows } from './draft-vocab.js';
 
 /** What a user asks for: `auto` (the default), `model` (the head as stored), or a dtype for the copy. */
-export type DraftHeadDtype = 'auto' | 'model' | 'f16' | 'bf16' | 'q8_0';
-export const DRAFT_HEAD_DTYPES: readonly DraftHeadDtype[] = ['auto', 'model', 'f16', 'bf16', 'q8_0'];
+export type DraftHeadDtype = 'auto' | 'model' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
+export const DRAFT_HEAD_DTYPES: readonly DraftHeadDtype[] = ['auto', 'model', 'f16', 'bf16', 'q8_0', 'q4_0'];
 
 /** The dtypes a draft head copy can be stored in. */
-type CopyDtype = Exclude<DraftHeadDtype, 'auto' | 'model'>;
+export type CopyDtype = Exclude<DraftHeadDtype, 'auto' | 'model'>;
 
 /**
- * The dtype the module's head copy takes, or null for the head as stored. `auto`: q8_0 for a wider head when the
- * backend reads q8_0 and rows are whole 32-blocks; the head as stored otherwise (a q8_0 head stays q8_0). An
- * explicit dtype the backend cannot read, or q8_0 on rows that are not whole blocks, is an error naming it.
+ * The dtype the module's head copy takes, or null for the head as stored. `auto`: one step cheaper than the head —
+ * q8_0 for f32 / f16 / bf16, q4_0 for q8_0 — when the backend reads it and rows are whole 32-blocks; else the head
+ * as stored. An explicit dtype the backend cannot read, or a block dtype on rows that are not whole blocks, is an
+ * error naming it.
  */
 export function resolveDraftHeadDtype(
   want: DraftHeadDtype,
@@ -40,33 +41,73 @@ export function resolveDraftHeadDtype(
 ): CopyDtype | null {
   if (want === 'model') return null;
   if (want === 'auto') {
-    const cheaper: CopyDtype | null = head === 'q8_0' ? null : 'q8_0';
+    const cheaper: CopyDtype | null = head === 'q4_0' ? null : head === 'q8_0' ? 'q4_0' : 'q8_0';
     if (!cheaper || !readable.includes(cheaper) || C % Q8_BLOCK !== 0) return null;
     return cheaper;
   }
   if (!readable.includes(want))
     throw new Error(`draft head dtype ${want}: this backend reads ${readable.join(', ')} weights, not ${want}`);
-  if (want === 'q8_0' && C % Q8_BLOCK !== 0)
-    throw new Error(`draft head dtype q8_0: the head's rows (${C}) are not a multiple of ${Q8_BLOCK} long`);
+  if ((want === 'q8_0' || want === 'q4_0') && C % Q8_BLOCK !== 0)
+    throw new Error(`draft head dtype ${want}: the head's rows (${C}) are not a multiple of ${Q8_BLOCK} long`);
   return want === head ? null : want;
 }
 
-/** `w` [N, K] stored as `to`, from its float32 values (f16 / bf16 rounded to nearest even, q8_0 as ggml's Q8_0). */
-export function convertWeight(w: Weight, N: number, K: number, to: CopyDtype, alloc: Allocator): Weight {
-  const from = weightToF32(w);
-  switch (to) {
+/** Rows r0..r1 of w [N, K] as a weight of its own (views). */
+function rowsOf(w: Weight, r0: number, r1: number, K: number): Weight {
+  switch (w.dtype) {
+    case 'f32':
+      return { dtype: 'f32', data: w.data.subarray(r0 * K, r1 * K) };
     case 'f16':
-    case 'bf16': {
-      const data = alloc.u16(N * K),
-        round = to === 'f16' ? f32ToF16Bits : f32ToBf16Bits;
-      for (let i = 0; i < N * K; i++) data[i] = round(from[i]!);
-      return { dtype: to, data };
-    }
-    case 'q8_0': {
-      const q = quantizeQ8(from, N, K, { data: alloc.i8(N * K), scales: alloc.u16((N * K) / Q8_BLOCK) });
-      return { dtype: 'q8_0', data: q.data, scales: q.scales };
+    case 'bf16':
+      return { dtype: w.dtype, data: w.data.subarray(r0 * K, r1 * K) };
+    case 'q8_0':
+      return {
+        dtype: 'q8_0',
+        data: w.data.subarray(r0 * K, r1 * K),
+        scales: w.scales.subarray((r0 * K) / Q8_BLOCK, (r1 * K) / Q8_BLOCK),
+      };
+    case 'q4_0':
+      return {
+        dtype: 'q4_0',
+        data: w.data.subarray((r0 * K) / 2, (r1 * K) / 2),
+        scales: w.scales.subarray((r0 * K) / Q4_BLOCK, (r1 * K) / Q4_BLOCK),
+      };
+  }
+}
+
+/** Rows converted per step: a large head is never widened to float32 whole (llama-1b's would be 262 MB). */
+const CONVERT_ROWS = 256;
+
+/** `w` [N, K] stored as `to`, from its float32 values (f16 / bf16 rounded to nearest even, q8_0 / q4_0 as ggml's). */
+export function convertWeight(w: Weight, N: number, K: number, to: CopyDtype, alloc: Allocator): Weight {
+  const out: Weight =
+    to === 'q8_0'
+      ? { dtype: to, data: alloc.i8(N * K), scales: alloc.u16((N * K) / Q8_BLOCK) }
+      : to === 'q4_0'
+        ? { dtype: to, data: alloc.u8((N * K) / 2), scales: alloc.u16((N * K) / Q4_BLOCK) }
+        : { dtype: to, data: alloc.u16(N * K) };
+  for (let r0 = 0; r0 < N; r0 += CONVERT_ROWS) {
+    const r1 = Math.min(N, r0 + CONVERT_ROWS),
+      from = weightToF32(rowsOf(w, r0, r1, K)),
+      dst = rowsOf(out, r0, r1, K);
+    switch (dst.dtype) {
+      case 'f16':
+        for (let i = 0; i < from.length; i++) dst.data[i] = f32ToF16Bits(from[i]!);
+        break;
+      case 'bf16':
+        for (let i = 0; i < from.length; i++) dst.data[i] = f32ToBf16Bits(from[i]!);
+        break;
+      case 'q8_0':
+        quantizeQ8(from, r1 - r0, K, dst);
+        break;
+      case 'q4_0':
+        quantizeQ4(from, r1 - r0, K, dst);
+        break;
+      default:
+        throw new Error(`convertWeight: ${dst.dtype} is not a draft head dtype`);
     }
   }
+  return out;
 }
 
 /** The module's head: its ids (null: every id) and the weight its module calls read. */
