@@ -544,8 +544,10 @@ static void linear_small_dt(int nth, i64 M, i64 N, i64 K, const float* x, const 
 // quantization and sums depend on that row and K only, so each row is bit-identical for every M ≤ 8 (verified
 // decoding), and results do not depend on the thread count. Paths without an int8 dot keep the exact float path.
 // q4_0 weights take the same path (ggml's Q4_0 × Q8_0): a block's 16 bytes unpacked in registers to 32 quants
-// (wb_load_q4) whose dot with x gives the same 8 int32 lane sums of (q − 8)·x as a q8_0 block holding q − 8 would
-// (vb_dot_q4, with each x block's 8·Σx per lane computed once a call); the sums and their order are q8_0's.
+// (wb_load_q4) whose dot with x gives the same int32 lane sums of (q − 8)·x as a q8_0 block holding q − 8 would
+// (vb_dot_q4; on x86 with each x block's 8·Σx per lane computed once a call, kQ4C8); the sums and their order are
+// q8_0's. WebAssembly SIMD128 (simd_wasm.h) has the primitives too, through i16 dots: there q4_0 takes this path and
+// q8_0 keeps the exact float path (RG_I8DOT_Q8_0 is x86's), so that wasm's q8_0 results stay those of before.
 // ================================================================================================
 static thread_local Scratch tls_xq = {nullptr, 0};
 static thread_local Scratch tls_xd = {nullptr, 0};
@@ -557,20 +559,23 @@ struct WQ8 {
   static constexpr i64 kBytes = rg::kQ8Block;
   static constexpr bool kC8 = false;
   static WB load(const uint8_t* p) { return wb_load(reinterpret_cast<const int8_t*>(p)); }
-  static VB dot(const WB& w, const int8_t* x, const int32_t*, i64) { return vb_dot(w, x); }
+  static VB dot(const WB& w, const XQ* x, const int32_t*, i64) { return vb_dot(w, x); }
 };
 struct WQ4 {
   static constexpr i64 kBytes = rg::kQ4Block / 2;
-  static constexpr bool kC8 = true;
+  static constexpr bool kC8 = kQ4C8;
   static WB load(const uint8_t* p) { return wb_load_q4(p); }
-  static VB dot(const WB& w, const int8_t* x, const int32_t* c8, i64 i) { return vb_dot_q4(w, x, c8 + i * 8); }
+  static VB dot(const WB& w, const XQ* x, const int32_t* c8, i64 i) {
+    if constexpr (kC8) return vb_dot_q4(w, x, c8 + i * 8);
+    return vb_dot_q4(w, x, nullptr);
+  }
 };
 
 // Row n of y for M quantized x rows; dd[m·nb + b] = dx[m, b] · dw[n, b], the combined scale of each block; c8 the
 // x blocks' vb_c8 lanes (8 a block, q4_0 only). Block b goes to acc[b % 2] (for every dtype and M); each iteration of
 // the main loop takes one 64-byte line of W.
 template <int M, class B>
-static inline void linear_row_q8i(i64 n, i64 N, i64 K, i64 nb, const int8_t* xq, const int32_t* c8, const float* dd,
+static inline void linear_row_q8i(i64 n, i64 N, i64 K, i64 nb, const XQ* xq, const int32_t* c8, const float* dd,
                                   const uint8_t* wq, const float* bias, float* y) {
   constexpr int L = static_cast<int>(64 / B::kBytes);  // blocks per line: 2 (q8_0) or 4 (q4_0)
   VB acc[2][M];
@@ -612,12 +617,12 @@ static void linear_q8_int(int nth, i64 M, i64 N, i64 K, const float* x, const rg
                           float* y) {
   const i64 nb = K / rg::kQ8Block;
   // x quantized once, on the calling thread, into buffers the chunks read (int8 quants in a float scratch's bytes)
-  int8_t* xq = reinterpret_cast<int8_t*>(tls_xq.get((M * K + 3) / 4));
+  XQ* xq = reinterpret_cast<XQ*>(tls_xq.get((M * K * static_cast<i64>(sizeof(XQ)) + 3) / 4));
   float* dx = tls_xd.get(M * nb);
   for (i64 m = 0; m < M; ++m)
     for (i64 b = 0; b < nb; ++b) dx[m * nb + b] = vb_quantize(x + m * K + b * rg::kQ8Block, xq + m * K + b * rg::kQ8Block);
   int32_t* c8 = B::kC8 ? reinterpret_cast<int32_t*>(tls_c8.get(M * nb * 8)) : nullptr;
-  if (B::kC8)
+  if constexpr (B::kC8)
     for (i64 i = 0; i < M * nb; ++i) vb_c8(xq + i * rg::kQ8Block, c8 + i * 8);  // block i = m·nb + b at xq + m·K + 32·b
   const uint8_t* wq = static_cast<const uint8_t*>(w.data);
   const i64 row_bytes = nb * B::kBytes;
@@ -679,7 +684,9 @@ static void linear(int nth, i64 M, i64 N, i64 K, const float* x, const rg::Weigh
                    float* y) {
   if (w->dtype == rg::kWF32) linear_f32(nth, M, N, K, x, static_cast<const float*>(w->data), bias, y);
 #if defined(RG_HAVE_I8DOT)
+#if defined(RG_I8DOT_Q8_0)
   else if (M <= 8 && w->dtype == rg::kWQ8_0) linear_q8_int<WQ8>(nth, M, N, K, x, *w, bias, y);
+#endif
   else if (M <= 8 && w->dtype == rg::kWQ4_0) linear_q8_int<WQ4>(nth, M, N, K, x, *w, bias, y);
 #endif
   else if (M <= 8) linear_small_dt(nth, M, N, K, x, *w, bias, y);

@@ -137,3 +137,63 @@ static inline V vload_i8(const int8_t* p) {
   return wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(wasm_i16x8_extend_low_i8x16(b)));
 }
 static inline float f16_to_f32(uint16_t h) { return wasm_f32x4_extract_lane(f16_lanes_to_f32(wasm_i32x4_splat(h)), 0); }
+
+// The int8 dot of kernels_impl.h's linear_q8_int (simd_x86_q8.h's primitives), on SIMD128's i32x4.dot_i16x8_s: q4_0
+// weights take it at M ≤ 8 (their nibbles as int8 q − 8, widened to int16); q8_0 keeps the exact float path here
+// (no RG_I8DOT_Q8_0), its results those of before. x is quantized per block of 32 as on x86 (d = amax/127, q =
+// round-to-nearest-even(x·(1/d)), a non-finite block giving d = NaN) and stored as int16, widened once a call. A
+// block's dot is 4 int32 lanes, each the exact sum of 8 products (|sum| ≤ 8·128·127), converted to float; no fused
+// multiply-add (see above): vb_fma rounds the product, then the sum.
+#define RG_HAVE_I8DOT 1
+typedef int16_t XQ;
+constexpr bool kQ4C8 = false;  // the signed values q − 8 are dotted directly: no per-block correction
+typedef v128_t VB;             // 4 float lanes of block partial sums
+struct WB {                    // one weight block as 32 int16 values, loaded once for all activation rows
+  v128_t w[4];
+};
+static inline WB wb_from_i8(v128_t a, v128_t b) {  // weights 0..15 and 16..31 as int8
+  return WB{{wasm_i16x8_extend_low_i8x16(a), wasm_i16x8_extend_high_i8x16(a), wasm_i16x8_extend_low_i8x16(b),
+             wasm_i16x8_extend_high_i8x16(b)}};
+}
+static inline WB wb_load(const int8_t* p) { return wb_from_i8(wasm_v128_load(p), wasm_v128_load(p + 16)); }
+// q4_0: one block's 16 bytes (weight j in byte j's low nibble, j + 16 in its high one) as the int8 values q − 8.
+static inline WB wb_load_q4(const uint8_t* p) {
+  const v128_t b = wasm_v128_load(p), eight = wasm_i8x16_splat(8);
+  return wb_from_i8(wasm_i8x16_sub(wasm_v128_and(b, wasm_i8x16_splat(0x0F)), eight),
+                    wasm_i8x16_sub(wasm_u8x16_shr(b, 4), eight));
+}
+static inline VB vb_dot(const WB& w, const int16_t* x) {
+  v128_t s = wasm_i32x4_dot_i16x8(w.w[0], wasm_v128_load(x));
+  s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(w.w[1], wasm_v128_load(x + 8)));
+  s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(w.w[2], wasm_v128_load(x + 16)));
+  s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(w.w[3], wasm_v128_load(x + 24)));
+  return wasm_f32x4_convert_i32x4(s);
+}
+static inline VB vb_dot_q4(const WB& w, const int16_t* x, const int32_t*) { return vb_dot(w, x); }
+static inline void vb_c8(const int16_t*, int32_t*) {}  // not used (kQ4C8)
+static inline VB vb_zero() { return wasm_f32x4_splat(0.0f); }
+static inline VB vb_fma(float d, VB s, VB acc) { return wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(d), s), acc); }
+static inline float vb_hsum2(VB a, VB b) { return vhsum(wasm_f32x4_add(a, b)); }
+static inline float vb_quantize(const float* x, int16_t* q) {
+  const v128_t fmax = wasm_f32x4_splat(3.402823466e38f), mag = wasm_i32x4_splat(0x7fffffff);
+  v128_t v[8], amax = wasm_f32x4_splat(0.0f), ok = wasm_i32x4_splat(-1);
+  for (int i = 0; i < 8; ++i) {
+    v[i] = wasm_v128_load(x + 4 * i);
+    const v128_t a = wasm_v128_and(v[i], mag);
+    ok = wasm_v128_and(ok, wasm_f32x4_le(a, fmax));  // false for NaN and ±inf
+    amax = vmax(amax, a);
+  }
+  if (!wasm_i32x4_all_true(ok)) {  // NaN or ±inf in the block
+    memset(q, 0, 32 * sizeof(int16_t));
+    return __builtin_nanf("");
+  }
+  const float am = vhmax(amax);
+  const float d = am / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  const v128_t idv = wasm_f32x4_splat(id);
+  for (int i = 0; i < 8; i += 2) {
+    const v128_t r0 = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(v[i], idv)));
+    const v128_t r1 = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(v[i + 1], idv)));
+    wasm_v128_store(q + 4 * i, wasm_i16x8_narrow_i32x4(r0, r1));
+  }
+  return d;
+}

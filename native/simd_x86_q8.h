@@ -9,6 +9,9 @@
 // is at most 4·128·127 in magnitude). The weights enter as |w| (unsigned) and the activations take w's sign, so
 // maddubs' u8·s8 pairs never saturate (|pair| <= 2·128·127 < 2^15, activations in [-127, 127], w = -128 included).
 #define RG_HAVE_I8DOT 1
+#define RG_I8DOT_Q8_0 1       // q8_0 takes the int8 dot too (kernels_impl.h)
+typedef int8_t XQ;            // x quants as vb_quantize stores them
+constexpr bool kQ4C8 = true;  // vb_dot_q4 takes each x block's vb_c8 lanes
 typedef __m256 VB;  // 8 float lanes of block partial sums
 struct WB {         // one weight block, loaded once for all activation rows
   __m256i aw, w;

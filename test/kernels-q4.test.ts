@@ -27,8 +27,11 @@ const wasm1 = createNodeWasmBackend({ memoryBytes: 256 * 2 ** 20, threaded: fals
 const wasmT = createNodeWasmBackend({ memoryBytes: 256 * 2 ** 20, threads: 3 });
 after(() => wasmT.close());
 const THREADS = [1, 2, 3] as const;
-/** SIMD paths whose q8_0 / q4_0 product at M ≤ 8 quantizes x to int8 (native/kernels_impl.h, linear_q8_int). */
-const INT8_DOT_PATHS: readonly string[] = ['avx2', 'avx512'];
+/**
+ * Paths whose q4_0 product at M ≤ 8 quantizes x to int8 (native/kernels_impl.h, linear_q8_int): native AVX2 and
+ * AVX-512, and wasm (SIMD128's i16 dots; its q8_0 keeps the exact float path).
+ */
+const INT8_DOT_PATHS: readonly string[] = ['avx2', 'avx512', 'wasm'];
 const assertSame = (got: Float32Array, want: Float32Array, what: string): void => assertBitwise(got, want, what, true);
 
 const handle = (t: Q4Tensor): Weight => ({ dtype: 'q4_0', data: t.data, scales: t.scales });
