@@ -15,7 +15,8 @@
  *    matvec_dtype_gbs: {dtype: {"1", "2"}}, cores_used: {"1", "2"}, shapes: {name: {"1", "2"} GFLOP/s or GB/s}}
  * fma_peak_gflops is all threads together; gemm_fraction_of_peak is the median over rounds of (the GEMM's GFLOP/s ÷
  * the FMA peak probed just before it in the same round), at that thread count.
- * matvec_dtype_gbs counts the bytes of the weight as stored (f16 / bf16: 2 per value; q8_0: 1 + 2/32).
+ * matvec_dtype_gbs counts the bytes of the weight as stored (f16 / bf16: 2 per value; q8_0: 1 + 2/32; q4_0:
+ * 1/2 + 2/32).
  * cores_used (process CPU time / wall time while measuring) tells whether the second core was actually free.
  */
 import { createNativeBackend, type NativeBackend } from '../src/kernels/native.js';

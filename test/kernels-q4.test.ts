@@ -4,12 +4,12 @@
  * reference rounding in float32: the signed max, ties to the first, the 15 clamp, a zero block, float32 edges) and
  * its errors; dequantization and the round trip; `linear` and `embeddingForward` on q4_0 weights in every backend:
  * ref (on the dequantized weights), native at every SIMD path this CPU has and 1, 2 and 3 threads, wasm (one-thread
- * and threaded kernels). On paths with an int8 dot (AVX2, AVX-512) the native product at M ≤ 8 quantizes x to int8
- * per block (ggml's Q4_0 × Q8_0), so it is held to a model of that computation and to ref within the bound of x's
- * rounding (as q8_0's in test/kernels-dtypes.test.ts); elsewhere it equals the f32 kernel on the dequantized weights
- * bit for bit at M ≤ 8. Rows are bit-identical for every M ≤ 8 at every thread count; results do not depend on the
- * thread count; bad handles get errors naming the kernel and the weight, the same from every backend and the raw
- * addon. Seeds are fresh each run and printed on failure (SEED=… reproduces).
+ * and threaded kernels). On paths with an int8 dot (native AVX2 / AVX-512, wasm) the product at M ≤ 8 quantizes x
+ * to int8 per block (ggml's Q4_0 × Q8_0), so it is held to a model of that computation and to ref within the bound
+ * of x's rounding (as q8_0's in test/kernels-dtypes.test.ts); elsewhere it equals the f32 kernel on the dequantized
+ * weights bit for bit at M ≤ 8. Rows are bit-identical for every M ≤ 8 at every thread count; results do not depend
+ * on the thread count; bad handles get errors naming the kernel and the weight, the same from every backend and the
+ * raw addon. Seeds are fresh each run and printed on failure (SEED=… reproduces).
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
