@@ -21,7 +21,6 @@ import { DECODE_MODES, type DecodeMode, type DraftTokens } from '../generate/typ
 import { measureReadBandwidth, median, type Bandwidth } from './bandwidth.js';
 import { measureCallTimings, type CallTimings } from './call-timing.js';
 import type { Weight } from '../kernels/backend.js';
-import { Q8_BLOCK } from '../kernels/quant.js';
 import type { UserDtype } from '../model/convert.js';
 import { baseParamSpecs, moduleParamSpecs, topNames, type ParamSpec } from '../model/names.js';
 import { rankByFrequency } from '../model/draft-vocab.js';
@@ -360,10 +359,9 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
   };
 }
 
-/** Bytes of a weight as stored (q8_0: one byte a value plus a float16 scale per 32). */
+/** Bytes of a weight as stored (q8_0 / q4_0: the quants plus a float16 scale per 32). */
 function storedBytes(w: Weight): number {
-  const n = w.data.length;
-  return w.dtype === 'f32' ? 4 * n : w.dtype === 'q8_0' ? n + (2 * n) / Q8_BLOCK : 2 * n;
+  return w.data.byteLength + ('scales' in w ? w.scales.byteLength : 0);
 }
 
 /**

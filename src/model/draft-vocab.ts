@@ -1,19 +1,18 @@
 /**
  * A draft vocabulary for the recyclable module's head (EAGLE-3's draft vocabulary, FR-Spec's frequency-ranked
- * subset): the module's logits are computed over N chosen token ids only, from a copy of those N rows of the LM head
- * in its stored dtype, and every other id gets −Infinity. Where the head is a large share of a module call
- * (gpt2-small: 50257 × 768, 154 of the module call's 187.5 MB in f32), a draft vocabulary of the most frequent tokens
- * cuts the module call to a fraction at a small cost in acceptance.
+ * subset): the module's logits are computed over N chosen token ids only, from a copy of those N rows of the LM
+ * head (in the draft head's dtype: model/draft-head.ts holds it), and every other id gets −Infinity. Where the head
+ * is a large share of a module call (gpt2-small: 50257 × 768, 154 of the module call's 187.5 MB in f32), a draft
+ * vocabulary of the most frequent tokens cuts the module call to a fraction at a small cost in acceptance.
  *
  * verified stays lossless: the full model checks every draft, and the speculative rule is exact for any draft
  * distribution, one that is zero outside the subset included. recycle (lossy) can then only recycle subset tokens:
- * a quality change (`eval --mode-quality` does not take a draft vocabulary yet).
+ * a quality change (`eval --mode-quality --draft-vocab N` measures it).
  *
- * Shapes: R logit rows, N draft ids, C width, V vocab.
+ * Shapes: N draft ids, C width, V vocab.
  */
-import type { Allocator, Backend, Weight } from '../kernels/backend.js';
+import type { Allocator, Weight } from '../kernels/backend.js';
 import { Q4_BLOCK, Q8_BLOCK } from '../kernels/quant.js';
-import type { RowProduct } from './decode-ops.js';
 
 /** The ids checked (integers in 0..V−1, none twice, at least one), as an Int32Array; errors name `where`. */
 export function checkDraftIds(ids: ArrayLike<number>, V: number, where: string): Int32Array {
@@ -75,46 +74,6 @@ export function gatherRows(head: Weight, C: number, ids: Int32Array, alloc: Allo
   }
 }
 
-/** The module's head over a draft vocabulary: its ids and the gathered head rows. */
-export class DraftHead {
-  readonly ids: Int32Array;
-  readonly weight: Weight;
-
-  constructor(
-    head: Weight,
-    V: number,
-    C: number,
-    ids: ArrayLike<number>,
-    alloc: Allocator,
-    where = 'draft vocabulary',
-  ) {
-    this.ids = checkDraftIds(ids, V, where);
-    this.weight = gatherRows(head, C, this.ids, alloc);
-  }
-
-  get size(): number {
-    return this.ids.length;
-  }
-
-  /** Bytes of the gathered head rows (what a module call reads for its head instead of the whole head). */
-  get bytes(): number {
-    const w = this.weight;
-    return w.data.byteLength + (w.dtype === 'q8_0' ? w.scales.byteLength : 0);
-  }
-
-  /** logits [R, V] = −Infinity, then row r's draft ids take sub [R, N]'s values. */
-  scatter(R: number, V: number, sub: Float32Array, logits: Float32Array): void {
-    const N = this.ids.length,
-      ids = this.ids;
-    logits.fill(-Infinity, 0, R * V);
-    for (let r = 0; r < R; r++) {
-      const o = r * V,
-        s = r * N;
-      for (let i = 0; i < N; i++) logits[o + ids[i]!] = sub[s + i]!;
-    }
-  }
-}
-
 /**
  * Every id 0..V−1 ranked by its count in `tokens`, most frequent first (ties: the lower id first): the order a
  * draft vocabulary of size N takes its first N ids from (FR-Spec's frequency ranking).
@@ -127,26 +86,4 @@ export function rankByFrequency(tokens: ArrayLike<number>, V: number): Int32Arra
   }
   const ids = Int32Array.from({ length: V }, (_, i) => i);
   return ids.sort((a, b) => counts[b]! - counts[a]! || a - b);
-}
-
-/**
- * The LM head's logits [R, V] for R normed rows x [R, C] through `product` (the solo or the batched forward's): the
- * whole head, or, with a draft vocabulary, its gathered rows into the scratch's draft logits, scattered into `logits`.
- */
-export function headLogits(
-  product: RowProduct,
-  b: Backend,
-  R: number,
-  V: number,
-  C: number,
-  x: Float32Array,
-  head: Weight,
-  draft: DraftHead | null,
-  scratch: { ensureDraftLogits(n: number): Float32Array },
-  logits: Float32Array,
-): void {
-  if (!draft) return product(b, R, V, C, x, head, null, logits);
-  const sub = scratch.ensureDraftLogits(R * draft.size);
-  product(b, R, draft.size, C, x, draft.weight, null, sub);
-  draft.scatter(R, V, sub, logits);
 }
