@@ -532,13 +532,13 @@ static void linear_small_dt(int nth, i64 M, i64 N, i64 K, const float* x, const 
 
 #if defined(RG_HAVE_I8DOT)
 // ================================================================================================
-// q8_0, small M, where the ISA has an int8 dot (simd_*.h RG_HAVE_I8DOT: AVX2, AVX-512): ggml's Q8_0 × Q8_0. Each x
-// row is quantized per block of 32 (vb_quantize: int8 and a float32 scale dx), and each output is
+// q8_0, small M, where the ISA has an int8 dot (simd_*.h RG_HAVE_I8DOT: AVX2, AVX-512, wasm SIMD128): ggml's Q8_0 ×
+// Q8_0. Each x row is quantized per block of 32 (vb_quantize: int8 and a float32 scale dx), and each output is
 //   y = Σ_b (dx_b · dw_b) · (Σ_{j in b} xq_j · wq_j)
-// with the inner sums exact in integers and the outer one in float32 over 2 × 8 lanes (block b → acc[b % 2]), then
-// one horizontal sum. The float path above spends 3 vector operations per 8 weights converting int8 to float32
-// (widen, convert, scale) before any multiply, and at 2 threads that, not memory, bounded it (768×768 from L3, 1
-// thread: ~12 GB/s at M = 1, ~9 at M = 2); here one integer multiply-add covers 32 weights.
+// with the inner sums exact in integers and the outer one in float32 over 2 × 8 lanes (wasm: 2 × 4; block b →
+// acc[b % 2]), then one horizontal sum. The float path above spends 3 vector operations per 8 weights converting int8
+// to float32 (widen, convert, scale) before any multiply, and at 2 threads that, not memory, bounded it (768×768 from
+// L3, 1 thread: ~12 GB/s at M = 1, ~9 at M = 2); here one integer multiply-add covers 32 weights.
 // The result differs from the float path by the rounding of x to 8 bits (|error| <= Σ_b dx_b/2 · Σ_{j in b} |w_j|,
 // the bound test/kernels-dtypes.test.ts checks against ref), as llama.cpp's Q8_0 does. Row independence holds: a row's
 // quantization and sums depend on that row and K only, so each row is bit-identical for every M ≤ 8 (verified
@@ -546,8 +546,8 @@ static void linear_small_dt(int nth, i64 M, i64 N, i64 K, const float* x, const 
 // q4_0 weights take the same path (ggml's Q4_0 × Q8_0): a block's 16 bytes unpacked in registers to 32 quants
 // (wb_load_q4) whose dot with x gives the same int32 lane sums of (q − 8)·x as a q8_0 block holding q − 8 would
 // (vb_dot_q4; on x86 with each x block's 8·Σx per lane computed once a call, kQ4C8); the sums and their order are
-// q8_0's. WebAssembly SIMD128 (simd_wasm.h) has the primitives too, through i16 dots: there q4_0 takes this path and
-// q8_0 keeps the exact float path (RG_I8DOT_Q8_0 is x86's), so that wasm's q8_0 results stay those of before.
+// q8_0's. WebAssembly SIMD128 (simd_wasm.h) has the primitives too, through i16 dots (x's quants kept as int16): q8_0
+// and q4_0 take this path there as on x86 (RG_I8DOT_Q8_0 says a path takes it for q8_0).
 // ================================================================================================
 static thread_local Scratch tls_xq = {nullptr, 0};
 static thread_local Scratch tls_xd = {nullptr, 0};

@@ -138,13 +138,19 @@ static inline V vload_i8(const int8_t* p) {
 }
 static inline float f16_to_f32(uint16_t h) { return wasm_f32x4_extract_lane(f16_lanes_to_f32(wasm_i32x4_splat(h)), 0); }
 
-// The int8 dot of kernels_impl.h's linear_q8_int (simd_x86_q8.h's primitives), on SIMD128's i32x4.dot_i16x8_s: q4_0
-// weights take it at M ≤ 8 (their nibbles as int8 q − 8, widened to int16); q8_0 keeps the exact float path here
-// (no RG_I8DOT_Q8_0), its results those of before. x is quantized per block of 32 as on x86 (d = amax/127, q =
-// round-to-nearest-even(x·(1/d)), a non-finite block giving d = NaN) and stored as int16, widened once a call. A
-// block's dot is 4 int32 lanes, each the exact sum of 8 products (|sum| ≤ 8·128·127), converted to float; no fused
-// multiply-add (see above): vb_fma rounds the product, then the sum.
+// The int8 dot of kernels_impl.h's linear_q8_int (simd_x86_q8.h's primitives), on SIMD128's i32x4.dot_i16x8_s: q8_0
+// and q4_0 weights take it at M ≤ 8 (ggml's Q8_0 × Q8_0 and Q4_0 × Q8_0; q8_0's int8 quants and q4_0's nibbles as the
+// int8 values q − 8, each widened to int16). x is quantized per block of 32 as on x86 (d = amax/127, q =
+// round-to-nearest-even(x·(1/d)), a non-finite block giving d = NaN, so its products are NaN) and stored as int16,
+// clamped to [-127, 127]. Only a block whose 1/d overflows to inf (amax below ~3.7e-37; a subnormal d otherwise still
+// gives |x·(1/d)| < 127.5) has quants past 127: its nonzero values give ±32767 (trunc_sat, then the narrowing), which
+// the clamp makes ±127, and its zeros 0 (0·inf is NaN, which trunc_sat makes 0); x86 packs all of them to -128
+// (cvtps_epi32 of ±inf or NaN is INT_MIN). A block's dot is 4 int32 lanes, each the sum of 8 products w·q (|w| ≤ 128,
+// |q| ≤ 127: |sum| ≤ 8·128·127 = 130048, far from int32's range and below 2^24, so it converts to float exactly;
+// dot_i16x8_s's pairwise sums cannot wrap either). No fused multiply-add (see above): vb_fma rounds the product,
+// then the sum.
 #define RG_HAVE_I8DOT 1
+#define RG_I8DOT_Q8_0 1  // q8_0 takes the int8 dot too (kernels_impl.h)
 typedef int16_t XQ;
 constexpr bool kQ4C8 = false;  // the signed values q − 8 are dotted directly: no per-block correction
 typedef v128_t VB;             // 4 float lanes of block partial sums
@@ -189,11 +195,12 @@ static inline float vb_quantize(const float* x, int16_t* q) {
   }
   const float am = vhmax(amax);
   const float d = am / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-  const v128_t idv = wasm_f32x4_splat(id);
+  const v128_t idv = wasm_f32x4_splat(id), q127 = wasm_i16x8_splat(127);
   for (int i = 0; i < 8; i += 2) {
     const v128_t r0 = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(v[i], idv)));
     const v128_t r1 = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(v[i + 1], idv)));
-    wasm_v128_store(q + 4 * i, wasm_i16x8_narrow_i32x4(r0, r1));
+    const v128_t q16 = wasm_i16x8_narrow_i32x4(r0, r1);
+    wasm_v128_store(q + 4 * i, wasm_i16x8_max(wasm_i16x8_min(q16, q127), wasm_i16x8_neg(q127)));
   }
   return d;
 }

@@ -2,19 +2,23 @@
  * The wasm backend (the native kernels compiled to WebAssembly SIMD128, native/wasm/) against the ref backend:
  * every kernel on random inputs of odd sizes and block edges, each call made twice, once on plain arrays (copied in
  * and out) and once on arrays from the backend's allocator (read in place), which must agree bit for bit; linear's
- * rows bit-identical for every M ≤ 8 and every weight dtype; argument errors identical to ref's; memory that runs out
- * gives an error naming it. Seeds are fresh each run and printed on failure (SEED=… reproduces).
+ * rows bit-identical for every M ≤ 8 and every weight dtype; q8_0 at M ≤ 8 (the int8 dot: x quantized per block of
+ * 32, ggml's Q8_0 × Q8_0) equal to an independent model of that computation bit for bit (test/helpers/wasm-int8-dot.ts,
+ * extreme inputs included) and to ref within the bound of x's rounding to int8, as native x86's q8_0 is held
+ * (test/kernels-dtypes.test.ts); argument errors identical to ref's; memory that runs out gives an error naming it.
+ * Seeds are fresh each run and printed on failure (SEED=… reproduces).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { createNodeWasmBackend } from '../src/kernels/wasm-node.js';
 import type { Backend, Weight, WeightDtype } from '../src/kernels/backend.js';
-import { f32ToBf16Bits, f32ToF16Bits } from '../src/kernels/half.js';
+import { f16ToF32Array, f32ToBf16Bits, f32ToF16Bits } from '../src/kernels/half.js';
 import { quantizeQ8 } from '../src/kernels/quant.js';
 import { Rng, seededTest } from './helpers/check.js';
 import { assertBitwise, assertClose, prodTol } from './helpers/native.js';
 import { copyInto, type KernelArg } from './helpers/backend-copy.js';
+import { assertWithin, wasmInt8DotModel } from './helpers/wasm-int8-dot.js';
 
 const ref = createRefBackend();
 // the one-thread kernels (test/wasm-threads.test.ts checks the threaded ones against them, bit for bit)
@@ -98,6 +102,33 @@ function weightOf(dtype: WeightDtype, w: Float32Array, N: number, K: number): We
   return { dtype, data: Uint16Array.from(w, dtype === 'f16' ? f32ToF16Bits : f32ToBf16Bits) };
 }
 
+type Q8Weight = { dtype: 'q8_0'; data: Int8Array; scales: Uint16Array };
+
+/**
+ * A q8_0 product at M ≤ 8 (the int8 dot), on plain arrays and on the module's: equal bit for bit to each other and
+ * to the model of the computation, and to ref within the bound of x's rounding to int8.
+ */
+function checkQ8Int(
+  what: string,
+  M: number,
+  N: number,
+  K: number,
+  x: Float32Array,
+  w: Q8Weight,
+  bias: Float32Array | null,
+) {
+  const want = new Float32Array(M * N);
+  ref.linear(M, N, K, x, w, bias, want);
+  const got = new Float32Array(M * N).fill(NaN);
+  wasm.linear(M, N, K, x, w, bias, got);
+  const inMem = copyInto(wasm, new Float32Array(M * N).fill(NaN)) as Float32Array;
+  wasm.linear(M, N, K, copyInto(wasm, x) as Float32Array, copyInto(wasm, w) as Weight, bias, inMem);
+  assertBitwise(new Float32Array(inMem), got, `${what}: in memory`, true);
+  const model = wasmInt8DotModel(M, N, K, x, (n, k) => w.data[n * K + k]!, f16ToF32Array(w.scales), bias);
+  assertBitwise(got, model.y, `${what}: vs the int8-dot model`, true);
+  assertWithin(got, want, model.bound, prodTol(K), `${what}: vs ref within x's rounding to int8`);
+}
+
 seeded('linear: every dtype, small-M and GEMM paths, bias or not, vs ref; rows bit-identical for M ≤ 8', (rng) => {
   for (const dtype of ['f32', 'bf16', 'q8_0'] as const) {
     const shapes: [number, number, number][] = [
@@ -108,10 +139,15 @@ seeded('linear: every dtype, small-M and GEMM paths, bias or not, vs ref; rows b
       [rng.int(9, 40), rng.int(1, 90), 32 * rng.int(1, 10)],
     ];
     if (dtype !== 'q8_0') shapes.push([5, 7, 1], [1, 17, 767], [rng.int(1, 8), rng.int(1, 300), rng.int(1, 800)]);
+    else shapes.push([rng.int(4, 7), rng.int(1, 300), 32 * rng.int(1, 40)], [9, 33, 96]);
     for (const [M, N, K] of shapes) {
       const x = rng.uniform(M * K);
       const weight = weightOf(dtype, rng.uniform(N * K), N, K);
       for (const bias of [null, rng.uniform(N)]) {
+        if (weight.dtype === 'q8_0' && M <= 8) {
+          checkQ8Int(`linear q8_0 ${M}x${N}x${K} bias=${bias !== null}`, M, N, K, x, weight as Q8Weight, bias);
+          continue;
+        }
         compare(
           `linear ${dtype} ${M}x${N}x${K} bias=${bias !== null}`,
           [x, weight, bias, new Float32Array(M * N)],
@@ -131,6 +167,61 @@ seeded('linear: every dtype, small-M and GEMM paths, bias or not, vs ref; rows b
       }
     }
   }
+});
+
+seeded('linear q8_0, M ≤ 8 (int8 dot): extreme x blocks and weights equal the model bit for bit', (rng) => {
+  // K = 128: 4 blocks a row. Weights: quants -128..127 (both ends in every row), scales with float16's extremes.
+  const N = 37,
+    K = 128,
+    nb = K / 32;
+  const data = Int8Array.from({ length: N * K }, (_, i) =>
+    i % 32 === 0 ? -128 : i % 32 === 1 ? 127 : rng.int(-128, 127),
+  );
+  const special = [0x0000, 0x0001, 0x03ff, 0x0400, 0x3c00, 0x7bff, 0x8001, 0xfbff];
+  const scales = Uint16Array.from({ length: N * nb }, (_, i) =>
+    i < special.length ? special[i]! : rng.int(0, 0x7bff) | (rng.int(0, 1) << 15),
+  );
+  const w: Q8Weight = { dtype: 'q8_0', data, scales };
+  /** A block of 32 values: `scale` times uniform values, with zeros and the block's extremes ±scale. */
+  const blockOf = (scale: number): number[] =>
+    Array.from({ length: 32 }, (_, j) =>
+      j === 0 ? scale : j === 1 ? -scale : j === 2 ? 0 : scale * rng.uniform(1)[0]!,
+    );
+  const rows: number[][] = [
+    [1, 1, 1, 1], // ordinary blocks
+    [1e-37, 3e-37, 3.8e-37, 1e-36], // 1/d overflows to inf (first two: quants clamped to ±127), subnormal d
+    [0, 1e-45, 1e-40, 1e-30], // a zero block (d = 0), float32 subnormals (d = 0, and a subnormal d)
+    [1, NaN, 1, 1], // a NaN block: the row is NaN
+    [1, 1, Infinity, 1], // an infinite block: the row is NaN
+    [3.4e38, 1e30, 65504, 1e-3], // the largest float32 (dd overflows to inf against large scales)
+    [0.5, 2, 100, 1e-5],
+    [1, 1, 1, -Infinity],
+  ];
+  const x = new Float32Array(8 * K);
+  rows.forEach((r, m) =>
+    r.forEach((scale, b) => {
+      const v = Number.isFinite(scale) && scale !== 0 ? blockOf(scale) : new Array<number>(32).fill(0);
+      if (!Number.isFinite(scale)) v[rng.int(0, 31)] = scale;
+      x.set(v, m * K + b * 32);
+    }),
+  );
+  const dw = f16ToF32Array(scales);
+  for (const M of [1, 2, 5, 8]) {
+    for (let start = 0; start + M <= 8; start += M) {
+      const xs = x.subarray(start * K, (start + M) * K);
+      for (const bias of [null, rng.uniform(N)]) {
+        const got = new Float32Array(M * N).fill(NaN);
+        wasm.linear(M, N, K, xs, w, bias, got);
+        const model = wasmInt8DotModel(M, N, K, xs, (n, k) => data[n * K + k]!, dw, bias);
+        assertBitwise(got, model.y, `q8_0 rows ${start}..${start + M - 1} bias=${bias !== null}: vs the model`, true);
+      }
+    }
+  }
+  // the non-finite rows are NaN (as on x86: a non-finite x block gives d = NaN), the others not all NaN
+  const y = new Float32Array(8 * N);
+  wasm.linear(8, N, K, x, w, null, y);
+  for (const m of [3, 4, 7]) assert.ok(y.subarray(m * N, (m + 1) * N).every(Number.isNaN), `row ${m} is NaN`);
+  for (const m of [0, 1, 2, 6]) assert.ok(y.subarray(m * N, (m + 1) * N).some(Number.isFinite), `row ${m} finite`);
 });
 
 seeded('embedding forward (every dtype) and backward, biasBackward vs ref', (rng) => {
