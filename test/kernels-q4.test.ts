@@ -5,11 +5,12 @@
  * its errors; dequantization and the round trip; `linear` and `embeddingForward` on q4_0 weights in every backend:
  * ref (on the dequantized weights), native at every SIMD path this CPU has and 1, 2 and 3 threads, wasm (one-thread
  * and threaded kernels). On paths with an int8 dot (native AVX2 / AVX-512, wasm) the product at M ≤ 8 quantizes x
- * to int8 per block (ggml's Q4_0 × Q8_0), so it is held to a model of that computation and to ref within the bound
- * of x's rounding (as q8_0's in test/kernels-dtypes.test.ts); elsewhere it equals the f32 kernel on the dequantized
- * weights bit for bit at M ≤ 8. Rows are bit-identical for every M ≤ 8 at every thread count; results do not depend
- * on the thread count; bad handles get errors naming the kernel and the weight, the same from every backend and the
- * raw addon. Seeds are fresh each run and printed on failure (SEED=… reproduces).
+ * to int8 per block (ggml's Q4_0 × Q8_0), so it is held to a model of that computation (on wasm also to the exact
+ * model of test/helpers/wasm-int8-dot.ts, bit for bit) and to ref within the bound of x's rounding (as q8_0's in
+ * test/kernels-dtypes.test.ts); elsewhere it equals the f32 kernel on the dequantized weights bit for bit at M ≤ 8.
+ * Rows are bit-identical for every M ≤ 8 at every thread count; results do not depend on the thread count; bad
+ * handles get errors naming the kernel and the weight, the same from every backend and the raw addon. Seeds are
+ * fresh each run and printed on failure (SEED=… reproduces).
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +22,7 @@ import { f16ToF32Array } from '../src/kernels/half.js';
 import { dequantizeQ4, quantizeQ4, Q4_BLOCK, type Q4Tensor } from '../src/kernels/quant.js';
 import { Rng, seededTest } from './helpers/check.js';
 import { assertBitwise, assertClose, native, nativeSkip, prodTol } from './helpers/native.js';
+import { wasmInt8DotModel } from './helpers/wasm-int8-dot.js';
 
 const ref = createRefBackend();
 const wasm1 = createNodeWasmBackend({ memoryBytes: 256 * 2 ** 20, threaded: false });
@@ -29,7 +31,7 @@ after(() => wasmT.close());
 const THREADS = [1, 2, 3] as const;
 /**
  * Paths whose q4_0 product at M ≤ 8 quantizes x to int8 (native/kernels_impl.h, linear_q8_int): native AVX2 and
- * AVX-512, and wasm (SIMD128's i16 dots; its q8_0 keeps the exact float path).
+ * AVX-512, and wasm (SIMD128's i16 dots; its q8_0 takes them too).
  */
 const INT8_DOT_PATHS: readonly string[] = ['avx2', 'avx512', 'wasm'];
 const assertSame = (got: Float32Array, want: Float32Array, what: string): void => assertBitwise(got, want, what, true);
@@ -268,6 +270,14 @@ function checkLinear(
     const model = q4IntModel(M, N, K, x, t, bias);
     assertClose(got, model.y, prodTol(K), `${what}: vs the int8-activation model`);
     assertWithin(got, want, model.bound, prodTol(K), `${what}: vs ref within x's rounding to int8`);
+    if (simd === 'wasm') {
+      const w = (n: number, k: number): number => {
+        const byte = t.data[(n * K + k - (k % 32)) / 2 + (k % 16)]!;
+        return (k % 32 < 16 ? byte & 15 : byte >> 4) - 8;
+      };
+      const exact = wasmInt8DotModel(M, N, K, x, w, f16ToF32Array(t.scales), bias);
+      assertSame(got, exact.y, `${what}: vs the exact wasm int8-dot model`);
+    }
     return got;
   }
   assertClose(got, want, prodTol(K), `${what}: vs ref`);

@@ -2,7 +2,8 @@
  * The wasm backend end to end in Node: the shipped model from bytes through `recyclegpt/core` (the browser's path)
  * keeps every weight, cache and scratch buffer in the module's memory (nothing is copied in per call), verified
  * greedy decoding equals standard greedy token for token (the row independence of the wasm kernels, §4), recycle
- * emits recycled tokens, and `createBackend({kind: 'wasm'})` serves the Node API.
+ * emits recycled tokens, and `createBackend({kind: 'wasm'})` serves the Node API; loaded as int8 (q8_0 products
+ * through the int8 dot at M ≤ 8), verified greedy equals standard greedy too, the same tokens at 1 and 2 threads.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { RecycleGPT as CoreRecycleGPT, createWasmBackend } from '../src/core.js';
 import { RecycleGPT } from '../src/index.js';
 import { createBackend } from '../src/kernels/index.js';
-import { wasmKernelsFile } from '../src/kernels/wasm-node.js';
+import { createNodeWasmBackend, wasmKernelsFile } from '../src/kernels/wasm-node.js';
 
 const dir = join(fileURLToPath(new URL('..', import.meta.url)), 'models', 'recycle-small');
 const PROMPTS = ['Once upon a time', 'The old man said that', 'In the morning the'];
@@ -44,4 +45,27 @@ test('createBackend({kind: "wasm"}) runs the Node API: the same tokens as from b
   const b = await model.generate(PROMPTS[0]!, { mode: 'standard', max_new_tokens: 24, do_sample: false });
   assert.deepEqual(a.ids, b.ids);
   assert.throws(() => createBackend({ kind: 'gpu' as 'wasm' }), /kind must be "native", "ref", "wasm" or "auto"/);
+});
+
+test('int8 on wasm (q8_0 through the int8 dot): verified == standard greedy, the same at 1 and 2 threads', async () => {
+  const runs: number[][][] = [];
+  for (const threads of [1, 2]) {
+    const backend = createNodeWasmBackend({ memoryBytes: 256 * 2 ** 20, threads });
+    try {
+      assert.equal(await backend.ready(), threads - 1, 'the workers started');
+      const model = await RecycleGPT.load(dir, { backend, dtype: 'int8' });
+      assert.equal(model.model.weights.weight('wte.weight').dtype, 'q8_0');
+      const ids: number[][] = [];
+      for (const prompt of PROMPTS) {
+        const standard = await model.generate(prompt, { mode: 'standard', max_new_tokens: 32, do_sample: false });
+        const verified = await model.generate(prompt, { mode: 'verified', max_new_tokens: 32, do_sample: false });
+        assert.deepEqual(verified.ids, standard.ids, `${threads} thread(s): verified vs standard on ${prompt}`);
+        ids.push(standard.ids);
+      }
+      runs.push(ids);
+    } finally {
+      backend.close();
+    }
+  }
+  assert.deepEqual(runs[1], runs[0], 'int8 greedy at 2 threads vs 1');
 });
