@@ -182,19 +182,22 @@ seeded('linear q8_0, M ≤ 8 (int8 dot): extreme x blocks and weights equal the 
     i < special.length ? special[i]! : rng.int(0, 0x7bff) | (rng.int(0, 1) << 15),
   );
   const w: Q8Weight = { dtype: 'q8_0', data, scales };
-  /** A block of 32 values: `scale` times uniform values, with zeros and the block's extremes ±scale. */
+  /**
+   * A block of 32 values: `scale` times uniform values, with a zero and the block's extremes ±scale; scale 127 gives
+   * d = 1 and halves (-15.5 .. 13.5), ties that round to even.
+   */
   const blockOf = (scale: number): number[] =>
     Array.from({ length: 32 }, (_, j) =>
-      j === 0 ? scale : j === 1 ? -scale : j === 2 ? 0 : scale * rng.uniform(1)[0]!,
+      j === 0 ? scale : j === 1 ? -scale : j === 2 ? 0 : scale === 127 ? j - 17.5 : scale * rng.uniform(1)[0]!,
     );
   const rows: number[][] = [
     [1, 1, 1, 1], // ordinary blocks
     [1e-37, 3e-37, 3.8e-37, 1e-36], // 1/d overflows to inf (first two: quants clamped to ±127), subnormal d
-    [0, 1e-45, 1e-40, 1e-30], // a zero block (d = 0), float32 subnormals (d = 0, and a subnormal d)
+    [0, 1e-45, 1e-40, 1e-30], // a zero block (d = 0), float32 subnormals (d = 0; a subnormal d, 1/d = inf)
     [1, NaN, 1, 1], // a NaN block: the row is NaN
     [1, 1, Infinity, 1], // an infinite block: the row is NaN
     [3.4e38, 1e30, 65504, 1e-3], // the largest float32 (dd overflows to inf against large scales)
-    [0.5, 2, 100, 1e-5],
+    [127, 2, 100, 1e-5], // ties
     [1, 1, 1, -Infinity],
   ];
   const x = new Float32Array(8 * K);
