@@ -89,6 +89,7 @@ for (const name of FIXTURES) {
       const exp = expectedOf(name);
       const { config, weights } = loadModelDir(dirOf(name));
       const model = new InferenceModel(config, weights, be);
+      model.setDraftHeadDtype('model'); // the reference's module logits come from the head as stored
       const ids = exp.input_ids,
         T = ids.length,
         V = config.vocabSize,
