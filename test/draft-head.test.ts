@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeAll } from '../src/generate/decode.js';
-import type { Backend, Weight } from '../src/kernels/backend.js';
+import type { Backend, KernelWeightDtype, Weight } from '../src/kernels/backend.js';
 import { f32ToF16Bits } from '../src/kernels/half.js';
 import { quantizeQ4, quantizeQ8 } from '../src/kernels/quant.js';
 import { createRefBackend } from '../src/kernels/ref.js';
@@ -30,7 +30,7 @@ import { randomModel } from './helpers/models.js';
 import { native, nativeSkip } from './helpers/native.js';
 
 const V = 97;
-const ALL = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
+const ALL: KernelWeightDtype[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
 
 test('auto picks q8_0 for f32 / f16 / bf16 heads, q4_0 for q8_0 ones (whole 32-blocks), else the stored head', () => {
   for (const head of ['f32', 'f16', 'bf16'] as const)
@@ -217,4 +217,14 @@ test('a draft head dtype the backend cannot read fails naming it; a model withou
   const noModule = randomModel({ preset: 'tiny', vocabSize: 12, withModule: false });
   noModule.setDraftHeadDtype('q8_0');
   assert.equal(noModule.draftHead, null, 'no module, no draft head');
+});
+
+test('auto keeps a head as stored when the cheaper dtype cannot hold it; an explicit dtype fails naming why', () => {
+  const m = randomModel({ preset: 'tiny', vocabSize: V, scale: 3 });
+  m.weights.get(topNames(m.config).head)[5] = 1e6; // q8_0's scale 7874 fits float16; q4_0's 125000 does not
+  const int8 = new InferenceModel(m.config, convertWeights(m.weights, m.config, 'int8'), m.backend);
+  assert.equal(int8.draftHead as unknown, null, 'auto: the stored q8_0 head');
+  assert.throws(() => int8.setDraftHeadDtype('q4_0'), /quantizeQ4/);
+  int8.setDraftVocab([0, 5, 9]); // row 0 holds the large value
+  assert.equal(int8.draftHead?.dtype, 'q8_0', 'a draft vocabulary alone still applies');
 });

@@ -13,7 +13,7 @@
  *
  * Shapes: R logit rows, N draft ids (V without a draft vocabulary), C width, V vocab.
  */
-import type { Allocator, Backend, Weight } from '../kernels/backend.js';
+import type { Allocator, Backend, KernelWeightDtype, Weight } from '../kernels/backend.js';
 import { f32ToBf16Bits, f32ToF16Bits } from '../kernels/half.js';
 import { Q4_BLOCK, Q8_BLOCK, quantizeQ4, quantizeQ8 } from '../kernels/quant.js';
 import { weightToF32 } from './convert.js';
@@ -37,7 +37,7 @@ export function resolveDraftHeadDtype(
   want: DraftHeadDtype,
   head: Weight['dtype'],
   C: number,
-  readable: readonly string[],
+  readable: readonly KernelWeightDtype[],
 ): CopyDtype | null {
   if (want === 'model') return null;
   if (want === 'auto') {

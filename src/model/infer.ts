@@ -173,7 +173,13 @@ export class InferenceModel {
       head = this.weights.weight(topNames(c).head);
     const dtype = resolveDraftHeadDtype(want, head.dtype, c.hidden, this.backend.weightDtypes);
     if (ids === null && dtype === null) return null;
-    return new DraftHead(head, c.vocabSize, c.hidden, ids, dtype, this.backend.alloc, where);
+    try {
+      return new DraftHead(head, c.vocabSize, c.hidden, ids, dtype, this.backend.alloc, where);
+    } catch (e) {
+      // auto is only a speed choice: a head its dtype cannot hold (q4_0's float16 scales overflow) stays as stored
+      if (want !== 'auto' || dtype === null) throw e;
+      return ids === null ? null : new DraftHead(head, c.vocabSize, c.hidden, ids, null, this.backend.alloc, where);
+    }
   }
 
   newBaseCache(maxT = this.config.maxPositions): KVCache {
