@@ -20,6 +20,7 @@ import { tokenizeDocuments } from '../data/dataset.js';
 import { InferenceModel } from '../model/infer.js';
 import { draftVocabOf } from '../io/draft-vocab-file.js';
 import type { DraftHeadDtype } from '../model/draft-head.js';
+import { Q8_BLOCK } from '../kernels/quant.js';
 import { draftHeadDtypeOption } from './generation-flags.js';
 import { loadModelDirAs } from '../io/model-dir.js';
 import { USER_DTYPES } from '../model/convert.js';
@@ -166,8 +167,10 @@ export function register(program: Command): void {
       const tokens = tokenizeDocuments(val, tok);
       if (o.modeQuality) {
         const model = new InferenceModel(config, weights, backend);
-        // the weights are float32 holding the dtype's values: auto picks what the dtype's own model would get
-        model.setDraftHeadDtype(o.draftHeadDtype ?? (dtype === 'int8' ? 'model' : 'auto'));
+        // float32 weights holding the dtype's values: the default copy is the one the dtype's own model gets
+        // (an int8 model's q8_0 head → q4_0; auto on these float32 weights would give q8_0)
+        const int8Head = dtype === 'int8' && config.hidden % Q8_BLOCK === 0;
+        model.setDraftHeadDtype(o.draftHeadDtype ?? (int8Head ? 'q4_0' : 'auto'));
         if (o.draftVocab !== undefined) model.setDraftVocab(draftVocabOf(dir, o.draftVocab, config.vocabSize));
         const lengths = modeQualityLengths(o.promptTokens, o.newTokens, config.maxPositions);
         const bar = progressBar('mode quality', 'prompts', o.quiet);
