@@ -10,7 +10,7 @@
 import type { Allocator, Weight, WeightDtype } from '../kernels/backend.js';
 import { heapAllocator } from '../kernels/backend.js';
 import { bf16ToF32Array, f16ToF32Array, f32ToBf16Bits, f32ToF16Bits } from '../kernels/half.js';
-import { dequantizeQ4, dequantizeQ8, quantizeQ8, Q8_BLOCK } from '../kernels/quant.js';
+import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8, Q8_BLOCK } from '../kernels/quant.js';
 import type { ModelConfig } from './config.js';
 import { isProductWeight, type ParamSpec } from './names.js';
 import { Weights } from './weights.js';
@@ -41,6 +41,27 @@ export function weightToF32(w: Weight): Float32Array {
   }
 }
 
+/** Float32 values [N, K] written into `to` in its dtype (f16 / bf16 to nearest even, q8_0 / q4_0 as ggml's). */
+export function storeF32(from: Float32Array, N: number, K: number, to: Weight): void {
+  switch (to.dtype) {
+    case 'f32':
+      to.data.set(from);
+      break;
+    case 'f16':
+      for (let i = 0; i < from.length; i++) to.data[i] = f32ToF16Bits(from[i]!);
+      break;
+    case 'bf16':
+      for (let i = 0; i < from.length; i++) to.data[i] = f32ToBf16Bits(from[i]!);
+      break;
+    case 'q8_0':
+      quantizeQ8(from, N, K, to);
+      break;
+    case 'q4_0':
+      quantizeQ4(from, N, K, to);
+      break;
+  }
+}
+
 /** `src` with every product weight stored as `dtype` (others f32), in memory from `alloc`. */
 export function convertWeights(
   src: Weights,
@@ -52,21 +73,7 @@ export function convertWeights(
   const out = new Weights(src.specs, alloc, dtypeOf);
   for (const spec of src.specs) {
     const from = weightToF32(src.weight(spec.name));
-    const to = out.weight(spec.name);
-    switch (to.dtype) {
-      case 'f32':
-        to.data.set(from);
-        break;
-      case 'f16':
-        for (let i = 0; i < from.length; i++) to.data[i] = f32ToF16Bits(from[i]!);
-        break;
-      case 'bf16':
-        for (let i = 0; i < from.length; i++) to.data[i] = f32ToBf16Bits(from[i]!);
-        break;
-      case 'q8_0':
-        quantizeQ8(from, spec.shape[0]!, spec.shape[1]!, to);
-        break;
-    }
+    storeF32(from, spec.shape[0] ?? 1, from.length / (spec.shape[0] ?? 1), out.weight(spec.name));
   }
   return out;
 }

@@ -14,9 +14,8 @@
  * Shapes: R logit rows, N draft ids (V without a draft vocabulary), C width, V vocab.
  */
 import type { Allocator, Backend, KernelWeightDtype, Weight } from '../kernels/backend.js';
-import { f32ToBf16Bits, f32ToF16Bits } from '../kernels/half.js';
-import { Q4_BLOCK, Q8_BLOCK, quantizeQ4, quantizeQ8 } from '../kernels/quant.js';
-import { weightToF32 } from './convert.js';
+import { Q4_BLOCK, Q8_BLOCK } from '../kernels/quant.js';
+import { storeF32, weightToF32 } from './convert.js';
 import type { RowProduct } from './decode-ops.js';
 import { checkDraftIds, gatherRows } from './draft-vocab.js';
 
@@ -90,22 +89,7 @@ export function convertWeight(w: Weight, N: number, K: number, to: CopyDtype, al
     const r1 = Math.min(N, r0 + CONVERT_ROWS),
       from = weightToF32(rowsOf(w, r0, r1, K)),
       dst = rowsOf(out, r0, r1, K);
-    switch (dst.dtype) {
-      case 'f16':
-        for (let i = 0; i < from.length; i++) dst.data[i] = f32ToF16Bits(from[i]!);
-        break;
-      case 'bf16':
-        for (let i = 0; i < from.length; i++) dst.data[i] = f32ToBf16Bits(from[i]!);
-        break;
-      case 'q8_0':
-        quantizeQ8(from, r1 - r0, K, dst);
-        break;
-      case 'q4_0':
-        quantizeQ4(from, r1 - r0, K, dst);
-        break;
-      default:
-        throw new Error(`convertWeight: ${dst.dtype} is not a draft head dtype`);
-    }
+    storeF32(from, r1 - r0, K, dst);
   }
   return out;
 }
