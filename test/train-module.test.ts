@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BatchSampler } from '../src/data/dataset.js';
 import { getBackend } from '../src/kernels/index.js';
-import { loadModelDir, readConfig } from '../src/io/model-dir.js';
+import { loadModelDir, readConfig, saveWeights } from '../src/io/model-dir.js';
 import { baseFingerprint, loadModuleModel, mergeModuleDir, readBaseRef } from '../src/io/module-dir.js';
 import { openSafetensors } from '../src/io/safetensors.js';
 import { RecycleGPT } from '../src/generate/recyclegpt.js';
@@ -145,6 +145,24 @@ test('frozen base: module-only output, loads with its base both ways, verified g
   }
   const c = await RecycleGPT.load(merged, { backend: be });
   assert.deepEqual((await c.generate('the cat', { ...g, mode: 'verified' })).ids, std.ids);
+});
+
+test('frozen base stored in float16 with its own module: the module trains on from its float16 values', () => {
+  // a shipped model (float16, module included) fine-tuned module-only: the trainable copy is widened to float32
+  const base = baseWithTokenizer('tiny-recycle-gpt2', 'base-f16');
+  const { config, weights } = loadModelDir(base);
+  saveWeights(path.join(base, 'model.safetensors'), config, (n) => weights.get(n), 'F16');
+  const out = path.join(tmp, 'module-f16');
+  // an LR of 1e-12 moves no float16 value: the module written back is the one it started from, bit for bit
+  const r = train({ ...opts, steps: 2, lr: 1e-12, out, base }, { resume: false }, quiet);
+  assert.ok(Number.isFinite(r.lastTrain!.recycle_loss!));
+  const st = openSafetensors(path.join(out, 'model.safetensors'));
+  assert.ok(st.names().every((n) => n.startsWith('recycle.') && st.info(n).dtype === 'F16'));
+  st.close();
+  const trained = loadModuleModel(out).weights,
+    stored = loadModelDir(base).weights;
+  for (const spec of moduleParamSpecs(config))
+    assert.deepEqual(Array.from(trained.get(spec.name)), Array.from(stored.get(spec.name)), spec.name);
 });
 
 test('a module refuses a base whose tensors changed, naming both fingerprints', async () => {

@@ -9,6 +9,7 @@ import type { Corpus } from '../data/corpus.js';
 import { tokenizeDocuments } from '../data/dataset.js';
 import { defaultRecycleLayers, validateConfig, type ModelConfig } from '../model/config.js';
 import { initParams } from '../model/init.js';
+import { weightToF32 } from '../model/convert.js';
 import { loadModelDir, readConfig } from '../io/model-dir.js';
 import { baseParamSpecs, countParams, moduleParamSpecs } from '../model/names.js';
 import type { Allocator, KernelWeightDtype } from '../kernels/backend.js';
@@ -139,7 +140,8 @@ export function initialModel(
       missing.length > 0
         ? `${o.base} + a new ${config.recycle!.numLayers}-block module`
         : `${o.base} (with its module)`;
-    return { config, fill: (p) => p.copyFrom((n) => weights.get(n)), source, weights };
+    // a frozen base keeps its stored dtypes, the module's too: the trainable copy is float32 whatever it was stored as
+    return { config, fill: (p) => p.copyFrom((n) => weightToF32(weights.weight(n))), source, weights };
   }
   let config: ModelConfig;
   let source: string;
