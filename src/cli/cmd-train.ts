@@ -154,6 +154,12 @@ export function register(program: Command): void {
       depthWeightsOption,
     )
     .option(
+      '--recycle-distill <alpha>',
+      "distil the module toward the base: each depth's target is (1 − α)·the next token + α·the base's " +
+        'distribution for it (default 0: the next token alone, the paper)',
+      floatOption('--recycle-distill', 0, 1),
+    )
+    .option(
       '--recycle-layers <n>',
       'module blocks when adding a module (default ceil(L/4))',
       intOption('--recycle-layers', 1, LIMITS.recycleLayers),

@@ -21,7 +21,7 @@ import type { Tape } from '../nn/tape.js';
 import { Tensor, reshape } from '../tensor/tensor.js';
 import { blockForward } from './block.js';
 import type { ModelConfig } from './config.js';
-import { ModuleChain } from './module-chain.js';
+import { ModuleChain, type Teacher } from './module-chain.js';
 import { basePrefix, blockNames, topNames, type BlockNames } from './names.js';
 import { ropeFor, type RopeTable } from './rope.js';
 import { normOnTape, TapeBlockOps } from './tape-block.js';
@@ -83,6 +83,19 @@ export interface GraphOptions {
   /** The k-step recycle loss: depth k and per-depth weights (default depth 1, module-chain.ts). */
   depth?: number;
   depthWeights?: readonly number[];
+  /** α of the module's distillation toward the base's distributions (module-chain.ts; default 0). */
+  distill?: number;
+}
+
+/**
+ * The base's next-token distributions as the module's teacher: softmax of the head's logits [B·T, V] (detached), at
+ * positions 0..T−2, the positions a frozen base's h rows cover too (module-graph.ts), so both train the same function.
+ */
+function teacherOf(tape: Tape, logits: Tensor, B: number, T: number): Teacher {
+  const V = logits.lastDim,
+    probs = tape.scratch(B * T * V);
+  nn.softmaxRows(tape, B * T, V, logits.data, probs);
+  return { probs, stride: T, count: T - 1 };
 }
 
 /** Position ids 0..T−1 repeated for B rows; cached per shape (the tape holds them until backward). */
@@ -139,10 +152,19 @@ export class TrainGraph {
     // ---- module: anchor rows (b, t) for t = 0..T−2, i.e. B*(T−1) rows, unrolled over k depths
     const Tm = T - 1;
     const hRows = reshape(nn.sliceCols(tape, reshape(h, [B, T * C]), 0, Tm * C), [B * Tm, C]);
-    const chain = this.chain!.forward(tape, p, batch, hRows, {
-      depth: opts.depth ?? 1,
-      ...(opts.depthWeights ? { weights: opts.depthWeights } : {}),
-    });
+    const distill = opts.distill ?? 0;
+    const chain = this.chain!.forward(
+      tape,
+      p,
+      batch,
+      hRows,
+      {
+        depth: opts.depth ?? 1,
+        ...(opts.depthWeights ? { weights: opts.depthWeights } : {}),
+        distill,
+      },
+      distill > 0 ? teacherOf(tape, logits, B, T) : null,
+    );
     const lambda = opts.lossWeight ?? c.recycle!.lossWeight;
     const loss = nn.weightedSum(tape, lmLoss, chain.loss, lambda);
     return {

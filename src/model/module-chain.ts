@@ -14,6 +14,11 @@
  * Rows whose token x_{t+j} or target x_{t+j+1} lies beyond the window (depth ≥ 3 near the end) take token 0 and
  * target −1: they add no loss and, since no valid row attends to them, change nothing else.
  * loss = Σ_j w_j · CE_j (each CE a mean over its counted rows).
+ *
+ * Distillation (`distill` α > 0, a teacher given): CE_j is taken against (1 − α)·onehot(x_{t+j+1}) + α·p_base, where
+ * p_base is the base's own next-token distribution for x_{t+j+1}, i.e. softmax(head(h_{t+j})) (detached): the module
+ * learns to match what the base would say there, which is what verified decoding accepts and what recycle's tokens
+ * should look like. Rows whose base position t+j is not among the teacher's positions keep the one-hot target.
  */
 import * as nn from '../nn/ops.js';
 import { chainAttention, type ChainExtra } from '../nn/chain-attention.js';
@@ -39,6 +44,15 @@ export interface ChainOptions {
   depth: number;
   /** w_1..w_k (default defaultDepthWeights). */
   weights?: readonly number[];
+  /** α of the distillation toward the base (0 or absent: the one-hot targets alone, the paper's loss). */
+  distill?: number;
+}
+
+/** The base's next-token distributions for distillation: row b·stride + pos for base positions pos < count. */
+export interface Teacher {
+  probs: Float32Array;
+  stride: number;
+  count: number;
 }
 
 export interface ModuleChainOutput {
@@ -90,12 +104,17 @@ export class ModuleChain {
   }
 
   /** Input ids, targets and positions of depth j for a batch (rows b·(T−1)+t). */
-  private rows(batch: GraphBatch, j: number): { ids: Int32Array; targets: Int32Array; pos: Int32Array } {
+  private rows(
+    batch: GraphBatch,
+    j: number,
+    teacher: Teacher | null,
+  ): { ids: Int32Array; targets: Int32Array; pos: Int32Array; teacherRows: Int32Array } {
     const { B, T } = batch,
       Tm = T - 1;
     const ids = new Int32Array(B * Tm),
       targets = new Int32Array(B * Tm),
-      pos = new Int32Array(B * Tm);
+      pos = new Int32Array(B * Tm),
+      teacherRows = new Int32Array(B * Tm).fill(-1);
     for (let b = 0; b < B; b++) {
       // x_i of the window: inputs for i ≤ T−1, then targets[T−1] = x_T and targets2[T−1] = x_{T+1}
       const target = (i: number): number =>
@@ -107,16 +126,26 @@ export class ModuleChain {
         ids[r] = x < 0 ? 0 : x;
         targets[r] = x < 0 ? -1 : target(t + j + 1);
         pos[r] = Math.min(t + j - 1, T - 1);
+        // the base predicts x_{t+j+1} at position t+j
+        if (teacher && targets[r] !== -1 && t + j < teacher.count) teacherRows[r] = b * teacher.stride + t + j;
       }
     }
-    return { ids, targets, pos };
+    return { ids, targets, pos, teacherRows };
   }
 
   /**
    * The chain over `h` [B·(T−1), C] (h_t for anchor rows t = 0..T−2; a tensor on the tape for joint training, data
-   * for a frozen base). Gradients reach every parameter of `p` that has a grad.
+   * for a frozen base). Gradients reach every parameter of `p` that has a grad. `teacher`: the base's distributions
+   * (needed when opts.distill > 0).
    */
-  forward(tape: Tape, p: ParamSource, batch: GraphBatch, h: Tensor, opts: ChainOptions): ModuleChainOutput {
+  forward(
+    tape: Tape,
+    p: ParamSource,
+    batch: GraphBatch,
+    h: Tensor,
+    opts: ChainOptions,
+    teacher: Teacher | null = null,
+  ): ModuleChainOutput {
     const c = this.config,
       { B, T } = batch,
       Tm = T - 1;
@@ -126,6 +155,9 @@ export class ModuleChain {
       throw new Error(`ModuleChain: depth ${K} must be an integer in [1, ${MAX_RECYCLE_DEPTH}]`);
     if (w.length !== K) throw new Error(`ModuleChain: ${w.length} depth weights for depth ${K}`);
     if (T < 2) throw new Error(`ModuleChain: sequence length ${T} leaves no module rows (need T ≥ 2)`);
+    const alpha = opts.distill ?? 0;
+    if (!(alpha >= 0 && alpha <= 1)) throw new Error(`ModuleChain: distill ${alpha} must be in [0, 1]`);
+    if (alpha > 0 && !teacher) throw new Error('ModuleChain: distill > 0 needs the base’s distributions (teacher)');
     const top = topNames(c);
     const kv = new Map<BlockNames, ChainExtra[]>();
     const losses: Tensor[] = [],
@@ -133,7 +165,7 @@ export class ModuleChain {
       targets: Int32Array[] = [];
     let u = h;
     for (let j = 1; j <= K; j++) {
-      const r = this.rows(batch, j);
+      const r = this.rows(batch, j, alpha > 0 ? teacher : null);
       const e = nn.embedding(tape, r.ids, p.get(top.tokenEmbedding));
       let m = nn.linear(
         tape,
@@ -145,7 +177,11 @@ export class ModuleChain {
       for (const n of this.blocks) m = blockForward(ops, n, m);
       u = m;
       const lj = nn.linear(tape, normOnTape(tape, p, c, m, top.finalNorm, top.finalNormBias), p.get(top.head), null);
-      losses.push(nn.crossEntropy(tape, lj, r.targets));
+      losses.push(
+        alpha > 0
+          ? nn.crossEntropyDistill(tape, lj, r.targets, { probs: teacher!.probs, rows: r.teacherRows, alpha })
+          : nn.crossEntropy(tape, lj, r.targets),
+      );
       logits.push(lj);
       targets.push(r.targets);
     }

@@ -280,6 +280,82 @@ export function crossEntropy(tape: Tape, logits: Tensor, targets: Int32Array): T
   return out;
 }
 
+/** A teacher distribution for crossEntropyDistill: row teacherRows[n] of probs [·, V] for logits row n (−1: none). */
+export interface SoftTargets {
+  probs: Float32Array;
+  rows: Int32Array;
+  /** α ∈ [0, 1]: the weight of the teacher against the one-hot target. */
+  alpha: number;
+}
+
+/**
+ * Cross-entropy against (1 − α)·onehot(target) + α·p_teacher, mean over the rows whose target is not −1:
+ * logits[N,V] → [1] (distillation of the module toward the base; ARCHITECTURE.md §1.2). A row without a teacher
+ * (rows[n] = −1) takes its one-hot target alone. Written as the hard cross-entropy plus α·(z_target − Σ_v p_v·z_v),
+ * since CE(p, q) − CE(onehot, q) = z_target − Σ p·z when p sums to 1; backward: dz = (q − onehot) + α·(onehot − p).
+ * The teacher is data: no gradient reaches it.
+ */
+export function crossEntropyDistill(tape: Tape, logits: Tensor, targets: Int32Array, soft: SoftTargets): Tensor {
+  const op = 'crossEntropyDistill';
+  const [N, V] = [rowCount(op, 'logits', logits), logits.lastDim];
+  const { probs, rows, alpha } = soft;
+  if (targets.length !== N || rows.length !== N)
+    throw new Error(`${op}: ${targets.length} targets and ${rows.length} teacher rows for ${N} rows of logits`);
+  if (!(alpha >= 0 && alpha <= 1)) throw new Error(`${op}: alpha must be in [0, 1], got ${alpha}`);
+  if (probs.length % V !== 0) throw new Error(`${op}: teacher probs have ${probs.length} values, not rows of ${V}`);
+  const teacherRows = probs.length / V;
+  for (let n = 0; n < N; n++)
+    if (!(rows[n]! >= -1 && rows[n]! < teacherRows))
+      throw new Error(`${op}: teacher row ${rows[n]} of logits row ${n} is outside the ${teacherRows} rows`);
+  const be = tape.backend,
+    z = logits.data;
+  const losses = tape.scratch(N);
+  let sum = be.crossEntropyForward(N, V, z, targets, losses),
+    counted = 0;
+  for (let n = 0; n < N; n++) {
+    const target = targets[n]!;
+    if (target === -1) continue;
+    counted++;
+    const r = rows[n]!;
+    if (r < 0 || alpha === 0) continue;
+    let dot = 0;
+    for (let v = 0, o = n * V, t = r * V; v < V; v++) dot += probs[t + v]! * z[o + v]!;
+    sum += alpha * (z[n * V + target]! - dot);
+  }
+  const out = tape.tensor([1], tape.needsGrad(logits));
+  out.data[0] = counted > 0 ? sum / counted : 0;
+  const dlogits = logits.grad;
+  tape.record(out, (dout) => {
+    if (!dlogits || counted === 0) return;
+    const scale = dout[0]! / counted;
+    be.crossEntropyBackward(N, V, z, targets, scale, dlogits);
+    if (alpha === 0) return;
+    const a = alpha * scale;
+    for (let n = 0; n < N; n++) {
+      const target = targets[n]!,
+        r = rows[n]!;
+      if (target === -1 || r < 0) continue;
+      dlogits[n * V + target] += a;
+      for (let v = 0, o = n * V, t = r * V; v < V; v++) dlogits[o + v] -= a * probs[t + v]!;
+    }
+  });
+  return out;
+}
+
+/**
+ * Row-wise softmax of logits[N,V] into out (teacher distributions; no tape). Through the backend's cross-entropy
+ * gradient: with scale 1 and target 0 it writes p − e_0 into a zeroed row, and adding e_0 back gives p (p_0 to
+ * float32's absolute rounding near 1, ~6e-8): the kernel's vectorized, threaded exp instead of a JS loop.
+ */
+export function softmaxRows(tape: Tape, N: number, V: number, logits: Float32Array, out: Float32Array): void {
+  if (logits.length < N * V || out.length < N * V)
+    throw new Error(`softmaxRows: ${N} rows of ${V} need ${N * V} values (logits ${logits.length}, out ${out.length})`);
+  const o = out.subarray(0, N * V);
+  o.fill(0);
+  tape.backend.crossEntropyBackward(N, V, logits, new Int32Array(N), 1, o);
+  for (let n = 0; n < N; n++) o[n * V] += 1;
+}
+
 /** a + alpha·b for scalars a[1], b[1] (the joint loss: LM loss + λ · recycle loss). */
 export function weightedSum(tape: Tape, a: Tensor, b: Tensor, alpha: number): Tensor {
   const op = 'weightedSum';

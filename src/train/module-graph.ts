@@ -10,6 +10,8 @@
  *   loss    = CE(rlogits, x_{t+2}); backward seeded with λ
  * or, with the k-step recycle loss, the module unrolled on its own states (model/module-chain.ts):
  *   loss    = Σ_j w_j · CE(depth j's logits, x_{t+j+1}).
+ * With distillation (chainOptions.distill α > 0) the teacher is the frozen base's own distribution,
+ * softmax(head(h_pos)) for pos = 0..T−2, computed here from the same h rows (no gradient).
  *
  * This is the same function of the module's parameters as TrainGraph.forward with a frozen base (the LM term's
  * gradient is zero there), so losses and module gradients agree with it to float32 rounding (test/train-module).
@@ -23,7 +25,9 @@ import { DecodeBlockOps, type RowSpan } from '../model/decode-ops.js';
 import { InferenceModel, type ForwardScratch } from '../model/infer.js';
 import type { KVCache } from '../model/kv-cache.js';
 import { basePrefix, blockNames, topNames, type BlockNames } from '../model/names.js';
-import { ModuleChain, type ChainOptions } from '../model/module-chain.js';
+import { ModuleChain, type ChainOptions, type Teacher } from '../model/module-chain.js';
+import { normOnTape } from '../model/tape-block.js';
+import * as nn from '../nn/ops.js';
 import type { Weights } from '../model/weights.js';
 import type { Weight } from '../kernels/backend.js';
 import type { Tape } from '../nn/tape.js';
@@ -192,7 +196,21 @@ export class ModuleGraph {
     if (h.length < R * C) throw new Error(`ModuleGraph: h has ${h.length} values, need ${R * C}`);
     // another depth than the training chain's (evaluation): that depth's default weights
     const opts = depth === undefined || depth === this.chainOptions.depth ? this.chainOptions : { depth };
-    const out = this.chain.forward(tape, p, batch, new Tensor([R, C], h.subarray(0, R * C)), opts);
+    const hRows = new Tensor([R, C], h.subarray(0, R * C));
+    const alpha = opts.distill ?? 0;
+    const teacher = alpha > 0 ? this.teacher(tape, p, hRows, T) : null;
+    const out = this.chain.forward(tape, p, batch, hRows, opts, teacher);
     return { loss: out.loss, recycleLoss: out.losses[0]!, recycleLogits: out.logits[0]!, depths: out };
+  }
+
+  /** softmax(head(h)) of every h row: data (h and the frozen norm and head carry no grad, so nothing is recorded). */
+  private teacher(tape: Tape, p: ParamSource, h: Tensor, T: number): Teacher {
+    const c = this.config,
+      top = topNames(c);
+    const logits = nn.linear(tape, normOnTape(tape, p, c, h, top.finalNorm, top.finalNormBias), p.get(top.head), null);
+    const [R, V] = [h.shape[0]!, c.vocabSize];
+    const probs = tape.scratch(R * V);
+    nn.softmaxRows(tape, R, V, logits.data, probs);
+    return { probs, stride: T - 1, count: T - 1 };
   }
 }

@@ -54,6 +54,11 @@ export interface TrainOptions {
   recycleDepth: number;
   /** w_1..w_k of the depths (null: 1, 1/2, 1/4, …). */
   recycleDepthWeights: number[] | null;
+  /**
+   * α of distilling the module toward the base: each depth's target is (1 − α)·onehot + α·the base's distribution
+   * for the same token (model/module-chain.ts); 0: the one-hot targets alone (the paper).
+   */
+  recycleDistill: number;
   /** Evaluate both heads every N steps (0: never, except at the end). */
   evalEvery: number;
   evalBatches: number;
@@ -90,6 +95,7 @@ export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'data' | 'out'> = {
   lambda: null,
   recycleDepth: 1,
   recycleDepthWeights: null,
+  recycleDistill: 0,
   evalEvery: 100,
   evalBatches: 20,
   ckptEvery: 200,
@@ -116,6 +122,7 @@ export const LATER_OPTIONS: Partial<TrainOptions> = {
   evalFirst: false,
   recycleDepth: 1,
   recycleDepthWeights: null,
+  recycleDistill: 0,
   cacheHidden: null,
   // checkpoints from before scheduleSteps ran a schedule over their steps; resume reads null as that
   scheduleSteps: null,
@@ -182,6 +189,7 @@ const RULES: Record<keyof TrainOptions, [Check, string]> = {
     orNull((v) => Array.isArray(v) && v.length >= 1 && v.every((w) => isNum(0)(w))),
     'a list of numbers >= 0, one per depth',
   ],
+  recycleDistill: [(v) => typeof v === 'number' && v >= 0 && v <= 1, 'a number in [0, 1]'],
   evalEvery: [isInt(0, LIMITS.evalEvery), inRange(0, LIMITS.evalEvery)],
   evalBatches: [isInt(1, LIMITS.evalBatches), inRange(1, LIMITS.evalBatches)],
   ckptEvery: [isInt(1, LIMITS.ckptEvery), inRange(1, LIMITS.ckptEvery)],
@@ -252,9 +260,13 @@ export function mergeResumeOptions(saved: TrainOptions, given: Partial<TrainOpti
   return validateOptions(merged as unknown as Record<string, unknown>, where);
 }
 
-/** The k-step recycle loss of a run: depth and per-depth weights after defaults. */
-export function chainOf(o: TrainOptions): { depth: number; weights: number[] } {
-  return { depth: o.recycleDepth, weights: o.recycleDepthWeights ?? defaultDepthWeights(o.recycleDepth) };
+/** The k-step recycle loss of a run: depth, per-depth weights after defaults, distillation α. */
+export function chainOf(o: TrainOptions): { depth: number; weights: number[]; distill: number } {
+  return {
+    depth: o.recycleDepth,
+    weights: o.recycleDepthWeights ?? defaultDepthWeights(o.recycleDepth),
+    distill: o.recycleDistill,
+  };
 }
 
 /** Schedule length, warm-up steps and the cosine floor after defaults. */

@@ -505,7 +505,11 @@ export function train(
       tape.reset();
       const drawn = s.sampler.next();
       const batch = 'windows' in drawn ? drawn.batch : drawn;
-      const outp = graph.forward(tape, s.params, batch, { depth: chain.depth, depthWeights: chain.weights });
+      const outp = graph.forward(tape, s.params, batch, {
+        depth: chain.depth,
+        depthWeights: chain.weights,
+        distill: chain.distill,
+      });
       if (outp.recycleDepths) addDepths(outp.recycleDepths.losses);
       if (hooks.injectNaN?.step === s.step + 1 && hooks.injectNaN.where === 'loss') outp.loss.data[0] = Number.NaN;
       const l = outp.loss.data[0]!;

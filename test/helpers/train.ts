@@ -53,6 +53,8 @@ export function checkGradientsByDifferences(
   loss: () => number,
   fixed: (size: number) => number[],
   label = '',
+  /** Step relative to max(1, |θ|): smaller where the loss curves sharply (a truncation error of O(step²)). */
+  step = 1e-2,
 ): void {
   for (const name of names) {
     const t = params.get(name);
@@ -60,7 +62,7 @@ export function checkGradientsByDifferences(
     for (let i = 1; i < t.size; i++) if (Math.abs(t.grad![i]!) > Math.abs(t.grad![big]!)) big = i;
     for (const i of [big, ...fixed(t.size)]) {
       const orig = t.data[i]!,
-        eps = 1e-2 * Math.max(1, Math.abs(orig));
+        eps = step * Math.max(1, Math.abs(orig));
       t.data[i] = orig + eps;
       const plus = loss();
       t.data[i] = orig - eps;
