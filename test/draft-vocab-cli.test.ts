@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { runCli } from './helpers/cli.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -50,12 +50,6 @@ test('draft_vocab.json round-trips, and bad files fail naming the file and the f
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
-
-const cli = ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts')];
-function runCli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [...cli, ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 test('draft-vocab, then generate / bench --draft-vocab on a copy of the shipped model', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rg-dv-model-'));

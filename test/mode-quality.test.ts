@@ -6,11 +6,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { runCli as runCli0, type CliResult } from './helpers/cli.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { heldoutPrompts, modeQuality, scoreContinuation, type ModeQualityOptions } from '../src/bench/mode-quality.js';
 import { loadCorpus } from '../src/data/corpus.js';
 import { tokenizeDocuments } from '../src/data/dataset.js';
@@ -21,12 +20,9 @@ import { loadModelDir, saveWeights } from '../src/io/model-dir.js';
 import { loadTokenizer } from '../src/tokenizer/index.js';
 import { trainingSkipReason, trainTinyOnBrown } from './helpers/trained.js';
 
-const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mode-quality-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 const skip = trainingSkipReason();
-const cli = ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts')];
-const env = { ...process.env, RECYCLEGPT_THREADS: '1' };
 
 interface Setup {
   dir: string;
@@ -52,10 +48,7 @@ function trained(): Setup {
   return setup;
 }
 
-function runCli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [...cli, ...args], { cwd: root, env, encoding: 'utf8', timeout: 60_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const runCli = (args: string[]): CliResult => runCli0(args, { env: { RECYCLEGPT_THREADS: '1' } });
 
 /** Σ log p of `cont` given `prompt`, token by token with a KV cache (one full call per token), softmax by hand. */
 function handScore(model: InferenceModel, prompt: readonly number[], cont: readonly number[]): number {

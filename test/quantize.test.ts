@@ -7,11 +7,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { runCli as runCli0, lastJson, type CliResult } from './helpers/cli.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { heldoutPrompts } from '../src/bench/mode-quality.js';
 import { randomPresetModel } from '../src/bench/random-model.js';
 import { quantizeModelDir } from '../src/cli/cmd-quantize.js';
@@ -37,7 +36,6 @@ import { loadTokenizer } from '../src/tokenizer/index.js';
 import { checkVerifiedGreedy } from './helpers/decoding.js';
 import { randomModel, writeModelDir } from './helpers/models.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quantize-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 const ALL_DTYPES = ['f16', 'bf16', 'q8_0'] as const;
@@ -315,14 +313,8 @@ test('the llama-1b preset is TinyLlama-1.1B shaped, with an untied head and a 1-
 
 // ---- CLI --------------------------------------------------------------------------------------------------------
 
-const cli = ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts')];
-function runCli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const env = { ...process.env, RECYCLEGPT_BACKEND: 'ref', RECYCLEGPT_THREADS: '1' };
-  const r = spawnSync(process.execPath, [...cli, ...args], { cwd: root, env, encoding: 'utf8', timeout: 60_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-const lastJson = (s: string): Record<string, unknown> =>
-  JSON.parse(s.trim().split('\n').at(-1)!) as Record<string, unknown>;
+const runCli = (args: string[]): CliResult =>
+  runCli0(args, { env: { RECYCLEGPT_BACKEND: 'ref', RECYCLEGPT_THREADS: '1' } });
 
 test('CLI: quantize, then generate --dtype and eval --dtype give what the quantized directory gives', () => {
   const { dir } = tinyDir('tiny');

@@ -25,6 +25,7 @@ import { TrainParams } from '../src/train/params.js';
 import { train, TrainingDivergedError } from '../src/train/trainer.js';
 import { smallBrown, tempDirUntilExit } from './helpers/brown-small.js';
 import { fixturesDir } from './helpers/fixtures.js';
+import { lastJson, runCli } from './helpers/cli.js';
 
 const fixtures = fixturesDir;
 const tmp = tempDirUntilExit('train-module-');
@@ -163,6 +164,41 @@ test('frozen base stored in float16 with its own module: the module trains on fr
     stored = loadModelDir(base).weights;
   for (const spec of moduleParamSpecs(config))
     assert.deepEqual(Array.from(trained.get(spec.name)), Array.from(stored.get(spec.name)), spec.name);
+});
+
+test('eval, bench and forward read a module-only directory with its base, as its merged model', () => {
+  const base = baseWithTokenizer('tiny-gpt2', 'base-cli');
+  const out = path.join(tmp, 'module-cli');
+  train({ ...opts, out, base }, { resume: false }, quiet);
+  const merged = path.join(tmp, 'merged-cli');
+  mergeModuleDir(out, merged);
+  const env = { RECYCLEGPT_BACKEND: 'ref', RECYCLEGPT_THREADS: '1' };
+  const run = (args: string[]): Record<string, unknown> => {
+    const r = runCli(args, { env });
+    assert.equal(r.status, 0, r.stderr);
+    return lastJson(r.stdout);
+  };
+  const evalArgs = ['--data', small.file, '--seq-len', '16', '--max-batches', '2', '--json'];
+  const a = run(['eval', '--model', out, ...evalArgs]);
+  const b = run(['eval', '--model', merged, ...evalArgs]);
+  assert.deepEqual([a.ppl_next, a.ppl_recycle, a.depths], [b.ppl_next, b.ppl_recycle, b.depths]);
+  const fwd = (m: string): unknown => run(['forward', '--model', m, '--text', 'the cat', '--json']);
+  assert.deepEqual(fwd(out), fwd(merged));
+  const bench = run(
+    ['bench', '--model', out, '--modes', 'standard,verified', '--draft-tokens', '1', '--tokens', '4'].concat([
+      '--repeats',
+      '1',
+      '--prompts',
+      '1',
+      '--no-bandwidth',
+      '--quiet',
+      '--json',
+    ]),
+  );
+  assert.equal((bench.runs as unknown[]).length, 2);
+  const int8 = runCli(['eval', '--model', out, '--dtype', 'int8', ...evalArgs], { env });
+  assert.notEqual(int8.status, 0);
+  assert.match(int8.stderr, /--dtype int8: .*module-cli holds only a module .*recyclegpt merge --module DIR/);
 });
 
 test('a module refuses a base whose tensors changed, naming both fingerprints', async () => {

@@ -28,7 +28,7 @@ import type { ModelConfig } from '../model/config.js';
 import { convertWeights, storageDtype, USER_DTYPES, type UserDtype } from '../model/convert.js';
 import { isProductWeight, allParamSpecs } from '../model/names.js';
 import type { Weights } from '../model/weights.js';
-import { loadModelDir } from '../io/model-dir.js';
+import { loadCliModel } from './load-model.js';
 import { draftVocabOf } from '../io/draft-vocab-file.js';
 import type { DraftHeadDtype } from '../model/draft-head.js';
 import { readJsonFile } from '../io/files.js';
@@ -276,15 +276,16 @@ export function register(program: Command): void {
         name = `preset:${o.preset}`;
       } else {
         const dir = resolveModelDir(o.model);
-        const loaded = loadModelDir(dir);
+        const loaded = loadCliModel(dir);
         config = loaded.config;
         source = loaded.weights;
         name = dir;
         if (o.draftVocab !== undefined) draftIds = draftVocabOf(dir, o.draftVocab, config.vocabSize);
-        prompts = textPromptsFor(dir, Math.min(o.prompts, BENCH_TEXT_PROMPTS.length)) ?? undefined;
+        const tokDir = loaded.tokenizerDir;
+        prompts = textPromptsFor(tokDir, Math.min(o.prompts, BENCH_TEXT_PROMPTS.length)) ?? undefined;
         if (!prompts) log(`${dir}: no tokenizer; benchmarking on random token ids`);
-        if (existsSync(join(dir, 'tokenizer.json'))) {
-          tokenizerFile = join(dir, 'tokenizer.json');
+        if (existsSync(join(tokDir, 'tokenizer.json'))) {
+          tokenizerFile = join(tokDir, 'tokenizer.json');
           tokenizerJson = readJsonFile(tokenizerFile, 'tokenizer');
         }
       }

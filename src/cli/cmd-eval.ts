@@ -22,7 +22,7 @@ import { draftVocabOf } from '../io/draft-vocab-file.js';
 import type { DraftHeadDtype } from '../model/draft-head.js';
 import { Q8_BLOCK } from '../kernels/quant.js';
 import { draftHeadDtypeOption } from './generation-flags.js';
-import { loadModelDirAs } from '../io/model-dir.js';
+import { loadCliModel } from './load-model.js';
 import { USER_DTYPES } from '../model/convert.js';
 import { MAX_RECYCLE_DEPTH } from '../model/module-chain.js';
 import { MAX_DRAFT_TOKENS } from '../generate/types.js';
@@ -144,7 +144,7 @@ export function register(program: Command): void {
     .action((o: EvalFlags) => {
       const dir = resolveModelDir(o.model);
       // float32 storage holding the dtype's values: the evaluation graph reads float32 weights
-      const { config, weights, dtype } = loadModelDirAs(dir, { dtype: dtypeFlag(o.dtype) });
+      const { config, weights, dtype, tokenizerDir } = loadCliModel(dir, dtypeFlag(o.dtype));
       if (o.modeQuality && !config.recycle) {
         throw new Error(
           `--mode-quality compares standard, recycle and verified decoding, and ${dir} has no recyclable module ` +
@@ -159,7 +159,7 @@ export function register(program: Command): void {
         throw new Error(
           '--draft-head-dtype applies to --mode-quality (decoding); the perplexity evaluation uses the head as stored',
         );
-      const tok = loadTokenizer(dir);
+      const tok = loadTokenizer(tokenizerDir);
       const backend = cliBackend();
       if (o.threads !== undefined) backend.setThreads(o.threads);
       const val = loadCorpus(o.data).val;

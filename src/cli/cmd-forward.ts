@@ -7,7 +7,7 @@
  */
 import type { Command } from 'commander';
 import { InferenceModel } from '../model/infer.js';
-import { loadModelDir } from '../io/model-dir.js';
+import { loadCliModel } from './load-model.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { resolveModelDir } from './default-model.js';
 import { printJson, cliBackend } from './options.js';
@@ -54,11 +54,11 @@ export function register(program: Command): void {
       if ((opts.ids === undefined) === (opts.text === undefined))
         throw new Error('give exactly one of --ids and --text');
       const dir = resolveModelDir(opts.model);
-      const tok = opts.text !== undefined || !opts.json ? tokenizerOrNull(dir) : null;
+      const { config, weights, tokenizerDir } = loadCliModel(dir);
+      const tok = opts.text !== undefined || !opts.json ? tokenizerOrNull(tokenizerDir) : null;
       if (opts.text !== undefined && !tok) throw new Error(`--text: ${dir} has no tokenizer; give --ids`);
       const ids = opts.text !== undefined ? tok!.encode(opts.text, { addSpecialTokens: true }) : parseIds(opts.ids!);
       if (ids.length === 0) throw new Error('--text: the text gives no tokens');
-      const { config, weights } = loadModelDir(dir);
       if (ids.length > config.maxPositions)
         throw new Error(`--ids: ${ids.length} tokens exceed the context length ${config.maxPositions}`);
       const model = new InferenceModel(config, weights, cliBackend());
