@@ -10,7 +10,14 @@ import { runCli as runCli0, type CliResult } from './helpers/cli.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { heldoutPrompts, modeQuality, scoreContinuation, type ModeQualityOptions } from '../src/bench/mode-quality.js';
+import {
+  bootstrapRatio,
+  heldoutPrompts,
+  modeQuality,
+  scoreContinuation,
+  type ModeQualityOptions,
+} from '../src/bench/mode-quality.js';
+import { Rng } from '../src/data/rng.js';
 import { loadCorpus } from '../src/data/corpus.js';
 import { tokenizeDocuments } from '../src/data/dataset.js';
 import { getBackend } from '../src/kernels/index.js';
@@ -115,6 +122,11 @@ test(
     for (const v of Object.values(ppl)) assert.ok(Number.isFinite(v) && v > 1 && v < 512, `ppl ${v}`);
     assert.equal(j.ratio_recycle_vs_standard, ppl.recycle! / ppl.standard!);
     assert.equal(j.ratio_verified_vs_standard, ppl.verified! / ppl.standard!);
+    for (const key of ['recycle_vs_standard', 'verified_vs_standard', 'recycle_vs_lossless']) {
+      const [lo, hi] = j[`ratio_${key}_ci95`] as [number, number];
+      const point = j[`ratio_${key}`] as number;
+      assert.ok(lo < point && point < hi, `${key}: ${point} in [${lo}, ${hi}]`);
+    }
     const tokens = j.tokens as Record<string, number>;
     for (const m of ['standard', 'recycle', 'verified'])
       assert.ok(tokens[m]! > 0 && tokens[m]! <= 12 * 24, `${m}: ${tokens[m]} tokens`);
@@ -190,6 +202,7 @@ test(
     assert.deepEqual(r.continuations.verified, r.continuations.standard);
     assert.equal(r.ppl_under_base.verified, r.ppl_under_base.standard);
     assert.equal(r.ratio_verified_vs_standard, 1);
+    assert.deepEqual(r.ratio_verified_vs_standard_ci95, [1, 1], 'identical text: every resample gives 1');
     assert.equal(r.temperature, 0);
     assert.ok(
       r.modes.verified.accepted > 0 && r.modes.verified.rejected > 0,
@@ -210,6 +223,28 @@ test(
     assert.ok(Math.abs(-e.modes.standard.nll - handScore(s.model, prompt, cont.slice(0, cut))) < 1e-4 * cut);
   },
 );
+
+test('bootstrapRatio: the paired bootstrap over prompts, reproducible, around the pooled ratio', () => {
+  const rng = new Rng(3);
+  const n = 60;
+  const tokens = Array.from({ length: n }, () => 20 + rng.int(29));
+  const std = { nll: tokens.map((t) => t * (3 + rng.random())), tokens };
+  // recycle: every prompt 10% more NLL per token, plus prompt noise
+  const rec = { nll: std.nll.map((x) => x * 1.1 + rng.random()), tokens };
+  const [lo, hi] = bootstrapRatio([rec], [std]);
+  assert.deepEqual(bootstrapRatio([rec], [std]), [lo, hi], 'the same resamples every call');
+  const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+  const point = Math.exp((sum(rec.nll) - sum(std.nll)) / sum(tokens));
+  assert.ok(lo < point && point < hi, `${point} in [${lo}, ${hi}]`);
+  assert.ok(hi - lo < 0.1 * point, 'paired: the prompts’ shared difficulty cancels');
+  // unpaired noise widens it; pooling a second reference sample narrows it again
+  const shuffled = { nll: [...rec.nll].reverse(), tokens: [...tokens].reverse() };
+  const [ulo, uhi] = bootstrapRatio([shuffled], [std]);
+  assert.ok(uhi - ulo > hi - lo);
+  assert.deepEqual(bootstrapRatio([std], [std]), [1, 1]);
+  const [plo, phi] = bootstrapRatio([rec], [std, std]);
+  assert.ok(Math.abs(plo - lo) < 1e-12 && Math.abs(phi - hi) < 1e-12, 'pooling a copy changes nothing');
+});
 
 test('a model without a module: clear errors from the function and the CLI', { skip }, () => {
   const s = trained();
