@@ -4,11 +4,11 @@
  * threads: results equal ref's (which computes on the exactly dequantized weights) up to float32 summation order,
  * and for M ≤ 8 equal the native f32 kernel on the dequantized weights bit for bit — except q8_0 at M ≤ 8 on a path
  * with an int8 dot (INT8_DOT_PATHS: x quantized to int8 per block of 32, ggml's Q8_0 × Q8_0), which equals a model of
- * that computation (q8IntModel) up to float32 summation order and ref within the bound of x's rounding to 8 bits
- * (Σ_b dx_b/2 · Σ_j |w_bj|); rows are bit-identical for every M ≤ 8; embeddings equal ref's bit for bit (every f16
- * and bf16 bit pattern); bad handles get the checked layer's messages from the raw addon too. End to end: the
- * shipped model (stored F16) keeps f16 weights on the native backend and decodes greedily exactly as its f32 load
- * does; int8 verified greedy equals int8 standard greedy. Seeds are fresh each run and printed on failure (SEED=…
+ * that computation (helpers/x86-int8-dot.ts) up to float32 summation order and ref within the bound of x's rounding
+ * to 8 bits (Σ_b dx_b/2 · Σ_j |w_bj|); rows are bit-identical for every M ≤ 8; embeddings equal ref's bit for bit
+ * (every f16 and bf16 bit pattern); bad handles get the checked layer's messages from the raw addon too. End to end:
+ * the shipped model (stored F16) keeps f16 weights on the native backend and decodes greedily exactly as its f32
+ * load does; int8 verified greedy equals int8 standard greedy. Seeds are fresh each run and printed on failure (SEED=…
  * reproduces). Fails if the addon is not built, unless RECYCLEGPT_BACKEND=ref.
  */
 import { test } from 'node:test';
@@ -24,6 +24,7 @@ import { allParamSpecs } from '../src/model/names.js';
 import { RecycleGPT } from '../src/generate/recyclegpt.js';
 import { Rng } from './helpers/check.js';
 import { assertBitwise, assertClose, eachConfig, native, nativeSkip, prodTol, seededNative } from './helpers/native.js';
+import { assertWithin, x86Int8Model, type BlockQuants } from './helpers/x86-int8-dot.js';
 
 const skip = nativeSkip;
 const ref = createRefBackend();
@@ -51,72 +52,9 @@ function f16(bits: number): number {
   return f16ToF32Array(Uint16Array.of(bits))[0]!;
 }
 
-/** Round half to even (the vector rounding of native/simd_*.h vb_quantize). */
-function rint(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/**
- * The int8-dot q8_0 product, modelled: each x row quantized per block of 32 as vb_quantize does (d = amax/127 and
- * q = rint(x·(1/d)), in float32), y = Σ_b fround(dx_b·dw_b)·Σ_j xq_j·wq_j summed in float64 (the kernel sums in
- * float32: compare with prodTol). `bound` is how far the exact product may be from it: Σ_b dx_b/2 · Σ_j |dw_b·wq_j|.
- */
-function q8IntModel(
-  M: number,
-  N: number,
-  K: number,
-  x: Float32Array,
-  h: { data: Int8Array; scales: Uint16Array },
-  bias: Float32Array | null,
-): { y: Float32Array; bound: Float64Array } {
-  const f = Math.fround,
-    nb = K / 32;
-  const xq = new Int8Array(M * K),
-    dx = new Float64Array(M * nb);
-  for (let m = 0; m < M; m++)
-    for (let b = 0; b < nb; b++) {
-      let amax = 0;
-      for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[m * K + b * 32 + j]!));
-      const d = f(amax / 127),
-        id = d !== 0 ? f(1 / d) : 0;
-      dx[m * nb + b] = d;
-      for (let j = 0; j < 32; j++) xq[m * K + b * 32 + j] = rint(f(x[m * K + b * 32 + j]! * id));
-    }
-  const y = new Float32Array(M * N),
-    bound = new Float64Array(M * N);
-  for (let m = 0; m < M; m++)
-    for (let n = 0; n < N; n++) {
-      let sum = 0,
-        err = 0;
-      for (let b = 0; b < nb; b++) {
-        const dw = f16(h.scales[n * nb + b]!);
-        let isum = 0,
-          wabs = 0;
-        for (let j = 0; j < 32; j++) {
-          const w = h.data[n * K + b * 32 + j]!;
-          isum += w * xq[m * K + b * 32 + j]!;
-          wabs += Math.abs(w);
-        }
-        sum += f(dx[m * nb + b]! * dw) * isum;
-        err += (dx[m * nb + b]! / 2) * Math.abs(dw) * wabs;
-      }
-      y[m * N + n] = sum + (bias ? bias[n]! : 0);
-      bound[m * N + n] = err;
-    }
-  return { y, bound };
-}
-
-/** |got − want| ≤ bound + rtol·(|want| + rms(want)) elementwise (ref vs a q8_0 product on int8 x). */
-function assertWithin(got: Float32Array, want: Float32Array, bound: Float64Array, rtol: number, what: string): void {
-  let rms = 0;
-  for (const v of want) rms += v * v;
-  rms = Math.sqrt(rms / Math.max(1, want.length));
-  for (let i = 0; i < want.length; i++) {
-    const lim = bound[i]! + rtol * (Math.abs(want[i]!) + rms);
-    if (!(Math.abs(got[i]! - want[i]!) <= lim))
-      assert.fail(`${what}: element ${i} is ${got[i]}, want ${want[i]} within ${lim.toExponential(3)}`);
-  }
+/** The q8_0 weight's quants and float16 block scales, for the x86 int8-dot model. */
+function q8Quants(h: { data: Int8Array; scales: Uint16Array }, K: number): BlockQuants {
+  return { quant: (n, k) => h.data[n * K + k]!, scale: (n, b) => f16(h.scales[(n * K) / 32 + b]!) };
 }
 
 /**
@@ -137,7 +75,7 @@ function checkProduct(
   what: string,
 ): void {
   if (h.dtype === 'q8_0' && M <= 8 && INT8_DOT_PATHS.includes(simd)) {
-    const model = q8IntModel(M, N, K, x, h, bias);
+    const model = x86Int8Model(M, N, K, x, q8Quants(h, K), bias);
     assertClose(got, model.y, prodTol(K), `${what}: vs the int8-activation model`);
     assertWithin(got, want, model.bound, prodTol(K), `${what}: vs ref within x's rounding to int8`);
     return;

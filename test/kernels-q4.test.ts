@@ -23,6 +23,7 @@ import { dequantizeQ4, quantizeQ4, Q4_BLOCK, type Q4Tensor } from '../src/kernel
 import { Rng, seededTest } from './helpers/check.js';
 import { assertBitwise, assertClose, native, nativeSkip, prodTol } from './helpers/native.js';
 import { wasmInt8DotModel } from './helpers/wasm-int8-dot.js';
+import { assertWithin, x86Int8Model, type BlockQuants } from './helpers/x86-int8-dot.js';
 
 const ref = createRefBackend();
 const wasm1 = createNodeWasmBackend({ memoryBytes: 256 * 2 ** 20, threaded: false });
@@ -171,74 +172,16 @@ seededTest(
 );
 
 // ---- linear -------------------------------------------------------------------------------------------------------
-/** Round half to even (the vector rounding of native/simd_x86_q8.h vb_quantize). */
-function rint(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/**
- * The int8-dot q4_0 product, modelled: each x row quantized per block of 32 as vb_quantize does (d = amax/127 and
- * q = rint(x·(1/d)), in float32), y = Σ_b fround(dx_b·dw_b)·Σ_j xq_j·(wq_j − 8) summed in float64 (the kernel sums
- * in float32: compare with prodTol). `bound` is how far the exact product may be from it: Σ_b dx_b/2 · Σ_j |w_j|.
- */
-function q4IntModel(
-  M: number,
-  N: number,
-  K: number,
-  x: Float32Array,
-  t: Q4Tensor,
-  bias: Float32Array | null,
-): { y: Float32Array; bound: Float64Array } {
-  const nb = K / 32;
-  const xq = new Int8Array(M * K),
-    dx = new Float64Array(M * nb);
-  for (let m = 0; m < M; m++)
-    for (let b = 0; b < nb; b++) {
-      let amax = 0;
-      for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[m * K + b * 32 + j]!));
-      const d = f(amax / 127),
-        id = d !== 0 ? f(1 / d) : 0;
-      dx[m * nb + b] = d;
-      for (let j = 0; j < 32; j++) xq[m * K + b * 32 + j] = rint(f(x[m * K + b * 32 + j]! * id));
-    }
+/** The q4_0 weight's quants (nibble − 8) and float16 block scales, for the x86 int8-dot model. */
+function q4Quants(t: Q4Tensor, K: number): BlockQuants {
   const scales = f16ToF32Array(t.scales);
-  const y = new Float32Array(M * N),
-    bound = new Float64Array(M * N);
-  for (let m = 0; m < M; m++)
-    for (let n = 0; n < N; n++) {
-      let sum = 0,
-        err = 0;
-      for (let b = 0; b < nb; b++) {
-        const dw = scales[n * nb + b]!,
-          o = (n * K + b * 32) / 2;
-        let isum = 0,
-          wabs = 0;
-        for (let j = 0; j < 32; j++) {
-          const byte = t.data[o + (j % 16)]!;
-          const w = (j < 16 ? byte & 15 : byte >> 4) - 8;
-          isum += w * xq[m * K + b * 32 + j]!;
-          wabs += Math.abs(w);
-        }
-        sum += f(dx[m * nb + b]! * dw) * isum;
-        err += (dx[m * nb + b]! / 2) * Math.abs(dw) * wabs;
-      }
-      y[m * N + n] = sum + (bias ? bias[n]! : 0);
-      bound[m * N + n] = err;
-    }
-  return { y, bound };
-}
-
-/** |got − want| ≤ bound + rtol·(|want| + rms(want)) elementwise. */
-function assertWithin(got: Float32Array, want: Float32Array, bound: Float64Array, rtol: number, what: string): void {
-  let rms = 0;
-  for (const v of want) rms += v * v;
-  rms = Math.sqrt(rms / Math.max(1, want.length));
-  for (let i = 0; i < want.length; i++) {
-    const lim = bound[i]! + rtol * (Math.abs(want[i]!) + rms);
-    if (!(Math.abs(got[i]! - want[i]!) <= lim))
-      assert.fail(`${what}: element ${i} is ${got[i]}, want ${want[i]} within ${lim.toExponential(3)}`);
-  }
+  return {
+    quant: (n, k) => {
+      const byte = t.data[(n * K + (k & ~31)) / 2 + (k % 16)]!;
+      return (k % 32 < 16 ? byte & 15 : byte >> 4) - 8;
+    },
+    scale: (n, b) => scales[(n * K) / 32 + b]!,
+  };
 }
 
 /** The shapes of a linear test: M 1..9 with odd N, a large M (37), and chunked M > 8 products. */
@@ -267,7 +210,7 @@ function checkLinear(
   const got = new Float32Array(M * N).fill(NaN);
   be.linear(M, N, K, x, handle(t), bias, got);
   if (M <= 8 && INT8_DOT_PATHS.includes(simd)) {
-    const model = q4IntModel(M, N, K, x, t, bias);
+    const model = x86Int8Model(M, N, K, x, q4Quants(t, K), bias);
     assertClose(got, model.y, prodTol(K), `${what}: vs the int8-activation model`);
     assertWithin(got, want, model.bound, prodTol(K), `${what}: vs ref within x's rounding to int8`);
     if (simd === 'wasm') {
