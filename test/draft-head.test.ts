@@ -27,7 +27,7 @@ import {
   samplingModel,
 } from './helpers/decoding.js';
 import { randomModel } from './helpers/models.js';
-import { native, nativeSkip } from './helpers/native.js';
+import { eachThreadCount, native, nativeSkip } from './helpers/native.js';
 
 const V = 97;
 const ALL: KernelWeightDtype[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
@@ -133,15 +133,9 @@ test('a q8_0 / q4_0 draft head: the head’s values quantized, base untouched, m
 
 test('… the same on the native backend, 1 and 2 threads', { skip: nativeSkip }, () => {
   const be = native();
-  const th0 = be.threads();
-  try {
-    for (const th of [1, 2]) {
-      be.setThreads(th);
-      for (const { dtype, model } of modelsOf(be)) checkDraftHead(model, `native ${th}t ${dtype}`);
-    }
-  } finally {
-    be.setThreads(th0);
-  }
+  eachThreadCount(be, (th) => {
+    for (const { dtype, model } of modelsOf(be)) checkDraftHead(model, `native ${th}t ${dtype}`);
+  });
 });
 
 test('f16 and bf16 copies hold the head rounded to nearest even', () => {

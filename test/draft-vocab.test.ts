@@ -23,7 +23,7 @@ import {
   samplingModel,
 } from './helpers/decoding.js';
 import { randomModel } from './helpers/models.js';
-import { native, nativeSkip } from './helpers/native.js';
+import { eachThreadCount, native, nativeSkip } from './helpers/native.js';
 
 const V = 97;
 /** Every third id from 1, in a scrambled order (the draft order must not matter). */
@@ -76,15 +76,9 @@ test('module logits over a draft vocabulary are the whole head’s at the draft 
 
 test('… the same on the native backend, every dtype, 1 and 2 threads', { skip: nativeSkip }, () => {
   const be = native();
-  const th0 = be.threads();
-  try {
-    for (const th of [1, 2]) {
-      be.setThreads(th);
-      for (const { dtype, model } of modelsOf(be)) checkSubsetLogits(model, `native ${th}t ${dtype}`);
-    }
-  } finally {
-    be.setThreads(th0);
-  }
+  eachThreadCount(be, (th) => {
+    for (const { dtype, model } of modelsOf(be)) checkSubsetLogits(model, `native ${th}t ${dtype}`);
+  });
 });
 
 test('verified greedy with a draft vocabulary == standard greedy; drafts outside it are rejected', () => {

@@ -21,6 +21,19 @@ export function seededNative(name: string, body: (rng: Rng, be: NativeBackend) =
   seededTest(name, (rng) => body(rng, native()), { skip: nativeSkip });
 }
 
+/** Runs `fn` at threads 1 and 2 on the default SIMD path (restoring the thread count afterwards). */
+export function eachThreadCount(be: NativeBackend, fn: (threads: number) => void): void {
+  const th0 = be.threads();
+  try {
+    for (const th of [1, 2]) {
+      be.setThreads(th);
+      fn(th);
+    }
+  } finally {
+    be.setThreads(th0);
+  }
+}
+
 /** Runs `fn` for every SIMD path × threads 1, 2 (restoring the defaults afterwards). */
 export function eachConfig(be: NativeBackend, fn: (label: string, threads: number) => void): void {
   const simd0 = be.simd;
