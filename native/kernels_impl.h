@@ -125,8 +125,8 @@ static inline void axpy_row(float* acc, float p, const float* v, i64 n) {
 // takes the tail, then y = hsum((acc0 + acc1) + (acc2 + acc3)) + bias. Threads split N into contiguous ranges. Four FMA chains
 // instead of two: from DRAM (320..4096 × 320 weights, 1 and 2 threads) M = 2 took 1.12-1.20x the M = 1 time
 // with two and 1.01-1.07x with four, which is what the 2-token full calls of recycle/verified decoding need
-// (from L2 the ratio stayed ~1.25x). At M > 4 (prefill of short prompts only) the accumulators spill: correct,
-// a little slower.
+// (from L2 the ratio stayed ~1.25x). Past LIN_GROUP x rows (simd_*.h) the accumulators would spill: the rows go
+// in passes over each W row instead (linear_row_passes), which chained drafts' full calls on up to 8 rows need.
 // W rows are processed one at a time, so each thread reads W as a single sequential stream: interleaving 4
 // rows (4 short streams) was ~20% slower from DRAM on Zen 5, the hardware prefetcher prefers one stream.
 // ================================================================================================
@@ -265,11 +265,25 @@ static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs, cons
 static thread_local Scratch tls_w = {nullptr, 0};
 
 // Rows [n0, n1) of y for M x rows.
+// M x rows in passes of at most LIN_GROUP (simd_*.h) over row n of W: each pass keeps LIN_ACC accumulators per x row
+// and the W vectors in registers (more would spill to the stack), the row is re-read from L1 for the next pass, and
+// the arithmetic of each (m, n) is the one-row pass's, so rows stay bit-identical for every M.
+template <int M, int MODE>
+static inline void linear_row_passes(i64 n, i64 N, i64 K, i64 Kp, const float* xs, const float* w, const float* bias,
+                                     float* y) {
+  if constexpr (M <= LIN_GROUP) {
+    linear_row<M, MODE>(n, N, K, Kp, xs, w, bias, y);
+  } else {
+    linear_row<LIN_GROUP, MODE>(n, N, K, Kp, xs, w, bias, y);
+    linear_row_passes<M - LIN_GROUP, MODE>(n, N, K, Kp, xs + LIN_GROUP * Kp, w, bias, y + LIN_GROUP * N);
+  }
+}
+
 template <int M>
 static void linear_small_rows(i64 n0, i64 n1, i64 N, i64 K, i64 Kp, const float* xs, const float* w,
                               const float* bias, float* y) {
   if (!HAVE_COMBINE) {
-    for (i64 n = n0; n < n1; ++n) linear_row<M, LIN_PLAIN>(n, N, K, Kp, xs, w, bias, y);
+    for (i64 n = n0; n < n1; ++n) linear_row_passes<M, LIN_PLAIN>(n, N, K, Kp, xs, w, bias, y);
     return;
   }
   if (M >= 5 && K % 16 == 0 && misalign(w) != 0) {
@@ -279,13 +293,13 @@ static void linear_small_rows(i64 n0, i64 n1, i64 N, i64 K, i64 Kp, const float*
     float* wc = tls_w.get(rows * K);
     memcpy(wc, w + n0 * K, static_cast<size_t>(rows * K) * 4);
     const float* bc = bias ? bias + n0 : nullptr;
-    for (i64 r = 0; r < rows; ++r) linear_row<M, LIN_PLAIN>(r, N, K, Kp, xs, wc, bc, y + n0);
+    for (i64 r = 0; r < rows; ++r) linear_row_passes<M, LIN_PLAIN>(r, N, K, Kp, xs, wc, bc, y + n0);
     return;
   }
   for (i64 n = n0; n < n1; ++n) {
-    if (misalign(w + n * K) != 0) linear_row<M, LIN_COMBINE>(n, N, K, Kp, xs, w, bias, y);
-    else if (M <= 4 && n + 1 < N) linear_row<M, LIN_AHEAD>(n, N, K, Kp, xs, w, bias, y);
-    else linear_row<M, LIN_PLAIN>(n, N, K, Kp, xs, w, bias, y);  // the last row: read nothing past W
+    if (misalign(w + n * K) != 0) linear_row_passes<M, LIN_COMBINE>(n, N, K, Kp, xs, w, bias, y);
+    else if (M <= 4 && n + 1 < N) linear_row_passes<M, LIN_AHEAD>(n, N, K, Kp, xs, w, bias, y);
+    else linear_row_passes<M, LIN_PLAIN>(n, N, K, Kp, xs, w, bias, y);  // the last row: read nothing past W
   }
 }
 
@@ -489,6 +503,18 @@ static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, const float* xs, c
   store_rows<M>(acc, c, tail, [&](i64 o) { return load_tail(wr, o, tail); }, xs, Kp, n, N, bias, y);
 }
 
+// linear_row_dt in passes of at most LIN_GROUP x rows (see linear_row_passes).
+template <int M, class R>
+static inline void linear_row_dt_passes(i64 n, i64 N, i64 K, i64 Kp, const float* xs, const R& wr, const float* bias,
+                                        float* y) {
+  if constexpr (M <= LIN_GROUP) {
+    linear_row_dt<M>(n, N, K, Kp, xs, wr, bias, y);
+  } else {
+    linear_row_dt<LIN_GROUP>(n, N, K, Kp, xs, wr, bias, y);
+    linear_row_dt_passes<M - LIN_GROUP>(n, N, K, Kp, xs + LIN_GROUP * Kp, wr, bias, y + LIN_GROUP * N);
+  }
+}
+
 static thread_local Scratch tls_scales = {nullptr, 0};
 
 template <int M>
@@ -496,10 +522,10 @@ static void linear_small_rows_dt(i64 n0, i64 n1, i64 N, i64 K, i64 Kp, const flo
                                  const float* bias, float* y) {
   switch (w.dtype) {
     case rg::kWF16:
-      for (i64 n = n0; n < n1; ++n) linear_row_dt<M>(n, N, K, Kp, xs, row_f16(w, n, K), bias, y);
+      for (i64 n = n0; n < n1; ++n) linear_row_dt_passes<M>(n, N, K, Kp, xs, row_f16(w, n, K), bias, y);
       break;
     case rg::kWBF16:
-      for (i64 n = n0; n < n1; ++n) linear_row_dt<M>(n, N, K, Kp, xs, row_bf16(w, n, K), bias, y);
+      for (i64 n = n0; n < n1; ++n) linear_row_dt_passes<M>(n, N, K, Kp, xs, row_bf16(w, n, K), bias, y);
       break;
     default: {  // q8_0 / q4_0: the chunk's scales widened to float32 once (RowQ8F)
       const i64 nb = K / rg::kQ8Block;
@@ -509,12 +535,12 @@ static void linear_small_rows_dt(i64 n0, i64 n1, i64 N, i64 K, i64 Kp, const flo
         int8_t* q = q4_scratch(K);
         for (i64 n = n0; n < n1; ++n) {
           unpack_q4(q4_row(w, n, K), K, q);
-          linear_row_dt<M>(n, N, K, Kp, xs, RowQ8F{q, ds + (n - n0) * nb}, bias, y);
+          linear_row_dt_passes<M>(n, N, K, Kp, xs, RowQ8F{q, ds + (n - n0) * nb}, bias, y);
         }
         break;
       }
       const int8_t* q = static_cast<const int8_t*>(w.data);
-      for (i64 n = n0; n < n1; ++n) linear_row_dt<M>(n, N, K, Kp, xs, RowQ8F{q + n * K, ds + (n - n0) * nb}, bias, y);
+      for (i64 n = n0; n < n1; ++n) linear_row_dt_passes<M>(n, N, K, Kp, xs, RowQ8F{q + n * K, ds + (n - n0) * nb}, bias, y);
       break;
     }
   }

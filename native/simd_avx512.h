@@ -9,8 +9,10 @@ typedef __m512 V;
 // GEMM micro-tile: MR rows × NV vectors. 14×2 uses 28 of the 32 zmm registers for accumulators.
 constexpr int GEMM_MR = 14;
 constexpr int GEMM_NV = 2;
-// Small-M linear: accumulators per x row (kernels_impl.h, linear_row).
+// Small-M linear: accumulators per x row (kernels_impl.h, linear_row), and x rows per pass over a W row
+// (6: 24 accumulators + 4 weight vectors of the 32 zmm registers).
 constexpr int LIN_ACC = 4;
+constexpr int LIN_GROUP = 6;
 
 static inline V vzero() { return _mm512_setzero_ps(); }
 static inline V vset1(float a) { return _mm512_set1_ps(a); }

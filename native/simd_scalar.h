@@ -9,8 +9,10 @@ struct V {
 
 constexpr int GEMM_MR = 4;
 constexpr int GEMM_NV = 2;
-// Small-M linear: accumulators per x row (kernels_impl.h, linear_row).
+// Small-M linear: accumulators per x row (kernels_impl.h, linear_row), and x rows per pass over a W row (all 8:
+// the scalar path is the portable fallback, not a speed path).
 constexpr int LIN_ACC = 4;
+constexpr int LIN_GROUP = 8;
 
 #define RG_VMAP1(expr)              \
   V r;                              \
