@@ -156,7 +156,8 @@ export function register(program: Command): void {
     .option(
       '--recycle-distill <alpha>',
       "distil the module toward the base: each depth's target is (1 − α)·the next token + α·the base's " +
-        'distribution for it (default 0: the next token alone, the paper)',
+        'distribution for it (default 0: the next token alone, the paper; the logged recycle loss is then the ' +
+        "mixed target's, evaluation still reports the next token's)",
       floatOption('--recycle-distill', 0, 1),
     )
     .option(
