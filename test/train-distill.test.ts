@@ -12,7 +12,8 @@ import path from 'node:path';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { getBackend } from '../src/kernels/index.js';
 import type { Backend } from '../src/kernels/backend.js';
-import { TrainGraph } from '../src/model/graph.js';
+import { TrainGraph, weightsSource } from '../src/model/graph.js';
+import { evaluateModule, evaluateParams } from '../src/train/eval.js';
 import { Weights } from '../src/model/weights.js';
 import * as nn from '../src/nn/ops.js';
 import { Tape } from '../src/nn/tape.js';
@@ -209,6 +210,12 @@ test('distillation: the frozen-base module graph trains the joint graph’s func
     const [a, b] = [m.depths.losses[j]!.data[0]!, full.recycleDepths!.losses[j]!.data[0]!];
     assert.ok(Math.abs(a - b) < 1e-5, `depth ${j + 1}: ${a} vs ${b}`);
   }
+  // evaluation reports the data's cross-entropy whatever the training target: the joint evaluation's numbers
+  const tokens = Int32Array.from({ length: 200 }, (_, i) => (i * 7 + 3) % config.vocabSize);
+  const evalOpts = { backend: be, seqLen: 9, batchSize: 3, depth: 2 };
+  const a = evaluateParams(config, weightsSource(weights), tokens, evalOpts);
+  const b = evaluateModule(new ModuleGraph(config, opts), base, frozen, tokens, evalOpts);
+  for (let j = 0; j < 2; j++) assert.ok(Math.abs(a.depths[j]!.loss - b.depths[j]!.loss) < 1e-4, `eval depth ${j + 1}`);
   mtape.backward(m.depths.losses[0]!);
   for (const name of ['recycle.in_proj.weight', 'recycle.layers.0.mlp.c_fc.weight']) {
     const [a, b] = [frozen.get(name).grad!, params.get(name).grad!];

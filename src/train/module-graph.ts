@@ -194,8 +194,14 @@ export class ModuleGraph {
       R = B * (T - 1);
     if (T < 2) throw new Error(`ModuleGraph: sequence length ${T} leaves no module rows (need T ≥ 2)`);
     if (h.length < R * C) throw new Error(`ModuleGraph: h has ${h.length} values, need ${R * C}`);
-    // another depth than the training chain's (evaluation): that depth's default weights
-    const opts = depth === undefined || depth === this.chainOptions.depth ? this.chainOptions : { depth };
+    // evaluation (depth given) scores the data: no distillation; another depth than the training chain's takes that
+    // depth's default weights
+    const opts =
+      depth === undefined
+        ? this.chainOptions
+        : depth === this.chainOptions.depth
+          ? { ...this.chainOptions, distill: 0 }
+          : { depth };
     const hRows = new Tensor([R, C], h.subarray(0, R * C));
     const alpha = opts.distill ?? 0;
     const teacher = alpha > 0 ? this.teacher(tape, p, hRows, T) : null;
