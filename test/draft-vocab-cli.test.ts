@@ -79,8 +79,15 @@ test('draft-vocab, then generate / bench --draft-vocab on a copy of the shipped 
     ]);
     assert.equal(b.status, 0, b.stderr);
     assert.equal(bv.status, 0, bv.stderr);
-    const r = JSON.parse(bv.stdout.trim().split('\n').at(-1)!) as { draft_vocab: number; module_call_bytes: number };
+    const r = JSON.parse(bv.stdout.trim().split('\n').at(-1)!) as {
+      draft_vocab: number;
+      module_call_bytes: number;
+      runs: { dtype: string }[];
+    };
     assert.equal(r.draft_vocab, 64);
+    // without --dtypes, bench runs the model as stored (float16), as generate does
+    assert.ok(r.runs.length > 0 && r.runs.every((x) => x.dtype === 'f16'));
+    assert.match(b.stdout, /^f16 +standard /m);
     const whole = /module call ([\d.]+) MB/.exec(b.stdout)?.[1];
     assert.ok(whole && r.module_call_bytes / 1e6 < Number(whole), `module call ${r.module_call_bytes} vs ${whole} MB`);
     const eq = ['eval', '--model', model, '--data', text, '--mode-quality', '--prompts', '2', '--prompt-tokens', '8'];

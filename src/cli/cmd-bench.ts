@@ -4,7 +4,8 @@
  * and weight dtype measured in one process (ARCHITECTURE.md §9, §6). Verified runs once per --draft-tokens value
  * (default 1,2,3,auto: chained drafts); recycle at k = 1, or at each integer of --draft-tokens when it is given.
  * A preset runs random weights with a random module (speed only); a trained model also gives a meaningful
- * acceptance. Each dtype's model holds its product weights as stored in that dtype (int8 = q8_0); a dtype the
+ * acceptance. --dtypes defaults to the model's own dtype (what generate runs; a preset: f32). Each dtype's model
+ * holds its product weights as stored in that dtype (int8 = q8_0); a dtype the
  * backend does not read is skipped and said so, never measured converted back to f32.
  * --vs-llama-cpp exports each dtype's weights as GGUF (F32 / F16 / Q8_0) and runs llama.cpp's standard greedy
  * decode on the same prompts, threads and token counts (bench/llama-cpp.ts; `npm run peers:install`), and the
@@ -206,7 +207,7 @@ interface BenchCliOptions {
   repeats: number;
   prompts: number;
   bandwidth: boolean;
-  dtypes: string;
+  dtypes?: string;
   vsLlamaCpp?: boolean;
   prefill: number;
   draftTokens?: string;
@@ -236,7 +237,11 @@ export function register(program: Command): void {
       2,
     )
     .option('--no-bandwidth', 'skip the read-bandwidth measurement')
-    .option('--dtypes <list>', `comma-separated weight dtypes, each run as stored (${USER_DTYPES.join(', ')})`, 'f32')
+    .option(
+      '--dtypes <list>',
+      `comma-separated weight dtypes, each run as stored (${USER_DTYPES.join(', ')}; default: the model's own, ` +
+        'what generate runs; a preset: f32)',
+    )
     .option('--vs-llama-cpp', 'also run llama.cpp on a GGUF export of the same weights (npm run peers:install)')
     .option(
       '--prefill <n>',
@@ -258,7 +263,7 @@ export function register(program: Command): void {
     .option('--quiet', 'no progress lines on stderr (one per run)')
     .action(async (o: BenchCliOptions) => {
       if (o.model && o.preset) throw new Error('give --model or --preset, not both');
-      const dtypes = parseDtypes(o.dtypes);
+      const givenDtypes = o.dtypes !== undefined ? parseDtypes(o.dtypes) : null;
       if (o.vsLlamaCpp && !llamaCppInstalled()) throw new Error(PEER_MISSING_MESSAGE);
       const backend = o.backend ? createBackend({ kind: o.backend as BackendKind }) : cliBackend();
       if (o.threads !== undefined) backend.setThreads(o.threads);
@@ -270,7 +275,8 @@ export function register(program: Command): void {
         prompts: number[][] | undefined,
         tokenizerJson: unknown = null,
         tokenizerFile = '(placeholder vocabulary)',
-        source: Weights | null = null;
+        source: Weights | null = null,
+        storedDtype: UserDtype = 'f32';
       if (o.preset) {
         config = presetConfig(o.preset); // each dtype's model is built below, directly in its dtype
         name = `preset:${o.preset}`;
@@ -279,6 +285,7 @@ export function register(program: Command): void {
         const loaded = loadCliModel(dir);
         config = loaded.config;
         source = loaded.weights;
+        storedDtype = loaded.stored;
         name = dir;
         if (o.draftVocab !== undefined) draftIds = draftVocabOf(dir, o.draftVocab, config.vocabSize);
         const tokDir = loaded.tokenizerDir;
@@ -297,6 +304,7 @@ export function register(program: Command): void {
       const ints = draftTokens.filter((k): k is number => k !== 'auto');
       const recycleDraftTokens = o.draftTokens && ints.length > 0 ? ints : [1];
       const variants = benchVariants(modes, draftTokens, recycleDraftTokens);
+      const dtypes = givenDtypes ?? [storedDtype];
       const threads = backend.threads();
       const skipped: { dtype: string; reason: string }[] = [];
       const states: DtypeState[] = [];

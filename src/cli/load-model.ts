@@ -14,6 +14,8 @@ export interface CliModel {
   weights: Weights;
   /** The values' dtype: --dtype's, else as stored (a module-only directory: its base's). */
   dtype: UserDtype;
+  /** The dtype the weights are stored in, as a --dtype value (a module-only directory: its base's). */
+  stored: UserDtype;
   /** Where tokenizer.json is: the directory, or a module-only directory's base when it has none of its own. */
   tokenizerDir: string;
 }
@@ -23,19 +25,22 @@ export interface CliModel {
  * loads as stored (converting one would need the merged model: `recyclegpt merge`).
  */
 export function loadCliModel(dir: string, dtype?: UserDtype): CliModel {
-  if (readBaseRef(dir) === null) return { ...loadModelDirAs(dir, dtype ? { dtype } : {}), tokenizerDir: dir };
+  if (readBaseRef(dir) === null)
+    return { ...loadModelDirAs(dir, dtype ? { dtype } : {}), stored: storedDtype(dir), tokenizerDir: dir };
   if (dtype !== undefined)
     throw new Error(
       `--dtype ${dtype}: ${dir} holds only a module (it refers to its base); merge it into one model directory ` +
         'first (recyclegpt merge --module DIR --out MERGED), then convert that',
     );
   const m = loadModuleModel(dir);
-  const quantized = readModelConfig(m.baseDir).quantization?.dtype;
-  const stored = baseDtype(m.baseDir);
-  return {
-    config: m.config,
-    weights: m.weights,
-    dtype: quantized ?? (stored === 'F16' ? 'f16' : stored === 'BF16' ? 'bf16' : 'f32'),
-    tokenizerDir: m.tokenizerDir,
-  };
+  const stored = storedDtype(m.baseDir);
+  return { config: m.config, weights: m.weights, dtype: stored, stored, tokenizerDir: m.tokenizerDir };
+}
+
+/** A model directory's storage as a --dtype value: its quantization, else the safetensors dtype of most bytes. */
+export function storedDtype(dir: string): UserDtype {
+  const quantized = readModelConfig(dir).quantization?.dtype;
+  if (quantized) return quantized;
+  const top = baseDtype(dir);
+  return top === 'F16' ? 'f16' : top === 'BF16' ? 'bf16' : 'f32';
 }
