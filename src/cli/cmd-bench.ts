@@ -5,8 +5,8 @@
  * (default 1,2,3,auto: chained drafts); recycle at k = 1, or at each integer of --draft-tokens when it is given.
  * A preset runs random weights with a random module (speed only); a trained model also gives a meaningful
  * acceptance. --dtypes defaults to the model's own dtype (what generate runs; a preset: f32). Each dtype's model
- * holds its product weights as stored in that dtype (int8 = q8_0); a dtype the
- * backend does not read is skipped and said so, never measured converted back to f32.
+ * holds its product weights as stored in that dtype (int8 = q8_0); a dtype the backend does not read is skipped and
+ * said so, never measured converted back to f32.
  * --vs-llama-cpp exports each dtype's weights as GGUF (F32 / F16 / Q8_0) and runs llama.cpp's standard greedy
  * decode on the same prompts, threads and token counts (bench/llama-cpp.ts; `npm run peers:install`), and the
  * prefill of one --prefill-token prompt (512) for both. --json prints
