@@ -88,6 +88,16 @@ test('draft-vocab, then generate / bench --draft-vocab on a copy of the shipped 
     // without --dtypes, bench runs the model as stored (float16), as generate does
     assert.ok(r.runs.length > 0 && r.runs.every((x) => x.dtype === 'f16'));
     assert.match(b.stdout, /^f16 +standard /m);
+    // a backend that does not read f16 (wasm) gets what generate gives it there: the weights widened to f32
+    const w = runCli([
+      ...['bench', '--model', model, '--backend', 'wasm', '--tokens', '4', '--repeats', '1', '--prompts', '1'],
+      ...['--modes', 'standard', '--no-bandwidth', '--json', '--quiet'],
+    ]);
+    assert.equal(w.status, 0, w.stderr);
+    assert.deepEqual(
+      (JSON.parse(w.stdout.trim().split('\n').at(-1)!) as { runs: { dtype: string }[] }).runs.map((x) => x.dtype),
+      ['f32'],
+    );
     const whole = /module call ([\d.]+) MB/.exec(b.stdout)?.[1];
     assert.ok(whole && r.module_call_bytes / 1e6 < Number(whole), `module call ${r.module_call_bytes} vs ${whole} MB`);
     const eq = ['eval', '--model', model, '--data', text, '--mode-quality', '--prompts', '2', '--prompt-tokens', '8'];

@@ -304,7 +304,8 @@ export function register(program: Command): void {
       const ints = draftTokens.filter((k): k is number => k !== 'auto');
       const recycleDraftTokens = o.draftTokens && ints.length > 0 ? ints : [1];
       const variants = benchVariants(modes, draftTokens, recycleDraftTokens);
-      const dtypes = givenDtypes ?? [storedDtype];
+      // by default what generate runs: the stored dtype where the backend reads it, else widened to f32
+      const dtypes = givenDtypes ?? [unreadable(config, storedDtype, backend) ? 'f32' : storedDtype];
       const threads = backend.threads();
       const skipped: { dtype: string; reason: string }[] = [];
       const states: DtypeState[] = [];
