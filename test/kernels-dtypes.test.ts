@@ -24,7 +24,8 @@ import { allParamSpecs } from '../src/model/names.js';
 import { RecycleGPT } from '../src/generate/recyclegpt.js';
 import { Rng } from './helpers/check.js';
 import { assertBitwise, assertClose, eachConfig, native, nativeSkip, prodTol, seededNative } from './helpers/native.js';
-import { assertWithin, x86Int8Model, type BlockQuants } from './helpers/x86-int8-dot.js';
+import { assertWithin } from './helpers/wasm-int8-dot.js';
+import { x86Int8Model, type BlockQuants } from './helpers/x86-int8-dot.js';
 
 const skip = nativeSkip;
 const ref = createRefBackend();

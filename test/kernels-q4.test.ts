@@ -22,8 +22,8 @@ import { f16ToF32Array } from '../src/kernels/half.js';
 import { dequantizeQ4, quantizeQ4, Q4_BLOCK, type Q4Tensor } from '../src/kernels/quant.js';
 import { Rng, seededTest } from './helpers/check.js';
 import { assertBitwise, assertClose, native, nativeSkip, prodTol } from './helpers/native.js';
-import { wasmInt8DotModel } from './helpers/wasm-int8-dot.js';
-import { assertWithin, x86Int8Model, type BlockQuants } from './helpers/x86-int8-dot.js';
+import { assertWithin, wasmInt8DotModel } from './helpers/wasm-int8-dot.js';
+import { x86Int8Model, type BlockQuants } from './helpers/x86-int8-dot.js';
 
 const ref = createRefBackend();
 const wasm1 = createNodeWasmBackend({ memoryBytes: 256 * 2 ** 20, threaded: false });

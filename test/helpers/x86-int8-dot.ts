@@ -5,7 +5,6 @@
  * tolerance). `bound` is how far the exact product on the stored weights may be from it because of x's rounding:
  * Σ_b dx_b/2 · |dw_b| · Σ_j |w_j|. Weights are given as integer quants and a scale per block of 32.
  */
-import assert from 'node:assert/strict';
 import { rint } from './wasm-int8-dot.js';
 
 export interface BlockQuants {
@@ -58,22 +57,4 @@ export function x86Int8Model(
       bound[m * N + n] = err;
     }
   return { y, bound };
-}
-
-/** |got − want| ≤ bound + rtol·(|want| + rms(want)) elementwise. */
-export function assertWithin(
-  got: Float32Array,
-  want: Float32Array,
-  bound: Float64Array,
-  rtol: number,
-  what: string,
-): void {
-  let rms = 0;
-  for (const v of want) rms += v * v;
-  rms = Math.sqrt(rms / Math.max(1, want.length));
-  for (let i = 0; i < want.length; i++) {
-    const lim = bound[i]! + rtol * (Math.abs(want[i]!) + rms);
-    if (!(Math.abs(got[i]! - want[i]!) <= lim))
-      assert.fail(`${what}: element ${i} is ${got[i]}, want ${want[i]} within ${lim.toExponential(3)}`);
-  }
 }
