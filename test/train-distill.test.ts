@@ -14,16 +14,14 @@ import { getBackend } from '../src/kernels/index.js';
 import type { Backend } from '../src/kernels/backend.js';
 import { TrainGraph, weightsSource } from '../src/model/graph.js';
 import { evaluateModule, evaluateParams } from '../src/train/eval.js';
-import { Weights } from '../src/model/weights.js';
 import * as nn from '../src/nn/ops.js';
 import { Tape } from '../src/nn/tape.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { FrozenBase, ModuleGraph } from '../src/train/module-graph.js';
-import { TrainParams } from '../src/train/params.js';
 import { train } from '../src/train/trainer.js';
 import { resolveOptions } from '../src/train/options.js';
 import { maxDiff, Rng } from './helpers/check.js';
-import { checkGradientsByDifferences, randomBatch, scaledPresetModel } from './helpers/train.js';
+import { checkGradientsByDifferences, frozenCopies, randomBatch, scaledPresetModel } from './helpers/train.js';
 
 const backends = (): Backend[] => {
   const native = getBackend();
@@ -187,10 +185,7 @@ for (const preset of ['tiny', 'tiny-llama'] as const)
 test('distillation: the frozen-base module graph trains the joint graph’s function (losses, module gradients)', () => {
   const be = getBackend();
   const { config, params } = scaledPresetModel('tiny', 12, 3);
-  const weights = new Weights(params.specs);
-  for (const s of params.specs) weights.get(s.name).set(params.data(s.name));
-  const frozen = new TrainParams(config, true);
-  frozen.copyFrom((n) => params.data(n));
+  const { weights, frozen } = frozenCopies(config, params);
   const batch = randomBatch(3, 9, config.vocabSize, 8);
   const opts = { depth: 2, weights: [1, 0.5], distill: 0.7 };
   const tape = new Tape(be);

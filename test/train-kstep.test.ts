@@ -17,9 +17,8 @@ import { Tape } from '../src/nn/tape.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { evaluateModule, evaluateParams } from '../src/train/eval.js';
 import { FrozenBase, ModuleGraph } from '../src/train/module-graph.js';
-import { TrainParams } from '../src/train/params.js';
 import { maxDiff, Rng } from './helpers/check.js';
-import { checkGradientsByDifferences, randomBatch, scaledPresetModel } from './helpers/train.js';
+import { checkGradientsByDifferences, frozenCopies, randomBatch, scaledPresetModel } from './helpers/train.js';
 
 function param(rng: Rng, n: number): Tensor {
   return new Tensor([n], rng.f32(n, 1), new Float32Array(n));
@@ -154,10 +153,7 @@ for (const preset of ['tiny', 'tiny-llama'] as const) {
 test('frozen base: the module graph computes the training graph’s chain; eval reports every depth', () => {
   const be = getBackend();
   const { config, params } = scaledPresetModel('tiny', 12, 3);
-  const weights = new Weights(params.specs);
-  for (const s of params.specs) weights.get(s.name).set(params.data(s.name));
-  const frozen = new TrainParams(config, true);
-  frozen.copyFrom((n) => params.data(n));
+  const { weights, frozen } = frozenCopies(config, params);
   const batch = randomBatch(2, 8, config.vocabSize, 21);
   const opts = { depth: 3, weights: [1, 0.5, 0.25] };
   const full = new TrainGraph(config).forward(new Tape(be, { grad: false }), params, batch, {

@@ -7,6 +7,7 @@ import type { GraphBatch } from '../../src/model/graph.js';
 import { initParams } from '../../src/model/init.js';
 import { presetConfig } from '../../src/model/presets.js';
 import { TrainParams } from '../../src/train/params.js';
+import { Weights } from '../../src/model/weights.js';
 
 /**
  * The `tiny` or `tiny-llama` preset with a 40-token vocabulary (tied embeddings for GPT-2's), parameters initialised
@@ -76,4 +77,16 @@ export function checkGradientsByDifferences(
       );
     }
   }
+}
+
+/** `params` as loaded Weights and as a frozen-base TrainParams (module trainable): the frozen-base graph's inputs. */
+export function frozenCopies(
+  config: ReturnType<typeof presetConfig>,
+  params: TrainParams,
+): { weights: Weights; frozen: TrainParams } {
+  const weights = new Weights(params.specs);
+  for (const s of params.specs) weights.get(s.name).set(params.data(s.name));
+  const frozen = new TrainParams(config, true);
+  frozen.copyFrom((n) => params.data(n));
+  return { weights, frozen };
 }
