@@ -49,6 +49,17 @@ function weightFilesBytes(dir: string): number {
     .reduce((a, f) => a + fs.statSync(path.join(dir, f)).size, 0);
 }
 
+/** `--out` of a command that writes a new model directory from the one in `dir`: not `dir`, empty unless `force`. */
+export function checkOutDir(dir: string, out: string, force: boolean): void {
+  if (path.resolve(out) === path.resolve(dir)) throw new Error(`--out ${out} is the model directory itself`);
+  if (fs.existsSync(out)) {
+    if (!fs.statSync(out).isDirectory()) throw new Error(`--out ${out} exists and is not a directory`);
+    if (fs.readdirSync(out).length > 0 && !force) {
+      throw new Error(`--out ${out} exists and is not empty (give --force to replace it)`);
+    }
+  }
+}
+
 /**
  * Quantizes the model in `dir` to `dtype` and writes it to `out` (replacing it when `force`). `onStage` hears of
  * each of its three stages (read, convert, write) as it starts.
@@ -61,13 +72,7 @@ export function quantizeModelDir(
   onStage: (done: number, total: number, stage: string) => void = () => {},
 ): QuantizeResult {
   if (!USER_DTYPES.includes(dtype)) throw new Error(`--dtype must be one of ${USER_DTYPES.join(', ')}, got "${dtype}"`);
-  if (path.resolve(out) === path.resolve(dir)) throw new Error(`--out ${out} is the model directory itself`);
-  if (fs.existsSync(out)) {
-    if (!fs.statSync(out).isDirectory()) throw new Error(`--out ${out} exists and is not a directory`);
-    if (fs.readdirSync(out).length > 0 && !force) {
-      throw new Error(`--out ${out} exists and is not empty (give --force to replace it)`);
-    }
-  }
+  checkOutDir(dir, out, force);
   onStage(0, 3, 'reading');
   const { config, quantization } = readModelConfig(dir);
   // every stored dtype kept as it is, so converting an f16 model to f16 (or int8 to int8) is exact

@@ -12,6 +12,7 @@ import { register as merge } from './cmd-merge.js';
 import { register as quantize } from './cmd-quantize.js';
 import { register as serve } from './cmd-serve.js';
 import { register as draftVocab } from './cmd-draft-vocab.js';
+import { register as grow } from './cmd-grow.js';
 
 type Register = (program: Command) => void;
 
@@ -28,6 +29,7 @@ const registry: Register[] = [
   quantize,
   serve,
   draftVocab,
+  grow,
 ];
 
 export function registerCommands(program: Command): void {
