@@ -8,6 +8,7 @@ test('--model takes a directory, a shipped model name or nothing (the default); 
   const models = join(packageRoot(), 'models');
   assert.ok(shippedModelNames().includes(DEFAULT_MODEL_NAME));
   assert.ok(shippedModelNames().includes('recycle-deep'));
+  assert.ok(shippedModelNames().includes('recycle-medium'));
   assert.equal(resolveModelDir(undefined), join(models, DEFAULT_MODEL_NAME));
   assert.equal(resolveModelDir('recycle-deep'), join(models, 'recycle-deep'));
   assert.equal(resolveModelDir(join(models, 'recycle-deep')), join(models, 'recycle-deep'));
