@@ -282,7 +282,9 @@ static inline void linear_row_passes(i64 n, i64 N, i64 K, i64 Kp, const float* x
 template <int M>
 static void linear_small_rows(i64 n0, i64 n1, i64 N, i64 K, i64 Kp, const float* xs, const float* w,
                               const float* bias, float* y) {
-  if (!HAVE_COMBINE) {
+  // K = 0 (y = bias): plain rows read nothing, while the aligned modes would load the block at w, which an empty
+  // array need not have (a null pointer for an empty typed array crashed here).
+  if (!HAVE_COMBINE || K == 0) {
     for (i64 n = n0; n < n1; ++n) linear_row_passes<M, LIN_PLAIN>(n, N, K, Kp, xs, w, bias, y);
     return;
   }
