@@ -14,7 +14,7 @@ import { createRefBackend } from '../src/kernels/ref.js';
 import { growPlan } from '../src/model/grow.js';
 import { InferenceModel } from '../src/model/infer.js';
 import { basePrefix, blockNames } from '../src/model/names.js';
-import { randomModel, writeModelDir } from './helpers/models.js';
+import { BPE_TEXT as TEXT, randomModel, writeModelDir } from './helpers/models.js';
 import { runCli, lastJson } from './helpers/cli.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'grow-'));
@@ -88,12 +88,6 @@ for (const preset of ['tiny', 'tiny-llama'] as const) {
     });
   });
 }
-
-/** Text for a byte-level BPE that fills 300 ids, and to train on. */
-const TEXT = Array.from({ length: 3000 }, (_, i) => {
-  const n = (i * 2654435761) >>> 0;
-  return Array.from({ length: 2 + (n % 6) }, (_, j) => String.fromCharCode(97 + ((n >>> (3 * j)) % 26))).join('');
-}).join(' ');
 
 test('grow --drop-module and the CLI: config without "recycle", trains from there, errors name what is wrong', () => {
   const src = path.join(tmp, 'cli-src');

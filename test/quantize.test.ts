@@ -34,16 +34,11 @@ import { presetConfig } from '../src/model/presets.js';
 import type { Weights } from '../src/model/weights.js';
 import { loadTokenizer } from '../src/tokenizer/index.js';
 import { checkVerifiedGreedy } from './helpers/decoding.js';
-import { randomModel, writeModelDir } from './helpers/models.js';
+import { BPE_TEXT as TEXT, randomModel, writeModelDir } from './helpers/models.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quantize-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 const ALL_DTYPES = ['f16', 'bf16', 'q8_0'] as const;
-/** Text for the tiny tokenizer: varied enough that byte-level BPE fills the model's 300 ids. */
-const TEXT = Array.from({ length: 3000 }, (_, i) => {
-  const n = (i * 2654435761) >>> 0;
-  return Array.from({ length: 2 + (n % 6) }, (_, j) => String.fromCharCode(97 + ((n >>> (3 * j)) % 26))).join('');
-}).join(' ');
 
 /** Every tensor of `a` equals `b`'s, same storage dtype, element for element (q8_0: quants and scales). */
 function assertSameWeights(a: Weights, b: Weights, what: string): void {

@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { replaceDirAtomic } from '../io/atomic.js';
 import { loadModelDir, saveWeights } from '../io/model-dir.js';
 import { CONFIG_LIMITS, toHfConfig } from '../model/config.js';
-import { growDepth, growPlan } from '../model/grow.js';
+import { growDepth } from '../model/grow.js';
 import { resolveModelDir } from './default-model.js';
 import { checkOutDir, TOKENIZER_FILES } from './cmd-quantize.js';
 import { intOption, printJson } from './options.js';
@@ -29,7 +29,6 @@ export interface GrowResult {
 export function growModelDir(dir: string, layers: number, out: string, dropModule = false, force = false): GrowResult {
   checkOutDir(dir, out, force);
   const { config, weights } = loadModelDir(dir);
-  const plan = growPlan(config.nLayers, layers);
   const grown = growDepth(config, (n) => weights.get(n), layers, { dropModule });
   const copied = TOKENIZER_FILES.filter((f) => fs.existsSync(path.join(dir, f)));
   replaceDirAtomic(out, (tmp) => {
@@ -38,7 +37,7 @@ export function growModelDir(dir: string, layers: number, out: string, dropModul
     saveWeights(path.join(tmp, 'model.safetensors'), grown.config, (n) => grown.tensors.get(n)!);
   });
   const module = config.recycle === null ? 'none' : dropModule ? 'dropped' : 'kept';
-  return { model: dir, out, layers_in: config.nLayers, layers_out: layers, plan, module, copied };
+  return { model: dir, out, layers_in: config.nLayers, layers_out: layers, plan: grown.plan, module, copied };
 }
 
 export function register(program: Command): void {

@@ -32,6 +32,8 @@ export function growPlan(from: number, to: number): GrownLayer[] {
 
 export interface GrownModel {
   config: ModelConfig;
+  /** Where each layer came from (growPlan). */
+  plan: GrownLayer[];
   /** Every tensor of `config` (internal names and layouts), new arrays where a copy differs from its source. */
   tensors: Map<string, Float32Array>;
 }
@@ -68,5 +70,5 @@ export function growDepth(
     const zeroed = [names.o, names.oBias, names.down, names.downBias];
     tensors.set(spec.name, identity && zeroed.includes(spec.name) ? new Float32Array(from.length) : from);
   }
-  return { config, tensors };
+  return { config, plan, tensors };
 }

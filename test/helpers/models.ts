@@ -16,6 +16,12 @@ import { presetConfig } from '../../src/model/presets.js';
 import { Weights } from '../../src/model/weights.js';
 import { trainBpe, writeTokenizerJson } from '../../src/tokenizer/index.js';
 
+/** Text for a small model's tokenizer (writeModelDir): varied enough that a byte-level BPE fills 300 ids. */
+export const BPE_TEXT = Array.from({ length: 3000 }, (_, i) => {
+  const n = (i * 2654435761) >>> 0;
+  return Array.from({ length: 2 + (n % 6) }, (_, j) => String.fromCharCode(97 + ((n >>> (3 * j)) % 26))).join('');
+}).join(' ');
+
 export interface RandomModelOptions {
   preset?: string;
   vocabSize?: number;
