@@ -382,6 +382,10 @@ test('a worker that runs out of memory fails the call with the kernels message (
   be.close();
   assert.equal(be.threads(), 1);
   assert.equal(be.workers(), 0);
+  // closed: the calling thread runs every share (its scratch grew above), none goes to a worker
+  const shares = be.workerShares();
+  be.linear(M, N, K, x, w, null, y);
+  assert.equal(be.workerShares(), shares);
 });
 
 const dir = join(fileURLToPath(new URL('..', import.meta.url)), 'models', 'recycle-small');

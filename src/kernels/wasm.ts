@@ -161,7 +161,10 @@ export interface WasmBackend extends Backend {
   readBandwidth(bytes: number, repeats: number): number[];
   /** Whether these are the threaded kernels (a shared memory; `setThreads` starts workers). */
   readonly threaded: boolean;
-  /** Workers running now (started workers that have entered the pool's loop). */
+  /**
+   * Workers running now (started workers that have entered the pool's loop); 0 once closed, since a closed pool
+   * hands no share to a worker even while a terminated one is still unwinding.
+   */
   workers(): number;
   /** Shares of kernel calls (tids) that workers have run so far (0 with one thread). */
   workerShares(): number;
@@ -413,7 +416,7 @@ export function createWasmBackendFromModule(module: WebAssembly.Module, opts: Wa
     threads: () => threads,
     setThreads,
     threaded,
-    workers: () => (threaded ? ex.rg_pool_workers!() : 0),
+    workers: () => (threaded && !closed ? ex.rg_pool_workers!() : 0),
     workerShares: () => (threaded ? ex.rg_pool_worker_tids!() >>> 0 : 0),
     async ready(timeoutMs = 10_000): Promise<number> {
       const until = performance.now() + timeoutMs;
