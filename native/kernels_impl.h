@@ -149,7 +149,10 @@ static inline float lin_acc_sum(const V (&acc)[LIN_ACC][M], int m) {
 }
 // The accumulation steps of a small-M row, shared by linear_row (f32) and linear_row_dt (f16 / bf16 / q8_0), so that
 // both keep one order of sums (the row-bit-identity contract): zero_rows clears the accumulators, fma_chunks adds
-// the LIN_ACC chunks from element o (chunk a → acc[a]) for every x row, fma_chunk one chunk c alone (→ acc[c % A]).
+// the LIN_ACC chunks from element o (chunk a → acc[a]) for every x row, finish_chunks the rest of the row.
+// Every accumulator index is a compile-time constant: one indexed by a run-time value (acc[c % LIN_ACC]) made GCC
+// keep the whole array on the stack, zeroed, spilled and reloaded around each row (M = 4 over a 1280 x 320 f16
+// matrix from L2 took 1.6x as long as with the accumulators in registers).
 template <int M>
 __attribute__((always_inline)) static inline void zero_rows(V (&acc)[LIN_ACC][M]) {
 #pragma GCC unroll 8
@@ -167,27 +170,32 @@ __attribute__((always_inline)) static inline void fma_chunks(V (&acc)[LIN_ACC][M
     for (int a = 0; a < LIN_ACC; ++a) acc[a][m] = vfma(vload(xs + m * Kp + o + a * W), wv[a], acc[a][m]);
   }
 }
-template <int M>
-__attribute__((always_inline)) static inline void fma_chunk(V (&acc)[LIN_ACC][M], i64 c, const float* xs, i64 Kp,
-                                                            V wv) {
-  const i64 o = c * W;
+// The chunks after the last whole group of LIN_ACC: c0 (a multiple of LIN_ACC) .. nfull − 1, fewer than LIN_ACC,
+// chunk c → acc[c % LIN_ACC] = acc[c − c0] (`wload(o)` loads W's chunk from element o, in order), then the masked
+// tail chunk c = nfull, when K leaves one (`wtail(o)` loads its `tail` W values, zeros beyond), into acc[nfull − c0].
+template <int A0, int M, class WLoad, class WTail>
+__attribute__((always_inline)) static inline void finish_chunks(V (&acc)[LIN_ACC][M], i64 c0, i64 nfull, int tail,
+                                                                WLoad& wload, WTail& wtail, const float* xs, i64 Kp) {
+  if constexpr (A0 < LIN_ACC) {
+    const i64 o = (c0 + A0) * W;
+    if (c0 + A0 < nfull) {
+      const V wv = wload(o);
 #pragma GCC unroll 8
-  for (int m = 0; m < M; ++m) acc[c % LIN_ACC][m] = vfma(vload(xs + m * Kp + o), wv, acc[c % LIN_ACC][m]);
+      for (int m = 0; m < M; ++m) acc[A0][m] = vfma(vload(xs + m * Kp + o), wv, acc[A0][m]);
+      finish_chunks<A0 + 1, M>(acc, c0, nfull, tail, wload, wtail, xs, Kp);
+    } else if (tail) {
+      const V wv = wtail(o);
+#pragma GCC unroll 8
+      for (int m = 0; m < M; ++m) acc[A0][m] = vfma(vload_n(xs + m * Kp + o, tail), wv, acc[A0][m]);
+    }
+  }
 }
 
-// The end of a small-M row n, shared by linear_row (f32) and linear_row_dt (f16 / bf16 / q8_0): the masked tail
-// chunk c = K / W, when K leaves one (`wtail(o)` loads its `tail` W values from element o, zeros beyond), into
-// acc[c % LIN_ACC] like any chunk, then each x row's sum of the accumulators, plus the bias, into y[m, n].
-template <int M, class WTail>
-__attribute__((always_inline)) static inline void store_rows(V (&acc)[LIN_ACC][M], i64 c, int tail, WTail wtail,
-                                                             const float* xs, i64 Kp, i64 n, i64 N, const float* bias,
-                                                             float* y) {
-  if (tail) {
-    const i64 o = c * W;
-    const V wv = wtail(o);
-#pragma GCC unroll 8
-    for (int m = 0; m < M; ++m) acc[c % LIN_ACC][m] = vfma(vload_n(xs + m * Kp + o, tail), wv, acc[c % LIN_ACC][m]);
-  }
+// The end of a small-M row n, shared by linear_row (f32) and linear_row_dt (f16 / bf16 / q8_0): each x row's sum of
+// the accumulators, plus the bias, into y[m, n].
+template <int M>
+__attribute__((always_inline)) static inline void store_rows(const V (&acc)[LIN_ACC][M], i64 n, i64 N,
+                                                             const float* bias, float* y) {
 #pragma GCC unroll 8
   for (int m = 0; m < M; ++m) {
     const float s = lin_acc_sum<M>(acc, m);
@@ -209,8 +217,8 @@ __attribute__((always_inline)) static inline void store_rows(V (&acc)[LIN_ACC][M
 enum LinMode { LIN_PLAIN, LIN_AHEAD, LIN_COMBINE };
 
 template <int M, int MODE>
-static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs, const float* w, const float* bias,
-                              float* y) {
+__attribute__((always_inline)) static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs,
+                                                             const float* w, const float* bias, float* y) {
   constexpr int A = LIN_ACC;
   V acc[A][M];
   zero_rows<M>(acc);
@@ -244,22 +252,23 @@ static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs, cons
     }
     fma_chunks<M>(acc, xs, Kp, o, wv);
   }
-  for (; c < nfull; ++c) {  // fewer than A full chunks left: chunk c → acc[c % A]
-    const i64 o = c * W;
+  auto wload = [&](i64 o) {  // fewer than A full chunks left, loaded in order
     V wv;
     if (MODE == LIN_PLAIN) {
       wv = vload(wr + o);
     } else if (MODE == LIN_AHEAD) {
       wv = prev;
-      if (c + 1 < nfull) prev = vload(wa + o + W);
+      if (o + W < nfull * W) prev = vload(wa + o + W);
     } else {
       const V h = vload(wa + o + W);
       wv = vcombine(prev, h, idx);
       prev = h;
     }
-    fma_chunk<M>(acc, c, xs, Kp, wv);
-  }
-  store_rows<M>(acc, c, tail, [&](i64 o) { return vload_n(wr + o, tail); }, xs, Kp, n, N, bias, y);
+    return wv;
+  };
+  auto wtail = [&](i64 o) { return vload_n(wr + o, tail); };
+  finish_chunks<0, M>(acc, c, nfull, tail, wload, wtail, xs, Kp);
+  store_rows<M>(acc, n, N, bias, y);
 }
 
 static thread_local Scratch tls_w = {nullptr, 0};
@@ -269,8 +278,8 @@ static thread_local Scratch tls_w = {nullptr, 0};
 // and the W vectors in registers (more would spill to the stack), the row is re-read from L1 for the next pass, and
 // the arithmetic of each (m, n) is the one-row pass's, so rows stay bit-identical for every M.
 template <int M, int MODE>
-static inline void linear_row_passes(i64 n, i64 N, i64 K, i64 Kp, const float* xs, const float* w, const float* bias,
-                                     float* y) {
+__attribute__((always_inline)) static inline void linear_row_passes(i64 n, i64 N, i64 K, i64 Kp, const float* xs,
+                                                                    const float* w, const float* bias, float* y) {
   if constexpr (M <= LIN_GROUP) {
     linear_row<M, MODE>(n, N, K, Kp, xs, w, bias, y);
   } else {
@@ -484,8 +493,8 @@ static void dequant_row(const rg::WeightRef& w, i64 n, i64 K, float* out) {
 constexpr int LIN_PF_BYTES = 4096;  // prefetch distance in the W stream (the f32 rows' default, kernels.h)
 
 template <int M, class R>
-static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, const float* xs, const R& wr, const float* bias,
-                                 float* y) {
+__attribute__((always_inline)) static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, const float* xs,
+                                                                const R& wr, const float* bias, float* y) {
   constexpr int A = LIN_ACC;
   V acc[A][M];
   zero_rows<M>(acc);
@@ -501,14 +510,17 @@ static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, const float* xs, c
     wr.load_chunks(o, wv);
     fma_chunks<M>(acc, xs, Kp, o, wv);
   }
-  for (; c < nfull; ++c) fma_chunk<M>(acc, c, xs, Kp, wr.load(c * W));  // fewer than A full chunks left
-  store_rows<M>(acc, c, tail, [&](i64 o) { return load_tail(wr, o, tail); }, xs, Kp, n, N, bias, y);
+  auto wload = [&](i64 o) { return wr.load(o); };
+  auto wtail = [&](i64 o) { return load_tail(wr, o, tail); };
+  finish_chunks<0, M>(acc, c, nfull, tail, wload, wtail, xs, Kp);
+  store_rows<M>(acc, n, N, bias, y);
 }
 
 // linear_row_dt in passes of at most LIN_GROUP x rows (see linear_row_passes).
 template <int M, class R>
-static inline void linear_row_dt_passes(i64 n, i64 N, i64 K, i64 Kp, const float* xs, const R& wr, const float* bias,
-                                        float* y) {
+__attribute__((always_inline)) static inline void linear_row_dt_passes(i64 n, i64 N, i64 K, i64 Kp,
+                                                                       const float* xs, const R& wr, const float* bias,
+                                                                       float* y) {
   if constexpr (M <= LIN_GROUP) {
     linear_row_dt<M>(n, N, K, Kp, xs, wr, bias, y);
   } else {
@@ -602,9 +614,28 @@ struct WQ4 {
 // Row n of y for M quantized x rows; dd[m·nb + b] = dx[m, b] · dw[n, b], the combined scale of each block; c8 the
 // x blocks' vb_c8 lanes (8 a block, q4_0 only). Block b goes to acc[b % 2] (for every dtype and M); each iteration of
 // the main loop takes one 64-byte line of W.
+// The blocks after the last whole line: b0 (a multiple of L, so even) .. nb − 1, fewer than L, block b0 + H → acc[H % 2]
+// (= acc[b % 2]), with compile-time accumulator indices (see finish_chunks).
+template <int H, int M, class B>
+__attribute__((always_inline)) static inline void q8i_rest(VB (&acc)[2][M], i64 b0, i64 nb, i64 K, const XQ* xq,
+                                                           const int32_t* c8, const float* dd, const uint8_t* wq) {
+  if constexpr (H < static_cast<int>(64 / B::kBytes) - 1) {
+    const i64 b = b0 + H;
+    if (b >= nb) return;
+    const WB w = B::load(wq + b * B::kBytes);
+#pragma GCC unroll 8
+    for (int m = 0; m < M; ++m) {
+      const i64 i = m * nb + b;
+      acc[H % 2][m] = vb_fma(dd[i], B::dot(w, xq + m * K + b * rg::kQ8Block, c8, i), acc[H % 2][m]);
+    }
+    q8i_rest<H + 1, M, B>(acc, b0, nb, K, xq, c8, dd, wq);
+  }
+}
+
 template <int M, class B>
-static inline void linear_row_q8i(i64 n, i64 N, i64 K, i64 nb, const XQ* xq, const int32_t* c8, const float* dd,
-                                  const uint8_t* wq, const float* bias, float* y) {
+__attribute__((always_inline)) static inline void linear_row_q8i(i64 n, i64 N, i64 K, i64 nb, const XQ* xq,
+                                                                 const int32_t* c8, const float* dd,
+                                                                 const uint8_t* wq, const float* bias, float* y) {
   constexpr int L = static_cast<int>(64 / B::kBytes);  // blocks per line: 2 (q8_0) or 4 (q4_0)
   VB acc[2][M];
 #pragma GCC unroll 8
@@ -622,14 +653,7 @@ static inline void linear_row_q8i(i64 n, i64 N, i64 K, i64 nb, const XQ* xq, con
       }
     }
   }
-  for (; b < nb; ++b) {  // fewer than L blocks left (the loop's lines start at even blocks: the same acc[b % 2])
-    const WB w = B::load(wq + b * B::kBytes);
-#pragma GCC unroll 8
-    for (int m = 0; m < M; ++m) {
-      const i64 i = m * nb + b;
-      acc[b % 2][m] = vb_fma(dd[i], B::dot(w, xq + m * K + b * rg::kQ8Block, c8, i), acc[b % 2][m]);
-    }
-  }
+  q8i_rest<0, M, B>(acc, b, nb, K, xq, c8, dd, wq);
 #pragma GCC unroll 8
   for (int m = 0; m < M; ++m) {
     const float s = vb_hsum2(acc[0][m], acc[1][m]);
@@ -708,8 +732,7 @@ static void linear_large_dt(int nth, i64 M, i64 N, i64 K, const float* x, const 
   rg::parallel_chunks(use, (N + len - 1) / len, chunk);
 }
 
-static void linear(int nth, i64 M, i64 N, i64 K, const float* x, const rg::WeightRef* w, const float* bias,
-                   float* y) {
+static void linear(int nth, i64 M, i64 N, i64 K, const float* x, const rg::WeightRef* w, const float* bias, float* y) {
   if (w->dtype == rg::kWF32) linear_f32(nth, M, N, K, x, static_cast<const float*>(w->data), bias, y);
 #if defined(RG_HAVE_I8DOT)
 #if defined(RG_I8DOT_Q8_0)
