@@ -611,30 +611,40 @@ struct WQ4 {
   }
 };
 
-// Row n of y for M quantized x rows; dd[m·nb + b] = dx[m, b] · dw[n, b], the combined scale of each block; c8 the
-// x blocks' vb_c8 lanes (8 a block, q4_0 only). Block b goes to acc[b % 2] (for every dtype and M); each iteration of
-// the main loop takes one 64-byte line of W.
+// Row n of y for M quantized x rows; block (m, b) is scaled by dx[m·nb + b] · dr[b] (the x block's and the W row's
+// scales, multiplied here in registers: a scale vector stored per row and read back as scalars stalled each load on
+// store forwarding); c8 the x blocks' vb_c8 lanes (8 a block, q4_0 only). Block b goes to acc[b % 2] (for every dtype
+// and M); each iteration of the main loop takes one 64-byte line of W.
+template <int M, class B>
+__attribute__((always_inline)) static inline void q8i_block(VB (&acc)[2][M], int slot, i64 b, i64 nb, i64 K,
+                                                            const XQ* xq, const int32_t* c8, const float* dx,
+                                                            const float* dr, const uint8_t* wq) {
+  const WB w = B::load(wq + b * B::kBytes);
+  const float d = dr[b];
+#pragma GCC unroll 8
+  for (int m = 0; m < M; ++m) {
+    const i64 i = m * nb + b;  // x block (m, b)
+    const VB v = B::dot(w, xq + m * K + b * rg::kQ8Block, c8, i);
+    if (slot == 0) acc[0][m] = vb_fma(dx[i] * d, v, acc[0][m]);
+    else acc[1][m] = vb_fma(dx[i] * d, v, acc[1][m]);
+  }
+}
 // The blocks after the last whole line: b0 (a multiple of L, so even) .. nb − 1, fewer than L, block b0 + H → acc[H % 2]
 // (= acc[b % 2]), with compile-time accumulator indices (see finish_chunks).
 template <int H, int M, class B>
 __attribute__((always_inline)) static inline void q8i_rest(VB (&acc)[2][M], i64 b0, i64 nb, i64 K, const XQ* xq,
-                                                           const int32_t* c8, const float* dd, const uint8_t* wq) {
+                                                           const int32_t* c8, const float* dx, const float* dr,
+                                                           const uint8_t* wq) {
   if constexpr (H < static_cast<int>(64 / B::kBytes) - 1) {
-    const i64 b = b0 + H;
-    if (b >= nb) return;
-    const WB w = B::load(wq + b * B::kBytes);
-#pragma GCC unroll 8
-    for (int m = 0; m < M; ++m) {
-      const i64 i = m * nb + b;
-      acc[H % 2][m] = vb_fma(dd[i], B::dot(w, xq + m * K + b * rg::kQ8Block, c8, i), acc[H % 2][m]);
-    }
-    q8i_rest<H + 1, M, B>(acc, b0, nb, K, xq, c8, dd, wq);
+    if (b0 + H >= nb) return;
+    q8i_block<M, B>(acc, H % 2, b0 + H, nb, K, xq, c8, dx, dr, wq);
+    q8i_rest<H + 1, M, B>(acc, b0, nb, K, xq, c8, dx, dr, wq);
   }
 }
 
 template <int M, class B>
 __attribute__((always_inline)) static inline void linear_row_q8i(i64 n, i64 N, i64 K, i64 nb, const XQ* xq,
-                                                                 const int32_t* c8, const float* dd,
+                                                                 const int32_t* c8, const float* dx, const float* dr,
                                                                  const uint8_t* wq, const float* bias, float* y) {
   constexpr int L = static_cast<int>(64 / B::kBytes);  // blocks per line: 2 (q8_0) or 4 (q4_0)
   VB acc[2][M];
@@ -644,16 +654,9 @@ __attribute__((always_inline)) static inline void linear_row_q8i(i64 n, i64 N, i
   for (; b + L <= nb; b += L) {
     prefetch_l1(wq + b * B::kBytes + LIN_PF_BYTES);
 #pragma GCC unroll 4
-    for (int h = 0; h < L; ++h) {
-      const WB w = B::load(wq + (b + h) * B::kBytes);
-#pragma GCC unroll 8
-      for (int m = 0; m < M; ++m) {
-        const i64 i = m * nb + b + h;  // x block (m, b + h)
-        acc[h % 2][m] = vb_fma(dd[i], B::dot(w, xq + m * K + (b + h) * rg::kQ8Block, c8, i), acc[h % 2][m]);
-      }
-    }
+    for (int h = 0; h < L; ++h) q8i_block<M, B>(acc, h % 2, b + h, nb, K, xq, c8, dx, dr, wq);
   }
-  q8i_rest<0, M, B>(acc, b, nb, K, xq, c8, dd, wq);
+  q8i_rest<0, M, B>(acc, b, nb, K, xq, c8, dx, dr, wq);
 #pragma GCC unroll 8
   for (int m = 0; m < M; ++m) {
     const float s = vb_hsum2(acc[0][m], acc[1][m]);
@@ -661,7 +664,6 @@ __attribute__((always_inline)) static inline void linear_row_q8i(i64 n, i64 N, i
   }
 }
 
-static thread_local Scratch tls_dd = {nullptr, 0};
 static thread_local Scratch tls_c8 = {nullptr, 0};  // q4_0: the x blocks' vb_c8 lanes (int32 in a float scratch)
 
 template <class B>
@@ -683,28 +685,20 @@ static void linear_q8_int(int nth, i64 M, i64 N, i64 K, const float* x, const rg
     const i64 n0 = c * len, n1 = imin(N, n0 + len);
     float* dw = tls_scales.get((n1 - n0) * nb);  // the chunk's weight scales widened once
     dequant_into(RowF16{w.scales + n0 * nb}, (n1 - n0) * nb, dw);
-    float* dd = tls_dd.get(M * nb);
-    for (i64 n = n0; n < n1; ++n) {
-      const uint8_t* wr = wq + n * row_bytes;
-      const float* dr = dw + (n - n0) * nb;
-      for (i64 m = 0; m < M; ++m) {  // the combined scales, one vector multiply per W blocks
-        i64 b = 0;
-        for (; b + W <= nb; b += W) vstore(dd + m * nb + b, vmul(vload(dx + m * nb + b), vload(dr + b)));
-        if (b < nb) {
-          const int r = static_cast<int>(nb - b);
-          vstore_n(dd + m * nb + b, vmul(vload_n(dx + m * nb + b, r), vload_n(dr + b, r)), r);
-        }
-      }
-      switch (M) {
-        case 1: linear_row_q8i<1, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
-        case 2: linear_row_q8i<2, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
-        case 3: linear_row_q8i<3, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
-        case 4: linear_row_q8i<4, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
-        case 5: linear_row_q8i<5, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
-        case 6: linear_row_q8i<6, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
-        case 7: linear_row_q8i<7, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
-        default: linear_row_q8i<8, B>(n, N, K, nb, xq, c8, dd, wr, bias, y); break;
-      }
+    auto rows = [&](auto tag) {
+      constexpr int R = decltype(tag)::value;
+      for (i64 n = n0; n < n1; ++n)
+        linear_row_q8i<R, B>(n, N, K, nb, xq, c8, dx, dw + (n - n0) * nb, wq + n * row_bytes, bias, y);
+    };
+    switch (M) {
+      case 1: rows(std::integral_constant<int, 1>{}); break;
+      case 2: rows(std::integral_constant<int, 2>{}); break;
+      case 3: rows(std::integral_constant<int, 3>{}); break;
+      case 4: rows(std::integral_constant<int, 4>{}); break;
+      case 5: rows(std::integral_constant<int, 5>{}); break;
+      case 6: rows(std::integral_constant<int, 6>{}); break;
+      case 7: rows(std::integral_constant<int, 7>{}); break;
+      default: rows(std::integral_constant<int, 8>{}); break;
     }
   };
   run_chunks(nth, (N + len - 1) / len, 2.0 * static_cast<double>(M) * N * K, chunk);
