@@ -39,7 +39,10 @@ test('decode bench reports every mode with consistent counters, paired speedups,
     assert.equal(x.samples.length, 3);
     const ratios = x.samples.map((s, i) => s / std.samples[i]!).sort((a, b) => a - b);
     assert.equal(x.speedup_vs_standard, ratios[1]);
+    assert.deepEqual(x.speedup_range, [ratios[0], ratios[2]]);
   }
+  assert.deepEqual(std.speedup_range, [1, 1]);
+  assert.match(formatDecodeBench(r), /verified\s+\d+\.\d+\s+\d+\.\d\dx \(\d\.\d\d–\d\.\d\d\)/);
   assert.ok(ver.acceptance !== null && ver.acceptance >= 0 && ver.acceptance <= 1);
   assert.equal(rec.acceptance, null);
   if (probe) {

@@ -19,6 +19,7 @@ import { createCaches, decodeAll } from '../generate/decode.js';
 import { seededUniform } from '../generate/sampler.js';
 import { DECODE_MODES, type DecodeMode, type DraftTokens } from '../generate/types.js';
 import { measureReadBandwidth, median, type Bandwidth } from './bandwidth.js';
+import { pairedSpeedup } from './stats.js';
 import { measureCallTimings, type CallTimings } from './call-timing.js';
 import type { Weight } from '../kernels/backend.js';
 import type { UserDtype } from '../model/convert.js';
@@ -65,6 +66,8 @@ export interface DecodeBenchRun {
   tokens_per_s: number;
   /** Median over repeats of (this mode's tokens/s ÷ standard's tokens/s in the same repeat); null without standard. */
   speedup_vs_standard: number | null;
+  /** The [min, max] of those per-repeat ratios (how much the machine moved them); null without standard. */
+  speedup_range: [number, number] | null;
   full_calls_per_token: number;
   /** Verified: accepted ÷ (accepted + rejected) drafts; null in other modes. */
   acceptance: number | null;
@@ -205,6 +208,15 @@ export function selfGeneratedRanking(model: InferenceModel, count = 8, tokens = 
   return rankByFrequency(seen, V);
 }
 
+/** speedup_vs_standard and speedup_range of a run from its per-repeat rates and standard's (stats.ts). */
+export function speedupFields(
+  rates: readonly number[],
+  standard: readonly (number | null | undefined)[] | undefined,
+): Pick<DecodeBenchRun, 'speedup_vs_standard' | 'speedup_range'> {
+  const p = standard ? pairedSpeedup(rates, standard) : null;
+  return { speedup_vs_standard: p?.median ?? null, speedup_range: p?.range ?? null };
+}
+
 export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): DecodeBenchResult {
   const backend: Backend = model.backend,
     c = model.config,
@@ -326,7 +338,7 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
       draft_tokens: variant.draftTokens,
       draft_head_dtype: mode === 'standard' ? null : headDtype,
       tokens_per_s: rate,
-      speedup_vs_standard: std ? median(t.rates.map((x, i) => x / std.rates[i]!)) : null,
+      ...speedupFields(t.rates, std?.rates),
       full_calls_per_token: t.full / t.tokens,
       acceptance: mode === 'verified' ? (drafts > 0 ? t.accepted / drafts : null) : null,
       acceptance_by_depth:
@@ -427,7 +439,8 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
     `${r.prompts} prompt(s) of ~${r.prompt_tokens} tokens, ${r.new_tokens} new tokens each, ` +
       `greedy, median of ${r.repeats}`,
     '',
-    'dtype mode             tokens/s  speedup  full calls/token  acceptance  MB/token  roofline tok/s  of roofline' +
+    'dtype mode             tokens/s  speedup  (range)      full calls/token  acceptance  MB/token  roofline tok/s' +
+      '  of roofline' +
       (vs ? '  vs llama.cpp' : '') +
       '  acceptance by depth',
   ];
@@ -439,7 +452,8 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
         variantLabel({ mode: x.mode, draftTokens: x.draft_tokens }).padEnd(15),
         x.tokens_per_s.toFixed(1).padStart(9),
         ratio(x.speedup_vs_standard).padStart(8),
-        x.full_calls_per_token.toFixed(3).padStart(17),
+        (x.speedup_range ? `(${x.speedup_range.map((v) => v.toFixed(2)).join('–')})` : '').padEnd(12),
+        x.full_calls_per_token.toFixed(3).padStart(16),
         (x.acceptance !== null ? `${(100 * x.acceptance).toFixed(1)}%` : '-').padStart(11),
         (x.bytes_per_token / 1e6).toFixed(1).padStart(9),
         (x.roofline_tokens_per_s !== null ? x.roofline_tokens_per_s.toFixed(1) : '-').padStart(15),

@@ -21,3 +21,17 @@ export function median(xs: readonly number[]): number {
   if (s.length === 0) return NaN;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
+
+/**
+ * A mode's speedup over standard from paired repeats: rates[i] ÷ standard[i] (the same repeat, so drift on a shared
+ * machine hits both), as the median and the [min, max] range of those ratios; null where a standard rate is missing.
+ */
+export function pairedSpeedup(
+  rates: readonly number[],
+  standard: readonly (number | null | undefined)[],
+): { median: number; range: [number, number] } | null {
+  if (rates.length === 0 || standard.length !== rates.length || !standard.every((x) => typeof x === 'number' && x > 0))
+    return null;
+  const ratios = rates.map((x, i) => x / standard[i]!);
+  return { median: median(ratios), range: [Math.min(...ratios), Math.max(...ratios)] };
+}

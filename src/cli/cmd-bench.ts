@@ -11,10 +11,11 @@
  * decode on the same prompts, threads and token counts (bench/llama-cpp.ts; `npm run peers:install`), and the
  * prefill of one --prefill-token prompt (512) for both. --json prints
  * {model, threads, backend, bandwidth_gbs, bandwidth_samples_gbs, roofline_tokens_per_s, call_timings,
- * runs: [{dtype, mode, draft_tokens, tokens_per_s, speedup_vs_standard, full_calls_per_token, acceptance,
- * acceptance_by_depth, tokens_per_full_call, rounds_by_draft_tokens, bytes_per_token,
- * roofline_tokens_per_s, roofline_fraction, samples, vs_llama_cpp?}], prefill: [{dtype, tokens, tokens_per_s,
- * vs_llama_cpp?}], llama_cpp?: [{dtype, ggml_type, tokens_per_s, prefill_tokens_per_s, …}], skipped?, …} on the
+ * runs: [{dtype, mode, draft_tokens, tokens_per_s, speedup_vs_standard, speedup_range ([min, max] of the
+ * per-repeat ratios), full_calls_per_token, acceptance, acceptance_by_depth, tokens_per_full_call,
+ * rounds_by_draft_tokens, bytes_per_token, roofline_tokens_per_s, roofline_fraction, samples, vs_llama_cpp?}],
+ * prefill: [{dtype, tokens, tokens_per_s, vs_llama_cpp?}], llama_cpp?: [{dtype, ggml_type, tokens_per_s,
+ * prefill_tokens_per_s, …}], skipped?, …} on the
  * last line of stdout: one entry in runs per dtype × mode × draft_tokens; speedup_vs_standard is against our standard
  * at the same dtype; roofline_tokens_per_s and the byte counts at the top are the first dtype's.
  */
@@ -44,6 +45,7 @@ import {
   randomPrompts,
   runDecodeBench,
   selfGeneratedRanking,
+  speedupFields,
   type DecodeBenchResult,
   type DecodeBenchRun,
   type LlamaCppRun,
@@ -144,7 +146,10 @@ function aggregate(
       runs.push({
         ...per[0]!,
         tokens_per_s: median(rates),
-        speedup_vs_standard: std.every((x) => x) ? median(rates.map((x, i) => x / std[i]!.tokens_per_s)) : null,
+        ...speedupFields(
+          rates,
+          std.map((x) => x?.tokens_per_s),
+        ),
         roofline_tokens_per_s: gbs !== null ? (gbs * 1e9) / per[0]!.bytes_per_token : null,
         roofline_fraction: fractions.every((x) => x !== null) ? median(fractions as number[]) : null,
         samples: rates,
