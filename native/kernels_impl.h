@@ -133,6 +133,12 @@ static inline void axpy_row(float* acc, float p, const float* v, i64 n) {
 // LIN_ACC, the accumulators per x row, comes from the ISA's simd_*.h (4 above; 2 for SIMD128, whose 16 registers
 // spill at M = 2 with 4). LIN_ACC is a power of two; the accumulators are summed pairwise (lin_acc_sum).
 static_assert(LIN_ACC >= 1 && (LIN_ACC & (LIN_ACC - 1)) == 0, "LIN_ACC must be a power of two");
+// The row functions are inlined into their row loops: a call per W row (frame set-up, vzeroupper) cost ~25% at
+// K = 320 on x86 (1280 x 320 f16 from L2, M = 1). An ISA header may define RG_ROW_INLINE first: WebAssembly's
+// keeps them as functions (its file stays ~50 KB smaller; its decode speed was the same within this machine's noise).
+#ifndef RG_ROW_INLINE
+#define RG_ROW_INLINE __attribute__((always_inline))
+#endif
 
 // hsum of the pairwise tree over acc[0..N) in column m: N = 4 gives (acc0 + acc1) + (acc2 + acc3), N = 2 acc0 + acc1.
 template <int N, int M>
@@ -217,7 +223,7 @@ __attribute__((always_inline)) static inline void store_rows(const V (&acc)[LIN_
 enum LinMode { LIN_PLAIN, LIN_AHEAD, LIN_COMBINE };
 
 template <int M, int MODE>
-__attribute__((always_inline)) static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs,
+RG_ROW_INLINE static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs,
                                                              const float* w, const float* bias, float* y) {
   constexpr int A = LIN_ACC;
   V acc[A][M];
@@ -278,7 +284,7 @@ static thread_local Scratch tls_w = {nullptr, 0};
 // and the W vectors in registers (more would spill to the stack), the row is re-read from L1 for the next pass, and
 // the arithmetic of each (m, n) is the one-row pass's, so rows stay bit-identical for every M.
 template <int M, int MODE>
-__attribute__((always_inline)) static inline void linear_row_passes(i64 n, i64 N, i64 K, i64 Kp, const float* xs,
+RG_ROW_INLINE static inline void linear_row_passes(i64 n, i64 N, i64 K, i64 Kp, const float* xs,
                                                                     const float* w, const float* bias, float* y) {
   if constexpr (M <= LIN_GROUP) {
     linear_row<M, MODE>(n, N, K, Kp, xs, w, bias, y);
@@ -493,7 +499,7 @@ static void dequant_row(const rg::WeightRef& w, i64 n, i64 K, float* out) {
 constexpr int LIN_PF_BYTES = 4096;  // prefetch distance in the W stream (the f32 rows' default, kernels.h)
 
 template <int M, class R>
-__attribute__((always_inline)) static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, const float* xs,
+RG_ROW_INLINE static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, const float* xs,
                                                                 const R& wr, const float* bias, float* y) {
   constexpr int A = LIN_ACC;
   V acc[A][M];
@@ -518,7 +524,7 @@ __attribute__((always_inline)) static inline void linear_row_dt(i64 n, i64 N, i6
 
 // linear_row_dt in passes of at most LIN_GROUP x rows (see linear_row_passes).
 template <int M, class R>
-__attribute__((always_inline)) static inline void linear_row_dt_passes(i64 n, i64 N, i64 K, i64 Kp,
+RG_ROW_INLINE static inline void linear_row_dt_passes(i64 n, i64 N, i64 K, i64 Kp,
                                                                        const float* xs, const R& wr, const float* bias,
                                                                        float* y) {
   if constexpr (M <= LIN_GROUP) {
@@ -643,7 +649,7 @@ __attribute__((always_inline)) static inline void q8i_rest(VB (&acc)[2][M], i64 
 }
 
 template <int M, class B>
-__attribute__((always_inline)) static inline void linear_row_q8i(i64 n, i64 N, i64 K, i64 nb, const XQ* xq,
+RG_ROW_INLINE static inline void linear_row_q8i(i64 n, i64 N, i64 K, i64 nb, const XQ* xq,
                                                                  const int32_t* c8, const float* dx, const float* dr,
                                                                  const uint8_t* wq, const float* bias, float* y) {
   constexpr int L = static_cast<int>(64 / B::kBytes);  // blocks per line: 2 (q8_0) or 4 (q4_0)

@@ -16,6 +16,7 @@ constexpr int GEMM_NV = 2;
 // Small-M linear (kernels_impl.h, linear_row): 2 accumulators per x row, not the native 4. With 4, M = 2 keeps
 // 8 accumulators + 4 weight vectors + x loads live, which spills in 16 registers (a 2-row call took 1.33x a 1-row one).
 constexpr int LIN_ACC = 2;
+#define RG_ROW_INLINE  // row functions stay functions here (kernels_impl.h)
 // x rows per pass over a W row (kernels_impl.h): all 8 rows in one pass, as measured when LIN_ACC was chosen.
 constexpr int LIN_GROUP = 8;
 
