@@ -223,8 +223,8 @@ __attribute__((always_inline)) static inline void store_rows(const V (&acc)[LIN_
 enum LinMode { LIN_PLAIN, LIN_AHEAD, LIN_COMBINE };
 
 template <int M, int MODE>
-RG_ROW_INLINE static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs,
-                                                             const float* w, const float* bias, float* y) {
+RG_ROW_INLINE static inline void linear_row(i64 n, i64 N, i64 K, i64 Kp, const float* xs, const float* w,
+                                            const float* bias, float* y) {
   constexpr int A = LIN_ACC;
   V acc[A][M];
   zero_rows<M>(acc);
@@ -284,8 +284,8 @@ static thread_local Scratch tls_w = {nullptr, 0};
 // and the W vectors in registers (more would spill to the stack), the row is re-read from L1 for the next pass, and
 // the arithmetic of each (m, n) is the one-row pass's, so rows stay bit-identical for every M.
 template <int M, int MODE>
-RG_ROW_INLINE static inline void linear_row_passes(i64 n, i64 N, i64 K, i64 Kp, const float* xs,
-                                                                    const float* w, const float* bias, float* y) {
+RG_ROW_INLINE static inline void linear_row_passes(i64 n, i64 N, i64 K, i64 Kp, const float* xs, const float* w,
+                                                   const float* bias, float* y) {
   if constexpr (M <= LIN_GROUP) {
     linear_row<M, MODE>(n, N, K, Kp, xs, w, bias, y);
   } else {
@@ -499,8 +499,8 @@ static void dequant_row(const rg::WeightRef& w, i64 n, i64 K, float* out) {
 constexpr int LIN_PF_BYTES = 4096;  // prefetch distance in the W stream (the f32 rows' default, kernels.h)
 
 template <int M, class R>
-RG_ROW_INLINE static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, const float* xs,
-                                                                const R& wr, const float* bias, float* y) {
+RG_ROW_INLINE static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, const float* xs, const R& wr,
+                                               const float* bias, float* y) {
   constexpr int A = LIN_ACC;
   V acc[A][M];
   zero_rows<M>(acc);
@@ -524,9 +524,8 @@ RG_ROW_INLINE static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, cons
 
 // linear_row_dt in passes of at most LIN_GROUP x rows (see linear_row_passes).
 template <int M, class R>
-RG_ROW_INLINE static inline void linear_row_dt_passes(i64 n, i64 N, i64 K, i64 Kp,
-                                                                       const float* xs, const R& wr, const float* bias,
-                                                                       float* y) {
+RG_ROW_INLINE static inline void linear_row_dt_passes(i64 n, i64 N, i64 K, i64 Kp, const float* xs, const R& wr,
+                                                      const float* bias, float* y) {
   if constexpr (M <= LIN_GROUP) {
     linear_row_dt<M>(n, N, K, Kp, xs, wr, bias, y);
   } else {
@@ -649,9 +648,9 @@ __attribute__((always_inline)) static inline void q8i_rest(VB (&acc)[2][M], i64 
 }
 
 template <int M, class B>
-RG_ROW_INLINE static inline void linear_row_q8i(i64 n, i64 N, i64 K, i64 nb, const XQ* xq,
-                                                                 const int32_t* c8, const float* dx, const float* dr,
-                                                                 const uint8_t* wq, const float* bias, float* y) {
+RG_ROW_INLINE static inline void linear_row_q8i(i64 n, i64 N, i64 K, i64 nb, const XQ* xq, const int32_t* c8,
+                                                const float* dx, const float* dr, const uint8_t* wq, const float* bias,
+                                                float* y) {
   constexpr int L = static_cast<int>(64 / B::kBytes);  // blocks per line: 2 (q8_0) or 4 (q4_0)
   VB acc[2][M];
 #pragma GCC unroll 8
