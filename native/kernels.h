@@ -61,10 +61,10 @@ struct WeightRef {
   const uint16_t* scales;  // q8_0 / q4_0: float16 bits of d, [rows, cols/32]; else nullptr
 };
 
-// The small-M f32 linear's software prefetch distance in bytes ahead in each thread's W stream, into L1 (0: none, the
-// hardware prefetcher alone). Process-wide, as it is a property of the CPU: 4096 by default (kernels_common.cc); the
-// addon sets 0 at load on CPUs where measurement showed the prefetches slowing the stream (native/addon.cc), and a
-// context's setLinearPrefetch changes it (benchmarks). The loads, and so the results, are the same at any distance.
+// The small-M linear's software prefetch distance in bytes ahead in each thread's W stream (f32, f16, bf16, q8_0 and
+// q4_0 rows alike), into L1 (0: none, the hardware prefetcher alone). Process-wide, as it is a property of the CPU:
+// 4096 until the addon sets it at load from the L1 data cache's size (native/addon.cc cpu_linear_prefetch_bytes), and
+// a context's setLinearPrefetch changes it (benchmarks). The loads, and so the results, are the same at any distance.
 extern int linear_prefetch_bytes;
 
 // AdamW's bias corrections 1 − beta^step, computed in float64 once for every instruction set, rounded to float32.

@@ -496,7 +496,6 @@ static void dequant_row(const rg::WeightRef& w, i64 n, i64 K, float* out) {
   }
 }
 
-constexpr int LIN_PF_BYTES = 4096;  // prefetch distance in the W stream (the f32 rows' default, kernels.h)
 
 template <int M, class R>
 RG_ROW_INLINE static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, const float* xs, const R& wr,
@@ -506,12 +505,14 @@ RG_ROW_INLINE static inline void linear_row_dt(i64 n, i64 N, i64 K, i64 Kp, cons
   zero_rows<M>(acc);
   const i64 nfull = K / W;
   const int tail = static_cast<int>(K - nfull * W);
+  const i64 pf = rg::linear_prefetch_bytes;  // software prefetch distance in bytes (kernels.h), 0 for none
   i64 c = 0;
   for (; c + A <= nfull; c += A) {  // chunks c .. c+A-1 → acc[0 .. A-1]
     const i64 o = c * W;
+    if (pf) {
 #pragma GCC unroll 4
-    for (int l = 0; l < A * W * R::kBytes; l += 64)
-      prefetch_l1(static_cast<const char*>(wr.at(o)) + LIN_PF_BYTES + l);
+      for (int l = 0; l < A * W * R::kBytes; l += 64) prefetch_l1(static_cast<const char*>(wr.at(o)) + pf + l);
+    }
     V wv[A];
     wr.load_chunks(o, wv);
     fma_chunks<M>(acc, xs, Kp, o, wv);
@@ -655,9 +656,10 @@ RG_ROW_INLINE static inline void linear_row_q8i(i64 n, i64 N, i64 K, i64 nb, con
   VB acc[2][M];
 #pragma GCC unroll 8
   for (int m = 0; m < M; ++m) acc[0][m] = acc[1][m] = vb_zero();
+  const i64 pf = rg::linear_prefetch_bytes;  // software prefetch distance in bytes (kernels.h), 0 for none
   i64 b = 0;
   for (; b + L <= nb; b += L) {
-    prefetch_l1(wq + b * B::kBytes + LIN_PF_BYTES);
+    if (pf) prefetch_l1(wq + b * B::kBytes + pf);
 #pragma GCC unroll 4
     for (int h = 0; h < L; ++h) q8i_block<M, B>(acc, h % 2, b + h, nb, K, xq, c8, dx, dr, wq);
   }
