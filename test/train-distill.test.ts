@@ -1,8 +1,9 @@
 /**
- * Distilling the module toward the base (`--recycle-distill α`, model/module-chain.ts): the soft-target
- * cross-entropy against a float64 reference and central differences on every backend, α = 0 is the plain
- * cross-entropy bit for bit, the teacher softmax, the k-step loss's module gradients by finite differences, the
- * frozen-base module graph training the same function as the joint graph, and the option through `train`.
+ * Distilling the module toward the base (`--recycle-distill α`, `--recycle-reverse-kl β`, model/module-chain.ts):
+ * the soft-target cross-entropy and reverse KL against a float64 reference and central differences on every backend,
+ * α = 0 is the plain cross-entropy bit for bit, the teacher softmax, the k-step loss's module gradients by finite
+ * differences, the frozen-base module graph training the same function as the joint graph, and the options through
+ * `train`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,7 +40,10 @@ function randomProbs(rng: Rng, R: number, V: number): Float32Array {
   return p;
 }
 
-/** The loss in float64, written from its definition: (1 − α)·CE(onehot) + α·CE(teacher), mean over counted rows. */
+/**
+ * The loss in float64, written from its definition: (1 − α)·CE(onehot) + α·CE(teacher) + β·KL(q ‖ teacher), mean
+ * over counted rows.
+ */
 function distillLoss64(N: number, V: number, z: ArrayLike<number>, targets: Int32Array, soft: nn.SoftTargets): number {
   let sum = 0,
     counted = 0;
@@ -59,6 +63,13 @@ function distillLoss64(N: number, V: number, z: ArrayLike<number>, targets: Int3
       for (let v = 0; v < V; v++) softCe -= soft.probs[r * V + v]! * logq(v);
     }
     sum += r >= 0 ? (1 - soft.alpha) * hard + soft.alpha * softCe : hard;
+    const beta = soft.reverse ?? 0;
+    if (r >= 0 && beta > 0) {
+      let kl = 0;
+      for (let v = 0; v < V; v++)
+        kl += Math.exp(logq(v)) * (logq(v) - Math.log(Math.max(soft.probs[r * V + v]!, 1e-30)));
+      sum += beta * kl;
+    }
   }
   return counted > 0 ? sum / counted : 0;
 }
@@ -66,16 +77,19 @@ function distillLoss64(N: number, V: number, z: ArrayLike<number>, targets: Int3
 test('crossEntropyDistill: forward equals the float64 definition, gradients match central differences', () => {
   const rng = new Rng(5);
   for (const be of backends())
-    for (const [N, V, alpha] of [
-      [7, 13, 0.5],
-      [5, 33, 1],
-      [9, 4, 0.25],
+    for (const [N, V, alpha, reverse] of [
+      [7, 13, 0.5, 0],
+      [5, 33, 1, 0],
+      [9, 4, 0.25, 0],
+      [7, 13, 0.5, 0.7],
+      [6, 21, 0, 1],
+      [5, 33, 1, 2],
     ] as const) {
       const z = rng.f32(N * V, 2);
       const targets = Int32Array.from({ length: N }, (_, n) => (n === 2 ? -1 : (n * 5 + 1) % V));
       const probs = randomProbs(rng, 4, V);
       const rows = Int32Array.from({ length: N }, (_, n) => (n % 3 === 1 ? -1 : n % 4));
-      const soft = { probs, rows, alpha };
+      const soft = { probs, rows, alpha, reverse };
       const tape = new Tape(be);
       const logits = new Tensor([N, V], Float32Array.from(z), new Float32Array(N * V));
       const out = nn.crossEntropyDistill(tape, logits, targets, soft);
@@ -91,7 +105,7 @@ test('crossEntropyDistill: forward equals the float64 definition, gradients matc
         const num = (distillLoss64(N, V, zp, targets, soft) - distillLoss64(N, V, zm, targets, soft)) / (2 * eps);
         assert.ok(
           Math.abs(num - logits.grad![i]!) < 2e-5,
-          `${be.name} N=${N} V=${V}: dz[${i}] ${logits.grad![i]} ${num}`,
+          `${be.name} N=${N} V=${V} α=${alpha} β=${reverse}: dz[${i}] ${logits.grad![i]} ${num}`,
         );
       }
       // the ignored row gets no gradient
@@ -124,6 +138,10 @@ test('crossEntropyDistill with α = 0 is crossEntropy bit for bit; bad teachers 
     assert.throws(
       () => nn.crossEntropyDistill(tape, a, targets, { probs, rows: new Int32Array(N).fill(2), alpha: 0.5 }),
       /crossEntropyDistill: teacher row 2 of logits row 0 is outside the 2 rows/,
+    );
+    assert.throws(
+      () => nn.crossEntropyDistill(tape, a, targets, { probs, rows: new Int32Array(N), alpha: 0.5, reverse: -1 }),
+      /crossEntropyDistill: reverse must be a finite number >= 0, got -1/,
     );
     assert.throws(
       () => nn.crossEntropyDistill(tape, a, targets, { probs, rows: new Int32Array(N), alpha: 1.5 }),
@@ -218,16 +236,20 @@ test('distillation: the frozen-base module graph trains the joint graph’s func
   }
 });
 
-test('train --recycle-distill: validated, recorded in the checkpoint, and it changes the module’s training', () => {
+test('train --recycle-distill / --recycle-reverse-kl: validated, recorded in the checkpoint, change the training', () => {
   assert.throws(
     () => resolveOptions({ data: 'x', out: 'y', recycleDistill: 1.5 }),
     /training option "recycleDistill" must be a number in \[0, 1\], got 1.5/,
   );
+  assert.throws(
+    () => resolveOptions({ data: 'x', out: 'y', recycleReverseKl: -0.5 }),
+    /training option "recycleReverseKl" must be a number >= 0, got -0.5/,
+  );
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rgpt-distill-'));
   const data = path.join(dir, 'corpus.txt');
   fs.writeFileSync(data, 'the cat sat on the mat and the dog sat on the log. '.repeat(60));
-  const run = (alpha: number): number => {
-    const out = path.join(dir, `run-${alpha}`);
+  const run = (alpha: number, beta = 0): number => {
+    const out = path.join(dir, `run-${alpha}-${beta}`);
     const r = train(
       {
         data,
@@ -240,20 +262,24 @@ test('train --recycle-distill: validated, recorded in the checkpoint, and it cha
         evalBatches: 1,
         recycleDepth: 2,
         recycleDistill: alpha,
+        recycleReverseKl: beta,
       },
       { resume: false },
       { backend: createRefBackend() },
     );
     const state = JSON.parse(fs.readFileSync(path.join(out, 'train_state', 'state.json'), 'utf8')) as {
-      options: { recycleDistill: number };
+      options: { recycleDistill: number; recycleReverseKl: number };
     };
     assert.equal(state.options.recycleDistill, alpha);
+    assert.equal(state.options.recycleReverseKl, beta);
     return r.lastTrain!.recycle_loss!;
   };
   try {
-    const [plain, distilled] = [run(0), run(0.5)];
-    assert.ok(Number.isFinite(plain) && Number.isFinite(distilled));
+    const [plain, distilled, reverse, reverseOnly] = [run(0), run(0.5), run(0.5, 1), run(0, 1)];
+    for (const l of [plain, distilled, reverse, reverseOnly]) assert.ok(Number.isFinite(l));
     assert.notEqual(plain, distilled);
+    assert.notEqual(distilled, reverse);
+    assert.notEqual(plain, reverseOnly);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

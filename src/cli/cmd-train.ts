@@ -161,6 +161,12 @@ export function register(program: Command): void {
       floatOption('--recycle-distill', 0, 1),
     )
     .option(
+      '--recycle-reverse-kl <beta>',
+      "add β·KL(module ‖ base) to each depth's recycle loss: mode-seeking, so the module's samples fall where the " +
+        "base's probability is (the lossy recycle mode's text); default 0",
+      floatOption('--recycle-reverse-kl', 0, 100),
+    )
+    .option(
       '--recycle-layers <n>',
       'module blocks when adding a module (default ceil(L/4))',
       intOption('--recycle-layers', 1, LIMITS.recycleLayers),

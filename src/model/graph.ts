@@ -85,6 +85,8 @@ export interface GraphOptions {
   depthWeights?: readonly number[];
   /** α of the module's distillation toward the base's distributions (module-chain.ts; default 0). */
   distill?: number;
+  /** β of the reverse KL(module ‖ base) in the recycle loss (module-chain.ts; default 0). */
+  reverseKl?: number;
 }
 
 /**
@@ -152,7 +154,8 @@ export class TrainGraph {
     // ---- module: anchor rows (b, t) for t = 0..T−2, i.e. B*(T−1) rows, unrolled over k depths
     const Tm = T - 1;
     const hRows = reshape(nn.sliceCols(tape, reshape(h, [B, T * C]), 0, Tm * C), [B * Tm, C]);
-    const distill = opts.distill ?? 0;
+    const distill = opts.distill ?? 0,
+      reverseKl = opts.reverseKl ?? 0;
     const chain = this.chain!.forward(
       tape,
       p,
@@ -162,8 +165,9 @@ export class TrainGraph {
         depth: opts.depth ?? 1,
         ...(opts.depthWeights ? { weights: opts.depthWeights } : {}),
         distill,
+        reverseKl,
       },
-      distill > 0 ? teacherOf(tape, logits, B, T) : null,
+      distill > 0 || reverseKl > 0 ? teacherOf(tape, logits, B, T) : null,
     );
     const lambda = opts.lossWeight ?? c.recycle!.lossWeight;
     const loss = nn.weightedSum(tape, lmLoss, chain.loss, lambda);

@@ -46,6 +46,8 @@ export interface ChainOptions {
   weights?: readonly number[];
   /** α of the distillation toward the base (0 or absent: the one-hot targets alone, the paper's loss). */
   distill?: number;
+  /** β of the reverse KL(module ‖ base) added at every depth (0 or absent: none; nn.crossEntropyDistill). */
+  reverseKl?: number;
 }
 
 /** The base's next-token distributions for distillation: row b·stride + pos for base positions pos < count. */
@@ -157,7 +159,11 @@ export class ModuleChain {
     if (T < 2) throw new Error(`ModuleChain: sequence length ${T} leaves no module rows (need T ≥ 2)`);
     const alpha = opts.distill ?? 0;
     if (!(alpha >= 0 && alpha <= 1)) throw new Error(`ModuleChain: distill ${alpha} must be in [0, 1]`);
-    if (alpha > 0 && !teacher) throw new Error('ModuleChain: distill > 0 needs the base’s distributions (teacher)');
+    const beta = opts.reverseKl ?? 0;
+    if (!(beta >= 0 && Number.isFinite(beta))) throw new Error(`ModuleChain: reverseKl ${beta} must be >= 0`);
+    const soft = alpha > 0 || beta > 0;
+    if (soft && !teacher)
+      throw new Error('ModuleChain: distill or reverseKl > 0 needs the base’s distributions (teacher)');
     const top = topNames(c);
     const kv = new Map<BlockNames, ChainExtra[]>();
     const losses: Tensor[] = [],
@@ -165,7 +171,7 @@ export class ModuleChain {
       targets: Int32Array[] = [];
     let u = h;
     for (let j = 1; j <= K; j++) {
-      const r = this.rows(batch, j, alpha > 0 ? teacher : null);
+      const r = this.rows(batch, j, soft ? teacher : null);
       const e = nn.embedding(tape, r.ids, p.get(top.tokenEmbedding));
       let m = nn.linear(
         tape,
@@ -178,8 +184,13 @@ export class ModuleChain {
       u = m;
       const lj = nn.linear(tape, normOnTape(tape, p, c, m, top.finalNorm, top.finalNormBias), p.get(top.head), null);
       losses.push(
-        alpha > 0
-          ? nn.crossEntropyDistill(tape, lj, r.targets, { probs: teacher!.probs, rows: r.teacherRows, alpha })
+        soft
+          ? nn.crossEntropyDistill(tape, lj, r.targets, {
+              probs: teacher!.probs,
+              rows: r.teacherRows,
+              alpha,
+              reverse: beta,
+            })
           : nn.crossEntropy(tape, lj, r.targets),
       );
       logits.push(lj);

@@ -286,22 +286,34 @@ export interface SoftTargets {
   rows: Int32Array;
   /** α ∈ [0, 1]: the weight of the teacher against the one-hot target. */
   alpha: number;
+  /** β ≥ 0 (default 0): the weight of the reverse KL(q ‖ p_teacher) added on rows with a teacher. */
+  reverse?: number;
 }
+
+/** Teacher probabilities below this count as this in log p (a float32 softmax underflows to 0 far in the tail). */
+const REVERSE_KL_FLOOR = 1e-30;
 
 /**
  * Cross-entropy against (1 − α)·onehot(target) + α·p_teacher, mean over the rows whose target is not −1:
  * logits[N,V] → [1] (distillation of the module toward the base; ARCHITECTURE.md §1.2). A row without a teacher
  * (rows[n] = −1) takes its one-hot target alone. Written as the hard cross-entropy plus α·(z_target − Σ_v p_v·z_v),
  * since CE(p, q) − CE(onehot, q) = z_target − Σ p·z when p sums to 1; backward: dz = (q − onehot) + α·(onehot − p).
- * The teacher is data: no gradient reaches it.
+ * With β = `reverse` > 0 each row with a teacher adds β·KL(q ‖ p) = β·Σ_v q_v·(log q_v − log p_v), q = softmax(z):
+ * the mode-seeking direction, which puts the module's mass where the base's is instead of spreading it over the
+ * base's support as the forward cross-entropy does — what matters when the module's samples stand in for the base's
+ * (the lossy recycle mode). Its gradient: dz_v = β·q_v·(log q_v − log p_v − KL). The teacher is data: no gradient
+ * reaches it.
  */
 export function crossEntropyDistill(tape: Tape, logits: Tensor, targets: Int32Array, soft: SoftTargets): Tensor {
   const op = 'crossEntropyDistill';
   const [N, V] = [rowCount(op, 'logits', logits), logits.lastDim];
   const { probs, rows, alpha } = soft;
+  const beta = soft.reverse ?? 0;
   if (targets.length !== N || rows.length !== N)
     throw new Error(`${op}: ${targets.length} targets and ${rows.length} teacher rows for ${N} rows of logits`);
   if (!(alpha >= 0 && alpha <= 1)) throw new Error(`${op}: alpha must be in [0, 1], got ${alpha}`);
+  if (!(beta >= 0 && Number.isFinite(beta)))
+    throw new Error(`${op}: reverse must be a finite number >= 0, got ${beta}`);
   if (probs.length % V !== 0) throw new Error(`${op}: teacher probs have ${probs.length} values, not rows of ${V}`);
   const teacherRows = probs.length / V;
   for (let n = 0; n < N; n++)
@@ -312,15 +324,38 @@ export function crossEntropyDistill(tape: Tape, logits: Tensor, targets: Int32Ar
   const losses = tape.scratch(N);
   let sum = be.crossEntropyForward(N, V, z, targets, losses),
     counted = 0;
+  // reverse KL: per row with a teacher, its value (for the backward's centring) and log q − log p in klTerms
+  const klRows = beta > 0 ? new Float64Array(N) : null;
+  const klTerms = beta > 0 ? tape.scratch(N * V) : null;
   for (let n = 0; n < N; n++) {
     const target = targets[n]!;
     if (target === -1) continue;
     counted++;
     const r = rows[n]!;
-    if (r < 0 || alpha === 0) continue;
-    let dot = 0;
-    for (let v = 0, o = n * V, t = r * V; v < V; v++) dot += probs[t + v]! * z[o + v]!;
-    sum += alpha * (z[n * V + target]! - dot);
+    if (r < 0) continue;
+    if (alpha > 0) {
+      let dot = 0;
+      for (let v = 0, o = n * V, t = r * V; v < V; v++) dot += probs[t + v]! * z[o + v]!;
+      sum += alpha * (z[n * V + target]! - dot);
+    }
+    if (klRows && klTerms) {
+      const o = n * V,
+        t = r * V;
+      let m = -Infinity;
+      for (let v = 0; v < V; v++) m = Math.max(m, z[o + v]!);
+      let se = 0;
+      for (let v = 0; v < V; v++) se += Math.exp(z[o + v]! - m);
+      const lse = m + Math.log(se);
+      let kl = 0;
+      for (let v = 0; v < V; v++) {
+        const logq = z[o + v]! - lse,
+          d = logq - Math.log(Math.max(probs[t + v]!, REVERSE_KL_FLOOR));
+        klTerms[o + v] = d;
+        kl += Math.exp(logq) * d;
+      }
+      klRows[n] = kl;
+      sum += beta * kl;
+    }
   }
   const out = tape.tensor([1], tape.needsGrad(logits));
   out.data[0] = counted > 0 ? sum / counted : 0;
@@ -329,14 +364,30 @@ export function crossEntropyDistill(tape: Tape, logits: Tensor, targets: Int32Ar
     if (!dlogits || counted === 0) return;
     const scale = dout[0]! / counted;
     be.crossEntropyBackward(N, V, z, targets, scale, dlogits);
-    if (alpha === 0) return;
-    const a = alpha * scale;
+    if (alpha === 0 && beta === 0) return;
+    const a = alpha * scale,
+      b = beta * scale;
     for (let n = 0; n < N; n++) {
       const target = targets[n]!,
         r = rows[n]!;
       if (target === -1 || r < 0) continue;
-      dlogits[n * V + target] += a;
-      for (let v = 0, o = n * V, t = r * V; v < V; v++) dlogits[o + v] -= a * probs[t + v]!;
+      const o = n * V;
+      if (alpha > 0) {
+        dlogits[o + target] += a;
+        for (let v = 0, t = r * V; v < V; v++) dlogits[o + v] -= a * probs[t + v]!;
+      }
+      if (klRows && klTerms) {
+        // q recomputed from z (not kept: one float per logit fewer held until the backward)
+        let m = -Infinity;
+        for (let v = 0; v < V; v++) m = Math.max(m, z[o + v]!);
+        let se = 0;
+        for (let v = 0; v < V; v++) se += Math.exp(z[o + v]! - m);
+        const kl = klRows[n]!;
+        for (let v = 0; v < V; v++) {
+          const q = Math.exp(z[o + v]! - m) / se;
+          dlogits[o + v] += b * q * (klTerms[o + v]! - kl);
+        }
+      }
     }
   });
   return out;

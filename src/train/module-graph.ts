@@ -200,11 +200,11 @@ export class ModuleGraph {
       depth === undefined
         ? this.chainOptions
         : depth === this.chainOptions.depth
-          ? { ...this.chainOptions, distill: 0 }
+          ? { ...this.chainOptions, distill: 0, reverseKl: 0 }
           : { depth };
     const hRows = new Tensor([R, C], h.subarray(0, R * C));
-    const alpha = opts.distill ?? 0;
-    const teacher = alpha > 0 ? this.teacher(tape, p, hRows, T) : null;
+    const soft = (opts.distill ?? 0) > 0 || (opts.reverseKl ?? 0) > 0;
+    const teacher = soft ? this.teacher(tape, p, hRows, T) : null;
     const out = this.chain.forward(tape, p, batch, hRows, opts, teacher);
     return { loss: out.loss, recycleLoss: out.losses[0]!, recycleLogits: out.logits[0]!, depths: out };
   }

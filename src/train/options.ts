@@ -59,6 +59,11 @@ export interface TrainOptions {
    * for the same token (model/module-chain.ts); 0: the one-hot targets alone (the paper).
    */
   recycleDistill: number;
+  /**
+   * β of the reverse KL(module ‖ base) added to each depth's recycle loss (nn.crossEntropyDistill): mode-seeking,
+   * so the module's samples fall where the base's mass is (the lossy recycle mode); 0: none.
+   */
+  recycleReverseKl: number;
   /** Evaluate both heads every N steps (0: never, except at the end). */
   evalEvery: number;
   evalBatches: number;
@@ -96,6 +101,7 @@ export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'data' | 'out'> = {
   recycleDepth: 1,
   recycleDepthWeights: null,
   recycleDistill: 0,
+  recycleReverseKl: 0,
   evalEvery: 100,
   evalBatches: 20,
   ckptEvery: 200,
@@ -123,6 +129,7 @@ export const LATER_OPTIONS: Partial<TrainOptions> = {
   recycleDepth: 1,
   recycleDepthWeights: null,
   recycleDistill: 0,
+  recycleReverseKl: 0,
   cacheHidden: null,
   // checkpoints from before scheduleSteps ran a schedule over their steps; resume reads null as that
   scheduleSteps: null,
@@ -190,6 +197,7 @@ const RULES: Record<keyof TrainOptions, [Check, string]> = {
     'a list of numbers >= 0, one per depth',
   ],
   recycleDistill: [(v) => typeof v === 'number' && v >= 0 && v <= 1, 'a number in [0, 1]'],
+  recycleReverseKl: [isNum(0), 'a number >= 0'],
   evalEvery: [isInt(0, LIMITS.evalEvery), inRange(0, LIMITS.evalEvery)],
   evalBatches: [isInt(1, LIMITS.evalBatches), inRange(1, LIMITS.evalBatches)],
   ckptEvery: [isInt(1, LIMITS.ckptEvery), inRange(1, LIMITS.ckptEvery)],
@@ -260,12 +268,13 @@ export function mergeResumeOptions(saved: TrainOptions, given: Partial<TrainOpti
   return validateOptions(merged as unknown as Record<string, unknown>, where);
 }
 
-/** The k-step recycle loss of a run: depth, per-depth weights after defaults, distillation α. */
-export function chainOf(o: TrainOptions): { depth: number; weights: number[]; distill: number } {
+/** The k-step recycle loss of a run: depth, per-depth weights after defaults, distillation α, reverse-KL β. */
+export function chainOf(o: TrainOptions): { depth: number; weights: number[]; distill: number; reverseKl: number } {
   return {
     depth: o.recycleDepth,
     weights: o.recycleDepthWeights ?? defaultDepthWeights(o.recycleDepth),
     distill: o.recycleDistill,
+    reverseKl: o.recycleReverseKl,
   };
 }
 

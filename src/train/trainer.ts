@@ -509,6 +509,7 @@ export function train(
         depth: chain.depth,
         depthWeights: chain.weights,
         distill: chain.distill,
+        reverseKl: chain.reverseKl,
       });
       if (outp.recycleDepths) addDepths(outp.recycleDepths.losses);
       if (hooks.injectNaN?.step === s.step + 1 && hooks.injectNaN.where === 'loss') outp.loss.data[0] = Number.NaN;
