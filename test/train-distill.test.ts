@@ -236,7 +236,7 @@ test('distillation: the frozen-base module graph trains the joint graph’s func
   }
 });
 
-test('train --recycle-distill / --recycle-reverse-kl: validated, recorded in the checkpoint, change the training', () => {
+test('train --recycle-distill / --recycle-reverse-kl: validated, recorded in checkpoints, change the training', () => {
   assert.throws(
     () => resolveOptions({ data: 'x', out: 'y', recycleDistill: 1.5 }),
     /training option "recycleDistill" must be a number in \[0, 1\], got 1.5/,

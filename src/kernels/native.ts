@@ -48,7 +48,8 @@ export interface NativeAddon extends AddonKernels {
   readBandwidthOf(array: ArrayBufferView, threads: number, repeats: number): number[];
   /**
    * The small-M linear's software prefetch distance in bytes (0: none) for every weight dtype, process-wide: chosen at
-   * load from the CPU's L1 data cache (native/addon.cc), changed by setLinearPrefetch (0..65536) for benchmarks. Results are the same at any distance.
+   * load from the CPU's L1 data cache (native/addon.cc), changed by setLinearPrefetch (0..65536) for benchmarks.
+   * Results are the same at any distance.
    */
   linearPrefetch(): number;
   setLinearPrefetch(bytes: number): void;
