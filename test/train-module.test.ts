@@ -148,6 +148,39 @@ test('frozen base: module-only output, loads with its base both ways, verified g
   assert.deepEqual((await c.generate('the cat', { ...g, mode: 'verified' })).ids, std.ids);
 });
 
+test('merge: a module trained on a merged model replaces that model’s module shard', () => {
+  const base = baseWithTokenizer('tiny-gpt2', 'base-remerge');
+  const first = path.join(tmp, 'module-remerge-1');
+  train({ ...opts, out: first, base }, { resume: false }, quiet);
+  const merged1 = path.join(tmp, 'merged-remerge-1');
+  mergeModuleDir(first, merged1);
+  const second = path.join(tmp, 'module-remerge-2');
+  train({ ...opts, out: second, base: merged1, seed: 7 }, { resume: false }, quiet);
+  const merged2 = path.join(tmp, 'merged-remerge-2');
+  mergeModuleDir(second, merged2);
+  // the base shard byte for byte, the module shard the second module's, nothing of the first module left
+  const shard = 'model-base.safetensors';
+  assert.ok(fs.readFileSync(path.join(merged2, shard)).equals(fs.readFileSync(path.join(merged1, shard))));
+  assert.deepEqual(
+    fs
+      .readdirSync(merged2)
+      .filter((f) => f.endsWith('.safetensors'))
+      .sort(),
+    ['model-base.safetensors', 'model-recycle.safetensors'],
+  );
+  const m = loadModelDir(merged2),
+    viaModule = loadModuleModel(second),
+    firstModule = loadModuleModel(first);
+  let moduleChanged = false;
+  for (const spec of m.weights.specs) {
+    const x = Array.from(m.weights.weight(spec.name).data);
+    assert.deepEqual(x, Array.from(viaModule.weights.weight(spec.name).data), spec.name);
+    if (spec.name.startsWith('recycle.'))
+      moduleChanged ||= x.some((v, i) => v !== firstModule.weights.weight(spec.name).data[i]);
+  }
+  assert.ok(moduleChanged, 'the second module trained on from the first');
+});
+
 test('frozen base stored in float16 with its own module: the module trains on from its float16 values', () => {
   // a shipped model (float16, module included) fine-tuned module-only: the trainable copy is widened to float32
   const base = baseWithTokenizer('tiny-recycle-gpt2', 'base-f16');

@@ -300,7 +300,7 @@ const MERGED_BASE_SHARD = 'model-base.safetensors';
 
 /**
  * Write `out` (atomically; it must not hold a model yet) as a full model directory: the base's weights files byte
- * for byte plus the module's shard and an index, the base's config.json with "recycle" added, and the base's
+ * for byte (a merged base's module shard excepted: the new module replaces it) plus the module's shard and an index, the base's config.json with "recycle" added, and the base's
  * tokenizer and generation files unchanged. Returns the base directory used.
  */
 export function mergeModuleDir(moduleDir: string, out: string): { baseDir: string; files: string[] } {
@@ -332,12 +332,18 @@ export function mergeModuleDir(moduleDir: string, out: string): { baseDir: strin
         }
         files.push(MERGED_BASE_SHARD);
       } else {
+        // a base that is itself a merged model (a module trained on it): its module shard is left out, the new
+        // module takes its place (another base shard under that name would be lost, so that is refused)
+        const index = readShardIndex(path.join(baseDir, INDEX_FILE));
+        for (const [n, f] of index)
+          if (f === MERGED_MODULE_SHARD && !n.startsWith('recycle.'))
+            throw new Error(`${baseDir}: shard ${f} holds "${n}", not only the module's tensors; cannot merge`);
         for (const f of baseFiles) {
-          if (f === MERGED_MODULE_SHARD) throw new Error(`${baseDir}: a shard is named ${f}; cannot merge`);
+          if (f === MERGED_MODULE_SHARD) continue;
           fs.copyFileSync(path.join(baseDir, f), path.join(tmp, f));
           files.push(f);
         }
-        for (const [n, f] of readShardIndex(path.join(baseDir, INDEX_FILE))) baseMap.set(n, f);
+        for (const [n, f] of index) if (f !== MERGED_MODULE_SHARD) baseMap.set(n, f);
       }
       const tensors: WriteTensor[] = modNames.map((n) => {
         const info = mod.info(n);
