@@ -300,8 +300,9 @@ const MERGED_BASE_SHARD = 'model-base.safetensors';
 
 /**
  * Write `out` (atomically; it must not hold a model yet) as a full model directory: the base's weights files byte
- * for byte (a merged base's module shard excepted: the new module replaces it) plus the module's shard and an index, the base's config.json with "recycle" added, and the base's
- * tokenizer and generation files unchanged. Returns the base directory used.
+ * for byte (a merged base's module shard excepted: the new module replaces it) plus the module's shard and an index,
+ * the base's config.json with "recycle" added, and the base's tokenizer and generation files unchanged. Returns the
+ * base directory used.
  */
 export function mergeModuleDir(moduleDir: string, out: string): { baseDir: string; files: string[] } {
   const ref = readBaseRef(moduleDir);
