@@ -7,11 +7,45 @@ import assert from 'node:assert/strict';
 import type { WeightArg } from '../src/kernels/backend.js';
 import { f32ToF16Bits } from '../src/kernels/half.js';
 import { quantizeQ4, quantizeQ8 } from '../src/kernels/quant.js';
+import type { NativeBackend } from '../src/kernels/native.js';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { assertBitwise, assertClose, eachConfig, native, nativeSkip, prodTol, seededNative } from './helpers/native.js';
 import { test } from 'node:test';
 
 const DISTANCES = [0, 64, 4096, 65536];
+
+/**
+ * y = linear(xs, w) at every prefetch distance in DISTANCES: the same bits at each, and each of the M rows equal, bit
+ * for bit, to its product alone (M = 1). Returns y.
+ */
+function sameAtEveryDistance(
+  be: NativeBackend,
+  at: string,
+  M: number,
+  N: number,
+  K: number,
+  xs: Float32Array,
+  w: WeightArg,
+  bias: Float32Array,
+): Float32Array {
+  let first: Float32Array | null = null;
+  for (const d of DISTANCES) {
+    be.addon.setLinearPrefetch(d);
+    const y = new Float32Array(M * N);
+    be.linear(M, N, K, xs, w, bias, y);
+    if (first) {
+      assertBitwise(y, first, `${at} prefetch ${d} vs ${DISTANCES[0]}`);
+      continue;
+    }
+    first = y;
+    for (let m = 0; m < M; m++) {
+      const alone = new Float32Array(N);
+      be.linear(1, N, K, xs.subarray(m * K, (m + 1) * K), w, bias, alone);
+      assertBitwise(y.subarray(m * N, (m + 1) * N), alone, `${at} row ${m} vs alone`);
+    }
+  }
+  return first!;
+}
 
 seededNative(
   'linear at M <= 8: the same bits at every prefetch distance, each row as alone, close to ref',
@@ -31,23 +65,10 @@ seededNative(
         eachConfig(be, (cfg) => {
           for (const M of [1, 2, 3, 5, 8]) {
             const xs = x.subarray(0, M * K);
-            let first: Float32Array | null = null;
-            for (const d of DISTANCES) {
-              be.addon.setLinearPrefetch(d);
-              const y = new Float32Array(M * N);
-              be.linear(M, N, K, xs, w, bias, y);
-              if (!first) {
-                first = y;
-                const want = new Float32Array(M * N);
-                ref.linear(M, N, K, xs, w, bias, want);
-                assertClose(y, want, prodTol(K), `${cfg} M=${M} ${N}x${K} vs ref`);
-                for (let m = 0; m < M; m++) {
-                  const alone = new Float32Array(N);
-                  be.linear(1, N, K, xs.subarray(m * K, (m + 1) * K), w, bias, alone);
-                  assertBitwise(y.subarray(m * N, (m + 1) * N), alone, `${cfg} M=${M} ${N}x${K} row ${m} vs alone`);
-                }
-              } else assertBitwise(y, first, `${cfg} M=${M} ${N}x${K} prefetch ${d} vs ${DISTANCES[0]}`);
-            }
+            const y = sameAtEveryDistance(be, `${cfg} M=${M} ${N}x${K}`, M, N, K, xs, w, bias);
+            const want = new Float32Array(M * N);
+            ref.linear(M, N, K, xs, w, bias, want);
+            assertClose(y, want, prodTol(K), `${cfg} M=${M} ${N}x${K} vs ref`);
           }
         });
       }
@@ -80,24 +101,8 @@ seededNative(
         for (const [name, w] of weights) {
           if (!be.weightDtypes.includes(name as (typeof be.weightDtypes)[number])) continue;
           eachConfig(be, (cfg) => {
-            for (const M of [1, 2, 3, 5, 8]) {
-              const xs = x.subarray(0, M * K);
-              let first: Float32Array | null = null;
-              for (const d of DISTANCES) {
-                be.addon.setLinearPrefetch(d);
-                const y = new Float32Array(M * N);
-                be.linear(M, N, K, xs, w, bias, y);
-                if (!first) {
-                  first = y;
-                  for (let m = 0; m < M; m++) {
-                    const alone = new Float32Array(N);
-                    be.linear(1, N, K, xs.subarray(m * K, (m + 1) * K), w, bias, alone);
-                    const at = `${cfg} ${name} M=${M} ${N}x${K} row ${m} vs alone`;
-                    assertBitwise(y.subarray(m * N, (m + 1) * N), alone, at);
-                  }
-                } else assertBitwise(y, first, `${cfg} ${name} M=${M} ${N}x${K} prefetch ${d} vs ${DISTANCES[0]}`);
-              }
-            }
+            for (const M of [1, 2, 3, 5, 8])
+              sameAtEveryDistance(be, `${cfg} ${name} M=${M} ${N}x${K}`, M, N, K, x.subarray(0, M * K), w, bias);
           });
         }
       }
