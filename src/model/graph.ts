@@ -21,7 +21,7 @@ import type { Tape } from '../nn/tape.js';
 import { Tensor, reshape } from '../tensor/tensor.js';
 import { blockForward } from './block.js';
 import type { ModelConfig } from './config.js';
-import { ModuleChain, type Teacher } from './module-chain.js';
+import { ModuleChain, needsTeacher, type Teacher } from './module-chain.js';
 import { basePrefix, blockNames, topNames, type BlockNames } from './names.js';
 import { ropeFor, type RopeTable } from './rope.js';
 import { normOnTape, TapeBlockOps } from './tape-block.js';
@@ -167,7 +167,7 @@ export class TrainGraph {
         distill,
         reverseKl,
       },
-      distill > 0 || reverseKl > 0 ? teacherOf(tape, logits, B, T) : null,
+      needsTeacher({ distill, reverseKl }) ? teacherOf(tape, logits, B, T) : null,
     );
     const lambda = opts.lossWeight ?? c.recycle!.lossWeight;
     const loss = nn.weightedSum(tape, lmLoss, chain.loss, lambda);

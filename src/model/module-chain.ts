@@ -50,6 +50,11 @@ export interface ChainOptions {
   reverseKl?: number;
 }
 
+/** Whether a chain with these options trains toward the base's distributions (and so needs them: Teacher). */
+export function needsTeacher(opts: Pick<ChainOptions, 'distill' | 'reverseKl'>): boolean {
+  return (opts.distill ?? 0) > 0 || (opts.reverseKl ?? 0) > 0;
+}
+
 /** The base's next-token distributions for distillation: row b·stride + pos for base positions pos < count. */
 export interface Teacher {
   probs: Float32Array;
@@ -161,7 +166,7 @@ export class ModuleChain {
     if (!(alpha >= 0 && alpha <= 1)) throw new Error(`ModuleChain: distill ${alpha} must be in [0, 1]`);
     const beta = opts.reverseKl ?? 0;
     if (!(beta >= 0 && Number.isFinite(beta))) throw new Error(`ModuleChain: reverseKl ${beta} must be >= 0`);
-    const soft = alpha > 0 || beta > 0;
+    const soft = needsTeacher(opts);
     if (soft && !teacher)
       throw new Error('ModuleChain: distill or reverseKl > 0 needs the base’s distributions (teacher)');
     const top = topNames(c);

@@ -324,8 +324,10 @@ export function crossEntropyDistill(tape: Tape, logits: Tensor, targets: Int32Ar
   const losses = tape.scratch(N);
   let sum = be.crossEntropyForward(N, V, z, targets, losses),
     counted = 0;
-  // reverse KL: per row with a teacher, its value (for the backward's centring) and log q − log p in klTerms
-  const klRows = beta > 0 ? new Float64Array(N) : null;
+  // reverse KL: per row with a teacher, its value (the backward's centring) and log-sum-exp of z (q = exp(z − lse)),
+  // and log q − log p per logit in klTerms
+  const klRows = beta > 0 ? new Float64Array(N) : null,
+    lseRows = beta > 0 ? new Float64Array(N) : null;
   const klTerms = beta > 0 ? tape.scratch(N * V) : null;
   for (let n = 0; n < N; n++) {
     const target = targets[n]!;
@@ -338,14 +340,14 @@ export function crossEntropyDistill(tape: Tape, logits: Tensor, targets: Int32Ar
       for (let v = 0, o = n * V, t = r * V; v < V; v++) dot += probs[t + v]! * z[o + v]!;
       sum += alpha * (z[n * V + target]! - dot);
     }
-    if (klRows && klTerms) {
+    if (klRows && lseRows && klTerms) {
       const o = n * V,
         t = r * V;
       let m = -Infinity;
       for (let v = 0; v < V; v++) m = Math.max(m, z[o + v]!);
       let se = 0;
       for (let v = 0; v < V; v++) se += Math.exp(z[o + v]! - m);
-      const lse = m + Math.log(se);
+      const lse = (lseRows[n] = m + Math.log(se));
       let kl = 0;
       for (let v = 0; v < V; v++) {
         const logq = z[o + v]! - lse,
@@ -376,17 +378,10 @@ export function crossEntropyDistill(tape: Tape, logits: Tensor, targets: Int32Ar
         dlogits[o + target] += a;
         for (let v = 0, t = r * V; v < V; v++) dlogits[o + v] -= a * probs[t + v]!;
       }
-      if (klRows && klTerms) {
-        // q recomputed from z (not kept: one float per logit fewer held until the backward)
-        let m = -Infinity;
-        for (let v = 0; v < V; v++) m = Math.max(m, z[o + v]!);
-        let se = 0;
-        for (let v = 0; v < V; v++) se += Math.exp(z[o + v]! - m);
-        const kl = klRows[n]!;
-        for (let v = 0; v < V; v++) {
-          const q = Math.exp(z[o + v]! - m) / se;
-          dlogits[o + v] += b * q * (klTerms[o + v]! - kl);
-        }
+      if (klRows && lseRows && klTerms) {
+        const kl = klRows[n]!,
+          lse = lseRows[n]!;
+        for (let v = 0; v < V; v++) dlogits[o + v] += b * Math.exp(z[o + v]! - lse) * (klTerms[o + v]! - kl);
       }
     }
   });

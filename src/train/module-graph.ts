@@ -25,7 +25,7 @@ import { DecodeBlockOps, type RowSpan } from '../model/decode-ops.js';
 import { InferenceModel, type ForwardScratch } from '../model/infer.js';
 import type { KVCache } from '../model/kv-cache.js';
 import { basePrefix, blockNames, topNames, type BlockNames } from '../model/names.js';
-import { ModuleChain, type ChainOptions, type Teacher } from '../model/module-chain.js';
+import { ModuleChain, needsTeacher, type ChainOptions, type Teacher } from '../model/module-chain.js';
 import { normOnTape } from '../model/tape-block.js';
 import * as nn from '../nn/ops.js';
 import type { Weights } from '../model/weights.js';
@@ -203,8 +203,7 @@ export class ModuleGraph {
           ? { ...this.chainOptions, distill: 0, reverseKl: 0 }
           : { depth };
     const hRows = new Tensor([R, C], h.subarray(0, R * C));
-    const soft = (opts.distill ?? 0) > 0 || (opts.reverseKl ?? 0) > 0;
-    const teacher = soft ? this.teacher(tape, p, hRows, T) : null;
+    const teacher = needsTeacher(opts) ? this.teacher(tape, p, hRows, T) : null;
     const out = this.chain.forward(tape, p, batch, hRows, opts, teacher);
     return { loss: out.loss, recycleLoss: out.losses[0]!, recycleLogits: out.logits[0]!, depths: out };
   }
