@@ -13,6 +13,8 @@ constexpr int GEMM_NV = 2;
 // 1.43x for f16, where 2 passes of 2 rows cost ~1.1x).
 constexpr int LIN_ACC = 4;
 constexpr int LIN_GROUP = 3;
+// Decode attention: value accumulators a pass over several query rows may keep in registers (kernels_impl.h values_col).
+constexpr int ATT_ACC = 10;
 
 static inline V vzero() { return _mm256_setzero_ps(); }
 static inline V vset1(float a) { return _mm256_set1_ps(a); }

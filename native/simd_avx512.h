@@ -13,6 +13,8 @@ constexpr int GEMM_NV = 2;
 // (6: 24 accumulators + 4 weight vectors of the 32 zmm registers).
 constexpr int LIN_ACC = 4;
 constexpr int LIN_GROUP = 6;
+// Decode attention: value accumulators a pass over several query rows may keep in registers (kernels_impl.h values_col).
+constexpr int ATT_ACC = 24;
 
 static inline V vzero() { return _mm512_setzero_ps(); }
 static inline V vset1(float a) { return _mm512_set1_ps(a); }

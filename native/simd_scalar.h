@@ -13,6 +13,8 @@ constexpr int GEMM_NV = 2;
 // the scalar path is the portable fallback, not a speed path).
 constexpr int LIN_ACC = 4;
 constexpr int LIN_GROUP = 8;
+// Decode attention: value accumulators a pass over several query rows may keep in registers (kernels_impl.h values_col).
+constexpr int ATT_ACC = 8;
 
 #define RG_VMAP1(expr)              \
   V r;                              \

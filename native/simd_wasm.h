@@ -19,6 +19,8 @@ constexpr int LIN_ACC = 2;
 #define RG_ROW_INLINE  // row functions stay functions here (kernels_impl.h)
 // x rows per pass over a W row (kernels_impl.h): all 8 rows in one pass, as measured when LIN_ACC was chosen.
 constexpr int LIN_GROUP = 8;
+// Decode attention: value accumulators a pass over several query rows may keep in registers (kernels_impl.h values_col).
+constexpr int ATT_ACC = 10;
 
 static inline V vzero() { return wasm_f32x4_splat(0.0f); }
 static inline V vset1(float a) { return wasm_f32x4_splat(a); }
