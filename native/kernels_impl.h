@@ -1213,8 +1213,8 @@ static inline void values_rows(i64 n0, const float* p, i64 plen, const float* v,
   }
 }
 
-// Rows m .. M−1 of one head's values for the K-vector column block at d, in groups of up to ATT_ROWS rows
-// (ATT_ACC accumulators, simd_*.h), then one row at a time.
+// Rows 0 .. M−1 of one head's values for the K-vector column block at d: in groups of up to 4 rows, as many as
+// ATT_ACC accumulators (simd_*.h) hold, then the rest one row at a time.
 template <int K>
 static inline void values_col(i64 M, i64 H, i64 h, i64 D, i64 pos0, i64 len, i64 stride, const float* vcol,
                               const float* p, float* out, i64 d) {
