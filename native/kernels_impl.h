@@ -1158,26 +1158,11 @@ static void attention_backward(int nth, i64 B, i64 T, i64 H, i64 G, i64 D, const
 // Decode: head h's task handles all M query rows, so each cached key/value row is read once per head for
 // all rows. Per (row, head) the arithmetic is fixed whatever M is (row independence): scores
 // dot(q, k_j)·scale in j order, softmax_exp, normalisation, then Σ_j p_j·v_j in j order.
-// o[0 .. K·W) = Σ_{j < n} p[j] · v_j[0 .. K·W), v_j at v + j·stride: K accumulators in registers.
-template <int K>
-static inline void values_block(i64 n, const float* p, const float* v, i64 stride, float* o) {
-  V a[K];
-#pragma GCC unroll 8
-  for (int k = 0; k < K; ++k) a[k] = vzero();
-  for (i64 j = 0; j < n; ++j) {
-    const V pv = vset1(p[j]);
-    const float* vr = v + j * stride;
-#pragma GCC unroll 8
-    for (int k = 0; k < K; ++k) a[k] = vfma(pv, vload(vr + k * W), a[k]);
-  }
-#pragma GCC unroll 8
-  for (int k = 0; k < K; ++k) vstore(o + k * W, a[k]);
-}
-
-// values_block for R consecutive query rows at once: row r sees the first n0 + r keys (causal), its probabilities at
-// p + r·plen, its output at o + r·ostride. Each value vector is loaded once for all R rows, and the rows' K·R FMA
-// chains run side by side (one row alone waits on its K chains' latency); each element still gets its FMAs in key
-// order, the first n0 keys then the row's own, so a row's sums are values_block's for it.
+// o[0 .. K·W) = Σ_{j < n} p[j] · v_j[0 .. K·W), v_j at v + j·stride, K accumulators in registers, for R
+// consecutive query rows at once: row r sees the first n = n0 + r keys (causal), its probabilities at p + r·plen,
+// its output at o + r·ostride. Each value vector is loaded once for all R rows, and the rows' K·R FMA chains run
+// side by side (one row alone waits on its K chains' latency); each element gets its FMAs in key order, the first
+// n0 keys then the row's own, so a row's sums are the same in a group of any size (R = 1: one row alone).
 template <int K, int R>
 static inline void values_rows(i64 n0, const float* p, i64 plen, const float* v, i64 stride, float* o, i64 ostride) {
   V a[R][K];
@@ -1222,7 +1207,8 @@ static inline void values_col(i64 M, i64 H, i64 h, i64 D, i64 pos0, i64 len, i64
   i64 m = 0;
   for (; m + RG <= M; m += RG)
     values_rows<K, RG>(pos0 + m + 1, p + m * len, len, vcol + d, stride, out + (m * H + h) * D + d, H * D);
-  for (; m < M; ++m) values_block<K>(pos0 + m + 1, p + m * len, vcol + d, stride, out + (m * H + h) * D + d);
+  for (; m < M; ++m)
+    values_rows<K, 1>(pos0 + m + 1, p + m * len, len, vcol + d, stride, out + (m * H + h) * D + d, H * D);
 }
 
 // out[m, h] = Σ_{j ≤ pos0+m} p[m][j] · v_j for one head: D in blocks of up to 8 vectors, each summed over the keys
