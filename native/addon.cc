@@ -893,6 +893,23 @@ const Control kControls[] = {
        rg::linear_prefetch_bytes = static_cast<int>(read_dim(env, argv[0], "bytes", 1 << 16));
        return nullptr;
      }},
+    // linearSmallMaxRows() / setLinearSmallMaxRows(rows): kernels.h linear_small_max_rows (8..1024)
+    {"linearSmallMaxRows", 0,
+     [](napi_env env, Ctx*, napi_value*) { return make_number(env, rg::linear_small_max_rows); }},
+    {"setLinearSmallMaxRows", 1,
+     [](napi_env env, Ctx*, napi_value* argv) -> napi_value {
+       const i64 rows = read_dim(env, argv[0], "rows", 1024);
+       if (rows < 8) range_error("rows must be 8..1024");
+       rg::linear_small_max_rows = static_cast<int>(rows);
+       return nullptr;
+     }},
+    // poolSpin() / setPoolSpin(us): how long an idle pool worker spins before it sleeps, process-wide
+    {"poolSpin", 0, [](napi_env env, Ctx*, napi_value*) { return make_number(env, rg::pool_spin_us()); }},
+    {"setPoolSpin", 1,
+     [](napi_env env, Ctx*, napi_value* argv) -> napi_value {
+       rg::set_pool_spin_us(static_cast<int>(read_dim(env, argv[0], "microseconds", 1000000)));
+       return nullptr;
+     }},
     {"readBandwidthOf", 3, ReadBandwidthOf},
     // fmaPeak(threads, seconds) -> GFLOP/s of the FMA probe (native/probe.cc), one run of about `seconds`
     {"fmaPeak", 2,

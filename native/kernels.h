@@ -67,6 +67,12 @@ struct WeightRef {
 // a context's setLinearPrefetch changes it (benchmarks). The loads, and so the results, are the same at any distance.
 extern int linear_prefetch_bytes;
 
+// The most x rows a linear on f16 / bf16 / q8_0 / q4_0 weights takes through the small-M product (groups of 8 per W
+// chunk) before the dequantize-and-GEMM path (f32 weights: half as many, at least 8, the decoding calls). A 12-token
+// prompt's prefill took 0.55x the GEMM's time this way, a 24-token one 0.94x (f16, Zen 5, 2 threads).
+// Process-wide; a context's setLinearSmallMaxRows changes it (benchmarks compare).
+extern int linear_small_max_rows;
+
 // AdamW's bias corrections 1 − beta^step, computed in float64 once for every instruction set, rounded to float32.
 void adam_bias_correction(double beta1, double beta2, double step, float* bc1, float* bc2);
 

@@ -10,6 +10,7 @@
 namespace rg {
 
 int linear_prefetch_bytes = 4096;
+int linear_small_max_rows = 24;
 
 namespace {
 

@@ -119,7 +119,7 @@ static inline void axpy_row(float* acc, float p, const float* v, i64 n) {
 #include "gemm_impl.h"
 
 // ================================================================================================
-// linear, small M (1..8): the decode path. Each W row is loaded once and dotted with all M x rows while it
+// linear, small M (1..8, and groups of 8 up to linear_small_max_rows): the decode path. Each W row is loaded once and dotted with all M x rows while it
 // is in registers, so W streams from memory once per call. The per-(m,n) arithmetic is identical for every
 // M: LIN_ACC accumulators (4 here) take W-wide chunks of K in turn (chunk c → acc[c % LIN_ACC]), a masked chunk
 // takes the tail, then y = hsum((acc0 + acc1) + (acc2 + acc3)) + bias. Threads split N into contiguous ranges. Four FMA chains
@@ -331,9 +331,11 @@ static inline i64 small_chunk_len(int nth, i64 N, i64 row_bytes) {
 
 static thread_local Scratch tls_x = {nullptr, 0};
 
-// The small-M (M <= 8) product's frame, shared by every weight dtype: x copied into rows padded to 16 floats, W cut
-// into chunks of `len` rows handed to the threads (over N, never K: rows stay bit-identical for every M), and
-// `rows(tag, n0, n1, Kp, xs)` running the M-row kernel on rows n0..n1 (tag: std::integral_constant<int, M>).
+// The small-M product's frame, shared by every weight dtype: x copied into rows padded to 16 floats, W cut into chunks
+// of `len` rows handed to the threads (over N, never K: rows stay bit-identical for every M), and
+// `rows(tag, n0, n1, Kp, xs, m0)` running the R-row kernel (tag: std::integral_constant<int, R>, R <= 8) for x rows
+// m0 .. m0+R-1 (xs: their first) on W rows n0..n1. Past 8 x rows (up to linear_small_max_rows) each chunk takes
+// them in groups of 8, its W rows read from memory by the first group and from L2 by the rest.
 template <class Rows>
 static void linear_small_chunks(int nth, i64 M, i64 N, i64 K, const float* x, i64 len, Rows rows) {
   const i64 Kp = (K + 15) / 16 * 16;
@@ -341,15 +343,18 @@ static void linear_small_chunks(int nth, i64 M, i64 N, i64 K, const float* x, i6
   for (i64 m = 0; m < M; ++m) memcpy(xs + m * Kp, x + m * K, static_cast<size_t>(K) * 4);
   auto chunk = [&](i64 c) {
     const i64 n0 = c * len, n1 = imin(N, n0 + len);
-    switch (M) {
-      case 1: rows(std::integral_constant<int, 1>{}, n0, n1, Kp, xs); break;
-      case 2: rows(std::integral_constant<int, 2>{}, n0, n1, Kp, xs); break;
-      case 3: rows(std::integral_constant<int, 3>{}, n0, n1, Kp, xs); break;
-      case 4: rows(std::integral_constant<int, 4>{}, n0, n1, Kp, xs); break;
-      case 5: rows(std::integral_constant<int, 5>{}, n0, n1, Kp, xs); break;
-      case 6: rows(std::integral_constant<int, 6>{}, n0, n1, Kp, xs); break;
-      case 7: rows(std::integral_constant<int, 7>{}, n0, n1, Kp, xs); break;
-      default: rows(std::integral_constant<int, 8>{}, n0, n1, Kp, xs); break;
+    for (i64 m0 = 0; m0 < M; m0 += 8) {
+      const float* xg = xs + m0 * Kp;
+      switch (imin(M - m0, 8)) {
+        case 1: rows(std::integral_constant<int, 1>{}, n0, n1, Kp, xg, m0); break;
+        case 2: rows(std::integral_constant<int, 2>{}, n0, n1, Kp, xg, m0); break;
+        case 3: rows(std::integral_constant<int, 3>{}, n0, n1, Kp, xg, m0); break;
+        case 4: rows(std::integral_constant<int, 4>{}, n0, n1, Kp, xg, m0); break;
+        case 5: rows(std::integral_constant<int, 5>{}, n0, n1, Kp, xg, m0); break;
+        case 6: rows(std::integral_constant<int, 6>{}, n0, n1, Kp, xg, m0); break;
+        case 7: rows(std::integral_constant<int, 7>{}, n0, n1, Kp, xg, m0); break;
+        default: rows(std::integral_constant<int, 8>{}, n0, n1, Kp, xg, m0); break;
+      }
     }
   };
   // Memory-bound: ~1 flop per byte counts as work here, so a 768x768 layer (2.4 MB) uses both threads.
@@ -358,14 +363,16 @@ static void linear_small_chunks(int nth, i64 M, i64 N, i64 K, const float* x, i6
 
 static void linear_small(int nth, i64 M, i64 N, i64 K, const float* x, const float* w, const float* bias, float* y) {
   const i64 len = small_chunk_len(nth, N, 4 * K);
-  linear_small_chunks(nth, M, N, K, x, len, [&](auto rows, i64 n0, i64 n1, i64 Kp, const float* xs) {
-    linear_small_rows<decltype(rows)::value>(n0, n1, N, K, Kp, xs, w, bias, y);
+  linear_small_chunks(nth, M, N, K, x, len, [&](auto rows, i64 n0, i64 n1, i64 Kp, const float* xs, i64 m0) {
+    linear_small_rows<decltype(rows)::value>(n0, n1, N, K, Kp, xs, w, bias, y + m0 * N);
   });
 }
 
 static void linear_f32(int nth, i64 M, i64 N, i64 K, const float* x, const float* w, const float* bias, float* y) {
   if (M == 0 || N == 0) return;
-  if (M <= 8) {
+  // The GEMM on float32 W skips the dequantization the other dtypes' large path pays (an f32 copy of all of W), so it
+  // takes over at about half their rows (f32 vs the GEMM on Zen 5, 2 threads: even at 14-16 rows; f16 at ~28).
+  if (M <= imax(8, rg::linear_small_max_rows / 2)) {
     linear_small(nth, M, N, K, x, w, bias, y);
     return;
   }
@@ -379,7 +386,7 @@ static void linear_f32(int nth, i64 M, i64 N, i64 K, const float* x, const float
 // ================================================================================================
 // linear for f16 / bf16 / q8_0 weights, read as stored and converted to float32 in registers (kernels.h's
 // WeightRef: the conversions are exact). Small M: linear_row's arithmetic exactly, chunk c of W floats → acc[c % LIN_ACC],
-// a masked tail chunk, the same final sums; only the loads differ. So each row is bit-identical for every M ≤ 8,
+// a masked tail chunk, the same final sums; only the loads differ. So each row is bit-identical for every M on this path,
 // and equal, bit for bit, to linear_f32's on the dequantized weights (all linear_row modes load the same values).
 // W rows are read as one sequential stream per thread (plain loads: the aligned-block tricks of the f32 path pay
 // for 64-byte vectors of floats, less for 32 or 16 bytes of f16 / int8). q8_0 rows are whole 32-blocks and W
@@ -578,15 +585,15 @@ static void linear_small_dt(int nth, i64 M, i64 N, i64 K, const float* x, const 
                             float* y) {
   const i64 row_bytes = w.dtype == rg::kWQ8_0 ? K : w.dtype == rg::kWQ4_0 ? K / 2 : 2 * K;
   const i64 len = small_chunk_len(nth, N, row_bytes);
-  linear_small_chunks(nth, M, N, K, x, len, [&](auto rows, i64 n0, i64 n1, i64 Kp, const float* xs) {
-    linear_small_rows_dt<decltype(rows)::value>(n0, n1, N, K, Kp, xs, w, bias, y);
+  linear_small_chunks(nth, M, N, K, x, len, [&](auto rows, i64 n0, i64 n1, i64 Kp, const float* xs, i64 m0) {
+    linear_small_rows_dt<decltype(rows)::value>(n0, n1, N, K, Kp, xs, w, bias, y + m0 * N);
   });
 }
 
 #if defined(RG_HAVE_I8DOT)
 // ================================================================================================
-// q8_0, small M, where the ISA has an int8 dot (simd_*.h RG_HAVE_I8DOT: AVX2, AVX-512, wasm SIMD128): ggml's Q8_0 ×
-// Q8_0. Each x row is quantized per block of 32 (vb_quantize: int8 and a float32 scale dx), and each output is
+// q8_0, small M (up to linear_small_max_rows, as the float path), where the ISA has an int8 dot (simd_*.h
+// RG_HAVE_I8DOT: AVX2, AVX-512, wasm SIMD128): ggml's Q8_0 × Q8_0. Each x row is quantized per block of 32 (vb_quantize: int8 and a float32 scale dx), and each output is
 //   y = Σ_b (dx_b · dw_b) · (Σ_{j in b} xq_j · wq_j)
 // with the inner sums exact in integers and the outer one in float32 over 2 × 8 lanes (wasm: 2 × 4; block b →
 // acc[b % 2]), then one horizontal sum. The float path above spends 3 vector operations per 8 weights converting int8
@@ -594,7 +601,7 @@ static void linear_small_dt(int nth, i64 M, i64 N, i64 K, const float* x, const 
 // L3, 1 thread: ~12 GB/s at M = 1, ~9 at M = 2); here one integer multiply-add covers 32 weights.
 // The result differs from the float path by the rounding of x to 8 bits (|error| <= Σ_b dx_b/2 · Σ_{j in b} |w_j|,
 // the bound test/kernels-dtypes.test.ts checks against ref), as llama.cpp's Q8_0 does. Row independence holds: a row's
-// quantization and sums depend on that row and K only, so each row is bit-identical for every M ≤ 8 (verified
+// quantization and sums depend on that row and K only, so each row is bit-identical for every M on the path (verified
 // decoding), and results do not depend on the thread count. Paths without an int8 dot keep the exact float path.
 // q4_0 weights take the same path (ggml's Q4_0 × Q8_0): a block's 16 bytes unpacked in registers to 32 quants
 // (wb_load_q4) whose dot with x gives the same int32 lane sums of (q − 8)·x as a q8_0 block holding q − 8 would
@@ -699,20 +706,26 @@ static void linear_q8_int(int nth, i64 M, i64 N, i64 K, const float* x, const rg
     const i64 n0 = c * len, n1 = imin(N, n0 + len);
     float* dw = tls_scales.get((n1 - n0) * nb);  // the chunk's weight scales widened once
     dequant_into(RowF16{w.scales + n0 * nb}, (n1 - n0) * nb, dw);
-    auto rows = [&](auto tag) {
-      constexpr int R = decltype(tag)::value;
-      for (i64 n = n0; n < n1; ++n)
-        linear_row_q8i<R, B>(n, N, K, nb, xq, c8, dx, dw + (n - n0) * nb, wq + n * row_bytes, bias, y);
-    };
-    switch (M) {
-      case 1: rows(std::integral_constant<int, 1>{}); break;
-      case 2: rows(std::integral_constant<int, 2>{}); break;
-      case 3: rows(std::integral_constant<int, 3>{}); break;
-      case 4: rows(std::integral_constant<int, 4>{}); break;
-      case 5: rows(std::integral_constant<int, 5>{}); break;
-      case 6: rows(std::integral_constant<int, 6>{}); break;
-      case 7: rows(std::integral_constant<int, 7>{}); break;
-      default: rows(std::integral_constant<int, 8>{}); break;
+    for (i64 m0 = 0; m0 < M; m0 += 8) {  // groups of 8 x rows, as linear_small_chunks
+      const XQ* xg = xq + m0 * K;
+      const int32_t* cg = c8 ? c8 + m0 * nb * 8 : nullptr;
+      const float* dg = dx + m0 * nb;
+      float* yg = y + m0 * N;
+      auto rows = [&](auto tag) {
+        constexpr int R = decltype(tag)::value;
+        for (i64 n = n0; n < n1; ++n)
+          linear_row_q8i<R, B>(n, N, K, nb, xg, cg, dg, dw + (n - n0) * nb, wq + n * row_bytes, bias, yg);
+      };
+      switch (imin(M - m0, 8)) {
+        case 1: rows(std::integral_constant<int, 1>{}); break;
+        case 2: rows(std::integral_constant<int, 2>{}); break;
+        case 3: rows(std::integral_constant<int, 3>{}); break;
+        case 4: rows(std::integral_constant<int, 4>{}); break;
+        case 5: rows(std::integral_constant<int, 5>{}); break;
+        case 6: rows(std::integral_constant<int, 6>{}); break;
+        case 7: rows(std::integral_constant<int, 7>{}); break;
+        default: rows(std::integral_constant<int, 8>{}); break;
+      }
     }
   };
   run_chunks(nth, (N + len - 1) / len, 2.0 * static_cast<double>(M) * N * K, chunk);
@@ -744,11 +757,11 @@ static void linear(int nth, i64 M, i64 N, i64 K, const float* x, const rg::Weigh
   if (w->dtype == rg::kWF32) linear_f32(nth, M, N, K, x, static_cast<const float*>(w->data), bias, y);
 #if defined(RG_HAVE_I8DOT)
 #if defined(RG_I8DOT_Q8_0)
-  else if (M <= 8 && w->dtype == rg::kWQ8_0) linear_q8_int<WQ8>(nth, M, N, K, x, *w, bias, y);
+  else if (M <= rg::linear_small_max_rows && w->dtype == rg::kWQ8_0) linear_q8_int<WQ8>(nth, M, N, K, x, *w, bias, y);
 #endif
-  else if (M <= 8 && w->dtype == rg::kWQ4_0) linear_q8_int<WQ4>(nth, M, N, K, x, *w, bias, y);
+  else if (M <= rg::linear_small_max_rows && w->dtype == rg::kWQ4_0) linear_q8_int<WQ4>(nth, M, N, K, x, *w, bias, y);
 #endif
-  else if (M <= 8) linear_small_dt(nth, M, N, K, x, *w, bias, y);
+  else if (M <= rg::linear_small_max_rows) linear_small_dt(nth, M, N, K, x, *w, bias, y);
   else linear_large_dt(nth, M, N, K, x, *w, bias, y);
 }
 

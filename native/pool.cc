@@ -26,9 +26,11 @@ static inline void cpu_relax() {}
 namespace rg {
 namespace {
 
-// How long an idle worker (or a waiting caller) spins before it blocks. Decoding issues a kernel every
-// ~10-100 us, so 200 us keeps workers hot inside a token while letting them sleep between requests.
-constexpr auto kSpin = std::chrono::microseconds(200);
+// How long an idle worker (or a waiting caller) spins before it blocks (pool_spin_us, settable).
+std::atomic<int> g_spin_us{200};
+inline std::chrono::microseconds spin_time() {
+  return std::chrono::microseconds(g_spin_us.load(std::memory_order_relaxed));
+}
 
 // word_ = gen << 20 | nth << 10 | next_tid   (nth, next_tid <= 256)
 constexpr uint64_t kFieldMask = 1023;
@@ -85,7 +87,7 @@ class Pool {
   }
 
   void wait_done(int nth) {
-    auto deadline = std::chrono::steady_clock::now() + kSpin;
+    auto deadline = std::chrono::steady_clock::now() + spin_time();
     for (int i = 0;; ++i) {
       if (done_.load(std::memory_order_acquire) == nth) return;
       cpu_relax();
@@ -101,7 +103,7 @@ class Pool {
     uint64_t seen = 0;  // generation last looked at
     for (;;) {
       // Spin briefly for the next job, then sleep.
-      auto deadline = std::chrono::steady_clock::now() + kSpin;
+      auto deadline = std::chrono::steady_clock::now() + spin_time();
       bool got = false;
       for (int i = 0;; ++i) {
         if (gen_of(word_.load(std::memory_order_acquire)) != seen) {
@@ -150,6 +152,9 @@ Pool& pool() {
 }
 
 }  // namespace
+
+int pool_spin_us() { return g_spin_us.load(std::memory_order_relaxed); }
+void set_pool_spin_us(int us) { g_spin_us.store(us, std::memory_order_relaxed); }
 
 void pool_run(int nth, TaskFn fn, void* ctx) {
   if (nth <= 1) {

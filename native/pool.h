@@ -22,6 +22,10 @@ typedef void (*TaskFn)(void* ctx, int tid, int nth);
 // threads at once (a second caller runs its job's parts one after another on its own thread).
 void pool_run(int nth, TaskFn fn, void* ctx);
 
+// How long (microseconds) an idle worker spins for the next job before it blocks; process-wide.
+int pool_spin_us();
+void set_pool_spin_us(int us);
+
 // Convenience for lambdas: f(tid, nth).
 template <class F>
 inline void parallel(int nth, F& f) {

@@ -2,10 +2,11 @@
  * The native kernels on weights kept as stored (issue 11, item 1): f16, bf16 and q8_0 weights read by `linear` and
  * `embeddingForward`, converted to float32 in registers. For every dtype, every SIMD path this CPU has and 1 and 2
  * threads: results equal ref's (which computes on the exactly dequantized weights) up to float32 summation order,
- * and for M ≤ 8 equal the native f32 kernel on the dequantized weights bit for bit — except q8_0 at M ≤ 8 on a path
- * with an int8 dot (INT8_DOT_PATHS: x quantized to int8 per block of 32, ggml's Q8_0 × Q8_0), which equals a model of
- * that computation (helpers/x86-int8-dot.ts) up to float32 summation order and ref within the bound of x's rounding
- * to 8 bits (Σ_b dx_b/2 · Σ_j |w_bj|); rows are bit-identical for every M ≤ 8; embeddings equal ref's bit for bit
+ * and for M ≤ 8 equal the native f32 kernel on the dequantized weights bit for bit — except q8_0 on the small-M path
+ * (M ≤ linearSmallMaxRows) with an int8 dot (INT8_DOT_PATHS: x quantized to int8 per block of 32, ggml's Q8_0 × Q8_0),
+ * which equals a model of that computation (helpers/x86-int8-dot.ts) up to float32 summation order and ref within the
+ * bound of x's rounding to 8 bits (Σ_b dx_b/2 · Σ_j |w_bj|); rows are bit-identical for every M on the small-M path
+ * (up to linearSmallMaxRows, in groups of 8 past 8); embeddings equal ref's bit for bit
  * (every f16 and bf16 bit pattern); bad handles get the checked layer's messages from the raw addon too. End to end:
  * the shipped model (stored F16) keeps f16 weights on the native backend and decodes greedily exactly as its f32
  * load does; int8 verified greedy equals int8 standard greedy. Seeds are fresh each run and printed on failure (SEED=…
@@ -23,7 +24,16 @@ import { dequantizeQ8, quantizeQ8 } from '../src/kernels/quant.js';
 import { allParamSpecs } from '../src/model/names.js';
 import { RecycleGPT } from '../src/generate/recyclegpt.js';
 import { Rng } from './helpers/check.js';
-import { assertBitwise, assertClose, eachConfig, native, nativeSkip, prodTol, seededNative } from './helpers/native.js';
+import {
+  assertBitwise,
+  assertClose,
+  eachConfig,
+  native,
+  nativeSkip,
+  prodTol,
+  SMALL_M_ROWS,
+  seededNative,
+} from './helpers/native.js';
 import { assertWithin } from './helpers/wasm-int8-dot.js';
 import { x86Int8Model, type BlockQuants } from './helpers/x86-int8-dot.js';
 
@@ -45,7 +55,7 @@ function stored(dtype: StoredDtype, w: Float32Array, N: number, K: number): { h:
   return { h: { dtype, data: bits }, deq: dtype === 'f16' ? f16ToF32Array(bits) : bf16ToF32Array(bits) };
 }
 
-/** SIMD paths whose q8_0 product at M ≤ 8 quantizes x to int8 (native/kernels_impl.h, linear_q8_int). */
+/** SIMD paths whose q8_0 product on the small-M path quantizes x to int8 (native/kernels_impl.h, linear_q8_int). */
 const INT8_DOT_PATHS: readonly string[] = ['avx2', 'avx512'];
 
 /** float16 bits to a number. */
@@ -60,7 +70,8 @@ function q8Quants(h: { data: Int8Array; scales: Uint16Array }, K: number): Block
 
 /**
  * The checks of one q8_0-or-other product `got` at M rows on SIMD path `simd`: against ref (`want`), and for M ≤ 8
- * against the f32 kernel on the dequantized weights (`f32`, bit for bit) or, on an int8-dot path, the int8 model.
+ * against the f32 kernel on the dequantized weights (`f32`, bit for bit) or, for q8_0 on an int8-dot path's small-M
+ * product (M ≤ linearSmallMaxRows), the int8 model.
  */
 function checkProduct(
   simd: string,
@@ -75,7 +86,7 @@ function checkProduct(
   f32: () => Float32Array,
   what: string,
 ): void {
-  if (h.dtype === 'q8_0' && M <= 8 && INT8_DOT_PATHS.includes(simd)) {
+  if (h.dtype === 'q8_0' && M <= SMALL_M_ROWS && INT8_DOT_PATHS.includes(simd)) {
     const model = x86Int8Model(M, N, K, x, q8Quants(h, K), bias);
     assertClose(got, model.y, prodTol(K), `${what}: vs the int8-activation model`);
     assertWithin(got, want, model.bound, prodTol(K), `${what}: vs ref within x's rounding to int8`);
@@ -132,12 +143,13 @@ seeded(
   },
 );
 
-seeded('linear: every dtype, a row is bit-identical whatever M (1..8) and the thread count', (rng, be) => {
+seeded('linear: every dtype, a row is bit-identical whatever M (on the small-M path) and the threads', (rng, be) => {
+  const rows = SMALL_M_ROWS; // f16 / bf16 / q8_0: groups of 8 rows past 8, up to this
   for (const dtype of DTYPES) {
     for (let trial = 0; trial < 2; trial++) {
       const N = rng.pick([1, 3, 17, rng.int(1, 300) | 1]),
         K = pickK(rng, dtype);
-      const x = rng.uniform(8 * K),
+      const x = rng.uniform(rows * K),
         bias = rng.uniform(N);
       const { h } = stored(dtype, rng.uniform(N * K), N, K);
       const simd0 = be.simd;
@@ -146,15 +158,15 @@ seeded('linear: every dtype, a row is bit-identical whatever M (1..8) and the th
           be.setSimd(simd);
           be.setThreads(1);
           const alone: Float32Array[] = [];
-          for (let m = 0; m < 8; m++) {
+          for (let m = 0; m < rows; m++) {
             const y = new Float32Array(N);
             be.linear(1, N, K, x.subarray(m * K, (m + 1) * K), h, bias, y);
             alone.push(y);
           }
           for (const th of [1, 2]) {
             be.setThreads(th);
-            for (let M = 1; M <= 8; M++) {
-              const start = rng.int(0, 8 - M);
+            for (const M of [1, 2, 3, 4, 5, 6, 7, 8, 9, rng.int(10, rows), rows]) {
+              const start = rng.int(0, rows - M);
               const y = new Float32Array(M * N);
               be.linear(M, N, K, x.subarray(start * K, (start + M) * K), h, bias, y);
               for (let m = 0; m < M; m++)

@@ -13,7 +13,16 @@ import { fileURLToPath } from 'node:url';
 import { createRefBackend } from '../src/kernels/ref.js';
 import type { SimdPath } from '../src/kernels/native.js';
 import type { Backend } from '../src/kernels/backend.js';
-import { assertBitwise, assertClose, eachConfig, native, nativeSkip, prodTol, seededNative } from './helpers/native.js';
+import {
+  assertBitwise,
+  assertClose,
+  eachConfig,
+  native,
+  nativeSkip,
+  prodTol,
+  SMALL_M_ROWS,
+  seededNative,
+} from './helpers/native.js';
 
 const ref = createRefBackend();
 const seeded = seededNative;
@@ -88,55 +97,60 @@ seeded('linear: small-M and GEMM paths, with and without bias, vs ref', (rng, be
   }
 });
 
-seeded('linear: a row is bit-identical whatever M (1..8), the thread count and the alignment of W', (rng, be) => {
-  for (let trial = 0; trial < 3; trial++) {
-    const N = rng.pick([1, 3, 17, 64, rng.int(1, 400)]),
-      K = rng.pick([1, 15, 16, 17, 32, 33, 767, 768, rng.int(1, 1000)]);
-    const x = rng.uniform(8 * K),
-      w = rng.uniform(N * K),
-      bias = rng.uniform(N);
-    const simd0 = be.simd;
-    for (const simd of be.availableSimd()) {
-      be.setSimd(simd);
-      be.setThreads(1);
-      const alone: Float32Array[] = [];
-      for (let m = 0; m < 8; m++) {
-        const y = new Float32Array(N);
-        be.linear(1, N, K, x.subarray(m * K, (m + 1) * K), w, bias, y);
-        alone.push(y);
-      }
-      // the same rows from a W copy at another alignment (the AVX-512 path streams misaligned W differently)
-      const off = rng.int(1, 15);
-      const wShifted = new Float32Array(N * K + 16);
-      wShifted.set(w, off);
-      for (const M of [2, 5, 8]) {
-        const yShifted = new Float32Array(M * N);
-        be.linear(M, N, K, x, wShifted.subarray(off, off + N * K), bias, yShifted);
-        for (let m = 0; m < M; m++)
-          assertBitwise(
-            yShifted.subarray(m * N, (m + 1) * N),
-            alone[m],
-            `linear ${simd} N=${N} K=${K} M=${M}: W at offset ${off} floats, row ${m}`,
-          );
-      }
-      for (const th of [1, 2]) {
-        be.setThreads(th);
-        for (let M = 1; M <= 8; M++) {
-          const start = rng.int(0, 8 - M);
-          const y = new Float32Array(M * N);
-          be.linear(M, N, K, x.subarray(start * K, (start + M) * K), w, bias, y);
+seeded(
+  'linear: a row is bit-identical whatever M (on the small-M path), the threads and the alignment of W',
+  (rng, be) => {
+    // f32 W: rows 1..linearSmallMaxRows/2 (at least 8) take the small-M product, in groups of 8 past 8 rows
+    const rows = Math.max(8, SMALL_M_ROWS >> 1);
+    for (let trial = 0; trial < 3; trial++) {
+      const N = rng.pick([1, 3, 17, 64, rng.int(1, 400)]),
+        K = rng.pick([1, 15, 16, 17, 32, 33, 767, 768, rng.int(1, 1000)]);
+      const x = rng.uniform(rows * K),
+        w = rng.uniform(N * K),
+        bias = rng.uniform(N);
+      const simd0 = be.simd;
+      for (const simd of be.availableSimd()) {
+        be.setSimd(simd);
+        be.setThreads(1);
+        const alone: Float32Array[] = [];
+        for (let m = 0; m < rows; m++) {
+          const y = new Float32Array(N);
+          be.linear(1, N, K, x.subarray(m * K, (m + 1) * K), w, bias, y);
+          alone.push(y);
+        }
+        // the same rows from a W copy at another alignment (the AVX-512 path streams misaligned W differently)
+        const off = rng.int(1, 15);
+        const wShifted = new Float32Array(N * K + 16);
+        wShifted.set(w, off);
+        for (const M of [2, 5, 8]) {
+          const yShifted = new Float32Array(M * N);
+          be.linear(M, N, K, x, wShifted.subarray(off, off + N * K), bias, yShifted);
           for (let m = 0; m < M; m++)
             assertBitwise(
-              y.subarray(m * N, (m + 1) * N),
-              alone[start + m],
-              `linear ${simd} ${th}t N=${N} K=${K}: row ${m} of M=${M} vs alone`,
+              yShifted.subarray(m * N, (m + 1) * N),
+              alone[m],
+              `linear ${simd} N=${N} K=${K} M=${M}: W at offset ${off} floats, row ${m}`,
             );
         }
+        for (const th of [1, 2]) {
+          be.setThreads(th);
+          for (const M of [1, 2, 3, 4, 5, 6, 7, 8, 9, rng.int(10, rows), rows]) {
+            const start = rng.int(0, rows - M);
+            const y = new Float32Array(M * N);
+            be.linear(M, N, K, x.subarray(start * K, (start + M) * K), w, bias, y);
+            for (let m = 0; m < M; m++)
+              assertBitwise(
+                y.subarray(m * N, (m + 1) * N),
+                alone[start + m],
+                `linear ${simd} ${th}t N=${N} K=${K}: row ${m} of M=${M} vs alone`,
+              );
+          }
+        }
       }
+      be.setSimd(simd0);
     }
-    be.setSimd(simd0);
-  }
-});
+  },
+);
 
 seeded('biasBackward, embedding forward/backward vs ref', (rng, be) => {
   const M = rng.pick(ODD),
@@ -508,6 +522,50 @@ test(
       assert.equal(r.status, 0, r.stderr);
       const lines = r.stdout.trim().split('\n');
       assert.deepEqual(JSON.parse(lines[lines.length - 1]), { simd: want });
+    }
+  },
+);
+
+seeded(
+  'setLinearSmallMaxRows / setPoolSpin: defaults, bounds; either path and any spin give the same rows as before',
+  (rng, be) => {
+    const a = be.addon;
+    const rows0 = a.linearSmallMaxRows(),
+      spin0 = a.poolSpin();
+    assert.equal(rows0, SMALL_M_ROWS);
+    assert.ok(Number.isInteger(spin0) && spin0 >= 0);
+    assert.throws(() => a.setLinearSmallMaxRows(7), /^RangeError: setLinearSmallMaxRows: rows must be 8\.\.1024/);
+    assert.throws(() => a.setLinearSmallMaxRows(1025), /setLinearSmallMaxRows: rows/);
+    assert.throws(() => a.setPoolSpin(-1), /setPoolSpin: microseconds/);
+    const M = 16,
+      N = rng.int(1, 300),
+      K = rng.int(1, 400);
+    const x = rng.uniform(M * K),
+      w = rng.uniform(N * K),
+      bias = rng.uniform(N);
+    const want = new Float32Array(M * N);
+    ref.linear(M, N, K, x, w, bias, want);
+    const th0 = be.threads();
+    try {
+      be.setThreads(2);
+      const runs: Float32Array[] = [];
+      for (const [rows, spin] of [
+        [8, 0], // the GEMM; workers sleep as soon as a job ends
+        [32, 0], // the small-M product in groups of 8
+        [32, 5000],
+      ] as const) {
+        a.setLinearSmallMaxRows(rows);
+        a.setPoolSpin(spin);
+        const y = new Float32Array(M * N);
+        for (let rep = 0; rep < 3; rep++) be.linear(M, N, K, x, w, bias, y);
+        assertClose(y, want, prodTol(K), `linear ${M}x${N}x${K}, small-M up to ${rows} rows, spin ${spin} µs`);
+        runs.push(y);
+      }
+      assertBitwise(runs[2]!, runs[1]!, 'the pool spin does not change results');
+    } finally {
+      a.setLinearSmallMaxRows(rows0);
+      a.setPoolSpin(spin0);
+      be.setThreads(th0);
     }
   },
 );

@@ -1,12 +1,12 @@
 /**
- * The wasm backend (the native kernels compiled to WebAssembly SIMD128, native/wasm/) against the ref backend:
- * every kernel on random inputs of odd sizes and block edges, each call made twice, once on plain arrays (copied in
- * and out) and once on arrays from the backend's allocator (read in place), which must agree bit for bit; linear's
- * rows bit-identical for every M ≤ 8 and every weight dtype; q8_0 at M ≤ 8 (the int8 dot: x quantized per block of
- * 32, ggml's Q8_0 × Q8_0) equal to an independent model of that computation bit for bit (test/helpers/wasm-int8-dot.ts,
- * extreme inputs included) and to ref within the bound of x's rounding to int8, as native x86's q8_0 is held
- * (test/kernels-dtypes.test.ts); argument errors identical to ref's; memory that runs out gives an error naming it.
- * Seeds are fresh each run and printed on failure (SEED=… reproduces).
+ * The wasm backend (the native kernels compiled to WebAssembly SIMD128, native/wasm/) against the ref backend: every
+ * kernel on random inputs of odd sizes and block edges, each call made twice, once on plain arrays (copied in and out)
+ * and once on arrays from the backend's allocator (read in place), which must agree bit for bit; linear's rows
+ * bit-identical for every M on the small-M path (≤ 24 rows, f32 ≤ 12) and every weight dtype; q8_0 there (the int8 dot:
+ * x quantized per block of 32, ggml's Q8_0 × Q8_0) equal to an independent model of that computation bit for bit
+ * (test/helpers/wasm-int8-dot.ts, extreme inputs included) and to ref within the bound of x's rounding to int8, as
+ * native x86's q8_0 is held (test/kernels-dtypes.test.ts); argument errors identical to ref's; memory that runs out
+ * gives an error naming it. Seeds are fresh each run and printed on failure (SEED=… reproduces).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +16,7 @@ import type { Backend, Weight, WeightDtype } from '../src/kernels/backend.js';
 import { f16ToF32Array, f32ToBf16Bits, f32ToF16Bits } from '../src/kernels/half.js';
 import { quantizeQ8 } from '../src/kernels/quant.js';
 import { Rng, seededTest } from './helpers/check.js';
-import { assertBitwise, assertClose, prodTol } from './helpers/native.js';
+import { assertBitwise, assertClose, prodTol, SMALL_M_ROWS } from './helpers/native.js';
 import { copyInto, type KernelArg } from './helpers/backend-copy.js';
 import { assertWithin, wasmInt8DotModel } from './helpers/wasm-int8-dot.js';
 
@@ -105,8 +105,8 @@ function weightOf(dtype: WeightDtype, w: Float32Array, N: number, K: number): We
 type Q8Weight = { dtype: 'q8_0'; data: Int8Array; scales: Uint16Array };
 
 /**
- * A q8_0 product at M ≤ 8 (the int8 dot), on plain arrays and on the module's: equal bit for bit to each other and
- * to the model of the computation, and to ref within the bound of x's rounding to int8.
+ * A q8_0 product on the small-M path (M ≤ SMALL_M_ROWS: the int8 dot), on plain arrays and on the module's: equal bit
+ * for bit to each other and to the model of the computation, and to ref within the bound of x's rounding to int8.
  */
 function checkQ8Int(
   what: string,
@@ -129,45 +129,58 @@ function checkQ8Int(
   assertWithin(got, want, model.bound, prodTol(K), `${what}: vs ref within x's rounding to int8`);
 }
 
-seeded('linear: every dtype, small-M and GEMM paths, bias or not, vs ref; rows bit-identical for M ≤ 8', (rng) => {
-  for (const dtype of ['f32', 'bf16', 'q8_0'] as const) {
-    const shapes: [number, number, number][] = [
-      [1, 1, 32],
-      [2, 33, 64],
-      [3, 65, 96],
-      [8, 17, 32 * rng.int(1, 25)],
-      [rng.int(9, 40), rng.int(1, 90), 32 * rng.int(1, 10)],
-    ];
-    if (dtype !== 'q8_0') shapes.push([5, 7, 1], [1, 17, 767], [rng.int(1, 8), rng.int(1, 300), rng.int(1, 800)]);
-    else shapes.push([rng.int(4, 7), rng.int(1, 300), 32 * rng.int(1, 40)], [9, 33, 96]);
-    for (const [M, N, K] of shapes) {
-      const x = rng.uniform(M * K);
-      const weight = weightOf(dtype, rng.uniform(N * K), N, K);
-      for (const bias of [null, rng.uniform(N)]) {
-        if (weight.dtype === 'q8_0' && M <= 8) {
-          checkQ8Int(`linear q8_0 ${M}x${N}x${K} bias=${bias !== null}`, M, N, K, x, weight as Q8Weight, bias);
-          continue;
+seeded(
+  'linear: every dtype, small-M and GEMM paths, bias or not, vs ref; rows bit-identical on the small-M path',
+  (rng) => {
+    for (const dtype of ['f32', 'bf16', 'q8_0'] as const) {
+      const shapes: [number, number, number][] = [
+        [1, 1, 32],
+        [2, 33, 64],
+        [3, 65, 96],
+        [8, 17, 32 * rng.int(1, 25)],
+        [rng.int(9, 40), rng.int(1, 90), 32 * rng.int(1, 10)],
+      ];
+      if (dtype !== 'q8_0') shapes.push([5, 7, 1], [1, 17, 767], [rng.int(1, 8), rng.int(1, 300), rng.int(1, 800)]);
+      else shapes.push([rng.int(4, 7), rng.int(1, 300), 32 * rng.int(1, 40)], [9, 33, 96], [SMALL_M_ROWS, 5, 64]);
+      shapes.push([SMALL_M_ROWS + 1, rng.int(1, 90), 32 * rng.int(1, 10)]); // the GEMM for every dtype
+      const smallRows = dtype === 'f32' ? SMALL_M_ROWS >> 1 : SMALL_M_ROWS; // rows the small-M path takes
+      for (const [M, N, K] of shapes) {
+        const x = rng.uniform(M * K);
+        const weight = weightOf(dtype, rng.uniform(N * K), N, K);
+        for (const bias of [null, rng.uniform(N)]) {
+          if (weight.dtype === 'q8_0' && M <= SMALL_M_ROWS) {
+            checkQ8Int(`linear q8_0 ${M}x${N}x${K} bias=${bias !== null}`, M, N, K, x, weight as Q8Weight, bias);
+            continue;
+          }
+          compare(
+            `linear ${dtype} ${M}x${N}x${K} bias=${bias !== null}`,
+            [x, weight, bias, new Float32Array(M * N)],
+            [3],
+            prodTol(K),
+            (be, a) =>
+              be.linear(
+                M,
+                N,
+                K,
+                a[0] as Float32Array,
+                a[1] as Weight,
+                a[2] as Float32Array | null,
+                a[3] as Float32Array,
+              ),
+          );
         }
-        compare(
-          `linear ${dtype} ${M}x${N}x${K} bias=${bias !== null}`,
-          [x, weight, bias, new Float32Array(M * N)],
-          [3],
-          prodTol(K),
-          (be, a) =>
-            be.linear(M, N, K, a[0] as Float32Array, a[1] as Weight, a[2] as Float32Array | null, a[3] as Float32Array),
-        );
-      }
-      if (M > 8) continue;
-      const all = new Float32Array(M * N);
-      wasm.linear(M, N, K, x, weight, null, all);
-      for (let m = 0; m < M; m++) {
-        const one = new Float32Array(N);
-        wasm.linear(1, N, K, x.subarray(m * K, (m + 1) * K), weight, null, one);
-        assertBitwise(all.subarray(m * N, (m + 1) * N), one, `linear ${dtype} N=${N} K=${K}: row ${m} of M=${M}`);
+        if (M > smallRows) continue;
+        const all = new Float32Array(M * N);
+        wasm.linear(M, N, K, x, weight, null, all);
+        for (let m = 0; m < M; m++) {
+          const one = new Float32Array(N);
+          wasm.linear(1, N, K, x.subarray(m * K, (m + 1) * K), weight, null, one);
+          assertBitwise(all.subarray(m * N, (m + 1) * N), one, `linear ${dtype} N=${N} K=${K}: row ${m} of M=${M}`);
+        }
       }
     }
-  }
-});
+  },
+);
 
 seeded('linear q8_0, M ≤ 8 (int8 dot): extreme x blocks and weights equal the model bit for bit', (rng) => {
   // K = 128: 4 blocks a row. Weights: quants -128..127 (both ends in every row), scales with float16's extremes.

@@ -356,11 +356,12 @@ seededTest(
 );
 
 test('a worker that runs out of memory fails the call with the kernels message (no hang)', async () => {
-  // bf16 linear with M > 8 dequantizes chunks of W rows into each thread's own scratch. The calling thread's scratch
-  // grows first (one thread), then the memory is filled: only a worker can run out, once it takes a share.
+  // bf16 linear with M > 24 (past the small-M path) dequantizes chunks of W rows into each thread's own scratch. The
+  // calling thread's scratch grows first (one thread), then the memory is filled: only a worker can run out, once it
+  // takes a share.
   const be = createNodeWasmBackend({ memoryBytes: 32 * 2 ** 20, threads: 2 });
   assert.equal(await be.ready(), 1);
-  const [M, N, K] = [16, 2048, 1024];
+  const [M, N, K] = [32, 2048, 1024];
   const x = be.alloc.f32(M * K),
     w = { dtype: 'bf16' as const, data: be.alloc.u16(N * K) },
     y = be.alloc.f32(M * N);

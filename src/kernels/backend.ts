@@ -12,9 +12,10 @@
  *   are transposed once at import.
  * - Row independence: for the norms, activations, `rope` and `attentionDecode`, the result for one row is
  *   bit-identical whatever the number of rows M in the call; for `linear` it is bit-identical for every M ≤ 8
- *   (the decode path: same accumulation order, threads split over N, never over K). Verified decoding depends on
- *   it (ARCHITECTURE.md §1.3): its 2-row full calls must reproduce standard decoding's 1-row calls exactly. Above 8
- *   rows (prefill, training) `linear` may use a blocked GEMM whose rows agree with 1-row calls only to float32
+ *   (the decode path: same accumulation order, threads split over N, never over K; native and wasm keep it up to
+ *   24 rows on 16- and 8-bit weights, 12 on f32, taking larger M in groups of 8). Verified decoding depends on it
+ *   (ARCHITECTURE.md §1.3): its 2-row full calls must reproduce standard decoding's 1-row calls exactly. Above
+ *   that (prefill, training) `linear` may use a blocked GEMM whose rows agree with 1-row calls only to float32
  *   rounding; every decoding mode runs the same prefill, so their outputs still agree exactly.
  * - Reductions are deterministic for a given thread count.
  * - Kernels validate their sizes and throw an Error naming the kernel and the sizes that disagree.
@@ -98,9 +99,9 @@ export interface Backend {
     accumulate: boolean,
   ): void;
   /**
-   * y[M,N] = x[M,K] · W[N,K]ᵀ + bias[N] (bias may be null). For small M (≤ 8) W is streamed from memory once
-   * for all M rows (the decode path); any M is accepted (training uses it as the forward GEMM). W in any dtype of
-   * `weightDtypes`.
+   * y[M,N] = x[M,K] · W[N,K]ᵀ + bias[N] (bias may be null). For small M (≤ 8; see the row independence above) W is
+   * streamed from memory once for all M rows (the decode path); any M is accepted (training uses it as the forward
+   * GEMM). W in any dtype of `weightDtypes`.
    */
   linear(M: number, N: number, K: number, x: F32, w: WeightArg, bias: F32 | null, y: F32): void;
   /** db[N] += Σ_m dy[m, :] (bias gradient of `linear`). */

@@ -54,6 +54,16 @@ export interface NativeAddon extends AddonKernels {
   linearPrefetch(): number;
   setLinearPrefetch(bytes: number): void;
   /**
+   * The most rows a linear on f16 / bf16 / q8_0 / q4_0 weights takes through the small-M product (groups of 8 rows per
+   * chunk of W, each row bit-identical to the row alone) before the dequantize-and-GEMM path; f32 weights: half as
+   * many, at least 8. Process-wide; setLinearSmallMaxRows (8..1024) is for benchmarks and tests.
+   */
+  linearSmallMaxRows(): number;
+  setLinearSmallMaxRows(rows: number): void;
+  /** How long (µs) an idle pool worker spins for the next job before it sleeps, process-wide (benchmarks). */
+  poolSpin(): number;
+  setPoolSpin(microseconds: number): void;
+  /**
    * GFLOP/s (all threads together) of the FMA peak probe: independent FMA chains in registers on `threads` threads
    * with this context's SIMD path, one run of about `seconds` (benchmarks compare the GEMM with it).
    */

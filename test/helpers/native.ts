@@ -6,6 +6,18 @@ import assert from 'node:assert/strict';
 import { tryLoadNativeBackend, type NativeBackend } from '../../src/kernels/native.js';
 import { Rng, seededTest } from './check.js';
 
+/**
+ * The most rows a linear on f16 / bf16 / q8_0 / q4_0 weights takes through the small-M product, native and wasm alike
+ * (kernels.h linear_small_max_rows' default; f32 weights: half): rows bit-identical to the row alone, and q8_0 / q4_0
+ * on an int8-dot path with x quantized to int8.
+ */
+export const SMALL_M_ROWS = 24;
+
+/** Whether M rows on f16 / bf16 / q8_0 / q4_0 weights take the f32 weights' kind of path (small-M or GEMM). */
+export function sameKindOfPathAsF32(M: number): boolean {
+  return M <= Math.max(8, SMALL_M_ROWS >> 1) || M > SMALL_M_ROWS;
+}
+
 export const nativeSkip: string | false = process.env.RECYCLEGPT_BACKEND === 'ref' ? 'RECYCLEGPT_BACKEND=ref' : false;
 const loaded = nativeSkip ? { backend: null, error: 'skipped' } : tryLoadNativeBackend();
 
