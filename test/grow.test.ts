@@ -1,7 +1,8 @@
 /**
  * Depth up-scaling (`recyclegpt grow`, src/model/grow.ts): the plan puts copies next to their source layer; a grown
  * GPT-2 or Llama model gives the source's hidden states, logits and module logits bit for bit (its extra copies are
- * identities), and trains: one step of the grown model moves the zeroed projections off zero. Bad input is refused.
+ * identities; a module grown with --module-layers too), and trains: one step of the grown model moves the zeroed
+ * projections off zero. Bad input is refused.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import { loadModelDir } from '../src/io/model-dir.js';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { growPlan } from '../src/model/grow.js';
 import { InferenceModel } from '../src/model/infer.js';
-import { basePrefix, blockNames } from '../src/model/names.js';
+import { basePrefix, blockNames, modulePrefix } from '../src/model/names.js';
 import { BPE_TEXT as TEXT, randomModel, writeModelDir } from './helpers/models.js';
 import { runCli, lastJson } from './helpers/cli.js';
 
@@ -56,9 +57,12 @@ for (const preset of ['tiny', 'tiny-llama'] as const) {
         model.weights.get(s.name).forEach((_, i, w) => (w[i] = 0.1 * Math.sin(i + s.name.length)));
     writeModelDir(src, model, null);
     const L = model.config.nLayers;
-    const r = growModelDir(src, 2 * L + 1, out);
+    const R = model.config.recycle!.numLayers;
+    const r = growModelDir(src, 2 * L + 1, out, false, false, R + 2); // the module grown too
     assert.equal(r.layers_out, 2 * L + 1);
     assert.equal(r.module, 'kept');
+    assert.deepEqual([r.module_layers_in, r.module_layers_out], [R, R + 2]);
+    assert.deepEqual(r.module_plan, growPlan(R, R + 2));
     const ids = [3, 17, 41, 8, 8, 29, 0, 49, 12];
     const a = outputs(src, ids),
       b = outputs(out, ids);
@@ -84,6 +88,16 @@ for (const preset of ['tiny', 'tiny-llama'] as const) {
             model.weights.get(name.replace(basePrefix(config.arch, j), basePrefix(config.arch, p.source))),
           );
       }
+      assert.deepEqual(weights.get(n.up), model.weights.get(src0.up), `${n.up} copies ${src0.up}`);
+    });
+    r.module_plan!.forEach((p, j) => {
+      const n = blockNames(config, modulePrefix(j)),
+        src0 = blockNames(config, modulePrefix(p.source));
+      assert.equal(
+        weights.get(n.down).every((v) => v === 0),
+        p.identity,
+        `${n.down}: zero exactly in an identity copy`,
+      );
       assert.deepEqual(weights.get(n.up), model.weights.get(src0.up), `${n.up} copies ${src0.up}`);
     });
   });
@@ -135,6 +149,14 @@ test('grow --drop-module and the CLI: config without "recycle", trains from ther
     weights.get(`h.${idCopy}.mlp.c_proj.weight`).some((v) => v !== 0),
     'the identity copy trained',
   );
+  const both = runCli(
+    ['grow', '--model', src, '--layers', '5', '--out', `${out}-2`, '--drop-module'].concat(['--module-layers', '2']),
+  );
+  assert.notEqual(both.status, 0);
+  assert.match(both.stderr, /--module-layers needs a model with a recyclable module, kept/);
+  const noModuleBlocks = runCli(['grow', '--model', src, '--layers', '5', '--out', `${out}-2`, '--module-layers', '0']);
+  assert.notEqual(noModuleBlocks.status, 0);
+  assert.match(noModuleBlocks.stderr, /--module-layers/);
   const again = runCli(['grow', '--model', src, '--layers', '5', '--out', out]);
   assert.notEqual(again.status, 0);
   assert.match(again.stderr, /--out .* exists and is not empty \(give --force/);
