@@ -4,7 +4,8 @@
  * and weight dtype measured in one process (ARCHITECTURE.md §9, §6). Verified runs once per --draft-tokens value
  * (default 1,2,3,auto: chained drafts); recycle at k = 1, or at each integer of --draft-tokens when it is given.
  * A preset runs random weights with a random module (speed only); a trained model also gives a meaningful
- * acceptance. --dtypes defaults to the model's own dtype (what generate runs; a preset: f32). Each dtype's model
+ * acceptance, on English openings (bench/prompts.ts; all 4 by default, 64 new tokens each, 5 repeats: on a noisy
+ * 2-vCPU machine one repeat's ratio moves by ±15%, the median of 5 much less). --dtypes defaults to the model's own dtype (what generate runs; a preset: f32). Each dtype's model
  * holds its product weights as stored in that dtype (int8 = q8_0); a dtype the backend does not read is skipped and
  * said so, never measured converted back to f32.
  * --vs-llama-cpp exports each dtype's weights as GGUF (F32 / F16 / Q8_0) and runs llama.cpp's standard greedy
@@ -210,7 +211,7 @@ interface BenchCliOptions {
   backend?: string;
   tokens: number;
   repeats: number;
-  prompts: number;
+  prompts?: number;
   bandwidth: boolean;
   dtypes?: string;
   vsLlamaCpp?: boolean;
@@ -234,12 +235,12 @@ export function register(program: Command): void {
       'kernels: native, wasm (WebAssembly; --threads > 1 starts workers), ref (default: RECYCLEGPT_BACKEND)',
     )
     .option('--tokens <n>', 'new tokens per prompt', intOption('--tokens', 2, 100_000), 64)
-    .option('--repeats <n>', 'repeats per mode (median reported)', intOption('--repeats', 1, 1000), 3)
+    .option('--repeats <n>', 'repeats per mode (median reported)', intOption('--repeats', 1, 1000), 5)
     .option(
       '--prompts <n>',
-      `number of prompts (a model with a tokenizer: English openings, at most ${BENCH_TEXT_PROMPTS.length})`,
+      `number of prompts (default: a model with a tokenizer, all ${BENCH_TEXT_PROMPTS.length} English openings; ` +
+        'else 2 of random ids)',
       intOption('--prompts', 1, 100),
-      2,
     )
     .option('--no-bandwidth', 'skip the read-bandwidth measurement')
     .option(
@@ -294,14 +295,16 @@ export function register(program: Command): void {
         name = dir;
         if (o.draftVocab !== undefined) draftIds = draftVocabOf(dir, o.draftVocab, config.vocabSize);
         const tokDir = loaded.tokenizerDir;
-        prompts = textPromptsFor(tokDir, Math.min(o.prompts, BENCH_TEXT_PROMPTS.length)) ?? undefined;
+        prompts =
+          textPromptsFor(tokDir, Math.min(o.prompts ?? BENCH_TEXT_PROMPTS.length, BENCH_TEXT_PROMPTS.length)) ??
+          undefined;
         if (!prompts) log(`${dir}: no tokenizer; benchmarking on random token ids`);
         if (existsSync(join(tokDir, 'tokenizer.json'))) {
           tokenizerFile = join(tokDir, 'tokenizer.json');
           tokenizerJson = readJsonFile(tokenizerFile, 'tokenizer');
         }
       }
-      prompts ??= randomPrompts(o.prompts, 16, config.vocabSize);
+      prompts ??= randomPrompts(o.prompts ?? 2, 16, config.vocabSize);
       const prefillIds = randomPrompts(1, Math.min(o.prefill, config.maxPositions), config.vocabSize, 99)[0]!;
       const modes = o.modes ? parseModes(o.modes) : config.recycle ? [...DECODE_MODES] : (['standard'] as DecodeMode[]);
       // Verified at every --draft-tokens value; recycle (lossy) at k = 1 unless --draft-tokens names its ks.
