@@ -1,24 +1,22 @@
 /**
  * `recyclegpt bench (--model DIR | --preset NAME) [--modes standard,recycle,verified] [--threads N] [--backend KIND]
- * [--dtypes f32,f16,bf16,int8] [--draft-tokens 1,2,3,auto] [--vs-llama-cpp] [--json]`: decode speed of every mode
- * and weight dtype measured in one process (ARCHITECTURE.md §9, §6). Verified runs once per --draft-tokens value
- * (default 1,2,3,auto: chained drafts); recycle at k = 1, or at each integer of --draft-tokens when it is given.
- * A preset runs random weights with a random module (speed only); a trained model also gives a meaningful
- * acceptance, on English openings (bench/prompts.ts; all 4 by default, 64 new tokens each, 5 repeats: on a noisy
- * 2-vCPU machine one repeat's ratio moves by ±15%, the median of 5 much less). --dtypes defaults to the model's own dtype (what generate runs; a preset: f32). Each dtype's model
- * holds its product weights as stored in that dtype (int8 = q8_0); a dtype the backend does not read is skipped and
- * said so, never measured converted back to f32.
- * --vs-llama-cpp exports each dtype's weights as GGUF (F32 / F16 / Q8_0) and runs llama.cpp's standard greedy
- * decode on the same prompts, threads and token counts (bench/llama-cpp.ts; `npm run peers:install`), and the
- * prefill of one --prefill-token prompt (512) for both. --json prints
- * {model, threads, backend, bandwidth_gbs, bandwidth_samples_gbs, roofline_tokens_per_s, call_timings,
- * runs: [{dtype, mode, draft_tokens, tokens_per_s, speedup_vs_standard, speedup_range ([min, max] of the
- * per-repeat ratios), full_calls_per_token, acceptance, acceptance_by_depth, tokens_per_full_call,
- * rounds_by_draft_tokens, bytes_per_token, roofline_tokens_per_s, roofline_fraction, samples, vs_llama_cpp?}],
- * prefill: [{dtype, tokens, tokens_per_s, vs_llama_cpp?}], llama_cpp?: [{dtype, ggml_type, tokens_per_s,
- * prefill_tokens_per_s, …}], skipped?, …} on the
- * last line of stdout: one entry in runs per dtype × mode × draft_tokens; speedup_vs_standard is against our standard
- * at the same dtype; roofline_tokens_per_s and the byte counts at the top are the first dtype's.
+ * [--dtypes f32,f16,bf16,int8] [--draft-tokens 1,2,3,auto] [--vs-llama-cpp] [--json]`: decode speed of every mode and
+ * weight dtype measured in one process (ARCHITECTURE.md §9, §6). Verified runs once per --draft-tokens value (default
+ * 1,2,3,auto: chained drafts); recycle at k = 1, or at each integer of --draft-tokens when it is given. A preset runs
+ * random weights with a random module (speed only); a trained model also gives a meaningful acceptance, on English
+ * openings (bench/prompts.ts; all 4 by default, 64 new tokens each, 5 repeats: on a noisy 2-vCPU machine one repeat's
+ * ratio moves by ±15%, the median of 5 much less). --dtypes defaults to the model's own dtype (what generate runs; a
+ * preset: f32). Each dtype's model holds its product weights as stored in that dtype (int8 = q8_0); a dtype the backend
+ * does not read is skipped and said so, never measured converted back to f32. --vs-llama-cpp exports each dtype's
+ * weights as GGUF (F32 / F16 / Q8_0) and runs llama.cpp's standard greedy decode on the same prompts, threads and token
+ * counts (bench/llama-cpp.ts; `npm run peers:install`), and the prefill of one --prefill-token prompt (512) for both.
+ * --json prints {model, threads, backend, bandwidth_gbs, bandwidth_samples_gbs, roofline_tokens_per_s, call_timings,
+ * runs: [{dtype, mode, draft_tokens, tokens_per_s, speedup_vs_standard, speedup_range ([min, max] of the per-repeat
+ * ratios), full_calls_per_token, acceptance, acceptance_by_depth, tokens_per_full_call, rounds_by_draft_tokens,
+ * bytes_per_token, roofline_tokens_per_s, roofline_fraction, samples, vs_llama_cpp?}], prefill: [{dtype, tokens,
+ * tokens_per_s, vs_llama_cpp?}], llama_cpp?: [{dtype, ggml_type, tokens_per_s, prefill_tokens_per_s, …}], skipped?, …}
+ * on the last line of stdout: one entry in runs per dtype × mode × draft_tokens; speedup_vs_standard is against our
+ * standard at the same dtype; roofline_tokens_per_s and the byte counts at the top are the first dtype's.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
