@@ -119,8 +119,8 @@ static inline void axpy_row(float* acc, float p, const float* v, i64 n) {
 #include "gemm_impl.h"
 
 // ================================================================================================
-// linear, small M (1..8, and groups of 8 up to linear_small_max_rows): the decode path. Each W row is loaded once and dotted with all M x rows while it
-// is in registers, so W streams from memory once per call. The per-(m,n) arithmetic is identical for every
+// linear, small M (1..8, and groups of 8 up to linear_small_max_rows): the decode path. Each W row is loaded once
+// and dotted with all M x rows while it is in registers, so W streams from memory once per call. The per-(m,n) arithmetic is identical for every
 // M: LIN_ACC accumulators (4 here) take W-wide chunks of K in turn (chunk c → acc[c % LIN_ACC]), a masked chunk
 // takes the tail, then y = hsum((acc0 + acc1) + (acc2 + acc3)) + bias. Threads split N into contiguous ranges. Four FMA chains
 // instead of two: from DRAM (320..4096 × 320 weights, 1 and 2 threads) M = 2 took 1.12-1.20x the M = 1 time
@@ -386,8 +386,8 @@ static void linear_f32(int nth, i64 M, i64 N, i64 K, const float* x, const float
 // ================================================================================================
 // linear for f16 / bf16 / q8_0 weights, read as stored and converted to float32 in registers (kernels.h's
 // WeightRef: the conversions are exact). Small M: linear_row's arithmetic exactly, chunk c of W floats → acc[c % LIN_ACC],
-// a masked tail chunk, the same final sums; only the loads differ. So each row is bit-identical for every M on this path,
-// and equal, bit for bit, to linear_f32's on the dequantized weights (all linear_row modes load the same values).
+// a masked tail chunk, the same final sums; only the loads differ. So each row is bit-identical for every M on this
+// path, and equal, bit for bit, to linear_f32's on the dequantized weights (all linear_row modes load the same values).
 // W rows are read as one sequential stream per thread (plain loads: the aligned-block tricks of the f32 path pay
 // for 64-byte vectors of floats, less for 32 or 16 bytes of f16 / int8). q8_0 rows are whole 32-blocks and W
 // divides 32: a chunk never straddles two scales.
@@ -593,7 +593,8 @@ static void linear_small_dt(int nth, i64 M, i64 N, i64 K, const float* x, const 
 #if defined(RG_HAVE_I8DOT)
 // ================================================================================================
 // q8_0, small M (up to linear_small_max_rows, as the float path), where the ISA has an int8 dot (simd_*.h
-// RG_HAVE_I8DOT: AVX2, AVX-512, wasm SIMD128): ggml's Q8_0 × Q8_0. Each x row is quantized per block of 32 (vb_quantize: int8 and a float32 scale dx), and each output is
+// RG_HAVE_I8DOT: AVX2, AVX-512, wasm SIMD128): ggml's Q8_0 × Q8_0. Each x row is quantized per block of 32
+// (vb_quantize: int8 and a float32 scale dx), and each output is
 //   y = Σ_b (dx_b · dw_b) · (Σ_{j in b} xq_j · wq_j)
 // with the inner sums exact in integers and the outer one in float32 over 2 × 8 lanes (wasm: 2 × 4; block b →
 // acc[b % 2]), then one horizontal sum. The float path above spends 3 vector operations per 8 weights converting int8

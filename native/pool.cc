@@ -26,7 +26,9 @@ static inline void cpu_relax() {}
 namespace rg {
 namespace {
 
-// How long an idle worker (or a waiting caller) spins before it blocks (pool_spin_us, settable).
+// How long an idle worker (or a waiting caller) spins before it blocks (pool_spin_us, settable). Decoding issues a
+// kernel every ~10-100 us, so 200 us keeps workers hot inside a token while letting them sleep between requests
+// (2 ms measured no different in verified decoding: interleaved A/B on Zen 5, 2 threads).
 std::atomic<int> g_spin_us{200};
 inline std::chrono::microseconds spin_time() {
   return std::chrono::microseconds(g_spin_us.load(std::memory_order_relaxed));
