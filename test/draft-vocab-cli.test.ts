@@ -89,15 +89,25 @@ test('draft-vocab, then generate / bench --draft-vocab on a copy of the shipped 
     assert.ok(r.runs.length > 0 && r.runs.every((x) => x.dtype === 'f16'));
     assert.match(b.stdout, /^f16 +standard /m);
     // a backend that does not read f16 (wasm) gets what generate gives it there: the weights widened to f32
+    // (and without --prompts, a model with a tokenizer is benched on all 4 English openings)
     const w = runCli([
-      ...['bench', '--model', model, '--backend', 'wasm', '--tokens', '4', '--repeats', '1', '--prompts', '1'],
+      ...['bench', '--model', model, '--backend', 'wasm', '--tokens', '4', '--repeats', '1'],
       ...['--modes', 'standard', '--no-bandwidth', '--json', '--quiet'],
     ]);
     assert.equal(w.status, 0, w.stderr);
+    const wj = JSON.parse(w.stdout.trim().split('\n').at(-1)!) as { prompts: number; runs: { dtype: string }[] };
     assert.deepEqual(
-      (JSON.parse(w.stdout.trim().split('\n').at(-1)!) as { runs: { dtype: string }[] }).runs.map((x) => x.dtype),
+      wj.runs.map((x) => x.dtype),
       ['f32'],
     );
+    assert.equal(wj.prompts, 4);
+    // a preset (no tokenizer): 2 prompts of random ids by default
+    const p = runCli([
+      ...['bench', '--preset', 'tiny', '--tokens', '2', '--repeats', '1', '--modes', 'standard'],
+      ...['--no-bandwidth', '--prefill', '4', '--json', '--quiet'],
+    ]);
+    assert.equal(p.status, 0, p.stderr);
+    assert.equal((JSON.parse(p.stdout.trim().split('\n').at(-1)!) as { prompts: number }).prompts, 2);
     const whole = /module call ([\d.]+) MB/.exec(b.stdout)?.[1];
     assert.ok(whole && r.module_call_bytes / 1e6 < Number(whole), `module call ${r.module_call_bytes} vs ${whole} MB`);
     const eq = ['eval', '--model', model, '--data', text, '--mode-quality', '--prompts', '2', '--prompt-tokens', '8'];
