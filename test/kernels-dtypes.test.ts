@@ -33,6 +33,7 @@ import {
   prodTol,
   SMALL_M_ROWS,
   seededNative,
+  assertRowsAsAlone,
 } from './helpers/native.js';
 import { assertWithin } from './helpers/wasm-int8-dot.js';
 import { x86Int8Model, type BlockQuants } from './helpers/x86-int8-dot.js';
@@ -156,27 +157,11 @@ seeded('linear: every dtype, a row is bit-identical whatever M (on the small-M p
       try {
         for (const simd of be.availableSimd()) {
           be.setSimd(simd);
-          be.setThreads(1);
-          const alone: Float32Array[] = [];
-          for (let m = 0; m < rows; m++) {
-            const y = new Float32Array(N);
-            be.linear(1, N, K, x.subarray(m * K, (m + 1) * K), h, bias, y);
-            alone.push(y);
-          }
-          for (const th of [1, 2]) {
-            be.setThreads(th);
-            for (const M of [1, 2, 3, 4, 5, 6, 7, 8, 9, rng.int(10, rows), rows]) {
-              const start = rng.int(0, rows - M);
-              const y = new Float32Array(M * N);
-              be.linear(M, N, K, x.subarray(start * K, (start + M) * K), h, bias, y);
-              for (let m = 0; m < M; m++)
-                assertSame(
-                  y.subarray(m * N, (m + 1) * N),
-                  alone[start + m],
-                  `linear ${dtype} ${simd} ${th}t N=${N} K=${K}: row ${m} of M=${M} vs alone`,
-                );
-            }
-          }
+          assertRowsAsAlone(be, rng, {
+            ...{ rows, N, K, x, w: h, bias, threads: [1, 2], anyNaN: true },
+            setThreads: (n) => be.setThreads(n),
+            what: (th, M, m) => `linear ${dtype} ${simd} ${th}t N=${N} K=${K}: row ${m} of M=${M} vs alone`,
+          });
         }
       } finally {
         be.setSimd(simd0);

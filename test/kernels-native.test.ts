@@ -22,6 +22,7 @@ import {
   prodTol,
   SMALL_M_ROWS,
   seededNative,
+  assertRowsAsAlone,
 } from './helpers/native.js';
 
 const ref = createRefBackend();
@@ -111,14 +112,13 @@ seeded(
       const simd0 = be.simd;
       for (const simd of be.availableSimd()) {
         be.setSimd(simd);
-        be.setThreads(1);
-        const alone: Float32Array[] = [];
-        for (let m = 0; m < rows; m++) {
-          const y = new Float32Array(N);
-          be.linear(1, N, K, x.subarray(m * K, (m + 1) * K), w, bias, y);
-          alone.push(y);
-        }
+        const alone = assertRowsAsAlone(be, rng, {
+          ...{ rows, N, K, x, w, bias, threads: [1, 2] },
+          setThreads: (n) => be.setThreads(n),
+          what: (th, M, m) => `linear ${simd} ${th}t N=${N} K=${K}: row ${m} of M=${M} vs alone`,
+        });
         // the same rows from a W copy at another alignment (the AVX-512 path streams misaligned W differently)
+        be.setThreads(1);
         const off = rng.int(1, 15);
         const wShifted = new Float32Array(N * K + 16);
         wShifted.set(w, off);
@@ -128,23 +128,9 @@ seeded(
           for (let m = 0; m < M; m++)
             assertBitwise(
               yShifted.subarray(m * N, (m + 1) * N),
-              alone[m],
+              alone[m]!,
               `linear ${simd} N=${N} K=${K} M=${M}: W at offset ${off} floats, row ${m}`,
             );
-        }
-        for (const th of [1, 2]) {
-          be.setThreads(th);
-          for (const M of [1, 2, 3, 4, 5, 6, 7, 8, 9, rng.int(10, rows), rows]) {
-            const start = rng.int(0, rows - M);
-            const y = new Float32Array(M * N);
-            be.linear(M, N, K, x.subarray(start * K, (start + M) * K), w, bias, y);
-            for (let m = 0; m < M; m++)
-              assertBitwise(
-                y.subarray(m * N, (m + 1) * N),
-                alone[start + m],
-                `linear ${simd} ${th}t N=${N} K=${K}: row ${m} of M=${M} vs alone`,
-              );
-          }
         }
       }
       be.setSimd(simd0);

@@ -30,6 +30,7 @@ import {
   prodTol,
   sameKindOfPathAsF32,
   SMALL_M_ROWS,
+  assertRowsAsAlone,
 } from './helpers/native.js';
 import { assertWithin, wasmInt8DotModel } from './helpers/wasm-int8-dot.js';
 import { x86Int8Model, type BlockQuants } from './helpers/x86-int8-dot.js';
@@ -319,31 +320,14 @@ function checkRowsAlone(be: Backend, rng: Rng, label: string, setThreads: (n: nu
   const t = quantizeQ4(rng.uniform(N * K), N, K);
   const x = rng.uniform(SMALL_M_ROWS * K),
     bias = rng.uniform(N);
-  setThreads(1);
-  const alone: Float32Array[] = [];
-  for (let m = 0; m < SMALL_M_ROWS; m++) {
-    const y = new Float32Array(N);
-    be.linear(1, N, K, x.subarray(m * K, (m + 1) * K), handle(t), bias, y);
-    alone.push(y);
-  }
-  for (const th of THREADS) {
-    setThreads(th);
-    for (const M of [1, 2, 3, 4, 5, 6, 7, 8, 9, rng.int(10, SMALL_M_ROWS), SMALL_M_ROWS]) {
-      const start = rng.int(0, SMALL_M_ROWS - M);
-      const y = new Float32Array(M * N);
-      be.linear(M, N, K, x.subarray(start * K, (start + M) * K), handle(t), bias, y);
-      for (let m = 0; m < M; m++)
-        assertSame(
-          y.subarray(m * N, (m + 1) * N),
-          alone[start + m]!,
-          `${label} ${th}t N=${N} K=${K}: row ${m} of M=${M}`,
-        );
-    }
-  }
+  assertRowsAsAlone(be, rng, {
+    ...{ rows: SMALL_M_ROWS, N, K, x, w: handle(t), bias, threads: THREADS, setThreads, anyNaN: true },
+    what: (th, M, m) => `${label} ${th}t N=${N} K=${K}: row ${m} of M=${M}`,
+  });
 }
 
 seededTest(
-  'linear q4_0: a row is bit-identical whatever M (1..8) and the thread count (native every path, wasm)',
+  'linear q4_0: a row is bit-identical whatever M (on the small-M path) and the thread count (native every path, wasm)',
   (rng) => {
     const be: NativeBackend = native();
     const simd0 = be.simd,

@@ -3,6 +3,7 @@
  * seeded test that gets it, a loop over every SIMD path × 1 and 2 threads, and the comparisons with ref.
  */
 import assert from 'node:assert/strict';
+import type { Backend, WeightArg } from '../../src/kernels/backend.js';
 import { tryLoadNativeBackend, type NativeBackend } from '../../src/kernels/native.js';
 import { Rng, seededTest } from './check.js';
 
@@ -96,6 +97,49 @@ export function assertBitwise(got: Float32Array, want: Float32Array, what: strin
     if (a[i] !== b[i] && !(anyNaN && Number.isNaN(got[i]) && Number.isNaN(want[i])))
       assert.fail(`${what}: element ${i} differs: ${got[i]} vs ${want[i]}`);
   }
+}
+
+/**
+ * Row independence of `linear` on the small-M path: each of `rows` x rows computed alone at one thread, then at each
+ * of `threads` calls on M = 1..9, a random 10..rows and `rows` consecutive rows from a random start, each row compared
+ * with its lone value bit for bit (`anyNaN` as assertBitwise's). `what(th, M, m)` names a failure. Returns the lone
+ * rows.
+ */
+export function assertRowsAsAlone(
+  be: Backend,
+  rng: Rng,
+  o: {
+    rows: number;
+    N: number;
+    K: number;
+    x: Float32Array;
+    w: WeightArg;
+    bias: Float32Array | null;
+    threads: readonly number[];
+    setThreads: (n: number) => void;
+    what: (threads: number, M: number, m: number) => string;
+    anyNaN?: boolean;
+  },
+): Float32Array[] {
+  const { rows, N, K, x, w, bias } = o;
+  o.setThreads(1);
+  const alone: Float32Array[] = [];
+  for (let m = 0; m < rows; m++) {
+    const y = new Float32Array(N);
+    be.linear(1, N, K, x.subarray(m * K, (m + 1) * K), w, bias, y);
+    alone.push(y);
+  }
+  for (const th of o.threads) {
+    o.setThreads(th);
+    for (const M of [1, 2, 3, 4, 5, 6, 7, 8, 9, rng.int(10, rows), rows]) {
+      const start = rng.int(0, rows - M);
+      const y = new Float32Array(M * N);
+      be.linear(M, N, K, x.subarray(start * K, (start + M) * K), w, bias, y);
+      for (let m = 0; m < M; m++)
+        assertBitwise(y.subarray(m * N, (m + 1) * N), alone[start + m]!, o.what(th, M, m), o.anyNaN);
+    }
+  }
+  return alone;
 }
 
 /** Tolerance of a K-term float32 dot product against ref's float64 one. */
