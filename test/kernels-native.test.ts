@@ -404,6 +404,8 @@ seeded('adamw, add, axpy, scale, sumSquares vs ref', (rng, be) => {
   const step = rng.int(1, 50);
   const [p, m, v] = [p0.slice(), m0.slice(), v0.slice()];
   ref.adamw(n, p, g, m, v, 1e-3, 0.9, 0.95, 1e-8, 0.1, step);
+  // 0.9·m + 0.1·g may cancel (seen at n = 1): m's error is held to the scale of its terms
+  const momentTerms = 0.01;
   const sum = new Float32Array(n),
     y0 = rng.uniform(n),
     y = y0.slice(),
@@ -416,7 +418,7 @@ seeded('adamw, add, axpy, scale, sumSquares vs ref', (rng, be) => {
   eachConfig(be, (cfg) => {
     const [bp, bm, bv] = [p0.slice(), m0.slice(), v0.slice()];
     be.adamw(n, bp, g, bm, bv, 1e-3, 0.9, 0.95, 1e-8, 0.1, step);
-    assertClose(bm, m, 1e-6, `adamw m ${cfg}`);
+    assertClose(bm, m, 1e-6, `adamw m ${cfg}`, momentTerms);
     assertClose(bv, v, 1e-6, `adamw v ${cfg}`);
     assertClose(bp, p, 1e-6, `adamw param ${cfg}`);
     const s = new Float32Array(n);

@@ -32,9 +32,9 @@ const plainCopy = (a: Arg): Arg => (a instanceof Float32Array || a instanceof In
 
 /**
  * Runs `call` on ref, on wasm with plain arrays and on wasm with its own arrays; compares the float arrays at `outs`
- * (and the return value) with ref to `tol` (relative, assertClose), and the two wasm runs bit for bit.
+ * (and the return value) with ref to `tol` (relative, assertClose with `floor`), and the two wasm runs bit for bit.
  */
-function compare(what: string, args: Arg[], outs: number[], tol: number, call: Call): void {
+function compare(what: string, args: Arg[], outs: number[], tol: number, call: Call, floor = 0): void {
   const want = args.map(plainCopy);
   const wantRet = call(ref, want);
   const plain = args.map(plainCopy);
@@ -42,7 +42,7 @@ function compare(what: string, args: Arg[], outs: number[], tol: number, call: C
   const inMem = args.map((a) => copyInto(wasm, a));
   const inMemRet = call(wasm, inMem);
   for (const i of outs) {
-    assertClose(plain[i] as Float32Array, want[i] as Float32Array, tol, `${what}: argument ${i}`);
+    assertClose(plain[i] as Float32Array, want[i] as Float32Array, tol, `${what}: argument ${i}`, floor);
     assertBitwise(new Float32Array(inMem[i] as Float32Array), plain[i] as Float32Array, `${what}: arg ${i} in memory`);
   }
   if (typeof wantRet === 'number') {
@@ -415,10 +415,18 @@ seeded('crossEntropy, adamw, add, axpy, scale, sumSquares vs ref', (rng) => {
     m = rng.uniform(n, 0.01),
     v = rng.uniform(n, 1e-4).map(Math.abs),
     step = rng.int(1, 50);
-  compare(`adamw n=${n}`, [p, g, m, v], [0, 1, 2, 3], 1e-6, (be, a) => {
-    const [pp, gg, mm, vv] = a as Float32Array[];
-    be.adamw(n, pp!, gg!, mm!, vv!, 1e-3, 0.9, 0.95, 1e-8, 0.1, step);
-  });
+  // 0.9·m + 0.1·g may cancel (seen at n = 1): the outputs' errors are held to the scale of m's terms (0.01)
+  compare(
+    `adamw n=${n}`,
+    [p, g, m, v],
+    [0, 1, 2, 3],
+    1e-6,
+    (be, a) => {
+      const [pp, gg, mm, vv] = a as Float32Array[];
+      be.adamw(n, pp!, gg!, mm!, vv!, 1e-3, 0.9, 0.95, 1e-8, 0.1, step);
+    },
+    0.01,
+  );
   compare(`add n=${n}`, [p, g, new Float32Array(n)], [2], 0, (be, a) =>
     be.add(n, a[0] as Float32Array, a[1] as Float32Array, a[2] as Float32Array),
   );

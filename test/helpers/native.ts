@@ -65,8 +65,17 @@ export function eachConfig(be: NativeBackend, fn: (label: string, threads: numbe
   }
 }
 
-/** |got − want| ≤ rtol·(|want| + rms(want)) elementwise; reports the worst element. */
-export function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, what: string): void {
+/**
+ * |got − want| ≤ rtol·(|want| + rms(want) + floor) elementwise; reports the worst element. `floor` is the scale of the
+ * operands where the result may cancel to far below it (e.g. a moment β·m + (1 − β)·g of one element).
+ */
+export function assertClose(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  rtol: number,
+  what: string,
+  floor = 0,
+): void {
   assert.equal(got.length, want.length, `${what}: length`);
   let rms = 0;
   for (let i = 0; i < want.length; i++) rms += want[i]! * want[i]!;
@@ -74,7 +83,7 @@ export function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, rto
   let worst = -1;
   let worstErr = 0;
   for (let i = 0; i < want.length; i++) {
-    const err = Math.abs(got[i]! - want[i]!) / (Math.abs(want[i]!) + rms);
+    const err = Math.abs(got[i]! - want[i]!) / (Math.abs(want[i]!) + rms + floor);
     if (!(err <= worstErr)) {
       worstErr = Number.isNaN(err) ? Infinity : err;
       worst = i;
