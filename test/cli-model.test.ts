@@ -9,6 +9,8 @@ test('--model takes a directory, a shipped model name or nothing (the default); 
   assert.ok(shippedModelNames().includes(DEFAULT_MODEL_NAME));
   assert.ok(shippedModelNames().includes('recycle-deep'));
   assert.ok(shippedModelNames().includes('recycle-medium'));
+  assert.ok(shippedModelNames().includes('recycle-small'), 'the former default stays a named model');
+  assert.equal(DEFAULT_MODEL_NAME, 'recycle-large');
   assert.equal(resolveModelDir(undefined), join(models, DEFAULT_MODEL_NAME));
   assert.equal(resolveModelDir('recycle-deep'), join(models, 'recycle-deep'));
   assert.equal(resolveModelDir(join(models, 'recycle-deep')), join(models, 'recycle-deep'));

@@ -1,8 +1,8 @@
 /**
  * Verified greedy with k = 1..4 chained drafts emits exactly standard greedy's tokens on held-out Brown prompts with
- * the shipped models (models/recycle-small, recycle-deep and recycle-medium, native backend), and at k = 4 drafts
- * are accepted and rejected at every depth, with partly accepted rounds (a rejection after accepted drafts). The
- * per-depth acceptance is printed as a diagnostic.
+ * the shipped models (models/recycle-small, recycle-deep, recycle-medium and recycle-large, native backend), and at
+ * k = 4 drafts are accepted and rejected at every depth, with partly accepted rounds (a rejection after accepted
+ * drafts). The per-depth acceptance is printed as a diagnostic.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +22,7 @@ const PROMPTS = 10,
   P = 24,
   K = 32;
 
-for (const name of ['recycle-small', 'recycle-deep', 'recycle-medium']) {
+for (const name of ['recycle-small', 'recycle-deep', 'recycle-medium', 'recycle-large']) {
   const dir = path.join(packageRoot(), 'models', name);
   const skip =
     getBackend().name === 'ref'

@@ -1,7 +1,7 @@
 /**
  * Verified greedy decoding is lossless on real text: on 60 held-out Brown prompts it emits exactly the tokens of
  * standard greedy decoding, and both of its paths (draft accepted, draft rejected and replaced) run. The model is
- * the shipped default (models/recycle-small) when it is installed, else a tiny model trained here on Brown's
+ * the shipped default (models/recycle-large) when it is installed, else a tiny model trained here on Brown's
  * training split, so the test always decodes with a trained model; it prints which one it used.
  */
 import { test } from 'node:test';
@@ -73,7 +73,7 @@ test(
       tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'heldout-verified-'));
       dir = trainTinyOnBrown(path.join(tmp, 'tiny'));
       which =
-        `a tiny model trained here on Brown's training split (models/recycle-small is not installed), ` +
+        `a tiny model trained here on Brown's training split (the default model is not installed), ` +
         `${((performance.now() - t0) / 1000).toFixed(1)} s of training`;
     }
     try {

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from './package-root.js';
 
-export const DEFAULT_MODEL_NAME = 'recycle-small';
+export const DEFAULT_MODEL_NAME = 'recycle-large';
 
 /** The models shipped in <package root>/models (each a folder with a config.json). */
 export function shippedModelNames(): string[] {
