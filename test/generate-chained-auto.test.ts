@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeAll } from '../src/generate/decode.js';
-import { AutoDraftTokens, callCosts, type CallCosts } from '../src/generate/modes/draft-k.js';
+import { AutoDraftTokens, callCosts, newDraftMemory, type CallCosts } from '../src/generate/modes/draft-k.js';
 import { emptyStats, type GenerationStats } from '../src/generate/types.js';
 import { randomModel } from './helpers/models.js';
 import { randomPrompts } from './helpers/decoding.js';
@@ -41,9 +41,28 @@ test('auto: observed call times rescale the calibrated costs (a slow module make
   const auto = new AutoDraftTokens(flat);
   const s = statsWith([0.7, 0.6, 0.5, 0.4, 0.3, 0.3, 0.3]);
   const before = auto.choose(s, 7);
-  for (let i = 0; i < 40; i++) auto.observeModule(1, 30); // the module now costs 3 full calls
+  for (let i = 0; i < 40; i++) auto.observeModule(1, 30, true); // a chained module call now costs 3 full calls
   const after = auto.choose(s, 7);
   assert.ok(before > 1 && after < before, `k ${before} → ${after}`);
+});
+
+test('auto: what a generation learns (acceptance by depth, call-time scales) starts the next one', () => {
+  const memory = newDraftMemory();
+  const first = new AutoDraftTokens(flat, memory);
+  // 60 rounds at k = 3: depth 1 accepted 9 times in 10, depth 2 in 4 of the 9 rounds reaching it, depth 3 never
+  for (let r = 0; r < 60; r++) first.observeRound(3, r % 10 === 0 ? 0 : r % 2 ? 1 : 2);
+  for (let i = 0; i < 40; i++) first.observeModule(1, 30, true);
+  const next = new AutoDraftTokens(flat, memory);
+  const fresh = emptyStats('verified', 4, 1, 'auto');
+  const a = next.acceptance(fresh, 4);
+  assert.ok(Math.abs(a[0]! - 0.9) < 0.02 && Math.abs(a[1]! - 4 / 9) < 0.05 && a[2]! < 0.01, String(a));
+  assert.equal(a[3], a[2], 'a depth never reached: like the one above it');
+  assert.ok(next.chainScale() > 20, 'the slow chained calls are remembered');
+  assert.equal(next.choose(fresh, 7), 1, 'dear chains and a weak depth 2: one draft from the first round');
+  assert.ok(new AutoDraftTokens(flat).choose(fresh, 7) > 1, 'no memory: ½ at every depth and cheap chains');
+  // the counts decay: a window of recent rounds, not the whole history
+  for (let r = 0; r < 200; r++) first.observeRound(1, 0);
+  assert.ok(next.acceptance(fresh, 1)[0]! < 0.05, 'depth 1 rejected for 200 rounds: forgotten 0.9');
 });
 
 test('auto: untried depths are estimated like the depth above them (optimistic), measured ones by their counts', () => {

@@ -17,12 +17,12 @@
  */
 import type { DecodeSession, DecodeStep } from '../session.js';
 import { bump } from '../session.js';
-import { AutoDraftTokens, callCosts } from './draft-k.js';
+import { autoDraftTokens } from './draft-k.js';
 
 export function* verifiedDecode(s: DecodeSession): Generator<DecodeStep, void, void> {
   const { hidden: C, vocabSize: V } = s.model.config;
   const opt = s.options.draftTokens ?? 1;
-  const auto = opt === 'auto' ? new AutoDraftTokens(callCosts(s.model)) : null;
+  const auto = opt === 'auto' ? autoDraftTokens(s.model) : null;
   const moduleCache = s.caches.module;
   if (!moduleCache) throw new Error('decode: verified mode needs a module cache');
   const chainInput = new Float32Array(C);
@@ -55,7 +55,7 @@ export function* verifiedDecode(s: DecodeSession): Generator<DecodeStep, void, v
       s.history.push(drafts[j - 1]!);
       t0 = performance.now();
       m = yield* s.moduleOut(chainInput, [drafts[j - 1]!], true);
-      auto?.observeModule(1, performance.now() - t0);
+      auto?.observeModule(1, performance.now() - t0, true);
       drafts.push(s.sampler.draft(m.logits, s.history, j));
     }
     for (let j = 1; j < k; j++) s.history.pop();
@@ -82,6 +82,7 @@ export function* verifiedDecode(s: DecodeSession): Generator<DecodeStep, void, v
       yield s.emit(drafts[accepted]!, 'accepted', accepted + 1);
       if (s.done) return;
     }
+    auto?.observeRound(k, accepted);
     if (accepted === k) {
       next = s.sampler.pick(o.logits.subarray(k * V, (k + 1) * V), s.history);
       yield s.emit(next, 'full');
