@@ -9,6 +9,7 @@ import { packageRoot } from '../src/node/package-root.js';
 import { modeQualityLengths } from '../src/cli/cmd-eval.js';
 import { optionsFromFlags, type GenerationFlags } from '../src/cli/generation-flags.js';
 import { checkBaseDir } from '../src/train/setup.js';
+import { lastJson, runCli } from './helpers/cli.js';
 
 const models = join(packageRoot(), 'models');
 
@@ -49,6 +50,23 @@ test('sampling options without do_sample: greedy, and one warning (API: onWarnin
   // a model whose generation_config.json samples: the flags count, no warning
   const byConfig = optionsFromFlags(flags, { do_sample: true });
   assert.deepEqual([byConfig.warning, byConfig.options.temperature, byConfig.options.top_k], [null, 0.7, 5]);
+});
+
+test('recyclegpt generate "PROMPT": an argument works as --prompt does; given both ways, a clear error', () => {
+  const args = ['--max-new-tokens', '6', '--mode', 'verified', '--json'];
+  const positional = runCli(['generate', 'The jury said', ...args]);
+  assert.equal(positional.status, 0, positional.stderr);
+  const flag = runCli(['generate', '--prompt', 'The jury said', ...args]);
+  assert.equal(flag.status, 0, flag.stderr);
+  const [a, b] = [lastJson(positional.stdout), lastJson(flag.stdout)];
+  assert.equal(a.text, b.text);
+  assert.equal(a.tokens, 6);
+  const twice = runCli(['generate', 'The jury said', '--prompt', 'The jury']);
+  assert.notEqual(twice.status, 0);
+  assert.match(twice.stderr, /the prompt is given twice: as an argument and as --prompt/);
+  const none = runCli(['generate']);
+  assert.notEqual(none.status, 0);
+  assert.match(none.stderr, /give exactly one of --prompt TEXT \(or the prompt as an argument\)/);
 });
 
 test('--mode-quality lengths fit a short context; --base NAME: no such directory, nothing is downloaded', () => {

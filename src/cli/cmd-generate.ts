@@ -1,5 +1,5 @@
 /**
- * `recyclegpt generate [--model DIR|NAME] (--prompt TEXT | --prompt-file FILE|- | --prompt-ids LIST)
+ * `recyclegpt generate [--model DIR|NAME] (PROMPT | --prompt TEXT | --prompt-file FILE|- | --prompt-ids LIST)
  *  [--mode standard|recycle|verified] [--max-new-tokens N] [--do-sample --temperature T --top-k K --top-p P
  *  --min-p P] [--repetition-penalty R] [--seed S] [--stop STR]… [--dtype D] [--draft-tokens K|auto] [--json]`
  * --dtype f32|f16|bf16|int8 converts the weight matrices at load (int8: q8_0); default: as the directory stores them.
@@ -30,6 +30,7 @@ export function register(program: Command): void {
   const cmd = program
     .command('generate')
     .description('generate text from a prompt in standard, recycle or verified mode')
+    .argument('[prompt]', 'prompt text (the same as --prompt)')
     .option('--prompt <text>', 'prompt text')
     .option('--prompt-file <file>', 'read the prompt from a file (- for standard input)')
     .option('--prompt-ids <list>', 'prompt as comma-separated token ids (models without a tokenizer)');
@@ -38,8 +39,10 @@ export function register(program: Command): void {
       '--json',
       'print one JSON object {text, tokens, tokens_per_s, full_calls, module_calls, accepted, rejected, mode, …}',
     )
-    .action(async (o: GenerateCliOptions) => {
-      const prompt = promptFromFlags(o);
+    .action(async (text: string | undefined, o: GenerateCliOptions) => {
+      if (text !== undefined && o.prompt !== undefined)
+        throw new Error('the prompt is given twice: as an argument and as --prompt; give one');
+      const prompt = promptFromFlags(text !== undefined ? { ...o, prompt: text } : o);
       const m = await loadModelFromFlags(o);
       const { options: opts, warning } = optionsFromFlags(o, m.generationConfig?.defaults);
       if (warning !== null) warnOnStderr(warning);

@@ -169,7 +169,10 @@ export function parseIdList(text: string, flag: string): number[] {
 export function promptFromFlags(o: PromptFlags): string | number[] {
   const given = [o.prompt, o.promptFile, o.promptIds].filter((v) => v !== undefined).length;
   if (given !== 1)
-    throw new Error('give exactly one of --prompt TEXT, --prompt-file FILE (- for stdin) and --prompt-ids LIST');
+    throw new Error(
+      'give exactly one of --prompt TEXT (or the prompt as an argument), --prompt-file FILE (- for stdin) and ' +
+        '--prompt-ids LIST',
+    );
   if (o.promptIds !== undefined) return parseIdList(o.promptIds, '--prompt-ids');
   if (o.prompt !== undefined) return o.prompt;
   const file = o.promptFile!;
