@@ -116,7 +116,7 @@ export function calibrate(model: InferenceModel, rounds = 5): CallCosts {
   const scratch = model.newScratch();
   const calls: Array<() => void> = [];
   const top = Math.min(maxM, c.maxPositions - ctx);
-  const sizes = [...new Set([1, 2, 3, 4, 5, 6, 7, 8].map((M) => Math.min(M, top)))];
+  const sizes = Array.from({ length: top }, (_, i) => i + 1);
   for (const M of sizes)
     calls.push(() => {
       model.forwardBase(ids.slice(0, M), base, 'all', scratch);
@@ -142,18 +142,8 @@ export function calibrate(model: InferenceModel, rounds = 5): CallCosts {
     });
   }
   const med = ms.map(median);
-  const fullMs: number[] = [];
-  for (let M = 1; M <= maxM; M++) {
-    const hi = sizes.findIndex((x) => x >= M);
-    if (hi < 0)
-      fullMs.push(med[sizes.length - 1]!); // a context shorter than 8 rows: never asked for
-    else if (sizes[hi] === M || hi === 0) fullMs.push(med[hi]!);
-    else {
-      const a = sizes[hi - 1]!,
-        b = sizes[hi]!;
-      fullMs.push(med[hi - 1]! + ((med[hi]! - med[hi - 1]!) * (M - a)) / (b - a));
-    }
-  }
+  // M past the context's room (a context shorter than 8 rows) is never asked for: the largest size stands in
+  const fullMs = Array.from({ length: maxM }, (_, i) => med[Math.min(i + 1, top) - 1]!);
   const m1 = model.hasModule ? med[sizes.length]! : 0,
     m8 = model.hasModule ? med[sizes.length + 1]! : 0;
   return { fullMs, moduleMs1: m1, moduleMs8: m8 };
@@ -198,7 +188,7 @@ export class AutoDraftTokens {
   /** The expected time (ms) of a full call on M rows now: its recent median once used, else calibration × scale. */
   fullCost(M: number): number {
     const seen = this.memory.fullTimes[M - 1]!;
-    return seen.length > 0 ? medianOr(seen, 0) : this.fullScale() * this.fullMs(M);
+    return seen.length > 0 ? median(seen) : this.fullScale() * this.fullMs(M);
   }
 
   /** A module call on M rows took `ms`: a round's catch-up call, or (`chained`) a chained draft's one-row call. */
