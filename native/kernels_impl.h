@@ -119,16 +119,16 @@ static inline void axpy_row(float* acc, float p, const float* v, i64 n) {
 #include "gemm_impl.h"
 
 // ================================================================================================
-// linear, small M (1..8, and groups of 8 up to linear_small_max_rows): the decode path. Each W row is loaded once
-// and dotted with all M x rows while it is in registers, so W streams from memory once per call. The per-(m,n) arithmetic is identical for every
-// M: LIN_ACC accumulators (4 here) take W-wide chunks of K in turn (chunk c → acc[c % LIN_ACC]), a masked chunk
-// takes the tail, then y = hsum((acc0 + acc1) + (acc2 + acc3)) + bias. Threads split N into contiguous ranges. Four FMA chains
-// instead of two: from DRAM (320..4096 × 320 weights, 1 and 2 threads) M = 2 took 1.12-1.20x the M = 1 time
-// with two and 1.01-1.07x with four, which is what the 2-token full calls of recycle/verified decoding need
-// (from L2 the ratio stayed ~1.25x). Past LIN_GROUP x rows (simd_*.h) the accumulators would spill: the rows go
-// in passes over each W row instead (linear_row_passes), which chained drafts' full calls on up to 8 rows need.
-// W rows are processed one at a time, so each thread reads W as a single sequential stream: interleaving 4
-// rows (4 short streams) was ~20% slower from DRAM on Zen 5, the hardware prefetcher prefers one stream.
+// linear, small M (1..8, and groups of 8 up to linear_small_max_rows): the decode path. Each W row is loaded once and
+// dotted with all M x rows while it is in registers, so W streams from memory once per call. The per-(m,n) arithmetic
+// is identical for every M: LIN_ACC accumulators (4 here) take W-wide chunks of K in turn (chunk c → acc[c % LIN_ACC]),
+// a masked chunk takes the tail, then y = hsum((acc0 + acc1) + (acc2 + acc3)) + bias. Threads split N into contiguous
+// ranges. Four FMA chains instead of two: from DRAM (320..4096 × 320 weights, 1 and 2 threads) M = 2 took 1.12-1.20x
+// the M = 1 time with two and 1.01-1.07x with four, which is what the 2-token full calls of recycle/verified decoding
+// need (from L2 the ratio stayed ~1.25x). Past LIN_GROUP x rows (simd_*.h) the accumulators would spill: the rows go in
+// passes over each W row instead (linear_row_passes), which chained drafts' full calls on up to 8 rows need. W rows are
+// processed one at a time, so each thread reads W as a single sequential stream: interleaving 4 rows (4 short streams)
+// was ~20% slower from DRAM on Zen 5, the hardware prefetcher prefers one stream.
 // ================================================================================================
 // LIN_ACC, the accumulators per x row, comes from the ISA's simd_*.h (4 above; 2 for SIMD128, whose 16 registers
 // spill at M = 2 with 4). LIN_ACC is a power of two; the accumulators are summed pairwise (lin_acc_sum).
@@ -331,6 +331,23 @@ static inline i64 small_chunk_len(int nth, i64 N, i64 row_bytes) {
 
 static thread_local Scratch tls_x = {nullptr, 0};
 
+// Calls f(std::integral_constant<int, R>{}) for a run-time R of 1..8 (larger: 8), so each row kernel is compiled
+// for its own number of x rows.
+template <class F>
+static inline void with_rows(i64 r, F&& f) {
+  switch (imin(r, 8)) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 5: f(std::integral_constant<int, 5>{}); break;
+    case 6: f(std::integral_constant<int, 6>{}); break;
+    case 7: f(std::integral_constant<int, 7>{}); break;
+    default: f(std::integral_constant<int, 8>{}); break;
+  }
+}
+
+
 // The small-M product's frame, shared by every weight dtype: x copied into rows padded to 16 floats, W cut into chunks
 // of `len` rows handed to the threads (over N, never K: rows stay bit-identical for every M), and
 // `rows(tag, n0, n1, Kp, xs, m0)` running the R-row kernel (tag: std::integral_constant<int, R>, R <= 8) for x rows
@@ -343,19 +360,8 @@ static void linear_small_chunks(int nth, i64 M, i64 N, i64 K, const float* x, i6
   for (i64 m = 0; m < M; ++m) memcpy(xs + m * Kp, x + m * K, static_cast<size_t>(K) * 4);
   auto chunk = [&](i64 c) {
     const i64 n0 = c * len, n1 = imin(N, n0 + len);
-    for (i64 m0 = 0; m0 < M; m0 += 8) {
-      const float* xg = xs + m0 * Kp;
-      switch (imin(M - m0, 8)) {
-        case 1: rows(std::integral_constant<int, 1>{}, n0, n1, Kp, xg, m0); break;
-        case 2: rows(std::integral_constant<int, 2>{}, n0, n1, Kp, xg, m0); break;
-        case 3: rows(std::integral_constant<int, 3>{}, n0, n1, Kp, xg, m0); break;
-        case 4: rows(std::integral_constant<int, 4>{}, n0, n1, Kp, xg, m0); break;
-        case 5: rows(std::integral_constant<int, 5>{}, n0, n1, Kp, xg, m0); break;
-        case 6: rows(std::integral_constant<int, 6>{}, n0, n1, Kp, xg, m0); break;
-        case 7: rows(std::integral_constant<int, 7>{}, n0, n1, Kp, xg, m0); break;
-        default: rows(std::integral_constant<int, 8>{}, n0, n1, Kp, xg, m0); break;
-      }
-    }
+    for (i64 m0 = 0; m0 < M; m0 += 8)
+      with_rows(M - m0, [&](auto tag) { rows(tag, n0, n1, Kp, xs + m0 * Kp, m0); });
   };
   // Memory-bound: ~1 flop per byte counts as work here, so a 768x768 layer (2.4 MB) uses both threads.
   run_chunks(nth, (N + len - 1) / len, 2.0 * static_cast<double>(M) * N * K, chunk);
@@ -712,21 +718,11 @@ static void linear_q8_int(int nth, i64 M, i64 N, i64 K, const float* x, const rg
       const int32_t* cg = c8 ? c8 + m0 * nb * 8 : nullptr;
       const float* dg = dx + m0 * nb;
       float* yg = y + m0 * N;
-      auto rows = [&](auto tag) {
+      with_rows(M - m0, [&](auto tag) {
         constexpr int R = decltype(tag)::value;
         for (i64 n = n0; n < n1; ++n)
           linear_row_q8i<R, B>(n, N, K, nb, xg, cg, dg, dw + (n - n0) * nb, wq + n * row_bytes, bias, yg);
-      };
-      switch (imin(M - m0, 8)) {
-        case 1: rows(std::integral_constant<int, 1>{}); break;
-        case 2: rows(std::integral_constant<int, 2>{}); break;
-        case 3: rows(std::integral_constant<int, 3>{}); break;
-        case 4: rows(std::integral_constant<int, 4>{}); break;
-        case 5: rows(std::integral_constant<int, 5>{}); break;
-        case 6: rows(std::integral_constant<int, 6>{}); break;
-        case 7: rows(std::integral_constant<int, 7>{}); break;
-        default: rows(std::integral_constant<int, 8>{}); break;
-      }
+      });
     }
   };
   run_chunks(nth, (N + len - 1) / len, 2.0 * static_cast<double>(M) * N * K, chunk);
