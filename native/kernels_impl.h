@@ -1252,66 +1252,58 @@ static void attention_values(i64 M, i64 H, i64 h, i64 D, i64 pos0, i64 len, i64 
   }
 }
 
-// s[0..4) = dot(q, k_j)·scale for the four keys k_j = k + j·stride, j = 0..3: dot()'s arithmetic for each (one
-// accumulator over the W-chunks in order, the masked tail, vhsum), the four chains interleaved so that they overlap
-// (one dot at a time waited on its chain and its horizontal sum: ~20 cycles a key at D = 64).
-static inline void dot4(const float* q, const float* k, i64 stride, i64 D, float scale, float* s) {
-  V a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
-  const float *k0 = k, *k1 = k + stride, *k2 = k + 2 * stride, *k3 = k + 3 * stride;
-  i64 i = 0;
-  for (; i + W <= D; i += W) {
-    const V qv = vload(q + i);
-    a0 = vfma(qv, vload(k0 + i), a0);
-    a1 = vfma(qv, vload(k1 + i), a1);
-    a2 = vfma(qv, vload(k2 + i), a2);
-    a3 = vfma(qv, vload(k3 + i), a3);
+// s[0..n) = dot(q, k_j)·scale for the n <= W keys k_j = k + j·stride: dot()'s arithmetic for each (one accumulator
+// over the W-chunks in order, the masked tail, vhsum's tree: here one transposed reduction for all W keys, vtsum), the
+// W chains side by side (one dot at a time waited on its chain and its horizontal sum). Lanes past n repeat key n−1
+// and are not stored.
+static inline void dot_keys(const float* q, const float* k, i64 stride, i64 D, i64 n, float scale, float* s) {
+  const float* kr[W];
+  V a[W];
+#pragma GCC unroll 16
+  for (int i = 0; i < W; ++i) {
+    kr[i] = k + (i < n ? i : n - 1) * stride;
+    a[i] = vzero();
   }
-  if (i < D) {
-    const int r = static_cast<int>(D - i);
-    const V qv = vload_n(q + i, r);
-    a0 = vfma(qv, vload_n(k0 + i, r), a0);
-    a1 = vfma(qv, vload_n(k1 + i, r), a1);
-    a2 = vfma(qv, vload_n(k2 + i, r), a2);
-    a3 = vfma(qv, vload_n(k3 + i, r), a3);
+  i64 d = 0;
+  for (; d + W <= D; d += W) {
+    const V qv = vload(q + d);
+#pragma GCC unroll 16
+    for (int i = 0; i < W; ++i) a[i] = vfma(qv, vload(kr[i] + d), a[i]);
   }
-  s[0] = vhsum(a0) * scale;
-  s[1] = vhsum(a1) * scale;
-  s[2] = vhsum(a2) * scale;
-  s[3] = vhsum(a3) * scale;
+  if (d < D) {
+    const int r = static_cast<int>(D - d);
+    const V qv = vload_n(q + d, r);
+#pragma GCC unroll 16
+    for (int i = 0; i < W; ++i) a[i] = vfma(qv, vload_n(kr[i] + d, r), a[i]);
+  }
+  const V sv = vmul(vtsum(a), vset1(scale));
+  if (n == W)
+    vstore(s, sv);
+  else
+    vstore_n(s, sv, static_cast<int>(n));
 }
 
 static void attention_decode(int nth, i64 M, i64 H, i64 G, i64 D, const float* q, const float* kCache,
                              const float* vCache, i64 pos0, float* out) {
   const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(D)));
   const i64 hpk = H / G, len = pos0 + M, stride = G * D;
-  // A chunk is a range of kv heads (with their hpk query heads). The scores walk the K cache key row by key row,
-  // reading the chunk's part of each row as one sequential stream (the cache is [T, G*D]); the values are summed
-  // per head (attention_values). Every head's arithmetic is the same whatever the chunking: scores by one dot
-  // each, softmax per row, values accumulated in key order.
+  // A chunk is a range of kv heads (with their hpk query heads): per head and row, the scores W keys at a time
+  // (dot_keys), then the values (attention_values). Every head's arithmetic is the same whatever the chunking and
+  // the rows: scores by one dot each, softmax per row, values accumulated in key order.
   const i64 chunks = imin(G, imax(1, static_cast<i64>(nth)) * 2);
   auto job = [&](i64 c) {
     i64 g0, g1;
     rg::split_range(G, static_cast<int>(c), static_cast<int>(chunks), &g0, &g1);
     const i64 nh = (g1 - g0) * hpk, h0 = g0 * hpk;
     float* s = tls_s2.get(nh * M * len);  // s[(h - h0) * M + m][j]
-    // Keys in blocks of four (dot4), each block for every row: a row's scores past its own position are computed
-    // too and never read (its softmax and values stop at pos0 + m).
-    i64 j = 0;
-    for (; j + 4 <= len; j += 4) {
-      const float* krow = kCache + j * stride;
-      for (i64 h = h0; h < h0 + nh; ++h) {
-        const float* kr = krow + (h / hpk) * D;
-        float* sh = s + (h - h0) * M * len;
-        for (i64 m = 0; m < M; ++m) dot4(q + (m * H + h) * D, kr, stride, D, scale, sh + m * len + j);
-      }
-    }
-    for (; j < len; ++j) {
-      const i64 m0 = imax(0, j - pos0);  // query rows m with pos0 + m >= j see key j
-      const float* krow = kCache + j * stride;
-      for (i64 h = h0; h < h0 + nh; ++h) {
-        const float* kr = krow + (h / hpk) * D;
-        float* sh = s + (h - h0) * M * len;
-        for (i64 m = m0; m < M; ++m) sh[m * len + j] = dot(q + (m * H + h) * D, kr, D) * scale;
+    // Scores in blocks of W keys (dot_keys), each row over the keys it sees (0 .. pos0 + m).
+    for (i64 h = h0; h < h0 + nh; ++h) {
+      const float* kh = kCache + (h / hpk) * D;
+      for (i64 m = 0; m < M; ++m) {
+        const float* qm = q + (m * H + h) * D;
+        float* sm = s + ((h - h0) * M + m) * len;
+        const i64 n = pos0 + m + 1;
+        for (i64 j = 0; j < n; j += W) dot_keys(qm, kh + j * stride, stride, D, imin(W, n - j), scale, sm + j);
       }
     }
     for (i64 r = 0; r < nh * M; ++r) {

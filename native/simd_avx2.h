@@ -42,6 +42,18 @@ static inline float vhsum(V a) {
   __m128 s1 = _mm_add_ss(s2, _mm_movehdup_ps(s2));
   return _mm_cvtss_f32(s1);
 }
+// r[i] = vhsum(a[i]) for the W vectors a[0..W), each lane by vhsum's own tree (bit for bit), in one transposed
+// reduction: 8 → 4 → 2 → 1 vectors of partial sums.
+static inline V vtsum(const V* a) {
+  V u[4];
+  for (int i = 0; i < 4; ++i)  // 128-bit lane 0: a[2i]'s lo + hi, lane 1: a[2i+1]'s (vhsum's 128+128)
+    u[i] = _mm256_add_ps(_mm256_permute2f128_ps(a[2 * i], a[2 * i + 1], 0x20),
+                         _mm256_permute2f128_ps(a[2 * i], a[2 * i + 1], 0x31));
+  const V s0 = _mm256_add_ps(_mm256_unpacklo_ps(u[0], u[1]), _mm256_unpackhi_ps(u[0], u[1]));  // movehl
+  const V s1 = _mm256_add_ps(_mm256_unpacklo_ps(u[2], u[3]), _mm256_unpackhi_ps(u[2], u[3]));
+  const V r = _mm256_add_ps(_mm256_shuffle_ps(s0, s1, 0x44), _mm256_shuffle_ps(s0, s1, 0xEE));  // movehdup
+  return _mm256_permutevar8x32_ps(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));  // r = a0 a2 a4 a6 a1 a3 a5 a7
+}
 static inline float vhmax(V a) {
   __m128 s4 = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
   __m128 s2 = _mm_max_ps(s4, _mm_movehl_ps(s4, s4));
