@@ -93,6 +93,15 @@ static inline void for_cols(int nth, i64 cols, i64 rows, F body) {
   run_chunks(nth, (cols + CC - 1) / CC, static_cast<double>(cols) * rows, chunk);
 }
 
+#if !defined(RG_HAVE_VTSUM)
+// r[i] = vhsum(a[i]) for the W vectors a[0..W) (attention scores, dot_keys); x86 has a transposed reduction of its own.
+static inline V vtsum(const V* a) {
+  alignas(16) float t[W];
+  for (int i = 0; i < W; ++i) t[i] = vhsum(a[i]);
+  return vload(t);
+}
+#endif
+
 // Σ a[i]·b[i], one accumulator, fixed chunk order, masked tail: the order depends on n only.
 static inline float dot(const float* a, const float* b, i64 n) {
   V acc = vzero();
@@ -346,7 +355,6 @@ static inline void with_rows(i64 r, F&& f) {
     default: f(std::integral_constant<int, 8>{}); break;
   }
 }
-
 
 // The small-M product's frame, shared by every weight dtype: x copied into rows padded to 16 floats, W cut into chunks
 // of `len` rows handed to the threads (over N, never K: rows stay bit-identical for every M), and

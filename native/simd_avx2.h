@@ -44,6 +44,7 @@ static inline float vhsum(V a) {
 }
 // r[i] = vhsum(a[i]) for the W vectors a[0..W), each lane by vhsum's own tree (bit for bit), in one transposed
 // reduction: 8 → 4 → 2 → 1 vectors of partial sums.
+#define RG_HAVE_VTSUM 1
 static inline V vtsum(const V* a) {
   V u[4];
   for (int i = 0; i < 4; ++i)  // 128-bit lane 0: a[2i]'s lo + hi, lane 1: a[2i+1]'s (vhsum's 128+128)

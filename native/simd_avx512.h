@@ -47,6 +47,7 @@ static inline float vhsum(V a) {
 static inline float vhmax(V a) { return _mm512_reduce_max_ps(a); }
 // r[i] = vhsum(a[i]) for the W vectors a[0..W), each lane by vhsum's own tree (bit for bit), in one transposed
 // reduction: 16 → 8 → 4 → 2 → 1 vectors of partial sums (~3 operations per key instead of ~8 for a vhsum each).
+#define RG_HAVE_VTSUM 1
 static inline V vtsum(const V* a) {
   V u[8], w[4];
   for (int i = 0; i < 8; ++i)  // [x(q0+q2), x(q1+q3), y(..), y(..)]: each vector's lanes k + k+8 (vhsum's 256+256)

@@ -52,12 +52,6 @@ static inline float vhsum(V a) {
   for (int i = 0; i < 2; ++i) s2[i] = s4[i] + s4[i + 2];
   return s2[0] + s2[1];
 }
-// r[i] = vhsum(a[i]) for the W vectors a[0..W) (kernels_impl.h's attention scores).
-static inline V vtsum(const V* a) {
-  alignas(16) float t[W];
-  for (int i = 0; i < W; ++i) t[i] = vhsum(a[i]);
-  return vload(t);
-}
 static inline float vhmax(V a) {
   float m = a.v[0];
   for (int i = 1; i < W; ++i) m = a.v[i] > m ? a.v[i] : m;

@@ -62,12 +62,6 @@ static inline float vhsum(V a) {
   const V s2 = wasm_f32x4_add(a, wasm_i32x4_shuffle(a, a, 2, 3, 2, 3));
   return wasm_f32x4_extract_lane(s2, 0) + wasm_f32x4_extract_lane(s2, 1);
 }
-// r[i] = vhsum(a[i]) for the W vectors a[0..W) (kernels_impl.h's attention scores).
-static inline V vtsum(const V* a) {
-  alignas(16) float t[W];
-  for (int i = 0; i < W; ++i) t[i] = vhsum(a[i]);
-  return vload(t);
-}
 static inline float vhmax(V a) {
   float m = wasm_f32x4_extract_lane(a, 0);
   const float l1 = wasm_f32x4_extract_lane(a, 1), l2 = wasm_f32x4_extract_lane(a, 2),
