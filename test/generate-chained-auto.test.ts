@@ -20,7 +20,10 @@ function statsWith(alpha: number[], n = 1000): GenerationStats {
 }
 
 /** Full calls nearly flat in M (weight-bound), module calls a tenth of a full call. */
-const flat: CallCosts = { fullMs: [10, 10.2, 10.4, 10.6, 10.8, 11, 11.2, 11.4], moduleMs1: 1, moduleMs8: 1.3 };
+const flat: CallCosts = {
+  fullMs: [10, 10.2, 10.4, 10.6, 10.8, 11, 11.2, 11.4],
+  moduleMs: [1, 1.04, 1.09, 1.13, 1.17, 1.21, 1.26, 1.3],
+};
 
 test('auto: high acceptance and flat full-call costs → the most drafts; low acceptance → one', () => {
   const auto = new AutoDraftTokens(flat);
@@ -32,7 +35,7 @@ test('auto: high acceptance and flat full-call costs → the most drafts; low ac
 });
 
 test('auto: a full call whose cost grows with M makes deep drafts not worth it', () => {
-  const steep: CallCosts = { fullMs: [10, 20, 30, 40, 50, 60, 70, 80], moduleMs1: 1, moduleMs8: 8 };
+  const steep: CallCosts = { fullMs: [10, 20, 30, 40, 50, 60, 70, 80], moduleMs: [1, 2, 3, 4, 5, 6, 7, 8] };
   const auto = new AutoDraftTokens(steep);
   assert.equal(auto.choose(statsWith([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]), 7), 1);
 });
@@ -79,7 +82,8 @@ test('auto: the call costs are measured once per model, thread count and draft v
   const model = randomModel({ preset: 'tiny', scale: 4, seed: 7 });
   const c = callCosts(model);
   assert.equal(c.fullMs.length, 8);
-  for (const x of [...c.fullMs, c.moduleMs1, c.moduleMs8]) assert.ok(x > 0 && Number.isFinite(x), String(x));
+  assert.equal(c.moduleMs.length, 8);
+  for (const x of [...c.fullMs, ...c.moduleMs]) assert.ok(x > 0 && Number.isFinite(x), String(x));
   assert.equal(callCosts(model), c, 'cached');
   // a draft vocabulary changes a module call's cost: measured again, and cached under it
   model.setDraftVocab([0, 1, 2, 3, 4]);
@@ -88,6 +92,27 @@ test('auto: the call costs are measured once per model, thread count and draft v
   assert.equal(callCosts(model), d, 'cached with the draft vocabulary');
   model.setDraftVocab(null);
   assert.equal(callCosts(model), c, 'the whole head keeps its calibration');
+});
+
+test('auto: module calls cost what was measured at their row count (a catch-up call on 2..4 rows is not interpolated)', () => {
+  // a module call flat up to 4 rows, then dear: a linear guess between 1 and 8 rows would overcharge 2..4
+  const costs: CallCosts = { fullMs: flat.fullMs, moduleMs: [1, 1, 1, 1, 4, 5, 6, 7] };
+  const auto = new AutoDraftTokens(costs);
+  for (let M = 1; M <= 8; M++) assert.equal(auto.moduleMs(M), costs.moduleMs[M - 1]);
+  assert.equal(auto.moduleMs(12), 7, 'past 8 rows: the 8-row cost');
+  // 2 drafts, both accepted: 3 tokens, so the catch-up call has 3 rows and costs 1 (+ one chained call)
+  assert.ok(Math.abs(auto.rate(2, [1, 1]) - 3 / (10.4 + 1 + 1)) < 1e-12);
+});
+
+test('auto: a context shorter than 8 + 16 positions calibrates every size it can hold, the largest standing in', () => {
+  const model = randomModel({ preset: 'tiny', scale: 4, seed: 7, maxPositions: 11 });
+  const c = callCosts(model);
+  for (const x of [...c.fullMs, ...c.moduleMs]) assert.ok(x > 0 && Number.isFinite(x), String(x));
+  // 11 positions: a 3-token context, so up to 8 rows fit; 6 positions would leave room for 6 (sizes 7, 8 repeat 6)
+  const short = callCosts(randomModel({ preset: 'tiny', scale: 4, seed: 7, maxPositions: 6 }));
+  assert.equal(short.fullMs[7], short.fullMs[5]);
+  assert.equal(short.moduleMs[7], short.moduleMs[5]);
+  assert.equal(short.moduleMs[6], short.moduleMs[5]);
 });
 
 for (const preset of ['tiny', 'tiny-llama'] as const) {

@@ -5,8 +5,7 @@
  * A round with k drafts emits 1 + α_1 + α_1·α_2 + … + α_1···α_k tokens on average (α_j: the acceptance at depth j
  * given that depth j was reached) and costs one full call on k + 1 rows, k − 1 chained module calls on one row and
  * a catch-up module call on (accepted + 1) rows. The costs are measured, never assumed: once per model and thread
- * count, full calls on every M = 1..8 and module calls on 1 and 8 rows are timed round-robin on a scratch cache
- * (`calibrate`). During decoding the mode times its own calls: a full call size already used costs the median of its
+ * count, full calls and module calls on every M = 1..8 rows are timed round-robin on a scratch cache (`calibrate`). During decoding the mode times its own calls: a full call size already used costs the median of its
  * recent calls (WINDOW), the others the calibration times a scale factor (the median of recent observed ÷ calibrated
  * times), so a machine that slows down or a longer context shifts every cost while the shape of the cost curve over M
  * comes from the calibration; catch-up and chained module calls keep a scale each (a chained call finds the module's
@@ -24,11 +23,10 @@
 import type { InferenceModel } from '../../model/infer.js';
 import { MAX_DRAFT_TOKENS, type GenerationStats } from '../types.js';
 
-/** Median wall times (ms) of full calls on M = 1..8 rows (index M − 1) and of module calls on 1 and 8 rows. */
+/** Median wall times (ms) of full calls and of module calls on M = 1..8 rows (index M − 1; module: 0 without one). */
 export interface CallCosts {
   fullMs: number[];
-  moduleMs1: number;
-  moduleMs8: number;
+  moduleMs: number[];
 }
 
 /** What auto has learned about a model across its generations (per calibration). */
@@ -102,9 +100,9 @@ export function autoDraftTokens(model: InferenceModel): AutoDraftTokens {
 }
 
 /**
- * Time the call shapes round-robin (full M = 1..8 with every row's logits, as verified asks; module M = 1 and 8)
- * after one warm-up round, on a fresh cache holding a short context; medians over the rounds. (The cost over M is
- * not linear: a product on 8 rows can take twice the time of one on 4, where 1..4 cost nearly the same.)
+ * Time the call shapes round-robin (full M = 1..8 with every row's logits, as verified asks; module M = 1..8 with the
+ * last row's) after one warm-up round, on fresh caches holding a short context; medians over the rounds. (The cost over
+ * M is not linear: a product on 8 rows can take twice the time of one on 4, where 1..4 cost nearly the same.)
  */
 export function calibrate(model: InferenceModel, rounds = 5): CallCosts {
   const c = model.config,
@@ -127,7 +125,7 @@ export function calibrate(model: InferenceModel, rounds = 5): CallCosts {
       h = new Float32Array(Math.max(ctx, maxM) * c.hidden),
       mScratch = model.newScratch();
     if (ctx > 0) model.forwardModule(h, ids.slice(0, ctx), mod, 'last', mScratch);
-    for (const M of [1, top])
+    for (const M of sizes)
       calls.push(() => {
         model.forwardModule(h, ids.slice(0, M), mod, 'last', mScratch);
         mod.rollback(M);
@@ -143,10 +141,8 @@ export function calibrate(model: InferenceModel, rounds = 5): CallCosts {
   }
   const med = ms.map(median);
   // M past the context's room (a context shorter than 8 rows) is never asked for: the largest size stands in
-  const fullMs = Array.from({ length: maxM }, (_, i) => med[Math.min(i + 1, top) - 1]!);
-  const m1 = model.hasModule ? med[sizes.length]! : 0,
-    m8 = model.hasModule ? med[sizes.length + 1]! : 0;
-  return { fullMs, moduleMs1: m1, moduleMs8: m8 };
+  const bySize = (first: number) => Array.from({ length: maxM }, (_, i) => med[first + Math.min(i + 1, top) - 1]!);
+  return { fullMs: bySize(0), moduleMs: model.hasModule ? bySize(top) : new Array<number>(maxM).fill(0) };
 }
 
 function median(x: number[]): number {
@@ -167,11 +163,9 @@ export class AutoDraftTokens {
     return this.costs.fullMs[Math.min(M, this.costs.fullMs.length) - 1]!;
   }
 
-  /** The calibrated time (ms) of a module call on M rows (linear between the 1- and 8-row measurements). */
+  /** The calibrated time (ms) of a module call on M rows, before scaling. */
   moduleMs(M: number): number {
-    const { moduleMs1: a, moduleMs8: b } = this.costs,
-      top = MAX_DRAFT_TOKENS + 1;
-    return a + ((b - a) * (Math.min(M, top) - 1)) / (top - 1);
+    return this.costs.moduleMs[Math.min(M, this.costs.moduleMs.length) - 1]!;
   }
 
   /** A full call on M rows took `ms`. */
