@@ -94,7 +94,7 @@ test('auto: the call costs are measured once per model, thread count and draft v
   assert.equal(callCosts(model), c, 'the whole head keeps its calibration');
 });
 
-test('auto: module calls cost what was measured at their row count (a catch-up call on 2..4 rows is not interpolated)', () => {
+test('auto: module calls cost what was measured at their row count (a catch-up on 2..4 rows is not interpolated)', () => {
   // a module call flat up to 4 rows, then dear: a linear guess between 1 and 8 rows would overcharge 2..4
   const costs: CallCosts = { fullMs: flat.fullMs, moduleMs: [1, 1, 1, 1, 4, 5, 6, 7] };
   const auto = new AutoDraftTokens(costs);
@@ -104,7 +104,7 @@ test('auto: module calls cost what was measured at their row count (a catch-up c
   assert.ok(Math.abs(auto.rate(2, [1, 1]) - 3 / (10.4 + 1 + 1)) < 1e-12);
 });
 
-test('auto: a context shorter than 8 + 16 positions calibrates every size it can hold, the largest standing in', () => {
+test('auto: a context shorter than 24 positions calibrates every size it holds, the largest standing in', () => {
   const model = randomModel({ preset: 'tiny', scale: 4, seed: 7, maxPositions: 11 });
   const c = callCosts(model);
   for (const x of [...c.fullMs, ...c.moduleMs]) assert.ok(x > 0 && Number.isFinite(x), String(x));

@@ -5,10 +5,11 @@
  * A round with k drafts emits 1 + α_1 + α_1·α_2 + … + α_1···α_k tokens on average (α_j: the acceptance at depth j
  * given that depth j was reached) and costs one full call on k + 1 rows, k − 1 chained module calls on one row and
  * a catch-up module call on (accepted + 1) rows. The costs are measured, never assumed: once per model and thread
- * count, full calls and module calls on every M = 1..8 rows are timed round-robin on a scratch cache (`calibrate`). During decoding the mode times its own calls: a full call size already used costs the median of its
- * recent calls (WINDOW), the others the calibration times a scale factor (the median of recent observed ÷ calibrated
- * times), so a machine that slows down or a longer context shifts every cost while the shape of the cost curve over M
- * comes from the calibration; catch-up and chained module calls keep a scale each (a chained call finds the module's
+ * count, full calls and module calls on every M = 1..8 rows are timed round-robin on a scratch cache (`calibrate`).
+ * During decoding the mode times its own calls: a full call size already used costs the median of its recent calls
+ * (WINDOW), the others the calibration times a scale factor (the median of recent observed ÷ calibrated times), so
+ * a machine that slows down or a longer context shifts every cost while the shape of the cost curve over M comes from
+ * the calibration; catch-up and chained module calls keep a scale each (a chained call finds the module's
  * weights in cache, the catch-up after a full call does not). (Under a driver that batches sessions, a call's observed
  * time is the batched call's: the latency this session sees.)
  *
