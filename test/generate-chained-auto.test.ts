@@ -94,7 +94,7 @@ test('auto: the call costs are measured once per model, thread count and draft v
   assert.equal(callCosts(model), c, 'the whole head keeps its calibration');
 });
 
-test('auto: module calls cost what was measured at their row count (a catch-up on 2..4 rows is not interpolated)', () => {
+test('auto: module calls cost what was measured at their row count (a catch-up on 2..4 rows: not interpolated)', () => {
   // a module call flat up to 4 rows, then dear: a linear guess between 1 and 8 rows would overcharge 2..4
   const costs: CallCosts = { fullMs: flat.fullMs, moduleMs: [1, 1, 1, 1, 4, 5, 6, 7] };
   const auto = new AutoDraftTokens(costs);
