@@ -20,9 +20,11 @@
  * cores_used (process CPU time / wall time while measuring) tells whether the second core was actually free.
  */
 import { createNativeBackend, type NativeBackend } from '../src/kernels/native.js';
-import type { KernelWeightDtype, Weight } from '../src/kernels/backend.js';
+import type { KernelWeightDtype, StoredWeight, Weight } from '../src/kernels/backend.js';
 import { f32ToBf16Bits, f32ToF16Array } from '../src/kernels/half.js';
 import { quantizeQ4, quantizeQ8 } from '../src/kernels/quant.js';
+import { toPanels } from '../src/kernels/panels.js';
+import { heapAllocator } from '../src/kernels/backend.js';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -65,6 +67,12 @@ function weightAs(dtype: KernelWeightDtype, w: Float32Array, N: number, K: numbe
     case 'q4_0': {
       const q = quantizeQ4(w, N, K);
       return { weight: { dtype, data: q.data, scales: q.scales }, bytes: q.data.length + q.scales.length * 2 };
+    }
+    case 'f16_panels':
+    case 'bf16_panels': {
+      const half = dtype === 'f16_panels' ? f32ToF16Array(w) : w.map(f32ToBf16Bits);
+      const rows: StoredWeight = { dtype: dtype === 'f16_panels' ? 'f16' : 'bf16', data: new Uint16Array(half) };
+      return { weight: toPanels(rows, N, K, heapAllocator), bytes: w.length * 2 };
     }
   }
 }

@@ -50,13 +50,20 @@ void rope_cache_free(RopeCache* cache);
 // at most 11 + 8 significant bits and q4_0's d·(q − 8) (q in 0..15) at most 11 + 4, so both are exact in float32
 // too. A row's result therefore equals the f32 kernel's on the dequantized weights, bit for bit wherever both take
 // the same path.
-enum WeightDtype : int32_t { kWF32 = 0, kWF16 = 1, kWBF16 = 2, kWQ8_0 = 3, kWQ4_0 = 4 };
-constexpr i64 kQ8Block = 32;  // q8_0: weights per scale, consecutive along K
-constexpr i64 kQ4Block = 32;  // q4_0: the same blocks, stored in 16 bytes (kernels/quant.ts)
+//
+// kWF16Panels / kWBF16Panels hold the values of f16 / bf16 in the layout of the small-M product (kernels_impl.h,
+// linear_panels): W [N, K] as ceil(N/32) panels of kPanelCols = 32 rows of W, each stored column by column, [K][32]
+// (element (n, k) at (n/32)·32·K + 32·k + n % 32; the last panel zero-padded), so that a panel's 32 weights of one
+// k fill one 64-byte line. Copies made in memory for the products (src/kernels/panels.ts), never in model files.
+enum WeightDtype : int32_t { kWF32 = 0, kWF16 = 1, kWBF16 = 2, kWQ8_0 = 3, kWQ4_0 = 4, kWF16Panels = 5, kWBF16Panels = 6 };
+constexpr i64 kQ8Block = 32;    // q8_0: weights per scale, consecutive along K
+constexpr i64 kQ4Block = 32;    // q4_0: the same blocks, stored in 16 bytes (kernels/quant.ts)
+constexpr i64 kPanelCols = 32;  // f16 / bf16 panels: rows of W per panel
 struct WeightRef {
   WeightDtype dtype;
   // float / uint16_t bits / int8_t quants, row-major [rows, cols]; q4_0: uint8_t [rows, cols/2], block b of row n
-  // the 16 bytes from (n·cols + 32·b)/2, byte j holding weight j (low nibble) and weight j + 16 (high nibble)
+  // the 16 bytes from (n·cols + 32·b)/2, byte j holding weight j (low nibble) and weight j + 16 (high nibble);
+  // panels: uint16_t bits [ceil(rows/32), cols, 32] (above)
   const void* data;
   const uint16_t* scales;  // q8_0 / q4_0: float16 bits of d, [rows, cols/32]; else nullptr
 };

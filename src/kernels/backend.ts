@@ -35,14 +35,25 @@ export type WeightDtype = 'f32' | 'f16' | 'bf16' | 'q8_0';
  * 32 along K, packed two a byte: kernels/quant.ts; ggml's Q4_0), which only copies made in memory take (the module's
  * cheaper draft head). Writers of model files (safetensors, GGUF export, `quantize`) refuse q4_0 by name.
  */
-export type KernelWeightDtype = WeightDtype | 'q4_0';
+export type KernelWeightDtype = WeightDtype | 'q4_0' | PanelDtype;
 
-/** A weight handle: its storage dtype and the elements, row-major [N, K] for a matrix. */
+/**
+ * f16 / bf16 values in the layout of the native small-M product (native/kernels.h, kernels/panels.ts): a matrix
+ * [N, K] as ceil(N/32) panels of 32 rows, each stored column by column, [K][32], the last zero-padded. Copies a
+ * backend makes for its products (Backend.prepareLinear), never in model files.
+ */
+export type PanelDtype = 'f16_panels' | 'bf16_panels';
+
+/** A weight handle: its storage dtype and the elements, row-major [N, K] for a matrix (panels: see PanelDtype). */
 export type Weight =
   | { readonly dtype: 'f32'; readonly data: Float32Array }
   | { readonly dtype: 'f16' | 'bf16'; readonly data: Uint16Array }
+  | { readonly dtype: PanelDtype; readonly data: Uint16Array }
   | { readonly dtype: 'q8_0'; readonly data: Int8Array; readonly scales: Uint16Array }
   | { readonly dtype: 'q4_0'; readonly data: Uint8Array; readonly scales: Uint16Array };
+
+/** A weight stored row by row (every dtype but the panels). */
+export type RowMajorWeight = Exclude<Weight, { readonly dtype: PanelDtype }>;
 
 /** A weight of a model file's dtype (every dtype but q4_0): what `Weights`, loaders and writers hold. */
 export type StoredWeight = Extract<Weight, { readonly dtype: WeightDtype }>;
@@ -81,6 +92,12 @@ export interface Backend {
   readonly weightDtypes: readonly KernelWeightDtype[];
   /** Memory for the engine's buffers (see Allocator). */
   readonly alloc: Allocator;
+  /**
+   * A matrix `w` [N, K] as this backend's `linear` reads it fastest on few rows: a copy in another layout (native:
+   * f16 / bf16 as panels, kernels/panels.ts), or `w` itself. The same products, to rounding: a copy's sums may be
+   * ordered differently, identically for every M. Absent: `w` as stored.
+   */
+  prepareLinear?(w: StoredWeight, N: number, K: number): Weight;
 
   // ---- matrix products ----------------------------------------------------------------------------------
   /**

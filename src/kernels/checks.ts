@@ -42,6 +42,12 @@ export function checkI32(op: string, name: string, arr: unknown, need: number, s
   if (arr.length < need) throw lengthError(op, name, arr.length, need, shape);
 }
 
+function dtypeIsPanels(w: unknown): boolean {
+  if (typeof w !== 'object' || w === null || !('dtype' in w)) return false;
+  const d = (w as { dtype: unknown }).dtype;
+  return d === 'f16_panels' || d === 'bf16_panels';
+}
+
 /**
  * A weight argument [rows, cols]: a Float32Array (f32), or a handle {dtype, data} whose dtype is one of `dtypes`
  * (what the backend reads) with storage of that dtype, long enough (q8_0 / q4_0: cols a multiple of 32, and the
@@ -56,7 +62,7 @@ export function checkWeight(
   shape: () => string,
   dtypes: readonly KernelWeightDtype[],
 ): void {
-  const need = rows * cols;
+  const need = dtypeIsPanels(w) ? Math.ceil(rows / 32) * 32 * cols : rows * cols;
   if (w instanceof Float32Array) return checkF32(op, name, w, need, shape);
   if (typeof w !== 'object' || w === null || !('dtype' in w) || !('data' in w)) {
     throw typeError(op, name, 'a Float32Array or a weight {dtype, data}', w);
@@ -88,6 +94,8 @@ export function checkWeight(
     if (cols % 32 !== 0)
       throw new RangeError(`${op}: q4_0 weight ${name} needs a row length that is a multiple of 32 (${shape()})`);
     if (len < need / 2) throw lengthError(op, `${name}.data`, len, need / 2, () => `${shape()} in q4_0 (2 a byte)`);
+  } else if (dtypeIsPanels(w)) {
+    if (len < need) throw lengthError(op, `${name}.data`, len, need, () => `${shape()} in panels of 32 rows`);
   } else if (len < need) throw lengthError(op, name, len, need, shape);
   if (blocked) {
     const scales = (w as { scales?: unknown }).scales;

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { heapAllocator, type Backend, type WeightArg } from './backend.js';
+import { toPanels } from './panels.js';
 import { KERNEL_NAMES, withArgChecks, type KernelName } from './validate.js';
 import { packageRoot } from '../node/package-root.js';
 
@@ -133,8 +134,11 @@ export function createNativeBackend(opts: NativeContextOptions = {}): NativeBack
   kernels.embeddingForward = (T, C, V, ids, table, out) => lib.embeddingForward(T, C, V, ids, bare(table), out);
   return withArgChecks<NativeBackend>({
     name: 'native',
-    weightDtypes: ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'],
+    weightDtypes: ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'f16_panels', 'bf16_panels'],
     alloc: heapAllocator,
+    // f16 / bf16 matrices as panels, which every instruction set's small-M product reads as an outer product
+    // (native/kernels_impl.h linear_panels: fewer loads than the row-major dot products, no horizontal sums)
+    prepareLinear: (w, N, K) => toPanels(w, N, K, heapAllocator),
     get simd(): SimdPath {
       return lib.simd();
     },

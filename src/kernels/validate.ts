@@ -19,7 +19,10 @@ import {
   checkWeight,
 } from './checks.js';
 
-export type KernelName = Exclude<keyof Backend, 'name' | 'threads' | 'setThreads' | 'weightDtypes' | 'alloc'>;
+export type KernelName = Exclude<
+  keyof Backend,
+  'name' | 'threads' | 'setThreads' | 'weightDtypes' | 'alloc' | 'prepareLinear'
+>;
 
 export const KERNEL_NAMES: readonly KernelName[] = [
   'gemm',

@@ -124,7 +124,7 @@ const DEFAULT_MEMORY_BYTES = 1024 * 1024 * 1024;
 /** The most memory a backend may reserve: 4 GiB less a page, so addresses stay below 2^32. */
 export const WASM_MAX_MEMORY_BYTES = 65536 * PAGE - PAGE;
 const MAX_MEMORY_BYTES = WASM_MAX_MEMORY_BYTES;
-const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 } as const; // kernels.h's WeightDtype
+const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, f16_panels: 5, bf16_panels: 6 } as const; // kernels.h
 
 export interface WasmBackendOptions {
   /**

@@ -7,7 +7,7 @@
  *   f16, bf16      rounded to nearest even from float32
  *   int8 (q8_0)    ggml's Q8_0 (kernels/quant.ts); a matrix whose rows are not a multiple of 32 long stays f16
  */
-import type { Allocator, Weight, WeightDtype } from '../kernels/backend.js';
+import type { Allocator, RowMajorWeight, WeightDtype } from '../kernels/backend.js';
 import { heapAllocator } from '../kernels/backend.js';
 import { bf16ToF32Array, f16ToF32Array, f32ToBf16Bits, f32ToF16Bits } from '../kernels/half.js';
 import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8, Q8_BLOCK } from '../kernels/quant.js';
@@ -26,7 +26,7 @@ export function storageDtype(dtype: UserDtype, spec: ParamSpec): WeightDtype {
 }
 
 /** A weight's values as float32 (a view for f32 storage, else a new array). */
-export function weightToF32(w: Weight): Float32Array {
+export function weightToF32(w: RowMajorWeight): Float32Array {
   switch (w.dtype) {
     case 'f32':
       return w.data;
@@ -42,7 +42,7 @@ export function weightToF32(w: Weight): Float32Array {
 }
 
 /** Float32 values [N, K] written into `to` in its dtype (f16 / bf16 to nearest even, q8_0 / q4_0 as ggml's). */
-export function storeF32(from: Float32Array, N: number, K: number, to: Weight): void {
+export function storeF32(from: Float32Array, N: number, K: number, to: RowMajorWeight): void {
   switch (to.dtype) {
     case 'f32':
       to.data.set(from);

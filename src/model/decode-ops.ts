@@ -11,7 +11,7 @@ import type { ForwardScratch } from './infer.js';
 import type { KVCache } from './kv-cache.js';
 import type { BlockNames } from './names.js';
 import { ropeFor, type RopeTable } from './rope.js';
-import type { Weights } from './weights.js';
+import type { ProductWeights } from './product-weights.js';
 
 /** Where one call's rows sit among a forward's rows: rows r0..r0+M−1, at positions pos0.. of `cache`. */
 export interface RowSpan {
@@ -51,7 +51,7 @@ export class DecodeBlockOps implements BlockOps<Float32Array> {
 
   constructor(
     private readonly c: ModelConfig,
-    private readonly w: Weights,
+    private readonly w: ProductWeights,
     private readonly b: Backend,
     private readonly product: RowProduct = plainProduct,
   ) {
@@ -155,7 +155,7 @@ export class DecodeBlockOps implements BlockOps<Float32Array> {
 /** The model's norm (block.ts normKind) on M rows of x into out; statistics go to the scratch. */
 export function normRows(
   c: ModelConfig,
-  weights: Weights,
+  weights: ProductWeights,
   b: Backend,
   M: number,
   x: Float32Array,

@@ -13,7 +13,7 @@
  *
  * Shapes: R logit rows, N draft ids (V without a draft vocabulary), C width, V vocab.
  */
-import type { Allocator, Backend, KernelWeightDtype, Weight } from '../kernels/backend.js';
+import type { Allocator, Backend, KernelWeightDtype, RowMajorWeight, Weight } from '../kernels/backend.js';
 import { Q4_BLOCK, Q8_BLOCK } from '../kernels/quant.js';
 import { storeF32, weightToF32 } from './convert.js';
 import type { RowProduct } from './decode-ops.js';
@@ -34,7 +34,7 @@ export type CopyDtype = Exclude<DraftHeadDtype, 'auto' | 'model'>;
  */
 export function resolveDraftHeadDtype(
   want: DraftHeadDtype,
-  head: Weight['dtype'],
+  head: RowMajorWeight['dtype'],
   C: number,
   readable: readonly KernelWeightDtype[],
 ): CopyDtype | null {
@@ -52,7 +52,7 @@ export function resolveDraftHeadDtype(
 }
 
 /** Rows r0..r1 of w [N, K] as a weight of its own (views). */
-function rowsOf(w: Weight, r0: number, r1: number, K: number): Weight {
+function rowsOf(w: RowMajorWeight, r0: number, r1: number, K: number): RowMajorWeight {
   switch (w.dtype) {
     case 'f32':
       return { dtype: 'f32', data: w.data.subarray(r0 * K, r1 * K) };
@@ -78,8 +78,14 @@ function rowsOf(w: Weight, r0: number, r1: number, K: number): Weight {
 const CONVERT_ROWS = 256;
 
 /** `w` [N, K] stored as `to`, from its float32 values (f16 / bf16 rounded to nearest even, q8_0 / q4_0 as ggml's). */
-export function convertWeight(w: Weight, N: number, K: number, to: CopyDtype, alloc: Allocator): Weight {
-  const out: Weight =
+export function convertWeight(
+  w: RowMajorWeight,
+  N: number,
+  K: number,
+  to: CopyDtype,
+  alloc: Allocator,
+): RowMajorWeight {
+  const out: RowMajorWeight =
     to === 'q8_0'
       ? { dtype: to, data: alloc.i8(N * K), scales: alloc.u16((N * K) / Q8_BLOCK) }
       : to === 'q4_0'
@@ -97,14 +103,14 @@ export function convertWeight(w: Weight, N: number, K: number, to: CopyDtype, al
 /** The module's head: its ids (null: every id) and the weight its module calls read. */
 export class DraftHead {
   readonly ids: Int32Array | null;
-  readonly weight: Weight;
+  readonly weight: RowMajorWeight;
 
   /**
    * From the LM head [V, C]: its rows `ids` (all when null), stored as `dtype` (as stored when null). At least one
    * of the two must be given: without either the module reads the LM head itself and needs no DraftHead.
    */
   constructor(
-    head: Weight,
+    head: RowMajorWeight,
     V: number,
     C: number,
     ids: ArrayLike<number> | null,
@@ -128,7 +134,7 @@ export class DraftHead {
     return this.ids?.length ?? null;
   }
 
-  get dtype(): Weight['dtype'] {
+  get dtype(): RowMajorWeight['dtype'] {
     return this.weight.dtype;
   }
 

@@ -11,7 +11,7 @@
  *
  * Shapes: N draft ids, C width, V vocab.
  */
-import type { Allocator, Weight } from '../kernels/backend.js';
+import type { Allocator, RowMajorWeight } from '../kernels/backend.js';
 import { Q4_BLOCK, Q8_BLOCK } from '../kernels/quant.js';
 
 /** The ids checked (integers in 0..V−1, none twice, at least one), as an Int32Array; errors name `where`. */
@@ -35,7 +35,7 @@ export function checkDraftIds(ids: ArrayLike<number>, V: number, where: string):
  * The LM head's rows `ids` [N, C] as a weight of the head's own dtype (q8_0 / q4_0 blocks lie along C: whole rows
  * copy).
  */
-export function gatherRows(head: Weight, C: number, ids: Int32Array, alloc: Allocator): Weight {
+export function gatherRows(head: RowMajorWeight, C: number, ids: Int32Array, alloc: Allocator): RowMajorWeight {
   const N = ids.length;
   switch (head.dtype) {
     case 'f32': {

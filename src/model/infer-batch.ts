@@ -59,7 +59,7 @@ export class BatchedForward {
   constructor(readonly model: InferenceModel) {
     const c = model.config;
     this.s = model.newScratch();
-    this.ops = new DecodeBlockOps(c, model.weights, model.backend, linearRows);
+    this.ops = new DecodeBlockOps(c, model.products, model.backend, linearRows);
     this.baseBlocks = Array.from({ length: c.nLayers }, (_, l) => blockNames(c, basePrefix(c.arch, l)));
     this.moduleBlocks = Array.from({ length: c.recycle?.numLayers ?? 0 }, (_, l) => blockNames(c, modulePrefix(l)));
   }
@@ -133,7 +133,8 @@ export class BatchedForward {
         cat.set(emb.subarray(r * C, (r + 1) * C), r * 2 * C + C);
       }
     });
-    linearRows(b, rows, C, 2 * C, cat, w.weight('recycle.in_proj.weight'), w.get('recycle.in_proj.bias'), x);
+    const inProj = this.model.products.weight('recycle.in_proj.weight');
+    linearRows(b, rows, C, 2 * C, cat, inProj, w.get('recycle.in_proj.bias'), x);
     for (let l = 0; l < this.moduleBlocks.length; l++)
       blockForward(this.ops.at(s, spans, rows, l), this.moduleBlocks[l]!, x);
     return this.finish(
@@ -240,7 +241,7 @@ export class BatchedForward {
         nrm,
         s,
       );
-      const head = this.model.weights.weight(t.head);
+      const head = this.model.products.weight(t.head);
       headLogits(linearRows, this.model.backend, R, V, C, nrm, head, draft, s, s.ensureLogits(R));
     }
     return picks.map((p) => s.logits.subarray(p.first * V, (p.first + p.R) * V));

@@ -13,6 +13,7 @@ import type { ModelConfig } from './config.js';
 import { KVCache } from './kv-cache.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
 import type { Weights } from './weights.js';
+import { productWeights, type ProductWeights } from './product-weights.js';
 
 /**
  * Reusable activations for calls of up to `rows` rows; grows on demand, never shrinks. A forward's outputs (hidden,
@@ -110,6 +111,8 @@ export class InferenceModel {
   private readonly baseBlocks: BlockNames[];
   private readonly moduleBlocks: BlockNames[];
   private readonly ops: DecodeBlockOps;
+  /** The weights as the products read them (model/product-weights.ts: the backend's own layout of the matrices). */
+  readonly products: ProductWeights;
   /** The module's head: undefined until built (draftHead), null when it is the LM head as stored. */
   private draft: DraftHead | null | undefined = undefined;
   private draftIds: Int32Array | null = null;
@@ -120,7 +123,8 @@ export class InferenceModel {
     readonly weights: Weights,
     readonly backend: Backend,
   ) {
-    this.ops = new DecodeBlockOps(config, weights, backend);
+    this.products = productWeights(config, weights, backend);
+    this.ops = new DecodeBlockOps(config, this.products, backend);
     this.base = new ForwardScratch(config, backend.alloc);
     this.mod = new ForwardScratch(config, backend.alloc);
     this.baseBlocks = Array.from({ length: config.nLayers }, (_, l) => blockNames(config, basePrefix(config.arch, l)));
@@ -286,7 +290,7 @@ export class InferenceModel {
       C,
       2 * C,
       cat,
-      this.weights.weight('recycle.in_proj.weight'),
+      this.products.weight('recycle.in_proj.weight'),
       this.weights.get('recycle.in_proj.bias'),
       x,
     );
@@ -334,7 +338,7 @@ export class InferenceModel {
       nrm = s.norm.subarray(0, R * C);
     normRows(c, this.weights, this.backend, R, xin, t.finalNorm, t.finalNormBias, nrm, s);
     const logits = s.ensureLogits(R);
-    headLogits(plainProduct, this.backend, R, c.vocabSize, C, nrm, this.weights.weight(t.head), draft, s, logits);
+    headLogits(plainProduct, this.backend, R, c.vocabSize, C, nrm, this.products.weight(t.head), draft, s, logits);
     return logits;
   }
 }
