@@ -768,7 +768,7 @@ static void linear_large_dt(int nth, i64 M, i64 N, i64 K, const float* x, const 
 }
 
 // ================================================================================================
-// linear on panel-packed f16 / bf16 weights (kernels.h kWF16Panels / kWBF16Panels), small M: an outer product.
+// linear on panel-packed f16 / bf16 weights (kernels.h kWF16Panels / kWBF16Panels): an outer product.
 // For each k, a panel's 32 weights (one 64-byte line) are widened once and multiplied by x[m, k], broadcast, for
 // every x row, into accumulators that are the outputs themselves: no horizontal sums, and no x row reloaded per
 // weight vector (the row-major kernel above loads each x row once per W vector, so it is load-bound at M ≥ 2 and
@@ -866,7 +866,12 @@ static inline void with_panel_rows(i64 r, F&& f) {
 }
 static_assert(PANEL_MR >= 1 && PANEL_MR <= 6, "with_panel_rows handles 1..6 rows a pass");
 
-// y[M, N] = x · Wᵀ + bias for panel-packed W, M ≤ linear_small_max_rows: each panel in passes of up to PANEL_MR x rows
+// The most x rows a product on panels takes through linear_panels, past linear_small_max_rows too (prefill, eval): its
+// passes over a panel in cache beat the GEMM on widened panels at 256, 512 and 1024 rows ([1280, 320], [320, 1280],
+// [3072, 768]: 0.81-0.91x its time; a 256-token prefill of recycle-large 0.87x; 2 threads, Zen 5).
+constexpr i64 PANEL_OUTER_MAX_ROWS = 1024;
+
+// y[M, N] = x · Wᵀ + bias for panel-packed W, M ≤ PANEL_OUTER_MAX_ROWS: each panel in passes of up to PANEL_MR x rows
 // and panel_sb vectors (the first pass streams it from memory, the rest re-read it from cache).
 template <V (*Load)(const uint16_t*)>
 static void linear_panels(int nth, i64 M, i64 N, i64 K, const float* x, const uint16_t* w, const float* bias,
@@ -894,27 +899,30 @@ static void linear_panels(int nth, i64 M, i64 N, i64 K, const float* x, const ui
   run_chunks(nth, chunks, 2.0 * static_cast<double>(M) * N * K, chunk);
 }
 
-// Larger M (a prompt's prefill) on panels: each panel widened to float32 in its own layout ([K][32]: the GEMM's B
-// with row stride 32) and multiplied by the GEMM, panels shared out among the threads as linear_large_dt's rows.
+// Larger M on panels: a chunk of panels widened to float32 as the GEMM's B [K, cols] (each
+// panel's k-th 32 values side by side) and multiplied by one GEMM, chunks shared out among the threads as
+// linear_large_dt's rows (~1 MB of float32 each). One GEMM a panel instead took a 256-token prefill of
+// recycle-large 1.33x the row-major weights' time: x was packed again for every 32 columns.
 template <class Row>
 static void linear_large_panels(int nth, i64 M, i64 N, i64 K, const float* x, const uint16_t* w, const float* bias,
                                 float* y) {
   constexpr i64 C = rg::kPanelCols;
   const i64 P = (N + C - 1) / C;
   const int use = threads_for(nth, 2.0 * static_cast<double>(M) * N * K / 40.0);  // as linear_large_dt
-  const i64 chunks = imin(P, imax(static_cast<i64>(use), (P * C * K + 65535) / 65536));  // ~256 KB of float32 each
+  i64 chunks = (P + imax(1, 262144 / imax(K, 1) / C) - 1) / imax(1, 262144 / imax(K, 1) / C);
+  chunks = imin(P, (chunks + use - 1) / use * use);
   auto chunk = [&](i64 c) {
-    float* wc = tls_w.get(C * K);
     i64 p0, p1;
     rg::split_range(P, static_cast<int>(c), static_cast<int>(chunks), &p0, &p1);
+    const i64 wcols = (p1 - p0) * C, n0 = p0 * C, cols = imin(N, p1 * C) - n0;
+    float* wc = tls_w.get(wcols * K);
     for (i64 p = p0; p < p1; ++p) {
-      const i64 n0 = p * C, cols = imin(C, N - n0);
-      dequant_into(Row{w + p * C * K}, C * K, wc);
-      if (bias) {  // as linear_f32: the bias pre-fills y and the product accumulates onto it
-        for (i64 m = 0; m < M; ++m) memcpy(y + m * N + n0, bias + n0, static_cast<size_t>(cols) * 4);
-      }
-      gemm_strided(M, cols, K, x, K, 1, wc, C, 1, y + n0, N, bias != nullptr);
+      for (i64 k = 0; k < K; ++k) dequant_into(Row{w + (p * K + k) * C}, C, wc + k * wcols + (p - p0) * C);
     }
+    if (bias) {  // as linear_f32: the bias pre-fills y and the product accumulates onto it
+      for (i64 m = 0; m < M; ++m) memcpy(y + m * N + n0, bias + n0, static_cast<size_t>(cols) * 4);
+    }
+    gemm_strided(M, cols, K, x, K, 1, wc, wcols, 1, y + n0, N, bias != nullptr);
   };
   rg::parallel_chunks(use, chunks, chunk);
 }
@@ -922,9 +930,9 @@ static void linear_large_panels(int nth, i64 M, i64 N, i64 K, const float* x, co
 static void linear(int nth, i64 M, i64 N, i64 K, const float* x, const rg::WeightRef* w, const float* bias, float* y) {
   const uint16_t* bits = static_cast<const uint16_t*>(w->data);
   if (w->dtype == rg::kWF32) linear_f32(nth, M, N, K, x, static_cast<const float*>(w->data), bias, y);
-  else if (w->dtype == rg::kWF16Panels && M <= rg::linear_small_max_rows)
+  else if (w->dtype == rg::kWF16Panels && M <= PANEL_OUTER_MAX_ROWS)
     linear_panels<vload_f16>(nth, M, N, K, x, bits, bias, y);
-  else if (w->dtype == rg::kWBF16Panels && M <= rg::linear_small_max_rows)
+  else if (w->dtype == rg::kWBF16Panels && M <= PANEL_OUTER_MAX_ROWS)
     linear_panels<vload_bf16>(nth, M, N, K, x, bits, bias, y);
   else if (w->dtype == rg::kWF16Panels) linear_large_panels<RowF16>(nth, M, N, K, x, bits, bias, y);
   else if (w->dtype == rg::kWBF16Panels) linear_large_panels<RowBF16>(nth, M, N, K, x, bits, bias, y);

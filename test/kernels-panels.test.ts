@@ -1,13 +1,13 @@
 /**
- * Panels, the layout the native backend's small-M product reads f16 / bf16 matrices in (kernels/panels.ts,
+ * Panels, the layout the native backend's products read f16 / bf16 matrices in (kernels/panels.ts,
  * native/kernels_impl.h linear_panels: an outer product over 32-row panels, each stored column by column): the
  * packing against its formula (zero-padded last panel) and back; `linear` on panels against ref on the row-major
- * weights at every SIMD path this CPU has and 1, 2 and 3 threads, on odd shapes, with and without a bias, on the
- * small-M path and past it (the GEMM on widened panels); rows bit-identical to the row alone for every M ≤ 24 and
- * the same at every thread count; `embeddingForward` on panels equal to the row-major table bit for bit; bad
- * handles refused with the kernel and the weight named, by the checks and by the raw addon; and a model on the
- * native backend reading its products as panels (prepareLinear) with the logits of the ref backend. Seeds are fresh
- * each run (SEED=… reproduces).
+ * weights at every SIMD path this CPU has and 1, 2 and 3 threads, on odd shapes, with and without a bias, through
+ * the outer product (up to 1024 rows) and past it (the GEMM on widened panels); rows bit-identical to the row alone
+ * for every M ≤ 24 and the same at every thread count; `embeddingForward` on panels equal to the row-major table bit
+ * for bit; bad handles refused with the kernel and the weight named, by the checks and by the raw addon; and a model
+ * on the native backend reading its products as panels (prepareLinear) with the logits of the ref backend. Seeds are
+ * fresh each run (SEED=… reproduces).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -90,7 +90,20 @@ seededNative(
           ] as const) {
             const w = halfMatrix(rng, dtype, N, K),
               p = toPanels(w, N, K, heapAllocator);
-            for (const M of [1, 2, 3, 5, 6, 7, 8, 13, SMALL_M_ROWS, SMALL_M_ROWS + 9]) {
+            // the outer product up to 1024 rows (past linear_small_max_rows too), the GEMM on widened panels past it
+            for (const M of [
+              1,
+              2,
+              3,
+              5,
+              6,
+              7,
+              8,
+              13,
+              SMALL_M_ROWS,
+              SMALL_M_ROWS + 9,
+              ...(N * K < 4000 ? [1030] : []),
+            ]) {
               const x = rng.f32(M * K),
                 bias = rng.next() < 0.5 ? rng.f32(N) : null,
                 want = new Float32Array(M * N);
