@@ -51,11 +51,19 @@ void rope_cache_free(RopeCache* cache);
 // too. A row's result therefore equals the f32 kernel's on the dequantized weights, bit for bit wherever both take
 // the same path.
 //
-// kWF16Panels / kWBF16Panels hold the values of f16 / bf16 in the layout of the small-M product (kernels_impl.h,
+// kWF16Panels / kWBF16Panels hold the values of f16 / bf16 in the layout of the outer-product kernel (kernels_impl.h,
 // linear_panels): W [N, K] as ceil(N/32) panels of kPanelCols = 32 rows of W, each stored column by column, [K][32]
 // (element (n, k) at (n/32)·32·K + 32·k + n % 32; the last panel zero-padded), so that a panel's 32 weights of one
 // k fill one 64-byte line. Copies made in memory for the products (src/kernels/panels.ts), never in model files.
-enum WeightDtype : int32_t { kWF32 = 0, kWF16 = 1, kWBF16 = 2, kWQ8_0 = 3, kWQ4_0 = 4, kWF16Panels = 5, kWBF16Panels = 6 };
+enum WeightDtype : int32_t {
+  kWF32 = 0,
+  kWF16 = 1,
+  kWBF16 = 2,
+  kWQ8_0 = 3,
+  kWQ4_0 = 4,
+  kWF16Panels = 5,
+  kWBF16Panels = 6,
+};
 constexpr i64 kQ8Block = 32;    // q8_0: weights per scale, consecutive along K
 constexpr i64 kQ4Block = 32;    // q4_0: the same blocks, stored in 16 bytes (kernels/quant.ts)
 constexpr i64 kPanelCols = 32;  // f16 / bf16 panels: rows of W per panel

@@ -15,7 +15,7 @@ constexpr int LIN_ACC = 4;
 constexpr int LIN_GROUP = 3;
 // Decode attention: value accumulators a pass over several query rows may keep in registers (kernels_impl.h values_col).
 constexpr int ATT_ACC = 10;
-// Small-M linear on panels (kernels_impl.h, linear_panels): accumulators a pass may keep, and x rows per pass (one row:
+// linear on panels (kernels_impl.h, linear_panels): accumulators a pass may keep, and x rows per pass (one row:
 // 2 chains × a panel's 4 vectors = 8 accumulators + 4 weight vectors; 3 rows: 2 × 3 × 2 vectors = 12 + 2, of the 16
 // ymm registers with a broadcast). One row on 2 vectors a pass ran 1.12x the row-major kernel's time from DRAM; on the
 // whole panel 0.76x (M = 2, 3, 4: 0.94, 0.93, 0.73x; recycle-large's 65 products, 2 threads, Zen 5).

@@ -15,8 +15,8 @@ constexpr int LIN_ACC = 4;
 constexpr int LIN_GROUP = 6;
 // Decode attention: value accumulators a pass over several query rows may keep in registers (kernels_impl.h values_col).
 constexpr int ATT_ACC = 24;
-// Small-M linear on panels (kernels_impl.h, linear_panels): accumulators a pass may keep, and x rows per pass (6: 2 chains
-// × 6 rows × a panel's 2 vectors = 24 accumulators + 2 weight vectors + a broadcast of the 32 zmm registers).
+// linear on panels (kernels_impl.h, linear_panels): accumulators a pass may keep, and x rows per pass (6: 2 chains × 6
+// rows × a panel's 2 vectors = 24 accumulators + 2 weight vectors + a broadcast of the 32 zmm registers).
 constexpr int PANEL_ACC = 24;
 constexpr int PANEL_MR = 6;
 

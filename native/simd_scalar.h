@@ -15,7 +15,7 @@ constexpr int LIN_ACC = 4;
 constexpr int LIN_GROUP = 8;
 // Decode attention: value accumulators a pass over several query rows may keep in registers (kernels_impl.h values_col).
 constexpr int ATT_ACC = 8;
-// Small-M linear on panels (kernels_impl.h, linear_panels): accumulators a pass may keep, and x rows per pass.
+// linear on panels (kernels_impl.h, linear_panels): accumulators a pass may keep, and x rows per pass.
 constexpr int PANEL_ACC = 8;
 constexpr int PANEL_MR = 2;
 

@@ -21,7 +21,7 @@ constexpr int LIN_ACC = 2;
 constexpr int LIN_GROUP = 8;
 // Decode attention: value accumulators a pass over several query rows may keep in registers (kernels_impl.h values_col).
 constexpr int ATT_ACC = 10;
-// Small-M linear on panels (kernels_impl.h, linear_panels): accumulators a pass may keep (as AVX2: 16 registers), and x
+// linear on panels (kernels_impl.h, linear_panels): accumulators a pass may keep (as AVX2: 16 registers), and x
 // rows per pass.
 constexpr int PANEL_ACC = 12;
 constexpr int PANEL_MR = 3;

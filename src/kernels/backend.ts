@@ -38,7 +38,7 @@ export type WeightDtype = 'f32' | 'f16' | 'bf16' | 'q8_0';
 export type KernelWeightDtype = WeightDtype | 'q4_0' | PanelDtype;
 
 /**
- * f16 / bf16 values in the layout of the native small-M product (native/kernels.h, kernels/panels.ts): a matrix
+ * f16 / bf16 values in the layout of the native outer-product kernel (native/kernels.h, kernels/panels.ts): a matrix
  * [N, K] as ceil(N/32) panels of 32 rows, each stored column by column, [K][32], the last zero-padded. Copies a
  * backend makes for its products (Backend.prepareLinear), never in model files.
  */

@@ -1,5 +1,5 @@
 /**
- * Panels: the layout the native small-M product reads f16 / bf16 matrices in (native/kernels.h kWF16Panels,
+ * Panels: the layout the native products read f16 / bf16 matrices in (native/kernels.h kWF16Panels,
  * kernels_impl.h linear_panels). A matrix W [N, K] becomes ceil(N/32) panels of 32 rows, each stored column by
  * column: element (n, k) at ⌊n/32⌋·32·K + 32·k + n mod 32, the last panel zero-padded. One k of a panel is then 32
  * values in one 64-byte line, which the product multiplies by x[m, k] for every x row at once.
