@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { createRefBackend } from '../src/kernels/ref.js';
 import type { NativeBackend, SimdPath } from '../src/kernels/native.js';
 import { Rng } from './helpers/check.js';
-import { assertClose, seededNative } from './helpers/native.js';
+import { assertClose, eachSimd, seededNative } from './helpers/native.js';
 
 const ref = createRefBackend();
 const seeded = seededNative;
@@ -80,21 +80,6 @@ function checkShape(be: NativeBackend, rng: Rng, M: number, N: number, K: number
         assert.ok(sameBits(runs[2], runs[1]), `${what}: a repeated 2-thread call differs`);
       }
     }
-  }
-}
-
-/** Runs `fn` for every SIMD path this CPU has, restoring the backend's settings afterwards. */
-function eachSimd(be: NativeBackend, fn: (simd: SimdPath) => void): void {
-  const simd0 = be.simd,
-    th0 = be.threads();
-  try {
-    for (const simd of be.availableSimd()) {
-      be.setSimd(simd);
-      fn(simd);
-    }
-  } finally {
-    be.setSimd(simd0);
-    be.setThreads(th0);
   }
 }
 

@@ -22,6 +22,7 @@ import {
   assertBitwise,
   assertClose,
   assertRowsAsAlone,
+  eachSimd,
   native,
   nativeSkip,
   prodTol,
@@ -70,94 +71,60 @@ seededTest(
   },
 );
 
-seededNative(
-  'linear on panels: ref on the row-major weights, every SIMD path and 1-3 threads, both paths',
-  (rng, be) => {
-    const simd0 = be.simd,
-      th0 = be.threads();
-    try {
-      for (const simd of be.availableSimd()) {
-        be.setSimd(simd);
-        for (const dtype of ['f16', 'bf16'] as const) {
-          for (const [N, K] of [
-            [1, 1],
-            [5, 2],
-            [31, 17],
-            [32, 64],
-            [33, 33],
-            [97, 129],
-            [64, 320],
-          ] as const) {
-            const w = halfMatrix(rng, dtype, N, K),
-              p = toPanels(w, N, K, heapAllocator);
-            // the outer product up to 1024 rows (past linear_small_max_rows too), the GEMM on widened panels past it
-            for (const M of [
-              1,
-              2,
-              3,
-              5,
-              6,
-              7,
-              8,
-              13,
-              SMALL_M_ROWS,
-              SMALL_M_ROWS + 9,
-              ...(N * K < 4000 ? [1030] : []),
-            ]) {
-              const x = rng.f32(M * K),
-                bias = rng.next() < 0.5 ? rng.f32(N) : null,
-                want = new Float32Array(M * N);
-              ref.linear(M, N, K, x, w, bias, want);
-              let first: Float32Array | null = null;
-              for (const th of [1, 2, 3]) {
-                be.setThreads(th);
-                const got = new Float32Array(M * N);
-                be.linear(M, N, K, x, p, bias, got);
-                const what = `${simd} ${dtype} [${N}, ${K}] M=${M} ${th} thread(s)`;
-                assertClose(got, want, prodTol(K), what);
-                if (first) assertBitwise(got, first, `${what}: the same as at 1 thread`);
-                first = got;
-              }
-            }
+seededNative('linear on panels: ref on the row-major weights, every SIMD path and 1-3 threads, both paths', (rng, be) =>
+  eachSimd(be, (simd) => {
+    for (const dtype of ['f16', 'bf16'] as const) {
+      for (const [N, K] of [
+        [1, 1],
+        [5, 2],
+        [31, 17],
+        [32, 64],
+        [33, 33],
+        [97, 129],
+        [64, 320],
+      ] as const) {
+        const w = halfMatrix(rng, dtype, N, K),
+          p = toPanels(w, N, K, heapAllocator);
+        // the outer product up to 1024 rows (past linear_small_max_rows too), the GEMM on widened panels past it
+        for (const M of [1, 2, 3, 5, 6, 7, 8, 13, SMALL_M_ROWS, SMALL_M_ROWS + 9, ...(N * K < 4000 ? [1030] : [])]) {
+          const x = rng.f32(M * K),
+            bias = rng.next() < 0.5 ? rng.f32(N) : null,
+            want = new Float32Array(M * N);
+          ref.linear(M, N, K, x, w, bias, want);
+          let first: Float32Array | null = null;
+          for (const th of [1, 2, 3]) {
+            be.setThreads(th);
+            const got = new Float32Array(M * N);
+            be.linear(M, N, K, x, p, bias, got);
+            const what = `${simd} ${dtype} [${N}, ${K}] M=${M} ${th} thread(s)`;
+            assertClose(got, want, prodTol(K), what);
+            if (first) assertBitwise(got, first, `${what}: the same as at 1 thread`);
+            first = got;
           }
         }
       }
-    } finally {
-      be.setSimd(simd0);
-      be.setThreads(th0);
     }
-  },
+  }),
 );
 
-seededNative(
-  'linear on panels: each row bit-identical to the row alone for every M ≤ 24, every SIMD path',
-  (rng, be) => {
-    const simd0 = be.simd,
-      th0 = be.threads();
-    try {
-      for (const simd of be.availableSimd()) {
-        be.setSimd(simd);
-        const N = rng.int(1, 90),
-          K = rng.int(1, 70),
-          rows = SMALL_M_ROWS;
-        const w = toPanels(halfMatrix(rng, rng.next() < 0.5 ? 'f16' : 'bf16', N, K), N, K, heapAllocator);
-        assertRowsAsAlone(be, rng, {
-          rows,
-          N,
-          K,
-          x: rng.f32(rows * K),
-          w,
-          bias: rng.f32(N),
-          threads: [1, 2, 3],
-          setThreads: (n) => be.setThreads(n),
-          what: (th, M, m) => `${simd} [${N}, ${K}] ${th} thread(s): row ${m} of ${M}`,
-        });
-      }
-    } finally {
-      be.setSimd(simd0);
-      be.setThreads(th0);
-    }
-  },
+seededNative('linear on panels: each row bit-identical to the row alone for every M ≤ 24, every SIMD path', (rng, be) =>
+  eachSimd(be, (simd) => {
+    const N = rng.int(1, 90),
+      K = rng.int(1, 70),
+      rows = SMALL_M_ROWS;
+    const w = toPanels(halfMatrix(rng, rng.next() < 0.5 ? 'f16' : 'bf16', N, K), N, K, heapAllocator);
+    assertRowsAsAlone(be, rng, {
+      rows,
+      N,
+      K,
+      x: rng.f32(rows * K),
+      w,
+      bias: rng.f32(N),
+      threads: [1, 2, 3],
+      setThreads: (n) => be.setThreads(n),
+      what: (th, M, m) => `${simd} [${N}, ${K}] ${th} thread(s): row ${m} of ${M}`,
+    });
+  }),
 );
 
 seededNative('embeddingForward on panels: the row-major table, bit for bit', (rng, be) => {

@@ -31,6 +31,7 @@ import {
   sameKindOfPathAsF32,
   SMALL_M_ROWS,
   assertRowsAsAlone,
+  eachSimd,
 } from './helpers/native.js';
 import { assertWithin, wasmInt8DotModel } from './helpers/wasm-int8-dot.js';
 import { x86Int8Model, type BlockQuants } from './helpers/x86-int8-dot.js';
@@ -330,17 +331,9 @@ seededTest(
   'linear q4_0: a row is bit-identical whatever M (on the small-M path) and the thread count (native every path, wasm)',
   (rng) => {
     const be: NativeBackend = native();
-    const simd0 = be.simd,
-      th0 = be.threads();
-    try {
-      for (const simd of be.availableSimd()) {
-        be.setSimd(simd);
-        for (let trial = 0; trial < 2; trial++) checkRowsAlone(be, rng, `native ${simd}`, (n) => be.setThreads(n));
-      }
-    } finally {
-      be.setSimd(simd0);
-      be.setThreads(th0);
-    }
+    eachSimd(be, (simd) => {
+      for (let trial = 0; trial < 2; trial++) checkRowsAlone(be, rng, `native ${simd}`, (n) => be.setThreads(n));
+    });
     for (let trial = 0; trial < 2; trial++) checkRowsAlone(wasmT, rng, 'wasm', (n) => wasmT.setThreads(n));
   },
   { skip: nativeSkip },

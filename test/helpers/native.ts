@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import type { Backend, WeightArg } from '../../src/kernels/backend.js';
-import { tryLoadNativeBackend, type NativeBackend } from '../../src/kernels/native.js';
+import { tryLoadNativeBackend, type NativeBackend, type SimdPath } from '../../src/kernels/native.js';
 import { Rng, seededTest } from './check.js';
 
 /**
@@ -47,22 +47,29 @@ export function eachThreadCount(be: NativeBackend, fn: (threads: number) => void
   }
 }
 
-/** Runs `fn` for every SIMD path × threads 1, 2 (restoring the defaults afterwards). */
-export function eachConfig(be: NativeBackend, fn: (label: string, threads: number) => void): void {
-  const simd0 = be.simd;
-  const th0 = be.threads();
+/** Runs `fn` for every SIMD path this CPU has, restoring the backend's SIMD path and thread count afterwards. */
+export function eachSimd(be: NativeBackend, fn: (simd: SimdPath) => void): void {
+  const simd0 = be.simd,
+    th0 = be.threads();
   try {
     for (const simd of be.availableSimd()) {
       be.setSimd(simd);
-      for (const th of [1, 2]) {
-        be.setThreads(th);
-        fn(`${simd}/${th}t`, th);
-      }
+      fn(simd);
     }
   } finally {
     be.setSimd(simd0);
     be.setThreads(th0);
   }
+}
+
+/** Runs `fn` for every SIMD path × threads 1, 2 (restoring the defaults afterwards). */
+export function eachConfig(be: NativeBackend, fn: (label: string, threads: number) => void): void {
+  eachSimd(be, (simd) => {
+    for (const th of [1, 2]) {
+      be.setThreads(th);
+      fn(`${simd}/${th}t`, th);
+    }
+  });
 }
 
 /**
