@@ -62,7 +62,8 @@ export function checkWeight(
   shape: () => string,
   dtypes: readonly KernelWeightDtype[],
 ): void {
-  const need = dtypeIsPanels(w) ? Math.ceil(rows / 32) * 32 * cols : rows * cols;
+  const panels = dtypeIsPanels(w),
+    need = panels ? Math.ceil(rows / 32) * 32 * cols : rows * cols;
   if (w instanceof Float32Array) return checkF32(op, name, w, need, shape);
   if (typeof w !== 'object' || w === null || !('dtype' in w) || !('data' in w)) {
     throw typeError(op, name, 'a Float32Array or a weight {dtype, data}', w);
@@ -94,7 +95,7 @@ export function checkWeight(
     if (cols % 32 !== 0)
       throw new RangeError(`${op}: q4_0 weight ${name} needs a row length that is a multiple of 32 (${shape()})`);
     if (len < need / 2) throw lengthError(op, `${name}.data`, len, need / 2, () => `${shape()} in q4_0 (2 a byte)`);
-  } else if (dtypeIsPanels(w)) {
+  } else if (panels) {
     if (len < need) throw lengthError(op, `${name}.data`, len, need, () => `${shape()} in panels of 32 rows`);
   } else if (len < need) throw lengthError(op, name, len, need, shape);
   if (blocked) {
