@@ -74,6 +74,11 @@ function weightAs(dtype: KernelWeightDtype, w: Float32Array, N: number, K: numbe
       const rows: StoredWeight = { dtype: dtype === 'f16_panels' ? 'f16' : 'bf16', data: new Uint16Array(half) };
       return { weight: toPanels(rows, N, K, heapAllocator), bytes: w.length * 2 };
     }
+    case 'q8_0_panels': {
+      const q = quantizeQ8(w, N, K);
+      const rows: StoredWeight = { dtype: 'q8_0', data: q.data, scales: q.scales };
+      return { weight: toPanels(rows, N, K, heapAllocator), bytes: q.data.length + q.scales.length * 2 };
+    }
   }
 }
 

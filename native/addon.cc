@@ -637,25 +637,25 @@ rg::WeightRef* read_weight(napi_env env, napi_value v, const KernelDesc& d, cons
   char name[16] = {0};
   size_t nlen = 0;
   if (dt == napi_string) napi_get_value_string_utf8(env, dv, name, sizeof(name), &nlen);
-  static const char* const kNames[] = {"f32",  "f16",        "bf16",       "q8_0",
-                                       "q4_0", "f16_panels", "bf16_panels"};  // kernels.h's WeightDtype codes
+  static const char* const kNames[] = {"f32",        "f16",         "bf16",       "q8_0", "q4_0",
+                                       "f16_panels", "bf16_panels", "q8_0_panels"};  // kernels.h's WeightDtype codes
   int code = -1;
-  for (int i = 0; i < 7 && dt == napi_string; ++i)
+  for (int i = 0; i < 8 && dt == napi_string; ++i)
     if (strlen(kNames[i]) == nlen && memcmp(kNames[i], name, nlen) == 0) code = i;
   if (code < 0) {
     must_be_handle();
     type_error("weight " + a.name + " is " +
                (dt == napi_string ? "\"" + js_string(env, dv) + "\"" : std::string(describe(env, dv))) +
-               "; this backend reads f32, f16, bf16, q8_0, q4_0, f16_panels, bf16_panels");
+               "; this backend reads f32, f16, bf16, q8_0, q4_0, f16_panels, bf16_panels, q8_0_panels");
   }
   out->dtype = static_cast<rg::WeightDtype>(code);
   static const napi_typedarray_type kTypes[] = {napi_float32_array, napi_uint16_array, napi_uint16_array,
                                                 napi_int8_array,    napi_uint8_array,  napi_uint16_array,
-                                                napi_uint16_array};
+                                                napi_uint16_array,  napi_int8_array};
   static const char* const kWant[] = {"a Float32Array",          "a Uint16Array (f16 bits)",
                                       "a Uint16Array (bf16 bits)", "a Int8Array (quants)",
                                       "a Uint8Array (packed 4-bit quants)", "a Uint16Array (f16_panels bits)",
-                                      "a Uint16Array (bf16_panels bits)"};
+                                      "a Uint16Array (bf16_panels bits)", "a Int8Array (q8_0_panels quants)"};
   napi_value dat = nullptr;
   if (napi_get_named_property(env, v, "data", &dat) != napi_ok ||
       napi_get_typedarray_info(env, dat, &got, &len, &data, nullptr, nullptr) != napi_ok || got != kTypes[code]) {
@@ -669,7 +669,7 @@ rg::WeightRef* read_weight(napi_env env, napi_value v, const KernelDesc& d, cons
       range_error("q4_0 weight " + a.name + " needs a row length that is a multiple of 32 (" + shape_text(d, a, vals) +
                   ")");
     check_length(d, a, dims, len, 2, ".data", " in q4_0 (2 a byte)");
-  } else if (out->dtype == rg::kWF16Panels || out->dtype == rg::kWBF16Panels) {
+  } else if (out->dtype == rg::kWF16Panels || out->dtype == rg::kWBF16Panels || out->dtype == rg::kWQ8Panels) {
     // whole panels of 32 rows: ceil(rows / 32) · 32 · cols values (the shapes are within 2^31 each)
     const uint64_t need = static_cast<uint64_t>((vals[0] + rg::kPanelCols - 1) / rg::kPanelCols * rg::kPanelCols) *
                           static_cast<uint64_t>(vals[1]);
@@ -679,7 +679,7 @@ rg::WeightRef* read_weight(napi_env env, napi_value v, const KernelDesc& d, cons
   } else {
     check_length(d, a, dims, len);
   }
-  if (out->dtype == rg::kWQ8_0 || out->dtype == rg::kWQ4_0) {
+  if (out->dtype == rg::kWQ8_0 || out->dtype == rg::kWQ4_0 || out->dtype == rg::kWQ8Panels) {
     size_t slen = 0;
     napi_value sc = nullptr;
     void* sdata = nullptr;
@@ -690,7 +690,15 @@ rg::WeightRef* read_weight(napi_env env, napi_value v, const KernelDesc& d, cons
     if (vals[1] % rg::kQ8Block != 0)
       range_error("q8_0 weight " + a.name + " needs a row length that is a multiple of 32 (" + shape_text(d, a, vals) +
                   ")");
-    check_length(d, a, dims, slen, rg::kQ8Block, ".scales");
+    if (out->dtype == rg::kWQ8Panels) {  // a scale per row and block, the rows padded to whole panels
+      const uint64_t need = static_cast<uint64_t>((vals[0] + rg::kPanelCols - 1) / rg::kPanelCols * rg::kPanelCols) *
+                            static_cast<uint64_t>(vals[1] / rg::kQ8Block);
+      if (need > slen)
+        range_error(a.name + ".scales has " + std::to_string(slen) + " elements but " + shape_text(d, a, vals) +
+                    " in panels of 32 rows needs " + std::to_string(need));
+    } else {
+      check_length(d, a, dims, slen, rg::kQ8Block, ".scales");
+    }
   }
   return out;
 }

@@ -55,6 +55,8 @@ void rope_cache_free(RopeCache* cache);
 // linear_panels): W [N, K] as ceil(N/32) panels of kPanelCols = 32 rows of W, each stored column by column, [K][32]
 // (element (n, k) at (n/32)·32·K + 32·k + n % 32; the last panel zero-padded), so that a panel's 32 weights of one
 // k fill one 64-byte line. Copies made in memory for the products (src/kernels/panels.ts), never in model files.
+// kWQ8Panels holds q8_0's quants in the same layout (int8, [ceil(N/32)][K][32]) and its float16 scales as
+// [ceil(N/32)][K/32][32] (block b of the panel's 32 rows side by side); K a multiple of 32.
 enum WeightDtype : int32_t {
   kWF32 = 0,
   kWF16 = 1,
@@ -63,6 +65,7 @@ enum WeightDtype : int32_t {
   kWQ4_0 = 4,
   kWF16Panels = 5,
   kWBF16Panels = 6,
+  kWQ8Panels = 7,
 };
 constexpr i64 kQ8Block = 32;    // q8_0: weights per scale, consecutive along K
 constexpr i64 kQ4Block = 32;    // q4_0: the same blocks, stored in 16 bytes (kernels/quant.ts)
@@ -71,9 +74,9 @@ struct WeightRef {
   WeightDtype dtype;
   // float / uint16_t bits / int8_t quants, row-major [rows, cols]; q4_0: uint8_t [rows, cols/2], block b of row n
   // the 16 bytes from (n·cols + 32·b)/2, byte j holding weight j (low nibble) and weight j + 16 (high nibble);
-  // panels: uint16_t bits [ceil(rows/32), cols, 32] (above)
+  // panels: uint16_t bits [ceil(rows/32), cols, 32] (above); q8_0 panels: int8_t quants in that layout
   const void* data;
-  const uint16_t* scales;  // q8_0 / q4_0: float16 bits of d, [rows, cols/32]; else nullptr
+  const uint16_t* scales;  // q8_0 / q4_0: float16 bits of d, [rows, cols/32]; q8_0 panels: [ceil(rows/32), cols/32, 32]
 };
 
 // The small-M linear's software prefetch distance in bytes ahead in each thread's W stream (f32, f16, bf16, q8_0 and

@@ -517,8 +517,18 @@ static inline void dequant_panel_row(const uint16_t* data, i64 n, i64 K, float* 
   for (i64 k = 0; k < K; ++k) out[k] = One(p[k * rg::kPanelCols]);
 }
 
+// Row n of q8_0 panels (kernels.h): quant k at the panel's k-th 32 bytes, scale of block b at its b-th 32 scales.
+static inline void dequant_q8_panel_row(const rg::WeightRef& w, i64 n, i64 K, float* out) {
+  const i64 P = n / rg::kPanelCols, c = n % rg::kPanelCols, KB = K / rg::kQ8Block;
+  const int8_t* q = static_cast<const int8_t*>(w.data) + P * rg::kPanelCols * K + c;
+  const uint16_t* d = w.scales + P * rg::kPanelCols * KB + c;
+  for (i64 k = 0; k < K; ++k)
+    out[k] = f16_to_f32(d[(k / rg::kQ8Block) * rg::kPanelCols]) * static_cast<float>(q[k * rg::kPanelCols]);
+}
+
 static void dequant_row(const rg::WeightRef& w, i64 n, i64 K, float* out) {
   switch (w.dtype) {
+    case rg::kWQ8Panels: dequant_q8_panel_row(w, n, K, out); break;
     case rg::kWF16Panels: dequant_panel_row<f16_to_f32>(static_cast<const uint16_t*>(w.data), n, K, out); break;
     case rg::kWBF16Panels: dequant_panel_row<bf16_one>(static_cast<const uint16_t*>(w.data), n, K, out); break;
     case rg::kWF16: dequant_into(row_f16(w, n, K), K, out); break;
@@ -852,6 +862,69 @@ static inline void panel_pass(const uint16_t* p, i64 K, int j0, const float* x, 
   }
 }
 
+// panel_pass for q8_0 panels (kernels.h kWQ8Panels): per block of 32 k, each output's partial sum of q·x over the
+// block (one FMA chain in k order, from zero), then acc = fma(partial, d, acc) in block order, then the bias. The
+// partials and the outputs together take as many accumulators as panel_pass's two chains (panel_sb). Half the bytes
+// of f16 panels: the module's matrices (model/product-weights.ts) read from cache, not DRAM, in every module call.
+template <int R>
+static inline void panel_pass_q8(const int8_t* p, const uint16_t* sc, i64 K, int j0, const float* x, const float* bias,
+                                 float* y, i64 N, i64 n0, bool stream) {
+  constexpr int SB = panel_sb(R), C = static_cast<int>(rg::kPanelCols), B = static_cast<int>(rg::kQ8Block);
+  V acc[R][SB];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int j = 0; j < SB; ++j) acc[r][j] = vzero();
+  }
+  const int8_t* w = p + j0 * W;
+  const uint16_t* s = sc + j0 * W;
+  const i64 pf = stream ? rg::linear_prefetch_bytes : 0;
+  for (i64 b0 = 0; b0 < K; b0 += B) {
+    V part[R][SB];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+      for (int j = 0; j < SB; ++j) part[r][j] = vzero();
+    }
+    if (pf) {  // the block's 32 k are 1 KB: 16 lines
+      for (int l = 0; l < B * C; l += 64) prefetch_l1(reinterpret_cast<const char*>(p + b0 * C) + pf + l);
+    }
+#pragma GCC unroll 4
+    for (i64 k = b0; k < b0 + B; ++k) {
+      V wv[SB];
+#pragma GCC unroll 8
+      for (int j = 0; j < SB; ++j) wv[j] = vload_i8(w + k * C + j * W);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const V xb = vset1(x[r * K + k]);
+#pragma GCC unroll 8
+        for (int j = 0; j < SB; ++j) part[r][j] = vfma(xb, wv[j], part[r][j]);
+      }
+    }
+    V d[SB];
+#pragma GCC unroll 8
+    for (int j = 0; j < SB; ++j) d[j] = vload_f16(s + (b0 / B) * C + j * W);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+      for (int j = 0; j < SB; ++j) acc[r][j] = vfma(part[r][j], d[j], acc[r][j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < SB; ++j) {
+    const i64 n = n0 + j0 * W + j * W;
+    if (n >= N) break;
+    const int cols = static_cast<int>(imin(W, N - n));
+    const V b = bias ? (cols == W ? vload(bias + n) : vload_n(bias + n, cols)) : vzero();
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const V v = bias ? vadd(acc[r][j], b) : acc[r][j];
+      if (cols == W) vstore(y + r * N + n, v);
+      else vstore_n(y + r * N + n, v, cols);
+    }
+  }
+}
+
 // Calls f(std::integral_constant<int, R>{}) for a run-time R of 1..PANEL_MR.
 template <class F>
 static inline void with_panel_rows(i64 r, F&& f) {
@@ -873,9 +946,11 @@ constexpr i64 PANEL_OUTER_MAX_ROWS = 1024;
 
 // y[M, N] = x · Wᵀ + bias for panel-packed W, M ≤ PANEL_OUTER_MAX_ROWS: each panel in passes of up to PANEL_MR x rows
 // and panel_sb vectors (the first pass streams it from memory, the rest re-read it from cache).
-template <V (*Load)(const uint16_t*)>
-static void linear_panels(int nth, i64 M, i64 N, i64 K, const float* x, const uint16_t* w, const float* bias,
-                          float* y) {
+// y[M, N] = x · Wᵀ + bias for panel-packed W, M ≤ PANEL_OUTER_MAX_ROWS (q8_0 panels: any M): each panel in passes of
+// up to PANEL_MR x rows and panel_sb vectors (the first pass streams it from memory, the rest re-read it from cache).
+// pass(R, panel index, vector j0, first row, stream) runs one.
+template <class Pass>
+static void linear_panels_by(int nth, i64 M, i64 N, i64 K, Pass&& pass) {
   constexpr i64 C = rg::kPanelCols;
   const i64 P = (N + C - 1) / C;
   // One range of panels a thread, their sizes within one panel of each other (320 rows are 10 panels): a single
@@ -886,17 +961,35 @@ static void linear_panels(int nth, i64 M, i64 N, i64 K, const float* x, const ui
     i64 p0, p1;
     rg::split_range(P, static_cast<int>(c), static_cast<int>(chunks), &p0, &p1);
     for (i64 p = p0; p < p1; ++p) {
-      const uint16_t* wp = w + p * C * K;
       for (i64 m0 = 0; m0 < M; m0 += PANEL_MR) {
         with_panel_rows(M - m0, [&](auto rows) {
           constexpr int R = decltype(rows)::value;
-          for (int j0 = 0; j0 < PANEL_VECS; j0 += panel_sb(R))
-            panel_pass<R, Load>(wp, K, j0, x + m0 * K, bias, y + m0 * N, N, p * C, m0 == 0 && j0 == 0);
+          for (int j0 = 0; j0 < PANEL_VECS; j0 += panel_sb(R)) pass(rows, p, j0, m0, m0 == 0 && j0 == 0);
         });
       }
     }
   };
   run_chunks(nth, chunks, 2.0 * static_cast<double>(M) * N * K, chunk);
+}
+
+template <V (*Load)(const uint16_t*)>
+static void linear_panels(int nth, i64 M, i64 N, i64 K, const float* x, const uint16_t* w, const float* bias,
+                          float* y) {
+  constexpr i64 C = rg::kPanelCols;
+  linear_panels_by(nth, M, N, K, [&](auto rows, i64 p, int j0, i64 m0, bool stream) {
+    constexpr int R = decltype(rows)::value;
+    panel_pass<R, Load>(w + p * C * K, K, j0, x + m0 * K, bias, y + m0 * N, N, p * C, stream);
+  });
+}
+
+static void linear_q8_panels(int nth, i64 M, i64 N, i64 K, const float* x, const rg::WeightRef& w, const float* bias,
+                             float* y) {
+  constexpr i64 C = rg::kPanelCols;
+  const int8_t* q = static_cast<const int8_t*>(w.data);
+  linear_panels_by(nth, M, N, K, [&](auto rows, i64 p, int j0, i64 m0, bool stream) {
+    constexpr int R = decltype(rows)::value;
+    panel_pass_q8<R>(q + p * C * K, w.scales + p * K, K, j0, x + m0 * K, bias, y + m0 * N, N, p * C, stream);
+  });
 }
 
 // Larger M on panels: a chunk of panels widened to float32 as the GEMM's B [K, cols] (each
@@ -930,6 +1023,7 @@ static void linear_large_panels(int nth, i64 M, i64 N, i64 K, const float* x, co
 static void linear(int nth, i64 M, i64 N, i64 K, const float* x, const rg::WeightRef* w, const float* bias, float* y) {
   const uint16_t* bits = static_cast<const uint16_t*>(w->data);
   if (w->dtype == rg::kWF32) linear_f32(nth, M, N, K, x, static_cast<const float*>(w->data), bias, y);
+  else if (w->dtype == rg::kWQ8Panels) linear_q8_panels(nth, M, N, K, x, *w, bias, y);
   else if (w->dtype == rg::kWF16Panels && M <= PANEL_OUTER_MAX_ROWS)
     linear_panels<vload_f16>(nth, M, N, K, x, bits, bias, y);
   else if (w->dtype == rg::kWBF16Panels && M <= PANEL_OUTER_MAX_ROWS)

@@ -103,7 +103,7 @@ function pickK(rng: Rng, dtype: StoredDtype): number {
   return rng.pick([1, 7, 15, 17, 31, 33, 65, 767, 2 * rng.int(0, 400) + 1]);
 }
 
-test('the native backend reads every weight dtype as stored, and f16 / bf16 as panels', { skip }, () => {
+test('the native backend reads every weight dtype as stored, and f16 / bf16 / q8_0 as panels', { skip }, () => {
   assert.deepEqual([...native().weightDtypes], [
     'f32',
     'f16',
@@ -112,6 +112,7 @@ test('the native backend reads every weight dtype as stored, and f16 / bf16 as p
     'q4_0',
     'f16_panels',
     'bf16_panels',
+    'q8_0_panels',
   ] satisfies KernelWeightDtype[]);
 });
 

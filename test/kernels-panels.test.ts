@@ -14,7 +14,8 @@ import assert from 'node:assert/strict';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { heapAllocator, type StoredWeight, type Weight } from '../src/kernels/backend.js';
 import { f32ToBf16Bits, f32ToF16Array } from '../src/kernels/half.js';
-import { panelRow, PANEL_ROWS, toPanels } from '../src/kernels/panels.js';
+import { panelRow, PANEL_ROWS, q8ToPanels, toPanels } from '../src/kernels/panels.js';
+import { quantizeQ8 } from '../src/kernels/quant.js';
 import { convertWeights } from '../src/model/convert.js';
 import { InferenceModel } from '../src/model/infer.js';
 import { Rng, seededTest } from './helpers/check.js';
@@ -189,5 +190,120 @@ test(
     const got = half.forwardBase(ids, half.newBaseCache(), 'all').logits;
     const want = halfRef.forwardBase(ids, halfRef.newBaseCache(), 'all').logits;
     assertClose(got, want, 1e-4, 'logits, native on panels vs ref on row-major f16');
+  },
+);
+
+/** A random [N, K] matrix in q8_0 (K a multiple of 32). */
+function q8Matrix(rng: Rng, N: number, K: number): Extract<StoredWeight, { dtype: 'q8_0' }> {
+  const q = quantizeQ8(rng.f32(N * K, 0.5), N, K);
+  return { dtype: 'q8_0', data: q.data, scales: q.scales };
+}
+
+seededTest('q8ToPanels: quants as the panels, scales [P][K/32][32], zero-padded; rows dequantize as q8_0', (rng) => {
+  for (const [N, K] of [
+    [1, 32],
+    [31, 64],
+    [33, 96],
+    [70, 32],
+  ] as const) {
+    const w = q8Matrix(rng, N, K),
+      p = q8ToPanels(w, N, K, heapAllocator);
+    assert.equal(p.dtype, 'q8_0_panels');
+    if (p.dtype !== 'q8_0_panels') return;
+    const P = Math.ceil(N / PANEL_ROWS),
+      KB = K / 32;
+    assert.equal(p.data.length, P * PANEL_ROWS * K);
+    assert.equal(p.scales.length, P * PANEL_ROWS * KB);
+    for (let n = 0; n < P * PANEL_ROWS; n++) {
+      const base = Math.floor(n / PANEL_ROWS) * PANEL_ROWS,
+        c = n % PANEL_ROWS;
+      for (let k = 0; k < K; k++)
+        assert.equal(p.data[base * K + PANEL_ROWS * k + c], n < N ? w.data[n * K + k] : 0, `quant (${n}, ${k})`);
+      for (let b = 0; b < KB; b++)
+        assert.equal(p.scales[base * KB + PANEL_ROWS * b + c], n < N ? w.scales[n * KB + b] : 0, `scale (${n}, ${b})`);
+    }
+  }
+  assert.throws(() => q8ToPanels(q8Matrix(rng, 2, 32), 2, 48, heapAllocator), /rows of 48 are not whole blocks/);
+  assert.throws(() => q8ToPanels(q8Matrix(rng, 2, 32), 3, 32, heapAllocator), /needs 96 quants and 3 scales/);
+});
+
+seededNative('linear on q8_0 panels: ref on the q8_0 rows, every SIMD path and 1-3 threads; rows as alone', (rng, be) =>
+  eachSimd(be, (simd) => {
+    for (const [N, K] of [
+      [1, 32],
+      [5, 64],
+      [31, 32],
+      [33, 96],
+      [97, 160],
+      [64, 320],
+    ] as const) {
+      const w = q8Matrix(rng, N, K),
+        p = q8ToPanels(w, N, K, heapAllocator);
+      for (const M of [1, 2, 3, 5, 6, 7, 8, 13, SMALL_M_ROWS + 9, ...(N * K < 4000 ? [1030] : [])]) {
+        const x = rng.f32(M * K),
+          bias = rng.next() < 0.5 ? rng.f32(N) : null,
+          want = new Float32Array(M * N);
+        ref.linear(M, N, K, x, w, bias, want);
+        let first: Float32Array | null = null;
+        for (const th of [1, 2, 3]) {
+          be.setThreads(th);
+          const got = new Float32Array(M * N);
+          be.linear(M, N, K, x, p, bias, got);
+          const what = `${simd} q8_0 panels [${N}, ${K}] M=${M} ${th} thread(s)`;
+          assertClose(got, want, prodTol(K), what);
+          if (first) assertBitwise(got, first, `${what}: the same as at 1 thread`);
+          first = got;
+        }
+      }
+    }
+    const N = rng.int(1, 90),
+      K = 32 * rng.int(1, 4),
+      rows = SMALL_M_ROWS;
+    assertRowsAsAlone(be, rng, {
+      rows,
+      N,
+      K,
+      x: rng.f32(rows * K),
+      w: q8ToPanels(q8Matrix(rng, N, K), N, K, heapAllocator),
+      bias: rng.f32(N),
+      threads: [1, 2, 3],
+      setThreads: (n) => be.setThreads(n),
+      what: (th, M, m) => `${simd} q8_0 panels [${N}, ${K}] ${th} thread(s): row ${m} of ${M}`,
+    });
+  }),
+);
+
+seededNative(
+  'q8_0 panels: lookups equal the q8_0 rows; short scales and ragged rows refused like the addon',
+  (rng, be) => {
+    const V = 45,
+      C = 64,
+      w = q8Matrix(rng, V, C),
+      ids = rng.ints(30, 0, V - 1);
+    const want = new Float32Array(30 * C),
+      got = new Float32Array(30 * C);
+    be.embeddingForward(30, C, V, ids, w, want);
+    be.embeddingForward(30, C, V, ids, q8ToPanels(w, V, C, heapAllocator), got);
+    assertBitwise(got, want, 'embedding');
+    const N = 33,
+      K = 32,
+      x = rng.f32(K),
+      y = new Float32Array(N);
+    const shortScales: Weight = { dtype: 'q8_0_panels', data: new Int8Array(64 * K), scales: new Uint16Array(N) };
+    const ragged: Weight = { dtype: 'q8_0_panels', data: new Int8Array(64 * 40), scales: new Uint16Array(64 * 2) };
+    assert.throws(() => be.linear(1, N, K, x, shortScales, null, y), /w\.scales has 33 elements .* panels .* needs 64/);
+    assert.throws(() => be.linear(1, N, 40, rng.f32(40), ragged, null, y), /multiple of 32/);
+    const message = (f: () => void): string => {
+      try {
+        f();
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'no error';
+    };
+    assert.equal(
+      message(() => be.addon.linear(1, N, K, x, shortScales, null, y)),
+      message(() => be.linear(1, N, K, x, shortScales, null, y)),
+    );
   },
 );

@@ -40,16 +40,18 @@ export type KernelWeightDtype = WeightDtype | 'q4_0' | PanelDtype;
 /**
  * f16 / bf16 values in the layout of the native outer-product kernel (native/kernels.h, kernels/panels.ts): a matrix
  * [N, K] as ceil(N/32) panels of 32 rows, each stored column by column, [K][32], the last zero-padded. Copies a
- * backend makes for its products (Backend.prepareLinear), never in model files.
+ * backend makes for its products (Backend.prepareLinear), never in model files. `q8_0_panels`: q8_0's quants in the
+ * same layout and its scales as [ceil(N/32)][K/32][32] (the module's cheaper copy, model/module-dtype.ts).
  */
-export type PanelDtype = 'f16_panels' | 'bf16_panels';
+export type PanelDtype = 'f16_panels' | 'bf16_panels' | 'q8_0_panels';
 
 /** A weight handle: its storage dtype and the elements, row-major [N, K] for a matrix (panels: see PanelDtype). */
 export type Weight =
   | { readonly dtype: 'f32'; readonly data: Float32Array }
   | { readonly dtype: 'f16' | 'bf16'; readonly data: Uint16Array }
-  | { readonly dtype: PanelDtype; readonly data: Uint16Array }
+  | { readonly dtype: 'f16_panels' | 'bf16_panels'; readonly data: Uint16Array }
   | { readonly dtype: 'q8_0'; readonly data: Int8Array; readonly scales: Uint16Array }
+  | { readonly dtype: 'q8_0_panels'; readonly data: Int8Array; readonly scales: Uint16Array }
   | { readonly dtype: 'q4_0'; readonly data: Uint8Array; readonly scales: Uint16Array };
 
 /** A weight stored row by row (every dtype but the panels). */

@@ -45,7 +45,7 @@ export function checkI32(op: string, name: string, arr: unknown, need: number, s
 function dtypeIsPanels(w: unknown): boolean {
   if (typeof w !== 'object' || w === null || !('dtype' in w)) return false;
   const d = (w as { dtype: unknown }).dtype;
-  return d === 'f16_panels' || d === 'bf16_panels';
+  return d === 'f16_panels' || d === 'bf16_panels' || d === 'q8_0_panels';
 }
 
 /**
@@ -75,18 +75,26 @@ export function checkWeight(
         `this backend reads ${dtypes.join(', ')}`,
     );
   }
-  const blocked = dtype === 'q8_0' || dtype === 'q4_0';
+  const blocked = dtype === 'q8_0' || dtype === 'q4_0' || dtype === 'q8_0_panels';
   const want =
-    dtype === 'f32' ? Float32Array : dtype === 'q8_0' ? Int8Array : dtype === 'q4_0' ? Uint8Array : Uint16Array;
+    dtype === 'f32'
+      ? Float32Array
+      : dtype === 'q8_0' || dtype === 'q8_0_panels'
+        ? Int8Array
+        : dtype === 'q4_0'
+          ? Uint8Array
+          : Uint16Array;
   if (!(data instanceof want)) {
     const bits =
       dtype === 'q8_0'
         ? 'quants'
-        : dtype === 'q4_0'
-          ? 'packed 4-bit quants'
-          : dtype === 'f32'
-            ? ''
-            : `${String(dtype)} bits`;
+        : dtype === 'q8_0_panels'
+          ? 'q8_0_panels quants'
+          : dtype === 'q4_0'
+            ? 'packed 4-bit quants'
+            : dtype === 'f32'
+              ? ''
+              : `${String(dtype)} bits`;
     throw typeError(op, `${name}.data`, `a ${want.name}${bits ? ` (${bits})` : ''}`, data);
   }
   const len = (data as Float32Array | Uint16Array | Int8Array | Uint8Array).length;
@@ -103,7 +111,10 @@ export function checkWeight(
     if (!(scales instanceof Uint16Array)) throw typeError(op, `${name}.scales`, 'a Uint16Array (float16 bits)', scales);
     if (cols % 32 !== 0)
       throw new RangeError(`${op}: q8_0 weight ${name} needs a row length that is a multiple of 32 (${shape()})`);
-    if (scales.length < need / 32) throw lengthError(op, `${name}.scales`, scales.length, need / 32, shape);
+    if (scales.length < need / 32) {
+      const within = panels ? () => `${shape()} in panels of 32 rows` : shape;
+      throw lengthError(op, `${name}.scales`, scales.length, need / 32, within);
+    }
   }
 }
 

@@ -134,7 +134,7 @@ export function createNativeBackend(opts: NativeContextOptions = {}): NativeBack
   kernels.embeddingForward = (T, C, V, ids, table, out) => lib.embeddingForward(T, C, V, ids, bare(table), out);
   return withArgChecks<NativeBackend>({
     name: 'native',
-    weightDtypes: ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'f16_panels', 'bf16_panels'],
+    weightDtypes: ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'f16_panels', 'bf16_panels', 'q8_0_panels'],
     alloc: heapAllocator,
     // f16 / bf16 matrices as panels, which every instruction set's small-M product reads as an outer product
     // (native/kernels_impl.h linear_panels: fewer loads than the row-major dot products, no horizontal sums)

@@ -34,6 +34,7 @@ function weightRow(w: WeightArg, r: number, n: number, buf: Float32Array): Float
     };
     return dequantizeQ4(q, buf);
   }
+  if (w.dtype !== 'f16' && w.dtype !== 'bf16') throw new Error(`ref: ${w.dtype} weights are not read here`);
   const bits = w.data.subarray(r * n, r * n + n);
   return w.dtype === 'f16' ? f16ToF32Array(bits, buf) : bf16ToF32Array(bits, buf);
 }

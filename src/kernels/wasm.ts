@@ -124,7 +124,16 @@ const DEFAULT_MEMORY_BYTES = 1024 * 1024 * 1024;
 /** The most memory a backend may reserve: 4 GiB less a page, so addresses stay below 2^32. */
 export const WASM_MAX_MEMORY_BYTES = 65536 * PAGE - PAGE;
 const MAX_MEMORY_BYTES = WASM_MAX_MEMORY_BYTES;
-const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, f16_panels: 5, bf16_panels: 6 } as const; // kernels.h
+const DTYPE_CODE = {
+  f32: 0,
+  f16: 1,
+  bf16: 2,
+  q8_0: 3,
+  q4_0: 4,
+  f16_panels: 5,
+  bf16_panels: 6,
+  q8_0_panels: 7,
+} as const; // kernels.h
 
 export interface WasmBackendOptions {
   /**
@@ -335,7 +344,7 @@ export function createWasmBackendFromModule(module: WebAssembly.Module, opts: Wa
     const h = w instanceof Float32Array ? { dtype: 'f32' as const, data: w } : w;
     i32[weightRef >> 2] = DTYPE_CODE[h.dtype];
     i32[(weightRef >> 2) + 1] = address(h.data, false, op);
-    i32[(weightRef >> 2) + 2] = h.dtype === 'q8_0' || h.dtype === 'q4_0' ? address(h.scales, false, op) : 0;
+    i32[(weightRef >> 2) + 2] = 'scales' in h ? address(h.scales, false, op) : 0;
     return weightRef;
   };
 

@@ -17,12 +17,12 @@ export function copyInto(be: Backend, a: KernelArg): KernelArg {
   }
   if (a === null || typeof a !== 'object') return a;
   if (a.dtype === 'f32') return { dtype: 'f32', data: copyInto(be, a.data) as Float32Array };
-  if (a.dtype === 'q8_0') {
+  if (a.dtype === 'q8_0' || a.dtype === 'q8_0_panels') {
     const data = be.alloc.i8(a.data.length),
       scales = be.alloc.u16(a.scales.length);
     data.set(a.data);
     scales.set(a.scales);
-    return { dtype: 'q8_0', data, scales };
+    return { dtype: a.dtype, data, scales };
   }
   if (a.dtype === 'q4_0') {
     const data = be.alloc.u8(a.data.length),
