@@ -63,6 +63,8 @@ export interface DecodeBenchRun {
   draft_tokens: DraftTokens;
   /** The dtype module calls read the head in (model/draft-head.ts: a cheaper copy, or the head as stored). */
   draft_head_dtype?: string | null;
+  /** The dtype module calls read the module's matrices in (model/module-dtype.ts: a q8_0 copy, or as stored). */
+  module_dtype?: string | null;
   tokens_per_s: number;
   /** Median over repeats of (this mode's tokens/s ÷ standard's tokens/s in the same repeat); null without standard. */
   speedup_vs_standard: number | null;
@@ -241,6 +243,7 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
   }
   const bytes = storedCallBytes(model); // builds the module's draft head (model/draft-head.ts) before any timing
   const headDtype = model.hasModule ? (model.draftHead?.dtype ?? model.weights.weight(topNames(c).head).dtype) : null;
+  const moduleDtype = model.moduleWeightDtype?.replace('_panels', '') ?? null;
   // The probe reads the model's own largest weight allocation in place where it holds PROBE_BYTES (a probe buffer
   // beside llama-1b's weights would add 256 MB to the peak resident memory); smaller models use the probe's buffer.
   const largest = [...model.weights.storage].sort((a, b) => b.byteLength - a.byteLength)[0];
@@ -337,6 +340,7 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
       mode,
       draft_tokens: variant.draftTokens,
       draft_head_dtype: mode === 'standard' ? null : headDtype,
+      module_dtype: mode === 'standard' ? null : moduleDtype,
       tokens_per_s: rate,
       ...speedupFields(t.rates, std?.rates),
       full_calls_per_token: t.full / t.tokens,
@@ -379,7 +383,7 @@ function storedBytes(w: Weight): number {
 /**
  * weight-bytes.ts's call bytes in the model's own storage: a full call reads every base matrix once (the tied
  * embedding once, as the head; the position table and an untied embedding only touch rows), a module call reads
- * the module, the final norm and the head.
+ * the module (its matrices as module calls read them: model/module-dtype.ts), the final norm and the draft head.
  */
 export function storedCallBytes(model: InferenceModel): CallBytes {
   const c = model.config,
@@ -394,7 +398,11 @@ export function storedCallBytes(model: InferenceModel): CallBytes {
   // over a draft vocabulary the module reads its gathered head rows instead of the whole head (model/draft-vocab.ts)
   const draft = model.draftHead;
   const moduleHead = draft ? head - storedBytes(model.weights.weight(t.head)) + draft.bytes : head;
-  return { full, module: c.recycle ? sum(moduleParamSpecs(c)) + moduleHead : 0 };
+  if (!c.recycle) return { full, module: 0 };
+  model.prepareModule();
+  const asRead = (p: ParamSpec): number =>
+    storedBytes(p.shape.length === 2 ? model.products.weight(p.name) : model.weights.weight(p.name));
+  return { full, module: moduleParamSpecs(c).reduce((s, p) => s + asRead(p), 0) + moduleHead };
 }
 
 /** Prefill tokens/s: `ids` through one full call from an empty cache, median over `repeats` (after a warm-up). */
@@ -484,6 +492,12 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
     lines.push(
       `module calls read the head as ${[...heads].map(([d, h]) => `${h} (${d} model)`).join(', ')} ` +
         '(--draft-head-dtype)',
+    );
+  const mods = new Map(r.runs.filter((x) => x.module_dtype).map((x) => [x.dtype, x.module_dtype!]));
+  if (mods.size > 0)
+    lines.push(
+      `module calls read the module's matrices as ${[...mods].map(([d, m]) => `${m} (${d} model)`).join(', ')} ` +
+        '(--module-dtype)',
     );
   for (const t of r.call_timings_by_dtype ?? []) lines.push(`${t.dtype} calls: ${callLine(t)}`);
   if (r.peak_rss_mb !== undefined) lines.push(`peak resident memory ${r.peak_rss_mb.toFixed(0)} MB`);

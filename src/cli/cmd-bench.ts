@@ -36,7 +36,8 @@ import { readJsonFile } from '../io/files.js';
 import { exportGguf, placeholderTokenizerJson, type GgufExportDtype } from '../io/gguf.js';
 import { presetConfig, presetNames } from '../model/presets.js';
 import { DECODE_MODES, type DecodeMode, type DraftTokens } from '../generate/types.js';
-import { draftHeadDtypeOption, draftTokensFlag } from './generation-flags.js';
+import type { ModuleDtype } from '../model/module-dtype.js';
+import { draftHeadDtypeOption, draftTokensFlag, moduleDtypeOption } from './generation-flags.js';
 import {
   benchVariants,
   formatDecodeBench,
@@ -217,6 +218,7 @@ interface BenchCliOptions {
   draftTokens?: string;
   draftVocab?: number;
   draftHeadDtype?: DraftHeadDtype;
+  moduleDtype?: ModuleDtype;
   json?: boolean;
 }
 
@@ -263,6 +265,7 @@ export function register(program: Command): void {
       intOption('--draft-vocab', 1, 1 << 24),
     )
     .option(...draftHeadDtypeOption())
+    .option(...moduleDtypeOption())
     .option('--json', 'print one JSON object on the last line')
     .option('--quiet', 'no progress lines on stderr (one per run)')
     .action(async (o: BenchCliOptions) => {
@@ -339,6 +342,7 @@ export function register(program: Command): void {
             draftIds = selfGeneratedRanking(model).slice(0, o.draftVocab);
           }
           if (o.draftHeadDtype !== undefined) model.setDraftHeadDtype(o.draftHeadDtype);
+          if (o.moduleDtype !== undefined) model.setModuleDtype(o.moduleDtype);
           if (draftIds) model.setDraftVocab(draftIds);
           const st: DtypeState = {
             dtype,

@@ -21,7 +21,8 @@ import { InferenceModel } from '../model/infer.js';
 import { draftVocabOf } from '../io/draft-vocab-file.js';
 import type { DraftHeadDtype } from '../model/draft-head.js';
 import { Q8_BLOCK } from '../kernels/quant.js';
-import { draftHeadDtypeOption } from './generation-flags.js';
+import type { ModuleDtype } from '../model/module-dtype.js';
+import { draftHeadDtypeOption, moduleDtypeOption } from './generation-flags.js';
 import { loadCliModel } from './load-model.js';
 import { USER_DTYPES } from '../model/convert.js';
 import { MAX_RECYCLE_DEPTH } from '../model/module-chain.js';
@@ -55,6 +56,7 @@ interface EvalFlags {
   draftTokens?: number;
   draftVocab?: number;
   draftHeadDtype?: DraftHeadDtype;
+  moduleDtype?: ModuleDtype;
 }
 
 /**
@@ -131,6 +133,7 @@ export function register(program: Command): void {
       intOption('--draft-vocab', 1, 1 << 24),
     )
     .option(...draftHeadDtypeOption())
+    .option(...moduleDtypeOption())
     .option(
       '--depth <k>',
       'evaluate the module chained k times on its own states (chained drafts): loss and agreement per depth',
@@ -159,6 +162,10 @@ export function register(program: Command): void {
         throw new Error(
           '--draft-head-dtype applies to --mode-quality (decoding); the perplexity evaluation uses the head as stored',
         );
+      if (o.moduleDtype !== undefined && !o.modeQuality)
+        throw new Error(
+          '--module-dtype applies to --mode-quality (decoding); the perplexity evaluation uses the module as stored',
+        );
       const tok = loadTokenizer(tokenizerDir);
       const backend = cliBackend();
       if (o.threads !== undefined) backend.setThreads(o.threads);
@@ -171,6 +178,8 @@ export function register(program: Command): void {
         // (an int8 model's q8_0 head → q4_0; auto on these float32 weights would give q8_0)
         const int8Head = dtype === 'int8' && config.hidden % Q8_BLOCK === 0;
         model.setDraftHeadDtype(o.draftHeadDtype ?? (int8Head ? 'q4_0' : 'auto'));
+        // an int8 model's module is q8_0 already (auto makes no copy of it): these float32 weights hold its values
+        model.setModuleDtype(o.moduleDtype ?? (dtype === 'int8' ? 'model' : 'auto'));
         if (o.draftVocab !== undefined) model.setDraftVocab(draftVocabOf(dir, o.draftVocab, config.vocabSize));
         const lengths = modeQualityLengths(o.promptTokens, o.newTokens, config.maxPositions);
         const bar = progressBar('mode quality', 'prompts', o.quiet);
@@ -195,6 +204,7 @@ export function register(program: Command): void {
             dtype,
             draft_vocab: o.draftVocab ?? null,
             draft_head_dtype: model.draftHead?.dtype ?? dtype,
+            module_dtype: model.moduleWeightDtype?.replace('_panels', '') ?? dtype,
             backend: backend.name,
             threads: backend.threads(),
           });

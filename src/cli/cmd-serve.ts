@@ -12,7 +12,8 @@ import type { Command } from 'commander';
 import { randomPresetModel } from '../bench/random-model.js';
 import { draftVocabOf } from '../io/draft-vocab-file.js';
 import type { DraftHeadDtype } from '../model/draft-head.js';
-import { draftHeadDtypeOption } from './generation-flags.js';
+import type { ModuleDtype } from '../model/module-dtype.js';
+import { draftHeadDtypeOption, moduleDtypeOption } from './generation-flags.js';
 import { RecycleGPT } from '../generate/recyclegpt.js';
 import { DECODE_MODES, type DecodeMode } from '../generate/types.js';
 import { presetConfig, presetNames } from '../model/presets.js';
@@ -25,6 +26,7 @@ import { cliBackend, intOption } from './options.js';
 interface ServeCliOptions {
   draftVocab?: number;
   draftHeadDtype?: DraftHeadDtype;
+  moduleDtype?: ModuleDtype;
   model?: string;
   preset?: string;
   host: string;
@@ -76,6 +78,7 @@ export function register(program: Command): void {
       intOption('--draft-vocab', 1, 1 << 24),
     )
     .option(...draftHeadDtypeOption())
+    .option(...moduleDtypeOption())
     .action(async (o: ServeCliOptions) => {
       if (!(DECODE_MODES as readonly string[]).includes(o.mode))
         throw new Error(`--mode must be one of ${DECODE_MODES.join(', ')}, got "${o.mode}"`);
@@ -107,6 +110,7 @@ export function register(program: Command): void {
         modelId = basename(resolve(dir));
       }
       if (o.draftHeadDtype !== undefined) m.model.setDraftHeadDtype(o.draftHeadDtype);
+      if (o.moduleDtype !== undefined) m.model.setModuleDtype(o.moduleDtype);
       const server = await startServer(m, {
         host: o.host,
         port: o.port,

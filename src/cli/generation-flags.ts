@@ -20,6 +20,7 @@ import { resolveModelDir } from './default-model.js';
 import { RecycleGPT } from '../generate/recyclegpt.js';
 import { choiceOption, cliBackend, floatOption, intOption, warnOnStderr } from './options.js';
 import { DRAFT_HEAD_DTYPES, type DraftHeadDtype } from '../model/draft-head.js';
+import { MODULE_DTYPES, type ModuleDtype } from '../model/module-dtype.js';
 
 export interface GenerationFlags {
   model?: string;
@@ -38,6 +39,7 @@ export interface GenerationFlags {
   draftTokens?: string;
   draftVocab?: number;
   draftHeadDtype?: DraftHeadDtype;
+  moduleDtype?: ModuleDtype;
 }
 
 export interface PromptFlags {
@@ -87,7 +89,8 @@ export function addGenerationFlags(cmd: Command): Command {
       "recycle / verified: the module's head over the model's n most frequent ids (draft_vocab.json; default: all)",
       intOption('--draft-vocab', 1, 1 << 24),
     )
-    .option(...draftHeadDtypeOption());
+    .option(...draftHeadDtypeOption())
+    .option(...moduleDtypeOption());
 }
 
 /** --draft-head-dtype, shared by generate, chat, serve, bench and eval (model/draft-head.ts). */
@@ -97,6 +100,16 @@ export function draftHeadDtypeOption(): [string, string, (v: string) => DraftHea
     `recycle / verified: the dtype module calls read the LM head in: ${DRAFT_HEAD_DTYPES.join(' | ')} ` +
       '(default auto: a cheaper copy, q8_0 for f32 / f16 / bf16 heads; model: the head as stored)',
     choiceOption('--draft-head-dtype', DRAFT_HEAD_DTYPES),
+  ];
+}
+
+/** --module-dtype, shared by generate, chat, serve, bench and eval (model/module-dtype.ts). */
+export function moduleDtypeOption(): [string, string, (v: string) => ModuleDtype] {
+  return [
+    '--module-dtype <dtype>',
+    `recycle / verified: the dtype module calls read the module's matrices in: ${MODULE_DTYPES.join(' | ')} ` +
+      '(default auto: a q8_0 copy where the native backend reads it as panels; model: as stored)',
+    choiceOption('--module-dtype', MODULE_DTYPES),
   ];
 }
 
@@ -223,6 +236,7 @@ export async function loadModelFromFlags(o: GenerationFlags): Promise<RecycleGPT
   const dir = resolveModelDir(o.model);
   const m = await RecycleGPT.load(dir, { backend, dtype: dtypeFlag(o.dtype), onWarning: warnOnStderr });
   if (o.draftHeadDtype !== undefined) m.model.setDraftHeadDtype(o.draftHeadDtype);
+  if (o.moduleDtype !== undefined) m.model.setModuleDtype(o.moduleDtype);
   if (o.draftVocab !== undefined) m.model.setDraftVocab(draftVocabOf(dir, o.draftVocab, m.model.config.vocabSize));
   return m;
 }

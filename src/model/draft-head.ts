@@ -14,6 +14,7 @@
  * Shapes: R logit rows, N draft ids (V without a draft vocabulary), C width, V vocab.
  */
 import type { Allocator, Backend, KernelWeightDtype, RowMajorWeight, Weight } from '../kernels/backend.js';
+import { q8ToPanels } from '../kernels/panels.js';
 import { Q4_BLOCK, Q8_BLOCK } from '../kernels/quant.js';
 import { storeF32, weightToF32 } from './convert.js';
 import type { RowProduct } from './decode-ops.js';
@@ -103,11 +104,16 @@ export function convertWeight(
 /** The module's head: its ids (null: every id) and the weight its module calls read. */
 export class DraftHead {
   readonly ids: Int32Array | null;
-  readonly weight: RowMajorWeight;
+  /** What module calls multiply by: the rows in `dtype`, as q8_0 panels where the backend reads them. */
+  readonly weight: Weight;
+  /** The dtype of the copy's values (or of the stored head's rows). */
+  readonly dtype: RowMajorWeight['dtype'];
 
   /**
    * From the LM head [V, C]: its rows `ids` (all when null), stored as `dtype` (as stored when null). At least one
-   * of the two must be given: without either the module reads the LM head itself and needs no DraftHead.
+   * of the two must be given: without either the module reads the LM head itself and needs no DraftHead. A q8_0 copy
+   * is stored as q8_0 panels where `readable` (the backend's weight dtypes) has them: the outer-product kernel reads
+   * it for any number of rows, where the row-major q8_0 product slows past one.
    */
   constructor(
     head: RowMajorWeight,
@@ -117,11 +123,15 @@ export class DraftHead {
     dtype: CopyDtype | null,
     alloc: Allocator,
     where = 'draft head',
+    readable: readonly KernelWeightDtype[] = [],
   ) {
     if (ids === null && dtype === null) throw new Error(`${where}: neither a draft vocabulary nor a dtype`);
     this.ids = ids === null ? null : checkDraftIds(ids, V, where);
+    const N = this.ids?.length ?? V;
     const rows = this.ids === null ? head : gatherRows(head, C, this.ids, alloc);
-    this.weight = dtype === null ? rows : convertWeight(rows, this.ids?.length ?? V, C, dtype, alloc);
+    const copy = dtype === null ? rows : convertWeight(rows, N, C, dtype, alloc);
+    this.dtype = copy.dtype;
+    this.weight = copy.dtype === 'q8_0' && readable.includes('q8_0_panels') ? q8ToPanels(copy, N, C, alloc) : copy;
   }
 
   /** Rows of the head a module call reads: the draft vocabulary's size, or V. */
@@ -132,10 +142,6 @@ export class DraftHead {
   /** The draft vocabulary's size, or null when the whole vocabulary is drafted. */
   get vocabSize(): number | null {
     return this.ids?.length ?? null;
-  }
-
-  get dtype(): RowMajorWeight['dtype'] {
-    return this.weight.dtype;
   }
 
   /** Bytes of the weight a module call reads for its head instead of the whole stored head. */

@@ -133,6 +133,7 @@ export class BatchedForward {
         cat.set(emb.subarray(r * C, (r + 1) * C), r * 2 * C + C);
       }
     });
+    this.model.prepareModule();
     const inProj = this.model.products.weight('recycle.in_proj.weight');
     linearRows(b, rows, C, 2 * C, cat, inProj, w.get('recycle.in_proj.bias'), x);
     for (let l = 0; l < this.moduleBlocks.length; l++)

@@ -5,7 +5,7 @@
  *
  * Shapes: M new rows, C width, H heads, G kv heads, D head dim, I MLP width, V vocab.
  */
-import { heapAllocator, type Allocator, type Backend } from '../kernels/backend.js';
+import { heapAllocator, type Allocator, type Backend, type Weight } from '../kernels/backend.js';
 import { blockForward } from './block.js';
 import { DecodeBlockOps, normRows, plainProduct, type RowSpan } from './decode-ops.js';
 import { DraftHead, headLogits, resolveDraftHeadDtype, type DraftHeadDtype } from './draft-head.js';
@@ -13,7 +13,8 @@ import type { ModelConfig } from './config.js';
 import { KVCache } from './kv-cache.js';
 import { basePrefix, blockNames, modulePrefix, topNames, type BlockNames } from './names.js';
 import type { Weights } from './weights.js';
-import { productWeights, type ProductWeights } from './product-weights.js';
+import { productWeights, type ProductTable } from './product-weights.js';
+import { moduleCopy, resolveModuleDtype, type ModuleDtype, type ModuleMatrix } from './module-dtype.js';
 
 /**
  * Reusable activations for calls of up to `rows` rows; grows on demand, never shrinks. A forward's outputs (hidden,
@@ -111,12 +112,18 @@ export class InferenceModel {
   private readonly baseBlocks: BlockNames[];
   private readonly moduleBlocks: BlockNames[];
   private readonly ops: DecodeBlockOps;
-  /** The weights as the products read them (model/product-weights.ts: the backend's own layout of the matrices). */
-  readonly products: ProductWeights;
+  /**
+   * The weights as the products read them (model/product-weights.ts: the backend's own layout of the matrices, and
+   * the module's matrices as module-dtype.ts's copy once a module call has run).
+   */
+  readonly products: ProductTable;
   /** The module's head: undefined until built (draftHead), null when it is the LM head as stored. */
   private draft: DraftHead | null | undefined = undefined;
   private draftIds: Int32Array | null = null;
   private draftDtype: DraftHeadDtype = 'auto';
+  private moduleWant: ModuleDtype = 'auto';
+  /** Whether products hold the module's matrices as moduleWant asks (built on the first module call). */
+  private moduleBuilt = false;
 
   constructor(
     readonly config: ModelConfig,
@@ -178,12 +185,69 @@ export class InferenceModel {
     const dtype = resolveDraftHeadDtype(want, head.dtype, c.hidden, this.backend.weightDtypes);
     if (ids === null && dtype === null) return null;
     try {
-      return new DraftHead(head, c.vocabSize, c.hidden, ids, dtype, this.backend.alloc, where);
+      return new DraftHead(
+        head,
+        c.vocabSize,
+        c.hidden,
+        ids,
+        dtype,
+        this.backend.alloc,
+        where,
+        this.backend.weightDtypes,
+      );
     } catch (e) {
       // auto is only a speed choice: a head its dtype cannot hold (q4_0's float16 scales overflow) stays as stored
       if (want !== 'auto' || dtype === null) throw e;
-      return ids === null ? null : new DraftHead(head, c.vocabSize, c.hidden, ids, null, this.backend.alloc, where);
+      if (ids === null) return null;
+      return new DraftHead(
+        head,
+        c.vocabSize,
+        c.hidden,
+        ids,
+        null,
+        this.backend.alloc,
+        where,
+        this.backend.weightDtypes,
+      );
     }
+  }
+
+  /**
+   * The dtype module calls read the module's own matrices in (model/module-dtype.ts): `auto` (the default: a q8_0
+   * copy as panels where the backend reads them), `model` (as stored) or `q8_0`. Built now, so that an impossible
+   * dtype fails here; base calls are unaffected.
+   */
+  setModuleDtype(dtype: ModuleDtype): void {
+    if (!this.config.recycle) return;
+    this.buildModuleWeights(dtype);
+    this.moduleWant = dtype;
+  }
+
+  get moduleDtype(): ModuleDtype {
+    return this.moduleWant;
+  }
+
+  /** The dtype module calls read the module's matrices in (its input projection's, as the others'). */
+  get moduleWeightDtype(): Weight['dtype'] | null {
+    if (!this.config.recycle) return null;
+    this.prepareModule();
+    return this.products.weight('recycle.in_proj.weight').dtype;
+  }
+
+  /** Makes the module's matrices what module calls read (setModuleDtype's choice); module call paths call it first. */
+  prepareModule(): void {
+    if (this.moduleBuilt || !this.config.recycle) return;
+    this.buildModuleWeights(this.moduleWant);
+  }
+
+  private buildModuleWeights(want: ModuleDtype): void {
+    const matrices: ModuleMatrix[] = this.weights.specs
+      .filter((s) => s.name.startsWith('recycle.') && s.shape.length === 2)
+      .map((s) => ({ name: s.name, N: s.shape[0]!, K: s.shape[1]!, w: this.weights.weight(s.name) }));
+    const readable = this.backend.weightDtypes,
+      copy = resolveModuleDtype(want, matrices, readable);
+    for (const m of matrices) this.products.replace(m.name, copy ? moduleCopy(m, readable, this.backend.alloc) : null);
+    this.moduleBuilt = true;
   }
 
   newBaseCache(maxT = this.config.maxPositions): KVCache {
@@ -276,6 +340,7 @@ export class InferenceModel {
     if (hidden.length < M * C)
       throw new Error(`forwardModule: hidden has ${hidden.length} values, ${M} rows of ${C} need ${M * C}`);
     const { pos0, idArr } = this.rows('forwardModule', nextIds, cache, s);
+    this.prepareModule();
     // m = W_in · concat(h, e(x_{t+1})) + b_in; concat order: h first, then e.
     const emb = s.tmp.subarray(0, M * C),
       cat = s.cat.subarray(0, M * 2 * C),

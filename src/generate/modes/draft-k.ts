@@ -76,12 +76,14 @@ interface Calibration {
 const CALIBRATIONS = new WeakMap<InferenceModel, Map<string, Calibration>>();
 
 /**
- * The calibration of `model` at the backend's current thread count and the module's draft head (whose vocabulary and
- * dtype change a module call's cost: model/draft-head.ts), measured on first use and cached, with its memory.
+ * The calibration of `model` at the backend's current thread count, the module's draft head (whose vocabulary and
+ * dtype change a module call's cost: model/draft-head.ts) and module dtype (model/module-dtype.ts), measured on first
+ * use and cached, with its memory.
  */
 function calibration(model: InferenceModel): Calibration {
   const d = model.draftHead,
-    key = `${model.backend.threads()} threads, draft head ${d ? `${d.dtype} × ${d.vocabSize ?? 'all'}` : 'none'}`;
+    head = d ? `${d.weight.dtype} × ${d.vocabSize ?? 'all'}` : 'none',
+    key = `${model.backend.threads()} threads, draft head ${head}, module ${model.moduleWeightDtype ?? 'none'}`;
   let byKey = CALIBRATIONS.get(model);
   if (!byKey) CALIBRATIONS.set(model, (byKey = new Map()));
   let c = byKey.get(key);
