@@ -9,7 +9,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeAll } from '../src/generate/decode.js';
-import type { Backend, KernelWeightDtype, Weight } from '../src/kernels/backend.js';
+import { heapAllocator, type Backend, type KernelWeightDtype, type Weight } from '../src/kernels/backend.js';
+import { q8ToPanels } from '../src/kernels/panels.js';
 import { f32ToF16Bits } from '../src/kernels/half.js';
 import { quantizeQ4, quantizeQ8 } from '../src/kernels/quant.js';
 import { createRefBackend } from '../src/kernels/ref.js';
@@ -85,14 +86,18 @@ function checkDraftHead(model: InferenceModel, label: string): void {
     assert.ok(d && d.dtype === to && d.vocabSize === null, `${label}: auto gives a ${to} copy of every row`);
     // the copy holds ggml's Q8_0 / Q4_0 of the head's float32 values
     const want = (to === 'q8_0' ? quantizeQ8 : quantizeQ4)(weightToF32(head), V, c.hidden);
-    assert.ok(d.weight.dtype === to);
-    assert.deepEqual([...d.weight.data], [...want.data], `${label}: quants`);
-    assert.deepEqual([...d.weight.scales], [...want.scales], `${label}: scales`);
+    const rows = { dtype: to, data: want.data, scales: want.scales } as Extract<Weight, { dtype: 'q8_0' | 'q4_0' }>;
+    // a backend that reads q8_0 panels holds a q8_0 copy as panels (the same quants and scales, packed)
+    const packed = model.backend.weightDtypes.includes('q8_0_panels');
+    const held = rows.dtype === 'q8_0' && packed ? q8ToPanels(rows, V, c.hidden, heapAllocator) : rows;
+    assert.ok(d.weight.dtype === held.dtype && 'scales' in d.weight && 'scales' in held);
+    assert.deepEqual([...d.weight.data], [...held.data], `${label}: quants`);
+    assert.deepEqual([...d.weight.scales], [...held.scales], `${label}: scales`);
     assert.deepEqual(model.forwardBase(prompt, model.newBaseCache(), 'all').logits.slice(), baseLogits);
     const got = moduleLogits(model, prompt, next);
     // module logits through the copy: the module's normed rows times the copy, bit for bit
     assert.deepEqual(got, productWith(model, prompt, next, d.weight), `${label}: not the copy's product`);
-    const same = productWith(model, prompt, next, { dtype: 'f32', data: weightToF32(d.weight) });
+    const same = productWith(model, prompt, next, { dtype: 'f32', data: weightToF32(rows) });
     let maxDiff = 0,
       scale = 0;
     for (let i = 0; i < got.length; i++) {
@@ -101,7 +106,7 @@ function checkDraftHead(model: InferenceModel, label: string): void {
       const far = to === 'q8_0' ? 0.05 : 0.25; // 4-bit quants: ~1/16 of a block's largest value per weight
       assert.ok(Math.abs(got[i]! - stored[i]!) <= far * scale + 1e-3, `${label}: logit ${i} far from the head's`);
     }
-    // ref computes the copy's product exactly (float64 sums); the native int8 dot quantizes the activations too
+    // ref computes the copy's product exactly (float64 sums); the native int8 dot (q4_0) quantizes the activations too
     const tol = model.backend.name === 'ref' ? 1e-5 : 0.02;
     assert.ok(maxDiff <= tol * scale, `${label}: ${maxDiff} from the dequantized copy's product (scale ${scale})`);
     // a draft vocabulary on top: the copy's rows at the ids, bit for bit

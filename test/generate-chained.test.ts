@@ -153,7 +153,8 @@ for (const backend of backends) {
 /**
  * Both caches for `seq` built one token at a time, as standard decoding does: the prompt's prefill and the module
  * over the prompt's pairs in one call each (as every mode does), then a 1-row base call and a 1-row module call per
- * later position. The last token of `seq` is pending (not in the caches).
+ * later position. The last token of `seq` is pending (not in the caches). Module calls as verified's (checked: they
+ * read the module's copy where auto makes one, model/module-dtype.ts).
  */
 function recompute(
   model: InferenceModel,
@@ -166,10 +167,10 @@ function recompute(
     ms = model.newScratch();
   const n = prompt.length;
   const pre = model.forwardBase(prompt, base, 'none', bs);
-  model.forwardModule(pre.hidden, seq.slice(1, n + 1), module, 'last', ms);
+  model.forwardModule(pre.hidden, seq.slice(1, n + 1), module, 'last', ms, true);
   for (let t = n; t < seq.length - 1; t++) {
     const o = model.forwardBase([seq[t]!], base, 'none', bs);
-    model.forwardModule(o.hidden, [seq[t + 1]!], module, 'last', ms);
+    model.forwardModule(o.hidden, [seq[t + 1]!], module, 'last', ms, true);
   }
   return { base, module };
 }

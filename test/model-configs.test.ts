@@ -90,7 +90,6 @@ for (const name of FIXTURES) {
       const { config, weights } = loadModelDir(dirOf(name));
       const model = new InferenceModel(config, weights, be);
       model.setDraftHeadDtype('model'); // the reference's module logits come from the head as stored
-      model.setModuleDtype('model'); // and from the module's matrices as stored
       const ids = exp.input_ids,
         T = ids.length,
         V = config.vocabSize,

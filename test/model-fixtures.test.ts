@@ -35,7 +35,6 @@ function check(name: string, backend: Backend): void {
   const { config, weights } = loadModelDir(dir);
   const model = new InferenceModel(config, weights, backend);
   model.setDraftHeadDtype('model'); // the reference's module logits come from the head as stored
-  model.setModuleDtype('model'); // and from the module's matrices as stored
   const ids = exp.input_ids,
     T = ids.length,
     V = config.vocabSize,

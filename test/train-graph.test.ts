@@ -64,7 +64,6 @@ for (const name of ['tiny-recycle-gpt2', 'tiny-recycle-llama']) {
     const out = new TrainGraph(config).forward(new Tape(be, { grad: false }), weightsSource(weights), batch);
     const infer = new InferenceModel(config, weights, be);
     infer.setDraftHeadDtype('model'); // the graph's recycle logits come from the head as stored
-    infer.setModuleDtype('model'); // and from the module's matrices as stored
     const base = infer.forwardBase(ids, infer.newBaseCache(), 'all');
     const baseLogits = base.logits.slice();
     const rec = infer

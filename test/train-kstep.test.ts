@@ -123,7 +123,6 @@ for (const preset of ['tiny', 'tiny-llama'] as const) {
     for (const s of params.specs) weights.get(s.name).set(params.data(s.name));
     const infer = new InferenceModel(config, weights, be);
     infer.setDraftHeadDtype('model'); // the loss's logits come from the head as stored
-    infer.setModuleDtype('model'); // and from the module's matrices as stored
     const x = (i: number): number =>
       i < T ? batch.inputs[i]! : i === T ? batch.targets[T - 1]! : batch.targets2[T - 1]!;
     const h = infer.forwardBase(batch.inputs, infer.newBaseCache(), 'none').hidden.slice();

@@ -126,6 +126,8 @@ export interface DecodeBenchResult {
   roofline_tokens_per_s: number | null;
   full_call_bytes: number;
   module_call_bytes: number;
+  /** Bytes a verified module call reads (its drafts may read the module's cheaper copy: model/module-dtype.ts). */
+  verified_module_call_bytes: number;
   /** The size of the module head's draft vocabulary (model/draft-vocab.ts), null for the whole head. */
   draft_vocab?: number | null;
   /** Multi-dtype runs: each dtype's call timings (measured in the first repeat). */
@@ -241,9 +243,12 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
         `bench: a ${p.length}-token prompt + ${tokens} new tokens exceed the context length ${c.maxPositions}`,
       );
   }
-  const bytes = storedCallBytes(model); // builds the module's draft head (model/draft-head.ts) before any timing
+  // builds the module's draft head (model/draft-head.ts) and verified's module copy (module-dtype.ts) before any timing
+  const bytes = storedCallBytes(model),
+    checkedBytes = storedCallBytes(model, true);
   const headDtype = model.hasModule ? (model.draftHead?.dtype ?? model.weights.weight(topNames(c).head).dtype) : null;
-  const moduleDtype = model.moduleWeightDtype?.replace('_panels', '') ?? null;
+  const moduleDtype = (checked: boolean): string | null =>
+    model.moduleWeightDtype(checked)?.replace('_panels', '') ?? null;
   // The probe reads the model's own largest weight allocation in place where it holds PROBE_BYTES (a probe buffer
   // beside llama-1b's weights would add 256 MB to the peak resident memory); smaller models use the probe's buffer.
   const largest = [...model.weights.storage].sort((a, b) => b.byteLength - a.byteLength)[0];
@@ -327,7 +332,8 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
     const mode = variant.mode,
       t = totals.get(variant)!,
       rate = median(t.rates);
-    const bpt = (t.full * bytes.full + t.module * bytes.module) / t.tokens;
+    const moduleBytes = mode === 'verified' ? checkedBytes.module : bytes.module;
+    const bpt = (t.full * bytes.full + t.module * moduleBytes) / t.tokens;
     const drafts = t.accepted + t.rejected;
     const roof = gbs !== null ? (gbs * 1e9) / bpt : null;
     // Each run against the probe taken just before it (the machine's bandwidth moves between runs).
@@ -340,7 +346,7 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
       mode,
       draft_tokens: variant.draftTokens,
       draft_head_dtype: mode === 'standard' ? null : headDtype,
-      module_dtype: mode === 'standard' ? null : moduleDtype,
+      module_dtype: mode === 'standard' ? null : moduleDtype(mode === 'verified'),
       tokens_per_s: rate,
       ...speedupFields(t.rates, std?.rates),
       full_calls_per_token: t.full / t.tokens,
@@ -365,6 +371,7 @@ export function runDecodeBench(model: InferenceModel, o: DecodeBenchOptions): De
     roofline_tokens_per_s: gbs !== null ? (gbs * 1e9) / bytes.full : null,
     full_call_bytes: bytes.full,
     module_call_bytes: bytes.module,
+    verified_module_call_bytes: checkedBytes.module,
     draft_vocab: model.draftHead?.vocabSize ?? null,
     prompts: prompts.length,
     prompt_tokens: Math.round(prompts.reduce((s, p) => s + p.length, 0) / prompts.length),
@@ -383,9 +390,10 @@ function storedBytes(w: Weight): number {
 /**
  * weight-bytes.ts's call bytes in the model's own storage: a full call reads every base matrix once (the tied
  * embedding once, as the head; the position table and an untied embedding only touch rows), a module call reads
- * the module (its matrices as module calls read them: model/module-dtype.ts), the final norm and the draft head.
+ * the module (its matrices as module calls, `checked` ones or not, read them: model/module-dtype.ts), the final norm
+ * and the draft head.
  */
-export function storedCallBytes(model: InferenceModel): CallBytes {
+export function storedCallBytes(model: InferenceModel, checked = false): CallBytes {
   const c = model.config,
     t = topNames(c);
   const sum = (specs: readonly ParamSpec[]): number =>
@@ -399,9 +407,9 @@ export function storedCallBytes(model: InferenceModel): CallBytes {
   const draft = model.draftHead;
   const moduleHead = draft ? head - storedBytes(model.weights.weight(t.head)) + draft.bytes : head;
   if (!c.recycle) return { full, module: 0 };
-  model.prepareModule();
+  const read = model.moduleWeights(checked);
   const asRead = (p: ParamSpec): number =>
-    storedBytes(p.shape.length === 2 ? model.products.weight(p.name) : model.weights.weight(p.name));
+    storedBytes(p.shape.length === 2 ? read.weight(p.name) : model.weights.weight(p.name));
   return { full, module: moduleParamSpecs(c).reduce((s, p) => s + asRead(p), 0) + moduleHead };
 }
 
@@ -432,10 +440,13 @@ function backendLabel(b: Backend): string {
 /** The human-readable report. */
 export function formatDecodeBench(r: DecodeBenchResult): string {
   const mb = (x: number): string => `${(x / 1e6).toFixed(1)} MB`;
+  const checkedMb = r.verified_module_call_bytes;
   const vs = r.runs.some((x) => x.vs_llama_cpp !== undefined);
   const lines = [
     `model ${r.model}: full call ${mb(r.full_call_bytes)}` +
-      `${r.module_call_bytes ? `, module call ${mb(r.module_call_bytes)}` : ''} of ${r.runs[0]?.dtype ?? 'f32'} ` +
+      `${r.module_call_bytes ? `, module call ${mb(r.module_call_bytes)}` : ''}` +
+      `${checkedMb !== r.module_call_bytes ? ` (verified's ${mb(checkedMb)})` : ''}` +
+      ` of ${r.runs[0]?.dtype ?? 'f32'} ` +
       'weights; ' +
       `${r.backend}, ${r.threads} thread(s)`,
     r.bandwidth_gbs !== null
@@ -493,10 +504,16 @@ export function formatDecodeBench(r: DecodeBenchResult): string {
       `module calls read the head as ${[...heads].map(([d, h]) => `${h} (${d} model)`).join(', ')} ` +
         '(--draft-head-dtype)',
     );
-  const mods = new Map(r.runs.filter((x) => x.module_dtype).map((x) => [x.dtype, x.module_dtype!]));
+  const mods = new Map<string, string>();
+  for (const x of r.runs) {
+    if (!x.module_dtype) continue;
+    const per = `${x.module_dtype} in ${x.mode}`,
+      had = mods.get(x.dtype);
+    if (!had?.includes(per)) mods.set(x.dtype, had ? `${had}, ${per}` : per);
+  }
   if (mods.size > 0)
     lines.push(
-      `module calls read the module's matrices as ${[...mods].map(([d, m]) => `${m} (${d} model)`).join(', ')} ` +
+      `module calls read the module's matrices as ${[...mods].map(([d, m]) => `${m} (${d} model)`).join('; ')} ` +
         '(--module-dtype)',
     );
   for (const t of r.call_timings_by_dtype ?? []) lines.push(`${t.dtype} calls: ${callLine(t)}`);

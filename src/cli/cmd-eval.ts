@@ -204,7 +204,10 @@ export function register(program: Command): void {
             dtype,
             draft_vocab: o.draftVocab ?? null,
             draft_head_dtype: model.draftHead?.dtype ?? dtype,
-            module_dtype: model.moduleWeightDtype?.replace('_panels', '') ?? dtype,
+            module_dtype: {
+              recycle: model.moduleWeightDtype(false)?.replace('_panels', '') ?? dtype,
+              verified: model.moduleWeightDtype(true)?.replace('_panels', '') ?? dtype,
+            },
             backend: backend.name,
             threads: backend.threads(),
           });

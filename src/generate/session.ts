@@ -90,6 +90,14 @@ export class DecodeSession {
     caches.module?.reset();
   }
 
+  /**
+   * Whether the full model checks what this session's module calls draft (verified mode): such calls may read the
+   * module's cheaper copy (model/module-dtype.ts); recycle's are emitted as they are.
+   */
+  get checksDrafts(): boolean {
+    return this.options.mode === 'verified';
+  }
+
   /** True once EOS, max_new_tokens or the context length ended the generation. */
   get done(): boolean {
     return this.finished;
@@ -167,7 +175,14 @@ export class DecodeSession {
       call.result = this.model.forwardBase(call.ids, base, call.rows, scratch?.base);
     } else {
       if (!module) throw new Error('decode: this mode needs a module cache');
-      const out = this.model.forwardModuleOut(call.hidden, call.nextIds, module, 'last', scratch?.module ?? undefined);
+      const out = this.model.forwardModuleOut(
+        call.hidden,
+        call.nextIds,
+        module,
+        'last',
+        scratch?.module ?? undefined,
+        this.checksDrafts,
+      );
       call.result = out.logits;
       call.resultHidden = out.hidden;
     }

@@ -41,6 +41,8 @@ export interface ModuleSegment {
   /** Logit rows wanted (default 'last', as forwardModule). */
   rows?: LogitRows;
   out: ForwardScratch;
+  /** The full model checks this call's drafts (verified; forwardModule's `checked`). Default false. */
+  checked?: boolean;
 }
 
 /** Where a segment's rows sit in the batch. */
@@ -53,6 +55,8 @@ type Span = RowSpan;
 export class BatchedForward {
   private readonly s: ForwardScratch;
   private readonly ops: DecodeBlockOps;
+  /** The block ops over the module's cheaper copy (model.moduleWeights), made on first use. */
+  private copyOps: DecodeBlockOps | null = null;
   private readonly baseBlocks: BlockNames[];
   private readonly moduleBlocks: BlockNames[];
 
@@ -115,6 +119,9 @@ export class BatchedForward {
         );
       }
     });
+    const copy = segs.map((g) => this.model.moduleReadsCopy(g.checked ?? false));
+    if (copy.some((r) => r !== copy[0])) return this.moduleGroups(segs, copy);
+    const checked = segs[0]!.checked ?? false;
     const { spans, rows } = this.layout(
       'forwardModuleBatch',
       segs.map((g) => g.nextIds),
@@ -133,11 +140,12 @@ export class BatchedForward {
         cat.set(emb.subarray(r * C, (r + 1) * C), r * 2 * C + C);
       }
     });
-    this.model.prepareModule();
-    const inProj = this.model.products.weight('recycle.in_proj.weight');
+    const mw = this.model.moduleWeights(checked),
+      ops = mw === this.model.products ? this.ops : (this.copyOps ??= new DecodeBlockOps(c, mw, b, linearRows));
+    const inProj = mw.weight('recycle.in_proj.weight');
     linearRows(b, rows, C, 2 * C, cat, inProj, w.get('recycle.in_proj.bias'), x);
     for (let l = 0; l < this.moduleBlocks.length; l++)
-      blockForward(this.ops.at(s, spans, rows, l), this.moduleBlocks[l]!, x);
+      blockForward(ops.at(s, spans, rows, l), this.moduleBlocks[l]!, x);
     return this.finish(
       spans,
       segs.map((g) => g.rows ?? 'last'),
@@ -145,6 +153,25 @@ export class BatchedForward {
       x,
       this.model.draftHead,
     );
+  }
+
+  /**
+   * A batch whose segments read different module weights (verified's drafts the cheaper copy, recycle's the module
+   * as stored: model/module-dtype.ts): one forward a group, the results in the segments' order. Every segment is
+   * checked first, so a bad one fails the batch before any cache has moved (the driver then runs each call alone).
+   */
+  private moduleGroups(segs: readonly ModuleSegment[], copy: readonly boolean[]): BaseOutput[] {
+    this.layout(
+      'forwardModuleBatch',
+      segs.map((g) => g.nextIds),
+      segs.map((g) => g.cache),
+    );
+    const out: BaseOutput[] = [];
+    for (const group of [true, false]) {
+      const at = segs.flatMap((_, i) => (copy[i] === group ? [i] : []));
+      this.module(at.map((i) => segs[i]!)).forEach((o, j) => (out[at[j]!] = o));
+    }
+    return out;
   }
 
   /**

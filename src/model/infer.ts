@@ -122,8 +122,10 @@ export class InferenceModel {
   private draftIds: Int32Array | null = null;
   private draftDtype: DraftHeadDtype = 'auto';
   private moduleWant: ModuleDtype = 'auto';
-  /** Whether products hold the module's matrices as moduleWant asks (built on the first module call). */
-  private moduleBuilt = false;
+  /** Whether moduleWant gives the module a q8_0 copy (resolved on first use); the view that reads it, when built. */
+  private moduleCopies: boolean | undefined = undefined;
+  private copyView: ProductTable | null = null;
+  private copyOps: DecodeBlockOps | null = null;
 
   constructor(
     readonly config: ModelConfig,
@@ -213,41 +215,53 @@ export class InferenceModel {
   }
 
   /**
-   * The dtype module calls read the module's own matrices in (model/module-dtype.ts): `auto` (the default: a q8_0
-   * copy as panels where the backend reads them), `model` (as stored) or `q8_0`. Built now, so that an impossible
-   * dtype fails here; base calls are unaffected.
+   * The dtype module calls read the module's own matrices in (model/module-dtype.ts): `auto` (the default: verified's
+   * drafting calls read a q8_0 copy where the backend reads it as panels; recycle's the module as stored), `model`
+   * (as stored) or `q8_0` (every module call reads the copy). Resolved now, so that an impossible dtype fails here;
+   * base calls are unaffected.
    */
   setModuleDtype(dtype: ModuleDtype): void {
     if (!this.config.recycle) return;
-    this.buildModuleWeights(dtype);
+    const copy = resolveModuleDtype(dtype, this.moduleMatrices(), this.backend.weightDtypes);
     this.moduleWant = dtype;
+    this.moduleCopies = copy;
   }
 
   get moduleDtype(): ModuleDtype {
     return this.moduleWant;
   }
 
-  /** The dtype module calls read the module's matrices in (its input projection's, as the others'). */
-  get moduleWeightDtype(): Weight['dtype'] | null {
-    if (!this.config.recycle) return null;
-    this.prepareModule();
-    return this.products.weight('recycle.in_proj.weight').dtype;
+  /**
+   * Whether module calls read the module's q8_0 copy: `checked` ones (verified's drafts, which the full model checks)
+   * under auto or q8_0, unchecked ones (recycle's tokens, emitted as they are) under q8_0 only.
+   */
+  moduleReadsCopy(checked: boolean): boolean {
+    if (!this.config.recycle || this.moduleWant === 'model') return false;
+    this.moduleCopies ??= resolveModuleDtype(this.moduleWant, this.moduleMatrices(), this.backend.weightDtypes);
+    return this.moduleCopies && (checked || this.moduleWant === 'q8_0');
   }
 
-  /** Makes the module's matrices what module calls read (setModuleDtype's choice); module call paths call it first. */
-  prepareModule(): void {
-    if (this.moduleBuilt || !this.config.recycle) return;
-    this.buildModuleWeights(this.moduleWant);
+  /** The weights module calls read (`checked`: as in moduleReadsCopy): products, or a view with the module's copy. */
+  moduleWeights(checked: boolean): ProductTable {
+    if (!this.moduleReadsCopy(checked)) return this.products;
+    if (!this.copyView) {
+      const readable = this.backend.weightDtypes,
+        alloc = this.backend.alloc;
+      const copies = new Map(this.moduleMatrices().map((m) => [m.name, moduleCopy(m, readable, alloc)] as const));
+      this.copyView = this.products.over(copies);
+    }
+    return this.copyView;
   }
 
-  private buildModuleWeights(want: ModuleDtype): void {
-    const matrices: ModuleMatrix[] = this.weights.specs
+  /** The dtype module calls (`checked` or not) read the module's matrices in; null without a module. */
+  moduleWeightDtype(checked: boolean): Weight['dtype'] | null {
+    return this.config.recycle ? this.moduleWeights(checked).weight('recycle.in_proj.weight').dtype : null;
+  }
+
+  private moduleMatrices(): ModuleMatrix[] {
+    return this.weights.specs
       .filter((s) => s.name.startsWith('recycle.') && s.shape.length === 2)
       .map((s) => ({ name: s.name, N: s.shape[0]!, K: s.shape[1]!, w: this.weights.weight(s.name) }));
-    const readable = this.backend.weightDtypes,
-      copy = resolveModuleDtype(want, matrices, readable);
-    for (const m of matrices) this.products.replace(m.name, copy ? moduleCopy(m, readable, this.backend.alloc) : null);
-    this.moduleBuilt = true;
   }
 
   newBaseCache(maxT = this.config.maxPositions): KVCache {
@@ -307,7 +321,8 @@ export class InferenceModel {
   /**
    * Module call: rows i = 0..M−1 are (h[i], nextIds[i]) pairs for module positions cache.length + i; returns
    * the logits for the token after nextIds[i] ('all' rows or the 'last'), a view into `scratch` (default: the model's
-   * shared module scratch; it must not be the one `hidden` lives in).
+   * shared module scratch; it must not be the one `hidden` lives in). `checked`: the full model checks what this
+   * call drafts (verified), so it may read the module's cheaper copy (moduleReadsCopy).
    */
   forwardModule(
     hidden: Float32Array,
@@ -315,8 +330,9 @@ export class InferenceModel {
     cache: KVCache,
     logitRows: LogitRows = 'last',
     scratch: ForwardScratch = this.mod,
+    checked = false,
   ): Float32Array {
-    return this.forwardModuleOut(hidden, nextIds, cache, logitRows, scratch).logits;
+    return this.forwardModuleOut(hidden, nextIds, cache, logitRows, scratch, checked).logits;
   }
 
   /**
@@ -330,6 +346,7 @@ export class InferenceModel {
     cache: KVCache,
     logitRows: LogitRows = 'last',
     scratch: ForwardScratch = this.mod,
+    checked = false,
   ): ModuleOutput {
     const c = this.config,
       b = this.backend,
@@ -340,7 +357,8 @@ export class InferenceModel {
     if (hidden.length < M * C)
       throw new Error(`forwardModule: hidden has ${hidden.length} values, ${M} rows of ${C} need ${M * C}`);
     const { pos0, idArr } = this.rows('forwardModule', nextIds, cache, s);
-    this.prepareModule();
+    const w = this.moduleWeights(checked),
+      ops = w === this.products ? this.ops : (this.copyOps ??= new DecodeBlockOps(c, w, b));
     // m = W_in · concat(h, e(x_{t+1})) + b_in; concat order: h first, then e.
     const emb = s.tmp.subarray(0, M * C),
       cat = s.cat.subarray(0, M * 2 * C),
@@ -350,18 +368,9 @@ export class InferenceModel {
       cat.set(hidden.subarray(i * C, (i + 1) * C), i * 2 * C);
       cat.set(emb.subarray(i * C, (i + 1) * C), i * 2 * C + C);
     }
-    b.linear(
-      M,
-      C,
-      2 * C,
-      cat,
-      this.products.weight('recycle.in_proj.weight'),
-      this.weights.get('recycle.in_proj.bias'),
-      x,
-    );
+    b.linear(M, C, 2 * C, cat, w.weight('recycle.in_proj.weight'), this.weights.get('recycle.in_proj.bias'), x);
     const spans: RowSpan[] = [{ r0: 0, M, pos0, cache }];
-    for (let l = 0; l < this.moduleBlocks.length; l++)
-      blockForward(this.ops.at(s, spans, M, l), this.moduleBlocks[l]!, x);
+    for (let l = 0; l < this.moduleBlocks.length; l++) blockForward(ops.at(s, spans, M, l), this.moduleBlocks[l]!, x);
     cache.advance(M);
     return { hidden: x, logits: this.head(s, M, logitRows, this.draftHead) };
   }

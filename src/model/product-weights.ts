@@ -3,8 +3,9 @@
  * (Backend.prepareLinear: the native backend's f16 / bf16 panels), each matrix of the block, the module's input
  * projection and the LM head is copied into that layout once, here, and `weight(name)` hands out the copy; the
  * embedding lookups, norms and biases, and every reader outside the forward pass (writers, export, conversion)
- * keep the stored weights. The copies cost the memory of the matrices a second time. The module's matrices can be
- * replaced by cheaper copies afterwards (model/module-dtype.ts): only module calls read them.
+ * keep the stored weights. The copies cost the memory of the matrices a second time. A view with some matrices
+ * replaced again (`over`: the module's cheaper copies that verified's drafting calls read, model/module-dtype.ts)
+ * shares the rest.
  */
 import type { Backend, Weight } from '../kernels/backend.js';
 import type { ModelConfig } from './config.js';
@@ -21,13 +22,14 @@ export interface ProductWeights {
 /** The stored weights with some matrices replaced by copies (a backend's layout, a cheaper dtype). */
 export class ProductTable implements ProductWeights {
   private readonly copies = new Map<string, Weight>();
-  /** The copies made by the backend's prepareLinear (restored when a cheaper copy is dropped). */
-  private readonly prepared = new Map<string, Weight>();
 
-  constructor(readonly weights: Weights) {}
+  constructor(
+    readonly weights: Weights,
+    private readonly under: ProductWeights = weights,
+  ) {}
 
   weight(name: string): Weight {
-    return this.copies.get(name) ?? this.weights.weight(name);
+    return this.copies.get(name) ?? this.under.weight(name);
   }
 
   get(name: string): Float32Array {
@@ -38,21 +40,21 @@ export class ProductTable implements ProductWeights {
     return this.weights.spec(name);
   }
 
-  /** `name` read as `w` from now on (null: as prepared, else as stored). */
-  replace(name: string, w: Weight | null): void {
-    const back = w ?? this.prepared.get(name);
-    if (back) this.copies.set(name, back);
-    else this.copies.delete(name);
-  }
-
-  /** Matrices read as something other than the stored weight. */
+  /** Matrices read as something other than what is under this table. */
   get size(): number {
     return this.copies.size;
   }
 
-  prepare(name: string, w: Weight): void {
-    this.prepared.set(name, w);
+  /** `name` read as `w` from now on. */
+  set(name: string, w: Weight): void {
     this.copies.set(name, w);
+  }
+
+  /** A view reading `copies` where it has them and this table's weights elsewhere. */
+  over(copies: ReadonlyMap<string, Weight>): ProductTable {
+    const view = new ProductTable(this.weights, this);
+    for (const [name, w] of copies) view.set(name, w);
+    return view;
   }
 }
 
@@ -68,7 +70,7 @@ export function productWeights(config: ModelConfig, weights: Weights, backend: B
     const [N, K] = spec.shape as [number, number],
       w = weights.weight(spec.name),
       p = prepare(w, N, K);
-    if (p !== w) table.prepare(spec.name, p);
+    if (p !== w) table.set(spec.name, p);
   }
   return table;
 }

@@ -307,6 +307,7 @@ export class Scheduler {
             nextIds: c.nextIds,
             cache: c.session.caches.module!,
             out: scratchOf(c, 'module'),
+            checked: c.session.checksDrafts,
           })),
         );
         // result: the last row's logits; resultHidden (chained drafts): u, the module's hidden rows. Both land in

@@ -83,7 +83,7 @@ const CALIBRATIONS = new WeakMap<InferenceModel, Map<string, Calibration>>();
 function calibration(model: InferenceModel): Calibration {
   const d = model.draftHead,
     head = d ? `${d.weight.dtype} × ${d.vocabSize ?? 'all'}` : 'none',
-    key = `${model.backend.threads()} threads, draft head ${head}, module ${model.moduleWeightDtype ?? 'none'}`;
+    key = `${model.backend.threads()} threads, draft head ${head}, module ${model.moduleWeightDtype(true) ?? 'none'}`;
   let byKey = CALIBRATIONS.get(model);
   if (!byKey) CALIBRATIONS.set(model, (byKey = new Map()));
   let c = byKey.get(key);
@@ -127,10 +127,11 @@ export function calibrate(model: InferenceModel, rounds = 5): CallCosts {
     const mod = model.newModuleCache(Math.min(c.maxPositions, ctx + maxM)),
       h = new Float32Array(Math.max(ctx, maxM) * c.hidden),
       mScratch = model.newScratch();
-    if (ctx > 0) model.forwardModule(h, ids.slice(0, ctx), mod, 'last', mScratch);
+    // verified's module calls (checked: they may read the module's cheaper copy, model/module-dtype.ts)
+    if (ctx > 0) model.forwardModule(h, ids.slice(0, ctx), mod, 'last', mScratch, true);
     for (const M of sizes)
       calls.push(() => {
-        model.forwardModule(h, ids.slice(0, M), mod, 'last', mScratch);
+        model.forwardModule(h, ids.slice(0, M), mod, 'last', mScratch, true);
         mod.rollback(M);
       });
   }
