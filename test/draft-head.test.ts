@@ -10,8 +10,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeAll } from '../src/generate/decode.js';
 import { heapAllocator, type Backend, type KernelWeightDtype, type Weight } from '../src/kernels/backend.js';
-import { q8ToPanels } from '../src/kernels/panels.js';
 import { f32ToF16Bits } from '../src/kernels/half.js';
+import { q8ToPanels } from '../src/kernels/panels.js';
 import { quantizeQ4, quantizeQ8 } from '../src/kernels/quant.js';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { convertWeights, weightToF32 } from '../src/model/convert.js';
@@ -49,9 +49,9 @@ test('auto picks q8_0 for f32 / f16 / bf16 heads, q4_0 for q8_0 ones (whole 32-b
 });
 
 /** The module's logits [next.length, V] after a base call on `prompt`. */
-function moduleLogits(model: InferenceModel, prompt: number[], next: number[]): Float32Array {
+function moduleLogits(model: InferenceModel, prompt: number[], next: number[], checked = false): Float32Array {
   const h = model.forwardBase(prompt, model.newBaseCache(), 'all').hidden.slice();
-  return model.forwardModule(h, next, model.newModuleCache(), 'all').slice();
+  return model.forwardModule(h, next, model.newModuleCache(), 'all', undefined, checked).slice();
 }
 
 /** The module's rows through the final norm and a product with `head` [V, C]: what module logits through it are. */
@@ -86,18 +86,22 @@ function checkDraftHead(model: InferenceModel, label: string): void {
     assert.ok(d && d.dtype === to && d.vocabSize === null, `${label}: auto gives a ${to} copy of every row`);
     // the copy holds ggml's Q8_0 / Q4_0 of the head's float32 values
     const want = (to === 'q8_0' ? quantizeQ8 : quantizeQ4)(weightToF32(head), V, c.hidden);
-    const rows = { dtype: to, data: want.data, scales: want.scales } as Extract<Weight, { dtype: 'q8_0' | 'q4_0' }>;
-    // a backend that reads q8_0 panels holds a q8_0 copy as panels (the same quants and scales, packed)
-    const packed = model.backend.weightDtypes.includes('q8_0_panels');
-    const held = rows.dtype === 'q8_0' && packed ? q8ToPanels(rows, V, c.hidden, heapAllocator) : rows;
-    assert.ok(d.weight.dtype === held.dtype && 'scales' in d.weight && 'scales' in held);
-    assert.deepEqual([...d.weight.data], [...held.data], `${label}: quants`);
-    assert.deepEqual([...d.weight.scales], [...held.scales], `${label}: scales`);
+    assert.ok(d.weight.dtype === to);
+    assert.deepEqual([...d.weight.data], [...want.data], `${label}: quants`);
+    assert.deepEqual([...d.weight.scales], [...want.scales], `${label}: scales`);
+    // checked calls (verified's drafts) read the same quants and scales, as q8_0 panels where the backend has them
+    const packed = model.backend.weightDtypes.includes('q8_0_panels'),
+      w = d.weight;
+    assert.deepEqual(d.checkedWeight, w.dtype === 'q8_0' && packed ? q8ToPanels(w, V, c.hidden, heapAllocator) : w);
+    model.setModuleDtype('model'); // the module's matrices as stored: checked calls differ by their head alone
+    const viaPanels = productWith(model, prompt, next, d.checkedWeight);
+    assert.deepEqual(moduleLogits(model, prompt, next, true), viaPanels, `${label}: checked calls' head`);
+    model.setModuleDtype('auto');
     assert.deepEqual(model.forwardBase(prompt, model.newBaseCache(), 'all').logits.slice(), baseLogits);
     const got = moduleLogits(model, prompt, next);
     // module logits through the copy: the module's normed rows times the copy, bit for bit
     assert.deepEqual(got, productWith(model, prompt, next, d.weight), `${label}: not the copy's product`);
-    const same = productWith(model, prompt, next, { dtype: 'f32', data: weightToF32(rows) });
+    const same = productWith(model, prompt, next, { dtype: 'f32', data: weightToF32(d.weight) });
     let maxDiff = 0,
       scale = 0;
     for (let i = 0; i < got.length; i++) {
@@ -106,7 +110,7 @@ function checkDraftHead(model: InferenceModel, label: string): void {
       const far = to === 'q8_0' ? 0.05 : 0.25; // 4-bit quants: ~1/16 of a block's largest value per weight
       assert.ok(Math.abs(got[i]! - stored[i]!) <= far * scale + 1e-3, `${label}: logit ${i} far from the head's`);
     }
-    // ref computes the copy's product exactly (float64 sums); the native int8 dot (q4_0) quantizes the activations too
+    // ref computes the copy's product exactly (float64 sums); the native int8 dot quantizes the activations too
     const tol = model.backend.name === 'ref' ? 1e-5 : 0.02;
     assert.ok(maxDiff <= tol * scale, `${label}: ${maxDiff} from the dequantized copy's product (scale ${scale})`);
     // a draft vocabulary on top: the copy's rows at the ids, bit for bit
@@ -150,7 +154,7 @@ test('f16 and bf16 copies hold the head rounded to nearest even', () => {
   const d = model.draftHead!;
   assert.ok(d.weight.dtype === 'f16');
   for (let i = 0; i < head.length; i += 97) assert.equal(d.weight.data[i], f32ToF16Bits(head[i]!));
-  assert.equal(d.bytes, 2 * head.length);
+  assert.equal(d.bytes(), 2 * head.length);
 });
 
 test('verified int8 greedy with a q4_0 draft head == standard greedy at k = 1..3, drafts accepted and rejected', () => {

@@ -71,6 +71,7 @@ test(
     const rand = randomModel({ preset: 'tiny', vocabSize: 97, scale: 4, seed: 5 });
     const stored = convertWeights(rand.weights, rand.config, 'f16');
     const m = new InferenceModel(rand.config, stored, be);
+    m.setDraftHeadDtype('model'); // the head as stored for every call: the module's matrices alone differ
     const inProj = 'recycle.in_proj.weight',
       fc = 'recycle.layers.0.mlp.c_fc.weight';
     const prompt = [5, 17, 40, 3, 88, 9],
@@ -98,6 +99,7 @@ test(
     assert.deepEqual(run(false).mod, checked.mod, "'q8_0': unchecked calls read the copy too");
     // ref reads the same q8_0 copy row-major: the same values, another order of sums
     const refModel = new InferenceModel(rand.config, stored, createRefBackend());
+    refModel.setDraftHeadDtype('model');
     refModel.setModuleDtype('q8_0');
     assert.equal(refModel.moduleWeightDtype(false), 'q8_0');
     const h = refModel.forwardBase(prompt, refModel.newBaseCache(), 'all').hidden.slice();

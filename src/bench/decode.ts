@@ -405,7 +405,7 @@ export function storedCallBytes(model: InferenceModel, checked = false): CallByt
   );
   // over a draft vocabulary the module reads its gathered head rows instead of the whole head (model/draft-vocab.ts)
   const draft = model.draftHead;
-  const moduleHead = draft ? head - storedBytes(model.weights.weight(t.head)) + draft.bytes : head;
+  const moduleHead = draft ? head - storedBytes(model.weights.weight(t.head)) + draft.bytes(checked) : head;
   if (!c.recycle) return { full, module: 0 };
   const read = model.moduleWeights(checked);
   const asRead = (p: ParamSpec): number =>

@@ -104,16 +104,21 @@ export function convertWeight(
 /** The module's head: its ids (null: every id) and the weight its module calls read. */
 export class DraftHead {
   readonly ids: Int32Array | null;
-  /** What module calls multiply by: the rows in `dtype`, as q8_0 panels where the backend reads them. */
-  readonly weight: Weight;
+  /** What module calls multiply by: the rows in `dtype`, row by row. */
+  readonly weight: RowMajorWeight;
+  /**
+   * What checked module calls (verified's drafts, model/module-dtype.ts) multiply by: a q8_0 copy as q8_0 panels where
+   * the backend reads them (the outer product, float32 x: faster on any number of rows), else `weight`. Unchecked
+   * calls (recycle's tokens) keep `weight`, so recycle's text does not change with the drafting kernel.
+   */
+  readonly checkedWeight: Weight;
   /** The dtype of the copy's values (or of the stored head's rows). */
   readonly dtype: RowMajorWeight['dtype'];
 
   /**
    * From the LM head [V, C]: its rows `ids` (all when null), stored as `dtype` (as stored when null). At least one
    * of the two must be given: without either the module reads the LM head itself and needs no DraftHead. A q8_0 copy
-   * is stored as q8_0 panels where `readable` (the backend's weight dtypes) has them: the outer-product kernel reads
-   * it for any number of rows, where the row-major q8_0 product slows past one.
+   * is also packed as q8_0 panels where `readable` (the backend's weight dtypes) has them: `checkedWeight`.
    */
   constructor(
     head: RowMajorWeight,
@@ -131,7 +136,9 @@ export class DraftHead {
     const rows = this.ids === null ? head : gatherRows(head, C, this.ids, alloc);
     const copy = dtype === null ? rows : convertWeight(rows, N, C, dtype, alloc);
     this.dtype = copy.dtype;
-    this.weight = copy.dtype === 'q8_0' && readable.includes('q8_0_panels') ? q8ToPanels(copy, N, C, alloc) : copy;
+    this.weight = copy;
+    this.checkedWeight =
+      copy.dtype === 'q8_0' && readable.includes('q8_0_panels') ? q8ToPanels(copy, N, C, alloc) : copy;
   }
 
   /** Rows of the head a module call reads: the draft vocabulary's size, or V. */
@@ -144,9 +151,9 @@ export class DraftHead {
     return this.ids?.length ?? null;
   }
 
-  /** Bytes of the weight a module call reads for its head instead of the whole stored head. */
-  get bytes(): number {
-    const w = this.weight;
+  /** Bytes of the weight a module call (`checked` or not) reads for its head instead of the whole stored head. */
+  bytes(checked = false): number {
+    const w = checked ? this.checkedWeight : this.weight;
     return w.data.byteLength + ('scales' in w ? w.scales.byteLength : 0);
   }
 
@@ -166,8 +173,8 @@ export class DraftHead {
 
 /**
  * The LM head's logits [R, V] for R normed rows x [R, C] through `product` (the solo or the batched forward's): the
- * whole head, or the draft head's weight — into `logits` directly over the whole vocabulary, or over a draft
- * vocabulary into the scratch's draft logits, scattered into `logits`.
+ * whole head, or the draft head's weight (`checked` calls: its checkedWeight) — into `logits` directly over the whole
+ * vocabulary, or over a draft vocabulary into the scratch's draft logits, scattered into `logits`.
  */
 export function headLogits(
   product: RowProduct,
@@ -180,11 +187,13 @@ export function headLogits(
   draft: DraftHead | null,
   scratch: { ensureDraftLogits(n: number): Float32Array },
   logits: Float32Array,
+  checked = false,
 ): void {
   if (!draft) return product(b, R, V, C, x, head, null, logits);
-  if (draft.ids === null) return product(b, R, V, C, x, draft.weight, null, logits);
+  const w = checked ? draft.checkedWeight : draft.weight;
+  if (draft.ids === null) return product(b, R, V, C, x, w, null, logits);
   const N = draft.ids.length,
     sub = scratch.ensureDraftLogits(R * N);
-  product(b, R, N, C, x, draft.weight, null, sub);
+  product(b, R, N, C, x, w, null, sub);
   draft.scatter(R, V, sub, logits);
 }

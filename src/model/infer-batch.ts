@@ -119,9 +119,9 @@ export class BatchedForward {
         );
       }
     });
-    const copy = segs.map((g) => this.model.moduleReadsCopy(g.checked ?? false));
-    if (copy.some((r) => r !== copy[0])) return this.moduleGroups(segs, copy);
-    const checked = segs[0]!.checked ?? false;
+    const checks = segs.map((g) => g.checked ?? false);
+    if (checks.some((r) => r !== checks[0])) return this.moduleGroups(segs, checks);
+    const checked = checks[0]!;
     const { spans, rows } = this.layout(
       'forwardModuleBatch',
       segs.map((g) => g.nextIds),
@@ -152,15 +152,17 @@ export class BatchedForward {
       segs.map((g) => g.out),
       x,
       this.model.draftHead,
+      checked,
     );
   }
 
   /**
-   * A batch whose segments read different module weights (verified's drafts the cheaper copy, recycle's the module
-   * as stored: model/module-dtype.ts): one forward a group, the results in the segments' order. Every segment is
-   * checked first, so a bad one fails the batch before any cache has moved (the driver then runs each call alone).
+   * A batch of checked and unchecked segments, which read different module weights (verified's drafts the cheaper
+   * copies, recycle's the module as stored: model/module-dtype.ts, draft-head.ts): one forward a group, the results
+   * in the segments' order. Every segment is checked first, so a bad one fails the batch before any cache has moved
+   * (the driver then runs each call alone).
    */
-  private moduleGroups(segs: readonly ModuleSegment[], copy: readonly boolean[]): BaseOutput[] {
+  private moduleGroups(segs: readonly ModuleSegment[], checks: readonly boolean[]): BaseOutput[] {
     this.layout(
       'forwardModuleBatch',
       segs.map((g) => g.nextIds),
@@ -168,7 +170,7 @@ export class BatchedForward {
     );
     const out: BaseOutput[] = [];
     for (const group of [true, false]) {
-      const at = segs.flatMap((_, i) => (copy[i] === group ? [i] : []));
+      const at = segs.flatMap((_, i) => (checks[i] === group ? [i] : []));
       this.module(at.map((i) => segs[i]!)).forEach((o, j) => (out[at[j]!] = o));
     }
     return out;
@@ -184,10 +186,11 @@ export class BatchedForward {
     outs: readonly ForwardScratch[],
     x: Float32Array,
     draft: DraftHead | null = null,
+    checked = false,
   ): BaseOutput[] {
     const C = this.model.config.hidden;
     for (const sp of spans) sp.cache.advance(sp.M);
-    const logits = this.head(spans, want, draft);
+    const logits = this.head(spans, want, draft, checked);
     return outs.map((out, i) => {
       const { r0, M } = spans[i]!;
       out.ensure(M);
@@ -239,7 +242,12 @@ export class BatchedForward {
    * Final norm + LM head on the rows each segment asks for (over the module's draft vocabulary when `draft` is
    * given, as the solo forwardModule); returns each segment's logits (batch scratch views).
    */
-  private head(spans: readonly Span[], want: readonly LogitRows[], draft: DraftHead | null): Float32Array[] {
+  private head(
+    spans: readonly Span[],
+    want: readonly LogitRows[],
+    draft: DraftHead | null,
+    checked: boolean,
+  ): Float32Array[] {
     const c = this.model.config,
       s = this.s,
       C = c.hidden,
@@ -270,7 +278,7 @@ export class BatchedForward {
         s,
       );
       const head = this.model.products.weight(t.head);
-      headLogits(linearRows, this.model.backend, R, V, C, nrm, head, draft, s, s.ensureLogits(R));
+      headLogits(linearRows, this.model.backend, R, V, C, nrm, head, draft, s, s.ensureLogits(R), checked);
     }
     return picks.map((p) => s.logits.subarray(p.first * V, (p.first + p.R) * V));
   }

@@ -372,7 +372,7 @@ export class InferenceModel {
     const spans: RowSpan[] = [{ r0: 0, M, pos0, cache }];
     for (let l = 0; l < this.moduleBlocks.length; l++) blockForward(ops.at(s, spans, M, l), this.moduleBlocks[l]!, x);
     cache.advance(M);
-    return { hidden: x, logits: this.head(s, M, logitRows, this.draftHead) };
+    return { hidden: x, logits: this.head(s, M, logitRows, this.draftHead, checked) };
   }
 
   /** The M new rows of a call: room in the cache and scratch, ids checked into s.ids, positions pos0.. in s.pos. */
@@ -401,7 +401,13 @@ export class InferenceModel {
   }
 
   /** Final norm + LM head on the rows of s.x that are asked for; through the draft head when `draft` is given. */
-  private head(s: ForwardScratch, M: number, rows: LogitRows, draft: DraftHead | null = null): Float32Array {
+  private head(
+    s: ForwardScratch,
+    M: number,
+    rows: LogitRows,
+    draft: DraftHead | null = null,
+    checked = false,
+  ): Float32Array {
     if (rows === 'none') return s.logits.subarray(0, 0);
     const c = this.config,
       C = c.hidden,
@@ -412,7 +418,8 @@ export class InferenceModel {
       nrm = s.norm.subarray(0, R * C);
     normRows(c, this.weights, this.backend, R, xin, t.finalNorm, t.finalNormBias, nrm, s);
     const logits = s.ensureLogits(R);
-    headLogits(plainProduct, this.backend, R, c.vocabSize, C, nrm, this.products.weight(t.head), draft, s, logits);
+    const head = this.products.weight(t.head);
+    headLogits(plainProduct, this.backend, R, c.vocabSize, C, nrm, head, draft, s, logits, checked);
     return logits;
   }
 }

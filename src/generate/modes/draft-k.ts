@@ -82,7 +82,7 @@ const CALIBRATIONS = new WeakMap<InferenceModel, Map<string, Calibration>>();
  */
 function calibration(model: InferenceModel): Calibration {
   const d = model.draftHead,
-    head = d ? `${d.weight.dtype} × ${d.vocabSize ?? 'all'}` : 'none',
+    head = d ? `${d.checkedWeight.dtype} × ${d.vocabSize ?? 'all'}` : 'none',
     key = `${model.backend.threads()} threads, draft head ${head}, module ${model.moduleWeightDtype(true) ?? 'none'}`;
   let byKey = CALIBRATIONS.get(model);
   if (!byKey) CALIBRATIONS.set(model, (byKey = new Map()));
