@@ -113,8 +113,8 @@ export class InferenceModel {
   private readonly moduleBlocks: BlockNames[];
   private readonly ops: DecodeBlockOps;
   /**
-   * The weights as the products read them (model/product-weights.ts: the backend's own layout of the matrices, and
-   * the module's matrices as module-dtype.ts's copy once a module call has run).
+   * The weights as the products read them (model/product-weights.ts: the backend's own layout of the matrices). The
+   * module's cheaper copy, where one is made, is a view over these (moduleWeights).
    */
   readonly products: ProductTable;
   /** The module's head: undefined until built (draftHead), null when it is the LM head as stored. */
@@ -186,31 +186,14 @@ export class InferenceModel {
       head = this.weights.weight(topNames(c).head);
     const dtype = resolveDraftHeadDtype(want, head.dtype, c.hidden, this.backend.weightDtypes);
     if (ids === null && dtype === null) return null;
+    const make = (as: typeof dtype): DraftHead =>
+      new DraftHead(head, c.vocabSize, c.hidden, ids, as, this.backend.alloc, where, this.backend.weightDtypes);
     try {
-      return new DraftHead(
-        head,
-        c.vocabSize,
-        c.hidden,
-        ids,
-        dtype,
-        this.backend.alloc,
-        where,
-        this.backend.weightDtypes,
-      );
+      return make(dtype);
     } catch (e) {
       // auto is only a speed choice: a head its dtype cannot hold (q4_0's float16 scales overflow) stays as stored
       if (want !== 'auto' || dtype === null) throw e;
-      if (ids === null) return null;
-      return new DraftHead(
-        head,
-        c.vocabSize,
-        c.hidden,
-        ids,
-        null,
-        this.backend.alloc,
-        where,
-        this.backend.weightDtypes,
-      );
+      return ids === null ? null : make(null);
     }
   }
 

@@ -5,8 +5,10 @@
  * call's 42 MB, in the chain of k calls that make verified's drafts: fewer bytes there are fewer microseconds a
  * draft. Base calls never read these matrices; the head module calls read is the draft head's (model/draft-head.ts).
  *
- * verified stays lossless with any copy (the full model checks each draft); recycle (lossy) emits the module's
- * tokens, so its text can change where the module's top logits are near ties: `eval --mode-quality` measures it.
+ * Under `auto` only verified's module calls read the copy: it stays lossless with any copy (the full model checks
+ * each draft). Recycle (lossy) emits the module's tokens unchecked, so its calls read the module as stored unless
+ * `q8_0` asks for the copy (its text can then change where the module's top logits are near ties: `eval
+ * --mode-quality` measures it).
  */
 import type { Allocator, KernelWeightDtype, RowMajorWeight, Weight } from '../kernels/backend.js';
 import { q8ToPanels } from '../kernels/panels.js';
