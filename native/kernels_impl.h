@@ -945,7 +945,7 @@ static_assert(PANEL_MR >= 1 && PANEL_MR <= 6, "with_panel_rows handles 1..6 rows
 // [3072, 768]: 0.81-0.91x its time; a 256-token prefill of recycle-large 0.87x; 2 threads, Zen 5).
 constexpr i64 PANEL_OUTER_MAX_ROWS = 1024;
 
-// y[M, N] = x · Wᵀ + bias for panel-packed W, M ≤ PANEL_OUTER_MAX_ROWS (q8_0 panels: any M): each panel in passes of
+// y[M, N] = x · Wᵀ + bias for panel-packed W, M ≤ PANEL_OUTER_MAX_ROWS: each panel in passes of
 // up to PANEL_MR x rows and panel_sb vectors (the first pass streams it from memory, the rest re-read it from cache).
 // pass(R, panel index, vector j0, first row, stream) runs one.
 template <class Pass>
@@ -995,9 +995,10 @@ static void linear_q8_panels(int nth, i64 M, i64 N, i64 K, const float* x, const
 // panel's k-th 32 values side by side) and multiplied by one GEMM, chunks shared out among the threads as
 // linear_large_dt's rows (~1 MB of float32 each). One GEMM a panel instead took a 256-token prefill of
 // recycle-large 1.33x the row-major weights' time: x was packed again for every 32 columns.
-template <class Row>
-static void linear_large_panels(int nth, i64 M, i64 N, i64 K, const float* x, const uint16_t* w, const float* bias,
-                                float* y) {
+// widen(p, k, out) writes panel p's 32 values of k, as float32, to out.
+template <class Widen>
+static void linear_large_panels_by(int nth, i64 M, i64 N, i64 K, const float* x, const float* bias, float* y,
+                                   Widen&& widen) {
   constexpr i64 C = rg::kPanelCols;
   const i64 P = (N + C - 1) / C;
   const int use = threads_for(nth, 2.0 * static_cast<double>(M) * N * K / 40.0);  // as linear_large_dt
@@ -1009,7 +1010,7 @@ static void linear_large_panels(int nth, i64 M, i64 N, i64 K, const float* x, co
     const i64 wcols = (p1 - p0) * C, n0 = p0 * C, cols = imin(N, p1 * C) - n0;
     float* wc = tls_w.get(wcols * K);
     for (i64 p = p0; p < p1; ++p) {
-      for (i64 k = 0; k < K; ++k) dequant_into(Row{w + (p * K + k) * C}, C, wc + k * wcols + (p - p0) * C);
+      for (i64 k = 0; k < K; ++k) widen(p, k, wc + k * wcols + (p - p0) * C);
     }
     if (bias) {  // as linear_f32: the bias pre-fills y and the product accumulates onto it
       for (i64 m = 0; m < M; ++m) memcpy(y + m * N + n0, bias + n0, static_cast<size_t>(cols) * 4);
@@ -1019,10 +1020,31 @@ static void linear_large_panels(int nth, i64 M, i64 N, i64 K, const float* x, co
   rg::parallel_chunks(use, chunks, chunk);
 }
 
+template <class Row>
+static void linear_large_panels(int nth, i64 M, i64 N, i64 K, const float* x, const uint16_t* w, const float* bias,
+                                float* y) {
+  constexpr i64 C = rg::kPanelCols;
+  linear_large_panels_by(nth, M, N, K, x, bias, y,
+                         [&](i64 p, i64 k, float* out) { dequant_into(Row{w + (p * K + k) * C}, C, out); });
+}
+
+// q8_0 panels past PANEL_OUTER_MAX_ROWS: the 32 values of k are d·q with each row's own scale of k's block.
+static void linear_large_q8_panels(int nth, i64 M, i64 N, i64 K, const float* x, const rg::WeightRef& w,
+                                   const float* bias, float* y) {
+  constexpr i64 C = rg::kPanelCols;
+  const int8_t* q = static_cast<const int8_t*>(w.data);
+  linear_large_panels_by(nth, M, N, K, x, bias, y, [&](i64 p, i64 k, float* out) {
+    const int8_t* qk = q + (p * K + k) * C;
+    const uint16_t* dk = w.scales + p * K + (k / rg::kQ8Block) * C;
+    for (i64 j = 0; j < C; ++j) out[j] = f16_to_f32(dk[j]) * static_cast<float>(qk[j]);
+  });
+}
+
 static void linear(int nth, i64 M, i64 N, i64 K, const float* x, const rg::WeightRef* w, const float* bias, float* y) {
   const uint16_t* bits = static_cast<const uint16_t*>(w->data);
   if (w->dtype == rg::kWF32) linear_f32(nth, M, N, K, x, static_cast<const float*>(w->data), bias, y);
-  else if (w->dtype == rg::kWQ8Panels) linear_q8_panels(nth, M, N, K, x, *w, bias, y);
+  else if (w->dtype == rg::kWQ8Panels && M <= PANEL_OUTER_MAX_ROWS) linear_q8_panels(nth, M, N, K, x, *w, bias, y);
+  else if (w->dtype == rg::kWQ8Panels) linear_large_q8_panels(nth, M, N, K, x, *w, bias, y);
   else if (w->dtype == rg::kWF16Panels && M <= PANEL_OUTER_MAX_ROWS)
     linear_panels<vload_f16>(nth, M, N, K, x, bits, bias, y);
   else if (w->dtype == rg::kWBF16Panels && M <= PANEL_OUTER_MAX_ROWS)
