@@ -92,6 +92,7 @@ test(
     assert.equal(m.moduleWeights(true).weight('h.0.mlp.c_fc.weight').dtype, 'f16_panels', 'base matrices');
     assert.deepEqual(checked.base, unchecked.base, 'base logits bit for bit');
     assertClose(checked.mod, unchecked.mod, 0.05, 'module logits, q8_0 copy vs stored');
+    assert.notDeepEqual(checked.mod, unchecked.mod, 'the copy is what checked calls read');
     m.setModuleDtype('model');
     assert.equal(m.moduleWeightDtype(true), 'f16_panels');
     assert.deepEqual(run(true).mod, unchecked.mod, "'model': checked calls read the module as stored");
