@@ -12,7 +12,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRefBackend } from '../src/kernels/ref.js';
-import { heapAllocator, type StoredWeight, type Weight } from '../src/kernels/backend.js';
+import { heapAllocator, type Backend, type StoredWeight, type Weight } from '../src/kernels/backend.js';
 import { f32ToBf16Bits, f32ToF16Array } from '../src/kernels/half.js';
 import { panelRow, PANEL_ROWS, q8ToPanels, toPanels } from '../src/kernels/panels.js';
 import { quantizeQ8 } from '../src/kernels/quant.js';
@@ -39,6 +39,48 @@ function halfMatrix(rng: Rng, dtype: 'f16' | 'bf16', N: number, K: number): Stor
   const v = rng.f32(N * K, 0.5);
   const data = dtype === 'f16' ? f32ToF16Array(v) : Uint16Array.from(v, (x) => f32ToBf16Bits(x));
   return { dtype, data };
+}
+
+/**
+ * `linear` on the panels `p` of `w` [N, K] for each M of `Ms`: ref's product on the row-major `w` (to rounding, a bias
+ * or not), and the same bits at 1, 2 and 3 threads.
+ */
+function linearAsRef(
+  be: Backend,
+  rng: Rng,
+  w: StoredWeight,
+  p: Weight,
+  N: number,
+  K: number,
+  Ms: readonly number[],
+  label: string,
+): void {
+  for (const M of Ms) {
+    const x = rng.f32(M * K),
+      bias = rng.next() < 0.5 ? rng.f32(N) : null,
+      want = new Float32Array(M * N);
+    ref.linear(M, N, K, x, w, bias, want);
+    let first: Float32Array | null = null;
+    for (const th of [1, 2, 3]) {
+      be.setThreads(th);
+      const got = new Float32Array(M * N);
+      be.linear(M, N, K, x, p, bias, got);
+      const what = `${label} [${N}, ${K}] M=${M} ${th} thread(s)`;
+      assertClose(got, want, prodTol(K), what);
+      if (first) assertBitwise(got, first, `${what}: the same as at 1 thread`);
+      first = got;
+    }
+  }
+}
+
+/** The message `f` throws with ('no error' when it throws none). */
+function messageOf(f: () => void): string {
+  try {
+    f();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return 'no error';
 }
 
 seededTest(
@@ -84,25 +126,10 @@ seededNative('linear on panels: ref on the row-major weights, every SIMD path an
         [97, 129],
         [64, 320],
       ] as const) {
-        const w = halfMatrix(rng, dtype, N, K),
-          p = toPanels(w, N, K, heapAllocator);
+        const w = halfMatrix(rng, dtype, N, K);
         // the outer product up to 1024 rows (past linear_small_max_rows too), the GEMM on widened panels past it
-        for (const M of [1, 2, 3, 5, 6, 7, 8, 13, SMALL_M_ROWS, SMALL_M_ROWS + 9, ...(N * K < 4000 ? [1030] : [])]) {
-          const x = rng.f32(M * K),
-            bias = rng.next() < 0.5 ? rng.f32(N) : null,
-            want = new Float32Array(M * N);
-          ref.linear(M, N, K, x, w, bias, want);
-          let first: Float32Array | null = null;
-          for (const th of [1, 2, 3]) {
-            be.setThreads(th);
-            const got = new Float32Array(M * N);
-            be.linear(M, N, K, x, p, bias, got);
-            const what = `${simd} ${dtype} [${N}, ${K}] M=${M} ${th} thread(s)`;
-            assertClose(got, want, prodTol(K), what);
-            if (first) assertBitwise(got, first, `${what}: the same as at 1 thread`);
-            first = got;
-          }
-        }
+        const Ms = [1, 2, 3, 5, 6, 7, 8, 13, SMALL_M_ROWS, SMALL_M_ROWS + 9, ...(N * K < 4000 ? [1030] : [])];
+        linearAsRef(be, rng, w, toPanels(w, N, K, heapAllocator), N, K, Ms, `${simd} ${dtype}`);
       }
     }
   }),
@@ -155,18 +182,10 @@ seededNative('panels: short or mistyped storage is refused, naming the kernel an
     /linear: argument w\.data must be a Uint16Array \(f16_panels bits\)/,
   );
   // the raw addon checks the same, with the same messages
-  const message = (f: () => void): string => {
-    try {
-      f();
-    } catch (e) {
-      return (e as Error).message;
-    }
-    return 'no error';
-  };
   for (const w of [short, wrong])
     assert.equal(
-      message(() => be.addon.linear(1, N, K, x, w, null, y)),
-      message(() => be.linear(1, N, K, x, w, null, y)),
+      messageOf(() => be.addon.linear(1, N, K, x, w, null, y)),
+      messageOf(() => be.linear(1, N, K, x, w, null, y)),
     );
   assert.equal(createRefBackend().weightDtypes.includes('f16_panels'), false, 'ref reads row-major weights only');
 });
@@ -237,24 +256,9 @@ seededNative('linear on q8_0 panels: ref on the q8_0 rows, every SIMD path and 1
       [97, 160],
       [64, 320],
     ] as const) {
-      const w = q8Matrix(rng, N, K),
-        p = q8ToPanels(w, N, K, heapAllocator);
-      for (const M of [1, 2, 3, 5, 6, 7, 8, 13, SMALL_M_ROWS + 9, ...(N * K < 4000 ? [1030] : [])]) {
-        const x = rng.f32(M * K),
-          bias = rng.next() < 0.5 ? rng.f32(N) : null,
-          want = new Float32Array(M * N);
-        ref.linear(M, N, K, x, w, bias, want);
-        let first: Float32Array | null = null;
-        for (const th of [1, 2, 3]) {
-          be.setThreads(th);
-          const got = new Float32Array(M * N);
-          be.linear(M, N, K, x, p, bias, got);
-          const what = `${simd} q8_0 panels [${N}, ${K}] M=${M} ${th} thread(s)`;
-          assertClose(got, want, prodTol(K), what);
-          if (first) assertBitwise(got, first, `${what}: the same as at 1 thread`);
-          first = got;
-        }
-      }
+      const w = q8Matrix(rng, N, K);
+      const Ms = [1, 2, 3, 5, 6, 7, 8, 13, SMALL_M_ROWS + 9, ...(N * K < 4000 ? [1030] : [])];
+      linearAsRef(be, rng, w, q8ToPanels(w, N, K, heapAllocator), N, K, Ms, `${simd} q8_0 panels`);
     }
     const N = rng.int(1, 90),
       K = 32 * rng.int(1, 4),
@@ -293,17 +297,9 @@ seededNative(
     const ragged: Weight = { dtype: 'q8_0_panels', data: new Int8Array(64 * 40), scales: new Uint16Array(64 * 2) };
     assert.throws(() => be.linear(1, N, K, x, shortScales, null, y), /w\.scales has 33 elements .* panels .* needs 64/);
     assert.throws(() => be.linear(1, N, 40, rng.f32(40), ragged, null, y), /multiple of 32/);
-    const message = (f: () => void): string => {
-      try {
-        f();
-      } catch (e) {
-        return (e as Error).message;
-      }
-      return 'no error';
-    };
     assert.equal(
-      message(() => be.addon.linear(1, N, K, x, shortScales, null, y)),
-      message(() => be.linear(1, N, K, x, shortScales, null, y)),
+      messageOf(() => be.addon.linear(1, N, K, x, shortScales, null, y)),
+      messageOf(() => be.linear(1, N, K, x, shortScales, null, y)),
     );
   },
 );
