@@ -800,6 +800,25 @@ constexpr int panel_sb(int R) {
   return sb;
 }
 
+// A panel pass's outputs out[r][j] (+ the bias) into rows 0..R−1 of y (row stride N), columns n0 + (j0 + j)·W..
+// (only those < N).
+template <int R, int SB>
+static inline void store_panel_pass(const V (&out)[R][SB], int j0, const float* bias, float* y, i64 N, i64 n0) {
+#pragma GCC unroll 8
+  for (int j = 0; j < SB; ++j) {
+    const i64 n = n0 + j0 * W + j * W;
+    if (n >= N) break;
+    const int cols = static_cast<int>(imin(W, N - n));
+    const V b = bias ? (cols == W ? vload(bias + n) : vload_n(bias + n, cols)) : vzero();
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const V v = bias ? vadd(out[r][j], b) : out[r][j];
+      if (cols == W) vstore(y + r * N + n, v);
+      else vstore_n(y + r * N + n, v, cols);
+    }
+  }
+}
+
 // Rows 0..R−1 of x (row stride K) on the columns [j0·W, (j0 + panel_sb(R))·W) of one panel (`p`: the panel's [K][32]
 // bits), into y columns n0 + j0·W.. (row stride N, only those < N). `stream`: the first pass over this panel, which
 // prefetches its lines ahead (later passes find them in cache).
@@ -845,21 +864,14 @@ static inline void panel_pass(const uint16_t* p, i64 K, int j0, const float* x, 
     if (k + q < K) step(k + q, q);
   }
 #pragma GCC unroll 8
-  for (int j = 0; j < SB; ++j) {
-    const i64 n = n0 + j0 * W + j * W;
-    if (n >= N) break;
-    const int cols = static_cast<int>(imin(W, N - n));
-    const V b = bias ? (cols == W ? vload(bias + n) : vload_n(bias + n, cols)) : vzero();
+  for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      V s = acc[0][r][j];
+    for (int j = 0; j < SB; ++j) {
 #pragma GCC unroll 2
-      for (int q = 1; q < KP; ++q) s = vadd(s, acc[q][r][j]);
-      if (bias) s = vadd(s, b);
-      if (cols == W) vstore(y + r * N + n, s);
-      else vstore_n(y + r * N + n, s, cols);
+      for (int q = 1; q < KP; ++q) acc[0][r][j] = vadd(acc[0][r][j], acc[q][r][j]);  // the chains in order
     }
   }
+  store_panel_pass<R, SB>(acc[0], j0, bias, y, N, n0);
 }
 
 // panel_pass for q8_0 panels (kernels.h kWQ8Panels): per block of 32 k, each output's partial sum of q·x over the
@@ -911,19 +923,7 @@ static inline void panel_pass_q8(const int8_t* p, const uint16_t* sc, i64 K, int
       for (int j = 0; j < SB; ++j) acc[r][j] = vfma(part[r][j], d[j], acc[r][j]);
     }
   }
-#pragma GCC unroll 8
-  for (int j = 0; j < SB; ++j) {
-    const i64 n = n0 + j0 * W + j * W;
-    if (n >= N) break;
-    const int cols = static_cast<int>(imin(W, N - n));
-    const V b = bias ? (cols == W ? vload(bias + n) : vload_n(bias + n, cols)) : vzero();
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const V v = bias ? vadd(acc[r][j], b) : acc[r][j];
-      if (cols == W) vstore(y + r * N + n, v);
-      else vstore_n(y + r * N + n, v, cols);
-    }
-  }
+  store_panel_pass<R, SB>(acc, j0, bias, y, N, n0);
 }
 
 // Calls f(std::integral_constant<int, R>{}) for a run-time R of 1..PANEL_MR.
