@@ -10,15 +10,15 @@ import { Q8_BLOCK } from './quant.js';
 /** Rows of W per panel. */
 export const PANEL_ROWS = 32;
 
-/** The panel dtype holding `dtype`'s values, or null where there is none (f32). */
-export function panelDtypeOf(dtype: RowMajorWeight['dtype']): PanelDtype | null {
-  return dtype === 'f16' ? 'f16_panels' : dtype === 'bf16' ? 'bf16_panels' : dtype === 'q8_0' ? 'q8_0_panels' : null;
+/** The panel dtype holding `dtype`'s bits, or null where there is none (f32, q8_0: see q8ToPanels). */
+export function panelDtypeOf(dtype: StoredWeight['dtype']): Exclude<PanelDtype, 'q8_0_panels'> | null {
+  return dtype === 'f16' ? 'f16_panels' : dtype === 'bf16' ? 'bf16_panels' : null;
 }
 
 /** `w` [N, K] (f16 or bf16) as panels, in memory from `alloc`; any other dtype is returned as it is. */
 export function toPanels(w: StoredWeight, N: number, K: number, alloc: Allocator): Weight {
   const dtype = panelDtypeOf(w.dtype);
-  if (dtype === null || dtype === 'q8_0_panels') return w;
+  if (dtype === null) return w;
   const src = w.data as Uint16Array;
   if (src.length < N * K) throw new Error(`toPanels: a [${N}, ${K}] matrix needs ${N * K} values, got ${src.length}`);
   const P = Math.ceil(N / PANEL_ROWS),
